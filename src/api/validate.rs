@@ -1,0 +1,147 @@
+//! The controller's own copy of the CRD's rules.
+//!
+//! The apiserver enforces the CEL rules at admission, but an old apiserver
+//! (1.20 drops `x-kubernetes-validations`) or an object stored before a rule
+//! existed can still hold an invalid spec. Each violation names the field and
+//! the rule, in the same words as the CEL messages.
+
+use super::{ScaledClusterSpec, MAX_TOTAL, MIN_CORE};
+
+/// One broken rule.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Violation {
+    /// JSON path of the offending field, e.g. `spec.core.count`.
+    pub field: &'static str,
+    /// The rule, in words.
+    pub message: String,
+}
+
+impl std::fmt::Display for Violation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.field, self.message)
+    }
+}
+
+/// All violations of `spec`; empty when valid.
+pub fn validate_spec(spec: &ScaledClusterSpec) -> Vec<Violation> {
+    let mut out = Vec::new();
+    let mut bad = |field: &'static str, message: String| out.push(Violation { field, message });
+
+    let clouds = [
+        spec.tencent.is_some(),
+        spec.huawei.is_some(),
+        spec.simulated.is_some(),
+    ]
+    .iter()
+    .filter(|set| **set)
+    .count();
+    if clouds != 1 {
+        bad(
+            "spec",
+            format!("exactly one of tencent, huawei or simulated must be set (found {clouds})"),
+        );
+    }
+    if spec.core.count < MIN_CORE {
+        bad(
+            "spec.core.count",
+            format!("must be at least {MIN_CORE} (got {})", spec.core.count),
+        );
+    }
+    if spec.task.count < 0 {
+        bad(
+            "spec.task.count",
+            format!("must be >= 0 (got {})", spec.task.count),
+        );
+    }
+    if spec.task.min < 0 {
+        bad("spec.task.min", format!("must be >= 0 (got {})", spec.task.min));
+    }
+    if !(0..=MAX_TOTAL).contains(&spec.task.max) {
+        bad(
+            "spec.task.max",
+            format!("must be between 0 and {MAX_TOTAL} (got {})", spec.task.max),
+        );
+    }
+    if spec.task.min > spec.task.max {
+        bad(
+            "spec.task.min",
+            format!(
+                "must be <= spec.task.max (min {} > max {})",
+                spec.task.min, spec.task.max
+            ),
+        );
+    }
+    let total = i64::from(spec.core.count) + i64::from(spec.task.count);
+    if total > i64::from(MAX_TOTAL) {
+        bad(
+            "spec.core.count + spec.task.count",
+            format!("must be at most {MAX_TOTAL} (got {total})"),
+        );
+    }
+    if spec.max_step < 0 {
+        bad("spec.maxStep", format!("must be >= 0 (got {})", spec.max_step));
+    }
+    if spec.cooldown_seconds < 0 {
+        bad(
+            "spec.cooldownSeconds",
+            format!("must be >= 0 (got {})", spec.cooldown_seconds),
+        );
+    }
+    let grace = spec.scale_in.graceful_timeout_seconds;
+    if grace != 0 && !(60..=1800).contains(&grace) {
+        bad(
+            "spec.scaleIn.gracefulTimeoutSeconds",
+            format!("must be 0 or between 60 and 1800 (got {grace})"),
+        );
+    }
+    if let Some(t) = &spec.tencent {
+        if t.instance_id.trim().is_empty() {
+            bad("spec.tencent.instanceId", "must not be empty".into());
+        }
+        if t.region.trim().is_empty() {
+            bad("spec.tencent.region", "must not be empty".into());
+        }
+        if t.pay_mode != 0 && t.pay_mode != 1 {
+            bad(
+                "spec.tencent.payMode",
+                format!("must be 0 or 1 (got {})", t.pay_mode),
+            );
+        }
+        if t.credentials_secret_ref.name.trim().is_empty() {
+            bad("spec.tencent.credentialsSecretRef.name", "must not be empty".into());
+        }
+    }
+    if let Some(h) = &spec.huawei {
+        for (field, value) in [
+            ("spec.huawei.region", &h.region),
+            ("spec.huawei.projectId", &h.project_id),
+            ("spec.huawei.clusterId", &h.cluster_id),
+            ("spec.huawei.credentialsSecretRef.name", &h.credentials_secret_ref.name),
+        ] {
+            if value.trim().is_empty() {
+                bad(field, "must not be empty".into());
+            }
+        }
+    }
+    if let Some(s) = &spec.simulated {
+        if s.initial_core < 0 || s.initial_task < 0 {
+            bad(
+                "spec.simulated.initialCore",
+                "initialCore and initialTask must be >= 0".into(),
+            );
+        }
+        if s.operation_seconds < 0 {
+            bad("spec.simulated.operationSeconds", "must be >= 0".into());
+        }
+    }
+    out
+}
+
+/// One line naming every violation, for conditions, events and CLI errors.
+pub fn describe(violations: &[Violation]) -> String {
+    violations
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join("; ")
+}

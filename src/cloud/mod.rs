@@ -1,0 +1,279 @@
+//! The cloud boundary: one trait that every cloud implements, the observed
+//! state it returns, and one error type that keeps the cloud's own code,
+//! message and request id.
+
+pub mod simulated;
+
+use std::fmt;
+use std::time::Duration;
+
+use async_trait::async_trait;
+
+use crate::api::{CloudKind, Direction, NodeGroup, OperationRecord};
+
+/// The cluster's lifecycle state, normalised across clouds.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ClusterState {
+    /// Idle and running: the only state in which we act.
+    Running,
+    /// An operation (ours or anybody's) is under way.
+    Busy(String),
+    /// The cluster is in a failed state (e.g. Tencent 301/302).
+    Failed(String),
+    /// Creating, terminated, frozen, isolated, ...: not ours to touch.
+    Unavailable(String),
+}
+
+impl ClusterState {
+    pub fn is_running(&self) -> bool {
+        matches!(self, ClusterState::Running)
+    }
+
+    /// Short name for status: running, busy, failed, unavailable.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            ClusterState::Running => "running",
+            ClusterState::Busy(_) => "busy",
+            ClusterState::Failed(_) => "failed",
+            ClusterState::Unavailable(_) => "unavailable",
+        }
+    }
+
+    /// The cloud's raw state, or the kind when there is none.
+    pub fn detail(&self) -> &str {
+        match self {
+            ClusterState::Running => "running",
+            ClusterState::Busy(d) | ClusterState::Failed(d) | ClusterState::Unavailable(d) => d,
+        }
+    }
+}
+
+impl fmt::Display for ClusterState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ClusterState::Running => f.write_str("running"),
+            other => write!(f, "{} ({})", other.kind(), other.detail()),
+        }
+    }
+}
+
+/// One node of the cluster, as far as scale-in needs to know.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Node {
+    /// The id a scale-in call takes (Tencent EmrResourceId, Huawei host id).
+    pub id: String,
+    pub group: NodeGroup,
+    /// The cloud allows removing it.
+    pub removable: bool,
+    /// Sort key for "most recently added first"; larger is newer.
+    pub added_order: i64,
+}
+
+/// What `observe` returns.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ObservedCluster {
+    pub state: ClusterState,
+    pub core: i32,
+    pub task: i32,
+    /// Nodes, when the cloud lists them (may be empty).
+    pub nodes: Vec<Node>,
+    /// The cloud reports that the last resize failed while the cluster stays
+    /// running (Huawei `scale: scaling-error`).
+    pub last_resize_failed: Option<String>,
+}
+
+impl ObservedCluster {
+    pub fn count(&self, group: NodeGroup) -> i32 {
+        match group {
+            NodeGroup::Core => self.core,
+            NodeGroup::Task => self.task,
+        }
+    }
+}
+
+/// What each cloud can do; the planner refuses (Blocked) anything outside it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Capabilities {
+    pub scale_out_core: bool,
+    pub scale_out_task: bool,
+    pub scale_in_core: bool,
+    pub scale_in_task: bool,
+    /// Graceful decommission with a timeout.
+    pub graceful_scale_in: bool,
+    /// Largest count one scale-out call accepts, when the cloud limits it.
+    pub max_out_per_call: Option<i32>,
+}
+
+impl Capabilities {
+    pub const ALL: Capabilities = Capabilities {
+        scale_out_core: true,
+        scale_out_task: true,
+        scale_in_core: true,
+        scale_in_task: true,
+        graceful_scale_in: true,
+        max_out_per_call: None,
+    };
+
+    pub fn supports(&self, group: NodeGroup, direction: Direction) -> bool {
+        match (group, direction) {
+            (NodeGroup::Core, Direction::Out) => self.scale_out_core,
+            (NodeGroup::Task, Direction::Out) => self.scale_out_task,
+            (NodeGroup::Core, Direction::In) => self.scale_in_core,
+            (NodeGroup::Task, Direction::In) => self.scale_in_task,
+        }
+    }
+}
+
+/// One scale call.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ScaleRequest {
+    pub group: NodeGroup,
+    /// Nodes to add or remove.
+    pub count: i32,
+    /// Group size before the call (as observed when planned).
+    pub from_count: i32,
+    /// Idempotency token; the same for every retry of one logical operation.
+    pub token: String,
+    /// Scale-in: node ids to remove first.
+    pub prefer_nodes: Vec<String>,
+    /// Scale-in: graceful decommission timeout, 0 = off.
+    pub graceful_timeout_seconds: i32,
+}
+
+/// What the cloud answered to an accepted scale call.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Submitted {
+    pub request_id: Option<String>,
+    pub flow_id: Option<String>,
+    pub trace_id: Option<String>,
+    /// Nodes chosen for removal.
+    pub node_ids: Vec<String>,
+}
+
+/// Progress of an accepted operation, as the cloud reports it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum OperationProgress {
+    Running,
+    Succeeded,
+    Failed(String),
+    /// The cloud keeps no per-operation record; decide from state and counts.
+    Unknown,
+}
+
+/// Why a cloud call failed; decides what happens next.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum ErrorClass {
+    /// Rate limited: back off briefly.
+    Throttled,
+    /// The cluster is locked by another operation: requeue until idle.
+    Busy,
+    /// Network error, timeout, 5xx, internal error: retry with backoff.
+    Transient,
+    /// Sold out / insufficient resources: retry slowly, surface.
+    Capacity,
+    /// Account quota exceeded: surface, retry slowly.
+    Quota,
+    /// Bad credentials or signature: never retried quickly.
+    Auth,
+    /// The request was invalid: permanent until the spec changes.
+    Invalid,
+    /// The cluster does not exist.
+    NotFound,
+    /// Unpaid order or insufficient balance.
+    Billing,
+}
+
+impl ErrorClass {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorClass::Throttled => "Throttled",
+            ErrorClass::Busy => "Busy",
+            ErrorClass::Transient => "Transient",
+            ErrorClass::Capacity => "Capacity",
+            ErrorClass::Quota => "Quota",
+            ErrorClass::Auth => "Auth",
+            ErrorClass::Invalid => "Invalid",
+            ErrorClass::NotFound => "NotFound",
+            ErrorClass::Billing => "Billing",
+        }
+    }
+
+    /// How long to wait before trying again after this class of error.
+    pub fn retry_after(self) -> Duration {
+        match self {
+            ErrorClass::Throttled => Duration::from_secs(5),
+            ErrorClass::Busy => Duration::from_secs(15),
+            ErrorClass::Transient => Duration::from_secs(10),
+            ErrorClass::Capacity | ErrorClass::Quota => Duration::from_secs(300),
+            // Huawei locks an AK for 5 minutes after 5 bad signatures.
+            ErrorClass::Auth => Duration::from_secs(600),
+            ErrorClass::Invalid | ErrorClass::NotFound | ErrorClass::Billing => {
+                Duration::from_secs(900)
+            }
+        }
+    }
+
+    /// True when the cloud certainly did not act on the request: a write that
+    /// failed with such a class may be planned again without risk.
+    pub fn definitely_not_applied(self) -> bool {
+        !matches!(self, ErrorClass::Transient)
+    }
+}
+
+impl fmt::Display for ErrorClass {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A failed cloud call, with everything the cloud told us.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{action} failed: {class} {code}: {message}{}", request_id.as_deref().map(|r| format!(" (request id {r})")).unwrap_or_default())]
+pub struct CloudError {
+    pub class: ErrorClass,
+    /// The cloud's own code, verbatim (e.g. `ResourceInUse.InstanceInProcess`, `12000018`).
+    pub code: String,
+    /// The cloud's own message, verbatim.
+    pub message: String,
+    pub request_id: Option<String>,
+    /// The action or API that failed (e.g. `ScaleOutInstance`, `PUT cluster_infos`).
+    pub action: String,
+}
+
+impl CloudError {
+    pub fn new(class: ErrorClass, action: impl Into<String>, code: impl Into<String>, message: impl Into<String>) -> Self {
+        Self {
+            class,
+            code: code.into(),
+            message: message.into(),
+            request_id: None,
+            action: action.into(),
+        }
+    }
+
+    pub fn with_request_id(mut self, request_id: Option<String>) -> Self {
+        self.request_id = request_id;
+        self
+    }
+}
+
+/// One managed cluster in one cloud. Implementations hold their own
+/// configuration (endpoint, credentials, cluster id) and rate limits.
+#[async_trait]
+pub trait Cloud: Send + Sync {
+    fn kind(&self) -> CloudKind;
+
+    fn capabilities(&self) -> Capabilities;
+
+    /// Read state and node counts, with as few calls as possible.
+    async fn observe(&self) -> Result<ObservedCluster, CloudError>;
+
+    /// Add `req.count` nodes to `req.group`.
+    async fn scale_out(&self, req: &ScaleRequest) -> Result<Submitted, CloudError>;
+
+    /// Remove `req.count` nodes from `req.group`, `req.prefer_nodes` first.
+    async fn scale_in(&self, req: &ScaleRequest) -> Result<Submitted, CloudError>;
+
+    /// Progress of an accepted operation.
+    async fn operation_status(&self, op: &OperationRecord) -> Result<OperationProgress, CloudError>;
+}

@@ -1,0 +1,7 @@
+//! clusterscale: declare Core and Task node counts of managed Hadoop clusters
+//! (Tencent Cloud EMR, Huawei Cloud MRS) in a Kubernetes resource, and let a
+//! controller converge the real cluster to them, one safe operation at a time.
+
+pub mod api;
+pub mod clock;
+pub mod cloud;

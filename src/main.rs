@@ -1,0 +1,3 @@
+fn main() {
+    print!("{}", clusterscale::api::crd_yaml());
+}
