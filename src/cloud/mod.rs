@@ -2,6 +2,8 @@
 //! state it returns, and one error type that keeps the cloud's own code,
 //! message and request id.
 
+pub mod credentials;
+pub mod http;
 pub mod simulated;
 
 use std::fmt;
