@@ -5,3 +5,4 @@
 pub mod api;
 pub mod clock;
 pub mod cloud;
+pub mod plan;

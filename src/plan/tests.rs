@@ -1,0 +1,547 @@
+//! Table tests: one named case per rule and per boundary; then properties.
+
+use super::*;
+use crate::api::{CoreSpec, Outcome, ScaleInSpec, SimulatedSpec, TaskSpec};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use proptest::prelude::*;
+
+fn ts(s: i64) -> Timestamp {
+    Timestamp::from_second(1_700_000_000 + s).unwrap()
+}
+
+fn spec(core: i32, task: i32) -> ScaledClusterSpec {
+    ScaledClusterSpec {
+        tencent: None,
+        huawei: None,
+        simulated: Some(SimulatedSpec::default()),
+        core: CoreSpec { count: core },
+        task: TaskSpec {
+            count: task,
+            min: 0,
+            max: MAX_TOTAL,
+        },
+        scale_in: ScaleInSpec::default(),
+        max_step: 0,
+        cooldown_seconds: 0,
+        paused: false,
+        dry_run: false,
+    }
+}
+
+fn running(core: i32, task: i32) -> ObservedCluster {
+    ObservedCluster {
+        state: ClusterState::Running,
+        core,
+        task,
+        nodes: vec![],
+        last_resize_failed: None,
+    }
+}
+
+fn pending_op() -> OperationRecord {
+    OperationRecord {
+        id: "op-1".into(),
+        group: NodeGroup::Task,
+        direction: Direction::Out,
+        count: 2,
+        from_count: 0,
+        to_count: 2,
+        started_at: Time(ts(0)),
+        accepted: true,
+        attempts: 1,
+        request_id: None,
+        flow_id: None,
+        trace_id: None,
+        node_ids: vec![],
+        finished_at: None,
+        outcome: None::<Outcome>,
+        message: None,
+    }
+}
+
+fn exec(group: NodeGroup, direction: Direction, count: i32, from: i32) -> Decision {
+    let to = match direction {
+        Direction::Out => from + count,
+        Direction::In => from - count,
+    };
+    Decision::Execute(Operation {
+        group,
+        direction,
+        count,
+        from_count: from,
+        to_count: to,
+    })
+}
+
+/// The kind of a Wait/Blocked decision, for compact expectations.
+#[derive(Debug, PartialEq)]
+enum Want {
+    Converged,
+    Wait(ReasonKind),
+    Blocked(ReasonKind),
+    Exec(Decision),
+}
+
+fn kind(d: &Decision) -> Want {
+    match d {
+        Decision::Converged => Want::Converged,
+        Decision::Wait(r) => Want::Wait(r.kind),
+        Decision::Blocked(r) => Want::Blocked(r.kind),
+        e @ Decision::Execute(_) => Want::Exec(e.clone()),
+    }
+}
+
+struct Case {
+    name: &'static str,
+    spec: ScaledClusterSpec,
+    observed: ObservedCluster,
+    pending: Option<OperationRecord>,
+    last_finished: Option<Timestamp>,
+    caps: Capabilities,
+    want: Want,
+}
+
+fn case(
+    name: &'static str,
+    spec: ScaledClusterSpec,
+    observed: ObservedCluster,
+    want: Want,
+) -> Case {
+    Case {
+        name,
+        spec,
+        observed,
+        pending: None,
+        last_finished: None,
+        caps: Capabilities::ALL,
+        want,
+    }
+}
+
+fn with<F: FnOnce(&mut ScaledClusterSpec)>(mut s: ScaledClusterSpec, f: F) -> ScaledClusterSpec {
+    f(&mut s);
+    s
+}
+
+#[test]
+fn planner_rules_table() {
+    use Direction::{In, Out};
+    use NodeGroup::{Core, Task};
+    let no_core_in = Capabilities {
+        scale_in_core: false,
+        ..Capabilities::ALL
+    };
+    let no_graceful = Capabilities {
+        graceful_scale_in: false,
+        ..Capabilities::ALL
+    };
+    let per_call_20 = Capabilities {
+        max_out_per_call: Some(20),
+        ..Capabilities::ALL
+    };
+    let cases = vec![
+        case("converged", spec(3, 0), running(3, 0), Want::Converged),
+        case(
+            "converged at 500 total",
+            spec(300, 200),
+            running(300, 200),
+            Want::Converged,
+        ),
+        case(
+            "grow task",
+            spec(3, 4),
+            running(3, 0),
+            Want::Exec(exec(Task, Out, 4, 0)),
+        ),
+        case(
+            "grow core",
+            spec(6, 0),
+            running(3, 0),
+            Want::Exec(exec(Core, Out, 3, 3)),
+        ),
+        case(
+            "grow core before task",
+            spec(6, 4),
+            running(3, 0),
+            Want::Exec(exec(Core, Out, 3, 3)),
+        ),
+        case(
+            "shrink task before core",
+            spec(3, 0),
+            running(6, 4),
+            Want::Exec(exec(Task, In, 4, 4)),
+        ),
+        case(
+            "grow before shrink",
+            spec(6, 0),
+            running(3, 4),
+            Want::Exec(exec(Core, Out, 3, 3)),
+        ),
+        case(
+            "shrink first when growing would cross 500",
+            spec(10, 490),
+            running(3, 497),
+            Want::Exec(exec(Task, In, 7, 497)),
+        ),
+        case(
+            "shrink core to exactly 3",
+            spec(3, 0),
+            running(5, 0),
+            Want::Exec(exec(Core, In, 2, 5)),
+        ),
+        case(
+            "core 3 -> 2 refused (spec below minimum is raised to 3)",
+            spec(2, 0),
+            running(3, 0),
+            Want::Converged,
+        ),
+        case(
+            "observed core below 3 is grown back",
+            spec(3, 0),
+            running(2, 0),
+            Want::Exec(exec(Core, Out, 1, 2)),
+        ),
+        case(
+            "total 500 exactly allowed",
+            spec(3, 497),
+            running(3, 400),
+            Want::Exec(exec(Task, Out, 97, 400)),
+        ),
+        case(
+            "shrink core first when growing task would cross 500",
+            spec(3, 497),
+            running(4, 496),
+            Want::Exec(exec(Core, In, 1, 4)),
+        ),
+        case(
+            "total 500 reached: a spec over 500 never grows",
+            spec(3, 498),
+            running(3, 497),
+            Want::Blocked(ReasonKind::TotalMaximum),
+        ),
+        case(
+            "near the cap: make room (core in) before growing task",
+            spec(3, 497),
+            running(100, 395),
+            Want::Exec(exec(Core, In, 97, 100)),
+        ),
+        case(
+            "maxStep 1",
+            with(spec(3, 4), |s| s.max_step = 1),
+            running(3, 0),
+            Want::Exec(exec(Task, Out, 1, 0)),
+        ),
+        case(
+            "maxStep larger than the difference",
+            with(spec(3, 2), |s| s.max_step = 10),
+            running(3, 0),
+            Want::Exec(exec(Task, Out, 2, 0)),
+        ),
+        case(
+            "maxStep on scale-in",
+            with(spec(3, 0), |s| s.max_step = 3),
+            running(3, 10),
+            Want::Exec(exec(Task, In, 3, 10)),
+        ),
+        case(
+            "cloud per-call limit",
+            spec(3, 50),
+            running(3, 0),
+            Want::Exec(exec(Task, Out, 20, 0)),
+        )
+        .caps(per_call_20),
+        case(
+            "scale-in disallowed",
+            with(spec(3, 0), |s| s.scale_in.allowed = false),
+            running(3, 4),
+            Want::Blocked(ReasonKind::ScaleInDisallowed),
+        ),
+        case(
+            "scale-in disallowed does not block growth",
+            with(spec(6, 0), |s| s.scale_in.allowed = false),
+            running(3, 4),
+            Want::Exec(exec(Core, Out, 3, 3)),
+        ),
+        case(
+            "paused",
+            with(spec(3, 4), |s| s.paused = true),
+            running(3, 0),
+            Want::Blocked(ReasonKind::Paused),
+        ),
+        case(
+            "paused but converged",
+            with(spec(3, 0), |s| s.paused = true),
+            running(3, 0),
+            Want::Converged,
+        ),
+        case(
+            "dry run",
+            with(spec(3, 4), |s| s.dry_run = true),
+            running(3, 0),
+            Want::Blocked(ReasonKind::DryRun),
+        ),
+        case(
+            "cluster busy",
+            spec(3, 4),
+            ObservedCluster {
+                state: ClusterState::Busy("scaling-out".into()),
+                ..running(3, 0)
+            },
+            Want::Wait(ReasonKind::ClusterBusy),
+        ),
+        case(
+            "cluster failed",
+            spec(3, 4),
+            ObservedCluster {
+                state: ClusterState::Failed("302".into()),
+                ..running(3, 0)
+            },
+            Want::Blocked(ReasonKind::ClusterNotRunning),
+        ),
+        case(
+            "cluster unavailable",
+            spec(3, 4),
+            ObservedCluster {
+                state: ClusterState::Unavailable("creating".into()),
+                ..running(3, 0)
+            },
+            Want::Wait(ReasonKind::ClusterNotRunning),
+        ),
+        case(
+            "pending operation",
+            spec(3, 4),
+            running(3, 0),
+            Want::Wait(ReasonKind::OperationPending),
+        )
+        .pending(pending_op()),
+        case(
+            "pending operation even when counts match",
+            spec(3, 0),
+            running(3, 0),
+            Want::Wait(ReasonKind::OperationPending),
+        )
+        .pending(pending_op()),
+        case(
+            "cooldown not over",
+            with(spec(3, 4), |s| s.cooldown_seconds = 60),
+            running(3, 0),
+            Want::Wait(ReasonKind::Cooldown),
+        )
+        .finished(ts(-59)),
+        case(
+            "cooldown over at the boundary",
+            with(spec(3, 4), |s| s.cooldown_seconds = 60),
+            running(3, 0),
+            Want::Exec(exec(Task, Out, 4, 0)),
+        )
+        .finished(ts(-60)),
+        case(
+            "task clamped to max",
+            with(spec(3, 9), |s| s.task.max = 5),
+            running(3, 0),
+            Want::Exec(exec(Task, Out, 5, 0)),
+        ),
+        case(
+            "task clamped to min",
+            with(spec(3, 0), |s| s.task.min = 2),
+            running(3, 0),
+            Want::Exec(exec(Task, Out, 2, 0)),
+        ),
+        case(
+            "unsupported core scale-in",
+            spec(3, 0),
+            running(5, 0),
+            Want::Blocked(ReasonKind::Unsupported),
+        )
+        .caps(no_core_in),
+        case(
+            "graceful scale-in on a cloud without it",
+            with(spec(3, 0), |s| s.scale_in.graceful_timeout_seconds = 120),
+            running(3, 2),
+            Want::Blocked(ReasonKind::Unsupported),
+        )
+        .caps(no_graceful),
+    ];
+    let mut failures = Vec::new();
+    for c in &cases {
+        let got = plan(&PlanInput {
+            spec: &c.spec,
+            observed: &c.observed,
+            pending: c.pending.as_ref(),
+            last_finished: c.last_finished,
+            now: ts(0),
+            capabilities: c.caps,
+        });
+        if kind(&got.decision) != c.want {
+            failures.push(format!(
+                "{}: want {:?}, got {:?}",
+                c.name, c.want, got.decision
+            ));
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "{} case(s) failed:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
+}
+
+impl Case {
+    fn caps(mut self, caps: Capabilities) -> Self {
+        self.caps = caps;
+        self
+    }
+    fn pending(mut self, p: OperationRecord) -> Self {
+        self.pending = Some(p);
+        self
+    }
+    fn finished(mut self, at: Timestamp) -> Self {
+        self.last_finished = Some(at);
+        self
+    }
+}
+
+#[test]
+fn clamp_is_reported() {
+    let s = with(spec(3, 9), |s| s.task.max = 5);
+    let p = plan(&PlanInput {
+        spec: &s,
+        observed: &running(3, 5),
+        pending: None,
+        last_finished: None,
+        now: ts(0),
+        capabilities: Capabilities::ALL,
+    });
+    assert_eq!(p.decision, Decision::Converged);
+    assert_eq!(p.desired_task, 5);
+    let note = p.clamp.expect("clamp reported");
+    assert!(
+        note.contains("spec.task.count 9") && note.contains("task.max 5"),
+        "{note}"
+    );
+}
+
+#[test]
+fn steps_list_the_whole_route_in_order() {
+    let p = plan(&PlanInput {
+        spec: &spec(6, 1),
+        observed: &running(3, 4),
+        pending: None,
+        last_finished: None,
+        now: ts(0),
+        capabilities: Capabilities::ALL,
+    });
+    let route: Vec<_> = p
+        .steps
+        .iter()
+        .map(|s| (s.group, s.direction, s.count))
+        .collect();
+    assert_eq!(
+        route,
+        vec![
+            (NodeGroup::Core, Direction::Out, 3),
+            (NodeGroup::Task, Direction::In, 3)
+        ]
+    );
+}
+
+// ---- properties ----
+
+fn arb_state() -> impl Strategy<Value = ClusterState> {
+    prop_oneof![
+        4 => Just(ClusterState::Running),
+        1 => Just(ClusterState::Busy("scaling".into())),
+        1 => Just(ClusterState::Failed("failed".into())),
+        1 => Just(ClusterState::Unavailable("creating".into())),
+    ]
+}
+
+prop_compose! {
+    fn arb_spec()(core in 0..=520i32, task in 0..=520i32, min in 0..=50i32, span in 0..=500i32,
+                  max_step in 0..=30i32, allowed in any::<bool>(), paused in prop::bool::weighted(0.1),
+                  dry_run in prop::bool::weighted(0.1)) -> ScaledClusterSpec {
+        let mut s = spec(core, task);
+        s.task.min = min;
+        s.task.max = (min + span).min(MAX_TOTAL);
+        s.max_step = max_step;
+        s.scale_in.allowed = allowed;
+        s.paused = paused;
+        s.dry_run = dry_run;
+        s
+    }
+}
+
+prop_compose! {
+    fn arb_observed()(core in 0..=500i32, task in 0..=500i32, state in arb_state()) -> ObservedCluster {
+        // The cloud itself never holds more than 500 nodes.
+        let task = task.min(MAX_TOTAL - core);
+        ObservedCluster { state, core, task, nodes: vec![], last_resize_failed: None }
+    }
+}
+
+proptest! {
+    #[test]
+    fn never_below_3_core_or_above_500_total(s in arb_spec(), o in arb_observed()) {
+        let p = plan(&PlanInput { spec: &s, observed: &o, pending: None, last_finished: None, now: ts(0), capabilities: Capabilities::ALL });
+        if let Decision::Execute(op) = p.decision {
+            prop_assert!(op.count > 0);
+            let (core, task) = match op.group {
+                NodeGroup::Core => (op.to_count, o.task),
+                NodeGroup::Task => (o.core, op.to_count),
+            };
+            prop_assert!(task >= 0);
+            if op.group == NodeGroup::Core && op.direction == Direction::In {
+                prop_assert!(core >= MIN_CORE, "core {} -> {}", o.core, core);
+            }
+            prop_assert!(core + task <= MAX_TOTAL, "total {} + {}", core, task);
+            if s.max_step > 0 { prop_assert!(op.count <= s.max_step); }
+            if op.direction == Direction::In { prop_assert!(s.scale_in.allowed); }
+            prop_assert!(!s.paused && !s.dry_run);
+        }
+    }
+
+    #[test]
+    fn never_acts_while_busy_or_pending(s in arb_spec(), o in arb_observed(), has_pending in any::<bool>()) {
+        let pending = pending_op();
+        let p = plan(&PlanInput {
+            spec: &s, observed: &o, pending: has_pending.then_some(&pending),
+            last_finished: None, now: ts(0), capabilities: Capabilities::ALL,
+        });
+        if has_pending || !o.state.is_running() {
+            prop_assert!(!matches!(p.decision, Decision::Execute(_)), "{:?}", p.decision);
+        }
+    }
+
+    /// Applying plans step by step (each operation completing as planned)
+    /// converges within a bounded number of steps whenever the target is reachable.
+    #[test]
+    fn repeated_plans_converge(mut s in arb_spec(), o in arb_observed()) {
+        s.paused = false;
+        s.dry_run = false;
+        s.scale_in.allowed = true;
+        s.core.count = s.core.count.clamp(MIN_CORE, 400);
+        s.task.count = s.task.count.min(MAX_TOTAL - s.core.count);
+        let mut o = ObservedCluster { state: ClusterState::Running, ..o };
+        let (want_task, _) = desired_task(&s);
+        prop_assume!(s.core.count + want_task <= MAX_TOTAL);
+        let step = if s.max_step > 0 { s.max_step } else { MAX_TOTAL };
+        let bound = 2 + (1000 / step) as usize;
+        for _ in 0..=bound {
+            let p = plan(&PlanInput { spec: &s, observed: &o, pending: None, last_finished: None, now: ts(0), capabilities: Capabilities::ALL });
+            match p.decision {
+                Decision::Converged => {
+                    prop_assert_eq!((o.core, o.task), (s.core.count, want_task));
+                    return Ok(());
+                }
+                Decision::Execute(op) => match op.group {
+                    NodeGroup::Core => o.core = op.to_count,
+                    NodeGroup::Task => o.task = op.to_count,
+                },
+                other => prop_assert!(false, "unexpected {:?} from {:?}", other, o),
+            }
+            prop_assert!(o.core + o.task <= MAX_TOTAL);
+        }
+        prop_assert!(false, "did not converge in {} steps", bound);
+    }
+}
