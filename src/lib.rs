@@ -5,4 +5,5 @@
 pub mod api;
 pub mod clock;
 pub mod cloud;
+pub mod engine;
 pub mod plan;

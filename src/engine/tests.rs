@@ -1,0 +1,459 @@
+//! Engine tests over the simulated cloud, a manual clock and an in-memory store.
+
+use std::sync::Arc;
+
+use super::*;
+use crate::api::{CoreSpec, NodeGroup, ScaleInSpec, SimulatedSpec, TaskSpec};
+use crate::clock::ManualClock;
+use crate::cloud::simulated::{SimConfig, SimModel, SimulatedCloud};
+use crate::cloud::ErrorClass;
+
+struct Harness {
+    clock: Arc<ManualClock>,
+    model: Arc<SimModel>,
+    cloud: SimulatedCloud,
+    store: MemoryStore,
+    spec: ScaledClusterSpec,
+    config: EngineConfig,
+    events: Vec<EngineEvent>,
+}
+
+fn spec(core: i32, task: i32) -> ScaledClusterSpec {
+    ScaledClusterSpec {
+        tencent: None,
+        huawei: None,
+        simulated: Some(SimulatedSpec::default()),
+        core: CoreSpec { count: core },
+        task: TaskSpec {
+            count: task,
+            min: 0,
+            max: 500,
+        },
+        scale_in: ScaleInSpec::default(),
+        max_step: 0,
+        cooldown_seconds: 0,
+        paused: false,
+        dry_run: false,
+    }
+}
+
+impl Harness {
+    fn new(initial: (i32, i32), want: (i32, i32)) -> Self {
+        let clock = Arc::new(ManualClock::default());
+        let model = Arc::new(SimModel::new(
+            "sim",
+            SimConfig {
+                initial_core: initial.0,
+                initial_task: initial.1,
+                operation_time: Duration::from_secs(30),
+                quota: None,
+            },
+            clock.clone(),
+        ));
+        Self {
+            clock,
+            cloud: SimulatedCloud::new(model.clone()),
+            model,
+            store: MemoryStore::default(),
+            spec: spec(want.0, want.1),
+            config: EngineConfig::default(),
+            events: Vec::new(),
+        }
+    }
+
+    async fn pass(&mut self) -> Report {
+        let current = self.store.status.clone();
+        let target = Target {
+            uid: "uid-1",
+            generation: 1,
+            spec: &self.spec,
+        };
+        let report = reconcile(
+            target,
+            &current,
+            &self.cloud,
+            self.clock.as_ref(),
+            &mut self.store,
+            &self.config,
+        )
+        .await
+        .expect("memory store never fails");
+        self.events.extend(report.events.clone());
+        report
+    }
+
+    /// Reconcile, advancing the clock by each requeue, until converged or `max` passes.
+    async fn run(&mut self, max: usize) -> Report {
+        let mut last = self.pass().await;
+        for _ in 0..max {
+            if last.status.phase == Phase::Converged {
+                break;
+            }
+            self.clock
+                .advance(last.requeue_after.unwrap_or(Duration::from_secs(10)));
+            last = self.pass().await;
+        }
+        last
+    }
+
+    fn reasons(&self) -> Vec<String> {
+        self.events.iter().map(|e| e.reason.clone()).collect()
+    }
+}
+
+fn condition(status: &ScaledClusterStatus, t: &str) -> (String, String) {
+    let c =
+        conditions::find(&status.conditions, t).unwrap_or_else(|| panic!("condition {t} missing"));
+    (c.status.clone(), c.reason.clone())
+}
+
+#[tokio::test]
+async fn converges_core_first_then_task_with_events_and_conditions() {
+    let mut h = Harness::new((3, 0), (6, 4));
+    let r = h.run(50).await;
+    assert_eq!(r.status.phase, Phase::Converged);
+    let obs = r.status.observed.clone().unwrap();
+    assert_eq!((obs.core, obs.task), (6, 4));
+    let writes = h.model.writes();
+    assert_eq!(writes.len(), 2, "{writes:?}");
+    assert!(
+        writes[0].detail.starts_with("group=core count=3"),
+        "{}",
+        writes[0].detail
+    );
+    assert!(
+        writes[1].detail.starts_with("group=task count=4"),
+        "{}",
+        writes[1].detail
+    );
+    assert_eq!(
+        h.reasons(),
+        [
+            "ScaleOutStarted",
+            "ScaleOutCompleted",
+            "ScaleOutStarted",
+            "ScaleOutCompleted"
+        ]
+    );
+    assert_eq!(
+        condition(&r.status, READY),
+        ("True".into(), "Converged".into())
+    );
+    assert_eq!(condition(&r.status, PROGRESSING).0, "False");
+    assert_eq!(condition(&r.status, DEGRADED).0, "False");
+    assert_eq!(r.status.observed_generation, Some(1));
+    assert!(r.status.plan.is_empty());
+    assert_eq!(
+        r.status.last_operation.as_ref().unwrap().outcome,
+        Some(Outcome::Succeeded)
+    );
+}
+
+#[tokio::test]
+async fn shrinks_task_before_core_and_honours_max_step() {
+    let mut h = Harness::new((5, 4), (3, 0));
+    h.spec.max_step = 2;
+    let r = h.run(50).await;
+    assert_eq!(r.status.phase, Phase::Converged);
+    let details: Vec<_> = h.model.writes().iter().map(|w| w.detail.clone()).collect();
+    assert_eq!(details.len(), 3, "{details:?}");
+    assert!(details[0].starts_with("group=task count=2"));
+    assert!(details[1].starts_with("group=task count=2"));
+    assert!(details[2].starts_with("group=core count=2"));
+}
+
+#[tokio::test]
+async fn status_is_not_saved_when_nothing_changed() {
+    let mut h = Harness::new((3, 0), (3, 0));
+    h.pass().await;
+    let saves = h.store.saves;
+    h.clock.advance(Duration::from_secs(300));
+    h.pass().await;
+    h.pass().await;
+    assert_eq!(h.store.saves, saves, "a converged resync writes nothing");
+}
+
+#[tokio::test]
+async fn invalid_spec_is_degraded_and_never_calls_the_cloud() {
+    let mut h = Harness::new((3, 0), (2, 0));
+    let r = h.pass().await;
+    assert_eq!(
+        condition(&r.status, DEGRADED),
+        ("True".into(), "InvalidSpec".into())
+    );
+    let err = r.status.last_error.clone().unwrap();
+    assert!(err.message.contains("spec.core.count"), "{}", err.message);
+    assert!(h.model.journal().is_empty(), "no cloud call at all");
+    assert_eq!(r.requeue_after, None);
+    // The event is emitted once, not on every pass.
+    h.pass().await;
+    assert_eq!(h.reasons(), ["InvalidSpec"]);
+    // Fixing the spec clears Degraded.
+    h.spec.core.count = 3;
+    let r = h.pass().await;
+    assert_eq!(condition(&r.status, DEGRADED).0, "False");
+    assert_eq!(r.status.last_error, None);
+}
+
+struct FailingStore;
+
+#[async_trait]
+impl StatusStore for FailingStore {
+    async fn save(&mut self, _: &ScaledClusterStatus) -> Result<(), StoreError> {
+        Err(StoreError("apiserver unavailable".into()))
+    }
+}
+
+#[tokio::test]
+async fn no_write_ahead_no_call() {
+    let h = Harness::new((3, 0), (3, 2));
+    let target = Target {
+        uid: "u",
+        generation: 1,
+        spec: &h.spec,
+    };
+    let r = reconcile(
+        target,
+        &ScaledClusterStatus::default(),
+        &h.cloud,
+        h.clock.as_ref(),
+        &mut FailingStore,
+        &h.config,
+    )
+    .await;
+    assert!(r.is_err());
+    assert!(
+        h.model.writes().is_empty(),
+        "the cloud was called without a saved write-ahead record"
+    );
+}
+
+#[tokio::test]
+async fn lost_answer_is_resent_with_the_same_token_and_applied_once() {
+    let mut h = Harness::new((3, 0), (3, 2));
+    h.model.with_faults(|f| f.lose_responses = 1);
+    let r = h.pass().await;
+    let pending = r
+        .status
+        .pending_operation
+        .clone()
+        .expect("kept pending after an ambiguous error");
+    assert!(!pending.accepted);
+    assert_eq!(
+        r.error.as_ref().map(|e| e.class),
+        Some(ErrorClass::Transient)
+    );
+    // The cluster is busy with the (applied) operation: we wait, and never call again.
+    h.clock.advance(Duration::from_secs(10));
+    let r = h.pass().await;
+    assert_eq!(
+        r.status.pending_operation.as_ref().map(|p| p.id.clone()),
+        Some(pending.id.clone())
+    );
+    let r = h.run(20).await;
+    assert_eq!(r.status.phase, Phase::Converged);
+    assert_eq!(h.model.writes().len(), 1);
+    assert_eq!(r.status.observed.unwrap().task, 2);
+}
+
+#[tokio::test]
+async fn crash_after_write_ahead_resends_same_token_once() {
+    // A previous process saved the write-ahead record and died before (or while) calling.
+    let mut h = Harness::new((3, 0), (3, 2));
+    let token = operation_token("uid-1", 1, 1);
+    let started = h.clock.now();
+    h.store.status = ScaledClusterStatus {
+        observed_generation: Some(1),
+        step: 1,
+        pending_operation: Some(OperationRecord {
+            id: token.clone(),
+            group: NodeGroup::Task,
+            direction: Direction::Out,
+            count: 2,
+            from_count: 0,
+            to_count: 2,
+            started_at: Time(started),
+            accepted: false,
+            attempts: 1,
+            request_id: None,
+            flow_id: None,
+            trace_id: None,
+            node_ids: vec![],
+            finished_at: None,
+            outcome: None,
+            message: None,
+        }),
+        ..Default::default()
+    };
+    // Case A: the call had reached the cloud before the crash.
+    h.model.scale_out(NodeGroup::Task, 2, Some(&token)).unwrap();
+    let r = h.pass().await;
+    assert!(r.started.is_none(), "busy cluster: no call");
+    let r = h.run(20).await;
+    assert_eq!(r.status.phase, Phase::Converged);
+    assert_eq!(h.model.writes().len(), 1, "{:?}", h.model.journal());
+    assert_eq!(r.status.observed.unwrap().task, 2);
+}
+
+#[tokio::test]
+async fn crash_before_the_call_resends_with_the_recorded_token() {
+    let mut h = Harness::new((3, 0), (3, 2));
+    let token = operation_token("uid-1", 1, 1);
+    h.store.status = ScaledClusterStatus {
+        observed_generation: Some(1),
+        step: 1,
+        pending_operation: Some(OperationRecord {
+            id: token.clone(),
+            group: NodeGroup::Task,
+            direction: Direction::Out,
+            count: 2,
+            from_count: 0,
+            to_count: 2,
+            started_at: Time(h.clock.now()),
+            accepted: false,
+            attempts: 1,
+            request_id: None,
+            flow_id: None,
+            trace_id: None,
+            node_ids: vec![],
+            finished_at: None,
+            outcome: None,
+            message: None,
+        }),
+        ..Default::default()
+    };
+    let r = h.pass().await;
+    assert_eq!(
+        r.started.as_ref().map(|s| s.id.clone()),
+        Some(token.clone())
+    );
+    assert_eq!(r.started.unwrap().attempts, 2);
+    let r = h.run(20).await;
+    assert_eq!(r.status.phase, Phase::Converged);
+    let writes = h.model.writes();
+    assert_eq!(writes.len(), 1);
+    assert!(writes[0].detail.contains(&token));
+}
+
+#[tokio::test]
+async fn busy_refusal_is_not_degraded_and_retried_later() {
+    let mut h = Harness::new((3, 0), (3, 2));
+    h.model.fail_next(
+        "scale_out",
+        CloudError::new(
+            ErrorClass::Busy,
+            "scale_out",
+            "ResourceInUse.InstanceInProcess",
+            "instance is in a flow",
+        ),
+    );
+    let r = h.pass().await;
+    assert!(r.status.pending_operation.is_none());
+    assert_eq!(
+        r.status.last_operation.as_ref().unwrap().outcome,
+        Some(Outcome::Failed)
+    );
+    let err = r.status.last_error.clone().unwrap();
+    assert_eq!(
+        (err.code.as_str(), err.class.as_str()),
+        ("ResourceInUse.InstanceInProcess", "Busy")
+    );
+    assert_eq!(condition(&r.status, DEGRADED).0, "False");
+    assert_eq!(r.requeue_after, Some(ErrorClass::Busy.retry_after()));
+    let r = h.run(20).await;
+    assert_eq!(r.status.phase, Phase::Converged);
+    assert_eq!(r.status.last_error, None);
+}
+
+#[tokio::test]
+async fn quota_error_keeps_the_cloud_code_and_degrades() {
+    let mut h = Harness::new((3, 0), (3, 30));
+    h.model = Arc::new(SimModel::new(
+        "sim",
+        SimConfig {
+            quota: Some(10),
+            ..SimConfig::default()
+        },
+        h.clock.clone(),
+    ));
+    h.cloud = SimulatedCloud::new(h.model.clone());
+    let r = h.pass().await;
+    let err = r.status.last_error.clone().unwrap();
+    assert_eq!(
+        (err.code.as_str(), err.class.as_str()),
+        ("QuotaExceeded", "Quota")
+    );
+    assert_eq!(
+        condition(&r.status, DEGRADED),
+        ("True".into(), "Quota".into())
+    );
+    assert!(conditions::find(&r.status.conditions, DEGRADED)
+        .unwrap()
+        .message
+        .contains("QuotaExceeded"));
+    assert_eq!(h.reasons(), ["ScaleOutFailed", "Quota"]);
+}
+
+#[tokio::test]
+async fn failed_operation_is_recorded_and_blocks() {
+    let mut h = Harness::new((3, 0), (3, 2));
+    h.model.with_faults(|f| f.fail_operations = 1);
+    h.pass().await;
+    h.clock.advance(Duration::from_secs(31));
+    let r = h.pass().await;
+    assert_eq!(
+        r.status.last_operation.as_ref().unwrap().outcome,
+        Some(Outcome::Failed)
+    );
+    assert_eq!(r.status.phase, Phase::Blocked);
+    assert!(
+        h.reasons().contains(&"ScaleOutFailed".to_string()),
+        "{:?}",
+        h.reasons()
+    );
+    assert_eq!(
+        condition(&r.status, DEGRADED),
+        ("True".into(), "ClusterNotRunning".into())
+    );
+    // Blocked is reported once, not on every resync.
+    h.clock.advance(Duration::from_secs(300));
+    h.pass().await;
+    assert_eq!(
+        h.reasons()
+            .iter()
+            .filter(|r| *r == "ClusterNotRunning")
+            .count(),
+        1
+    );
+}
+
+#[tokio::test]
+async fn paused_reports_the_plan_but_never_acts() {
+    let mut h = Harness::new((3, 0), (5, 2));
+    h.spec.paused = true;
+    let r = h.pass().await;
+    assert_eq!(r.status.phase, Phase::Paused);
+    assert_eq!(r.status.plan.len(), 2);
+    assert_eq!(condition(&r.status, DEGRADED).0, "False");
+    assert!(h.model.writes().is_empty());
+}
+
+#[tokio::test]
+async fn cooldown_requeues_for_the_remaining_time() {
+    let mut h = Harness::new((3, 0), (3, 2));
+    h.spec.cooldown_seconds = 120;
+    h.spec.max_step = 1;
+    h.pass().await;
+    h.clock.advance(Duration::from_secs(30));
+    let r = h.pass().await; // completes the first operation
+    assert_eq!(r.status.phase, Phase::Waiting);
+    assert_eq!(r.requeue_after, Some(Duration::from_secs(121)));
+}
+
+#[test]
+fn tokens_are_deterministic_and_distinct() {
+    assert_eq!(operation_token("u", 1, 1), operation_token("u", 1, 1));
+    assert_ne!(operation_token("u", 1, 1), operation_token("u", 1, 2));
+    assert_ne!(operation_token("u", 1, 1), operation_token("u", 2, 1));
+    assert!(operation_token("u", 1, 1).len() <= 64);
+}
