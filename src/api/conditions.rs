@@ -20,7 +20,12 @@ pub struct Desired {
 }
 
 impl Desired {
-    pub fn new(type_: &'static str, status: bool, reason: &str, message: impl Into<String>) -> Self {
+    pub fn new(
+        type_: &'static str,
+        status: bool,
+        reason: &str,
+        message: impl Into<String>,
+    ) -> Self {
         Self {
             type_,
             status,
@@ -39,7 +44,12 @@ fn status_str(b: bool) -> &'static str {
 }
 
 /// Merge `desired` into `existing`: keeps `lastTransitionTime` unless the status flipped.
-pub fn merge(existing: &[Condition], desired: &[Desired], generation: Option<i64>, now: Time) -> Vec<Condition> {
+pub fn merge(
+    existing: &[Condition],
+    desired: &[Desired],
+    generation: Option<i64>,
+    now: Time,
+) -> Vec<Condition> {
     desired
         .iter()
         .map(|d| {
@@ -76,13 +86,32 @@ mod tests {
 
     #[test]
     fn transition_time_moves_only_on_flip() {
-        let first = merge(&[], &[Desired::new(READY, false, "Scaling", "a")], Some(1), t(10));
+        let first = merge(
+            &[],
+            &[Desired::new(READY, false, "Scaling", "a")],
+            Some(1),
+            t(10),
+        );
         assert_eq!(first[0].last_transition_time, t(10));
-        let same = merge(&first, &[Desired::new(READY, false, "Waiting", "b")], Some(2), t(20));
-        assert_eq!(same[0].last_transition_time, t(10), "no flip keeps the time");
+        let same = merge(
+            &first,
+            &[Desired::new(READY, false, "Waiting", "b")],
+            Some(2),
+            t(20),
+        );
+        assert_eq!(
+            same[0].last_transition_time,
+            t(10),
+            "no flip keeps the time"
+        );
         assert_eq!(same[0].reason, "Waiting");
         assert_eq!(same[0].observed_generation, Some(2));
-        let flipped = merge(&same, &[Desired::new(READY, true, "Converged", "c")], Some(2), t(30));
+        let flipped = merge(
+            &same,
+            &[Desired::new(READY, true, "Converged", "c")],
+            Some(2),
+            t(30),
+        );
         assert_eq!(flipped[0].last_transition_time, t(30));
         assert_eq!(flipped[0].status, "True");
     }

@@ -34,13 +34,41 @@ pub const MAX_TOTAL: i32 = 500;
         status_replicas_path = ".status.observed.task"
     ),
     printcolumn(name = "Cloud", type_ = "string", json_path = ".status.cloud"),
-    printcolumn(name = "Core", type_ = "integer", json_path = ".spec.core.count", description = "desired Core nodes"),
-    printcolumn(name = "Obs-Core", type_ = "integer", json_path = ".status.observed.core", description = "observed Core nodes"),
-    printcolumn(name = "Task", type_ = "integer", json_path = ".spec.task.count", description = "desired Task nodes"),
-    printcolumn(name = "Obs-Task", type_ = "integer", json_path = ".status.observed.task", description = "observed Task nodes"),
+    printcolumn(
+        name = "Core",
+        type_ = "integer",
+        json_path = ".spec.core.count",
+        description = "desired Core nodes"
+    ),
+    printcolumn(
+        name = "Obs-Core",
+        type_ = "integer",
+        json_path = ".status.observed.core",
+        description = "observed Core nodes"
+    ),
+    printcolumn(
+        name = "Task",
+        type_ = "integer",
+        json_path = ".spec.task.count",
+        description = "desired Task nodes"
+    ),
+    printcolumn(
+        name = "Obs-Task",
+        type_ = "integer",
+        json_path = ".status.observed.task",
+        description = "observed Task nodes"
+    ),
     printcolumn(name = "Phase", type_ = "string", json_path = ".status.phase"),
-    printcolumn(name = "Ready", type_ = "string", json_path = ".status.conditions[?(@.type==\"Ready\")].status"),
-    printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp")
+    printcolumn(
+        name = "Ready",
+        type_ = "string",
+        json_path = ".status.conditions[?(@.type==\"Ready\")].status"
+    ),
+    printcolumn(
+        name = "Age",
+        type_ = "date",
+        json_path = ".metadata.creationTimestamp"
+    )
 )]
 #[x_kube(
     validation = Rule::new("(has(self.tencent) ? 1 : 0) + (has(self.huawei) ? 1 : 0) + (has(self.simulated) ? 1 : 0) == 1")

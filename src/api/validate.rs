@@ -54,7 +54,10 @@ pub fn validate_spec(spec: &ScaledClusterSpec) -> Vec<Violation> {
         );
     }
     if spec.task.min < 0 {
-        bad("spec.task.min", format!("must be >= 0 (got {})", spec.task.min));
+        bad(
+            "spec.task.min",
+            format!("must be >= 0 (got {})", spec.task.min),
+        );
     }
     if !(0..=MAX_TOTAL).contains(&spec.task.max) {
         bad(
@@ -79,7 +82,10 @@ pub fn validate_spec(spec: &ScaledClusterSpec) -> Vec<Violation> {
         );
     }
     if spec.max_step < 0 {
-        bad("spec.maxStep", format!("must be >= 0 (got {})", spec.max_step));
+        bad(
+            "spec.maxStep",
+            format!("must be >= 0 (got {})", spec.max_step),
+        );
     }
     if spec.cooldown_seconds < 0 {
         bad(
@@ -108,7 +114,10 @@ pub fn validate_spec(spec: &ScaledClusterSpec) -> Vec<Violation> {
             );
         }
         if t.credentials_secret_ref.name.trim().is_empty() {
-            bad("spec.tencent.credentialsSecretRef.name", "must not be empty".into());
+            bad(
+                "spec.tencent.credentialsSecretRef.name",
+                "must not be empty".into(),
+            );
         }
     }
     if let Some(h) = &spec.huawei {
@@ -116,7 +125,10 @@ pub fn validate_spec(spec: &ScaledClusterSpec) -> Vec<Violation> {
             ("spec.huawei.region", &h.region),
             ("spec.huawei.projectId", &h.project_id),
             ("spec.huawei.clusterId", &h.cluster_id),
-            ("spec.huawei.credentialsSecretRef.name", &h.credentials_secret_ref.name),
+            (
+                "spec.huawei.credentialsSecretRef.name",
+                &h.credentials_secret_ref.name,
+            ),
         ] {
             if value.trim().is_empty() {
                 bad(field, "must not be empty".into());

@@ -37,7 +37,10 @@ pub fn parse_endpoint(field: &str, url: &str) -> Result<Endpoint, String> {
     let hostname = if let Some(stripped) = authority.strip_prefix('[') {
         stripped.split(']').next().unwrap_or_default()
     } else {
-        authority.rsplit_once(':').map(|(h, _)| h).unwrap_or(authority)
+        authority
+            .rsplit_once(':')
+            .map(|(h, _)| h)
+            .unwrap_or(authority)
     };
     let insecure = match scheme {
         "https" => false,
@@ -60,7 +63,8 @@ fn is_loopback(host: &str) -> bool {
     if host == "localhost" {
         return true;
     }
-    host.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
+    host.parse::<std::net::IpAddr>()
+        .is_ok_and(|ip| ip.is_loopback())
 }
 
 /// The HTTP client every cloud uses: rustls, timeouts, no proxies from the environment.
@@ -86,7 +90,11 @@ pub fn transport_error(action: &str, e: &reqwest::Error) -> CloudError {
 }
 
 /// A response body we could not understand: names the action and request id.
-pub fn malformed(action: &str, request_id: Option<String>, detail: impl std::fmt::Display) -> CloudError {
+pub fn malformed(
+    action: &str,
+    request_id: Option<String>,
+    detail: impl std::fmt::Display,
+) -> CloudError {
     CloudError::new(
         ErrorClass::Transient,
         action,
@@ -106,7 +114,9 @@ pub struct RateLimits {
 
 impl std::fmt::Debug for RateLimits {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("RateLimits").field("per_second", &self.per_second).finish()
+        f.debug_struct("RateLimits")
+            .field("per_second", &self.per_second)
+            .finish()
     }
 }
 
@@ -138,10 +148,13 @@ impl RateLimits {
 /// Shared across every client of the process, so that two resources using
 /// one account share its budget.
 pub fn shared_rate_limits(per_second: u32) -> RateLimits {
-    static LIMITS: std::sync::OnceLock<Mutex<HashMap<u32, RateLimits>>> = std::sync::OnceLock::new();
+    static LIMITS: std::sync::OnceLock<Mutex<HashMap<u32, RateLimits>>> =
+        std::sync::OnceLock::new();
     let map = LIMITS.get_or_init(Mutex::default);
     let mut map = map.lock().unwrap_or_else(|e| e.into_inner());
-    map.entry(per_second).or_insert_with(|| RateLimits::new(per_second)).clone()
+    map.entry(per_second)
+        .or_insert_with(|| RateLimits::new(per_second))
+        .clone()
 }
 
 #[cfg(test)]
@@ -151,13 +164,22 @@ mod tests {
     #[test]
     fn endpoints() {
         let e = parse_endpoint("spec.tencent.endpoint", "https://emr.tencentcloudapi.com").unwrap();
-        assert_eq!((e.host.as_str(), e.insecure), ("emr.tencentcloudapi.com", false));
+        assert_eq!(
+            (e.host.as_str(), e.insecure),
+            ("emr.tencentcloudapi.com", false)
+        );
         let e = parse_endpoint("f", "http://127.0.0.1:8080/").unwrap();
-        assert_eq!((e.base.as_str(), e.host.as_str(), e.insecure), ("http://127.0.0.1:8080", "127.0.0.1:8080", true));
+        assert_eq!(
+            (e.base.as_str(), e.host.as_str(), e.insecure),
+            ("http://127.0.0.1:8080", "127.0.0.1:8080", true)
+        );
         assert!(parse_endpoint("f", "http://127.9.9.9:1").is_ok());
         assert!(parse_endpoint("f", "http://[::1]:1").is_ok());
         let err = parse_endpoint("spec.tencent.endpoint", "http://10.0.0.1:80").unwrap_err();
-        assert!(err.contains("spec.tencent.endpoint") && err.contains("loopback"), "{err}");
+        assert!(
+            err.contains("spec.tencent.endpoint") && err.contains("loopback"),
+            "{err}"
+        );
         assert!(parse_endpoint("f", "emr.tencentcloudapi.com").is_err());
         assert!(parse_endpoint("f", "https://h/x").is_err());
     }
@@ -170,9 +192,16 @@ mod tests {
             limits.acquire("AKID", "DescribeInstances").await;
         }
         // 21 requests at 20/s with no burst need at least one second.
-        assert!(start.elapsed() >= Duration::from_millis(990), "{:?}", start.elapsed());
+        assert!(
+            start.elapsed() >= Duration::from_millis(990),
+            "{:?}",
+            start.elapsed()
+        );
         let other = std::time::Instant::now();
         limits.acquire("AKID", "ScaleOutInstance").await;
-        assert!(other.elapsed() < Duration::from_millis(40), "other actions have their own bucket");
+        assert!(
+            other.elapsed() < Duration::from_millis(40),
+            "other actions have their own bucket"
+        );
     }
 }

@@ -243,7 +243,12 @@ pub struct CloudError {
 }
 
 impl CloudError {
-    pub fn new(class: ErrorClass, action: impl Into<String>, code: impl Into<String>, message: impl Into<String>) -> Self {
+    pub fn new(
+        class: ErrorClass,
+        action: impl Into<String>,
+        code: impl Into<String>,
+        message: impl Into<String>,
+    ) -> Self {
         Self {
             class,
             code: code.into(),
@@ -277,5 +282,6 @@ pub trait Cloud: Send + Sync {
     async fn scale_in(&self, req: &ScaleRequest) -> Result<Submitted, CloudError>;
 
     /// Progress of an accepted operation.
-    async fn operation_status(&self, op: &OperationRecord) -> Result<OperationProgress, CloudError>;
+    async fn operation_status(&self, op: &OperationRecord)
+        -> Result<OperationProgress, CloudError>;
 }

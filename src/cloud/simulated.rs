@@ -228,7 +228,14 @@ impl SimModel {
         s.flows.insert(op.flow_id, FlowState::Succeeded);
     }
 
-    fn record(&self, s: &mut State, action: &str, detail: String, outcome: &Result<(), String>, write: bool) {
+    fn record(
+        &self,
+        s: &mut State,
+        action: &str,
+        detail: String,
+        outcome: &Result<(), String>,
+        write: bool,
+    ) {
         s.journal.push(JournalEntry {
             at: self.clock.now(),
             action: action.to_string(),
@@ -250,7 +257,13 @@ impl SimModel {
         let mut s = self.lock();
         self.advance(&mut s);
         if let Some(e) = Self::injected(&mut s, "observe") {
-            self.record(&mut s, "observe", String::new(), &Err(e.code.clone()), false);
+            self.record(
+                &mut s,
+                "observe",
+                String::new(),
+                &Err(e.code.clone()),
+                false,
+            );
             return Err(SimError::Injected(e));
         }
         let state = if let Some(op) = &s.operation {
@@ -309,13 +322,24 @@ impl SimModel {
 
     /// Add `count` nodes to `group`. A repeated `token` within five minutes
     /// returns the first answer and changes nothing.
-    pub fn scale_out(&self, group: NodeGroup, count: i32, token: Option<&str>) -> Result<Submitted, SimError> {
+    pub fn scale_out(
+        &self,
+        group: NodeGroup,
+        count: i32,
+        token: Option<&str>,
+    ) -> Result<Submitted, SimError> {
         self.start("scale_out", group, Direction::Out, count, token, &[])
     }
 
     /// Remove `count` nodes of `group`: `prefer` first (all must exist and be
     /// removable), then the most recently added removable nodes.
-    pub fn scale_in(&self, group: NodeGroup, count: i32, prefer: &[String], token: Option<&str>) -> Result<Submitted, SimError> {
+    pub fn scale_in(
+        &self,
+        group: NodeGroup,
+        count: i32,
+        prefer: &[String],
+        token: Option<&str>,
+    ) -> Result<Submitted, SimError> {
         self.start("scale_in", group, Direction::In, count, token, prefer)
     }
 
@@ -337,10 +361,17 @@ impl SimModel {
             token.unwrap_or("-")
         );
         let window = SignedDuration::try_from(TOKEN_WINDOW).expect("small duration");
-        s.tokens.retain(|_, (at, _)| now.duration_since(*at) < window);
+        s.tokens
+            .retain(|_, (at, _)| now.duration_since(*at) < window);
         if let Some((_, previous)) = token.and_then(|t| s.tokens.get(t)) {
             let previous = previous.clone();
-            self.record(&mut s, action, format!("{detail} (repeated token: no new operation)"), &Ok(()), false);
+            self.record(
+                &mut s,
+                action,
+                format!("{detail} (repeated token: no new operation)"),
+                &Ok(()),
+                false,
+            );
             return Ok(previous);
         }
         let result = self.try_start(&mut s, group, direction, count, prefer, now);
@@ -387,7 +418,9 @@ impl SimModel {
             return Err(SimError::NotRunning(reason.clone()));
         }
         if count <= 0 {
-            return Err(SimError::Invalid(format!("count must be > 0 (got {count})")));
+            return Err(SimError::Invalid(format!(
+                "count must be > 0 (got {count})"
+            )));
         }
         let in_group: Vec<&SimNode> = s.nodes.iter().filter(|n| n.group == group).collect();
         let node_ids = match direction {
@@ -413,7 +446,9 @@ impl SimModel {
                 for id in prefer.iter().take(count as usize) {
                     match in_group.iter().find(|n| &n.id == id) {
                         Some(n) if n.removable => chosen.push(id.clone()),
-                        Some(_) => return Err(SimError::Invalid(format!("node {id} cannot be removed"))),
+                        Some(_) => {
+                            return Err(SimError::Invalid(format!("node {id} cannot be removed")))
+                        }
                         None => return Err(SimError::NodeNotFound(id.clone())),
                     }
                 }
@@ -446,7 +481,8 @@ impl SimModel {
         } else {
             None
         };
-        let duration = SignedDuration::try_from(self.config.operation_time).expect("small duration");
+        let duration =
+            SignedDuration::try_from(self.config.operation_time).expect("small duration");
         s.operation = Some(SimOperation {
             flow_id: flow_id.clone(),
             group,
@@ -475,7 +511,13 @@ impl SimModel {
             Some(_) => Ok(()),
             None => Err("unknown flow".to_string()),
         };
-        self.record(&mut s, "flow_status", format!("flow={flow_id}"), &outcome, false);
+        self.record(
+            &mut s,
+            "flow_status",
+            format!("flow={flow_id}"),
+            &outcome,
+            false,
+        );
         flow
     }
 
@@ -486,7 +528,12 @@ impl SimModel {
 
     /// Queue an error for the next call of `action` (`observe`, `scale_out`, `scale_in`).
     pub fn fail_next(&self, action: &str, error: CloudError) {
-        self.with_faults(|f| f.next.entry(action.to_string()).or_default().push_back(error));
+        self.with_faults(|f| {
+            f.next
+                .entry(action.to_string())
+                .or_default()
+                .push_back(error)
+        });
     }
 
     /// Every call so far.
@@ -496,7 +543,12 @@ impl SimModel {
 
     /// Calls that started an operation.
     pub fn writes(&self) -> Vec<JournalEntry> {
-        self.lock().journal.iter().filter(|e| e.write).cloned().collect()
+        self.lock()
+            .journal
+            .iter()
+            .filter(|e| e.write)
+            .cloned()
+            .collect()
     }
 }
 
@@ -520,7 +572,12 @@ pub fn sim_error_to_cloud(action: &str, e: SimError) -> CloudError {
             "Busy",
             format!("an operation (flow {flow_id}) is already running"),
         ),
-        SimError::NotRunning(r) => CloudError::new(ErrorClass::Busy, action, "NotRunning", format!("cluster is not running: {r}")),
+        SimError::NotRunning(r) => CloudError::new(
+            ErrorClass::Busy,
+            action,
+            "NotRunning",
+            format!("cluster is not running: {r}"),
+        ),
         SimError::Quota { limit, requested } => CloudError::new(
             ErrorClass::Quota,
             action,
@@ -528,7 +585,12 @@ pub fn sim_error_to_cloud(action: &str, e: SimError) -> CloudError {
             format!("{requested} nodes requested, quota allows {limit}"),
         ),
         SimError::Invalid(m) => CloudError::new(ErrorClass::Invalid, action, "InvalidParameter", m),
-        SimError::NodeNotFound(id) => CloudError::new(ErrorClass::Invalid, action, "NodeNotFound", format!("node {id} not found")),
+        SimError::NodeNotFound(id) => CloudError::new(
+            ErrorClass::Invalid,
+            action,
+            "NodeNotFound",
+            format!("node {id} not found"),
+        ),
         SimError::Injected(e) => e,
     }
 }
@@ -570,7 +632,9 @@ impl Cloud for SimulatedCloud {
     }
 
     async fn observe(&self) -> Result<ObservedCluster, CloudError> {
-        self.model.observe().map_err(|e| sim_error_to_cloud("observe", e))
+        self.model
+            .observe()
+            .map_err(|e| sim_error_to_cloud("observe", e))
     }
 
     async fn scale_out(&self, req: &ScaleRequest) -> Result<Submitted, CloudError> {
@@ -585,7 +649,10 @@ impl Cloud for SimulatedCloud {
             .map_err(|e| sim_error_to_cloud("scale_in", e))
     }
 
-    async fn operation_status(&self, op: &OperationRecord) -> Result<OperationProgress, CloudError> {
+    async fn operation_status(
+        &self,
+        op: &OperationRecord,
+    ) -> Result<OperationProgress, CloudError> {
         let Some(flow_id) = &op.flow_id else {
             return Ok(OperationProgress::Unknown);
         };
@@ -621,7 +688,10 @@ mod tests {
         let o = m.observe().unwrap();
         assert_eq!(o.state, ClusterState::Busy("scaling-out".into()));
         assert_eq!(o.task, 0);
-        assert!(matches!(m.scale_out(NodeGroup::Core, 1, Some("t2")), Err(SimError::Busy { .. })));
+        assert!(matches!(
+            m.scale_out(NodeGroup::Core, 1, Some("t2")),
+            Err(SimError::Busy { .. })
+        ));
         clock.advance(Duration::from_secs(30));
         let o = m.observe().unwrap();
         assert_eq!((o.state, o.core, o.task), (ClusterState::Running, 3, 2));
@@ -639,24 +709,57 @@ mod tests {
         assert_eq!(m.observe().unwrap().task, 2);
         clock.advance(TOKEN_WINDOW);
         m.scale_out(NodeGroup::Task, 2, Some("same")).unwrap();
-        assert_eq!(m.writes().len(), 2, "a token older than the window is new again");
+        assert_eq!(
+            m.writes().len(),
+            2,
+            "a token older than the window is new again"
+        );
     }
 
     #[test]
     fn quota_core_minimum_and_preferred_nodes() {
         let (clock, m) = model(4, 3);
-        assert!(matches!(m.scale_out(NodeGroup::Task, 14, None), Err(SimError::Quota { limit: 20, requested: 21 })));
-        assert!(matches!(m.scale_in(NodeGroup::Core, 2, &[], None), Err(SimError::Invalid(_))));
+        assert!(matches!(
+            m.scale_out(NodeGroup::Task, 14, None),
+            Err(SimError::Quota {
+                limit: 20,
+                requested: 21
+            })
+        ));
+        assert!(matches!(
+            m.scale_in(NodeGroup::Core, 2, &[], None),
+            Err(SimError::Invalid(_))
+        ));
         let nodes = m.nodes();
-        let oldest_task = nodes.iter().find(|n| n.group == NodeGroup::Task).unwrap().id.clone();
-        let newest_task = nodes.iter().rev().find(|n| n.group == NodeGroup::Task).unwrap().id.clone();
-        let s = m.scale_in(NodeGroup::Task, 2, std::slice::from_ref(&oldest_task), None).unwrap();
+        let oldest_task = nodes
+            .iter()
+            .find(|n| n.group == NodeGroup::Task)
+            .unwrap()
+            .id
+            .clone();
+        let newest_task = nodes
+            .iter()
+            .rev()
+            .find(|n| n.group == NodeGroup::Task)
+            .unwrap()
+            .id
+            .clone();
+        let s = m
+            .scale_in(NodeGroup::Task, 2, std::slice::from_ref(&oldest_task), None)
+            .unwrap();
         assert_eq!(s.node_ids, vec![oldest_task.clone(), newest_task]);
         clock.advance(Duration::from_secs(30));
-        let left: Vec<_> = m.nodes().into_iter().filter(|n| n.group == NodeGroup::Task).collect();
+        let left: Vec<_> = m
+            .nodes()
+            .into_iter()
+            .filter(|n| n.group == NodeGroup::Task)
+            .collect();
         assert_eq!(left.len(), 1);
         assert_ne!(left[0].id, oldest_task);
-        assert!(matches!(m.scale_in(NodeGroup::Task, 1, &["nope".into()], None), Err(SimError::NodeNotFound(_))));
+        assert!(matches!(
+            m.scale_in(NodeGroup::Task, 1, &["nope".into()], None),
+            Err(SimError::NodeNotFound(_))
+        ));
     }
 
     #[test]
@@ -665,15 +768,27 @@ mod tests {
         m.with_faults(|f| f.fail_operations = 1);
         let s = m.scale_out(NodeGroup::Task, 1, None).unwrap();
         clock.advance(Duration::from_secs(30));
-        assert!(matches!(m.observe().unwrap().state, ClusterState::Failed(_)));
-        assert!(matches!(m.flow(s.flow_id.as_deref().unwrap()), Some(FlowState::Failed(_))));
-        assert!(matches!(m.scale_out(NodeGroup::Task, 1, None), Err(SimError::NotRunning(_))));
+        assert!(matches!(
+            m.observe().unwrap().state,
+            ClusterState::Failed(_)
+        ));
+        assert!(matches!(
+            m.flow(s.flow_id.as_deref().unwrap()),
+            Some(FlowState::Failed(_))
+        ));
+        assert!(matches!(
+            m.scale_out(NodeGroup::Task, 1, None),
+            Err(SimError::NotRunning(_))
+        ));
     }
 
     #[test]
     fn injected_errors_come_back_in_order() {
         let (_clock, m) = model(3, 0);
-        m.fail_next("scale_out", CloudError::new(ErrorClass::Capacity, "scale_out", "SoldOut", "no stock"));
+        m.fail_next(
+            "scale_out",
+            CloudError::new(ErrorClass::Capacity, "scale_out", "SoldOut", "no stock"),
+        );
         match m.scale_out(NodeGroup::Task, 1, None) {
             Err(SimError::Injected(e)) => assert_eq!(e.code, "SoldOut"),
             other => panic!("unexpected {other:?}"),
