@@ -65,7 +65,7 @@ impl ManualClock {
 
     pub fn advance(&self, by: Duration) {
         let mut now = self.now.lock().unwrap_or_else(|e| e.into_inner());
-        *now = *now + SignedDuration::try_from(by).unwrap_or(SignedDuration::MAX);
+        *now += SignedDuration::try_from(by).unwrap_or(SignedDuration::MAX);
     }
 }
 

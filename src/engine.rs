@@ -614,11 +614,7 @@ impl Pass<'_> {
             return done(Outcome::Failed, m);
         }
         if !o.state.is_running() || progress == OperationProgress::Running {
-            return Resolution::StillRunning(format!(
-                "{} in progress ({})",
-                describe_op(p),
-                o.state
-            ));
+            return Resolution::StillRunning(format!("{} in progress", describe_op(p)));
         }
         if let Some(failure) = &o.last_resize_failed {
             if !reached {

@@ -3,7 +3,9 @@
 //! controller converge the real cluster to them, one safe operation at a time.
 
 pub mod api;
+pub mod cli;
 pub mod clock;
 pub mod cloud;
 pub mod engine;
+pub mod manifest;
 pub mod plan;

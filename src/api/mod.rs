@@ -19,6 +19,8 @@ pub const MIN_CORE: i32 = 3;
 pub const MAX_TOTAL: i32 = 500;
 
 /// Desired node counts of one managed Hadoop/Spark cluster.
+// Several printcolumn(...) entries share keys; clippy mistakes them for duplicates.
+#[allow(clippy::duplicated_attributes)]
 #[derive(CustomResource, KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[kube(
     group = "clusterscale.io",

@@ -31,7 +31,7 @@ pub fn parse_endpoint(field: &str, url: &str) -> Result<Endpoint, String> {
     if authority.is_empty() {
         return Err(format!("{field}: {url:?} has no host"));
     }
-    if rest.trim_start_matches(authority).trim_matches('/') != "" {
+    if !rest.trim_start_matches(authority).trim_matches('/').is_empty() {
         return Err(format!("{field}: {url:?} must not have a path"));
     }
     let hostname = if let Some(stripped) = authority.strip_prefix('[') {
@@ -104,12 +104,14 @@ pub fn malformed(
     .with_request_id(request_id)
 }
 
+type Buckets = HashMap<(String, String), Arc<DefaultDirectRateLimiter>>;
+
 /// Token buckets keyed by (account, action): the clouds limit requests per
 /// action and account (Tencent: 20/s per action).
 #[derive(Clone)]
 pub struct RateLimits {
     per_second: NonZeroU32,
-    buckets: Arc<Mutex<HashMap<(String, String), Arc<DefaultDirectRateLimiter>>>>,
+    buckets: Arc<Mutex<Buckets>>,
 }
 
 impl std::fmt::Debug for RateLimits {

@@ -1,0 +1,307 @@
+//! The command line: argument parsing and the subcommands that need no
+//! Kubernetes (`crd`, `simulate`, `plan`, `apply`, `fake-cloud`).
+
+pub mod drive;
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use clap::{Parser, Subcommand};
+
+use crate::api::{self, ScaledCluster};
+use crate::clock::{Clock, ScaledClock, SystemClock};
+use crate::cloud::simulated::{SimConfig, SimModel, SimulatedCloud};
+use crate::cloud::Cloud;
+use crate::engine::{EngineConfig, Target};
+use crate::manifest;
+use crate::plan::{self, Decision, PlanInput};
+
+use drive::{drive, print_summary, DriveOptions};
+
+/// Exit code for bad input (unreadable file, invalid spec, bad flags).
+pub const EXIT_BAD_INPUT: i32 = 2;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "clusterscale",
+    version,
+    about = "Declarative Core/Task node counts for Tencent Cloud EMR and Huawei Cloud MRS"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Print the ScaledCluster CRD (YAML) generated from the Rust types.
+    Crd,
+    /// Run the engine against the in-process simulated cloud until converged: a demo that needs no account.
+    Simulate {
+        /// ScaledCluster manifest with spec.simulated.
+        #[arg(short = 'f', long = "file")]
+        file: PathBuf,
+        /// Simulated seconds per real second.
+        #[arg(long, default_value_t = 10.0)]
+        speed: f64,
+        /// Give up after this many simulated seconds.
+        #[arg(long, default_value_t = 3600)]
+        timeout: u64,
+    },
+    /// Observe the real cluster and print its state and the plan; changes nothing.
+    Plan {
+        #[arg(short = 'f', long = "file")]
+        file: PathBuf,
+    },
+    /// Execute the plan: one operation, or with --wait until converged.
+    Apply {
+        #[arg(short = 'f', long = "file")]
+        file: PathBuf,
+        /// Keep reconciling until converged.
+        #[arg(long)]
+        wait: bool,
+        /// Give up after this many seconds.
+        #[arg(long, default_value_t = 3600)]
+        timeout: u64,
+        /// Poll interval in seconds while an operation runs.
+        #[arg(long, default_value_t = 10)]
+        poll: u64,
+    },
+}
+
+/// Run a CLI subcommand; returns the process exit code.
+pub async fn run(cli: Cli) -> i32 {
+    let mut out = std::io::stdout();
+    match cli.command {
+        Command::Crd => {
+            print!("{}", api::crd_yaml());
+            0
+        }
+        Command::Simulate {
+            file,
+            speed,
+            timeout,
+        } => simulate(&file, speed, timeout, &mut out).await,
+        Command::Plan { file } => plan_cmd(&file, &mut out).await,
+        Command::Apply {
+            file,
+            wait,
+            timeout,
+            poll,
+        } => apply(&file, wait, timeout, poll, &mut out).await,
+    }
+}
+
+fn load(file: &Path) -> Result<ScaledCluster, i32> {
+    manifest::load(file).map_err(|e| {
+        eprintln!("error: {e}");
+        EXIT_BAD_INPUT
+    })
+}
+
+fn identity(c: &ScaledCluster) -> (String, i64) {
+    let uid = c.metadata.uid.clone().unwrap_or_else(|| {
+        format!(
+            "cli/{}/{}",
+            c.metadata.namespace.as_deref().unwrap_or("default"),
+            c.metadata.name.as_deref().unwrap_or("unnamed")
+        )
+    });
+    (uid, c.metadata.generation.unwrap_or(1))
+}
+
+async fn simulate(file: &Path, speed: f64, timeout: u64, out: &mut dyn Write) -> i32 {
+    let cluster = match load(file) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    let Some(sim) = cluster.spec.simulated.clone() else {
+        eprintln!("error: {}: spec.simulated is required for simulate (use plan/apply for tencent or huawei)", file.display());
+        return EXIT_BAD_INPUT;
+    };
+    if !(speed.is_finite() && speed > 0.0) {
+        eprintln!("error: --speed must be a positive number");
+        return EXIT_BAD_INPUT;
+    }
+    let clock = Arc::new(ScaledClock::new(speed));
+    let config = SimConfig::from(&sim);
+    let model = Arc::new(SimModel::new(
+        cluster
+            .metadata
+            .name
+            .clone()
+            .unwrap_or_else(|| "sim".into()),
+        config.clone(),
+        clock.clone(),
+    ));
+    let cloud = SimulatedCloud::new(model.clone());
+    let (uid, generation) = identity(&cluster);
+    let target = Target {
+        uid: &uid,
+        generation,
+        spec: &cluster.spec,
+    };
+    let _ = writeln!(
+        out,
+        "clusterscale simulate: {} (x{speed} speed; one operation takes {}s simulated)\nstart: Core {}, Task {}; desired: Core {}, Task {}",
+        file.display(),
+        config.operation_time.as_secs(),
+        config.initial_core,
+        config.initial_task,
+        cluster.spec.core.count,
+        plan::desired_task(&cluster.spec).0
+    );
+    let poll = (config.operation_time / 6).clamp(Duration::from_secs(1), Duration::from_secs(10));
+    let options = DriveOptions {
+        once: false,
+        timeout: Duration::from_secs(timeout),
+        speed,
+        engine: EngineConfig {
+            poll,
+            ..EngineConfig::default()
+        },
+    };
+    let summary = drive(target, &cloud, clock.as_ref(), &options, out).await;
+    print_summary(out, &summary);
+    let code = summary.ending.exit_code();
+    if code != 0 {
+        eprintln!("error: {}", ending_reason(&summary.ending));
+    }
+    code
+}
+
+fn ending_reason(e: &drive::Ending) -> String {
+    match e {
+        drive::Ending::Converged => "converged".into(),
+        drive::Ending::Accepted(m)
+        | drive::Ending::Blocked(m)
+        | drive::Ending::Failed(m)
+        | drive::Ending::TimedOut(m) => m.clone(),
+    }
+}
+
+/// The cloud for a manifest, with credentials from the environment.
+pub fn connect(cluster: &ScaledCluster, clock: Arc<dyn Clock>) -> Result<Arc<dyn Cloud>, String> {
+    let spec = &cluster.spec;
+    if let Some(sim) = &spec.simulated {
+        let model = SimModel::new(
+            cluster
+                .metadata
+                .name
+                .clone()
+                .unwrap_or_else(|| "sim".into()),
+            SimConfig::from(sim),
+            clock,
+        );
+        return Ok(Arc::new(SimulatedCloud::new(Arc::new(model))));
+    }
+    // TODO(issue 3/4): wire TencentCloud / HuaweiCloud with credentials from the environment.
+    let _ = clock;
+    Err(format!(
+        "{}: no client for this cloud yet",
+        spec.cloud().map(|c| c.as_str()).unwrap_or("unknown")
+    ))
+}
+
+async fn plan_cmd(file: &Path, out: &mut dyn Write) -> i32 {
+    let cluster = match load(file) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    let cloud = match connect(&cluster, clock.clone()) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return EXIT_BAD_INPUT;
+        }
+    };
+    let observed = match cloud.observe().await {
+        Ok(o) => o,
+        Err(e) => {
+            eprintln!("error: {}", drive::describe_error(&e));
+            return 1;
+        }
+    };
+    let p = plan::plan(&PlanInput {
+        spec: &cluster.spec,
+        observed: &observed,
+        pending: None,
+        last_finished: None,
+        now: clock.now(),
+        capabilities: cloud.capabilities(),
+    });
+    let _ = writeln!(out, "cloud: {}", cloud.kind());
+    let _ = writeln!(
+        out,
+        "observed: state {}, Core {}, Task {}",
+        observed.state, observed.core, observed.task
+    );
+    let _ = writeln!(
+        out,
+        "desired:  Core {}, Task {}",
+        p.desired_core, p.desired_task
+    );
+    if let Some(c) = &p.clamp {
+        let _ = writeln!(out, "note: {c}");
+    }
+    if p.steps.is_empty() {
+        let _ = writeln!(out, "plan: nothing to do");
+    }
+    for (i, s) in p.steps.iter().enumerate() {
+        let _ = writeln!(
+            out,
+            "plan step {}: {} {} {}",
+            i + 1,
+            s.group.as_str(),
+            s.direction.as_str(),
+            s.count
+        );
+    }
+    let _ = match &p.decision {
+        Decision::Converged => writeln!(out, "next: none (converged)"),
+        Decision::Execute(op) => writeln!(out, "next: {op}"),
+        Decision::Wait(r) => writeln!(out, "next: wait ({r})"),
+        Decision::Blocked(r) => writeln!(out, "next: blocked ({r})"),
+    };
+    0
+}
+
+async fn apply(file: &Path, wait: bool, timeout: u64, poll: u64, out: &mut dyn Write) -> i32 {
+    let cluster = match load(file) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    let cloud = match connect(&cluster, clock.clone()) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return EXIT_BAD_INPUT;
+        }
+    };
+    let (uid, generation) = identity(&cluster);
+    let target = Target {
+        uid: &uid,
+        generation,
+        spec: &cluster.spec,
+    };
+    let options = DriveOptions {
+        once: !wait,
+        timeout: Duration::from_secs(timeout),
+        speed: 1.0,
+        engine: EngineConfig {
+            poll: Duration::from_secs(poll.max(1)),
+            ..EngineConfig::default()
+        },
+    };
+    let summary = drive(target, cloud.as_ref(), clock.as_ref(), &options, out).await;
+    print_summary(out, &summary);
+    let code = summary.ending.exit_code();
+    if code != 0 {
+        eprintln!("error: {}", ending_reason(&summary.ending));
+    }
+    code
+}
