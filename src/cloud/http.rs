@@ -31,7 +31,11 @@ pub fn parse_endpoint(field: &str, url: &str) -> Result<Endpoint, String> {
     if authority.is_empty() {
         return Err(format!("{field}: {url:?} has no host"));
     }
-    if !rest.trim_start_matches(authority).trim_matches('/').is_empty() {
+    if !rest
+        .trim_start_matches(authority)
+        .trim_matches('/')
+        .is_empty()
+    {
         return Err(format!("{field}: {url:?} must not have a path"));
     }
     let hostname = if let Some(stripped) = authority.strip_prefix('[') {
