@@ -4,6 +4,7 @@
 
 pub mod credentials;
 pub mod http;
+pub mod huawei;
 pub mod simulated;
 
 use std::fmt;

@@ -1,0 +1,1363 @@
+//! [`HuaweiCloud`]: the MRS v1.1 client behind the [`Cloud`] trait.
+//!
+//! Calls (cloud-apis.md B1, B2):
+//! - observe: `GET /v1.1/{project_id}/cluster_infos/{cluster_id}` (one call);
+//! - preferred Task scale-in: `GET /v1.1/{project_id}/clusters/{cluster_id}/hosts` (paged);
+//! - resize: `PUT /v1.1/{project_id}/cluster_infos/{cluster_id}`.
+//!
+//! Safety rules enforced here, before any write (the planner enforces them
+//! too; this is defence in depth): the cluster must be running and idle,
+//! growth is at most 500 minus Core+Task, Core scale-in keeps at least 3
+//! Core, and Task growth from 0 needs `spec.huawei.taskNodeSpec`.
+//!
+//! Authentication failures are never retried quickly: with a token, one
+//! refresh and one repeat; then the error is reported, and for
+//! [`DEFAULT_AUTH_HOLD_OFF`] every further call with the same credentials
+//! fails at once without a request (Huawei locks an AK for 5 minutes after 5
+//! bad signatures). The hold-off is process-wide, keyed by endpoint and a
+//! hash of the credentials, so corrected credentials are used immediately.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use jiff::{SignedDuration, Timestamp};
+use reqwest::{Method, StatusCode};
+use serde::de::DeserializeOwned;
+use sha2::{Digest, Sha256};
+
+use super::sign::{self, RequestParts};
+use super::token::{TokenSource, AUTH_TOKEN_HEADER};
+use super::wire::{
+    ClusterDetail, ClusterDetailResponse, ClusterScalingParams, ClusterScalingReq, Host,
+    ListHostsResponse, ResultResponse, TaskNodeInfo, NODE_ID_ORDERADD, RESULT_SUCCEEDED, SCALE_IN,
+    SCALE_OUT,
+};
+use super::{errors, iam_endpoint, mrs_endpoint, AkSk, AuthConfig, ConfigError};
+use crate::api::{
+    CloudKind, Direction, HuaweiSpec, NodeGroup, OperationRecord, MAX_TOTAL, MIN_CORE,
+};
+use crate::clock::{Clock, SystemClock};
+use crate::cloud::credentials::{Credentials, SecretString};
+use crate::cloud::http::{self, malformed, transport_error, Endpoint, RateLimits};
+use crate::cloud::{
+    Capabilities, Cloud, CloudError, ClusterState, ErrorClass, Node, ObservedCluster,
+    OperationProgress, ScaleRequest, Submitted,
+};
+
+/// Action names used in errors and rate-limit buckets.
+pub const ACTION_SHOW: &str = "GET cluster_infos";
+pub const ACTION_HOSTS: &str = "GET hosts";
+pub const ACTION_RESIZE: &str = "PUT cluster_infos";
+
+/// Requests per second per (account, action). Huawei does not publish a
+/// per-action limit for these APIs; this keeps a controller well below any.
+pub const REQUESTS_PER_SECOND: u32 = 5;
+/// After an authentication failure, calls with the same credentials fail
+/// without a request for this long.
+pub const DEFAULT_AUTH_HOLD_OFF: Duration = Duration::from_secs(300);
+/// How old the observation behind the pre-checks of a resize may be; older,
+/// the cluster is observed again first.
+pub const OBSERVATION_MAX_AGE: Duration = Duration::from_secs(60);
+/// After an accepted resize, an idle cluster with unchanged counts is still
+/// reported as Running for this long (MRS may take a moment to show the
+/// operation; Terraform waits 2 minutes before its first poll).
+pub const ACCEPT_GRACE: Duration = Duration::from_secs(120);
+/// Hosts per ListHosts page.
+pub const HOSTS_PAGE_SIZE: usize = 100;
+/// ListHosts pages read at most (500 nodes fit in 5).
+const MAX_HOST_PAGES: usize = 20;
+
+/// The node group names a resize uses: `spec.huawei.coreNodeGroup` /
+/// `taskNodeGroup`, else the names the cluster reports.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NodeGroups {
+    pub core: String,
+    pub task: String,
+}
+
+impl NodeGroups {
+    pub fn name(&self, group: NodeGroup) -> &str {
+        match group {
+            NodeGroup::Core => &self.core,
+            NodeGroup::Task => &self.task,
+        }
+    }
+}
+
+/// What an observation yields: the normalised state and the group names.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Interpreted {
+    pub observed: ObservedCluster,
+    pub groups: NodeGroups,
+}
+
+#[derive(Clone, Debug)]
+struct Snapshot {
+    taken: Instant,
+    view: Interpreted,
+}
+
+enum Auth {
+    AkSk(AkSk),
+    Token(TokenSource),
+}
+
+/// A raw HTTP answer.
+struct Reply {
+    status: StatusCode,
+    request_id: Option<String>,
+    body: Vec<u8>,
+}
+
+/// One MRS cluster, reached over HTTPS with AK/SK or an IAM token.
+pub struct HuaweiCloud {
+    spec: HuaweiSpec,
+    endpoint: Endpoint,
+    auth: Auth,
+    http: reqwest::Client,
+    limits: RateLimits,
+    clock: Arc<dyn Clock>,
+    auth_hold_off: Duration,
+    hold_off_key: String,
+    snapshot: Mutex<Option<Snapshot>>,
+    requests: AtomicU64,
+}
+
+impl std::fmt::Debug for HuaweiCloud {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HuaweiCloud")
+            .field("endpoint", &self.endpoint.base)
+            .field("project_id", &self.spec.project_id)
+            .field("cluster_id", &self.spec.cluster_id)
+            .field("auth", &self.auth_mode())
+            .finish_non_exhaustive()
+    }
+}
+
+impl HuaweiCloud {
+    /// A client for `spec` with `creds` (a Secret or [`super::credentials_from_env`]).
+    /// Checks the endpoints, the required spec fields and the credential keys;
+    /// sends nothing.
+    pub fn new(spec: &HuaweiSpec, creds: &Credentials) -> Result<Self, ConfigError> {
+        for (field, value) in [
+            ("spec.huawei.region", &spec.region),
+            ("spec.huawei.projectId", &spec.project_id),
+            ("spec.huawei.clusterId", &spec.cluster_id),
+        ] {
+            if value.trim().is_empty() {
+                return Err(ConfigError::Spec(format!("{field} must not be empty")));
+            }
+        }
+        let endpoint = mrs_endpoint(spec)?;
+        let config = AuthConfig::from_credentials(creds)?;
+        let (auth, fingerprint) = match config {
+            AuthConfig::AkSk(a) => {
+                let fp = fingerprint(&[&a.access_key, a.secret_key.expose()]);
+                (Auth::AkSk(a), fp)
+            }
+            AuthConfig::Password(p) => {
+                let iam = iam_endpoint(spec)?;
+                let fp =
+                    fingerprint(&[&iam.base, &p.username, &p.domain_name, p.password.expose()]);
+                (
+                    Auth::Token(TokenSource::new(iam, p, spec.project_id.clone())),
+                    fp,
+                )
+            }
+        };
+        Ok(Self {
+            spec: spec.clone(),
+            hold_off_key: format!("{}|{}", endpoint.base, fingerprint),
+            endpoint,
+            auth,
+            http: http::client(),
+            limits: http::shared_rate_limits(REQUESTS_PER_SECOND),
+            clock: Arc::new(SystemClock),
+            auth_hold_off: DEFAULT_AUTH_HOLD_OFF,
+            snapshot: Mutex::new(None),
+            requests: AtomicU64::new(0),
+        })
+    }
+
+    /// Use another clock (signing dates, token expiry, grace periods).
+    pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// Change how long calls are refused after an authentication failure.
+    pub fn with_auth_hold_off(mut self, hold_off: Duration) -> Self {
+        self.auth_hold_off = hold_off;
+        self
+    }
+
+    /// `ak-sk` or `token`.
+    pub fn auth_mode(&self) -> &'static str {
+        match self.auth {
+            Auth::AkSk(_) => "ak-sk",
+            Auth::Token(_) => "token",
+        }
+    }
+
+    /// The MRS endpoint in use.
+    pub fn endpoint(&self) -> &Endpoint {
+        &self.endpoint
+    }
+
+    /// HTTP requests sent to MRS so far (not counting IAM).
+    pub fn requests_sent(&self) -> u64 {
+        self.requests.load(Ordering::Relaxed)
+    }
+
+    /// IAM tokens fetched so far (0 with AK/SK).
+    pub fn tokens_fetched(&self) -> u64 {
+        match &self.auth {
+            Auth::Token(t) => t.fetches(),
+            Auth::AkSk(_) => 0,
+        }
+    }
+
+    fn account(&self) -> String {
+        match &self.auth {
+            Auth::AkSk(a) => a.access_key.clone(),
+            Auth::Token(t) => t.account_key(),
+        }
+    }
+
+    fn cluster_path(&self) -> String {
+        format!(
+            "/v1.1/{}/cluster_infos/{}",
+            self.spec.project_id, self.spec.cluster_id
+        )
+    }
+
+    fn hosts_path(&self) -> String {
+        format!(
+            "/v1.1/{}/clusters/{}/hosts",
+            self.spec.project_id, self.spec.cluster_id
+        )
+    }
+
+    /// `GET cluster_infos`: the raw cluster detail.
+    pub async fn cluster_detail(&self) -> Result<ClusterDetail, CloudError> {
+        let reply = self
+            .call(ACTION_SHOW, Method::GET, &self.cluster_path(), &[], None)
+            .await?;
+        let parsed: ClusterDetailResponse = parse(ACTION_SHOW, &reply)?;
+        Ok(parsed.cluster)
+    }
+
+    /// `GET hosts`, every page.
+    pub async fn list_hosts(&self) -> Result<Vec<Host>, CloudError> {
+        let path = self.hosts_path();
+        let mut hosts: Vec<Host> = Vec::new();
+        for page in 1..=MAX_HOST_PAGES {
+            let query = vec![
+                ("pageSize".to_string(), HOSTS_PAGE_SIZE.to_string()),
+                ("currentPage".to_string(), page.to_string()),
+            ];
+            let reply = self
+                .call(ACTION_HOSTS, Method::GET, &path, &query, None)
+                .await?;
+            let parsed: ListHostsResponse = parse(ACTION_HOSTS, &reply)?;
+            let got = parsed.hosts.len();
+            hosts.extend(parsed.hosts);
+            let total = parsed.total.and_then(|t| usize::try_from(t).ok());
+            let done = got < HOSTS_PAGE_SIZE || total.is_some_and(|t| hosts.len() >= t);
+            if done {
+                return Ok(hosts);
+            }
+        }
+        tracing::warn!(
+            hosts = hosts.len(),
+            "ListHosts: stopped after {MAX_HOST_PAGES} pages"
+        );
+        Ok(hosts)
+    }
+
+    /// Observe and remember the result for the pre-checks of the next resize.
+    async fn view(&self) -> Result<Interpreted, CloudError> {
+        let detail = self.cluster_detail().await?;
+        let view = interpret(&detail, &self.spec).map_err(|m| malformed(ACTION_SHOW, None, m))?;
+        *self.snapshot.lock().unwrap_or_else(|e| e.into_inner()) = Some(Snapshot {
+            taken: Instant::now(),
+            view: view.clone(),
+        });
+        Ok(view)
+    }
+
+    /// The last observation if recent enough, else a new one.
+    async fn recent_view(&self) -> Result<Interpreted, CloudError> {
+        let cached = self
+            .snapshot
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .as_ref()
+            .filter(|s| s.taken.elapsed() <= OBSERVATION_MAX_AGE)
+            .map(|s| s.view.clone());
+        match cached {
+            Some(v) => Ok(v),
+            None => self.view().await,
+        }
+    }
+
+    fn forget_view(&self) {
+        *self.snapshot.lock().unwrap_or_else(|e| e.into_inner()) = None;
+    }
+
+    /// Build the resize body after the pre-checks; `Err` before any write.
+    async fn plan_resize(
+        &self,
+        req: &ScaleRequest,
+        direction: Direction,
+    ) -> Result<(ClusterScalingReq, Vec<String>), CloudError> {
+        let view = self.recent_view().await?;
+        precheck(&view.observed, req, direction)?;
+        let observed = &view.observed;
+        let group_name = view.groups.name(req.group).to_string();
+        let mut params = ClusterScalingParams {
+            order_id: String::new(),
+            scale_type: match direction {
+                Direction::Out => SCALE_OUT,
+                Direction::In => SCALE_IN,
+            }
+            .to_string(),
+            node_id: NODE_ID_ORDERADD.to_string(),
+            node_group: group_name.clone(),
+            skip_bootstrap_scripts: self.spec.skip_bootstrap_scripts,
+            scale_without_start: self.spec.scale_without_start,
+            instances: i64::from(req.count),
+            task_node_info: None,
+            server_ids: None,
+        };
+        let mut chosen = Vec::new();
+        match (req.group, direction) {
+            (NodeGroup::Task, Direction::Out) if observed.task == 0 => {
+                let spec = self.spec.task_node_spec.as_ref().ok_or_else(|| {
+                    precheck_error(
+                        ErrorClass::Invalid,
+                        "TaskNodeSpecMissing",
+                        format!(
+                            "cluster {} has no Task nodes: growing Task from 0 to {} needs spec.huawei.taskNodeSpec \
+                             (nodeSize, dataVolumeType, dataVolumeCount, dataVolumeSize)",
+                            self.spec.cluster_id, req.count
+                        ),
+                    )
+                })?;
+                params.task_node_info = Some(TaskNodeInfo {
+                    node_size: spec.node_size.clone(),
+                    data_volume_type: spec.data_volume_type.clone(),
+                    data_volume_count: i64::from(spec.data_volume_count),
+                    data_volume_size: i64::from(spec.data_volume_size),
+                });
+            }
+            (NodeGroup::Task, Direction::In) if !req.prefer_nodes.is_empty() => {
+                let hosts = self.list_hosts().await?;
+                chosen = choose_task_hosts(&hosts, &group_name, &req.prefer_nodes, req.count);
+                if chosen.len() < req.count as usize {
+                    // Not enough listed Task hosts to name them all: let MRS choose.
+                    tracing::warn!(
+                        listed = chosen.len(),
+                        count = req.count,
+                        "ListHosts shows fewer Task hosts than requested; omitting server_ids"
+                    );
+                    chosen.clear();
+                } else {
+                    params.server_ids = Some(chosen.clone());
+                }
+            }
+            (NodeGroup::Core, Direction::In) if !req.prefer_nodes.is_empty() => {
+                tracing::info!(
+                    "MRS takes server_ids for Task scale-in only; preferNodes is not used for Core"
+                );
+            }
+            _ => {}
+        }
+        Ok((ClusterScalingReq::new(params), chosen))
+    }
+
+    async fn resize(
+        &self,
+        req: &ScaleRequest,
+        direction: Direction,
+    ) -> Result<Submitted, CloudError> {
+        let (body, node_ids) = self.plan_resize(req, direction).await?;
+        let bytes = serde_json::to_vec(&body).map_err(|e| {
+            CloudError::new(
+                ErrorClass::Invalid,
+                ACTION_RESIZE,
+                "EncodeError",
+                format!("cannot encode the resize body: {e}"),
+            )
+        })?;
+        tracing::info!(
+            cluster = %self.spec.cluster_id,
+            scale_type = %body.parameters.scale_type,
+            node_group = %body.parameters.node_group,
+            instances = body.parameters.instances,
+            server_ids = ?body.parameters.server_ids,
+            "MRS resize"
+        );
+        // Whatever happens, the next resize observes again.
+        self.forget_view();
+        let reply = self
+            .call(
+                ACTION_RESIZE,
+                Method::PUT,
+                &self.cluster_path(),
+                &[],
+                Some(bytes),
+            )
+            .await?;
+        let parsed: ResultResponse = parse(ACTION_RESIZE, &reply)?;
+        if parsed.result != RESULT_SUCCEEDED {
+            // 2xx but not "succeeded": we cannot tell whether MRS acted.
+            return Err(CloudError::new(
+                ErrorClass::Transient,
+                ACTION_RESIZE,
+                "UnexpectedResult",
+                format!(
+                    "resize answered result={:?}, expected {RESULT_SUCCEEDED:?}",
+                    parsed.result
+                ),
+            )
+            .with_request_id(reply.request_id));
+        }
+        Ok(Submitted {
+            request_id: reply.request_id,
+            flow_id: None,
+            trace_id: None,
+            node_ids,
+        })
+    }
+
+    // --- transport -------------------------------------------------------
+
+    /// One logical call: hold-off check, authentication (with one token
+    /// refresh), error mapping.
+    async fn call(
+        &self,
+        action: &'static str,
+        method: Method,
+        path: &str,
+        query: &[(String, String)],
+        body: Option<Vec<u8>>,
+    ) -> Result<Reply, CloudError> {
+        if let Some(e) = hold_off_active(&self.hold_off_key) {
+            return Err(e);
+        }
+        let body = body.unwrap_or_default();
+        let result = self
+            .call_authenticated(action, &method, path, query, &body)
+            .await;
+        match &result {
+            Err(e) if e.class == ErrorClass::Auth => self.start_hold_off(e),
+            Ok(_) => clear_hold_off(&self.hold_off_key),
+            Err(_) => {}
+        }
+        result
+    }
+
+    async fn call_authenticated(
+        &self,
+        action: &'static str,
+        method: &Method,
+        path: &str,
+        query: &[(String, String)],
+        body: &[u8],
+    ) -> Result<Reply, CloudError> {
+        match &self.auth {
+            Auth::AkSk(_) => check(
+                action,
+                self.exchange(action, method, path, query, body, None)
+                    .await?,
+            ),
+            Auth::Token(source) => {
+                let token = source.token(&self.http, self.clock.now()).await?;
+                let reply = self
+                    .exchange(action, method, path, query, body, Some(&token))
+                    .await?;
+                if reply.status.is_success() {
+                    return Ok(reply);
+                }
+                let status = reply.status;
+                let first = errors::from_response(action, status, reply.request_id, &reply.body);
+                if !errors::wants_token_refresh(status, &first.code) {
+                    return Err(first);
+                }
+                // The token was rejected, so the request was not acted on:
+                // fetch a new token and repeat the request once.
+                tracing::info!(
+                    code = %first.code,
+                    request_id = ?first.request_id,
+                    "MRS rejected the IAM token; fetching a new one and repeating the request once"
+                );
+                source.invalidate(&token).await;
+                let fresh = source.token(&self.http, self.clock.now()).await?;
+                check(
+                    action,
+                    self.exchange(action, method, path, query, body, Some(&fresh))
+                        .await?,
+                )
+            }
+        }
+    }
+
+    /// Send one HTTP request; transport errors only (statuses are checked later).
+    async fn exchange(
+        &self,
+        action: &'static str,
+        method: &Method,
+        path: &str,
+        query: &[(String, String)],
+        body: &[u8],
+        token: Option<&SecretString>,
+    ) -> Result<Reply, CloudError> {
+        self.limits.acquire(&self.account(), action).await;
+        let query_string = sign::canonical_query(query);
+        let url = if query_string.is_empty() {
+            format!("{}{path}", self.endpoint.base)
+        } else {
+            format!("{}{path}?{query_string}", self.endpoint.base)
+        };
+        let mut headers: Vec<(String, String)> = vec![
+            ("Content-Type".into(), "application/json".into()),
+            ("Host".into(), self.endpoint.host.clone()),
+            ("X-Project-Id".into(), self.spec.project_id.clone()),
+        ];
+        match (&self.auth, token) {
+            (Auth::AkSk(a), _) => {
+                headers.push((
+                    sign::DATE_HEADER.into(),
+                    sign::format_sdk_date(self.clock.now()),
+                ));
+                if let Some(t) = &a.security_token {
+                    headers.push(("X-Security-Token".into(), t.expose().to_string()));
+                }
+                let parts = RequestParts {
+                    method: method.as_str(),
+                    path,
+                    query,
+                    headers: &headers,
+                    body,
+                };
+                let signed =
+                    sign::sign(&a.access_key, a.secret_key.expose(), &parts).map_err(|e| {
+                        CloudError::new(
+                            ErrorClass::Invalid,
+                            action,
+                            "SignError",
+                            format!("cannot sign the request: {e}"),
+                        )
+                    })?;
+                headers.push(("Authorization".into(), signed.authorization));
+            }
+            (Auth::Token(_), Some(t)) => {
+                headers.push((AUTH_TOKEN_HEADER.into(), t.expose().to_string()))
+            }
+            (Auth::Token(_), None) => {
+                return Err(CloudError::new(
+                    ErrorClass::Auth,
+                    action,
+                    "NoToken",
+                    "no IAM token available",
+                ));
+            }
+        }
+        let mut request = self.http.request(method.clone(), url);
+        for (name, value) in &headers {
+            request = request.header(name.as_str(), value.as_str());
+        }
+        if !body.is_empty() {
+            request = request.body(body.to_vec());
+        }
+        self.requests.fetch_add(1, Ordering::Relaxed);
+        let response = request
+            .send()
+            .await
+            .map_err(|e| transport_error(action, &e))?;
+        let status = response.status();
+        let request_id = response
+            .headers()
+            .get("x-request-id")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string);
+        let body = response
+            .bytes()
+            .await
+            .map_err(|e| transport_error(action, &e).with_request_id(request_id.clone()))?;
+        Ok(Reply {
+            status,
+            request_id,
+            body: body.to_vec(),
+        })
+    }
+
+    fn start_hold_off(&self, e: &CloudError) {
+        let until = Instant::now() + self.auth_hold_off;
+        tracing::warn!(
+            code = %e.code,
+            request_id = ?e.request_id,
+            hold_off_secs = self.auth_hold_off.as_secs(),
+            "authentication failed; no request with these credentials until the hold-off ends"
+        );
+        hold_offs()
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(self.hold_off_key.clone(), (until, e.clone()));
+    }
+}
+
+/// Status check: 2xx passes, anything else becomes a classified error.
+fn check(action: &str, reply: Reply) -> Result<Reply, CloudError> {
+    if reply.status.is_success() {
+        Ok(reply)
+    } else {
+        Err(errors::from_response(
+            action,
+            reply.status,
+            reply.request_id,
+            &reply.body,
+        ))
+    }
+}
+
+fn parse<T: DeserializeOwned>(action: &str, reply: &Reply) -> Result<T, CloudError> {
+    serde_json::from_slice(&reply.body).map_err(|e| malformed(action, reply.request_id.clone(), e))
+}
+
+fn fingerprint(parts: &[&str]) -> String {
+    let mut h = Sha256::new();
+    for p in parts {
+        h.update(p.as_bytes());
+        h.update([0u8]);
+    }
+    hex::encode(&h.finalize()[..12])
+}
+
+type HoldOffs = Mutex<HashMap<String, (Instant, CloudError)>>;
+
+fn hold_offs() -> &'static HoldOffs {
+    static HOLD_OFFS: OnceLock<HoldOffs> = OnceLock::new();
+    HOLD_OFFS.get_or_init(Mutex::default)
+}
+
+fn hold_off_active(key: &str) -> Option<CloudError> {
+    let mut map = hold_offs().lock().unwrap_or_else(|p| p.into_inner());
+    let (until, e) = map.get(key)?;
+    let now = Instant::now();
+    if now >= *until {
+        map.remove(key);
+        return None;
+    }
+    let left = until.duration_since(now).as_secs();
+    let mut e = e.clone();
+    e.message = format!(
+        "not sent: an earlier request with these credentials failed authentication ({}: {}); \
+         Huawei locks an AK for 5 minutes after 5 bad signatures, so no request is sent for another {left}s. \
+         Fix the credentials (a changed Secret is used at once)",
+        e.code, e.message
+    );
+    Some(e)
+}
+
+fn clear_hold_off(key: &str) {
+    hold_offs()
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .remove(key);
+}
+
+fn precheck_error(class: ErrorClass, code: &str, message: String) -> CloudError {
+    CloudError::new(class, ACTION_RESIZE, code, format!("not sent: {message}"))
+}
+
+/// The seed's rules, checked against the latest observation before a resize.
+pub fn precheck(
+    observed: &ObservedCluster,
+    req: &ScaleRequest,
+    direction: Direction,
+) -> Result<(), CloudError> {
+    if req.count <= 0 {
+        return Err(precheck_error(
+            ErrorClass::Invalid,
+            "PrecheckCount",
+            format!(
+                "the node count to {} must be positive, got {}",
+                verb(direction),
+                req.count
+            ),
+        ));
+    }
+    if !observed.state.is_running() {
+        return Err(precheck_error(
+            ErrorClass::Busy,
+            "PrecheckNotRunning",
+            format!(
+                "MRS resizes only running, idle clusters; the cluster is {}",
+                observed.state
+            ),
+        ));
+    }
+    let total = observed.core + observed.task;
+    match (req.group, direction) {
+        (_, Direction::Out) => {
+            let room = MAX_TOTAL - total;
+            if req.count > room {
+                return Err(precheck_error(
+                    ErrorClass::Invalid,
+                    "PrecheckMaxTotal",
+                    format!(
+                        "adding {} {} nodes would exceed {MAX_TOTAL} Core+Task nodes: the cluster has {} Core and {} Task, \
+                         so at most {} can be added",
+                        req.count,
+                        req.group.as_str(),
+                        observed.core,
+                        observed.task,
+                        room.max(0)
+                    ),
+                ));
+            }
+        }
+        (NodeGroup::Core, Direction::In) => {
+            if observed.core - req.count < MIN_CORE {
+                return Err(precheck_error(
+                    ErrorClass::Invalid,
+                    "PrecheckMinCore",
+                    format!(
+                        "removing {} of {} Core nodes would leave {}; MRS keeps at least {MIN_CORE} Core nodes \
+                         (at most {} can be removed)",
+                        req.count,
+                        observed.core,
+                        observed.core - req.count,
+                        (observed.core - MIN_CORE).max(0)
+                    ),
+                ));
+            }
+        }
+        (NodeGroup::Task, Direction::In) => {
+            if req.count > observed.task {
+                return Err(precheck_error(
+                    ErrorClass::Invalid,
+                    "PrecheckTaskCount",
+                    format!(
+                        "cannot remove {} Task nodes: the cluster has {}",
+                        req.count, observed.task
+                    ),
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+fn verb(direction: Direction) -> &'static str {
+    match direction {
+        Direction::Out => "add",
+        Direction::In => "remove",
+    }
+}
+
+/// Pick `count` Task hosts of `group` to remove: the preferred ones that
+/// exist (in the given order), then hosts that are not running, then the
+/// rest by name, newest-looking (highest) first. Returns fewer when the
+/// group has fewer hosts.
+pub fn choose_task_hosts(
+    hosts: &[Host],
+    group: &str,
+    prefer: &[String],
+    count: i32,
+) -> Vec<String> {
+    let count = usize::try_from(count).unwrap_or(0);
+    let in_group: Vec<&Host> = hosts
+        .iter()
+        .filter(|h| h.host_type == "TaskNode")
+        .filter(|h| h.node_group_name.as_deref().is_none_or(|g| g == group))
+        .collect();
+    let mut chosen: Vec<String> = Vec::new();
+    for id in prefer {
+        if chosen.len() >= count {
+            break;
+        }
+        if in_group.iter().any(|h| &h.id == id) && !chosen.contains(id) {
+            chosen.push(id.clone());
+        } else if !in_group.iter().any(|h| &h.id == id) {
+            tracing::info!(node = %id, group, "preferred node is not a Task host of the group; skipped");
+        }
+    }
+    let mut rest: Vec<&&Host> = in_group
+        .iter()
+        .filter(|h| !chosen.contains(&h.id))
+        .collect();
+    rest.sort_by(|a, b| {
+        let a_ok = a.status.eq_ignore_ascii_case("running");
+        let b_ok = b.status.eq_ignore_ascii_case("running");
+        a_ok.cmp(&b_ok).then_with(|| b.name.cmp(&a.name))
+    });
+    for h in rest {
+        if chosen.len() >= count {
+            break;
+        }
+        chosen.push(h.id.clone());
+    }
+    chosen
+}
+
+/// Normalise a cluster detail: state, Core and Task counts, group names.
+pub fn interpret(detail: &ClusterDetail, spec: &HuaweiSpec) -> Result<Interpreted, String> {
+    // Every group, from both lists, first occurrence wins.
+    let mut groups: Vec<(String, Option<i64>)> = Vec::new();
+    for g in detail.node_groups.iter().chain(&detail.task_node_groups) {
+        if !g.group_name.is_empty() && !groups.iter().any(|(n, _)| n == &g.group_name) {
+            groups.push((g.group_name.clone(), g.node_num));
+        }
+    }
+    let task_listed: Vec<&str> = detail
+        .task_node_groups
+        .iter()
+        .map(|g| g.group_name.as_str())
+        .collect();
+    let core_names: Vec<&str> = groups
+        .iter()
+        .map(|(n, _)| n.as_str())
+        .filter(|n| n.starts_with("core_node"))
+        .collect();
+    let task_names: Vec<&str> = groups
+        .iter()
+        .map(|(n, _)| n.as_str())
+        .filter(|n| n.starts_with("task_node") || task_listed.contains(n))
+        .collect();
+    let core = spec
+        .core_node_group
+        .clone()
+        .filter(|s| !s.trim().is_empty())
+        .or_else(|| {
+            pick(
+                &core_names,
+                &["core_node_default_group", "core_node_analysis_group"],
+            )
+        })
+        .unwrap_or_else(|| "core_node_default_group".to_string());
+    let task = spec
+        .task_node_group
+        .clone()
+        .filter(|s| !s.trim().is_empty())
+        .or_else(|| {
+            pick(
+                &task_names,
+                &["task_node_default_group", "task_node_analysis_group"],
+            )
+        })
+        .unwrap_or_else(|| match core.strip_prefix("core_node") {
+            // No Task group yet: MRS names it after the Core group.
+            Some(rest) => format!("task_node{rest}"),
+            None => "task_node_default_group".to_string(),
+        });
+    let group_count = |name: &str| groups.iter().find(|(n, _)| n == name).and_then(|(_, c)| *c);
+    let core_count = if core_names.len() > 1 {
+        group_count(&core).or(detail.core_node_num)
+    } else {
+        detail.core_node_num.or_else(|| group_count(&core))
+    }
+    .ok_or_else(|| {
+        format!(
+            "cluster {:?} reports no coreNodeNum and no Core node group",
+            detail.cluster_id
+        )
+    })?;
+    let task_count = group_count(&task).unwrap_or(0);
+    let to_i32 = |what: &str, n: i64| {
+        i32::try_from(n).map_err(|_| format!("{what} count {n} is out of range"))
+    };
+    let core_count = to_i32("Core", core_count)?;
+    let task_count = to_i32("Task", task_count)?;
+    if core_count < 0 || task_count < 0 {
+        return Err(format!(
+            "negative node count (Core {core_count}, Task {task_count})"
+        ));
+    }
+
+    let stage = detail.stage_desc.trim();
+    let with_stage = |s: &str| {
+        if stage.is_empty() {
+            s.to_string()
+        } else {
+            format!("{s}: {stage}")
+        }
+    };
+    let mut last_resize_failed = None;
+    let state = match detail.cluster_state.as_str() {
+        "running" => match detail.scale.as_str() {
+            // scaled-up-success reports a finished spec change (inference).
+            "" | "scaled-up-success" => ClusterState::Running,
+            "scaling-error" => {
+                let reason = [stage, detail.error_info.trim()]
+                    .into_iter()
+                    .find(|s| !s.is_empty())
+                    .unwrap_or("the last resize failed");
+                last_resize_failed = Some(format!("scaling-error: {reason}"));
+                ClusterState::Running
+            }
+            other => ClusterState::Busy(with_stage(other)),
+        },
+        s @ ("scaling-out" | "scaling-in") => ClusterState::Busy(with_stage(s)),
+        s @ ("failed" | "abnormal") => ClusterState::Failed(with_stage(s)),
+        "" => {
+            return Err(format!(
+                "cluster {:?} reports no clusterState",
+                detail.cluster_id
+            ))
+        }
+        other => ClusterState::Unavailable(with_stage(other)),
+    };
+    Ok(Interpreted {
+        observed: ObservedCluster {
+            state,
+            core: core_count,
+            task: task_count,
+            nodes: Vec::new(),
+            last_resize_failed,
+        },
+        groups: NodeGroups { core, task },
+    })
+}
+
+fn pick(names: &[&str], preferred: &[&str]) -> Option<String> {
+    if names.len() <= 1 {
+        return names.first().map(|s| s.to_string());
+    }
+    preferred
+        .iter()
+        .find(|p| names.contains(p))
+        .map(|s| s.to_string())
+        .or_else(|| {
+            let mut sorted = names.to_vec();
+            sorted.sort();
+            sorted.first().map(|s| s.to_string())
+        })
+}
+
+/// Nodes for the trait's `ObservedCluster.nodes`, from ListHosts.
+pub fn hosts_to_nodes(hosts: &[Host]) -> Vec<Node> {
+    hosts
+        .iter()
+        .enumerate()
+        .filter_map(|(i, h)| {
+            let group = match h.host_type.as_str() {
+                "CoreNode" => NodeGroup::Core,
+                "TaskNode" => NodeGroup::Task,
+                _ => return None,
+            };
+            Some(Node {
+                id: h.id.clone(),
+                group,
+                removable: true,
+                added_order: i as i64,
+            })
+        })
+        .collect()
+}
+
+#[async_trait]
+impl Cloud for HuaweiCloud {
+    fn kind(&self) -> CloudKind {
+        CloudKind::Huawei
+    }
+
+    fn capabilities(&self) -> Capabilities {
+        Capabilities {
+            scale_out_core: true,
+            scale_out_task: true,
+            scale_in_core: true,
+            scale_in_task: true,
+            graceful_scale_in: false,
+            max_out_per_call: None,
+        }
+    }
+
+    async fn observe(&self) -> Result<ObservedCluster, CloudError> {
+        Ok(self.view().await?.observed)
+    }
+
+    async fn scale_out(&self, req: &ScaleRequest) -> Result<Submitted, CloudError> {
+        self.resize(req, Direction::Out).await
+    }
+
+    async fn scale_in(&self, req: &ScaleRequest) -> Result<Submitted, CloudError> {
+        self.resize(req, Direction::In).await
+    }
+
+    /// MRS keeps no per-operation record: progress is read from the cluster.
+    async fn operation_status(
+        &self,
+        op: &OperationRecord,
+    ) -> Result<OperationProgress, CloudError> {
+        let view = self.view().await?;
+        let observed = &view.observed;
+        let count = observed.count(op.group);
+        let reached = count == op.to_count;
+        Ok(match &observed.state {
+            ClusterState::Busy(_) => OperationProgress::Running,
+            ClusterState::Failed(d) => OperationProgress::Failed(format!("cluster is {d}")),
+            ClusterState::Unavailable(_) => OperationProgress::Unknown,
+            ClusterState::Running if reached => OperationProgress::Succeeded,
+            ClusterState::Running => {
+                if let Some(reason) = &observed.last_resize_failed {
+                    OperationProgress::Failed(reason.clone())
+                } else {
+                    let grace =
+                        SignedDuration::try_from(ACCEPT_GRACE).unwrap_or(SignedDuration::ZERO);
+                    let age = self.clock.now().duration_since(op.started_at.0);
+                    if op.accepted && age < grace {
+                        OperationProgress::Running
+                    } else {
+                        OperationProgress::Unknown
+                    }
+                }
+            }
+        })
+    }
+}
+
+/// A helper for tests and diagnostics: "now" as the client sees it.
+impl HuaweiCloud {
+    pub fn now(&self) -> Timestamp {
+        self.clock.now()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::SecretRef;
+    use crate::cloud::huawei::wire::NodeGroupV10;
+
+    fn spec() -> HuaweiSpec {
+        HuaweiSpec {
+            region: "cn-north-4".into(),
+            project_id: "p".into(),
+            cluster_id: "c".into(),
+            credentials_secret_ref: SecretRef { name: "hw".into() },
+            endpoint: None,
+            iam_endpoint: None,
+            core_node_group: None,
+            task_node_group: None,
+            task_node_spec: None,
+            skip_bootstrap_scripts: false,
+            scale_without_start: false,
+        }
+    }
+
+    fn group(name: &str, n: i64) -> NodeGroupV10 {
+        NodeGroupV10 {
+            group_name: name.into(),
+            node_num: Some(n),
+            ..Default::default()
+        }
+    }
+
+    fn detail(state: &str, scale: &str, core: i64, groups: Vec<NodeGroupV10>) -> ClusterDetail {
+        ClusterDetail {
+            cluster_id: "c".into(),
+            cluster_state: state.into(),
+            scale: scale.into(),
+            core_node_num: Some(core),
+            node_groups: groups,
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn interpret_reads_counts_and_real_group_names() {
+        let d = detail(
+            "running",
+            "",
+            4,
+            vec![
+                group("master_node_default_group", 2),
+                group("core_node_analysis_group", 4),
+                group("task_node_analysis_group", 3),
+            ],
+        );
+        let v = interpret(&d, &spec()).unwrap();
+        assert_eq!((v.observed.core, v.observed.task), (4, 3));
+        assert_eq!(v.observed.state, ClusterState::Running);
+        assert_eq!(
+            v.groups,
+            NodeGroups {
+                core: "core_node_analysis_group".into(),
+                task: "task_node_analysis_group".into()
+            }
+        );
+        // The same task group listed twice is counted once.
+        let mut d2 = d.clone();
+        d2.task_node_groups = vec![group("task_node_analysis_group", 3)];
+        assert_eq!(interpret(&d2, &spec()).unwrap().observed.task, 3);
+    }
+
+    #[test]
+    fn interpret_without_task_group_derives_its_name() {
+        let d = detail(
+            "running",
+            "",
+            3,
+            vec![group("core_node_streaming_group", 3)],
+        );
+        let v = interpret(&d, &spec()).unwrap();
+        assert_eq!(v.observed.task, 0);
+        assert_eq!(v.groups.task, "task_node_streaming_group");
+        let d = detail("running", "", 3, vec![]);
+        let v = interpret(&d, &spec()).unwrap();
+        assert_eq!(
+            v.groups,
+            NodeGroups {
+                core: "core_node_default_group".into(),
+                task: "task_node_default_group".into()
+            }
+        );
+        let mut s = spec();
+        s.core_node_group = Some("my_core".into());
+        s.task_node_group = Some("my_task".into());
+        let v = interpret(&d, &s).unwrap();
+        assert_eq!(
+            v.groups,
+            NodeGroups {
+                core: "my_core".into(),
+                task: "my_task".into()
+            }
+        );
+    }
+
+    #[test]
+    fn interpret_several_groups_uses_the_chosen_one() {
+        let d = detail(
+            "running",
+            "",
+            9,
+            vec![
+                group("core_node_analysis_group", 5),
+                group("core_node_streaming_group", 4),
+                group("task_node_analysis_group", 1),
+                group("task_node_streaming_group", 2),
+            ],
+        );
+        let v = interpret(&d, &spec()).unwrap();
+        assert_eq!((v.observed.core, v.observed.task), (5, 1));
+        let mut s = spec();
+        s.core_node_group = Some("core_node_streaming_group".into());
+        s.task_node_group = Some("task_node_streaming_group".into());
+        let v = interpret(&d, &s).unwrap();
+        assert_eq!((v.observed.core, v.observed.task), (4, 2));
+    }
+
+    #[test]
+    fn interpret_states() {
+        let g = vec![group("core_node_default_group", 3)];
+        let state = |c: &str, s: &str| {
+            interpret(&detail(c, s, 3, g.clone()), &spec())
+                .unwrap()
+                .observed
+        };
+        assert_eq!(state("running", "").state, ClusterState::Running);
+        assert_eq!(
+            state("running", "scaled-up-success").state,
+            ClusterState::Running
+        );
+        assert_eq!(
+            state("running", "scaling-out").state,
+            ClusterState::Busy("scaling-out".into())
+        );
+        assert_eq!(
+            state("scaling-in", "").state,
+            ClusterState::Busy("scaling-in".into())
+        );
+        assert!(matches!(state("failed", "").state, ClusterState::Failed(_)));
+        assert!(matches!(
+            state("abnormal", "").state,
+            ClusterState::Failed(_)
+        ));
+        assert!(matches!(
+            state("frozen", "").state,
+            ClusterState::Unavailable(_)
+        ));
+        assert!(matches!(
+            state("starting", "").state,
+            ClusterState::Unavailable(_)
+        ));
+        let mut d = detail("running", "scaling-error", 3, g.clone());
+        d.stage_desc = "Cluster expansion failed".into();
+        let o = interpret(&d, &spec()).unwrap().observed;
+        assert_eq!(o.state, ClusterState::Running);
+        assert_eq!(
+            o.last_resize_failed.as_deref(),
+            Some("scaling-error: Cluster expansion failed")
+        );
+        let mut d = detail("scaling-out", "scaling-out", 3, g.clone());
+        d.stage_desc = "Adding node to the cluster".into();
+        assert_eq!(
+            interpret(&d, &spec()).unwrap().observed.state,
+            ClusterState::Busy("scaling-out: Adding node to the cluster".into())
+        );
+        assert!(interpret(&detail("", "", 3, g.clone()), &spec())
+            .unwrap_err()
+            .contains("clusterState"));
+        let mut d = detail("running", "", 3, vec![]);
+        d.core_node_num = None;
+        assert!(interpret(&d, &spec()).unwrap_err().contains("coreNodeNum"));
+    }
+
+    fn observed(core: i32, task: i32) -> ObservedCluster {
+        ObservedCluster {
+            state: ClusterState::Running,
+            core,
+            task,
+            nodes: vec![],
+            last_resize_failed: None,
+        }
+    }
+
+    fn req(group: NodeGroup, count: i32) -> ScaleRequest {
+        ScaleRequest {
+            group,
+            count,
+            from_count: 0,
+            token: "t".into(),
+            prefer_nodes: vec![],
+            graceful_timeout_seconds: 0,
+        }
+    }
+
+    #[test]
+    fn precheck_enforces_the_seed_rules() {
+        let o = observed(10, 40);
+        assert!(precheck(&o, &req(NodeGroup::Task, 450), Direction::Out).is_ok());
+        let e = precheck(&o, &req(NodeGroup::Task, 451), Direction::Out).unwrap_err();
+        assert_eq!(
+            (e.class, e.code.as_str()),
+            (ErrorClass::Invalid, "PrecheckMaxTotal")
+        );
+        assert!(e.message.contains("at most 450"), "{}", e.message);
+        assert!(precheck(&o, &req(NodeGroup::Core, 7), Direction::In).is_ok());
+        let e = precheck(&o, &req(NodeGroup::Core, 8), Direction::In).unwrap_err();
+        assert_eq!(e.code, "PrecheckMinCore");
+        assert!(e.message.contains("at most 7"), "{}", e.message);
+        let e = precheck(&observed(3, 0), &req(NodeGroup::Core, 1), Direction::In).unwrap_err();
+        assert_eq!(e.code, "PrecheckMinCore");
+        assert!(precheck(&o, &req(NodeGroup::Task, 40), Direction::In).is_ok());
+        assert_eq!(
+            precheck(&o, &req(NodeGroup::Task, 41), Direction::In)
+                .unwrap_err()
+                .code,
+            "PrecheckTaskCount"
+        );
+        assert_eq!(
+            precheck(&o, &req(NodeGroup::Task, 0), Direction::Out)
+                .unwrap_err()
+                .code,
+            "PrecheckCount"
+        );
+        let mut busy = o.clone();
+        busy.state = ClusterState::Busy("scaling-out".into());
+        let e = precheck(&busy, &req(NodeGroup::Task, 1), Direction::Out).unwrap_err();
+        assert_eq!(
+            (e.class, e.code.as_str()),
+            (ErrorClass::Busy, "PrecheckNotRunning")
+        );
+        assert_eq!(e.action, ACTION_RESIZE);
+        assert!(e.request_id.is_none());
+    }
+
+    fn host(id: &str, name: &str, kind: &str, status: &str, group: &str) -> Host {
+        Host {
+            id: id.into(),
+            name: name.into(),
+            status: status.into(),
+            host_type: kind.into(),
+            node_group_name: Some(group.into()),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn task_hosts_preferred_first_then_unhealthy_then_newest() {
+        let g = "task_node_analysis_group";
+        let hosts = vec![
+            host(
+                "m1",
+                "node-master1",
+                "MasterNode",
+                "running",
+                "master_node_default_group",
+            ),
+            host(
+                "c1",
+                "node-core1",
+                "CoreNode",
+                "running",
+                "core_node_analysis_group",
+            ),
+            host("t1", "node-task0001", "TaskNode", "running", g),
+            host("t2", "node-task0002", "TaskNode", "abnormal", g),
+            host("t3", "node-task0003", "TaskNode", "running", g),
+            host("t4", "node-task0004", "TaskNode", "running", g),
+            host(
+                "x1",
+                "node-task-other",
+                "TaskNode",
+                "running",
+                "task_node_streaming_group",
+            ),
+        ];
+        let prefer = vec![
+            "t1".to_string(),
+            "c1".to_string(),
+            "gone".to_string(),
+            "x1".to_string(),
+        ];
+        assert_eq!(choose_task_hosts(&hosts, g, &prefer, 1), vec!["t1"]);
+        assert_eq!(
+            choose_task_hosts(&hosts, g, &prefer, 3),
+            vec!["t1", "t2", "t4"]
+        );
+        assert_eq!(
+            choose_task_hosts(&hosts, g, &[], 9),
+            vec!["t2", "t4", "t3", "t1"]
+        );
+        let nodes = hosts_to_nodes(&hosts);
+        assert_eq!(nodes.len(), 6);
+        assert!(nodes.iter().all(|n| n.id != "m1"));
+    }
+
+    #[test]
+    fn client_construction_checks_spec_and_keys() {
+        let creds = Credentials::new("test")
+            .with("accessKey", "AK")
+            .with("secretKey", "SK");
+        let c = HuaweiCloud::new(&spec(), &creds).unwrap();
+        assert_eq!(c.auth_mode(), "ak-sk");
+        assert_eq!(
+            c.endpoint().base,
+            "https://mrs.cn-north-4.myhuaweicloud.com"
+        );
+        assert!(!format!("{c:?}").contains("SK\""));
+        let caps = c.capabilities();
+        assert!(
+            caps.scale_out_core && caps.scale_out_task && caps.scale_in_core && caps.scale_in_task
+        );
+        assert!(!caps.graceful_scale_in);
+        let mut s = spec();
+        s.project_id = " ".into();
+        assert!(HuaweiCloud::new(&s, &creds)
+            .unwrap_err()
+            .to_string()
+            .contains("spec.huawei.projectId"));
+        let pw = Credentials::new("test")
+            .with("username", "u")
+            .with("password", "p")
+            .with("domainName", "d");
+        assert_eq!(HuaweiCloud::new(&spec(), &pw).unwrap().auth_mode(), "token");
+    }
+}

@@ -1,0 +1,428 @@
+//! MRS v1.1 and IAM v3 wire types, shared by the client and the fake endpoint.
+//!
+//! Field names follow the official SDK models (cloud-apis.md B1, B2, B4).
+//! Reading is lenient where the vendor is inconsistent (counts as strings or
+//! numbers, missing lists); writing produces exactly the documented shapes.
+
+use serde::{Deserialize, Deserializer, Serialize};
+use serde_json::Value;
+
+/// `node_id` of every resize request.
+pub const NODE_ID_ORDERADD: &str = "node_orderadd";
+/// `scale_type` values.
+pub const SCALE_OUT: &str = "scale_out";
+pub const SCALE_IN: &str = "scale_in";
+/// The only `result` of an accepted resize.
+pub const RESULT_SUCCEEDED: &str = "succeeded";
+
+/// A count the vendor sends as a string (`"5"`) or a number (`5`); null or
+/// empty reads as absent.
+fn lenient_count<'de, D: Deserializer<'de>>(d: D) -> Result<Option<i64>, D::Error> {
+    let v = Option::<Value>::deserialize(d)?;
+    match v {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::Number(n)) => n
+            .as_i64()
+            .map(Some)
+            .ok_or_else(|| serde::de::Error::custom(format!("count {n} is not an integer"))),
+        Some(Value::String(s)) if s.trim().is_empty() => Ok(None),
+        Some(Value::String(s)) => s
+            .trim()
+            .parse::<i64>()
+            .map(Some)
+            .map_err(|_| serde::de::Error::custom(format!("count {s:?} is not an integer"))),
+        Some(other) => Err(serde::de::Error::custom(format!(
+            "count {other} is neither a string nor a number"
+        ))),
+    }
+}
+
+fn null_as_default<'de, D, T>(d: D) -> Result<T, D::Error>
+where
+    D: Deserializer<'de>,
+    T: Default + Deserialize<'de>,
+{
+    Ok(Option::<T>::deserialize(d)?.unwrap_or_default())
+}
+
+/// `GET /v1.1/{project_id}/cluster_infos/{cluster_id}` response.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ClusterDetailResponse {
+    pub cluster: ClusterDetail,
+}
+
+/// The fields of ShowClusterDetails that node counting needs (camelCase on
+/// the wire; counts are strings).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ClusterDetail {
+    #[serde(default, deserialize_with = "null_as_default")]
+    pub cluster_id: String,
+    #[serde(default, deserialize_with = "null_as_default")]
+    pub cluster_name: String,
+    #[serde(
+        default,
+        deserialize_with = "null_as_default",
+        skip_serializing_if = "String::is_empty"
+    )]
+    pub cluster_version: String,
+    /// starting, running, terminated, failed, abnormal, terminating, frozen, scaling-out, scaling-in.
+    #[serde(default, deserialize_with = "null_as_default")]
+    pub cluster_state: String,
+    /// Empty when nothing changes; scaling-out, scaling-in, scaling-error, scaling-up, ...
+    #[serde(default, deserialize_with = "null_as_default")]
+    pub scale: String,
+    /// Progress text ("Adding node to the cluster", "Cluster expansion failed").
+    #[serde(default, deserialize_with = "null_as_default")]
+    pub stage_desc: String,
+    #[serde(
+        default,
+        deserialize_with = "null_as_default",
+        skip_serializing_if = "String::is_empty"
+    )]
+    pub error_info: String,
+    #[serde(
+        default,
+        deserialize_with = "lenient_count",
+        serialize_with = "count_as_string"
+    )]
+    pub total_node_num: Option<i64>,
+    #[serde(
+        default,
+        deserialize_with = "lenient_count",
+        serialize_with = "count_as_string"
+    )]
+    pub master_node_num: Option<i64>,
+    #[serde(
+        default,
+        deserialize_with = "lenient_count",
+        serialize_with = "count_as_string"
+    )]
+    pub core_node_num: Option<i64>,
+    #[serde(default, deserialize_with = "null_as_default")]
+    pub node_groups: Vec<NodeGroupV10>,
+    #[serde(default, deserialize_with = "null_as_default")]
+    pub task_node_groups: Vec<NodeGroupV10>,
+    #[serde(
+        default,
+        deserialize_with = "null_as_default",
+        skip_serializing_if = "String::is_empty"
+    )]
+    pub update_at: String,
+}
+
+fn count_as_string<S: serde::Serializer>(v: &Option<i64>, s: S) -> Result<S::Ok, S::Error> {
+    match v {
+        Some(n) => s.serialize_str(&n.to_string()),
+        None => s.serialize_none(),
+    }
+}
+
+/// `NodeGroupV10` (PascalCase on the wire).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct NodeGroupV10 {
+    #[serde(rename = "GroupName", default, deserialize_with = "null_as_default")]
+    pub group_name: String,
+    #[serde(rename = "NodeNum", default, deserialize_with = "lenient_count")]
+    pub node_num: Option<i64>,
+    #[serde(rename = "NodeSize", default, skip_serializing_if = "Option::is_none")]
+    pub node_size: Option<String>,
+    #[serde(
+        rename = "DataVolumeType",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub data_volume_type: Option<String>,
+    #[serde(
+        rename = "DataVolumeCount",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub data_volume_count: Option<i64>,
+    #[serde(
+        rename = "DataVolumeSize",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub data_volume_size: Option<i64>,
+}
+
+/// `GET /v1.1/{project_id}/clusters/{cluster_id}/hosts` response.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct ListHostsResponse {
+    #[serde(default, deserialize_with = "null_as_default")]
+    pub hosts: Vec<Host>,
+    #[serde(default, deserialize_with = "lenient_count")]
+    pub total: Option<i64>,
+}
+
+/// One host of ListHosts.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Host {
+    /// The VM id; what `server_ids` takes.
+    #[serde(default, deserialize_with = "null_as_default")]
+    pub id: String,
+    #[serde(default, deserialize_with = "null_as_default")]
+    pub name: String,
+    #[serde(default, deserialize_with = "null_as_default")]
+    pub ip: String,
+    #[serde(default, deserialize_with = "null_as_default")]
+    pub status: String,
+    /// MasterNode, CoreNode or TaskNode.
+    #[serde(rename = "type", default, deserialize_with = "null_as_default")]
+    pub host_type: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resource_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub flavor: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub node_group_name: Option<String>,
+}
+
+/// `PUT /v1.1/{project_id}/cluster_infos/{cluster_id}` body (ClusterScalingReq).
+/// Field order is the SDK's, so the bytes match its serialisation.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ClusterScalingReq {
+    pub service_id: String,
+    pub plan_id: String,
+    pub parameters: ClusterScalingParams,
+    pub previous_values: PreviousValues,
+}
+
+/// `previous_values` of a resize; always `{"plan_id": ""}`.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct PreviousValues {
+    pub plan_id: String,
+}
+
+/// `parameters` of a resize (ClusterScalingParams).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ClusterScalingParams {
+    pub order_id: String,
+    /// `scale_out` or `scale_in`.
+    pub scale_type: String,
+    /// Always `node_orderadd`.
+    pub node_id: String,
+    pub node_group: String,
+    pub skip_bootstrap_scripts: bool,
+    pub scale_without_start: bool,
+    pub instances: i64,
+    /// Only when Task grows from 0.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub task_node_info: Option<TaskNodeInfo>,
+    /// Only for Task scale-in: the hosts to remove.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub server_ids: Option<Vec<String>>,
+}
+
+/// `task_node_info` of a resize.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TaskNodeInfo {
+    pub node_size: String,
+    /// SATA, SAS, SSD or GPSSD.
+    pub data_volume_type: String,
+    pub data_volume_count: i64,
+    pub data_volume_size: i64,
+}
+
+impl ClusterScalingReq {
+    /// A resize request in the seed's exact shape.
+    pub fn new(params: ClusterScalingParams) -> Self {
+        Self {
+            service_id: String::new(),
+            plan_id: String::new(),
+            parameters: params,
+            previous_values: PreviousValues::default(),
+        }
+    }
+}
+
+/// The resize response, `{"result":"succeeded"}`.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct ResultResponse {
+    #[serde(default, deserialize_with = "null_as_default")]
+    pub result: String,
+}
+
+/// The vendor's error body, `{"error_code": ..., "error_msg": ...}`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ErrorBody {
+    pub error_code: String,
+    pub error_msg: String,
+}
+
+/// IAM `POST /v3/auth/tokens` body (password method, project scope).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TokenRequest {
+    pub auth: TokenAuth,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TokenAuth {
+    pub identity: Identity,
+    pub scope: Scope,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Identity {
+    pub methods: Vec<String>,
+    pub password: PasswordIdentity,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct PasswordIdentity {
+    pub user: PasswordUser,
+}
+
+/// The user of a password authentication. `Debug` hides the password.
+#[derive(Clone, PartialEq, Serialize, Deserialize)]
+pub struct PasswordUser {
+    pub name: String,
+    pub password: String,
+    pub domain: NamedRef,
+}
+
+impl std::fmt::Debug for PasswordUser {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PasswordUser")
+            .field("name", &self.name)
+            .field("password", &"<redacted>")
+            .field("domain", &self.domain)
+            .finish()
+    }
+}
+
+/// `{"name": ...}`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct NamedRef {
+    pub name: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Scope {
+    pub project: IdRef,
+}
+
+/// `{"id": ...}`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct IdRef {
+    pub id: String,
+}
+
+impl TokenRequest {
+    /// Password authentication scoped to one project.
+    pub fn password(user: &str, password: &str, domain: &str, project_id: &str) -> Self {
+        Self {
+            auth: TokenAuth {
+                identity: Identity {
+                    methods: vec!["password".to_string()],
+                    password: PasswordIdentity {
+                        user: PasswordUser {
+                            name: user.to_string(),
+                            password: password.to_string(),
+                            domain: NamedRef {
+                                name: domain.to_string(),
+                            },
+                        },
+                    },
+                },
+                scope: Scope {
+                    project: IdRef {
+                        id: project_id.to_string(),
+                    },
+                },
+            },
+        }
+    }
+}
+
+impl std::fmt::Display for TokenRequest {
+    /// Never shows the password.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let u = &self.auth.identity.password.user;
+        write!(
+            f,
+            "password auth for {}@{} scoped to project {}",
+            u.name, u.domain.name, self.auth.scope.project.id
+        )
+    }
+}
+
+/// IAM token response body (the token itself is in `X-Subject-Token`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TokenResponse {
+    pub token: TokenBody,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TokenBody {
+    /// RFC 3339, e.g. `2024-01-16T08:30:00.000000Z`.
+    pub expires_at: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub issued_at: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub methods: Vec<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn resize_body_matches_the_sdk_bytes_of_vector_2() {
+        // tests/data/huawei_sdk_hmac.json, mrs_put_cluster_scale_out, body_utf8.
+        let expected = r#"{"service_id":"","plan_id":"","parameters":{"order_id":"","scale_type":"scale_out","node_id":"node_orderadd","node_group":"task_node_analysis_group","skip_bootstrap_scripts":false,"scale_without_start":false,"instances":2,"task_node_info":{"node_size":"c3.4xlarge.2.linux.bigdata","data_volume_type":"SATA","data_volume_count":1,"data_volume_size":600}},"previous_values":{"plan_id":""}}"#;
+        let req = ClusterScalingReq::new(ClusterScalingParams {
+            order_id: String::new(),
+            scale_type: SCALE_OUT.into(),
+            node_id: NODE_ID_ORDERADD.into(),
+            node_group: "task_node_analysis_group".into(),
+            skip_bootstrap_scripts: false,
+            scale_without_start: false,
+            instances: 2,
+            task_node_info: Some(TaskNodeInfo {
+                node_size: "c3.4xlarge.2.linux.bigdata".into(),
+                data_volume_type: "SATA".into(),
+                data_volume_count: 1,
+                data_volume_size: 600,
+            }),
+            server_ids: None,
+        });
+        assert_eq!(serde_json::to_string(&req).unwrap(), expected);
+    }
+
+    #[test]
+    fn cluster_detail_reads_string_counts_and_nulls() {
+        let body = r#"{"cluster":{"clusterId":"c1","clusterName":"n","clusterState":"running","scale":null,
+            "coreNodeNum":"5","masterNodeNum":"2","totalNodeNum":"9","stageDesc":null,
+            "nodeGroups":[{"GroupName":"master_node_default_group","NodeNum":2},
+                          {"GroupName":"core_node_analysis_group","NodeNum":"5"},
+                          {"GroupName":"task_node_analysis_group","NodeNum":2}],
+            "taskNodeGroups":null,"unknownField":{"x":1}}}"#;
+        let d: ClusterDetailResponse = serde_json::from_str(body).unwrap();
+        assert_eq!(d.cluster.core_node_num, Some(5));
+        assert_eq!(d.cluster.scale, "");
+        assert_eq!(d.cluster.node_groups[1].node_num, Some(5));
+        assert!(d.cluster.task_node_groups.is_empty());
+        let out = serde_json::to_value(&d).unwrap();
+        assert_eq!(out["cluster"]["coreNodeNum"], "5");
+        assert!(serde_json::from_str::<ClusterDetailResponse>(
+            r#"{"cluster":{"coreNodeNum":"five"}}"#
+        )
+        .is_err());
+    }
+
+    #[test]
+    fn token_request_shape_and_display() {
+        let r = TokenRequest::password("ops", "pw-secret", "acme", "p1");
+        let v = serde_json::to_value(&r).unwrap();
+        assert_eq!(v["auth"]["identity"]["methods"][0], "password");
+        assert_eq!(
+            v["auth"]["identity"]["password"]["user"]["domain"]["name"],
+            "acme"
+        );
+        assert_eq!(v["auth"]["scope"]["project"]["id"], "p1");
+        assert!(!r.to_string().contains("pw-secret"));
+        assert!(!format!("{r:?}").contains("pw-secret"));
+    }
+}
