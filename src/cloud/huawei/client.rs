@@ -16,6 +16,12 @@
 //! fails at once without a request (Huawei locks an AK for 5 minutes after 5
 //! bad signatures). The hold-off is process-wide, keyed by endpoint and a
 //! hash of the credentials, so corrected credentials are used immediately.
+//!
+//! MRS has no idempotency token. The client remembers, process-wide, every
+//! resize it sent by [`ScaleRequest::token`] for [`IDEMPOTENCY_WINDOW`]: a
+//! repeat of an accepted operation returns the first answer without a PUT,
+//! and a repeat after an unclear answer (timeout, 5xx) is not re-sent while
+//! its effect may still appear; the engine then decides by observation.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -65,6 +71,9 @@ pub const OBSERVATION_MAX_AGE: Duration = Duration::from_secs(60);
 /// reported as Running for this long (MRS may take a moment to show the
 /// operation; Terraform waits 2 minutes before its first poll).
 pub const ACCEPT_GRACE: Duration = Duration::from_secs(120);
+/// How long the client remembers a resize it sent, by operation token
+/// (the same five minutes as Tencent's ClientToken).
+pub const IDEMPOTENCY_WINDOW: Duration = Duration::from_secs(300);
 /// Hosts per ListHosts page.
 pub const HOSTS_PAGE_SIZE: usize = 100;
 /// ListHosts pages read at most (500 nodes fit in 5).
@@ -180,6 +189,12 @@ impl HuaweiCloud {
             snapshot: Mutex::new(None),
             requests: AtomicU64::new(0),
         })
+    }
+
+    /// A client with credentials from the environment ([`super::ENV_VARS`]),
+    /// for the CLI.
+    pub fn from_env(spec: &HuaweiSpec) -> Result<Self, ConfigError> {
+        Self::new(spec, &super::credentials_from_env())
     }
 
     /// Use another clock (signing dates, token expiry, grace periods).
@@ -384,6 +399,15 @@ impl HuaweiCloud {
         req: &ScaleRequest,
         direction: Direction,
     ) -> Result<Submitted, CloudError> {
+        let key = format!(
+            "{}|{}|{}|{}",
+            self.endpoint.base, self.spec.project_id, self.spec.cluster_id, req.token
+        );
+        if !req.token.is_empty() {
+            if let Some(answer) = self.repeated(&key, req).await? {
+                return Ok(answer);
+            }
+        }
         let (body, node_ids) = self.plan_resize(req, direction).await?;
         let bytes = serde_json::to_vec(&body).map_err(|e| {
             CloudError::new(
@@ -395,6 +419,7 @@ impl HuaweiCloud {
         })?;
         tracing::info!(
             cluster = %self.spec.cluster_id,
+            operation = %req.token,
             scale_type = %body.parameters.scale_type,
             node_group = %body.parameters.node_group,
             instances = body.parameters.instances,
@@ -403,6 +428,27 @@ impl HuaweiCloud {
         );
         // Whatever happens, the next resize observes again.
         self.forget_view();
+        // Written before the call: if this future is dropped mid-flight, a
+        // repeat of the operation is still not sent blindly.
+        ledger_put(&key, Sent::Ambiguous(Instant::now()), !req.token.is_empty());
+        let result = self.send_resize(bytes, node_ids).await;
+        match &result {
+            Ok(sub) => ledger_put(
+                &key,
+                Sent::Accepted(Instant::now(), sub.clone()),
+                !req.token.is_empty(),
+            ),
+            Err(e) if e.class.definitely_not_applied() => ledger_remove(&key),
+            Err(_) => {}
+        }
+        result
+    }
+
+    async fn send_resize(
+        &self,
+        bytes: Vec<u8>,
+        node_ids: Vec<String>,
+    ) -> Result<Submitted, CloudError> {
         let reply = self
             .call(
                 ACTION_RESIZE,
@@ -432,6 +478,50 @@ impl HuaweiCloud {
             trace_id: None,
             node_ids,
         })
+    }
+
+    /// MRS has no idempotency token, so the client keeps one: a repeat of an
+    /// operation (same [`ScaleRequest::token`]) within [`IDEMPOTENCY_WINDOW`]
+    /// is answered without a second PUT when the first was accepted, and is
+    /// not re-sent while the outcome of an ambiguous first attempt (timeout,
+    /// 5xx) may still show up. `Ok(None)`: send it.
+    async fn repeated(
+        &self,
+        key: &str,
+        req: &ScaleRequest,
+    ) -> Result<Option<Submitted>, CloudError> {
+        let Some(previous) = ledger_get(key) else {
+            return Ok(None);
+        };
+        match previous {
+            Sent::Accepted(_, sub) => {
+                tracing::info!(operation = %req.token, "repeated operation: MRS accepted it already; not sent again");
+                Ok(Some(sub))
+            }
+            Sent::Ambiguous(at) if at.elapsed() < ACCEPT_GRACE => {
+                tracing::warn!(
+                    operation = %req.token,
+                    "the previous attempt of this operation had no clear answer; not sent again, \
+                     the outcome is decided by observing the cluster"
+                );
+                Ok(Some(Submitted::default()))
+            }
+            Sent::Ambiguous(_) => {
+                let view = self.view().await?;
+                let observed = &view.observed;
+                if !observed.state.is_running() || observed.count(req.group) != req.from_count {
+                    tracing::warn!(
+                        operation = %req.token,
+                        state = %observed.state,
+                        "the cluster changed after an unclear attempt of this operation; not sent again"
+                    );
+                    return Ok(Some(Submitted::default()));
+                }
+                // Idle and unchanged long after the attempt: it was not applied.
+                ledger_remove(key);
+                Ok(None)
+            }
+        }
     }
 
     // --- transport -------------------------------------------------------
@@ -666,6 +756,52 @@ fn hold_off_active(key: &str) -> Option<CloudError> {
 
 fn clear_hold_off(key: &str) {
     hold_offs()
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .remove(key);
+}
+
+/// A resize this process sent, by operation token.
+#[derive(Clone, Debug)]
+enum Sent {
+    /// Sent, outcome unknown (in flight, timed out, 5xx, lost answer).
+    Ambiguous(Instant),
+    /// MRS answered `{"result":"succeeded"}`.
+    Accepted(Instant, Submitted),
+}
+
+impl Sent {
+    fn at(&self) -> Instant {
+        match self {
+            Sent::Ambiguous(at) | Sent::Accepted(at, _) => *at,
+        }
+    }
+}
+
+type Ledger = Mutex<HashMap<String, Sent>>;
+
+fn ledger() -> &'static Ledger {
+    static LEDGER: OnceLock<Ledger> = OnceLock::new();
+    LEDGER.get_or_init(Mutex::default)
+}
+
+fn ledger_get(key: &str) -> Option<Sent> {
+    let mut map = ledger().lock().unwrap_or_else(|p| p.into_inner());
+    map.retain(|_, sent| sent.at().elapsed() < IDEMPOTENCY_WINDOW);
+    map.get(key).cloned()
+}
+
+fn ledger_put(key: &str, sent: Sent, enabled: bool) {
+    if enabled {
+        ledger()
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(key.to_string(), sent);
+    }
+}
+
+fn ledger_remove(key: &str) {
+    ledger()
         .lock()
         .unwrap_or_else(|p| p.into_inner())
         .remove(key);
@@ -996,36 +1132,44 @@ impl Cloud for HuaweiCloud {
         op: &OperationRecord,
     ) -> Result<OperationProgress, CloudError> {
         let view = self.view().await?;
-        let observed = &view.observed;
-        let count = observed.count(op.group);
-        let reached = count == op.to_count;
-        Ok(match &observed.state {
-            ClusterState::Busy(_) => OperationProgress::Running,
-            ClusterState::Failed(d) => OperationProgress::Failed(format!("cluster is {d}")),
-            ClusterState::Unavailable(_) => OperationProgress::Unknown,
-            ClusterState::Running if reached => OperationProgress::Succeeded,
-            ClusterState::Running => {
-                if let Some(reason) = &observed.last_resize_failed {
-                    OperationProgress::Failed(reason.clone())
-                } else {
-                    let grace =
-                        SignedDuration::try_from(ACCEPT_GRACE).unwrap_or(SignedDuration::ZERO);
-                    let age = self.clock.now().duration_since(op.started_at.0);
-                    if op.accepted && age < grace {
-                        OperationProgress::Running
-                    } else {
-                        OperationProgress::Unknown
-                    }
-                }
-            }
-        })
+        Ok(progress(&view.observed, op, self.clock.now()))
     }
 }
 
-/// A helper for tests and diagnostics: "now" as the client sees it.
-impl HuaweiCloud {
-    pub fn now(&self) -> Timestamp {
-        self.clock.now()
+/// Progress of `op` judged from the cluster (MRS keeps no operation record).
+///
+/// - busy: Running; failed state: Failed;
+/// - idle with the target count reached: Succeeded;
+/// - idle, not reached, within [`ACCEPT_GRACE`] of an accepted call: Running
+///   (MRS may not show the operation yet, and a `scaling-error` may be left
+///   over from an earlier resize);
+/// - idle, not reached, later: Failed with the `scaling-error` reason, else Unknown.
+pub fn progress(
+    observed: &ObservedCluster,
+    op: &OperationRecord,
+    now: Timestamp,
+) -> OperationProgress {
+    let count = observed.count(op.group);
+    let reached = match op.direction {
+        Direction::Out => count >= op.to_count,
+        Direction::In => count <= op.to_count,
+    };
+    match &observed.state {
+        ClusterState::Busy(_) => OperationProgress::Running,
+        ClusterState::Failed(d) => OperationProgress::Failed(format!("cluster is {d}")),
+        ClusterState::Unavailable(_) => OperationProgress::Unknown,
+        ClusterState::Running if reached => OperationProgress::Succeeded,
+        ClusterState::Running => {
+            let grace = SignedDuration::try_from(ACCEPT_GRACE).unwrap_or(SignedDuration::ZERO);
+            let age = now.duration_since(op.started_at.0);
+            if op.accepted && age < grace {
+                OperationProgress::Running
+            } else if let Some(reason) = &observed.last_resize_failed {
+                OperationProgress::Failed(reason.clone())
+            } else {
+                OperationProgress::Unknown
+            }
+        }
     }
 }
 
@@ -1329,6 +1473,55 @@ mod tests {
         let nodes = hosts_to_nodes(&hosts);
         assert_eq!(nodes.len(), 6);
         assert!(nodes.iter().all(|n| n.id != "m1"));
+    }
+
+    #[test]
+    fn progress_is_read_from_the_cluster() {
+        use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+        let t0 = Timestamp::from_second(1_700_000_000).unwrap();
+        let op = OperationRecord {
+            id: "op".into(),
+            group: NodeGroup::Task,
+            direction: Direction::Out,
+            count: 2,
+            from_count: 1,
+            to_count: 3,
+            started_at: Time(t0),
+            accepted: true,
+            attempts: 1,
+            request_id: None,
+            flow_id: None,
+            trace_id: None,
+            node_ids: vec![],
+            finished_at: None,
+            outcome: None,
+            message: None,
+        };
+        let soon = t0 + SignedDuration::from_secs(10);
+        let late = t0 + SignedDuration::from_secs(600);
+        let mut o = observed(3, 1);
+        assert_eq!(progress(&o, &op, soon), OperationProgress::Running);
+        assert_eq!(progress(&o, &op, late), OperationProgress::Unknown);
+        o.last_resize_failed = Some("scaling-error: Cluster expansion failed".into());
+        assert_eq!(
+            progress(&o, &op, soon),
+            OperationProgress::Running,
+            "may be an old error"
+        );
+        assert_eq!(
+            progress(&o, &op, late),
+            OperationProgress::Failed("scaling-error: Cluster expansion failed".into())
+        );
+        o.state = ClusterState::Busy("scaling-out".into());
+        assert_eq!(progress(&o, &op, late), OperationProgress::Running);
+        let done = observed(3, 3);
+        assert_eq!(progress(&done, &op, soon), OperationProgress::Succeeded);
+        let mut failed = done.clone();
+        failed.state = ClusterState::Failed("failed".into());
+        assert!(matches!(
+            progress(&failed, &op, soon),
+            OperationProgress::Failed(_)
+        ));
     }
 
     #[test]
