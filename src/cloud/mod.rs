@@ -6,6 +6,7 @@ pub mod credentials;
 pub mod http;
 pub mod huawei;
 pub mod simulated;
+pub mod tencent;
 
 use std::fmt;
 use std::time::Duration;
