@@ -197,12 +197,8 @@ pub fn connect(cluster: &ScaledCluster, clock: Arc<dyn Clock>) -> Result<Arc<dyn
         );
         return Ok(Arc::new(SimulatedCloud::new(Arc::new(model))));
     }
-    // TODO(issue 3/4): wire TencentCloud / HuaweiCloud with credentials from the environment.
-    let _ = clock;
-    Err(format!(
-        "{}: no client for this cloud yet",
-        spec.cloud().map(|c| c.as_str()).unwrap_or("unknown")
-    ))
+    let creds = crate::cloud::connect::credentials_from_env(spec);
+    crate::cloud::connect(spec, &creds, clock)
 }
 
 async fn plan_cmd(file: &Path, out: &mut dyn Write) -> i32 {

@@ -2,11 +2,14 @@
 //! state it returns, and one error type that keeps the cloud's own code,
 //! message and request id.
 
+pub mod connect;
 pub mod credentials;
 pub mod http;
 pub mod huawei;
 pub mod simulated;
 pub mod tencent;
+
+pub use connect::connect;
 
 use std::fmt;
 use std::time::Duration;
