@@ -6,6 +6,8 @@ pub mod api;
 pub mod cli;
 pub mod clock;
 pub mod cloud;
+pub mod controller;
 pub mod engine;
 pub mod manifest;
 pub mod plan;
+pub mod telemetry;

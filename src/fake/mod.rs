@@ -1,0 +1,464 @@
+//! Wire-compatible fake cloud endpoints over the simulated model
+//! ([`SimModel`](crate::cloud::simulated::SimModel)), for tests, demos and
+//! users' own CI.
+//!
+//! This module holds what every fake shares and knows nothing of any cloud:
+//! - [`FakeOptions`]: faults, journal file, clock.
+//! - [`FakeFaults`] and [`InjectedError`]: injectable failures (a transient
+//!   failure rate, a throttle above N requests per second per action, slow
+//!   responses, and a queue of errors for the next requests).
+//! - [`FakeControl`]: the shared fault state and the [`Journal`], used by
+//!   each fake's handler, by in-process tests, and by [`control_routes`].
+//! - [`control_routes`]: an **unauthenticated** HTTP control API under
+//!   `/_fake/` (a prefix no cloud API uses), so that a fake running as a
+//!   separate process (`clusterscale fake-cloud`) can be driven by tests:
+//!   - `GET /_fake/journal`: every request so far, as a JSON array;
+//!   - `GET /_fake/faults`, `PUT /_fake/faults` (a [`FakeFaults`] body);
+//!   - `POST /_fake/inject` (an [`InjectedError`] body): fail a next request.
+//!
+//! Each cloud's fake renders faults with its own codes and envelopes: see
+//! [`tencent`].
+
+pub mod tencent;
+
+pub use tencent::{serve_tencent, TencentFake, TencentFakeConfig};
+
+use std::collections::{HashMap, VecDeque};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use jiff::Timestamp;
+use rand::Rng;
+use serde::{Deserialize, Serialize};
+
+use crate::clock::{Clock, SystemClock};
+
+/// Settings every fake takes.
+#[derive(Clone)]
+pub struct FakeOptions {
+    /// Faults active from the start (changeable later through [`FakeControl`]).
+    pub faults: FakeFaults,
+    /// Append every journal line to this file (JSON lines) as well.
+    pub journal_path: Option<PathBuf>,
+    /// The clock request timestamps are checked against, and journal lines
+    /// are stamped with. Default: the system clock (what a real endpoint uses),
+    /// independent of the model's clock.
+    pub clock: Arc<dyn Clock>,
+    /// Serve [`control_routes`] under `/_fake/`. Default true.
+    pub control_routes: bool,
+}
+
+impl Default for FakeOptions {
+    fn default() -> Self {
+        Self {
+            faults: FakeFaults::default(),
+            journal_path: None,
+            clock: Arc::new(SystemClock),
+            control_routes: true,
+        }
+    }
+}
+
+impl std::fmt::Debug for FakeOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FakeOptions")
+            .field("faults", &self.faults)
+            .field("journal_path", &self.journal_path)
+            .field("control_routes", &self.control_routes)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Injectable failures that apply to every request.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct FakeFaults {
+    /// Fraction of requests (0.0-1.0) that fail with the cloud's internal
+    /// error before reaching the model (so nothing is applied).
+    pub transient_failure_rate: f64,
+    /// Refuse requests of one action beyond this many in any sliding second,
+    /// with the cloud's throttling error. Refused requests do not count.
+    pub throttle_per_second: Option<u32>,
+    /// Delay before every answer, in milliseconds.
+    pub delay_ms: u64,
+}
+
+/// An error to answer a next request with, instead of handling it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct InjectedError {
+    /// Only a request of this action; `None`: the next request of any action.
+    #[serde(default)]
+    pub action: Option<String>,
+    /// The cloud's error code, rendered in the cloud's error envelope.
+    pub code: String,
+    #[serde(default)]
+    pub message: String,
+    /// Answer with this bare HTTP status instead (e.g. 502: a lost answer).
+    #[serde(default)]
+    pub http_status: Option<u16>,
+}
+
+/// One request as the fake saw it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct JournalLine {
+    /// When the request arrived (the fake's clock).
+    pub at: Timestamp,
+    /// `tencent`, `huawei`.
+    pub cloud: String,
+    /// The cloud's action or API name.
+    pub action: String,
+    /// The request id the fake answered with.
+    pub request_id: String,
+    /// The request parameters (values of keys naming secrets or passwords redacted).
+    pub params: serde_json::Value,
+    /// `ok`, the cloud's error code, or `HTTP <status>`.
+    pub outcome: String,
+    pub http_status: u16,
+    /// True when the request started a change of the cluster.
+    pub write: bool,
+}
+
+/// Every request, in memory and optionally appended to a JSON-lines file.
+#[derive(Debug, Default)]
+pub struct Journal {
+    lines: Mutex<Vec<JournalLine>>,
+    file: Mutex<Option<std::fs::File>>,
+}
+
+impl Journal {
+    /// A journal that also appends to `path` (created if absent).
+    pub fn open(path: Option<&Path>) -> std::io::Result<Self> {
+        let file = match path {
+            Some(p) => Some(
+                std::fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(p)?,
+            ),
+            None => None,
+        };
+        Ok(Self {
+            lines: Mutex::default(),
+            file: Mutex::new(file),
+        })
+    }
+
+    pub fn record(&self, line: JournalLine) {
+        {
+            let mut file = lock(&self.file);
+            if let Some(f) = file.as_mut() {
+                let written = serde_json::to_vec(&line)
+                    .map_err(std::io::Error::from)
+                    .and_then(|mut bytes| {
+                        bytes.push(b'\n');
+                        f.write_all(&bytes)
+                    });
+                if let Err(e) = written {
+                    tracing::warn!(error = %e, "fake journal file write failed; keeping the journal in memory only");
+                    *file = None;
+                }
+            }
+        }
+        lock(&self.lines).push(line);
+    }
+
+    /// Every line so far.
+    pub fn lines(&self) -> Vec<JournalLine> {
+        lock(&self.lines).clone()
+    }
+}
+
+/// What a fake does with a request before handling it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Admission {
+    /// Handle it.
+    Proceed,
+    /// Answer with this error.
+    Inject(InjectedError),
+    /// Answer with the cloud's throttling error (`limit` per second).
+    Throttle { limit: u32 },
+    /// Answer with the cloud's internal error.
+    Transient,
+}
+
+/// Fault state and journal of one fake; shared by its handler, tests and the
+/// control routes.
+#[derive(Debug)]
+pub struct FakeControl {
+    faults: Mutex<FakeFaults>,
+    injected: Mutex<VecDeque<InjectedError>>,
+    windows: Mutex<HashMap<String, VecDeque<Instant>>>,
+    journal: Journal,
+}
+
+impl FakeControl {
+    pub fn new(faults: FakeFaults, journal: Journal) -> Self {
+        Self {
+            faults: Mutex::new(faults),
+            injected: Mutex::default(),
+            windows: Mutex::default(),
+            journal,
+        }
+    }
+
+    pub fn faults(&self) -> FakeFaults {
+        lock(&self.faults).clone()
+    }
+
+    pub fn set_faults(&self, faults: FakeFaults) {
+        *lock(&self.faults) = faults;
+    }
+
+    /// Queue an error for a next request.
+    pub fn inject(&self, error: InjectedError) {
+        lock(&self.injected).push_back(error);
+    }
+
+    pub fn journal(&self) -> Vec<JournalLine> {
+        self.journal.lines()
+    }
+
+    pub fn record(&self, line: JournalLine) {
+        self.journal.record(line);
+    }
+
+    /// The configured answer delay.
+    pub fn delay(&self) -> Duration {
+        Duration::from_millis(lock(&self.faults).delay_ms)
+    }
+
+    /// Decide a request's fate: a queued error for its action first, then
+    /// the throttle, then the transient-failure rate.
+    pub fn admit(&self, action: &str) -> Admission {
+        {
+            let mut queue = lock(&self.injected);
+            let pos = queue
+                .iter()
+                .position(|e| e.action.as_deref().is_none_or(|a| a == action));
+            if let Some(e) = pos.and_then(|p| queue.remove(p)) {
+                return Admission::Inject(e);
+            }
+        }
+        let faults = self.faults();
+        if let Some(limit) = faults.throttle_per_second {
+            let now = Instant::now();
+            let mut windows = lock(&self.windows);
+            let window = windows.entry(action.to_string()).or_default();
+            while window
+                .front()
+                .is_some_and(|t| now.duration_since(*t) >= Duration::from_secs(1))
+            {
+                window.pop_front();
+            }
+            if window.len() >= limit as usize {
+                return Admission::Throttle { limit };
+            }
+            window.push_back(now);
+        }
+        if faults.transient_failure_rate > 0.0
+            && rand::rng().random::<f64>() < faults.transient_failure_rate
+        {
+            return Admission::Transient;
+        }
+        Admission::Proceed
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// A request id in the clouds' UUID format (random, version 4).
+pub fn request_id() -> String {
+    let b: [u8; 16] = rand::rng().random();
+    let h = hex::encode(
+        [
+            &b[..6],
+            &[0x40 | (b[6] & 0x0f)],
+            &b[7..8],
+            &[0x80 | (b[8] & 0x3f)],
+            &b[9..],
+        ]
+        .concat(),
+    );
+    format!(
+        "{}-{}-{}-{}-{}",
+        &h[..8],
+        &h[8..12],
+        &h[12..16],
+        &h[16..20],
+        &h[20..]
+    )
+}
+
+/// `params` with the values of keys that name a secret or a password replaced
+/// (bootstrap-script settings, for one, may carry COS keys).
+pub fn redact(params: &serde_json::Value) -> serde_json::Value {
+    use serde_json::Value;
+    match params {
+        Value::Object(map) => Value::Object(
+            map.iter()
+                .map(|(k, v)| {
+                    let key = k.to_ascii_lowercase();
+                    if key.contains("secret") || key.contains("password") {
+                        (k.clone(), Value::String("<redacted>".into()))
+                    } else {
+                        (k.clone(), redact(v))
+                    }
+                })
+                .collect(),
+        ),
+        Value::Array(items) => Value::Array(items.iter().map(redact).collect()),
+        other => other.clone(),
+    }
+}
+
+/// The `/_fake/` control API over `control` (see the module docs).
+pub fn control_routes(control: Arc<FakeControl>) -> Router {
+    async fn journal(State(c): State<Arc<FakeControl>>) -> Json<Vec<JournalLine>> {
+        Json(c.journal())
+    }
+    async fn get_faults(State(c): State<Arc<FakeControl>>) -> Json<FakeFaults> {
+        Json(c.faults())
+    }
+    async fn put_faults(
+        State(c): State<Arc<FakeControl>>,
+        Json(f): Json<FakeFaults>,
+    ) -> Json<FakeFaults> {
+        c.set_faults(f);
+        Json(c.faults())
+    }
+    async fn inject(State(c): State<Arc<FakeControl>>, Json(e): Json<InjectedError>) -> StatusCode {
+        c.inject(e);
+        StatusCode::NO_CONTENT
+    }
+    Router::new()
+        .route("/_fake/journal", get(journal))
+        .route("/_fake/faults", get(get_faults).put(put_faults))
+        .route("/_fake/inject", post(inject))
+        .with_state(control)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn control(faults: FakeFaults) -> FakeControl {
+        FakeControl::new(faults, Journal::default())
+    }
+
+    #[test]
+    fn injected_errors_match_their_action_in_order() {
+        let c = control(FakeFaults::default());
+        let err = |action: Option<&str>, code: &str| InjectedError {
+            action: action.map(str::to_string),
+            code: code.into(),
+            message: String::new(),
+            http_status: None,
+        };
+        c.inject(err(Some("ScaleOut"), "A"));
+        c.inject(err(None, "B"));
+        c.inject(err(Some("ScaleOut"), "C"));
+        assert_eq!(c.admit("Describe"), Admission::Inject(err(None, "B")));
+        assert_eq!(
+            c.admit("ScaleOut"),
+            Admission::Inject(err(Some("ScaleOut"), "A"))
+        );
+        assert_eq!(c.admit("Describe"), Admission::Proceed);
+        assert_eq!(
+            c.admit("ScaleOut"),
+            Admission::Inject(err(Some("ScaleOut"), "C"))
+        );
+        assert_eq!(c.admit("ScaleOut"), Admission::Proceed);
+    }
+
+    #[test]
+    fn throttle_counts_admitted_requests_per_action_per_second() {
+        let c = control(FakeFaults {
+            throttle_per_second: Some(3),
+            ..Default::default()
+        });
+        let got: Vec<Admission> = (0..5).map(|_| c.admit("A")).collect();
+        assert_eq!(
+            got[..3],
+            [Admission::Proceed, Admission::Proceed, Admission::Proceed]
+        );
+        assert_eq!(
+            got[3..],
+            [
+                Admission::Throttle { limit: 3 },
+                Admission::Throttle { limit: 3 }
+            ]
+        );
+        assert_eq!(
+            c.admit("B"),
+            Admission::Proceed,
+            "another action has its own window"
+        );
+    }
+
+    #[test]
+    fn transient_rate_extremes() {
+        let always = control(FakeFaults {
+            transient_failure_rate: 1.0,
+            ..Default::default()
+        });
+        assert!((0..20).all(|_| always.admit("A") == Admission::Transient));
+        let never = control(FakeFaults::default());
+        assert!((0..20).all(|_| never.admit("A") == Admission::Proceed));
+    }
+
+    #[test]
+    fn journal_appends_json_lines_to_a_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("journal.jsonl");
+        let journal = Journal::open(Some(&path)).unwrap();
+        for outcome in ["ok", "ResourceInUse.InstanceInProcess"] {
+            journal.record(JournalLine {
+                at: Timestamp::from_second(1_700_000_000).unwrap(),
+                cloud: "tencent".into(),
+                action: "ScaleOutInstance".into(),
+                request_id: request_id(),
+                params: serde_json::json!({"TaskCount": 2}),
+                outcome: outcome.into(),
+                http_status: 200,
+                write: outcome == "ok",
+            });
+        }
+        let text = std::fs::read_to_string(&path).unwrap();
+        let parsed: Vec<JournalLine> = text
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        assert_eq!(parsed, journal.lines());
+        assert_eq!(parsed[1].outcome, "ResourceInUse.InstanceInProcess");
+    }
+
+    #[test]
+    fn request_ids_look_like_uuids_and_secrets_are_redacted() {
+        let id = request_id();
+        assert_eq!(id.len(), 36);
+        assert_eq!(id.matches('-').count(), 4);
+        assert_eq!(&id[14..15], "4");
+        assert_ne!(id, request_id());
+        let shown = redact(&serde_json::json!({
+            "ClientToken": "tok",
+            "PreExecutedFileSettings": [{"Path": "cos://x", "CosSecretKey": "k", "CosSecretId": "i"}],
+            "Password": "p"
+        }));
+        let text = shown.to_string();
+        assert!(text.contains("tok") && text.contains("cos://x"), "{text}");
+        assert!(
+            !text.contains("\"k\"") && !text.contains("\"i\"") && !text.contains("\"p\""),
+            "{text}"
+        );
+    }
+}

@@ -1,0 +1,827 @@
+//! The Tencent EMR client against the fake EMR endpoint, over real HTTP on
+//! 127.0.0.1 with real reqwest and real TC3 signatures.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::body::Bytes;
+use axum::http::HeaderMap;
+use clusterscale::api::{Direction, NodeGroup, OperationRecord, SecretRef, TencentSpec};
+use clusterscale::clock::{Clock, ManualClock};
+use clusterscale::cloud::credentials::Credentials;
+use clusterscale::cloud::http::RateLimits;
+use clusterscale::cloud::simulated::{SimConfig, SimModel};
+use clusterscale::cloud::tencent::{sign, TencentCloud, TencentOptions};
+use clusterscale::cloud::{
+    Cloud, CloudError, ClusterState, ErrorClass, OperationProgress, ScaleRequest, Submitted,
+};
+use clusterscale::fake::{
+    FakeControl, FakeFaults, InjectedError, JournalLine, TencentFake, TencentFakeConfig,
+};
+use jiff::Timestamp;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+
+const SECRET_ID: &str = "AKIDfakeTestSecretId000000000000000";
+const SECRET_KEY: &str = "fakeTestSecretKey0000000000000000";
+const INSTANCE: &str = "emr-test0001";
+const OP_TIME: Duration = Duration::from_secs(60);
+
+struct Env {
+    model: Arc<SimModel>,
+    model_clock: Arc<ManualClock>,
+    control: Arc<FakeControl>,
+    endpoint: String,
+}
+
+impl Env {
+    /// A fake EMR endpoint over a model with `core`/`task` nodes.
+    async fn start(core: i32, task: i32) -> Env {
+        Self::start_with(core, task, |_| {}).await
+    }
+
+    async fn start_with(
+        core: i32,
+        task: i32,
+        configure: impl FnOnce(&mut TencentFakeConfig),
+    ) -> Env {
+        let model_clock = Arc::new(ManualClock::new(Timestamp::now()));
+        let config = SimConfig {
+            initial_core: core,
+            initial_task: task,
+            operation_time: OP_TIME,
+            quota: None,
+        };
+        let model = Arc::new(SimModel::new(INSTANCE, config, model_clock.clone()));
+        let mut fake_config = TencentFakeConfig::new(SECRET_ID, SECRET_KEY);
+        configure(&mut fake_config);
+        let fake = TencentFake::new(model.clone(), fake_config).expect("fake starts");
+        let control = fake.control();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let endpoint = format!("http://{}", listener.local_addr().expect("addr"));
+        tokio::spawn(fake.serve(listener));
+        Env {
+            model,
+            model_clock,
+            control,
+            endpoint,
+        }
+    }
+
+    fn spec(&self) -> TencentSpec {
+        spec(&self.endpoint)
+    }
+
+    fn client(&self) -> TencentCloud {
+        self.client_with(creds(SECRET_ID, SECRET_KEY), options(20))
+    }
+
+    fn client_with(&self, credentials: Credentials, options: TencentOptions) -> TencentCloud {
+        TencentCloud::new(&self.spec(), &credentials, options).expect("client")
+    }
+
+    fn journal(&self) -> Vec<JournalLine> {
+        self.control.journal()
+    }
+
+    fn calls(&self, action: &str) -> Vec<JournalLine> {
+        self.journal()
+            .into_iter()
+            .filter(|l| l.action == action)
+            .collect()
+    }
+
+    /// Let the running operation finish.
+    fn finish_operation(&self) {
+        self.model_clock.advance(OP_TIME + Duration::from_secs(1));
+    }
+}
+
+fn spec(endpoint: &str) -> TencentSpec {
+    TencentSpec {
+        region: "ap-guangzhou".into(),
+        instance_id: INSTANCE.into(),
+        pay_mode: 0,
+        time_unit: None,
+        time_span: None,
+        credentials_secret_ref: SecretRef {
+            name: "tencent-credentials".into(),
+        },
+        endpoint: Some(endpoint.to_string()),
+        pre_executed_file_settings: None,
+    }
+}
+
+fn creds(id: &str, key: &str) -> Credentials {
+    Credentials::new("test")
+        .with("secretId", id)
+        .with("secretKey", key)
+}
+
+/// Options with a private token bucket, so tests do not share budgets.
+fn options(per_second: u32) -> TencentOptions {
+    TencentOptions {
+        rate_limit_per_second: per_second,
+        rate_limits: Some(RateLimits::new(per_second)),
+        ..TencentOptions::default()
+    }
+}
+
+fn request(group: NodeGroup, count: i32, token: &str) -> ScaleRequest {
+    ScaleRequest {
+        group,
+        count,
+        from_count: 0,
+        token: token.into(),
+        prefer_nodes: Vec::new(),
+        graceful_timeout_seconds: 0,
+    }
+}
+
+fn record(submitted: &Submitted, group: NodeGroup, direction: Direction) -> OperationRecord {
+    OperationRecord {
+        id: "op".into(),
+        group,
+        direction,
+        count: 1,
+        from_count: 0,
+        to_count: 1,
+        started_at: Time(Timestamp::now()),
+        accepted: true,
+        attempts: 1,
+        request_id: submitted.request_id.clone(),
+        flow_id: submitted.flow_id.clone(),
+        trace_id: submitted.trace_id.clone(),
+        node_ids: submitted.node_ids.clone(),
+        finished_at: None,
+        outcome: None,
+        message: None,
+    }
+}
+
+#[tokio::test]
+async fn observe_counts_core_and_task_and_ignores_the_master() {
+    let dir = tempfile::tempdir().unwrap();
+    let journal_file = dir.path().join("tencent.jsonl");
+    let path = journal_file.clone();
+    let env = Env::start_with(4, 3, move |c| c.options.journal_path = Some(path)).await;
+    let observed = env.client().observe().await.expect("observe");
+    assert_eq!(observed.state, ClusterState::Running);
+    assert_eq!((observed.core, observed.task), (4, 3));
+    assert_eq!(
+        observed.nodes.len(),
+        7,
+        "the master node is not a Core/Task node"
+    );
+    assert!(observed
+        .nodes
+        .iter()
+        .all(|n| n.id.starts_with("emr-vm-") && n.removable));
+    let journal = env.journal();
+    let actions: Vec<&str> = journal.iter().map(|l| l.action.as_str()).collect();
+    assert_eq!(
+        actions,
+        ["DescribeInstances", "DescribeClusterNodes"],
+        "as few calls as possible"
+    );
+    assert!(journal
+        .iter()
+        .all(|l| l.outcome == "ok" && !l.write && l.request_id.len() == 36));
+    assert_eq!(journal[1].params["Limit"], 100);
+    let on_disk = std::fs::read_to_string(&journal_file).unwrap();
+    assert_eq!(
+        on_disk.lines().count(),
+        2,
+        "the JSON-lines journal file has every request"
+    );
+}
+
+#[tokio::test]
+async fn observe_pages_through_more_than_100_nodes() {
+    let env = Env::start(3, 240).await;
+    let observed = env.client().observe().await.expect("observe");
+    assert_eq!((observed.core, observed.task), (3, 240));
+    let offsets: Vec<i64> = env
+        .calls("DescribeClusterNodes")
+        .iter()
+        .map(|l| l.params["Offset"].as_i64().unwrap())
+        .collect();
+    // Row offset 100 finds nothing new on a page-numbered server; the pager
+    // switches to page numbers.
+    assert_eq!(offsets, [0, 100, 1, 2]);
+}
+
+#[tokio::test]
+async fn scale_out_task_then_core_is_tracked_by_trace_id_until_done() {
+    let env = Env::start(3, 0).await;
+    let cloud = env.client();
+    let submitted = cloud
+        .scale_out(&request(NodeGroup::Task, 2, "cs-token-task"))
+        .await
+        .expect("scale out");
+    assert!(submitted.request_id.is_some());
+    assert_eq!(submitted.flow_id, None, "ScaleOutInstance answers FlowId 0");
+    assert!(submitted.trace_id.is_some());
+    let sent = &env.calls("ScaleOutInstance")[0];
+    assert_eq!(sent.params["TaskCount"], 2);
+    assert_eq!(sent.params.get("CoreCount"), None, "one group per request");
+    assert_eq!(
+        (
+            &sent.params["ClientToken"],
+            &sent.params["PayMode"],
+            &sent.params["TimeUnit"],
+            &sent.params["TimeSpan"]
+        ),
+        (
+            &"cs-token-task".into(),
+            &0.into(),
+            &"s".into(),
+            &3600.into()
+        )
+    );
+    assert!(sent.write);
+
+    let observed = cloud.observe().await.unwrap();
+    assert_eq!(observed.state, ClusterState::Busy("4 scaling out".into()));
+    let op = record(&submitted, NodeGroup::Task, Direction::Out);
+    assert_eq!(
+        cloud.operation_status(&op).await.unwrap(),
+        OperationProgress::Running
+    );
+    env.finish_operation();
+    assert_eq!(
+        cloud.operation_status(&op).await.unwrap(),
+        OperationProgress::Succeeded
+    );
+    let flow_query = &env.calls("DescribeClusterFlowStatusDetail")[0];
+    assert_eq!(flow_query.params["FlowParam"]["FKey"], "TraceId");
+    let observed = cloud.observe().await.unwrap();
+    assert_eq!(
+        (observed.state, observed.core, observed.task),
+        (ClusterState::Running, 3, 2)
+    );
+
+    cloud
+        .scale_out(&request(NodeGroup::Core, 1, "cs-token-core"))
+        .await
+        .expect("scale out core");
+    assert_eq!(env.calls("ScaleOutInstance")[1].params["CoreCount"], 1);
+    env.finish_operation();
+    let observed = cloud.observe().await.unwrap();
+    assert_eq!((observed.core, observed.task), (4, 2));
+}
+
+#[tokio::test]
+async fn scale_out_passes_billing_and_bootstrap_settings_through() {
+    let env = Env::start(3, 0).await;
+    let mut spec = env.spec();
+    spec.pay_mode = 1;
+    spec.time_span = Some(3);
+    spec.pre_executed_file_settings = Some(vec![serde_json::json!({
+        "Path": "https://bucket.cos.ap-guangzhou.myqcloud.com/bootstrap.sh",
+        "WhenRun": "resourceAfter",
+        "Args": ["--fast"]
+    })]);
+    let cloud = TencentCloud::new(&spec, &creds(SECRET_ID, SECRET_KEY), options(20)).unwrap();
+    cloud
+        .scale_out(&request(NodeGroup::Task, 1, "cs-monthly"))
+        .await
+        .expect("scale out");
+    let sent = &env.calls("ScaleOutInstance")[0].params;
+    assert_eq!(
+        (&sent["PayMode"], &sent["TimeUnit"], &sent["TimeSpan"]),
+        (&1.into(), &"m".into(), &3.into())
+    );
+    assert_eq!(
+        sent["PreExecutedFileSettings"][0]["WhenRun"],
+        "resourceAfter"
+    );
+}
+
+#[tokio::test]
+async fn scale_in_task_uses_terminate_tasks_with_preferred_nodes_first() {
+    let env = Env::start(3, 4).await;
+    let cloud = env.client();
+    let observed = cloud.observe().await.unwrap();
+    let mut tasks: Vec<_> = observed
+        .nodes
+        .iter()
+        .filter(|n| n.group == NodeGroup::Task)
+        .collect();
+    tasks.sort_by_key(|n| n.added_order);
+    let (oldest, newest) = (tasks[0].id.clone(), tasks[3].id.clone());
+    let mut req = request(NodeGroup::Task, 2, "cs-in");
+    req.prefer_nodes = vec!["emr-vm-gone0000".into(), oldest.clone()];
+    let submitted = cloud.scale_in(&req).await.expect("scale in");
+    assert_eq!(
+        submitted.node_ids,
+        [oldest.clone(), newest.clone()],
+        "preferred first, then the newest"
+    );
+    assert_eq!(
+        (submitted.flow_id.as_deref(), submitted.trace_id.as_deref()),
+        (None, None)
+    );
+    let sent = &env.calls("TerminateTasks")[0];
+    assert_eq!(
+        sent.params["ResourceIds"],
+        serde_json::json!([oldest, newest])
+    );
+    assert_eq!(sent.params["InstanceId"], INSTANCE);
+    assert!(env.calls("TerminateClusterNodes").is_empty());
+
+    let observed = cloud.observe().await.unwrap();
+    assert_eq!(
+        observed.state,
+        ClusterState::Busy("16 destroying task nodes".into())
+    );
+    let op = record(&submitted, NodeGroup::Task, Direction::In);
+    assert_eq!(
+        cloud.operation_status(&op).await.unwrap(),
+        OperationProgress::Unknown,
+        "TerminateTasks has no flow"
+    );
+    env.finish_operation();
+    let observed = cloud.observe().await.unwrap();
+    assert_eq!((observed.state, observed.task), (ClusterState::Running, 2));
+    assert!(observed
+        .nodes
+        .iter()
+        .all(|n| n.id != oldest && n.id != newest));
+}
+
+#[tokio::test]
+async fn core_and_graceful_scale_in_use_terminate_cluster_nodes() {
+    let env = Env::start(5, 2).await;
+    let cloud = env.client();
+    let mut req = request(NodeGroup::Core, 2, "cs-core-in");
+    req.graceful_timeout_seconds = 600;
+    let submitted = cloud.scale_in(&req).await.expect("scale in core");
+    let sent = &env.calls("TerminateClusterNodes")[0].params;
+    assert_eq!(
+        (
+            &sent["NodeFlag"],
+            &sent["GraceDownFlag"],
+            &sent["GraceDownTime"]
+        ),
+        (&"CORE".into(), &true.into(), &600.into())
+    );
+    let cvm_ids = sent["CvmInstanceIds"].as_array().unwrap();
+    assert_eq!(cvm_ids.len(), 2);
+    assert!(
+        cvm_ids
+            .iter()
+            .all(|c| c.as_str().unwrap().starts_with("ins-")),
+        "CVM ids (OrderNo)"
+    );
+    assert!(
+        submitted.flow_id.is_some(),
+        "TerminateClusterNodes answers a FlowId"
+    );
+    assert_eq!(submitted.node_ids.len(), 2);
+    assert_eq!(
+        cloud.observe().await.unwrap().state,
+        ClusterState::Busy("24 scaling in".into())
+    );
+    let op = record(&submitted, NodeGroup::Core, Direction::In);
+    assert_eq!(
+        cloud.operation_status(&op).await.unwrap(),
+        OperationProgress::Running
+    );
+    env.finish_operation();
+    assert_eq!(
+        cloud.operation_status(&op).await.unwrap(),
+        OperationProgress::Succeeded
+    );
+    assert_eq!(
+        env.calls("DescribeClusterFlowStatusDetail")[0].params["FlowParam"]["FKey"],
+        "FlowId"
+    );
+    assert_eq!(cloud.observe().await.unwrap().core, 3);
+
+    // Task with graceful decommission also goes through TerminateClusterNodes.
+    let mut req = request(NodeGroup::Task, 1, "cs-task-graceful");
+    req.graceful_timeout_seconds = 60;
+    cloud.scale_in(&req).await.expect("graceful task scale in");
+    let sent = &env.calls("TerminateClusterNodes")[1].params;
+    assert_eq!(
+        (&sent["NodeFlag"], &sent["GraceDownTime"]),
+        (&"TASK".into(), &60.into())
+    );
+    assert!(env.calls("TerminateTasks").is_empty());
+}
+
+#[tokio::test]
+async fn core_never_goes_below_three_and_nothing_is_sent() {
+    let env = Env::start(4, 0).await;
+    let err = env
+        .client()
+        .scale_in(&request(NodeGroup::Core, 2, "cs-too-far"))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        (err.class, err.code.as_str()),
+        (ErrorClass::Invalid, "ClusterScale.BelowMinimumCore")
+    );
+    assert!(err.message.contains("fewer than 3"), "{}", err.message);
+    assert!(env.calls("TerminateClusterNodes").is_empty());
+    assert!(env.model.writes().is_empty());
+    let mut req = request(NodeGroup::Core, 1, "cs-bad-grace");
+    req.graceful_timeout_seconds = 30;
+    let err = env.client().scale_in(&req).await.unwrap_err();
+    assert_eq!(err.class, ErrorClass::Invalid);
+}
+
+#[tokio::test]
+async fn busy_cluster_is_classified_busy_and_never_written_twice() {
+    let env = Env::start(3, 0).await;
+    let cloud = env.client();
+    cloud
+        .scale_out(&request(NodeGroup::Task, 1, "cs-first"))
+        .await
+        .expect("first");
+    let err = cloud
+        .scale_out(&request(NodeGroup::Task, 1, "cs-second"))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        (err.class, err.code.as_str()),
+        (ErrorClass::Busy, "ResourceInUse.InstanceInProcess")
+    );
+    assert!(err.request_id.is_some());
+    let err = cloud
+        .scale_in(&request(NodeGroup::Core, 0, "cs-zero"))
+        .await
+        .unwrap_err();
+    assert_eq!(err.class, ErrorClass::Invalid);
+    let writes: Vec<_> = env.journal().into_iter().filter(|l| l.write).collect();
+    assert_eq!(writes.len(), 1, "one write: {writes:?}");
+    assert_eq!(env.model.writes().len(), 1);
+    let refused = &env.calls("ScaleOutInstance")[1];
+    assert_eq!(
+        (refused.outcome.as_str(), refused.write),
+        ("ResourceInUse.InstanceInProcess", false)
+    );
+}
+
+#[tokio::test]
+async fn lost_answer_is_retried_with_the_same_token_and_grows_once() {
+    let env = Env::start(3, 0).await;
+    let cloud = env.client();
+    env.model.with_faults(|f| f.lose_responses = 1);
+    let req = request(NodeGroup::Task, 3, "cs-retry-token");
+    let err = cloud.scale_out(&req).await.unwrap_err();
+    assert_eq!(
+        (err.class, err.code.as_str()),
+        (ErrorClass::Transient, "ServerNetworkError")
+    );
+    // The engine retries the same logical operation with the same token.
+    let submitted = cloud.scale_out(&req).await.expect("retry");
+    assert!(submitted.trace_id.is_some());
+    env.finish_operation();
+    assert_eq!(cloud.observe().await.unwrap().task, 3, "grew exactly once");
+    assert_eq!(env.model.writes().len(), 1);
+    let calls = env.calls("ScaleOutInstance");
+    assert_eq!(calls.len(), 2);
+    assert!(calls
+        .iter()
+        .all(|c| c.params["ClientToken"] == "cs-retry-token"));
+    assert_eq!(
+        (calls[0].outcome.as_str(), calls[0].write),
+        ("HTTP 504", true)
+    );
+    assert_eq!((calls[1].outcome.as_str(), calls[1].write), ("ok", false));
+}
+
+#[tokio::test]
+async fn injected_internal_error_is_transient_and_applies_nothing() {
+    let env = Env::start(3, 0).await;
+    let cloud = env.client();
+    env.control.set_faults(FakeFaults {
+        transient_failure_rate: 1.0,
+        ..FakeFaults::default()
+    });
+    let req = request(NodeGroup::Task, 1, "cs-internal");
+    let err = cloud.scale_out(&req).await.unwrap_err();
+    assert_eq!(
+        (err.class, err.code.as_str()),
+        (ErrorClass::Transient, "InternalError")
+    );
+    assert!(env.model.writes().is_empty());
+    env.control.set_faults(FakeFaults::default());
+    env.control.inject(InjectedError {
+        action: Some("ScaleOutInstance".into()),
+        code: "ResourcesSoldOut.CvmSoldOut".into(),
+        message: "The CVM is sold out.".into(),
+        http_status: None,
+    });
+    let err = cloud.scale_out(&req).await.unwrap_err();
+    assert_eq!(
+        (err.class, err.code.as_str(), err.message.as_str()),
+        (
+            ErrorClass::Capacity,
+            "ResourcesSoldOut.CvmSoldOut",
+            "The CVM is sold out."
+        )
+    );
+    cloud.scale_out(&req).await.expect("then accepted");
+    assert_eq!(env.model.writes().len(), 1);
+}
+
+#[tokio::test]
+async fn wrong_credentials_are_auth_errors_sent_once() {
+    let env = Env::start(3, 0).await;
+    let wrong_key = env.client_with(creds(SECRET_ID, "not-the-secret-key"), options(20));
+    let err = wrong_key.observe().await.unwrap_err();
+    assert_eq!(
+        (err.class, err.code.as_str()),
+        (ErrorClass::Auth, "AuthFailure.SignatureFailure")
+    );
+    assert!(!err.to_string().contains("not-the-secret-key"));
+    let err = wrong_key
+        .scale_out(&request(NodeGroup::Task, 1, "cs-auth"))
+        .await
+        .unwrap_err();
+    assert_eq!(err.class, ErrorClass::Auth);
+    assert_eq!(
+        env.journal().len(),
+        2,
+        "one call per attempt: the client does not retry auth errors"
+    );
+    assert!(env.model.writes().is_empty());
+
+    let wrong_id = env.client_with(creds("AKIDunknown", SECRET_KEY), options(20));
+    let err = wrong_id.observe().await.unwrap_err();
+    assert_eq!(
+        (err.class, err.code.as_str()),
+        (ErrorClass::Auth, "AuthFailure.SecretIdNotFound")
+    );
+    assert_eq!(env.journal().len(), 3);
+}
+
+#[tokio::test]
+async fn clock_skew_is_signature_expire_with_a_hint() {
+    let env = Env::start(3, 0).await;
+    let skewed = Arc::new(ManualClock::new(
+        Timestamp::now() - jiff::SignedDuration::from_secs(6 * 60),
+    ));
+    let cloud = env.client_with(
+        creds(SECRET_ID, SECRET_KEY),
+        TencentOptions {
+            clock: skewed.clone() as Arc<dyn Clock>,
+            ..options(20)
+        },
+    );
+    let err = cloud.observe().await.unwrap_err();
+    assert_eq!(
+        (err.class, err.code.as_str()),
+        (ErrorClass::Auth, "AuthFailure.SignatureExpire")
+    );
+    assert!(err.message.contains("clock"), "{}", err.message);
+    skewed.advance(Duration::from_secs(2 * 60));
+    cloud
+        .observe()
+        .await
+        .expect("four minutes off is inside the window");
+}
+
+#[tokio::test]
+async fn session_token_is_sent_as_x_tc_token() {
+    let env = Env::start_with(3, 0, |c| {
+        c.token = Some(clusterscale::cloud::credentials::SecretString::new(
+            "sts-token-1",
+        ))
+    })
+    .await;
+    let without = env.client();
+    let err = without.observe().await.unwrap_err();
+    assert_eq!(
+        (err.class, err.code.as_str()),
+        (ErrorClass::Auth, "AuthFailure.TokenFailure")
+    );
+    let with = env.client_with(
+        creds(SECRET_ID, SECRET_KEY).with("token", "sts-token-1"),
+        options(20),
+    );
+    with.observe().await.expect("token accepted");
+    let shown = format!("{with:?}");
+    assert!(
+        !shown.contains("sts-token-1") && !shown.contains(SECRET_KEY),
+        "{shown}"
+    );
+}
+
+/// Requests per calendar second of the fake's clock, per action.
+fn per_second(journal: &[JournalLine]) -> BTreeMap<(String, i64), usize> {
+    let mut counts = BTreeMap::new();
+    for line in journal {
+        *counts
+            .entry((line.action.clone(), line.at.as_second()))
+            .or_insert(0) += 1;
+    }
+    counts
+}
+
+#[tokio::test]
+async fn client_rate_limit_keeps_every_second_under_the_fake_throttle() {
+    const LIMIT: u32 = 5;
+    let env = Env::start_with(3, 0, |c| {
+        c.options.faults.throttle_per_second = Some(LIMIT);
+    })
+    .await;
+    let cloud = Arc::new(env.client_with(creds(SECRET_ID, SECRET_KEY), options(LIMIT)));
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for _ in 0..3 {
+        let cloud = cloud.clone();
+        tasks.push(tokio::spawn(async move {
+            for _ in 0..4 {
+                cloud.observe().await.expect("never throttled");
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let journal = env.journal();
+    assert_eq!(journal.len(), 24);
+    assert!(
+        journal.iter().all(|l| l.outcome == "ok"),
+        "no RequestLimitExceeded"
+    );
+    let worst = per_second(&journal).into_values().max().unwrap();
+    assert!(
+        worst <= LIMIT as usize,
+        "a second had {worst} requests of one action"
+    );
+    // 12 requests per action at 5/s need more than two seconds.
+    assert!(
+        started.elapsed() >= Duration::from_millis(2000),
+        "{:?}",
+        started.elapsed()
+    );
+}
+
+#[tokio::test]
+async fn fake_throttle_answers_request_limit_exceeded() {
+    let env = Env::start_with(3, 0, |c| {
+        c.options.faults.throttle_per_second = Some(2);
+    })
+    .await;
+    // A client allowed far more than the fake accepts.
+    let cloud = Arc::new(env.client_with(creds(SECRET_ID, SECRET_KEY), options(1000)));
+    let results: Vec<Result<(), CloudError>> = futures::future::join_all((0..6).map(|_| {
+        let cloud = cloud.clone();
+        async move { cloud.describe_cluster().await.map(|_| ()) }
+    }))
+    .await;
+    let throttled: Vec<&CloudError> = results.iter().filter_map(|r| r.as_ref().err()).collect();
+    assert!(!throttled.is_empty());
+    assert!(throttled
+        .iter()
+        .all(|e| e.class == ErrorClass::Throttled && e.code == "RequestLimitExceeded"));
+}
+
+#[tokio::test]
+async fn control_routes_drive_a_fake_over_http() {
+    let env = Env::start(3, 0).await;
+    let http = reqwest::Client::new();
+    let faults: FakeFaults = http
+        .put(format!("{}/_fake/faults", env.endpoint))
+        .json(&serde_json::json!({"delayMs": 1}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(faults.delay_ms, 1);
+    let status = http
+        .post(format!("{}/_fake/inject", env.endpoint))
+        .json(&serde_json::json!({"action": "DescribeInstances", "code": "InternalError.CvmError", "message": "cvm down"}))
+        .send()
+        .await
+        .unwrap()
+        .status();
+    assert_eq!(status, 204);
+    let err = env.client().observe().await.unwrap_err();
+    assert_eq!(
+        (err.class, err.code.as_str()),
+        (ErrorClass::Transient, "InternalError.CvmError")
+    );
+    let journal: Vec<JournalLine> = http
+        .get(format!("{}/_fake/journal", env.endpoint))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(journal.len(), 1);
+    assert_eq!(journal[0].outcome, "InternalError.CvmError");
+}
+
+/// A one-route server that records the request and answers `answer`.
+async fn capture_server(answer: &'static str) -> (String, Arc<Mutex<Vec<(HeaderMap, Bytes)>>>) {
+    let seen: Arc<Mutex<Vec<(HeaderMap, Bytes)>>> = Arc::default();
+    let store = seen.clone();
+    let app = axum::Router::new().route(
+        "/",
+        axum::routing::post(move |headers: HeaderMap, body: Bytes| {
+            let store = store.clone();
+            async move {
+                store.lock().unwrap().push((headers, body));
+                answer
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    (base, seen)
+}
+
+#[tokio::test]
+async fn malformed_answer_names_the_action_and_request_id() {
+    let (base, _) = capture_server(
+        r#"{"Response":{"TotalCnt":1,"ClusterList":"not a list","RequestId":"req-malformed-1"}}"#,
+    )
+    .await;
+    let spec = spec(&base);
+    let cloud = TencentCloud::new(&spec, &creds(SECRET_ID, SECRET_KEY), options(20)).unwrap();
+    let err = cloud.observe().await.unwrap_err();
+    assert_eq!(err.code, "MalformedResponse");
+    assert_eq!(
+        (err.action.as_str(), err.request_id.as_deref()),
+        ("DescribeInstances", Some("req-malformed-1"))
+    );
+    let shown = err.to_string();
+    assert!(
+        shown.contains("DescribeInstances") && shown.contains("req-malformed-1"),
+        "{shown}"
+    );
+}
+
+/// The exact wire format: headers, body bytes of the SDK vector, and a
+/// signature over exactly what was sent.
+#[tokio::test]
+async fn client_sends_the_sdk_wire_format() {
+    let (base, seen) =
+        capture_server(r#"{"Response":{"TotalCnt":0,"ClusterList":[],"RequestId":"r"}}"#).await;
+    let clock = Arc::new(ManualClock::new(
+        Timestamp::from_second(1_700_000_000).unwrap(),
+    ));
+    let mut spec = spec(&base);
+    spec.instance_id = "emr-abcd1234".into();
+    let cloud = TencentCloud::new(
+        &spec,
+        &creds(SECRET_ID, SECRET_KEY).with("token", "sts-x"),
+        TencentOptions {
+            clock,
+            ..options(20)
+        },
+    )
+    .unwrap();
+    let err = cloud.observe().await.unwrap_err();
+    assert_eq!(err.code, "ClusterScale.InstanceNotListed");
+    let (headers, body) = seen.lock().unwrap()[0].clone();
+    let h = |n: &str| {
+        headers
+            .get(n)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_string()
+    };
+    assert_eq!(
+        &body[..],
+        br#"{"InstanceIds":["emr-abcd1234"],"DisplayStrategy":"clusterList","Offset":0,"Limit":10,"ProjectId":-1}"#,
+        "the body of SDK vector 1"
+    );
+    assert_eq!(h("content-type"), "application/json");
+    assert_eq!(h("host"), base.trim_start_matches("http://"));
+    assert_eq!(h("x-tc-action"), "DescribeInstances");
+    assert_eq!(h("x-tc-version"), "2019-01-03");
+    assert_eq!(h("x-tc-timestamp"), "1700000000");
+    assert_eq!(h("x-tc-region"), "ap-guangzhou");
+    assert_eq!(h("x-tc-token"), "sts-x");
+    let auth = sign::parse_authorization(&h("authorization")).expect("TC3 authorization");
+    assert_eq!(
+        (
+            auth.secret_id.as_str(),
+            auth.date.as_str(),
+            auth.service.as_str()
+        ),
+        (SECRET_ID, "2023-11-14", "emr")
+    );
+    assert_eq!(auth.signed_headers, ["content-type", "host"]);
+    sign::verify(
+        &auth,
+        SECRET_KEY,
+        1_700_000_000,
+        |n| headers.get(n).and_then(|v| v.to_str().ok()),
+        &body,
+    )
+    .expect("signature over the exact bytes and Host sent");
+}
