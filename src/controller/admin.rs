@@ -1,0 +1,208 @@
+//! The admin HTTP server: `/metrics`, `/healthz` and `/readyz`.
+//!
+//! * `/metrics`: every metric in the OpenMetrics text format.
+//! * `/healthz`: 200 as long as the process serves HTTP (liveness).
+//! * `/readyz`: 200 once the readiness flag is set, 503 before (and after it
+//!   is cleared again). The controller sets the flag once its watch has
+//!   synced and it leads (or leader election is off), and clears it when it
+//!   loses leadership or shuts down, so only the active replica is Ready.
+//!
+//! Metrics and probes may be served on one listener ([`serve`]) or on two
+//! (`--metrics-addr`, `--health-addr`), each with its own [`router`].
+
+use std::future::Future;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use axum::extract::State;
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::Router;
+use tokio::net::TcpListener;
+
+use super::metrics::{Metrics, CONTENT_TYPE};
+
+/// Serves `/metrics`, `/healthz` and `/readyz` on `listener` until the
+/// process ends or the listener fails.
+pub async fn serve(
+    listener: TcpListener,
+    metrics: Metrics,
+    ready: Arc<AtomicBool>,
+) -> std::io::Result<()> {
+    axum::serve(listener, router(Some(metrics), Some(ready))).await
+}
+
+/// Serves `app` on `listener` until `shutdown` resolves, then stops
+/// accepting connections and lets in-flight requests finish.
+pub async fn serve_with_shutdown<F>(
+    listener: TcpListener,
+    app: Router,
+    shutdown: F,
+) -> std::io::Result<()>
+where
+    F: Future<Output = ()> + Send + 'static,
+{
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown)
+        .await
+}
+
+/// The admin routes: `/healthz` always, `/metrics` when `metrics` is given,
+/// `/readyz` when `ready` is given. Anything else is 404.
+pub fn router(metrics: Option<Metrics>, ready: Option<Arc<AtomicBool>>) -> Router {
+    let mut app = Router::new().route("/healthz", get(healthz));
+    if let Some(metrics) = metrics {
+        app = app.merge(
+            Router::new()
+                .route("/metrics", get(metrics_handler))
+                .with_state(metrics),
+        );
+    }
+    if let Some(ready) = ready {
+        app = app.merge(
+            Router::new()
+                .route("/readyz", get(readyz))
+                .with_state(ready),
+        );
+    }
+    app
+}
+
+async fn healthz() -> &'static str {
+    "ok\n"
+}
+
+async fn readyz(State(ready): State<Arc<AtomicBool>>) -> Response {
+    if ready.load(Ordering::Acquire) {
+        (StatusCode::OK, "ok\n").into_response()
+    } else {
+        (StatusCode::SERVICE_UNAVAILABLE, "not ready\n").into_response()
+    }
+}
+
+async fn metrics_handler(State(metrics): State<Metrics>) -> Response {
+    (
+        StatusCode::OK,
+        [(header::CONTENT_TYPE, CONTENT_TYPE)],
+        metrics.encode(),
+    )
+        .into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    use std::net::SocketAddr;
+    use std::time::Duration;
+
+    async fn start(app: Router) -> (SocketAddr, tokio::sync::oneshot::Sender<()>) {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        tokio::spawn(serve_with_shutdown(listener, app, async {
+            let _ = stopped.await;
+        }));
+        (addr, stop)
+    }
+
+    fn http() -> reqwest::Client {
+        reqwest::Client::builder()
+            .timeout(Duration::from_secs(5))
+            .no_proxy()
+            .build()
+            .expect("client")
+    }
+
+    async fn get_text(addr: SocketAddr, path: &str) -> (u16, Option<String>, String) {
+        let response = http()
+            .get(format!("http://{addr}{path}"))
+            .send()
+            .await
+            .expect("request");
+        let status = response.status().as_u16();
+        let content_type = response
+            .headers()
+            .get(reqwest::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string);
+        (status, content_type, response.text().await.expect("body"))
+    }
+
+    #[tokio::test]
+    async fn serve_answers_all_three_endpoints() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let metrics = Metrics::new();
+        metrics.set_leader(true);
+        metrics.reconcile("ok", Duration::from_millis(5));
+        let ready = Arc::new(AtomicBool::new(false));
+        let server = tokio::spawn(serve(listener, metrics, ready.clone()));
+
+        let (status, _, body) = get_text(addr, "/healthz").await;
+        assert_eq!((status, body.as_str()), (200, "ok\n"));
+
+        let (status, _, body) = get_text(addr, "/readyz").await;
+        assert_eq!((status, body.as_str()), (503, "not ready\n"));
+        ready.store(true, Ordering::Release);
+        assert_eq!(get_text(addr, "/readyz").await.0, 200);
+        ready.store(false, Ordering::Release);
+        assert_eq!(get_text(addr, "/readyz").await.0, 503);
+
+        let (status, content_type, body) = get_text(addr, "/metrics").await;
+        assert_eq!(status, 200);
+        assert_eq!(content_type.as_deref(), Some(CONTENT_TYPE));
+        assert!(body.contains("clusterscale_leader 1"), "{body}");
+        assert!(body.contains(r#"clusterscale_reconciles_total{outcome="ok"} 1"#));
+        assert!(body.ends_with("# EOF\n"));
+
+        assert_eq!(get_text(addr, "/nope").await.0, 404);
+        let post = http()
+            .post(format!("http://{addr}/metrics"))
+            .send()
+            .await
+            .expect("request");
+        assert_eq!(post.status().as_u16(), 405);
+        server.abort();
+    }
+
+    #[tokio::test]
+    async fn metrics_and_probes_on_separate_listeners() {
+        let ready = Arc::new(AtomicBool::new(true));
+        let (metrics_addr, stop_metrics) = start(router(Some(Metrics::new()), None)).await;
+        let (health_addr, stop_health) = start(router(None, Some(ready))).await;
+
+        assert_eq!(get_text(metrics_addr, "/metrics").await.0, 200);
+        assert_eq!(get_text(metrics_addr, "/healthz").await.0, 200);
+        assert_eq!(get_text(metrics_addr, "/readyz").await.0, 404);
+
+        assert_eq!(get_text(health_addr, "/readyz").await.0, 200);
+        assert_eq!(get_text(health_addr, "/healthz").await.0, 200);
+        assert_eq!(get_text(health_addr, "/metrics").await.0, 404);
+
+        let _ = stop_metrics.send(());
+        let _ = stop_health.send(());
+    }
+
+    #[tokio::test]
+    async fn graceful_shutdown_stops_the_server() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let server = tokio::spawn(serve_with_shutdown(listener, router(None, None), async {
+            let _ = stopped.await;
+        }));
+        assert_eq!(get_text(addr, "/healthz").await.0, 200);
+        let _ = stop.send(());
+        let result = tokio::time::timeout(Duration::from_secs(5), server)
+            .await
+            .expect("stops in time")
+            .expect("task");
+        assert!(result.is_ok());
+        assert!(
+            tokio::net::TcpStream::connect(addr).await.is_err(),
+            "no longer listening"
+        );
+    }
+}

@@ -1,0 +1,672 @@
+//! Prometheus metrics of the controller, and a [`Cloud`] decorator that
+//! times and counts every cloud call.
+//!
+//! | metric | type | labels |
+//! | --- | --- | --- |
+//! | `clusterscale_reconciles_total` | counter | `outcome` |
+//! | `clusterscale_reconcile_duration_seconds` | histogram | |
+//! | `clusterscale_errors_total` | counter | `class` |
+//! | `clusterscale_cloud_calls_total` | counter | `cloud`, `action`, `outcome` |
+//! | `clusterscale_cloud_call_duration_seconds` | histogram | `cloud`, `action` |
+//! | `clusterscale_nodes` | gauge | `namespace`, `name`, `group`, `kind` |
+//! | `clusterscale_operations_total` | counter | `cloud`, `direction`, `outcome` |
+//! | `clusterscale_leader` | gauge | |
+//!
+//! Label values come from small fixed sets (outcomes, [`ErrorClass`] names,
+//! cloud kinds, actions), except `namespace`/`name` of `clusterscale_nodes`,
+//! whose series are removed with [`Metrics::forget`] when the resource is
+//! deleted.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::{Registry, Unit};
+
+use crate::api::{CloudKind, Direction, NodeGroup, OperationRecord};
+use crate::cloud::{
+    Capabilities, Cloud, CloudError, ObservedCluster, OperationProgress, ScaleRequest, Submitted,
+};
+
+/// Content type of [`Metrics::encode`]'s output (OpenMetrics text, which
+/// Prometheus scrapes natively).
+pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+
+/// `action` label values of the cloud call metrics.
+pub mod action {
+    pub const OBSERVE: &str = "observe";
+    pub const SCALE_OUT: &str = "scale_out";
+    pub const SCALE_IN: &str = "scale_in";
+    pub const OPERATION_STATUS: &str = "operation_status";
+}
+
+/// `outcome` label value of a successful cloud call.
+pub const OK: &str = "ok";
+
+/// Buckets of a reconcile's duration, in seconds (a pass makes one to three
+/// cloud calls and a status write).
+const RECONCILE_BUCKETS: [f64; 13] = [
+    0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0,
+];
+
+/// Buckets of one cloud call's duration, in seconds.
+const CLOUD_CALL_BUCKETS: [f64; 11] = [0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0];
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct OutcomeLabels {
+    outcome: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ClassLabels {
+    class: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct CloudCallLabels {
+    cloud: String,
+    action: String,
+    outcome: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct CloudActionLabels {
+    cloud: String,
+    action: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct NodeLabels {
+    namespace: String,
+    name: String,
+    group: String,
+    kind: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct OperationLabels {
+    cloud: String,
+    direction: String,
+    outcome: String,
+}
+
+type HistogramFamily<L> = Family<L, Histogram, fn() -> Histogram>;
+
+fn cloud_call_histogram() -> Histogram {
+    Histogram::new(CLOUD_CALL_BUCKETS)
+}
+
+struct Inner {
+    registry: Registry,
+    reconciles: Family<OutcomeLabels, Counter>,
+    reconcile_duration: Histogram,
+    errors: Family<ClassLabels, Counter>,
+    cloud_calls: Family<CloudCallLabels, Counter>,
+    cloud_call_duration: HistogramFamily<CloudActionLabels>,
+    nodes: Family<NodeLabels, Gauge>,
+    operations: Family<OperationLabels, Counter>,
+    leader: Gauge,
+}
+
+/// The controller's metrics. Cheap to clone; clones share the same series.
+#[derive(Clone)]
+pub struct Metrics {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for Metrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Metrics").finish_non_exhaustive()
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Metrics {
+    /// A fresh registry with every metric registered (and no series yet,
+    /// except the two unlabelled ones).
+    pub fn new() -> Self {
+        let mut registry = Registry::default();
+        let reconciles = Family::<OutcomeLabels, Counter>::default();
+        registry.register(
+            "clusterscale_reconciles",
+            "Reconcile passes, by outcome",
+            reconciles.clone(),
+        );
+        let reconcile_duration = Histogram::new(RECONCILE_BUCKETS);
+        registry.register_with_unit(
+            "clusterscale_reconcile_duration",
+            "Duration of one reconcile pass",
+            Unit::Seconds,
+            reconcile_duration.clone(),
+        );
+        let errors = Family::<ClassLabels, Counter>::default();
+        registry.register(
+            "clusterscale_errors",
+            "Reconcile errors, by class (cloud error class or controller error)",
+            errors.clone(),
+        );
+        let cloud_calls = Family::<CloudCallLabels, Counter>::default();
+        registry.register(
+            "clusterscale_cloud_calls",
+            "Cloud API calls, by cloud, action and outcome (ok or error class)",
+            cloud_calls.clone(),
+        );
+        let cloud_call_duration: HistogramFamily<CloudActionLabels> =
+            Family::new_with_constructor(cloud_call_histogram);
+        registry.register_with_unit(
+            "clusterscale_cloud_call_duration",
+            "Duration of one cloud call, retries and rate-limit waits included",
+            Unit::Seconds,
+            cloud_call_duration.clone(),
+        );
+        let nodes = Family::<NodeLabels, Gauge>::default();
+        registry.register(
+            "clusterscale_nodes",
+            "Node count per resource and group; kind is desired or observed",
+            nodes.clone(),
+        );
+        let operations = Family::<OperationLabels, Counter>::default();
+        registry.register(
+            "clusterscale_operations",
+            "Scale operations, by cloud, direction and outcome",
+            operations.clone(),
+        );
+        let leader = Gauge::default();
+        registry.register(
+            "clusterscale_leader",
+            "1 while this replica is the leader (or leader election is off), else 0",
+            leader.clone(),
+        );
+        Self {
+            inner: Arc::new(Inner {
+                registry,
+                reconciles,
+                reconcile_duration,
+                errors,
+                cloud_calls,
+                cloud_call_duration,
+                nodes,
+                operations,
+                leader,
+            }),
+        }
+    }
+
+    /// One reconcile pass ended with `outcome` (e.g. `ok`, `requeue`,
+    /// `error`) after `duration`.
+    pub fn reconcile(&self, outcome: &str, duration: Duration) {
+        let i = &self.inner;
+        i.reconciles
+            .get_or_create(&OutcomeLabels {
+                outcome: outcome.to_string(),
+            })
+            .inc();
+        i.reconcile_duration.observe(duration.as_secs_f64());
+    }
+
+    /// A reconcile failed with an error of `class` (an
+    /// [`ErrorClass`](crate::cloud::ErrorClass) name or the controller's own).
+    pub fn error(&self, class: &str) {
+        self.inner
+            .errors
+            .get_or_create(&ClassLabels {
+                class: class.to_string(),
+            })
+            .inc();
+    }
+
+    /// One cloud call of `action` ended with `outcome` (`ok` or the error
+    /// class) after `duration`.
+    pub fn cloud_call(&self, cloud: CloudKind, action: &str, outcome: &str, duration: Duration) {
+        let i = &self.inner;
+        i.cloud_calls
+            .get_or_create(&CloudCallLabels {
+                cloud: cloud.as_str().to_string(),
+                action: action.to_string(),
+                outcome: outcome.to_string(),
+            })
+            .inc();
+        i.cloud_call_duration
+            .get_or_create(&CloudActionLabels {
+                cloud: cloud.as_str().to_string(),
+                action: action.to_string(),
+            })
+            .observe(duration.as_secs_f64());
+    }
+
+    /// The desired and observed node counts of one group of one resource.
+    /// `observed` is `None` when the cluster could not be read; the observed
+    /// series is then removed rather than left at a stale value.
+    pub fn nodes(
+        &self,
+        namespace: &str,
+        name: &str,
+        group: NodeGroup,
+        desired: i32,
+        observed: Option<i32>,
+    ) {
+        let nodes = &self.inner.nodes;
+        nodes
+            .get_or_create(&node_labels(namespace, name, group, "desired"))
+            .set(i64::from(desired));
+        let observed_labels = node_labels(namespace, name, group, "observed");
+        match observed {
+            Some(n) => {
+                nodes.get_or_create(&observed_labels).set(i64::from(n));
+            }
+            None => {
+                nodes.remove(&observed_labels);
+            }
+        }
+    }
+
+    /// Removes every node gauge of a deleted resource.
+    pub fn forget(&self, namespace: &str, name: &str) {
+        for group in [NodeGroup::Core, NodeGroup::Task] {
+            for kind in ["desired", "observed"] {
+                self.inner
+                    .nodes
+                    .remove(&node_labels(namespace, name, group, kind));
+            }
+        }
+    }
+
+    /// A scale operation in `direction` ended (or was submitted) with
+    /// `outcome` (e.g. `submitted`, `succeeded`, `failed`).
+    pub fn operation(&self, cloud: CloudKind, direction: Direction, outcome: &str) {
+        self.inner
+            .operations
+            .get_or_create(&OperationLabels {
+                cloud: cloud.as_str().to_string(),
+                direction: direction.as_str().to_string(),
+                outcome: outcome.to_string(),
+            })
+            .inc();
+    }
+
+    /// Whether this replica leads (1) or not (0).
+    pub fn set_leader(&self, leader: bool) {
+        self.inner.leader.set(i64::from(leader));
+    }
+
+    /// Every metric in the OpenMetrics text format ([`CONTENT_TYPE`]),
+    /// ending with `# EOF`.
+    pub fn encode(&self) -> String {
+        let mut out = String::new();
+        if let Err(e) = prometheus_client::encoding::text::encode(&mut out, &self.inner.registry) {
+            // Writing to a String cannot fail; a failing metric encoder
+            // would be a bug, not a reason to fail the scrape outright.
+            tracing::error!(error = %e, "encoding metrics failed");
+        }
+        out
+    }
+}
+
+fn node_labels(namespace: &str, name: &str, group: NodeGroup, kind: &str) -> NodeLabels {
+    NodeLabels {
+        namespace: namespace.to_string(),
+        name: name.to_string(),
+        group: group.as_str().to_string(),
+        kind: kind.to_string(),
+    }
+}
+
+/// A [`Cloud`] that records `clusterscale_cloud_calls_total` and
+/// `clusterscale_cloud_call_duration_seconds` for every call of the cloud it
+/// wraps, and otherwise behaves exactly like it.
+///
+/// A call whose future is dropped before it completes is not recorded.
+pub struct InstrumentedCloud {
+    inner: Arc<dyn Cloud>,
+    metrics: Metrics,
+}
+
+impl InstrumentedCloud {
+    /// Wraps `inner`; calls are recorded in `metrics`.
+    pub fn new(inner: Arc<dyn Cloud>, metrics: Metrics) -> Self {
+        Self { inner, metrics }
+    }
+
+    /// The wrapped cloud.
+    pub fn inner(&self) -> &Arc<dyn Cloud> {
+        &self.inner
+    }
+
+    fn record<T>(&self, action: &str, started: Instant, result: &Result<T, CloudError>) {
+        let outcome = match result {
+            Ok(_) => OK,
+            Err(e) => e.class.as_str(),
+        };
+        self.metrics
+            .cloud_call(self.inner.kind(), action, outcome, started.elapsed());
+    }
+}
+
+impl std::fmt::Debug for InstrumentedCloud {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("InstrumentedCloud")
+            .field("cloud", &self.inner.kind())
+            .finish_non_exhaustive()
+    }
+}
+
+#[async_trait]
+impl Cloud for InstrumentedCloud {
+    fn kind(&self) -> CloudKind {
+        self.inner.kind()
+    }
+
+    fn capabilities(&self) -> Capabilities {
+        self.inner.capabilities()
+    }
+
+    async fn observe(&self) -> Result<ObservedCluster, CloudError> {
+        let started = Instant::now();
+        let result = self.inner.observe().await;
+        self.record(action::OBSERVE, started, &result);
+        result
+    }
+
+    async fn scale_out(&self, req: &ScaleRequest) -> Result<Submitted, CloudError> {
+        let started = Instant::now();
+        let result = self.inner.scale_out(req).await;
+        self.record(action::SCALE_OUT, started, &result);
+        result
+    }
+
+    async fn scale_in(&self, req: &ScaleRequest) -> Result<Submitted, CloudError> {
+        let started = Instant::now();
+        let result = self.inner.scale_in(req).await;
+        self.record(action::SCALE_IN, started, &result);
+        result
+    }
+
+    async fn operation_status(
+        &self,
+        op: &OperationRecord,
+    ) -> Result<OperationProgress, CloudError> {
+        let started = Instant::now();
+        let result = self.inner.operation_status(op).await;
+        self.record(action::OPERATION_STATUS, started, &result);
+        result
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    use crate::clock::ManualClock;
+    use crate::cloud::simulated::{SimConfig, SimModel, SimulatedCloud};
+    use crate::cloud::ErrorClass;
+
+    /// The value of the sample line that starts with `series ` (exact
+    /// series name and labels), if any.
+    fn sample(text: &str, series: &str) -> Option<f64> {
+        text.lines()
+            .find_map(|l| l.strip_prefix(series)?.strip_prefix(' '))
+            .and_then(|v| v.split(' ').next()?.parse().ok())
+    }
+
+    const FAMILIES: [&str; 8] = [
+        "clusterscale_reconciles",
+        "clusterscale_reconcile_duration_seconds",
+        "clusterscale_errors",
+        "clusterscale_cloud_calls",
+        "clusterscale_cloud_call_duration_seconds",
+        "clusterscale_nodes",
+        "clusterscale_operations",
+        "clusterscale_leader",
+    ];
+
+    #[test]
+    fn fresh_registry_has_unlabelled_metrics_and_eof() {
+        // Labelled families appear with their first series; the two
+        // unlabelled metrics are there from the start.
+        let text = Metrics::new().encode();
+        assert!(text.contains("# TYPE clusterscale_reconcile_duration_seconds histogram"));
+        assert!(text.contains("# UNIT clusterscale_reconcile_duration_seconds seconds"));
+        assert!(text.contains("# TYPE clusterscale_leader gauge"));
+        assert_eq!(sample(&text, "clusterscale_leader"), Some(0.0));
+        assert!(text.ends_with("# EOF\n"));
+    }
+
+    #[test]
+    fn encode_contains_recorded_series() {
+        let m = Metrics::new();
+        m.reconcile("ok", Duration::from_millis(30));
+        m.reconcile("ok", Duration::from_millis(70));
+        m.reconcile("error", Duration::from_secs(2));
+        m.error("Throttled");
+        m.cloud_call(
+            CloudKind::Tencent,
+            action::SCALE_OUT,
+            "ok",
+            Duration::from_millis(300),
+        );
+        m.nodes("ops", "emr-a", NodeGroup::Task, 5, Some(3));
+        m.operation(CloudKind::Huawei, Direction::In, "succeeded");
+        m.set_leader(true);
+        let text = m.encode();
+        for name in FAMILIES {
+            assert!(
+                text.contains(&format!("# TYPE {name} ")),
+                "{name} in {text}"
+            );
+            assert!(text.contains(&format!("# HELP {name} ")), "{name} help");
+        }
+
+        assert_eq!(
+            sample(&text, r#"clusterscale_reconciles_total{outcome="ok"}"#),
+            Some(2.0)
+        );
+        assert_eq!(
+            sample(&text, r#"clusterscale_reconciles_total{outcome="error"}"#),
+            Some(1.0)
+        );
+        assert_eq!(
+            sample(&text, "clusterscale_reconcile_duration_seconds_count"),
+            Some(3.0)
+        );
+        assert_eq!(
+            sample(
+                &text,
+                r#"clusterscale_reconcile_duration_seconds_bucket{le="0.1"}"#
+            ),
+            Some(2.0)
+        );
+        assert_eq!(
+            sample(&text, r#"clusterscale_errors_total{class="Throttled"}"#),
+            Some(1.0)
+        );
+        assert_eq!(
+            sample(
+                &text,
+                r#"clusterscale_cloud_calls_total{cloud="tencent",action="scale_out",outcome="ok"}"#
+            ),
+            Some(1.0)
+        );
+        assert_eq!(
+            sample(
+                &text,
+                r#"clusterscale_cloud_call_duration_seconds_count{cloud="tencent",action="scale_out"}"#
+            ),
+            Some(1.0)
+        );
+        assert_eq!(
+            sample(
+                &text,
+                r#"clusterscale_nodes{namespace="ops",name="emr-a",group="task",kind="desired"}"#
+            ),
+            Some(5.0)
+        );
+        assert_eq!(
+            sample(
+                &text,
+                r#"clusterscale_nodes{namespace="ops",name="emr-a",group="task",kind="observed"}"#
+            ),
+            Some(3.0)
+        );
+        assert_eq!(
+            sample(
+                &text,
+                r#"clusterscale_operations_total{cloud="huawei",direction="in",outcome="succeeded"}"#
+            ),
+            Some(1.0)
+        );
+        assert_eq!(sample(&text, "clusterscale_leader"), Some(1.0));
+        m.set_leader(false);
+        assert_eq!(sample(&m.encode(), "clusterscale_leader"), Some(0.0));
+    }
+
+    #[test]
+    fn label_values_are_escaped() {
+        let m = Metrics::new();
+        m.nodes("ops", "a\"b\\c", NodeGroup::Core, 3, Some(3));
+        let text = m.encode();
+        assert!(
+            text.contains(r#"name="a\"b\\c""#),
+            "quotes and backslashes escaped: {text}"
+        );
+    }
+
+    #[test]
+    fn unknown_observed_count_drops_the_series() {
+        let m = Metrics::new();
+        m.nodes("ops", "emr-a", NodeGroup::Core, 4, Some(3));
+        m.nodes("ops", "emr-a", NodeGroup::Core, 4, None);
+        let text = m.encode();
+        assert!(text.contains(r#"group="core",kind="desired"} 4"#));
+        assert!(!text.contains(r#"kind="observed""#), "{text}");
+    }
+
+    #[test]
+    fn forget_removes_only_that_resources_gauges() {
+        let m = Metrics::new();
+        for group in [NodeGroup::Core, NodeGroup::Task] {
+            m.nodes("ops", "emr-a", group, 3, Some(3));
+            m.nodes("ops", "emr-b", group, 4, Some(4));
+        }
+        m.forget("ops", "emr-a");
+        let text = m.encode();
+        assert!(!text.contains(r#"name="emr-a""#), "{text}");
+        assert_eq!(text.matches(r#"name="emr-b""#).count(), 4);
+        // Forgetting something unknown is harmless.
+        m.forget("nowhere", "nothing");
+    }
+
+    fn sim() -> (Arc<SimModel>, InstrumentedCloud, Metrics) {
+        let clock = Arc::new(ManualClock::default());
+        let model = Arc::new(SimModel::new("sim-1", SimConfig::default(), clock));
+        let metrics = Metrics::new();
+        let cloud = InstrumentedCloud::new(
+            Arc::new(SimulatedCloud::new(model.clone())),
+            metrics.clone(),
+        );
+        (model, cloud, metrics)
+    }
+
+    fn request(group: NodeGroup, count: i32, token: &str) -> ScaleRequest {
+        ScaleRequest {
+            group,
+            count,
+            from_count: 0,
+            token: token.into(),
+            prefer_nodes: Vec::new(),
+            graceful_timeout_seconds: 0,
+        }
+    }
+
+    fn calls(m: &Metrics, action: &str, outcome: &str) -> Option<f64> {
+        sample(
+            &m.encode(),
+            &format!(
+                r#"clusterscale_cloud_calls_total{{cloud="simulated",action="{action}",outcome="{outcome}"}}"#
+            ),
+        )
+    }
+
+    #[tokio::test]
+    async fn instrumented_cloud_delegates_and_records_outcomes() {
+        let (model, cloud, metrics) = sim();
+        assert_eq!(cloud.kind(), CloudKind::Simulated);
+        assert_eq!(cloud.capabilities(), Capabilities::ALL);
+
+        let observed = cloud.observe().await.expect("observe");
+        assert_eq!(observed.core, 3);
+        assert_eq!(calls(&metrics, action::OBSERVE, OK), Some(1.0));
+
+        let submitted = cloud
+            .scale_out(&request(NodeGroup::Task, 2, "t-1"))
+            .await
+            .expect("scale out");
+        assert_eq!(calls(&metrics, action::SCALE_OUT, OK), Some(1.0));
+        assert_eq!(model.writes().len(), 1, "the call reached the cloud");
+
+        // The cluster is busy with that operation: the next write is refused.
+        let busy = cloud
+            .scale_in(&request(NodeGroup::Task, 1, "t-2"))
+            .await
+            .expect_err("busy");
+        assert_eq!(busy.class, ErrorClass::Busy);
+        assert_eq!(calls(&metrics, action::SCALE_IN, "Busy"), Some(1.0));
+
+        // An injected failure is recorded with its class.
+        model.fail_next(
+            "observe",
+            CloudError::new(
+                ErrorClass::Throttled,
+                "Describe",
+                "RequestLimitExceeded",
+                "slow down",
+            ),
+        );
+        let throttled = cloud.observe().await.expect_err("throttled");
+        assert_eq!(throttled.class, ErrorClass::Throttled);
+        assert_eq!(calls(&metrics, action::OBSERVE, "Throttled"), Some(1.0));
+        assert_eq!(calls(&metrics, action::OBSERVE, OK), Some(1.0));
+
+        let op = OperationRecord {
+            id: "t-1".into(),
+            group: NodeGroup::Task,
+            direction: Direction::Out,
+            count: 2,
+            from_count: 0,
+            to_count: 2,
+            started_at: k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
+                jiff::Timestamp::UNIX_EPOCH,
+            ),
+            accepted: true,
+            attempts: 1,
+            request_id: submitted.request_id.clone(),
+            flow_id: submitted.flow_id.clone(),
+            trace_id: None,
+            node_ids: Vec::new(),
+            finished_at: None,
+            outcome: None,
+            message: None,
+        };
+        let progress = cloud.operation_status(&op).await.expect("status");
+        assert_eq!(progress, OperationProgress::Running);
+        assert_eq!(calls(&metrics, action::OPERATION_STATUS, OK), Some(1.0));
+
+        let text = metrics.encode();
+        assert_eq!(
+            sample(
+                &text,
+                r#"clusterscale_cloud_call_duration_seconds_count{cloud="simulated",action="observe"}"#
+            ),
+            Some(2.0)
+        );
+    }
+}
