@@ -8,6 +8,7 @@ pub mod clock;
 pub mod cloud;
 pub mod controller;
 pub mod engine;
+pub mod fake;
 pub mod manifest;
 pub mod plan;
 pub mod telemetry;
