@@ -304,14 +304,18 @@ impl HuaweiCloud {
         Ok(view)
     }
 
-    /// The last observation if recent enough, else a new one.
+    /// The last observation if recent enough and running, else a new one.
     async fn recent_view(&self) -> Result<Interpreted, CloudError> {
         let cached = self
             .snapshot
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .as_ref()
-            .filter(|s| s.taken.elapsed() <= OBSERVATION_MAX_AGE)
+            // A cached "not running" is confirmed by a new observation
+            // before a resize is refused on its account.
+            .filter(|s| {
+                s.taken.elapsed() <= OBSERVATION_MAX_AGE && s.view.observed.state.is_running()
+            })
             .map(|s| s.view.clone());
         match cached {
             Some(v) => Ok(v),

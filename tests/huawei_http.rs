@@ -1,0 +1,899 @@
+//! The Huawei MRS client against the in-process fake MRS + IAM, over real
+//! HTTP on 127.0.0.1, with real signatures and tokens.
+//!
+//! The model runs on a manual clock (operations finish when a test says so);
+//! signatures and tokens use the wall clock on both sides.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use clusterscale::api::{HuaweiSpec, HuaweiTaskNodeSpec, NodeGroup, SecretRef};
+use clusterscale::clock::ManualClock;
+use clusterscale::cloud::credentials::Credentials;
+use clusterscale::cloud::huawei::HuaweiCloud;
+use clusterscale::cloud::simulated::{SimConfig, SimModel};
+use clusterscale::cloud::{Cloud, ClusterState, ErrorClass, ScaleRequest};
+use clusterscale::fake::huawei::{
+    FakeAccessKey, FakeUser, HuaweiFake, HuaweiFakeConfig, ACTION_HOSTS, ACTION_RESIZE,
+    ACTION_SHOW, ACTION_TOKEN,
+};
+use clusterscale::fake::JournalLine;
+
+const PROJECT: &str = "0123456789abcdef0123456789abcdef";
+const CLUSTER: &str = "a1b2c3d4-e5f6-4a5b-8c9d-0e1f2a3b4c5d";
+const SK: &str = "HwTestSecretKey000000000000000000000000001";
+const USER: &str = "ops";
+const PASSWORD: &str = "correct horse battery staple";
+const DOMAIN: &str = "acme";
+const OP_TIME: Duration = Duration::from_secs(30);
+
+struct Env {
+    fake: HuaweiFake,
+    model: Arc<SimModel>,
+    clock: Arc<ManualClock>,
+    spec: HuaweiSpec,
+    /// This test's AK (each test has its own, so rate limits and hold-offs never mix).
+    ak: String,
+}
+
+async fn start(name: &str, core: i32, task: i32) -> Env {
+    start_with(name, core, task, |_| {}).await
+}
+
+async fn start_with(
+    name: &str,
+    core: i32,
+    task: i32,
+    tweak: impl FnOnce(&mut HuaweiFakeConfig),
+) -> Env {
+    let clock = Arc::new(ManualClock::default());
+    let model = Arc::new(SimModel::new(
+        "mrs-test",
+        SimConfig {
+            initial_core: core,
+            initial_task: task,
+            operation_time: OP_TIME,
+            quota: None,
+        },
+        clock.clone(),
+    ));
+    let ak = format!("HWTESTAK{}", name.to_ascii_uppercase().replace('_', ""));
+    let mut config = HuaweiFakeConfig {
+        project_id: Some(PROJECT.into()),
+        cluster_id: Some(CLUSTER.into()),
+        access_keys: vec![FakeAccessKey {
+            access_key: ak.clone(),
+            secret_key: SK.into(),
+            security_token: None,
+        }],
+        users: vec![FakeUser {
+            username: format!("{USER}-{name}"),
+            password: PASSWORD.into(),
+            domain_name: DOMAIN.into(),
+        }],
+        ..HuaweiFakeConfig::default()
+    };
+    tweak(&mut config);
+    let fake = HuaweiFake::new(model.clone(), config).expect("fake starts");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let base = format!("http://{}", listener.local_addr().expect("addr"));
+    tokio::spawn(fake.clone().serve(listener));
+    let spec = HuaweiSpec {
+        region: "cn-north-4".into(),
+        project_id: PROJECT.into(),
+        cluster_id: CLUSTER.into(),
+        credentials_secret_ref: SecretRef { name: "hw".into() },
+        endpoint: Some(base.clone()),
+        iam_endpoint: Some(base),
+        core_node_group: None,
+        task_node_group: None,
+        task_node_spec: None,
+        skip_bootstrap_scripts: false,
+        scale_without_start: false,
+    };
+    Env {
+        fake,
+        model,
+        clock,
+        spec,
+        ak,
+    }
+}
+
+impl Env {
+    fn aksk(&self) -> Credentials {
+        Credentials::new("test secret")
+            .with("accessKey", &self.ak)
+            .with("secretKey", SK)
+    }
+
+    fn password(&self, name: &str) -> Credentials {
+        Credentials::new("test secret")
+            .with("username", format!("{USER}-{name}"))
+            .with("password", PASSWORD)
+            .with("domainName", DOMAIN)
+    }
+
+    fn client(&self, creds: &Credentials) -> HuaweiCloud {
+        HuaweiCloud::new(&self.spec, creds).expect("client builds")
+    }
+
+    fn finish_operation(&self) {
+        self.clock.advance(OP_TIME);
+    }
+
+    fn lines(&self, action: &str) -> Vec<JournalLine> {
+        self.fake
+            .journal()
+            .into_iter()
+            .filter(|l| l.action == action)
+            .collect()
+    }
+
+    fn resizes(&self) -> Vec<JournalLine> {
+        self.lines(ACTION_RESIZE)
+    }
+}
+
+fn req(group: NodeGroup, count: i32, from: i32, token: &str) -> ScaleRequest {
+    ScaleRequest {
+        group,
+        count,
+        from_count: from,
+        token: token.into(),
+        prefer_nodes: vec![],
+        graceful_timeout_seconds: 0,
+    }
+}
+
+async fn scale_all_ways(env: &Env, cloud: &HuaweiCloud) {
+    let o = cloud.observe().await.expect("observe");
+    assert_eq!(
+        (o.state.clone(), o.core, o.task),
+        (ClusterState::Running, 4, 2)
+    );
+
+    let sub = cloud
+        .scale_out(&req(NodeGroup::Core, 2, 4, "op-1"))
+        .await
+        .expect("core out");
+    assert!(sub.request_id.is_some(), "the X-Request-Id is kept");
+    assert!(matches!(
+        cloud.observe().await.unwrap().state,
+        ClusterState::Busy(_)
+    ));
+    env.finish_operation();
+    assert_eq!(cloud.observe().await.unwrap().core, 6);
+
+    cloud
+        .scale_in(&req(NodeGroup::Task, 1, 2, "op-2"))
+        .await
+        .expect("task in");
+    env.finish_operation();
+    assert_eq!(cloud.observe().await.unwrap().task, 1);
+
+    cloud
+        .scale_in(&req(NodeGroup::Core, 2, 6, "op-3"))
+        .await
+        .expect("core in");
+    env.finish_operation();
+    assert_eq!(cloud.observe().await.unwrap().core, 4);
+
+    cloud
+        .scale_out(&req(NodeGroup::Task, 3, 1, "op-4"))
+        .await
+        .expect("task out");
+    env.finish_operation();
+    let o = cloud.observe().await.unwrap();
+    assert_eq!((o.state, o.core, o.task), (ClusterState::Running, 4, 4));
+
+    let resizes = env.resizes();
+    assert_eq!(resizes.len(), 4);
+    assert!(resizes
+        .iter()
+        .all(|l| l.write && l.outcome == "ok" && l.http_status == 200));
+    let params: Vec<(String, String, i64)> = resizes
+        .iter()
+        .map(|l| {
+            let p = &l.params["body"]["parameters"];
+            (
+                p["scale_type"].as_str().unwrap().to_string(),
+                p["node_group"].as_str().unwrap().to_string(),
+                p["instances"].as_i64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        params,
+        vec![
+            ("scale_out".into(), "core_node_analysis_group".into(), 2),
+            ("scale_in".into(), "task_node_analysis_group".into(), 1),
+            ("scale_in".into(), "core_node_analysis_group".into(), 2),
+            ("scale_out".into(), "task_node_analysis_group".into(), 3),
+        ],
+        "node groups are the cluster's own names"
+    );
+    let body = &resizes[0].params["body"];
+    assert_eq!(body["service_id"], "");
+    assert_eq!(body["plan_id"], "");
+    assert_eq!(body["previous_values"]["plan_id"], "");
+    assert_eq!(body["parameters"]["node_id"], "node_orderadd");
+    assert_eq!(body["parameters"]["order_id"], "");
+    assert_eq!(body["parameters"]["skip_bootstrap_scripts"], false);
+    assert_eq!(body["parameters"]["scale_without_start"], false);
+    assert!(body["parameters"].get("task_node_info").is_none());
+    assert!(body["parameters"].get("server_ids").is_none());
+    assert_eq!(env.model.writes().len(), 4);
+}
+
+#[tokio::test]
+async fn aksk_scale_out_and_in_core_and_task() {
+    let env = start("aksk_all", 4, 2).await;
+    let cloud = env.client(&env.aksk());
+    assert_eq!(cloud.auth_mode(), "ak-sk");
+    scale_all_ways(&env, &cloud).await;
+    assert!(env.lines(ACTION_TOKEN).is_empty());
+    assert!(env
+        .fake
+        .journal()
+        .iter()
+        .all(|l| l.params["principal"] == format!("ak:{}", env.ak)));
+}
+
+#[tokio::test]
+async fn token_scale_out_and_in_core_and_task() {
+    let env = start("token_all", 4, 2).await;
+    let cloud = env.client(&env.password("token_all"));
+    assert_eq!(cloud.auth_mode(), "token");
+    scale_all_ways(&env, &cloud).await;
+    assert_eq!(cloud.tokens_fetched(), 1, "the token is cached");
+    let tokens = env.lines(ACTION_TOKEN);
+    assert_eq!(tokens.len(), 1);
+    assert_eq!(tokens[0].http_status, 201);
+    assert!(
+        !tokens[0].params.to_string().contains(PASSWORD),
+        "the journal never shows the password"
+    );
+    assert!(env
+        .fake
+        .journal()
+        .iter()
+        .filter(|l| l.action != ACTION_TOKEN)
+        .all(|l| l.params["principal"] == "token"));
+}
+
+#[tokio::test]
+async fn security_token_is_sent_and_signed() {
+    let env = start_with("sts", 3, 0, |c| {
+        c.access_keys[0].security_token = Some("sts-token-value".into())
+    })
+    .await;
+    let with = env.aksk().with("securityToken", "sts-token-value");
+    env.client(&with)
+        .observe()
+        .await
+        .expect("temporary credentials work");
+    let without = env.client(&env.aksk()).with_auth_hold_off(Duration::ZERO);
+    let e = without.observe().await.unwrap_err();
+    assert_eq!((e.class, e.code.as_str()), (ErrorClass::Auth, "APIGW.0301"));
+}
+
+#[tokio::test]
+async fn task_zero_to_n_sends_task_node_info() {
+    let mut env = start("zero_to_n", 3, 0).await;
+    env.spec.task_node_spec = Some(HuaweiTaskNodeSpec {
+        node_size: "c6.4xlarge.4.linux.bigdata".into(),
+        data_volume_type: "SSD".into(),
+        data_volume_count: 2,
+        data_volume_size: 800,
+    });
+    let cloud = env.client(&env.aksk());
+    let o = cloud.observe().await.unwrap();
+    assert_eq!(o.task, 0);
+    cloud
+        .scale_out(&req(NodeGroup::Task, 2, 0, "op-1"))
+        .await
+        .expect("0 -> 2");
+    let body = &env.resizes()[0].params["body"]["parameters"];
+    assert_eq!(
+        body["node_group"], "task_node_analysis_group",
+        "named after the Core group"
+    );
+    assert_eq!(
+        body["task_node_info"]["node_size"],
+        "c6.4xlarge.4.linux.bigdata"
+    );
+    assert_eq!(body["task_node_info"]["data_volume_type"], "SSD");
+    assert_eq!(body["task_node_info"]["data_volume_count"], 2);
+    assert_eq!(body["task_node_info"]["data_volume_size"], 800);
+    env.finish_operation();
+    assert_eq!(cloud.observe().await.unwrap().task, 2);
+    // Growing an existing Task group sends no task_node_info.
+    cloud
+        .scale_out(&req(NodeGroup::Task, 1, 2, "op-2"))
+        .await
+        .unwrap();
+    assert!(env.resizes()[1].params["body"]["parameters"]
+        .get("task_node_info")
+        .is_none());
+}
+
+#[tokio::test]
+async fn task_zero_to_n_without_spec_is_invalid_before_any_call() {
+    let env = start("zero_no_spec", 3, 0).await;
+    let cloud = env.client(&env.aksk());
+    cloud.observe().await.unwrap();
+    let before = env.fake.requests();
+    let e = cloud
+        .scale_out(&req(NodeGroup::Task, 2, 0, "op-1"))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        (e.class, e.code.as_str()),
+        (ErrorClass::Invalid, "TaskNodeSpecMissing")
+    );
+    assert!(
+        e.message.contains("spec.huawei.taskNodeSpec"),
+        "{}",
+        e.message
+    );
+    assert_eq!(env.fake.requests(), before, "no request at all");
+    // The fake refuses the same thing with 12000002 when a client skips the check.
+    assert!(env.resizes().is_empty());
+}
+
+#[tokio::test]
+async fn server_ids_are_honoured() {
+    let env = start("server_ids", 3, 4).await;
+    let cloud = env.client(&env.aksk());
+    let hosts = cloud.list_hosts().await.unwrap();
+    let task_ids: Vec<String> = hosts
+        .iter()
+        .filter(|h| h.host_type == "TaskNode")
+        .map(|h| h.id.clone())
+        .collect();
+    assert_eq!(task_ids.len(), 4);
+    cloud.observe().await.unwrap();
+    let mut r = req(NodeGroup::Task, 2, 4, "op-1");
+    r.prefer_nodes = vec![
+        task_ids[1].clone(),
+        "no-such-node".into(),
+        task_ids[1].clone(),
+    ];
+    let sub = cloud.scale_in(&r).await.expect("scale in");
+    assert_eq!(sub.node_ids.len(), 2);
+    assert_eq!(
+        sub.node_ids[0], task_ids[1],
+        "the preferred node comes first"
+    );
+    let sent: Vec<String> = env.resizes()[0].params["body"]["parameters"]["server_ids"]
+        .as_array()
+        .expect("server_ids sent")
+        .iter()
+        .map(|v| v.as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(sent, sub.node_ids);
+    env.finish_operation();
+    let left: Vec<String> = env
+        .model
+        .nodes()
+        .into_iter()
+        .filter(|n| n.group == NodeGroup::Task)
+        .map(|n| n.id)
+        .collect();
+    assert_eq!(left.len(), 2);
+    assert!(
+        sent.iter().all(|id| !left.contains(id)),
+        "exactly the named nodes were removed"
+    );
+    // Core scale-in never sends server_ids.
+    let mut r = req(NodeGroup::Core, 1, 3, "op-2");
+    r.prefer_nodes = vec!["whatever".into()];
+    let env_core = start("server_ids_core", 4, 0).await;
+    let cloud = env_core.client(&env_core.aksk());
+    cloud.observe().await.unwrap();
+    cloud.scale_in(&r).await.unwrap();
+    assert!(env_core.resizes()[0].params["body"]["parameters"]
+        .get("server_ids")
+        .is_none());
+}
+
+#[tokio::test]
+async fn busy_lock_12000018_never_leads_to_a_second_write() {
+    let env = start("busy", 4, 0).await;
+    let cloud = env.client(&env.aksk());
+    cloud.observe().await.unwrap();
+    // Somebody else starts a resize after our observation.
+    env.model
+        .scale_out(NodeGroup::Core, 1, None)
+        .expect("other operation");
+    let e = cloud
+        .scale_out(&req(NodeGroup::Core, 2, 4, "op-1"))
+        .await
+        .unwrap_err();
+    assert_eq!((e.class, e.code.as_str()), (ErrorClass::Busy, "12000018"));
+    assert!(e.request_id.is_some());
+    let resizes = env.resizes();
+    assert_eq!(resizes.len(), 1, "one PUT, not retried");
+    assert!(!resizes[0].write);
+    // The next attempt observes first, sees the cluster busy and sends nothing.
+    let e = cloud
+        .scale_out(&req(NodeGroup::Core, 2, 4, "op-2"))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        (e.class, e.code.as_str()),
+        (ErrorClass::Busy, "PrecheckNotRunning")
+    );
+    assert_eq!(env.resizes().len(), 1);
+    assert_eq!(
+        env.model.writes().len(),
+        1,
+        "only the other operation changed the cluster"
+    );
+    env.finish_operation();
+    cloud
+        .scale_out(&req(NodeGroup::Core, 2, 5, "op-3"))
+        .await
+        .expect("idle again");
+    assert_eq!(env.model.writes().len(), 2);
+}
+
+#[tokio::test]
+async fn not_running_12000017() {
+    let env = start("not_running", 4, 0).await;
+    let cloud = env.client(&env.aksk());
+    cloud.observe().await.unwrap();
+    env.fake.set_cluster_state(Some("frozen"));
+    let e = cloud
+        .scale_out(&req(NodeGroup::Core, 1, 4, "op-1"))
+        .await
+        .unwrap_err();
+    assert_eq!((e.class, e.code.as_str()), (ErrorClass::Busy, "12000017"));
+    assert!(matches!(
+        cloud.observe().await.unwrap().state,
+        ClusterState::Unavailable(_)
+    ));
+    assert!(env.model.writes().is_empty());
+}
+
+#[tokio::test]
+async fn bad_signature_is_reported_without_hot_retries() {
+    let env = start("bad_sig", 3, 0).await;
+    let wrong = Credentials::new("test secret")
+        .with("accessKey", &env.ak)
+        .with("secretKey", "not-the-secret-key");
+    let cloud = env.client(&wrong);
+    let e = cloud.observe().await.unwrap_err();
+    assert_eq!((e.class, e.code.as_str()), (ErrorClass::Auth, "APIGW.0301"));
+    assert!(e.request_id.is_some());
+    for _ in 0..5 {
+        let again = cloud.observe().await.unwrap_err();
+        assert_eq!(again.class, ErrorClass::Auth);
+        assert!(again.message.contains("not sent"), "{}", again.message);
+    }
+    // Another client with the same wrong credentials is held off too.
+    let other = env.client(&wrong);
+    assert!(other
+        .scale_out(&req(NodeGroup::Task, 1, 0, "x"))
+        .await
+        .is_err());
+    assert_eq!(env.fake.requests(), 1, "one request in all");
+    assert_eq!(cloud.requests_sent() + other.requests_sent(), 1);
+    // Corrected credentials are used at once.
+    env.client(&env.aksk())
+        .observe()
+        .await
+        .expect("good credentials work");
+}
+
+#[tokio::test]
+async fn fake_locks_an_access_key_after_five_bad_signatures() {
+    let env = start("lock", 3, 0).await;
+    let wrong = Credentials::new("t")
+        .with("accessKey", &env.ak)
+        .with("secretKey", "wrong");
+    let cloud = env.client(&wrong).with_auth_hold_off(Duration::ZERO);
+    for _ in 0..5 {
+        assert_eq!(cloud.observe().await.unwrap_err().code, "APIGW.0301");
+    }
+    assert!(env.fake.is_locked(&env.ak));
+    let good = env.client(&env.aksk()).with_auth_hold_off(Duration::ZERO);
+    let e = good.observe().await.unwrap_err();
+    assert!(e.message.contains("locked"), "{}", e.message);
+}
+
+#[tokio::test]
+async fn bounds_are_checked_before_any_call() {
+    let env = start("bounds", 3, 497).await;
+    let cloud = env.client(&env.aksk());
+    let o = cloud.observe().await.unwrap();
+    assert_eq!(o.core + o.task, 500);
+    let after_observe = env.fake.journal().len();
+    let e = cloud
+        .scale_out(&req(NodeGroup::Task, 1, 497, "op-1"))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        (e.class, e.code.as_str()),
+        (ErrorClass::Invalid, "PrecheckMaxTotal")
+    );
+    assert!(e.message.contains("500"), "{}", e.message);
+    let e = cloud
+        .scale_out(&req(NodeGroup::Core, 1, 3, "op-2"))
+        .await
+        .unwrap_err();
+    assert_eq!(e.code, "PrecheckMaxTotal");
+    let e = cloud
+        .scale_in(&req(NodeGroup::Core, 1, 3, "op-3"))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        (e.class, e.code.as_str()),
+        (ErrorClass::Invalid, "PrecheckMinCore")
+    );
+    assert!(e.message.contains("at least 3"), "{}", e.message);
+    assert_eq!(
+        env.fake.journal().len(),
+        after_observe,
+        "the journal shows no request after the observation"
+    );
+    assert!(env.model.writes().is_empty());
+}
+
+/// A correctly signed raw PUT, bypassing the client's pre-checks.
+async fn raw_put(env: &Env, body: serde_json::Value) -> (u16, serde_json::Value) {
+    use clusterscale::cloud::huawei::sign;
+    let base = env.spec.endpoint.clone().unwrap();
+    let host = base.trim_start_matches("http://").to_string();
+    let path = format!("/v1.1/{PROJECT}/cluster_infos/{CLUSTER}");
+    let bytes = serde_json::to_vec(&body).unwrap();
+    let headers = vec![
+        ("Content-Type".to_string(), "application/json".to_string()),
+        ("Host".to_string(), host),
+        ("X-Project-Id".to_string(), PROJECT.to_string()),
+        (
+            "X-Sdk-Date".to_string(),
+            sign::format_sdk_date(jiff::Timestamp::now()),
+        ),
+    ];
+    let parts = sign::RequestParts {
+        method: "PUT",
+        path: &path,
+        query: &[],
+        headers: &headers,
+        body: &bytes,
+    };
+    let signed = sign::sign(&env.ak, SK, &parts).unwrap();
+    let mut r = reqwest::Client::new()
+        .put(format!("{base}{path}"))
+        .body(bytes);
+    for (k, v) in &headers {
+        r = r.header(k.as_str(), v.as_str());
+    }
+    let resp = r
+        .header("Authorization", signed.authorization)
+        .send()
+        .await
+        .unwrap();
+    let status = resp.status().as_u16();
+    (status, resp.json().await.unwrap())
+}
+
+fn resize_body(scale_type: &str, group: &str, instances: i64) -> serde_json::Value {
+    serde_json::json!({
+        "service_id": "", "plan_id": "", "previous_values": {"plan_id": ""},
+        "parameters": {"order_id": "", "scale_type": scale_type, "node_id": "node_orderadd",
+            "node_group": group, "instances": instances,
+            "skip_bootstrap_scripts": false, "scale_without_start": false}
+    })
+}
+
+#[tokio::test]
+async fn fake_enforces_the_seed_rules_for_any_client() {
+    let env = start("fake_rules", 3, 0).await;
+    let core = "core_node_analysis_group";
+    let task = "task_node_analysis_group";
+    let code = |v: &serde_json::Value| v["error_code"].as_str().unwrap_or_default().to_string();
+    // Core below 3.
+    let (status, v) = raw_put(&env, resize_body("scale_in", core, 1)).await;
+    assert_eq!((status, code(&v).as_str()), (400, "12000002"), "{v}");
+    assert!(
+        v["error_msg"].as_str().unwrap().contains("more than 3"),
+        "{v}"
+    );
+    // More than 500 in all.
+    let (status, v) = raw_put(&env, resize_body("scale_out", core, 498)).await;
+    assert_eq!((status, code(&v).as_str()), (400, "12000002"), "{v}");
+    // Task 0 -> n without task_node_info.
+    let (_, v) = raw_put(&env, resize_body("scale_out", task, 1)).await;
+    assert_eq!(code(&v), "12000002");
+    assert!(
+        v["error_msg"].as_str().unwrap().contains("task_node_info"),
+        "{v}"
+    );
+    // Wrong shape: node_id, group, instances, missing previous_values, server_ids for Core.
+    let mut b = resize_body("scale_out", core, 1);
+    b["parameters"]["node_id"] = "node_other".into();
+    assert_eq!(code(&raw_put(&env, b).await.1), "12000002");
+    assert_eq!(
+        code(
+            &raw_put(&env, resize_body("scale_out", "core_node_default_group", 1))
+                .await
+                .1
+        ),
+        "12000002"
+    );
+    assert_eq!(
+        code(&raw_put(&env, resize_body("scale_out", core, 0)).await.1),
+        "12000002"
+    );
+    let mut b = resize_body("scale_out", core, 1);
+    b.as_object_mut().unwrap().remove("previous_values");
+    assert_eq!(code(&raw_put(&env, b).await.1), "12000002");
+    let mut b = resize_body("scale_out", core, 1);
+    b["parameters"]["server_ids"] = serde_json::json!(["x"]);
+    assert_eq!(code(&raw_put(&env, b).await.1), "12000002");
+    assert!(env.model.writes().is_empty());
+    // A valid one, then the same while it runs: 12000018.
+    let (status, v) = raw_put(&env, resize_body("scale_out", core, 1)).await;
+    assert_eq!(
+        (status, v.clone()),
+        (200, serde_json::json!({"result": "succeeded"}))
+    );
+    let (status, v) = raw_put(&env, resize_body("scale_out", core, 1)).await;
+    assert_eq!((status, code(&v).as_str()), (400, "12000018"));
+    assert_eq!(env.model.writes().len(), 1);
+}
+
+#[tokio::test]
+async fn token_is_refreshed_once_on_401_then_reported() {
+    let env = start("refresh", 3, 0).await;
+    let cloud = env.client(&env.password("refresh"));
+    cloud.observe().await.unwrap();
+    assert_eq!(cloud.tokens_fetched(), 1);
+    // IAM invalidates the token: one 401, one new token, the request repeated.
+    env.fake.revoke_tokens();
+    cloud.observe().await.expect("refreshed");
+    assert_eq!(cloud.tokens_fetched(), 2);
+    let shows: Vec<u16> = env
+        .lines(ACTION_SHOW)
+        .iter()
+        .map(|l| l.http_status)
+        .collect();
+    assert_eq!(shows, vec![200, 401, 200]);
+    // MRS.102 (token invalid) is handled the same way.
+    env.fake.inject(
+        ACTION_SHOW,
+        "MRS.102",
+        "Token is null or invalid, try again later",
+    );
+    cloud.observe().await.expect("refreshed after MRS.102");
+    assert_eq!(cloud.tokens_fetched(), 3);
+    // Rejected twice in a row: refreshed once, then reported, then held off.
+    env.fake
+        .inject(ACTION_SHOW, "12000001", "identity verification invalid");
+    env.fake
+        .inject(ACTION_SHOW, "12000001", "identity verification invalid");
+    let before = env.lines(ACTION_SHOW).len();
+    let e = cloud.observe().await.unwrap_err();
+    assert_eq!((e.class, e.code.as_str()), (ErrorClass::Auth, "12000001"));
+    assert_eq!(cloud.tokens_fetched(), 4);
+    assert_eq!(
+        env.lines(ACTION_SHOW).len(),
+        before + 2,
+        "the request, and one repeat"
+    );
+    let held = cloud.observe().await.unwrap_err();
+    assert!(held.message.contains("not sent"), "{}", held.message);
+    assert_eq!(env.lines(ACTION_SHOW).len(), before + 2);
+}
+
+#[tokio::test]
+async fn wrong_password_is_auth_and_not_retried() {
+    let env = start("bad_password", 3, 0).await;
+    let creds = Credentials::new("t")
+        .with("username", "ops-bad_password")
+        .with("password", "nope")
+        .with("domainName", DOMAIN);
+    let cloud = env.client(&creds);
+    let e = cloud.observe().await.unwrap_err();
+    assert_eq!(e.class, ErrorClass::Auth);
+    assert!(e.message.contains("ops-bad_password"), "{}", e.message);
+    assert!(!e.message.contains("nope"));
+    cloud.observe().await.unwrap_err();
+    assert_eq!(env.lines(ACTION_TOKEN).len(), 1);
+    assert!(env.lines(ACTION_SHOW).is_empty());
+}
+
+#[tokio::test]
+async fn failed_resize_shows_as_scaling_error() {
+    let env = start("scaling_error", 3, 0).await;
+    let cloud = env.client(&env.aksk());
+    cloud.observe().await.unwrap();
+    env.model.with_faults(|f| f.fail_operations = 1);
+    cloud
+        .scale_out(&req(NodeGroup::Core, 2, 3, "op-1"))
+        .await
+        .unwrap();
+    env.finish_operation();
+    let o = cloud.observe().await.unwrap();
+    assert_eq!(o.state, ClusterState::Running);
+    assert_eq!(o.core, 3);
+    let failed = o.last_resize_failed.expect("scaling-error reported");
+    assert!(failed.contains("Cluster expansion failed"), "{failed}");
+    // The cluster stays resizable, and the next accepted resize clears the error.
+    cloud
+        .scale_out(&req(NodeGroup::Core, 2, 3, "op-2"))
+        .await
+        .unwrap();
+    env.finish_operation();
+    let o = cloud.observe().await.unwrap();
+    assert_eq!((o.core, o.last_resize_failed), (5, None));
+}
+
+#[tokio::test]
+async fn lost_answer_is_not_sent_again() {
+    let env = start("lost", 3, 0).await;
+    let cloud = env.client(&env.aksk());
+    cloud.observe().await.unwrap();
+    env.model.with_faults(|f| f.lose_responses = 1);
+    let e = cloud
+        .scale_out(&req(NodeGroup::Core, 1, 3, "op-1"))
+        .await
+        .unwrap_err();
+    assert_eq!(e.class, ErrorClass::Transient);
+    // The engine repeats the operation with the same token: no second PUT.
+    let again = cloud
+        .scale_out(&req(NodeGroup::Core, 1, 3, "op-1"))
+        .await
+        .expect("answered from memory");
+    assert!(again.request_id.is_none());
+    assert_eq!(env.resizes().len(), 1);
+    assert_eq!(env.model.writes().len(), 1);
+    // An accepted operation repeated: the first answer, no PUT.
+    env.finish_operation();
+    let first = cloud
+        .scale_out(&req(NodeGroup::Core, 1, 4, "op-2"))
+        .await
+        .unwrap();
+    let second = cloud
+        .scale_out(&req(NodeGroup::Core, 1, 4, "op-2"))
+        .await
+        .unwrap();
+    assert_eq!(first, second);
+    assert_eq!(env.resizes().len(), 2);
+}
+
+#[tokio::test]
+async fn hosts_are_read_page_by_page() {
+    let env = start("hosts", 3, 150).await;
+    let cloud = env.client(&env.aksk());
+    let hosts = cloud.list_hosts().await.unwrap();
+    assert_eq!(hosts.len(), 2 + 3 + 150);
+    assert_eq!(env.lines(ACTION_HOSTS).len(), 2);
+    let mut ids: Vec<&str> = hosts.iter().map(|h| h.id.as_str()).collect();
+    ids.dedup();
+    assert_eq!(ids.len(), hosts.len());
+}
+
+#[tokio::test]
+async fn error_classes_and_request_ids_come_through() {
+    let env = start("errors", 3, 0).await;
+    let cloud = env.client(&env.aksk());
+    env.fake.inject(ACTION_SHOW, "APIGW.0308", "");
+    let e = cloud.observe().await.unwrap_err();
+    assert_eq!(
+        (e.class, e.code.as_str()),
+        (ErrorClass::Throttled, "APIGW.0308")
+    );
+    env.fake.inject(ACTION_SHOW, "MRS.300", "System error");
+    let e = cloud.observe().await.unwrap_err();
+    assert_eq!(
+        (e.class, e.code.as_str(), e.message.as_str()),
+        (ErrorClass::Transient, "MRS.300", "System error")
+    );
+    let journal = env.fake.journal();
+    assert_eq!(
+        e.request_id.as_deref(),
+        Some(journal.last().unwrap().request_id.as_str())
+    );
+    env.fake
+        .control()
+        .inject(clusterscale::fake::InjectedError {
+            action: Some(ACTION_SHOW.into()),
+            code: String::new(),
+            message: String::new(),
+            http_status: Some(502),
+        });
+    let e = cloud.observe().await.unwrap_err();
+    assert_eq!(
+        (e.class, e.code.as_str()),
+        (ErrorClass::Transient, "HTTP502")
+    );
+    // Another cluster id: 12000003.
+    let mut other = env.spec.clone();
+    other.cluster_id = "00000000-0000-0000-0000-000000000000".into();
+    let e = HuaweiCloud::new(&other, &env.aksk())
+        .unwrap()
+        .observe()
+        .await
+        .unwrap_err();
+    assert_eq!(
+        (e.class, e.code.as_str()),
+        (ErrorClass::NotFound, "12000003")
+    );
+}
+
+#[tokio::test]
+async fn malformed_body_names_the_action_and_request_id() {
+    use axum::http::HeaderValue;
+    use axum::response::IntoResponse;
+    let app = axum::Router::new().fallback(|| async {
+        let mut r = "this is not json".into_response();
+        r.headers_mut()
+            .insert("x-request-id", HeaderValue::from_static("req-malformed-1"));
+        r
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    let env = start("malformed", 3, 0).await;
+    let mut spec = env.spec.clone();
+    spec.endpoint = Some(base);
+    let e = HuaweiCloud::new(&spec, &env.aksk())
+        .unwrap()
+        .observe()
+        .await
+        .unwrap_err();
+    assert_eq!(e.code, "MalformedResponse");
+    assert_eq!(e.action, "GET cluster_infos");
+    assert_eq!(e.request_id.as_deref(), Some("req-malformed-1"));
+    assert!(e.to_string().contains("req-malformed-1"));
+}
+
+#[test]
+fn signing_vectors_reproduce_through_the_public_api() {
+    use clusterscale::cloud::huawei::sign::{sign, RequestParts};
+    let all: serde_json::Value =
+        serde_json::from_str(include_str!("data/huawei_sdk_hmac.json")).expect("vectors parse");
+    for v in all["vectors"].as_array().unwrap() {
+        let i = &v["inputs"];
+        let headers: Vec<(String, String)> = i["headers"]
+            .as_object()
+            .unwrap()
+            .iter()
+            .map(|(k, v)| (k.clone(), v.as_str().unwrap().to_string()))
+            .collect();
+        let query: Vec<(String, String)> = i["query_params"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| {
+                let s = |x: &serde_json::Value| {
+                    x.as_str()
+                        .map(str::to_string)
+                        .unwrap_or_else(|| x.to_string())
+                };
+                (s(&p[0]), s(&p[1]))
+            })
+            .collect();
+        let body = hex::decode(i["body_hex"].as_str().unwrap()).unwrap();
+        let parts = RequestParts {
+            method: i["method"].as_str().unwrap(),
+            path: i["path"].as_str().unwrap(),
+            query: &query,
+            headers: &headers,
+            body: &body,
+        };
+        let signed = sign(i["ak"].as_str().unwrap(), i["sk"].as_str().unwrap(), &parts).unwrap();
+        assert_eq!(
+            signed.authorization,
+            v["expected"]["authorization"].as_str().unwrap(),
+            "{}",
+            v["name"]
+        );
+    }
+}
