@@ -19,6 +19,7 @@
 //! Each cloud's fake renders faults with its own codes and envelopes: see
 //! [`tencent`].
 
+pub mod huawei;
 pub mod tencent;
 
 pub use tencent::{serve_tencent, TencentFake, TencentFakeConfig};
