@@ -71,8 +71,8 @@ pub const MAX_CLOCK_SKEW: Duration = Duration::from_secs(15 * 60);
 /// Largest request body read.
 const MAX_BODY: usize = 1 << 20;
 
-/// An AK/SK pair the fake accepts.
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// An AK/SK pair the fake accepts. `Debug` hides the SK and token.
+#[derive(Clone, PartialEq, Eq)]
 pub struct FakeAccessKey {
     pub access_key: String,
     pub secret_key: String,
@@ -80,12 +80,32 @@ pub struct FakeAccessKey {
     pub security_token: Option<String>,
 }
 
-/// An IAM user the fake issues tokens to.
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// An IAM user the fake issues tokens to. `Debug` hides the password.
+#[derive(Clone, PartialEq, Eq)]
 pub struct FakeUser {
     pub username: String,
     pub password: String,
     pub domain_name: String,
+}
+
+impl std::fmt::Debug for FakeAccessKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FakeAccessKey")
+            .field("access_key", &self.access_key)
+            .field("secret_key", &"<redacted>")
+            .field("temporary", &self.security_token.is_some())
+            .finish()
+    }
+}
+
+impl std::fmt::Debug for FakeUser {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FakeUser")
+            .field("username", &self.username)
+            .field("password", &"<redacted>")
+            .field("domain_name", &self.domain_name)
+            .finish()
+    }
 }
 
 /// Settings of the fake: Huawei's, and the shared [`FakeOptions`].
@@ -655,7 +675,6 @@ fn deny(answer: Answer, who: &str) -> (Box<Answer>, String) {
 }
 
 /// Check AK/SK or token. `Err((answer, principal))` on failure.
-#[allow(clippy::too_many_arguments)]
 fn authenticate(
     inner: &Inner,
     method: &Method,

@@ -258,11 +258,16 @@ impl HuaweiCloud {
 
     /// `GET cluster_infos`: the raw cluster detail.
     pub async fn cluster_detail(&self) -> Result<ClusterDetail, CloudError> {
+        Ok(self.cluster_detail_with_id().await?.0)
+    }
+
+    /// The cluster detail and the request id it came with.
+    async fn cluster_detail_with_id(&self) -> Result<(ClusterDetail, Option<String>), CloudError> {
         let reply = self
             .call(ACTION_SHOW, Method::GET, &self.cluster_path(), &[], None)
             .await?;
         let parsed: ClusterDetailResponse = parse(ACTION_SHOW, &reply)?;
-        Ok(parsed.cluster)
+        Ok((parsed.cluster, reply.request_id))
     }
 
     /// `GET hosts`, every page.
@@ -295,8 +300,9 @@ impl HuaweiCloud {
 
     /// Observe and remember the result for the pre-checks of the next resize.
     async fn view(&self) -> Result<Interpreted, CloudError> {
-        let detail = self.cluster_detail().await?;
-        let view = interpret(&detail, &self.spec).map_err(|m| malformed(ACTION_SHOW, None, m))?;
+        let (detail, request_id) = self.cluster_detail_with_id().await?;
+        let view =
+            interpret(&detail, &self.spec).map_err(|m| malformed(ACTION_SHOW, request_id, m))?;
         *self.snapshot.lock().unwrap_or_else(|e| e.into_inner()) = Some(Snapshot {
             taken: Instant::now(),
             view: view.clone(),
