@@ -2,6 +2,7 @@
 //! Kubernetes (`crd`, `simulate`, `plan`, `apply`, `fake-cloud`).
 
 pub mod drive;
+pub mod fake_cloud;
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -36,6 +37,10 @@ pub struct Cli {
 
 #[derive(Subcommand, Debug)]
 pub enum Command {
+    /// Run the controller (in-cluster, or with a kubeconfig).
+    Run(crate::controller::run::RunArgs),
+    /// Serve wire-compatible fake Tencent EMR / Huawei MRS endpoints over the simulated model.
+    FakeCloud(fake_cloud::FakeCloudArgs),
     /// Print the ScaledCluster CRD (YAML) generated from the Rust types.
     Crd,
     /// Run the engine against the in-process simulated cloud until converged: a demo that needs no account.
@@ -75,6 +80,23 @@ pub enum Command {
 pub async fn run(cli: Cli) -> i32 {
     let mut out = std::io::stdout();
     match cli.command {
+        Command::Run(args) => match crate::controller::run::run(args).await {
+            Ok(()) => 0,
+            Err(e) => {
+                eprintln!("error: {e}");
+                1
+            }
+        },
+        Command::FakeCloud(args) => {
+            crate::telemetry::init(crate::telemetry::LogFormat::Text);
+            match fake_cloud::run(args).await {
+                Ok(()) => 0,
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    EXIT_BAD_INPUT
+                }
+            }
+        }
         Command::Crd => {
             print!("{}", api::crd_yaml());
             0

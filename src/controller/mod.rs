@@ -1,3 +1,8 @@
 pub mod admin;
+pub mod clouds;
 pub mod lease;
 pub mod metrics;
+pub mod reconciler;
+pub mod run;
+pub mod secrets;
+pub mod status;

@@ -1,0 +1,147 @@
+//! `clusterscale fake-cloud`: wire-compatible fake Tencent EMR and Huawei MRS
+//! endpoints over the simulated cluster model, verifying signatures. For
+//! tests, demos and users' own CI.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::clock::SystemClock;
+use crate::cloud::simulated::{SimConfig, SimModel};
+use crate::fake::huawei::{serve_huawei, HuaweiFakeConfig};
+use crate::fake::tencent::{serve_tencent, TencentFakeConfig};
+use crate::fake::{FakeFaults, FakeOptions};
+
+/// Options of `clusterscale fake-cloud`.
+#[derive(clap::Args, Debug, Clone)]
+pub struct FakeCloudArgs {
+    /// Serve a fake Tencent EMR endpoint on this address (port 0 picks a free port).
+    #[arg(long)]
+    pub tencent: Option<SocketAddr>,
+    /// Serve a fake Huawei MRS (and IAM) endpoint on this address.
+    #[arg(long)]
+    pub huawei: Option<SocketAddr>,
+    /// Tencent cluster id (InstanceId) served.
+    #[arg(long, default_value = "emr-fake0001")]
+    pub tencent_instance_id: String,
+    /// Huawei cluster id served.
+    #[arg(long, default_value = "a1b2c3d4-e5f6-4a5b-8c9d-0e1f2a3b4c5d")]
+    pub huawei_cluster_id: String,
+    /// SecretId the Tencent fake accepts (default: $TENCENTCLOUD_SECRET_ID).
+    #[arg(long, env = "TENCENTCLOUD_SECRET_ID", hide_env_values = true)]
+    pub tencent_secret_id: Option<String>,
+    /// SecretKey the Tencent fake verifies signatures with (default: $TENCENTCLOUD_SECRET_KEY).
+    #[arg(long, env = "TENCENTCLOUD_SECRET_KEY", hide_env_values = true)]
+    pub tencent_secret_key: Option<String>,
+    /// Core nodes each fake cluster starts with.
+    #[arg(long, default_value_t = 3)]
+    pub initial_core: i32,
+    /// Task nodes each fake cluster starts with.
+    #[arg(long, default_value_t = 0)]
+    pub initial_task: i32,
+    /// Seconds one scale operation takes.
+    #[arg(long, default_value_t = 5)]
+    pub operation_seconds: u64,
+    /// Account quota on Core+Task (besides the 500 cap).
+    #[arg(long)]
+    pub quota: Option<i32>,
+    /// Fraction of requests (0-1) answered with the cloud's internal error.
+    #[arg(long, default_value_t = 0.0)]
+    pub transient_failure_rate: f64,
+    /// Throttle each action above this many requests per second.
+    #[arg(long)]
+    pub throttle_per_second: Option<u32>,
+    /// Delay every answer by this many milliseconds.
+    #[arg(long, default_value_t = 0)]
+    pub delay_ms: u64,
+    /// Directory for the JSON-lines journals (tencent.jsonl, huawei.jsonl).
+    #[arg(long)]
+    pub journal_dir: Option<PathBuf>,
+}
+
+/// Run until killed. Prints one `<cloud> listening on http://ADDR` line per endpoint.
+pub async fn run(args: FakeCloudArgs) -> Result<(), String> {
+    if args.tencent.is_none() && args.huawei.is_none() {
+        return Err("give --tencent ADDR and/or --huawei ADDR".into());
+    }
+    if !(0.0..=1.0).contains(&args.transient_failure_rate) {
+        return Err("--transient-failure-rate must be between 0 and 1".into());
+    }
+    let faults = FakeFaults {
+        transient_failure_rate: args.transient_failure_rate,
+        throttle_per_second: args.throttle_per_second,
+        delay_ms: args.delay_ms,
+    };
+    let options = |file: &str| FakeOptions {
+        faults: faults.clone(),
+        journal_path: args.journal_dir.as_ref().map(|d| d.join(file)),
+        ..FakeOptions::default()
+    };
+    let model = |id: &str| {
+        Arc::new(SimModel::new(
+            id,
+            SimConfig {
+                initial_core: args.initial_core,
+                initial_task: args.initial_task,
+                operation_time: Duration::from_secs(args.operation_seconds),
+                quota: args.quota,
+            },
+            Arc::new(SystemClock),
+        ))
+    };
+    if let Some(dir) = &args.journal_dir {
+        std::fs::create_dir_all(dir)
+            .map_err(|e| format!("--journal-dir {}: {e}", dir.display()))?;
+    }
+    let mut servers = Vec::new();
+    if let Some(addr) = args.tencent {
+        let (Some(id), Some(key)) = (&args.tencent_secret_id, &args.tencent_secret_key) else {
+            return Err("the Tencent fake needs the credentials it accepts: set TENCENTCLOUD_SECRET_ID and TENCENTCLOUD_SECRET_KEY (or --tencent-secret-id/--tencent-secret-key)".into());
+        };
+        let mut config = TencentFakeConfig::new(id.clone(), key.clone());
+        config.options = options("tencent.jsonl");
+        let listener = bind(addr).await?;
+        println!("tencent listening on http://{}", local(&listener));
+        servers.push(tokio::spawn(serve_tencent(
+            listener,
+            model(&args.tencent_instance_id),
+            config,
+        )));
+    }
+    if let Some(addr) = args.huawei {
+        let mut config = HuaweiFakeConfig::from_env();
+        config.options = options("huawei.jsonl");
+        config.cluster_id = Some(args.huawei_cluster_id.clone());
+        let listener = bind(addr).await?;
+        println!("huawei listening on http://{}", local(&listener));
+        servers.push(tokio::spawn(serve_huawei(
+            listener,
+            model(&args.huawei_cluster_id),
+            config,
+        )));
+    }
+    for s in servers {
+        match s.await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => return Err(format!("fake server stopped: {e}")),
+            Err(e) => return Err(format!("fake server task: {e}")),
+        }
+    }
+    Ok(())
+}
+
+async fn bind(addr: SocketAddr) -> Result<tokio::net::TcpListener, String> {
+    if !addr.ip().is_loopback() {
+        tracing::warn!(%addr, "the fake cloud listens beyond loopback; it accepts only its configured credentials");
+    }
+    tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|e| format!("cannot listen on {addr}: {e}"))
+}
+
+fn local(l: &tokio::net::TcpListener) -> String {
+    l.local_addr()
+        .map(|a| a.to_string())
+        .unwrap_or_else(|_| "?".into())
+}

@@ -1,0 +1,99 @@
+//! One cloud client per ScaledCluster, reused across reconciles (so that
+//! token caches and rate limits survive) and rebuilt when the spec's cloud
+//! block or the Secret changes. Simulated clusters live here too: their
+//! model is in memory and starts afresh when the operator restarts.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use sha2::{Digest, Sha256};
+
+use crate::api::ScaledCluster;
+use crate::clock::Clock;
+use crate::cloud::credentials::Credentials;
+use crate::cloud::simulated::{SimConfig, SimModel, SimulatedCloud};
+use crate::cloud::Cloud;
+
+struct Entry {
+    fingerprint: String,
+    cloud: Arc<dyn Cloud>,
+}
+
+/// Cache of cloud clients, keyed by resource uid.
+#[derive(Default)]
+pub struct CloudCache {
+    entries: Mutex<HashMap<String, Entry>>,
+}
+
+impl CloudCache {
+    /// The client for `cluster`, built from `creds` when the fingerprint changed.
+    pub fn get(
+        &self,
+        cluster: &ScaledCluster,
+        creds: &Credentials,
+        clock: Arc<dyn Clock>,
+    ) -> Result<Arc<dyn Cloud>, String> {
+        let uid = cluster.metadata.uid.clone().unwrap_or_default();
+        let fingerprint = fingerprint(cluster, creds);
+        let mut entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(e) = entries.get(&uid) {
+            if e.fingerprint == fingerprint {
+                return Ok(e.cloud.clone());
+            }
+        }
+        let cloud = build(cluster, creds, clock)?;
+        entries.insert(
+            uid,
+            Entry {
+                fingerprint,
+                cloud: cloud.clone(),
+            },
+        );
+        Ok(cloud)
+    }
+
+    /// Drop the client of a deleted resource.
+    pub fn forget(&self, uid: &str) {
+        self.entries
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(uid);
+    }
+}
+
+/// A hash of everything the client is built from; secret values are hashed, never kept.
+fn fingerprint(cluster: &ScaledCluster, creds: &Credentials) -> String {
+    let spec = &cluster.spec;
+    let mut h = Sha256::new();
+    h.update(
+        serde_json::to_vec(&(&spec.tencent, &spec.huawei, &spec.simulated)).unwrap_or_default(),
+    );
+    for key in creds.keys() {
+        h.update(key.as_bytes());
+        h.update([0]);
+        if let Some(v) = creds.get(key) {
+            h.update(v.expose().as_bytes());
+        }
+        h.update([0]);
+    }
+    hex::encode(h.finalize())
+}
+
+/// Build the client for a resource's cloud.
+pub fn build(
+    cluster: &ScaledCluster,
+    creds: &Credentials,
+    clock: Arc<dyn Clock>,
+) -> Result<Arc<dyn Cloud>, String> {
+    let spec = &cluster.spec;
+    if let Some(sim) = &spec.simulated {
+        let name = format!(
+            "{}-{}",
+            cluster.metadata.namespace.as_deref().unwrap_or("default"),
+            cluster.metadata.name.as_deref().unwrap_or("sim")
+        );
+        let model = SimModel::new(name, SimConfig::from(sim), clock);
+        return Ok(Arc::new(SimulatedCloud::new(Arc::new(model))));
+    }
+    crate::cloud::connect(spec, creds, clock)
+}

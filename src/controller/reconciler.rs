@@ -1,0 +1,364 @@
+//! The controller's reconcile: the Kubernetes side of one engine pass.
+//!
+//! dereference (credentials, duplicate check, cloud client) -> engine pass
+//! (validate, observe, plan, write-ahead, execute, record into the status
+//! subresource) -> publish the pass's events -> requeue by what happened.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use kube::api::{Patch, PatchParams};
+use kube::core::DynamicObject;
+use kube::discovery::ApiResource;
+use kube::runtime::controller::Action;
+use kube::runtime::events::{Event, EventType as KubeEventType, Recorder};
+use kube::runtime::reflector::{ObjectRef, Store};
+use kube::{Api, Client, Resource, ResourceExt};
+use serde_json::json;
+use tracing::{info, warn, Instrument};
+
+use super::clouds::CloudCache;
+use super::metrics::{InstrumentedCloud, Metrics};
+use super::secrets;
+use super::status::{KubeStatusStore, FIELD_MANAGER};
+use crate::api::validate::{describe, validate_spec};
+use crate::api::{NodeGroup, ScaledCluster, ScaledClusterStatus};
+use crate::clock::Clock;
+use crate::engine::{self, EngineConfig, EngineEvent, EventType, Report, Target};
+use kube::core::DeserializeGuard;
+
+/// The watched object: a ScaledCluster, or the error of one that does not deserialize.
+pub type Guarded = DeserializeGuard<ScaledCluster>;
+
+/// Shared state of every reconcile.
+pub struct Context {
+    pub client: Client,
+    pub recorder: Recorder,
+    pub metrics: Metrics,
+    pub clouds: CloudCache,
+    pub clock: Arc<dyn Clock>,
+    pub engine: EngineConfig,
+    /// The watch caches, for the duplicate-target check and the Secret mapping.
+    pub stores: Vec<Store<Guarded>>,
+}
+
+/// A failure of the Kubernetes side (the engine records cloud errors in status itself).
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error(transparent)]
+    Engine(#[from] engine::EngineError),
+    #[error("kubernetes API: {0}")]
+    Kube(#[from] kube::Error),
+}
+
+impl Error {
+    pub fn metric_label(&self) -> &'static str {
+        match self {
+            Error::Engine(_) => "StatusWrite",
+            Error::Kube(_) => "Kube",
+        }
+    }
+}
+
+/// Reconcile one object.
+pub async fn reconcile(obj: Arc<Guarded>, ctx: Arc<Context>) -> Result<Action, Error> {
+    let namespace = obj.namespace().unwrap_or_default();
+    let name = obj.name_any();
+    let span = tracing::info_span!("reconcile", namespace = %namespace, name = %name);
+    let start = std::time::Instant::now();
+    let result = async {
+        match &obj.0 {
+            Ok(cluster) => reconcile_cluster(cluster, &ctx).await,
+            Err(invalid) => report_undeserializable(&obj, &invalid.error, &ctx).await,
+        }
+    }
+    .instrument(span)
+    .await;
+    let outcome = if result.is_ok() { "ok" } else { "error" };
+    ctx.metrics.reconcile(outcome, start.elapsed());
+    result
+}
+
+/// Requeue after a Kubernetes-side failure.
+pub fn error_policy(_obj: Arc<Guarded>, error: &Error, ctx: Arc<Context>) -> Action {
+    warn!(error = %error, "reconcile failed; retrying");
+    ctx.metrics.error(error.metric_label());
+    Action::requeue(Duration::from_secs(5))
+}
+
+async fn reconcile_cluster(cluster: &ScaledCluster, ctx: &Context) -> Result<Action, Error> {
+    let namespace = cluster.namespace().unwrap_or_default();
+    let name = cluster.name_any();
+    let uid = cluster.metadata.uid.clone().unwrap_or_default();
+    if cluster.metadata.deletion_timestamp.is_some() {
+        // We own nothing in the cloud: deleting the resource leaves the cluster as it is.
+        ctx.clouds.forget(&uid);
+        ctx.metrics.forget(&namespace, &name);
+        return Ok(Action::await_change());
+    }
+    let api: Api<ScaledCluster> = Api::namespaced(ctx.client.clone(), &namespace);
+    let mut store = KubeStatusStore::new(api, &name);
+    let current = cluster.status.clone().unwrap_or_default();
+    let target = Target {
+        uid: &uid,
+        generation: cluster.metadata.generation.unwrap_or(0),
+        spec: &cluster.spec,
+    };
+    // Dereference: the spec's own rules, the same remote cluster claimed twice,
+    // the Secret, the client. Any failure is recorded without touching the cloud.
+    let violations = validate_spec(&cluster.spec);
+    let blocked = if !violations.is_empty() {
+        Some(("InvalidSpec", describe(&violations)))
+    } else {
+        older_claimant(cluster, &ctx.stores).map(|winner| {
+            (
+                "DuplicateTarget",
+                format!(
+                    "{} is also managed by ScaledCluster {winner}, which is older; this resource will not act until that one is deleted or retargeted",
+                    cluster.spec.target_key().unwrap_or_default()
+                ),
+            )
+        })
+    };
+    let cloud = match blocked {
+        Some(b) => Err(b),
+        None => match secrets::read(&ctx.client, &namespace, &cluster.spec).await {
+            Err(e) => Err(("CredentialsMissing", e.to_string())),
+            Ok(creds) => ctx
+                .clouds
+                .get(cluster, &creds, ctx.clock.clone())
+                .map_err(|e| ("InvalidSpec", e)),
+        },
+    };
+    let report = match cloud {
+        Err((class, message)) => {
+            info!(class, %message, "not reconciling");
+            ctx.metrics.error(class);
+            let mut report = engine::record_precondition_failure(
+                target,
+                &current,
+                ctx.clock.as_ref(),
+                &mut store,
+                class,
+                &message,
+            )
+            .await?;
+            // A spec problem waits for a spec change; the others are re-checked
+            // (the Secret watch also triggers at once when the Secret appears).
+            if class != "InvalidSpec" {
+                report.requeue_after = Some(ctx.engine.resync);
+            }
+            report
+        }
+        Ok(cloud) => {
+            let cloud = InstrumentedCloud::new(cloud, ctx.metrics.clone());
+            engine::reconcile(
+                target,
+                &current,
+                &cloud,
+                ctx.clock.as_ref(),
+                &mut store,
+                &ctx.engine,
+            )
+            .await?
+        }
+    };
+    publish(ctx, cluster.object_ref(&()), &report.events).await;
+    record_metrics(ctx, cluster, &report);
+    Ok(match report.requeue_after {
+        Some(d) => Action::requeue(d),
+        None => Action::await_change(),
+    })
+}
+
+/// The namespace/name of an older ScaledCluster that targets the same remote cluster.
+fn older_claimant(cluster: &ScaledCluster, stores: &[Store<Guarded>]) -> Option<String> {
+    let key = cluster.spec.target_key()?;
+    let me = claim_order(cluster);
+    stores
+        .iter()
+        .flat_map(|s| s.state())
+        .filter_map(|g| g.0.as_ref().ok().cloned())
+        .filter(|other| other.metadata.uid != cluster.metadata.uid)
+        .filter(|other| other.metadata.deletion_timestamp.is_none())
+        .filter(|other| other.spec.target_key().as_deref() == Some(key.as_str()))
+        .filter(|other| claim_order(other) < me)
+        .min_by_key(claim_order)
+        .map(|w| format!("{}/{}", w.namespace().unwrap_or_default(), w.name_any()))
+}
+
+/// Older first; namespace/name breaks ties within the same second.
+fn claim_order(c: &ScaledCluster) -> (i64, String, String) {
+    let created = c
+        .metadata
+        .creation_timestamp
+        .as_ref()
+        .map(|t| t.0.as_second())
+        .unwrap_or(i64::MAX);
+    (created, c.namespace().unwrap_or_default(), c.name_any())
+}
+
+/// Publish the pass's events. The engine emits each once per transition;
+/// the recorder folds repeats into a series.
+async fn publish(
+    ctx: &Context,
+    reference: k8s_openapi::api::core::v1::ObjectReference,
+    events: &[EngineEvent],
+) {
+    for e in events {
+        let event = Event {
+            type_: match e.type_ {
+                EventType::Normal => KubeEventType::Normal,
+                EventType::Warning => KubeEventType::Warning,
+            },
+            reason: e.reason.clone(),
+            note: Some(truncate(&e.message, 1000)),
+            action: e.action.clone(),
+            secondary: None,
+        };
+        if let Err(err) = ctx.recorder.publish(&event, &reference).await {
+            warn!(error = %err, reason = %e.reason, "publishing event failed");
+        }
+    }
+}
+
+fn truncate(s: &str, max: usize) -> String {
+    if s.len() <= max {
+        return s.to_string();
+    }
+    let mut end = max;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}…", &s[..end])
+}
+
+fn record_metrics(ctx: &Context, cluster: &ScaledCluster, report: &Report) {
+    let namespace = cluster.namespace().unwrap_or_default();
+    let name = cluster.name_any();
+    let cloud = cluster.spec.cloud();
+    let (task, _) = crate::plan::desired_task(&cluster.spec);
+    let observed = report.observed.as_ref();
+    ctx.metrics.nodes(
+        &namespace,
+        &name,
+        NodeGroup::Core,
+        cluster.spec.core.count,
+        observed.map(|o| o.core),
+    );
+    ctx.metrics.nodes(
+        &namespace,
+        &name,
+        NodeGroup::Task,
+        task,
+        observed.map(|o| o.task),
+    );
+    if let Some(e) = &report.error {
+        ctx.metrics.error(e.class.as_str());
+    }
+    if let Some(op) = &report.finished {
+        let outcome = op
+            .outcome
+            .map(|o| format!("{o:?}"))
+            .unwrap_or_else(|| "Unknown".into());
+        if let Some(cloud) = cloud {
+            ctx.metrics.operation(cloud, op.direction, &outcome);
+        }
+    }
+}
+
+/// An object that does not even deserialize (a wrong type stored on an old
+/// apiserver, say): report it on the object itself rather than breaking the watch.
+async fn report_undeserializable(
+    obj: &Guarded,
+    error: &str,
+    ctx: &Context,
+) -> Result<Action, Error> {
+    let namespace = obj.namespace().unwrap_or_default();
+    let name = obj.name_any();
+    let message = format!("the object does not match the ScaledCluster schema: {error}");
+    warn!(%message, "invalid object");
+    ctx.metrics.error("InvalidSpec");
+    let ar = ApiResource::erase::<ScaledCluster>(&());
+    let api: Api<DynamicObject> = Api::namespaced_with(ctx.client.clone(), &namespace, &ar);
+    let now = ctx.clock.now();
+    let status = ScaledClusterStatus {
+        observed_generation: obj.meta().generation,
+        phase: crate::api::Phase::Failed,
+        message: Some(message.clone()),
+        conditions: crate::api::conditions::merge(
+            &[],
+            &[
+                crate::api::conditions::Desired::new(
+                    crate::api::conditions::READY,
+                    false,
+                    "InvalidSpec",
+                    &message,
+                ),
+                crate::api::conditions::Desired::new(
+                    crate::api::conditions::PROGRESSING,
+                    false,
+                    "Idle",
+                    "",
+                ),
+                crate::api::conditions::Desired::new(
+                    crate::api::conditions::DEGRADED,
+                    true,
+                    "InvalidSpec",
+                    &message,
+                ),
+            ],
+            obj.meta().generation,
+            k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(now),
+        ),
+        ..Default::default()
+    };
+    let patch = json!({"apiVersion": "clusterscale.io/v1alpha1", "kind": "ScaledCluster", "status": status});
+    api.patch_status(
+        &name,
+        &PatchParams::apply(FIELD_MANAGER).force(),
+        &Patch::Apply(patch),
+    )
+    .await?;
+    let reference = ObjectRef::<Guarded>::from_obj(obj).erase();
+    let reference = k8s_openapi::api::core::v1::ObjectReference {
+        api_version: Some("clusterscale.io/v1alpha1".into()),
+        kind: Some("ScaledCluster".into()),
+        name: Some(reference.name),
+        namespace: reference.namespace,
+        uid: obj.meta().uid.clone(),
+        ..Default::default()
+    };
+    publish(
+        ctx,
+        reference,
+        &[EngineEvent {
+            type_: EventType::Warning,
+            reason: "InvalidSpec".into(),
+            action: "Validate".into(),
+            message,
+        }],
+    )
+    .await;
+    Ok(Action::await_change())
+}
+
+/// The ScaledClusters in `stores` that use Secret `namespace/name`.
+pub fn clusters_using_secret(
+    stores: &[Store<Guarded>],
+    namespace: &str,
+    name: &str,
+) -> Vec<ObjectRef<Guarded>> {
+    stores
+        .iter()
+        .flat_map(|s| s.state())
+        .filter(|g| g.namespace().as_deref() == Some(namespace))
+        .filter(|g| {
+            g.0.as_ref()
+                .ok()
+                .and_then(|c| secrets::secret_name(&c.spec))
+                .is_some_and(|s| s == name)
+        })
+        .map(|g| ObjectRef::from_obj(g.as_ref()))
+        .collect()
+}

@@ -1,0 +1,260 @@
+//! `clusterscale run`: wire the watch, the reconciler, leader election and the
+//! admin server together.
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::{FutureExt, StreamExt};
+use k8s_openapi::api::core::v1::Secret;
+use kube::api::ListParams;
+use kube::core::PartialObjectMeta;
+use kube::runtime::events::{Recorder, Reporter};
+use kube::runtime::{watcher, Controller, WatchStreamExt};
+use kube::{Api, Client};
+use tracing::{error, info, warn};
+
+use super::admin;
+use super::clouds::CloudCache;
+use super::lease::{LeaderElector, LeaseConfig};
+use super::metrics::Metrics;
+use super::reconciler::{self, clusters_using_secret, Context, Guarded};
+use crate::api::ScaledCluster;
+use crate::clock::SystemClock;
+use crate::engine::EngineConfig;
+use crate::telemetry::LogFormat;
+
+/// Options of `clusterscale run`.
+#[derive(clap::Args, Debug, Clone)]
+pub struct RunArgs {
+    /// Namespace to watch (repeatable); all namespaces when absent.
+    #[arg(long = "namespace", short = 'n')]
+    pub namespaces: Vec<String>,
+    /// Address of the Prometheus /metrics endpoint.
+    #[arg(long, default_value = "0.0.0.0:8080")]
+    pub metrics_addr: SocketAddr,
+    /// Address of /healthz and /readyz.
+    #[arg(long, default_value = "0.0.0.0:8081")]
+    pub health_addr: SocketAddr,
+    /// Only the holder of a coordination.k8s.io Lease reconciles (`--leader-elect=false` to disable).
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+    pub leader_elect: bool,
+    /// Namespace of the Lease (default: $POD_NAMESPACE, else `default`).
+    #[arg(long, env = "POD_NAMESPACE", default_value = "default")]
+    pub lease_namespace: String,
+    /// Name of the Lease.
+    #[arg(long, default_value = "clusterscale-leader")]
+    pub lease_name: String,
+    /// This replica's identity in the Lease and in Events (default: $POD_NAME, else hostname-pid).
+    #[arg(long, env = "POD_NAME")]
+    pub identity: Option<String>,
+    /// Resources reconciled in parallel (one operation per resource at any time regardless).
+    #[arg(long, default_value_t = 4)]
+    pub concurrency: u16,
+    /// Log format.
+    #[arg(long, value_enum, default_value = "json")]
+    pub log_format: LogFormat,
+    /// Seconds between resyncs of a converged resource, to catch drift made outside the operator.
+    #[arg(long, default_value_t = 300)]
+    pub resync_seconds: u64,
+    /// Seconds between polls while an operation runs.
+    #[arg(long, default_value_t = 10)]
+    pub poll_seconds: u64,
+}
+
+/// Why the controller stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error("cannot connect to Kubernetes: {0}")]
+    Connect(kube::Error),
+    #[error(
+        "the ScaledCluster CRD is not installed (scaledclusters.clusterscale.io not found); install it with: kubectl apply -f crds/"
+    )]
+    CrdMissing,
+    #[error("checking the ScaledCluster CRD: {0}")]
+    CrdCheck(kube::Error),
+    #[error("cannot listen on {addr}: {source}")]
+    Listen {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("leader election: {0}")]
+    Lease(String),
+    #[error("lost the leader lease; exiting so that only one replica writes")]
+    LeaseLost,
+}
+
+/// Run the controller until SIGTERM/SIGINT, or until the lease is lost.
+pub async fn run(args: RunArgs) -> Result<(), RunError> {
+    crate::telemetry::init(args.log_format);
+    let client = Client::try_default().await.map_err(RunError::Connect)?;
+    check_crd(&client).await?;
+
+    let identity = args.identity.clone().unwrap_or_else(default_identity);
+    let metrics = Metrics::default();
+    let ready = Arc::new(AtomicBool::new(false));
+    spawn_admin(&args, metrics.clone(), ready.clone()).await?;
+
+    let mut lost = None;
+    if args.leader_elect {
+        let elector = LeaderElector::new(
+            client.clone(),
+            LeaseConfig::new(
+                args.lease_namespace.clone(),
+                args.lease_name.clone(),
+                identity.clone(),
+            ),
+        );
+        info!(identity = %identity, lease = %args.lease_name, "waiting for the leader lease");
+        elector
+            .acquire()
+            .await
+            .map_err(|e| RunError::Lease(e.to_string()))?;
+        info!(identity = %identity, "acquired the leader lease");
+        metrics.set_leader(true);
+        lost = Some(elector.spawn_renewal());
+    }
+
+    let namespaces: Vec<Option<String>> = if args.namespaces.is_empty() {
+        vec![None]
+    } else {
+        args.namespaces.iter().cloned().map(Some).collect()
+    };
+    let controllers: Vec<Controller<Guarded>> = namespaces
+        .iter()
+        .map(|ns| {
+            let api: Api<Guarded> = match ns {
+                Some(ns) => Api::namespaced(client.clone(), ns),
+                None => Api::all(client.clone()),
+            };
+            Controller::new(api, watcher::Config::default()).with_config(
+                kube::runtime::controller::Config::default().concurrency(args.concurrency),
+            )
+        })
+        .collect();
+    let stores: Vec<_> = controllers.iter().map(Controller::store).collect();
+    let ctx = Arc::new(Context {
+        client: client.clone(),
+        recorder: Recorder::new(
+            client.clone(),
+            Reporter {
+                controller: "clusterscale".into(),
+                instance: Some(identity.clone()),
+            },
+        ),
+        metrics: metrics.clone(),
+        clouds: CloudCache::default(),
+        clock: Arc::new(SystemClock),
+        engine: EngineConfig {
+            poll: Duration::from_secs(args.poll_seconds.max(1)),
+            resync: Duration::from_secs(args.resync_seconds.max(1)),
+            ..EngineConfig::default()
+        },
+        stores: stores.clone(),
+    });
+
+    let mut runs = Vec::new();
+    for (controller, ns) in controllers.into_iter().zip(namespaces) {
+        let secrets: Api<PartialObjectMeta<Secret>> = match &ns {
+            Some(ns) => Api::namespaced(client.clone(), ns),
+            None => Api::all(client.clone()),
+        };
+        // Metadata only: the operator never holds every Secret's data in memory.
+        let secret_changes = watcher(secrets, watcher::Config::default()).touched_objects();
+        let mapper_stores = stores.clone();
+        let ctx = ctx.clone();
+        let run = controller
+            .watches_stream(secret_changes, move |secret| {
+                let namespace = secret.metadata.namespace.clone().unwrap_or_default();
+                let name = secret.metadata.name.clone().unwrap_or_default();
+                clusters_using_secret(&mapper_stores, &namespace, &name)
+            })
+            .shutdown_on_signal()
+            .run(reconciler::reconcile, reconciler::error_policy, ctx)
+            .for_each(|result| async move {
+                if let Err(e) = result {
+                    warn!(error = %e, "reconcile error");
+                }
+            });
+        runs.push(run.boxed());
+    }
+
+    // Ready once every watch cache has its first list.
+    let ready_flag = ready.clone();
+    let stores_ready = stores.clone();
+    tokio::spawn(async move {
+        for s in stores_ready {
+            let _ = s.wait_until_ready().await;
+        }
+        ready_flag.store(true, Ordering::SeqCst);
+        info!("watch caches synced; ready");
+    });
+
+    let all = futures::future::join_all(runs);
+    match lost {
+        Some(leadership) => {
+            tokio::select! {
+                _ = all => {
+                    leadership.release().await;
+                }
+                _ = leadership.lost() => {
+                    error!("lost the leader lease; exiting");
+                    metrics.set_leader(false);
+                    return Err(RunError::LeaseLost);
+                }
+            }
+        }
+        None => {
+            all.await;
+        }
+    }
+    info!("controller stopped");
+    Ok(())
+}
+
+async fn check_crd(client: &Client) -> Result<(), RunError> {
+    let api: Api<ScaledCluster> = Api::all(client.clone());
+    match api.list_metadata(&ListParams::default().limit(1)).await {
+        Ok(_) => Ok(()),
+        Err(kube::Error::Api(s)) if s.code == 404 => Err(RunError::CrdMissing),
+        Err(e) => Err(RunError::CrdCheck(e)),
+    }
+}
+
+async fn spawn_admin(
+    args: &RunArgs,
+    metrics: Metrics,
+    ready: Arc<AtomicBool>,
+) -> Result<(), RunError> {
+    let listen = |addr: SocketAddr| async move {
+        tokio::net::TcpListener::bind(addr)
+            .await
+            .map_err(|source| RunError::Listen { addr, source })
+    };
+    if args.metrics_addr == args.health_addr {
+        let l = listen(args.metrics_addr).await?;
+        spawn_server(l, admin::router(Some(metrics), Some(ready)));
+    } else {
+        let m = listen(args.metrics_addr).await?;
+        let h = listen(args.health_addr).await?;
+        spawn_server(m, admin::router(Some(metrics), None));
+        spawn_server(h, admin::router(None, Some(ready)));
+    }
+    Ok(())
+}
+
+fn spawn_server(listener: tokio::net::TcpListener, router: axum::Router) {
+    tokio::spawn(async move {
+        if let Err(e) = axum::serve(listener, router).await {
+            error!(error = %e, "admin server stopped");
+        }
+    });
+}
+
+fn default_identity() -> String {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_string())
+        .unwrap_or_else(|_| "clusterscale".into());
+    format!("{host}-{}", std::process::id())
+}

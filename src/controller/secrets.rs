@@ -1,0 +1,102 @@
+//! Credentials from the Secret named by `credentialsSecretRef`.
+
+use k8s_openapi::api::core::v1::Secret;
+use kube::{Api, Client};
+
+use crate::api::{CloudKind, ScaledClusterSpec};
+use crate::cloud::credentials::Credentials;
+
+/// Why credentials could not be read; reported as Degraded/CredentialsMissing.
+#[derive(Debug, thiserror::Error)]
+pub enum CredentialsError {
+    #[error("Secret {namespace}/{name} not found")]
+    NotFound { namespace: String, name: String },
+    #[error("Secret {namespace}/{name} lacks key(s) {missing}; expected {expected}")]
+    MissingKeys {
+        namespace: String,
+        name: String,
+        missing: String,
+        expected: &'static str,
+    },
+    #[error("reading Secret {namespace}/{name}: {source}")]
+    Api {
+        namespace: String,
+        name: String,
+        source: kube::Error,
+    },
+}
+
+/// The Secret a spec refers to, if any.
+pub fn secret_name(spec: &ScaledClusterSpec) -> Option<&str> {
+    match spec.cloud()? {
+        CloudKind::Tencent => spec
+            .tencent
+            .as_ref()
+            .map(|t| t.credentials_secret_ref.name.as_str()),
+        CloudKind::Huawei => spec
+            .huawei
+            .as_ref()
+            .map(|h| h.credentials_secret_ref.name.as_str()),
+        CloudKind::Simulated => None,
+    }
+}
+
+/// Which key sets are accepted, per cloud: any one complete set will do.
+fn key_sets(cloud: CloudKind) -> (&'static [&'static [&'static str]], &'static str) {
+    match cloud {
+        CloudKind::Tencent => (&[&["secretId", "secretKey"]], "secretId, secretKey (optional token)"),
+        CloudKind::Huawei => (
+            &[&["accessKey", "secretKey"], &["username", "password", "domainName"]],
+            "accessKey, secretKey (optional securityToken), or username, password, domainName for IAM tokens",
+        ),
+        CloudKind::Simulated => (&[], ""),
+    }
+}
+
+/// Read the credentials of `spec` from its namespace. Values stay redacted in every output.
+pub async fn read(
+    client: &Client,
+    namespace: &str,
+    spec: &ScaledClusterSpec,
+) -> Result<Credentials, CredentialsError> {
+    let Some(name) = secret_name(spec) else {
+        return Ok(Credentials::new("none"));
+    };
+    let api: Api<Secret> = Api::namespaced(client.clone(), namespace);
+    let secret = match api.get_opt(name).await {
+        Ok(Some(s)) => s,
+        Ok(None) => {
+            return Err(CredentialsError::NotFound {
+                namespace: namespace.into(),
+                name: name.into(),
+            })
+        }
+        Err(source) => {
+            return Err(CredentialsError::Api {
+                namespace: namespace.into(),
+                name: name.into(),
+                source,
+            })
+        }
+    };
+    let mut creds = Credentials::new(format!("Secret {namespace}/{name}"));
+    for (key, value) in secret.data.unwrap_or_default() {
+        creds.insert(&key, String::from_utf8_lossy(&value.0).into_owned());
+    }
+    for (key, value) in secret.string_data.unwrap_or_default() {
+        creds.insert(&key, value);
+    }
+    let cloud = spec.cloud().unwrap_or(CloudKind::Simulated);
+    let (sets, expected) = key_sets(cloud);
+    if !sets.is_empty() && !sets.iter().any(|set| set.iter().all(|k| creds.has(k))) {
+        let first = sets[0];
+        let missing: Vec<&str> = first.iter().copied().filter(|k| !creds.has(k)).collect();
+        return Err(CredentialsError::MissingKeys {
+            namespace: namespace.into(),
+            name: name.into(),
+            missing: missing.join(", "),
+            expected,
+        });
+    }
+    Ok(creds)
+}
