@@ -1,0 +1,406 @@
+//! `clusterscale` as a process against `clusterscale fake-cloud --huawei`,
+//! also a process: plan and apply with AK/SK and with an IAM token, over real
+//! HTTP on 127.0.0.1. The fake's JSON-lines journal shows what reached it.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::Duration;
+
+use serde_json::Value;
+
+const BIN: &str = env!("CARGO_BIN_EXE_clusterscale");
+const PROJECT: &str = "0123456789abcdef0123456789abcdef";
+const CLUSTER: &str = "a1b2c3d4-e5f6-4a5b-8c9d-0e1f2a3b4c5d";
+const AK: &str = "HWCLITESTAK000000001";
+const SK: &str = "HwCliTestSecretKey00000000000000000000001";
+const USER: &str = "cli-ops";
+const PASSWORD: &str = "cli test password";
+const DOMAIN: &str = "cli-domain";
+
+/// Every variable either program reads for credentials; removed before each run.
+const CREDENTIAL_VARS: &[&str] = &[
+    "HUAWEICLOUD_SDK_AK",
+    "HUAWEICLOUD_SDK_SK",
+    "HUAWEICLOUD_SDK_SECURITY_TOKEN",
+    "HUAWEICLOUD_USERNAME",
+    "HUAWEICLOUD_PASSWORD",
+    "HUAWEICLOUD_DOMAIN_NAME",
+    "TENCENTCLOUD_SECRET_ID",
+    "TENCENTCLOUD_SECRET_KEY",
+    "TENCENTCLOUD_SESSION_TOKEN",
+];
+
+fn command(env: &[(&str, &str)]) -> Command {
+    let mut c = Command::new(BIN);
+    for v in CREDENTIAL_VARS {
+        c.env_remove(v);
+    }
+    c.env("RUST_LOG", "warn");
+    for (k, v) in env {
+        c.env(k, v);
+    }
+    c
+}
+
+fn aksk_env() -> Vec<(&'static str, &'static str)> {
+    vec![("HUAWEICLOUD_SDK_AK", AK), ("HUAWEICLOUD_SDK_SK", SK)]
+}
+
+fn token_env() -> Vec<(&'static str, &'static str)> {
+    vec![
+        ("HUAWEICLOUD_USERNAME", USER),
+        ("HUAWEICLOUD_PASSWORD", PASSWORD),
+        ("HUAWEICLOUD_DOMAIN_NAME", DOMAIN),
+    ]
+}
+
+/// A running `clusterscale fake-cloud --huawei`, killed when dropped.
+struct FakeCloud {
+    child: Child,
+    base: String,
+    dir: tempfile::TempDir,
+}
+
+impl FakeCloud {
+    fn start(core: i32, task: i32, operation_seconds: u64) -> Self {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut env = aksk_env();
+        env.extend(token_env());
+        let mut child = command(&env)
+            .args([
+                "fake-cloud",
+                "--huawei",
+                "127.0.0.1:0",
+                "--huawei-cluster-id",
+                CLUSTER,
+            ])
+            .args([
+                "--initial-core",
+                &core.to_string(),
+                "--initial-task",
+                &task.to_string(),
+            ])
+            .args(["--operation-seconds", &operation_seconds.to_string()])
+            .arg("--journal-dir")
+            .arg(dir.path())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("fake-cloud starts");
+        let stdout = child.stdout.take().expect("stdout");
+        let mut line = String::new();
+        BufReader::new(stdout)
+            .read_line(&mut line)
+            .expect("listening line");
+        let base = line
+            .trim()
+            .strip_prefix("huawei listening on ")
+            .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
+            .to_string();
+        Self { child, base, dir }
+    }
+
+    fn journal(&self) -> Vec<Value> {
+        let path = self.dir.path().join("huawei.jsonl");
+        std::fs::read_to_string(path)
+            .unwrap_or_default()
+            .lines()
+            .map(|l| serde_json::from_str(l).expect("journal line is JSON"))
+            .collect()
+    }
+
+    fn writes(&self) -> Vec<Value> {
+        self.journal()
+            .into_iter()
+            .filter(|l| l["write"] == true)
+            .collect()
+    }
+
+    fn manifest(&self, core: i32, task: i32, extra_spec: &str) -> PathBuf {
+        let path = self
+            .dir
+            .path()
+            .join(format!("m-{core}-{task}-{}.yaml", extra_spec.len()));
+        let text = format!(
+            "apiVersion: clusterscale.io/v1alpha1
+kind: ScaledCluster
+metadata: {{name: analytics, namespace: data, uid: cli-test-uid, generation: {gen}}}
+spec:
+  huawei:
+    region: cn-north-4
+    projectId: {PROJECT}
+    clusterId: {CLUSTER}
+    credentialsSecretRef: {{name: hw}}
+    endpoint: {base}
+    iamEndpoint: {base}
+    taskNodeSpec: {{nodeSize: c6.2xlarge.4.linux.bigdata, dataVolumeType: SAS, dataVolumeCount: 1, dataVolumeSize: 600}}
+  core: {{count: {core}}}
+  task: {{count: {task}, min: 0, max: 100}}
+{extra_spec}",
+            base = self.base,
+            gen = core * 1000 + task,
+        );
+        std::fs::write(&path, text).expect("manifest written");
+        path
+    }
+}
+
+impl Drop for FakeCloud {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn run(env: &[(&str, &str)], args: &[&str], manifest: &Path) -> Output {
+    command(env)
+        .args(args)
+        .arg("-f")
+        .arg(manifest)
+        .output()
+        .expect("clusterscale runs")
+}
+
+fn text(o: &Output) -> String {
+    format!(
+        "exit {:?}\n--- stdout\n{}\n--- stderr\n{}",
+        o.status.code(),
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+fn apply_wait(env: &[(&str, &str)], manifest: &Path) -> Output {
+    run(
+        env,
+        &["apply", "--wait", "--poll", "1", "--timeout", "90"],
+        manifest,
+    )
+}
+
+fn params(line: &Value) -> &Value {
+    &line["params"]["body"]["parameters"]
+}
+
+/// Task node ids, read with the library client (same credentials).
+async fn task_ids(fake: &FakeCloud) -> Vec<String> {
+    use clusterscale::api::{HuaweiSpec, SecretRef};
+    use clusterscale::cloud::credentials::Credentials;
+    use clusterscale::cloud::huawei::HuaweiCloud;
+    let spec = HuaweiSpec {
+        region: "cn-north-4".into(),
+        project_id: PROJECT.into(),
+        cluster_id: CLUSTER.into(),
+        credentials_secret_ref: SecretRef { name: "hw".into() },
+        endpoint: Some(fake.base.clone()),
+        iam_endpoint: None,
+        core_node_group: None,
+        task_node_group: None,
+        task_node_spec: None,
+        skip_bootstrap_scripts: false,
+        scale_without_start: false,
+    };
+    let creds = Credentials::new("test")
+        .with("accessKey", AK)
+        .with("secretKey", SK);
+    let cloud = HuaweiCloud::new(&spec, &creds).expect("client");
+    cloud
+        .list_hosts()
+        .await
+        .expect("hosts")
+        .into_iter()
+        .filter(|h| h.host_type == "TaskNode")
+        .map(|h| h.id)
+        .collect()
+}
+
+#[tokio::test]
+async fn cli_aksk_scale_out_and_in_core_and_task() {
+    let fake = FakeCloud::start(3, 0, 1);
+    let env = aksk_env();
+
+    let plan = run(&env, &["plan"], &fake.manifest(5, 2, ""));
+    assert_eq!(plan.status.code(), Some(0), "{}", text(&plan));
+    let out = String::from_utf8_lossy(&plan.stdout);
+    assert!(
+        out.contains("observed: state running, Core 3, Task 0"),
+        "{}",
+        text(&plan)
+    );
+    assert!(
+        out.contains("plan step 1: core out 2") && out.contains("plan step 2: task out 2"),
+        "{}",
+        text(&plan)
+    );
+    assert!(fake.writes().is_empty(), "plan changes nothing");
+
+    // Out: Core 3 -> 5, then Task 0 -> 2 (with task_node_info).
+    let o = apply_wait(&env, &fake.manifest(5, 2, ""));
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let writes = fake.writes();
+    assert_eq!(writes.len(), 2, "{}", text(&o));
+    assert_eq!(params(&writes[0])["scale_type"], "scale_out");
+    assert_eq!(params(&writes[0])["node_group"], "core_node_analysis_group");
+    assert_eq!(params(&writes[0])["instances"], 2);
+    assert_eq!(params(&writes[1])["node_group"], "task_node_analysis_group");
+    assert_eq!(
+        params(&writes[1])["task_node_info"]["node_size"],
+        "c6.2xlarge.4.linux.bigdata"
+    );
+
+    // In: Task 2 -> 1 removing the preferred node, then Core 5 -> 4.
+    let ids = task_ids(&fake).await;
+    assert_eq!(ids.len(), 2);
+    let prefer = format!("  scaleIn: {{allowed: true, preferNodes: [{}]}}\n", ids[1]);
+    let o = apply_wait(&env, &fake.manifest(4, 1, &prefer));
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let writes = fake.writes();
+    assert_eq!(writes.len(), 4, "{}", text(&o));
+    assert_eq!(params(&writes[2])["scale_type"], "scale_in");
+    assert_eq!(
+        params(&writes[2])["server_ids"],
+        serde_json::json!([ids[1]]),
+        "server_ids honoured"
+    );
+    assert_eq!(params(&writes[3])["node_group"], "core_node_analysis_group");
+    assert_eq!(task_ids(&fake).await, vec![ids[0].clone()]);
+    // Every request was signed with the AK; no token was ever needed.
+    let journal = fake.journal();
+    assert!(journal
+        .iter()
+        .all(|l| l["action"] != "KeystoneCreateUserTokenByPassword"));
+    assert!(journal
+        .iter()
+        .all(|l| l["params"]["principal"] == format!("ak:{AK}")));
+}
+
+#[tokio::test]
+async fn cli_token_scale_out_and_in() {
+    let fake = FakeCloud::start(3, 0, 1);
+    let env = token_env();
+    let o = apply_wait(&env, &fake.manifest(4, 3, ""));
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let o = apply_wait(&env, &fake.manifest(3, 1, ""));
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let writes = fake.writes();
+    let shape: Vec<(String, String, i64)> = writes
+        .iter()
+        .map(|w| {
+            let p = params(w);
+            (
+                p["scale_type"].as_str().unwrap().into(),
+                p["node_group"].as_str().unwrap().into(),
+                p["instances"].as_i64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        shape,
+        vec![
+            ("scale_out".into(), "core_node_analysis_group".into(), 1),
+            ("scale_out".into(), "task_node_analysis_group".into(), 3),
+            ("scale_in".into(), "task_node_analysis_group".into(), 2),
+            ("scale_in".into(), "core_node_analysis_group".into(), 1),
+        ]
+    );
+    let journal = fake.journal();
+    let tokens = journal
+        .iter()
+        .filter(|l| l["action"] == "KeystoneCreateUserTokenByPassword")
+        .count();
+    assert_eq!(tokens, 2, "one token per process, cached for every call");
+    assert!(journal
+        .iter()
+        .filter(|l| l["action"] != "KeystoneCreateUserTokenByPassword")
+        .all(|l| l["params"]["principal"] == "token"));
+    assert!(
+        !std::fs::read_to_string(fake.dir.path().join("huawei.jsonl"))
+            .unwrap()
+            .contains(PASSWORD)
+    );
+}
+
+#[tokio::test]
+async fn cli_bad_signature_is_reported_without_hot_retries() {
+    let fake = FakeCloud::start(3, 0, 1);
+    let env = vec![
+        ("HUAWEICLOUD_SDK_AK", AK),
+        ("HUAWEICLOUD_SDK_SK", "not-the-secret-key"),
+    ];
+    let o = run(
+        &env,
+        &["apply", "--wait", "--poll", "1", "--timeout", "30"],
+        &fake.manifest(4, 0, ""),
+    );
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("APIGW.0301"), "{}", text(&o));
+    let journal = fake.journal();
+    assert_eq!(journal.len(), 1, "exactly one request: {journal:?}");
+    assert_eq!(journal[0]["httpStatus"], 401);
+}
+
+#[tokio::test]
+async fn cli_bounds_are_checked_before_any_call() {
+    let fake = FakeCloud::start(3, 0, 1);
+    // Core below 3: refused before any request.
+    let o = run(&aksk_env(), &["apply"], &fake.manifest(2, 0, ""));
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("core"),
+        "{}",
+        text(&o)
+    );
+    // More than 500 in all.
+    let o = run(&aksk_env(), &["apply"], &fake.manifest(3, 498, ""));
+    assert_ne!(o.status.code(), Some(0), "{}", text(&o));
+    // A plain-http endpoint off loopback.
+    let path = fake.manifest(4, 0, "");
+    let text_off = std::fs::read_to_string(&path)
+        .unwrap()
+        .replace(&fake.base, "http://10.1.2.3:80");
+    std::fs::write(&path, text_off).unwrap();
+    let o = run(&aksk_env(), &["plan"], &path);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("loopback"),
+        "{}",
+        text(&o)
+    );
+    assert!(
+        fake.journal().is_empty(),
+        "no request reached the endpoint: {:?}",
+        fake.journal()
+    );
+}
+
+#[tokio::test]
+async fn cli_busy_cluster_gets_no_second_write() {
+    let fake = FakeCloud::start(3, 0, 20);
+    let env = aksk_env();
+    // One operation accepted (apply without --wait returns once it is).
+    let o = run(
+        &env,
+        &["apply", "--timeout", "30"],
+        &fake.manifest(5, 0, ""),
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    assert_eq!(fake.writes().len(), 1);
+    // While it runs, another apply waits instead of writing.
+    let o = run(
+        &env,
+        &["apply", "--poll", "1", "--timeout", "3"],
+        &fake.manifest(6, 2, ""),
+    );
+    assert_ne!(o.status.code(), Some(0), "{}", text(&o));
+    std::thread::sleep(Duration::from_millis(100));
+    let journal = fake.journal();
+    assert_eq!(fake.writes().len(), 1, "{journal:?}");
+    assert!(
+        journal
+            .iter()
+            .all(|l| l["action"] != "UpdateClusterScaling" || l["write"] == true),
+        "{journal:?}"
+    );
+}
