@@ -457,7 +457,7 @@ impl Pass<'_> {
                 let msg = describe_op(&record);
                 self.events.push(EngineEvent::normal(
                     &format!("{verb}Started"),
-                    verb,
+                    &op_action(verb, &record),
                     format!(
                         "{msg}{}",
                         record
@@ -482,7 +482,7 @@ impl Pass<'_> {
                 record.message = Some(e.to_string());
                 self.events.push(EngineEvent::warning(
                     &format!("{verb}Failed"),
-                    verb,
+                    &op_action(verb, &record),
                     e.to_string(),
                 ));
                 self.status.pending_operation = None;
@@ -652,17 +652,23 @@ impl Pass<'_> {
         );
         match record.outcome {
             Some(Outcome::Succeeded) => {
-                self.events
-                    .push(EngineEvent::normal(&format!("{verb}Completed"), verb, msg))
+                self.events.push(EngineEvent::normal(
+                    &format!("{verb}Completed"),
+                    &op_action(verb, &record),
+                    msg,
+                ))
             }
             Some(Outcome::NotApplied) => {
-                self.events
-                    .push(EngineEvent::normal(&format!("{verb}NotApplied"), verb, msg))
+                self.events.push(EngineEvent::normal(
+                    &format!("{verb}NotApplied"),
+                    &op_action(verb, &record),
+                    msg,
+                ))
             }
             _ => {
                 self.events.push(EngineEvent::warning(
                     &format!("{verb}Failed"),
-                    verb,
+                    &op_action(verb, &record),
                     msg.clone(),
                 ));
                 self.status.last_error = Some(ErrorRecord {
@@ -857,6 +863,13 @@ fn verb(d: Direction) -> &'static str {
         Direction::Out => "ScaleOut",
         Direction::In => "ScaleIn",
     }
+}
+
+/// The event action of an operation's events: the verb and the operation id.
+/// Kubernetes folds events with the same reason and action into one series
+/// that keeps the first note; the id keeps each operation's events apart.
+fn op_action(verb: &str, r: &OperationRecord) -> String {
+    format!("{verb} {}", r.id)
 }
 
 fn describe_op(r: &OperationRecord) -> String {
