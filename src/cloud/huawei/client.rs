@@ -67,6 +67,9 @@ pub const DEFAULT_AUTH_HOLD_OFF: Duration = Duration::from_secs(300);
 /// How old the observation behind the pre-checks of a resize may be; older,
 /// the cluster is observed again first.
 pub const OBSERVATION_MAX_AGE: Duration = Duration::from_secs(60);
+/// An observation this recent answers `operation_status` without a request
+/// (the engine observes, then asks for progress, in one pass).
+pub const SAME_PASS: Duration = Duration::from_secs(2);
 /// After an accepted resize, an idle cluster with unchanged counts is still
 /// reported as Running for this long (MRS may take a moment to show the
 /// operation; Terraform waits 2 minutes before its first poll).
@@ -757,7 +760,8 @@ fn hold_off_active(key: &str) -> Option<CloudError> {
     let mut e = e.clone();
     e.message = format!(
         "not sent: an earlier request with these credentials failed authentication ({}: {}); \
-         Huawei locks an AK for 5 minutes after 5 bad signatures, so no request is sent for another {left}s. \
+         repeated failures lock credentials (Huawei locks an AK for 5 minutes after 5 bad signatures), \
+         so no request is sent for another {left}s. \
          Fix the credentials (a changed Secret is used at once)",
         e.code, e.message
     );
@@ -1141,7 +1145,18 @@ impl Cloud for HuaweiCloud {
         &self,
         op: &OperationRecord,
     ) -> Result<OperationProgress, CloudError> {
-        let view = self.view().await?;
+        // The engine observes just before asking: reuse that answer.
+        let cached = self
+            .snapshot
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .as_ref()
+            .filter(|s| s.taken.elapsed() <= SAME_PASS)
+            .map(|s| s.view.clone());
+        let view = match cached {
+            Some(v) => v,
+            None => self.view().await?,
+        };
         Ok(progress(&view.observed, op, self.clock.now()))
     }
 }
