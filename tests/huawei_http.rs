@@ -398,6 +398,17 @@ async fn server_ids_are_honoured() {
     assert!(env_core.resizes()[0].params["body"]["parameters"]
         .get("server_ids")
         .is_none());
+    // No preferred node left: MRS chooses (no server_ids).
+    let env_gone = start("server_ids_gone", 3, 2).await;
+    let cloud = env_gone.client(&env_gone.aksk());
+    cloud.observe().await.unwrap();
+    let mut r = req(NodeGroup::Task, 1, 2, "op-3");
+    r.prefer_nodes = vec!["long-gone-node".into()];
+    let sub = cloud.scale_in(&r).await.unwrap();
+    assert!(sub.node_ids.is_empty());
+    assert!(env_gone.resizes()[0].params["body"]["parameters"]
+        .get("server_ids")
+        .is_none());
 }
 
 #[tokio::test]

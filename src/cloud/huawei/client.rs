@@ -385,7 +385,14 @@ impl HuaweiCloud {
             (NodeGroup::Task, Direction::In) if !req.prefer_nodes.is_empty() => {
                 let hosts = self.list_hosts().await?;
                 chosen = choose_task_hosts(&hosts, &group_name, &req.prefer_nodes, req.count);
-                if chosen.len() < req.count as usize {
+                let any_preferred = chosen.iter().any(|id| req.prefer_nodes.contains(id));
+                if !any_preferred {
+                    // None of the preferred nodes is left: MRS chooses, as without a preference.
+                    tracing::info!(
+                        "no preferred node is a Task host of the cluster; MRS picks the nodes"
+                    );
+                    chosen.clear();
+                } else if chosen.len() < req.count as usize {
                     // Not enough listed Task hosts to name them all: let MRS choose.
                     tracing::warn!(
                         listed = chosen.len(),
@@ -1125,6 +1132,8 @@ impl Cloud for HuaweiCloud {
             scale_in_task: true,
             graceful_scale_in: false,
             max_out_per_call: None,
+            // MRS has no idempotency token (the client's own ledger does not survive a restart).
+            idempotency_token: false,
         }
     }
 
