@@ -577,7 +577,10 @@ impl Pass<'_> {
                 );
             }
             if have == p.from_count {
-                if p.attempts < 5 && age < self.config.token_reuse {
+                if cloud.capabilities().idempotency_token
+                    && p.attempts < 5
+                    && age < self.config.token_reuse
+                {
                     // Same request, same token: the cloud deduplicates it.
                     return Resolution::Resend;
                 }
@@ -651,20 +654,16 @@ impl Pass<'_> {
             record.message.clone().unwrap_or_default()
         );
         match record.outcome {
-            Some(Outcome::Succeeded) => {
-                self.events.push(EngineEvent::normal(
-                    &format!("{verb}Completed"),
-                    &op_action(verb, &record),
-                    msg,
-                ))
-            }
-            Some(Outcome::NotApplied) => {
-                self.events.push(EngineEvent::normal(
-                    &format!("{verb}NotApplied"),
-                    &op_action(verb, &record),
-                    msg,
-                ))
-            }
+            Some(Outcome::Succeeded) => self.events.push(EngineEvent::normal(
+                &format!("{verb}Completed"),
+                &op_action(verb, &record),
+                msg,
+            )),
+            Some(Outcome::NotApplied) => self.events.push(EngineEvent::normal(
+                &format!("{verb}NotApplied"),
+                &op_action(verb, &record),
+                msg,
+            )),
             _ => {
                 self.events.push(EngineEvent::warning(
                     &format!("{verb}Failed"),

@@ -109,6 +109,11 @@ pub struct Capabilities {
     pub graceful_scale_in: bool,
     /// Largest count one scale-out call accepts, when the cloud limits it.
     pub max_out_per_call: Option<i32>,
+    /// The cloud deduplicates a repeated idempotency token (Tencent
+    /// `ClientToken`, for 5 minutes): an unconfirmed call may be re-sent with
+    /// the same token. Without it, an unconfirmed call is only ever resolved
+    /// by observation.
+    pub idempotency_token: bool,
 }
 
 impl Capabilities {
@@ -119,6 +124,7 @@ impl Capabilities {
         scale_in_task: true,
         graceful_scale_in: true,
         max_out_per_call: None,
+        idempotency_token: true,
     };
 
     pub fn supports(&self, group: NodeGroup, direction: Direction) -> bool {

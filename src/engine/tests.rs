@@ -457,3 +457,57 @@ fn tokens_are_deterministic_and_distinct() {
     assert_ne!(operation_token("u", 1, 1), operation_token("u", 2, 1));
     assert!(operation_token("u", 1, 1).len() <= 64);
 }
+
+#[tokio::test]
+async fn without_idempotency_tokens_an_unconfirmed_call_is_never_resent() {
+    // A cloud without idempotency tokens (Huawei MRS): after a crash between the
+    // write-ahead record and the call, the engine only observes; once the settle
+    // time has passed with no effect, the operation is declared not applied and
+    // planned afresh under a new token.
+    let mut h = Harness::new((3, 0), (3, 2));
+    h.cloud = SimulatedCloud::new(h.model.clone()).with_capabilities(crate::cloud::Capabilities {
+        idempotency_token: false,
+        ..crate::cloud::Capabilities::ALL
+    });
+    let token = operation_token("uid-1", 1, 1);
+    h.store.status = ScaledClusterStatus {
+        observed_generation: Some(1),
+        step: 1,
+        pending_operation: Some(OperationRecord {
+            id: token.clone(),
+            group: NodeGroup::Task,
+            direction: Direction::Out,
+            count: 2,
+            from_count: 0,
+            to_count: 2,
+            started_at: Time(h.clock.now()),
+            accepted: false,
+            attempts: 1,
+            request_id: None,
+            flow_id: None,
+            trace_id: None,
+            node_ids: vec![],
+            finished_at: None,
+            outcome: None,
+            message: None,
+        }),
+        ..Default::default()
+    };
+    let r = h.pass().await;
+    assert!(r.started.is_none(), "not re-sent");
+    h.clock.advance(Duration::from_secs(30));
+    let r = h.pass().await;
+    assert!(r.started.is_none(), "not re-sent before the settle time");
+    assert!(h.model.writes().is_empty());
+    h.clock.advance(Duration::from_secs(31));
+    let r = h.pass().await;
+    assert_eq!(
+        r.finished.as_ref().and_then(|f| f.outcome),
+        Some(Outcome::NotApplied)
+    );
+    let started = r.started.expect("planned afresh");
+    assert_ne!(started.id, token, "a new step, a new token");
+    let r = h.run(20).await;
+    assert_eq!(r.status.phase, Phase::Converged);
+    assert_eq!(h.model.writes().len(), 1);
+}
