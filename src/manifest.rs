@@ -54,7 +54,11 @@ pub fn parse(text: &str) -> Result<ScaledCluster, String> {
         if kind != "ScaledCluster" {
             continue;
         }
-        return serde_yaml_ng::from_value::<ScaledCluster>(value).map_err(|e| e.to_string());
+        // Name the offending field: `spec.core.count: invalid type: ...`.
+        return serde_path_to_error::deserialize::<_, ScaledCluster>(value).map_err(|e| {
+            let path = e.path().to_string();
+            format!("{path}: {}", e.into_inner())
+        });
     }
     Err("no document with kind: ScaledCluster".into())
 }
@@ -69,7 +73,7 @@ mod tests {
     fn parse_errors_name_the_field() {
         let bad = "apiVersion: clusterscale.io/v1alpha1\nkind: ScaledCluster\nmetadata: {name: x}\nspec:\n  simulated: {}\n  core: {count: many}\n";
         let e = parse(bad).unwrap_err();
-        assert!(e.contains("core") || e.contains("count"), "{e}");
+        assert!(e.starts_with("spec.core.count: "), "{e}");
         let missing = "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: x}\n";
         assert!(parse(missing).unwrap_err().contains("kind: ScaledCluster"));
     }
