@@ -34,8 +34,9 @@
 //!
 //! Faults ([`FakeFaults`](super::FakeFaults)): throttle →
 //! `RequestLimitExceeded`; transient → `InternalError`; injected errors are
-//! rendered with their code; the model's `lose_responses` fault (applied, answer
-//! lost) is answered with HTTP 504.
+//! answered with their code (or bare `httpStatus`), without touching the
+//! model, except code [`RESPONSE_LOST`], which is applied and then answered
+//! with HTTP 504 (or its `httpStatus`), like the model's `lose_responses`.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -66,6 +67,10 @@ use crate::cloud::tencent::SERVICE;
 pub const TIMESTAMP_WINDOW_SECONDS: i64 = 300;
 /// Largest `TaskCount` of one `ScaleOutInstance`.
 pub const MAX_TASK_COUNT: i64 = 20;
+/// The code of an [`InjectedError`] that is applied first and then answered
+/// with its `httpStatus` (default 504): an answer lost on the way back. The
+/// same code as the model's `lose_responses` fault.
+pub const RESPONSE_LOST: &str = "ResponseLost";
 /// Largest `ClientToken` length.
 pub const MAX_CLIENT_TOKEN_LEN: usize = 64;
 
@@ -219,6 +224,16 @@ impl FlowKind {
     }
 }
 
+/// A request that passed the common checks.
+struct Admitted {
+    params: Value,
+    /// The cluster exists in the request's region.
+    visible: bool,
+    /// Apply the request, then answer with this bare status (an injected
+    /// [`RESPONSE_LOST`]).
+    lose_answer: Option<StatusCode>,
+}
+
 /// A handler's answer, before the envelope.
 #[derive(Debug)]
 enum Reply {
@@ -359,7 +374,7 @@ fn sim_reply(e: SimError, node_not_found: &str) -> Reply {
         ),
         SimError::Invalid(m) => Reply::error("InvalidParameter", m),
         SimError::NodeNotFound(id) => Reply::error(node_not_found, format!("Node {id} does not exist.")),
-        SimError::Injected(e) if e.code == "ResponseLost" => Reply::Status(StatusCode::GATEWAY_TIMEOUT),
+        SimError::Injected(e) if e.code == RESPONSE_LOST => Reply::Status(StatusCode::GATEWAY_TIMEOUT),
         SimError::Injected(e) => Reply::Error {
             code: e.code,
             message: e.message,
@@ -383,95 +398,100 @@ fn injected_reply(e: InjectedError) -> Reply {
 
 impl Inner {
     async fn process(&self, action: &str, headers: &HeaderMap, body: &[u8]) -> (Reply, bool) {
-        if let Err(reply) = self.authenticate(headers, body) {
-            return (reply, false);
-        }
-        match header_str(headers, "x-tc-version") {
-            Some(wire::VERSION) => {}
-            Some(v) => {
-                return (
-                    Reply::error(
-                        "NoSuchVersion",
-                        format!("The API version `{v}` does not exist."),
-                    ),
-                    false,
-                )
-            }
-            None => {
-                return (
-                    Reply::error(
-                        "MissingParameter",
-                        "The request is missing the X-TC-Version header.",
-                    ),
-                    false,
-                )
-            }
-        }
-        if !ACTIONS.contains(&action) {
-            return (
-                Reply::error(
-                    "InvalidAction",
-                    format!("The action `{action}` does not exist."),
-                ),
-                false,
-            );
-        }
-        match self.control.admit(action) {
-            Admission::Proceed => {}
-            Admission::Inject(e) => return (injected_reply(e), false),
-            Admission::Throttle { limit } => {
-                let message = format!(
-                    "Your current request times exceed the frequency limit `{limit}` per second of `{action}`. \
-                     Please reduce the frequency of calls."
-                );
-                return (Reply::error("RequestLimitExceeded", message), false);
-            }
-            Admission::Transient => {
-                return (
-                    Reply::error(
-                        "InternalError",
-                        "An internal error has occurred (injected). Retry your request.",
-                    ),
-                    false,
-                )
-            }
-        }
-        let Some(region) = header_str(headers, "x-tc-region").filter(|r| !r.is_empty()) else {
-            return (
-                Reply::error(
-                    "MissingParameter",
-                    "The request is missing the X-TC-Region header.",
-                ),
-                false,
-            );
+        let admitted = match self.admit(action, headers, body) {
+            Ok(a) => a,
+            Err(reply) => return (reply, false),
         };
-        let visible = self.region.as_deref().is_none_or(|r| r == region);
-        let params: Value = match serde_json::from_slice(body) {
-            Ok(v @ Value::Object(_)) => v,
-            _ => {
-                return (
-                    Reply::error("InvalidParameter", "The request body is not a JSON object."),
-                    false,
-                )
-            }
-        };
-        let reply = match action {
-            "DescribeInstances" => self.describe_instances(&params, visible),
-            "DescribeClusterNodes" => self.describe_cluster_nodes(&params, visible),
-            "DescribeClusterFlowStatusDetail" => self.describe_flow(&params, visible),
+        let (params, visible) = (&admitted.params, admitted.visible);
+        let (reply, wrote) = match action {
+            "DescribeInstances" => (self.describe_instances(params, visible), false),
+            "DescribeClusterNodes" => (self.describe_cluster_nodes(params, visible), false),
+            "DescribeClusterFlowStatusDetail" => (self.describe_flow(params, visible), false),
             write_action => {
                 let _serial = self.writes.lock().await;
                 let before = self.model.writes().len();
                 let reply = match write_action {
-                    "ScaleOutInstance" => self.scale_out(&params, visible),
-                    "TerminateTasks" => self.terminate_tasks(&params, visible),
-                    _ => self.terminate_cluster_nodes(&params, visible),
+                    "ScaleOutInstance" => self.scale_out(params, visible),
+                    "TerminateTasks" => self.terminate_tasks(params, visible),
+                    _ => self.terminate_cluster_nodes(params, visible),
                 };
-                let wrote = self.model.writes().len() > before;
-                return (reply.unwrap_or_else(|r| r), wrote);
+                (reply, self.model.writes().len() > before)
             }
         };
-        (reply.unwrap_or_else(|r| r), false)
+        match admitted.lose_answer {
+            Some(status) => (Reply::Status(status), wrote),
+            None => (reply.unwrap_or_else(|r| r), wrote),
+        }
+    }
+
+    /// The checks every request goes through, in the real endpoint's order:
+    /// signature, version, action, then the injected faults, region and body.
+    fn admit(&self, action: &str, headers: &HeaderMap, body: &[u8]) -> Result<Admitted, Reply> {
+        self.authenticate(headers, body)?;
+        match header_str(headers, "x-tc-version") {
+            Some(wire::VERSION) => {}
+            Some(v) => {
+                return Err(Reply::error(
+                    "NoSuchVersion",
+                    format!("The API version `{v}` does not exist."),
+                ))
+            }
+            None => {
+                return Err(Reply::error(
+                    "MissingParameter",
+                    "The request is missing the X-TC-Version header.",
+                ))
+            }
+        }
+        if !ACTIONS.contains(&action) {
+            return Err(Reply::error(
+                "InvalidAction",
+                format!("The action `{action}` does not exist."),
+            ));
+        }
+        let mut lose_answer = None;
+        match self.control.admit(action) {
+            Admission::Proceed => {}
+            Admission::Inject(e) if e.code == RESPONSE_LOST => {
+                let status = e.http_status.and_then(|s| StatusCode::from_u16(s).ok());
+                lose_answer = Some(status.unwrap_or(StatusCode::GATEWAY_TIMEOUT));
+            }
+            Admission::Inject(e) => return Err(injected_reply(e)),
+            Admission::Throttle { limit } => {
+                return Err(Reply::error(
+                    "RequestLimitExceeded",
+                    format!(
+                        "Your current request times exceed the frequency limit `{limit}` per second of `{action}`. \
+                         Please reduce the frequency of calls."
+                    ),
+                ))
+            }
+            Admission::Transient => {
+                return Err(Reply::error("InternalError", "An internal error has occurred (injected). Retry your request."))
+            }
+        }
+        let region = header_str(headers, "x-tc-region")
+            .filter(|r| !r.is_empty())
+            .ok_or_else(|| {
+                Reply::error(
+                    "MissingParameter",
+                    "The request is missing the X-TC-Region header.",
+                )
+            })?;
+        let params = match serde_json::from_slice(body) {
+            Ok(v @ Value::Object(_)) => v,
+            _ => {
+                return Err(Reply::error(
+                    "InvalidParameter",
+                    "The request body is not a JSON object.",
+                ))
+            }
+        };
+        Ok(Admitted {
+            params,
+            visible: self.region.as_deref().is_none_or(|r| r == region),
+            lose_answer,
+        })
     }
 
     fn authenticate(&self, headers: &HeaderMap, body: &[u8]) -> Result<(), Reply> {
@@ -544,25 +564,18 @@ impl Inner {
     }
 
     /// The `Status` code of the cluster now.
-    fn status_code(&self, busy: bool) -> i64 {
-        if let Some(op) = self.model.operation() {
-            let kind = lock(&self.book).flows.get(&op.flow_id).map(|f| f.kind);
-            return match kind {
+    fn status_code(&self) -> i64 {
+        match self.model.operation() {
+            Some(op) => match lock(&self.book).flows.get(&op.flow_id).map(|f| f.kind) {
                 Some(FlowKind::ScaleOut(_)) => 4,
                 Some(FlowKind::TerminateTasks) => 16,
                 Some(FlowKind::TerminateNodes(_)) => 24,
+                // Started by a call whose answer was lost: known by direction only.
                 None if op.direction == Direction::Out => 4,
                 None => 24,
-            };
-        }
-        if busy {
-            // The operation ended between the two looks.
-            return 2;
-        }
-        if self.model.failure().is_some() {
-            302
-        } else {
-            2
+            },
+            None if self.model.failure().is_some() => 302,
+            None => 2,
         }
     }
 
@@ -586,10 +599,7 @@ impl Inner {
                 || req.instance_ids.iter().any(|i| i == self.model.id()));
         let mut clusters = Vec::new();
         if wanted {
-            let status = self.status_code(matches!(
-                observed.state,
-                crate::cloud::ClusterState::Busy(_)
-            ));
+            let status = self.status_code();
             clusters.push(wire::ClusterInstancesInfo {
                 id: Some(19541),
                 cluster_id: self.model.id().to_string(),

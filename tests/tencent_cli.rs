@@ -1,0 +1,432 @@
+//! `clusterscale plan` / `apply` as a process against
+//! `clusterscale fake-cloud --tencent`, also a process, over real HTTP on
+//! 127.0.0.1 with real TC3 signatures. The fake's JSON-lines journal shows
+//! what reached it; faults are injected through its `/_fake/` control API.
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+
+use serde_json::{json, Value};
+
+const BIN: &str = env!("CARGO_BIN_EXE_clusterscale");
+const INSTANCE: &str = "emr-cli00001";
+const SECRET_ID: &str = "AKIDcliTestSecretId0000000000000001";
+const SECRET_KEY: &str = "cliTestSecretKey0000000000000001";
+
+/// Every variable either program reads for credentials; removed before each run.
+const CREDENTIAL_VARS: &[&str] = &[
+    "TENCENTCLOUD_SECRET_ID",
+    "TENCENTCLOUD_SECRET_KEY",
+    "TENCENTCLOUD_SESSION_TOKEN",
+    "HUAWEICLOUD_SDK_AK",
+    "HUAWEICLOUD_SDK_SK",
+    "HUAWEICLOUD_SDK_SECURITY_TOKEN",
+    "HUAWEICLOUD_USERNAME",
+    "HUAWEICLOUD_PASSWORD",
+    "HUAWEICLOUD_DOMAIN_NAME",
+];
+
+fn command(secret_key: &str) -> Command {
+    let mut c = Command::new(BIN);
+    for v in CREDENTIAL_VARS {
+        c.env_remove(v);
+    }
+    c.env("RUST_LOG", "warn")
+        .env("TENCENTCLOUD_SECRET_ID", SECRET_ID)
+        .env("TENCENTCLOUD_SECRET_KEY", secret_key);
+    c
+}
+
+/// A running `clusterscale fake-cloud --tencent`, killed when dropped.
+struct FakeCloud {
+    child: Child,
+    base: String,
+    dir: tempfile::TempDir,
+}
+
+impl FakeCloud {
+    fn start(core: i32, task: i32, operation_seconds: u64, extra: &[&str]) -> Self {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut child = command(SECRET_KEY)
+            .args([
+                "fake-cloud",
+                "--tencent",
+                "127.0.0.1:0",
+                "--tencent-instance-id",
+                INSTANCE,
+            ])
+            .args([
+                "--initial-core",
+                &core.to_string(),
+                "--initial-task",
+                &task.to_string(),
+            ])
+            .args(["--operation-seconds", &operation_seconds.to_string()])
+            .args(extra)
+            .arg("--journal-dir")
+            .arg(dir.path())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("fake-cloud starts");
+        let stdout = child.stdout.take().expect("stdout");
+        let mut line = String::new();
+        BufReader::new(stdout)
+            .read_line(&mut line)
+            .expect("listening line");
+        let base = line
+            .trim()
+            .strip_prefix("tencent listening on ")
+            .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
+            .to_string();
+        Self { child, base, dir }
+    }
+
+    fn journal(&self) -> Vec<Value> {
+        std::fs::read_to_string(self.dir.path().join("tencent.jsonl"))
+            .unwrap_or_default()
+            .lines()
+            .map(|l| serde_json::from_str(l).expect("journal line is JSON"))
+            .collect()
+    }
+
+    fn calls(&self, action: &str) -> Vec<Value> {
+        self.journal()
+            .into_iter()
+            .filter(|l| l["action"] == action)
+            .collect()
+    }
+
+    fn writes(&self) -> Vec<Value> {
+        self.journal()
+            .into_iter()
+            .filter(|l| l["write"] == true)
+            .collect()
+    }
+
+    /// Queue an error through the control API.
+    async fn inject(&self, error: Value) {
+        let status = reqwest::Client::new()
+            .post(format!("{}/_fake/inject", self.base))
+            .json(&error)
+            .send()
+            .await
+            .expect("control API")
+            .status();
+        assert_eq!(status, 204);
+    }
+
+    fn manifest(&self, core: i32, task: i32, extra_spec: &str) -> PathBuf {
+        let path = self
+            .dir
+            .path()
+            .join(format!("m-{core}-{task}-{}.yaml", extra_spec.len()));
+        let text = format!(
+            "apiVersion: clusterscale.io/v1alpha1
+kind: ScaledCluster
+metadata: {{name: analytics, namespace: data, uid: tencent-cli-uid, generation: {gen}}}
+spec:
+  tencent:
+    region: ap-guangzhou
+    instanceId: {INSTANCE}
+    payMode: 0
+    credentialsSecretRef: {{name: tencent-credentials}}
+    endpoint: {base}
+  core: {{count: {core}}}
+  task: {{count: {task}, min: 0, max: 100}}
+{extra_spec}",
+            base = self.base,
+            gen = core * 1000 + task * 10 + extra_spec.len() as i32 % 10,
+        );
+        std::fs::write(&path, text).expect("manifest written");
+        path
+    }
+}
+
+impl Drop for FakeCloud {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn run(secret_key: &str, args: &[&str], manifest: &Path) -> Output {
+    command(secret_key)
+        .args(args)
+        .arg("-f")
+        .arg(manifest)
+        .output()
+        .expect("clusterscale runs")
+}
+
+fn apply_wait(manifest: &Path) -> Output {
+    run(
+        SECRET_KEY,
+        &["apply", "--wait", "--poll", "1", "--timeout", "90"],
+        manifest,
+    )
+}
+
+fn text(o: &Output) -> String {
+    format!(
+        "exit {:?}\n--- stdout\n{}\n--- stderr\n{}",
+        o.status.code(),
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+/// Task nodes, oldest first, read with the library client (same credentials).
+async fn task_ids(fake: &FakeCloud) -> Vec<String> {
+    use clusterscale::api::{NodeGroup, SecretRef, TencentSpec};
+    use clusterscale::cloud::credentials::Credentials;
+    use clusterscale::cloud::tencent::{TencentCloud, TencentOptions};
+    use clusterscale::cloud::Cloud;
+    let spec = TencentSpec {
+        region: "ap-guangzhou".into(),
+        instance_id: INSTANCE.into(),
+        pay_mode: 0,
+        time_unit: None,
+        time_span: None,
+        credentials_secret_ref: SecretRef { name: "c".into() },
+        endpoint: Some(fake.base.clone()),
+        pre_executed_file_settings: None,
+    };
+    let creds = Credentials::new("test")
+        .with("secretId", SECRET_ID)
+        .with("secretKey", SECRET_KEY);
+    let cloud = TencentCloud::new(&spec, &creds, TencentOptions::default()).expect("client");
+    let mut tasks: Vec<_> = cloud
+        .observe()
+        .await
+        .expect("observe")
+        .nodes
+        .into_iter()
+        .filter(|n| n.group == NodeGroup::Task)
+        .collect();
+    tasks.sort_by_key(|n| n.added_order);
+    tasks.into_iter().map(|n| n.id).collect()
+}
+
+#[tokio::test]
+async fn cli_plan_then_apply_scales_core_and_task_out_and_in() {
+    let fake = FakeCloud::start(3, 0, 1, &["--throttle-per-second", "20"]);
+
+    let plan = run(SECRET_KEY, &["plan"], &fake.manifest(5, 3, ""));
+    assert_eq!(plan.status.code(), Some(0), "{}", text(&plan));
+    let out = String::from_utf8_lossy(&plan.stdout);
+    assert!(out.contains("cloud: tencent"), "{}", text(&plan));
+    assert!(
+        out.contains("observed: state running, Core 3, Task 0"),
+        "{}",
+        text(&plan)
+    );
+    assert!(
+        out.contains("plan step 1: core out 2") && out.contains("plan step 2: task out 3"),
+        "{}",
+        text(&plan)
+    );
+    assert!(fake.writes().is_empty(), "plan changes nothing");
+
+    // Out: Core 3 -> 5, then Task 0 -> 3, one group per ScaleOutInstance.
+    let o = apply_wait(&fake.manifest(5, 3, ""));
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let writes = fake.writes();
+    assert_eq!(writes.len(), 2, "{}", text(&o));
+    let p = |i: usize| writes[i]["params"].clone();
+    assert_eq!(
+        (p(0)["CoreCount"].clone(), p(0).get("TaskCount").cloned()),
+        (json!(2), None)
+    );
+    assert_eq!(
+        (p(1)["TaskCount"].clone(), p(1).get("CoreCount").cloned()),
+        (json!(3), None)
+    );
+    for i in 0..2 {
+        assert_eq!(
+            (
+                p(i)["PayMode"].clone(),
+                p(i)["TimeUnit"].clone(),
+                p(i)["TimeSpan"].clone()
+            ),
+            (json!(0), json!("s"), json!(3600))
+        );
+        assert!(p(i)["ClientToken"]
+            .as_str()
+            .is_some_and(|t| !t.is_empty() && t.len() <= 64));
+    }
+    assert_ne!(p(0)["ClientToken"], p(1)["ClientToken"]);
+
+    // In: Task 3 -> 1 with the oldest node preferred (TerminateTasks), then Core 5 -> 4 (TerminateClusterNodes).
+    let ids = task_ids(&fake).await;
+    assert_eq!(ids.len(), 3);
+    let prefer = format!("  scaleIn: {{allowed: true, preferNodes: [{}]}}\n", ids[0]);
+    let o = apply_wait(&fake.manifest(4, 1, &prefer));
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let terminate = fake.calls("TerminateTasks");
+    assert_eq!(terminate.len(), 1, "{}", text(&o));
+    assert_eq!(
+        terminate[0]["params"]["ResourceIds"],
+        json!([ids[0], ids[2]]),
+        "preferred first, then the newest"
+    );
+    let core_in = fake.calls("TerminateClusterNodes");
+    assert_eq!(core_in.len(), 1, "{}", text(&o));
+    assert_eq!(core_in[0]["params"]["NodeFlag"], "CORE");
+    assert_eq!(
+        core_in[0]["params"]["CvmInstanceIds"]
+            .as_array()
+            .map(Vec::len),
+        Some(1)
+    );
+    assert_eq!(task_ids(&fake).await, [ids[1].clone()]);
+    let converged = run(SECRET_KEY, &["plan"], &fake.manifest(4, 1, ""));
+    assert!(
+        String::from_utf8_lossy(&converged.stdout).contains("Core 4, Task 1"),
+        "{}",
+        text(&converged)
+    );
+
+    // Throttling respected: no second above the fake's limit, no RequestLimitExceeded.
+    let journal = fake.journal();
+    assert!(journal
+        .iter()
+        .all(|l| l["outcome"] != "RequestLimitExceeded"));
+    let mut per_second: BTreeMap<(String, String), usize> = BTreeMap::new();
+    for l in &journal {
+        let second = l["at"]
+            .as_str()
+            .unwrap_or_default()
+            .chars()
+            .take(19)
+            .collect::<String>();
+        *per_second
+            .entry((l["action"].as_str().unwrap_or_default().into(), second))
+            .or_default() += 1;
+    }
+    assert!(per_second.values().all(|n| *n <= 20), "{per_second:?}");
+}
+
+#[tokio::test]
+async fn cli_busy_cluster_gets_no_second_write() {
+    let fake = FakeCloud::start(3, 0, 20, &[]);
+    // One operation accepted (apply without --wait returns once it is).
+    let o = run(
+        SECRET_KEY,
+        &["apply", "--timeout", "30"],
+        &fake.manifest(5, 0, ""),
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    assert_eq!(fake.writes().len(), 1);
+    // While it runs (Status 4), another apply waits instead of writing.
+    let o = run(
+        SECRET_KEY,
+        &["apply", "--poll", "1", "--timeout", "3"],
+        &fake.manifest(6, 2, ""),
+    );
+    assert_ne!(o.status.code(), Some(0), "{}", text(&o));
+    assert_eq!(fake.writes().len(), 1, "{:?}", fake.journal());
+    assert_eq!(
+        fake.calls("ScaleOutInstance").len(),
+        1,
+        "no second write was even attempted"
+    );
+}
+
+#[tokio::test]
+async fn cli_transient_failure_is_resent_with_the_same_client_token() {
+    let fake = FakeCloud::start(3, 0, 1, &[]);
+    fake.inject(json!({"action": "ScaleOutInstance", "code": "InternalError.CvmError", "message": "cvm backend down"}))
+        .await;
+    let o = apply_wait(&fake.manifest(3, 2, ""));
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let calls = fake.calls("ScaleOutInstance");
+    assert_eq!(calls.len(), 2, "{}", text(&o));
+    assert_eq!(calls[0]["outcome"], "InternalError.CvmError");
+    assert_eq!(calls[1]["outcome"], "ok");
+    assert_eq!(
+        calls[0]["params"]["ClientToken"], calls[1]["params"]["ClientToken"],
+        "same token on retry"
+    );
+    assert_eq!(fake.writes().len(), 1);
+    assert_eq!(task_ids(&fake).await.len(), 2, "grew exactly once");
+}
+
+#[tokio::test]
+async fn cli_lost_answer_grows_the_cluster_exactly_once() {
+    let fake = FakeCloud::start(3, 0, 2, &[]);
+    fake.inject(json!({"action": "ScaleOutInstance", "code": "ResponseLost"}))
+        .await;
+    let o = apply_wait(&fake.manifest(3, 4, ""));
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let calls = fake.calls("ScaleOutInstance");
+    assert!(!calls.is_empty());
+    assert_eq!(
+        (calls[0]["outcome"].clone(), calls[0]["write"].clone()),
+        (json!("HTTP 504"), json!(true))
+    );
+    assert!(calls
+        .iter()
+        .all(|c| c["params"]["ClientToken"] == calls[0]["params"]["ClientToken"]));
+    assert_eq!(fake.writes().len(), 1, "{:?}", fake.journal());
+    assert_eq!(task_ids(&fake).await.len(), 4, "grew exactly once");
+}
+
+#[tokio::test]
+async fn cli_wrong_secret_is_reported_and_not_hot_retried() {
+    let fake = FakeCloud::start(3, 0, 1, &[]);
+    let o = run(
+        "not-the-secret-key",
+        &["apply", "--wait", "--poll", "1", "--timeout", "30"],
+        &fake.manifest(4, 0, ""),
+    );
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("Auth") && err.contains("AuthFailure.SignatureFailure"),
+        "{}",
+        text(&o)
+    );
+    assert!(
+        err.contains("request id") && !err.contains("not-the-secret-key"),
+        "{}",
+        text(&o)
+    );
+    let journal = fake.journal();
+    assert_eq!(journal.len(), 1, "exactly one request: {journal:?}");
+    assert_eq!(journal[0]["outcome"], "AuthFailure.SignatureFailure");
+}
+
+#[tokio::test]
+async fn cli_bad_input_exits_2_before_any_call() {
+    let fake = FakeCloud::start(3, 0, 1, &[]);
+    let o = run(SECRET_KEY, &["apply"], &fake.manifest(2, 0, ""));
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    let path = fake.manifest(4, 0, "");
+    let off_loopback = std::fs::read_to_string(&path)
+        .unwrap()
+        .replace(&fake.base, "http://10.1.2.3:80");
+    std::fs::write(&path, off_loopback).unwrap();
+    let o = run(SECRET_KEY, &["plan"], &path);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("loopback"),
+        "{}",
+        text(&o)
+    );
+    let o = command(SECRET_KEY)
+        .env_remove("TENCENTCLOUD_SECRET_KEY")
+        .args(["plan", "-f"])
+        .arg(fake.manifest(4, 0, ""))
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("secretKey"),
+        "{}",
+        text(&o)
+    );
+    assert!(fake.journal().is_empty(), "{:?}", fake.journal());
+}
