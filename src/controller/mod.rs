@@ -6,3 +6,6 @@ pub mod reconciler;
 pub mod run;
 pub mod secrets;
 pub mod status;
+
+#[cfg(test)]
+mod tests;

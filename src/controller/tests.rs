@@ -1,0 +1,602 @@
+//! The controller's reconcile against a scripted API server (tower-test):
+//! the exact requests, in order, with their bodies, for the main paths.
+//!
+//! The pattern is kube-rs/controller-rs's `ApiServerVerifier`: a `kube::Client`
+//! over `tower_test::mock::pair()`, and a task that takes each request in
+//! turn, asserts its method, URI and body, answers it, and finally asserts
+//! that nothing else arrives.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use http::{Method, Request, Response, StatusCode};
+use jiff::{SignedDuration, Timestamp};
+use kube::client::Body;
+use kube::core::error_boundary::InvalidObject;
+use kube::core::DeserializeGuard;
+use kube::runtime::controller::Action;
+use kube::runtime::events::{Recorder, Reporter};
+use kube::runtime::reflector::{self, Store};
+use kube::runtime::watcher;
+use kube::Client;
+use serde_json::{json, Value};
+use tokio::task::JoinHandle;
+use tokio::time::timeout;
+
+use super::clouds::CloudCache;
+use super::metrics::Metrics;
+use super::reconciler::{self, Context, Guarded};
+use crate::api::{ScaledCluster, ScaledClusterStatus};
+use crate::clock::ManualClock;
+use crate::engine::{operation_token, EngineConfig};
+
+const NS: &str = "analytics";
+const NAME: &str = "emr-prod";
+const UID: &str = "6f1c1a9e-0c1b-4d7e-9d55-2b8f7c1d0a11";
+const GENERATION: i64 = 3;
+
+const STATUS_URI: &str = "/apis/clusterscale.io/v1alpha1/namespaces/analytics/scaledclusters/emr-prod/status?&force=true&fieldManager=clusterscale";
+const EVENTS_URI: &str = "/apis/events.k8s.io/v1/namespaces/analytics/events?";
+const SECRET_URI: &str = "/api/v1/namespaces/analytics/secrets/emr-creds";
+
+/// Each verifier step, and each reconcile, must finish within this.
+const STEP_TIMEOUT: Duration = Duration::from_secs(1);
+/// How long the verifier waits to be sure no further request comes.
+const QUIET: Duration = Duration::from_millis(200);
+
+type ApiServerHandle = tower_test::mock::Handle<Request<Body>, Response<Body>>;
+
+/// The reply to one request, computed from its JSON body.
+type Reply = Box<dyn FnOnce(&Value) -> (StatusCode, Value) + Send>;
+
+/// One expected request and the answer the fake API server gives.
+struct Expect {
+    method: Method,
+    uri: &'static str,
+    reply: Reply,
+}
+
+impl Expect {
+    /// The SSA status patch; the API server answers with `object` carrying the applied status.
+    fn status_patch(object: &ScaledCluster) -> Self {
+        let mut object = serde_json::to_value(object).expect("object serialises");
+        Self {
+            method: Method::PATCH,
+            uri: STATUS_URI,
+            reply: Box::new(move |body| {
+                object["status"] = body["status"].clone();
+                (StatusCode::OK, object)
+            }),
+        }
+    }
+
+    /// An events.k8s.io/v1 create; the API server echoes the event.
+    fn event() -> Self {
+        Self {
+            method: Method::POST,
+            uri: EVENTS_URI,
+            reply: Box::new(|body| (StatusCode::CREATED, body.clone())),
+        }
+    }
+
+    /// A read of the credentials Secret, which does not exist.
+    fn secret_not_found() -> Self {
+        Self {
+            method: Method::GET,
+            uri: SECRET_URI,
+            reply: Box::new(|_| {
+                (
+                    StatusCode::NOT_FOUND,
+                    json!({
+                        "kind": "Status", "apiVersion": "v1", "metadata": {},
+                        "status": "Failure", "reason": "NotFound", "code": 404,
+                        "message": "secrets \"emr-creds\" not found",
+                        "details": {"name": "emr-creds", "kind": "secrets"}
+                    }),
+                )
+            }),
+        }
+    }
+}
+
+/// Answers `script` in order, asserting each request's method and URI, then
+/// asserts that nothing else arrives. Yields the handle back (for a second
+/// reconcile over the same client) and the request bodies in order.
+fn verify(
+    mut handle: ApiServerHandle,
+    script: Vec<Expect>,
+) -> JoinHandle<(ApiServerHandle, Vec<Value>)> {
+    tokio::spawn(async move {
+        let mut bodies = Vec::new();
+        for (i, expect) in script.into_iter().enumerate() {
+            let what = format!("request #{} ({} {})", i + 1, expect.method, expect.uri);
+            let (request, send) = timeout(STEP_TIMEOUT, handle.next_request())
+                .await
+                .unwrap_or_else(|_| panic!("{what}: never arrived within {STEP_TIMEOUT:?}"))
+                .unwrap_or_else(|| panic!("{what}: the client went away first"));
+            let (parts, body) = request.into_parts();
+            let bytes = body.collect_bytes().await.expect("request body");
+            let body: Value = if bytes.is_empty() {
+                Value::Null
+            } else {
+                serde_json::from_slice(&bytes).expect("request body is JSON")
+            };
+            assert_eq!(
+                (&parts.method, parts.uri.to_string().as_str()),
+                (&expect.method, expect.uri),
+                "{what}: got {} {} with body {body}",
+                parts.method,
+                parts.uri
+            );
+            let (status, reply) = (expect.reply)(&body);
+            let response = Response::builder()
+                .status(status)
+                .header("content-type", "application/json")
+                .body(Body::from(serde_json::to_vec(&reply).expect("reply")))
+                .expect("response");
+            send.send_response(response);
+            bodies.push(body);
+        }
+        if let Ok(Some((request, _))) = timeout(QUIET, handle.next_request()).await {
+            let (parts, body) = request.into_parts();
+            let bytes = body.collect_bytes().await.unwrap_or_default();
+            panic!(
+                "unexpected request after the {} expected: {} {} {}",
+                bodies.len(),
+                parts.method,
+                parts.uri,
+                String::from_utf8_lossy(&bytes)
+            );
+        }
+        (handle, bodies)
+    })
+}
+
+/// The clock of every test: deliberately not on a whole second, so that the
+/// status round trip through JSON (Time has second precision) is exercised.
+fn start() -> Timestamp {
+    Timestamp::from_second(1_700_000_000).expect("timestamp") + SignedDuration::from_millis(250)
+}
+
+/// `start()` as the API server stores it.
+const START_JSON: &str = "2023-11-14T22:13:20Z";
+
+fn context(stores: Vec<Store<Guarded>>) -> (Arc<Context>, ApiServerHandle, Arc<ManualClock>) {
+    let (service, handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
+    let client = Client::new(service, "default");
+    let clock = Arc::new(ManualClock::new(start()));
+    let ctx = Context {
+        recorder: Recorder::new(
+            client.clone(),
+            Reporter {
+                controller: "clusterscale".into(),
+                instance: Some("clusterscale-0".into()),
+            },
+        ),
+        client,
+        metrics: Metrics::default(),
+        clouds: CloudCache::default(),
+        clock: clock.clone(),
+        engine: EngineConfig::default(),
+        stores,
+    };
+    (Arc::new(ctx), handle, clock)
+}
+
+fn cluster_named(name: &str, uid: &str, created: &str, spec: Value) -> ScaledCluster {
+    serde_json::from_value(json!({
+        "apiVersion": "clusterscale.io/v1alpha1",
+        "kind": "ScaledCluster",
+        "metadata": {
+            "name": name, "namespace": NS, "uid": uid, "generation": GENERATION,
+            "resourceVersion": "4711", "creationTimestamp": created
+        },
+        "spec": spec
+    }))
+    .expect("a valid ScaledCluster")
+}
+
+fn cluster(spec: Value) -> ScaledCluster {
+    cluster_named(NAME, UID, "2023-11-01T00:00:00Z", spec)
+}
+
+fn tencent_spec() -> Value {
+    json!({
+        "tencent": {
+            "region": "ap-guangzhou", "instanceId": "emr-b3zor8nr",
+            "credentialsSecretRef": {"name": "emr-creds"}
+        },
+        "core": {"count": 3},
+        "task": {"count": 2}
+    })
+}
+
+/// The object as the watch delivers it after the API server applied `patch`.
+fn with_applied_status(obj: &ScaledCluster, patch: &Value) -> ScaledCluster {
+    let mut next = obj.clone();
+    let status: ScaledClusterStatus =
+        serde_json::from_value(patch["status"].clone()).expect("the patched status deserialises");
+    next.status = Some(status);
+    next
+}
+
+/// Run one reconcile against `script`; returns its result, the request bodies and the handle.
+async fn run(
+    ctx: &Arc<Context>,
+    handle: ApiServerHandle,
+    obj: Guarded,
+    script: Vec<Expect>,
+) -> (Action, Vec<Value>, ApiServerHandle) {
+    let verifier = verify(handle, script);
+    let result = timeout(
+        STEP_TIMEOUT,
+        reconciler::reconcile(Arc::new(obj), ctx.clone()),
+    )
+    .await;
+    // The verifier's verdict first: its messages say which request was wrong.
+    let (handle, bodies) = match verifier.await {
+        Ok(done) => done,
+        Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+        Err(e) => panic!("verifier task: {e}"),
+    };
+    let action = result
+        .unwrap_or_else(|_| panic!("reconcile did not finish within {STEP_TIMEOUT:?}"))
+        .unwrap_or_else(|e| panic!("reconcile failed: {e}"));
+    (action, bodies, handle)
+}
+
+fn condition<'a>(status: &'a Value, type_: &str) -> &'a Value {
+    status["conditions"]
+        .as_array()
+        .and_then(|cs| cs.iter().find(|c| c["type"] == type_))
+        .unwrap_or_else(|| panic!("no {type_} condition in {status}"))
+}
+
+/// Asserts an apply patch's envelope (SSA needs apiVersion and kind) and returns its status.
+fn applied_status(body: &Value) -> &Value {
+    assert_eq!(body["apiVersion"], "clusterscale.io/v1alpha1", "{body}");
+    assert_eq!(body["kind"], "ScaledCluster", "{body}");
+    assert!(
+        body.get("spec").is_none(),
+        "a status patch carries no spec: {body}"
+    );
+    &body["status"]
+}
+
+fn assert_event(body: &Value, type_: &str, reason: &str) {
+    assert_eq!(body["type"], type_, "{body}");
+    assert_eq!(body["reason"], reason, "{body}");
+    assert_eq!(body["reportingController"], "clusterscale", "{body}");
+    assert_eq!(body["reportingInstance"], "clusterscale-0", "{body}");
+    assert_eq!(body["metadata"]["namespace"], NS, "{body}");
+    let regarding = &body["regarding"];
+    assert_eq!(
+        regarding["apiVersion"], "clusterscale.io/v1alpha1",
+        "{body}"
+    );
+    assert_eq!(regarding["kind"], "ScaledCluster", "{body}");
+    assert_eq!(regarding["namespace"], NS, "{body}");
+    assert_eq!(regarding["name"], NAME, "{body}");
+    assert_eq!(regarding["uid"], UID, "{body}");
+}
+
+fn assert_degraded(status: &Value, reason: &str, message_has: &str) {
+    assert_eq!(status["phase"], "Failed", "{status}");
+    assert_eq!(status["observedGeneration"], GENERATION, "{status}");
+    let degraded = condition(status, "Degraded");
+    assert_eq!(degraded["status"], "True", "{status}");
+    assert_eq!(degraded["reason"], reason, "{status}");
+    let message = degraded["message"].as_str().unwrap_or_default();
+    assert!(
+        message.contains(message_has),
+        "Degraded message {message:?} should name {message_has:?}"
+    );
+    assert_eq!(degraded["lastTransitionTime"], START_JSON, "{status}");
+    let ready = condition(status, "Ready");
+    assert_eq!(ready["status"], "False", "{status}");
+    assert_eq!(ready["reason"], reason, "{status}");
+    assert_eq!(
+        condition(status, "Progressing")["status"],
+        "False",
+        "{status}"
+    );
+    assert!(
+        status["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains(message_has),
+        "status.message should name {message_has:?}: {status}"
+    );
+}
+
+#[tokio::test]
+async fn scale_out_writes_ahead_then_records_acceptance_then_publishes_the_event() {
+    let (ctx, handle, _) = context(vec![]);
+    let obj = cluster(json!({
+        "simulated": {"initialCore": 3, "initialTask": 0, "operationSeconds": 30},
+        "core": {"count": 3},
+        "task": {"count": 2}
+    }));
+    let (action, bodies, _) = run(
+        &ctx,
+        handle,
+        DeserializeGuard(Ok(obj.clone())),
+        vec![
+            Expect::status_patch(&obj),
+            Expect::status_patch(&obj),
+            Expect::event(),
+        ],
+    )
+    .await;
+    assert_eq!(action, Action::requeue(EngineConfig::default().poll));
+    let token = operation_token(UID, GENERATION, 1);
+
+    // 1. The write-ahead record: the operation, not yet accepted, before any cloud call.
+    let ahead = applied_status(&bodies[0]);
+    assert_eq!(ahead["phase"], "ScalingOut", "{ahead}");
+    assert_eq!(ahead["observedGeneration"], GENERATION, "{ahead}");
+    assert_eq!(ahead["cloud"], "simulated", "{ahead}");
+    assert_eq!(ahead["step"], 1, "{ahead}");
+    assert_eq!(ahead["observed"]["core"], 3, "{ahead}");
+    assert_eq!(ahead["observed"]["task"], 0, "{ahead}");
+    let pending = &ahead["pendingOperation"];
+    assert_eq!(pending["id"], token.as_str(), "{ahead}");
+    assert_eq!(pending["group"], "task", "{ahead}");
+    assert_eq!(pending["direction"], "out", "{ahead}");
+    assert_eq!(pending["count"], 2, "{ahead}");
+    assert_eq!(pending["fromCount"], 0, "{ahead}");
+    assert_eq!(pending["toCount"], 2, "{ahead}");
+    assert_eq!(pending["accepted"], false, "{ahead}");
+    assert_eq!(pending["attempts"], 1, "{ahead}");
+    assert_eq!(pending["startedAt"], START_JSON, "{ahead}");
+    assert!(
+        pending.get("requestId").is_none(),
+        "no request id before the call: {ahead}"
+    );
+    assert_eq!(condition(ahead, "Progressing")["status"], "True", "{ahead}");
+    assert_eq!(
+        condition(ahead, "Progressing")["reason"],
+        "OperationStarting"
+    );
+    assert_eq!(condition(ahead, "Ready")["status"], "False", "{ahead}");
+    assert_eq!(condition(ahead, "Degraded")["status"], "False", "{ahead}");
+    for c in ahead["conditions"].as_array().expect("conditions") {
+        assert_eq!(c["observedGeneration"], GENERATION, "{c}");
+    }
+
+    // 2. The cloud accepted: the same operation, now with the cloud's ids.
+    let accepted = applied_status(&bodies[1]);
+    assert_eq!(accepted["phase"], "ScalingOut", "{accepted}");
+    assert_eq!(accepted["observedGeneration"], GENERATION, "{accepted}");
+    let pending = &accepted["pendingOperation"];
+    assert_eq!(pending["id"], token.as_str(), "{accepted}");
+    assert_eq!(pending["accepted"], true, "{accepted}");
+    assert!(pending["requestId"].is_string(), "{accepted}");
+    assert!(pending["flowId"].is_string(), "{accepted}");
+    assert_eq!(
+        condition(accepted, "Progressing")["status"],
+        "True",
+        "{accepted}"
+    );
+    assert_eq!(
+        condition(accepted, "Progressing")["reason"],
+        "OperationInProgress"
+    );
+    assert_eq!(
+        condition(accepted, "Ready")["status"],
+        "False",
+        "{accepted}"
+    );
+    assert_eq!(
+        condition(accepted, "Degraded")["status"],
+        "False",
+        "{accepted}"
+    );
+    assert!(accepted.get("lastError").is_none(), "{accepted}");
+
+    // 3. Only then the event.
+    let event = &bodies[2];
+    assert_event(event, "Normal", "ScaleOutStarted");
+    assert_eq!(event["action"], format!("ScaleOut {token}"), "{event}");
+    let note = event["note"].as_str().unwrap_or_default();
+    assert!(note.contains("add 2 task node(s), 0 -> 2"), "{note}");
+    assert!(note.contains(&token), "{note}");
+}
+
+#[tokio::test]
+async fn a_converged_cluster_whose_status_is_current_causes_no_request() {
+    let (ctx, handle, clock) = context(vec![]);
+    let obj = cluster(json!({
+        "simulated": {"initialCore": 3, "initialTask": 2},
+        "core": {"count": 3},
+        "task": {"count": 2}
+    }));
+    // First pass: no status yet, so the converged status is written once, without an event.
+    let (action, bodies, handle) = run(
+        &ctx,
+        handle,
+        DeserializeGuard(Ok(obj.clone())),
+        vec![Expect::status_patch(&obj)],
+    )
+    .await;
+    assert_eq!(action, Action::requeue(EngineConfig::default().resync));
+    let status = applied_status(&bodies[0]);
+    assert_eq!(status["phase"], "Converged", "{status}");
+    assert_eq!(status["observedGeneration"], GENERATION, "{status}");
+    assert_eq!(condition(status, "Ready")["status"], "True", "{status}");
+    assert_eq!(
+        condition(status, "Progressing")["status"],
+        "False",
+        "{status}"
+    );
+    assert_eq!(condition(status, "Degraded")["status"], "False", "{status}");
+    assert!(status.get("pendingOperation").is_none(), "{status}");
+
+    // Second pass, with the status as the API server stored it (and a later clock):
+    // nothing changed, so nothing is written and nothing is announced.
+    clock.advance(Duration::from_secs(30));
+    let obj = with_applied_status(&obj, &bodies[0]);
+    let (action, bodies, _) = run(&ctx, handle, DeserializeGuard(Ok(obj)), vec![]).await;
+    assert!(bodies.is_empty());
+    assert_eq!(action, Action::requeue(EngineConfig::default().resync));
+}
+
+#[tokio::test]
+async fn a_missing_secret_is_reported_once_and_rechecked_quietly() {
+    let (ctx, handle, clock) = context(vec![]);
+    let obj = cluster(tencent_spec());
+    let (action, bodies, handle) = run(
+        &ctx,
+        handle,
+        DeserializeGuard(Ok(obj.clone())),
+        vec![
+            Expect::secret_not_found(),
+            Expect::status_patch(&obj),
+            Expect::event(),
+        ],
+    )
+    .await;
+    // Re-checked on the resync (and at once by the Secret watch when it appears).
+    assert_eq!(action, Action::requeue(EngineConfig::default().resync));
+    let status = applied_status(&bodies[1]);
+    assert_degraded(
+        status,
+        "CredentialsMissing",
+        "Secret analytics/emr-creds not found",
+    );
+    assert_eq!(status["cloud"], "tencent", "{status}");
+    assert_eq!(
+        status["lastError"]["code"], "CredentialsMissing",
+        "{status}"
+    );
+    assert!(status.get("pendingOperation").is_none(), "{status}");
+    let event = &bodies[2];
+    assert_event(event, "Warning", "CredentialsMissing");
+    assert_eq!(
+        event["note"], "Secret analytics/emr-creds not found",
+        "{event}"
+    );
+
+    // Still missing on the next pass: the Secret is read again, but the status
+    // is the same and the event is not repeated.
+    clock.advance(Duration::from_secs(30));
+    let obj = with_applied_status(&obj, &bodies[1]);
+    let (action, bodies, _) = run(
+        &ctx,
+        handle,
+        DeserializeGuard(Ok(obj)),
+        vec![Expect::secret_not_found()],
+    )
+    .await;
+    assert_eq!(bodies.len(), 1);
+    assert_eq!(action, Action::requeue(EngineConfig::default().resync));
+}
+
+#[tokio::test]
+async fn an_invalid_spec_is_reported_and_waits_for_a_change() {
+    let (ctx, handle, _) = context(vec![]);
+    let obj = cluster(json!({
+        "simulated": {},
+        "core": {"count": 2},
+        "task": {"count": 1}
+    }));
+    let (action, bodies, _) = run(
+        &ctx,
+        handle,
+        DeserializeGuard(Ok(obj.clone())),
+        vec![Expect::status_patch(&obj), Expect::event()],
+    )
+    .await;
+    assert_eq!(action, Action::await_change());
+    let status = applied_status(&bodies[0]);
+    assert_degraded(
+        status,
+        "InvalidSpec",
+        "spec.core.count: must be at least 3 (got 2)",
+    );
+    assert_eq!(status["lastError"]["class"], "InvalidSpec", "{status}");
+    assert!(
+        status.get("observed").is_none(),
+        "the cloud is not observed: {status}"
+    );
+    assert_event(&bodies[1], "Warning", "InvalidSpec");
+    assert_eq!(bodies[1]["action"], "Validate", "{}", bodies[1]);
+    let note = bodies[1]["note"].as_str().unwrap_or_default();
+    assert!(note.contains("spec.core.count"), "{note}");
+}
+
+#[tokio::test]
+async fn an_object_that_does_not_deserialize_is_reported_on_itself() {
+    let (ctx, handle, _) = context(vec![]);
+    let obj = cluster(json!({"simulated": {}, "core": {"count": 3}}));
+    let invalid = InvalidObject {
+        error: "spec.core.count: invalid type: string \"three\", expected i32".into(),
+        metadata: obj.metadata.clone(),
+    };
+    let (action, bodies, _) = run(
+        &ctx,
+        handle,
+        DeserializeGuard(Err(invalid)),
+        vec![Expect::status_patch(&obj), Expect::event()],
+    )
+    .await;
+    assert_eq!(action, Action::await_change());
+    let status = applied_status(&bodies[0]);
+    assert_degraded(
+        status,
+        "InvalidSpec",
+        "invalid type: string \"three\", expected i32",
+    );
+    assert!(
+        status["message"]
+            .as_str()
+            .unwrap_or_default()
+            .starts_with("the object does not match the ScaledCluster schema"),
+        "{status}"
+    );
+    for c in status["conditions"].as_array().expect("conditions") {
+        assert_eq!(c["observedGeneration"], GENERATION, "{c}");
+    }
+    assert_event(&bodies[1], "Warning", "InvalidSpec");
+    let note = bodies[1]["note"].as_str().unwrap_or_default();
+    assert!(note.contains("expected i32"), "{note}");
+}
+
+#[tokio::test]
+async fn the_younger_of_two_claimants_of_one_cluster_does_not_touch_it() {
+    let older = cluster_named(
+        "emr-prod-old",
+        "0b7d3c52-51e4-4a57-9d3c-5d2f2e6b8a01",
+        "2023-10-01T00:00:00Z",
+        tencent_spec(),
+    );
+    let obj = cluster(tencent_spec());
+    let (store, mut writer) = reflector::store::<Guarded>();
+    for o in [&older, &obj] {
+        writer.apply_watcher_event(&watcher::Event::Apply(DeserializeGuard(Ok(o.clone()))));
+    }
+    let (ctx, handle, _) = context(vec![store]);
+    // No Secret read: a blocked resource does not dereference its credentials.
+    let (action, bodies, _) = run(
+        &ctx,
+        handle,
+        DeserializeGuard(Ok(obj.clone())),
+        vec![Expect::status_patch(&obj), Expect::event()],
+    )
+    .await;
+    assert_eq!(action, Action::requeue(EngineConfig::default().resync));
+    let status = applied_status(&bodies[0]);
+    assert_degraded(
+        status,
+        "DuplicateTarget",
+        "ScaledCluster analytics/emr-prod-old",
+    );
+    assert!(
+        status["message"]
+            .as_str()
+            .unwrap_or_default()
+            .starts_with("tencent/ap-guangzhou/emr-b3zor8nr is also managed by"),
+        "{status}"
+    );
+    assert_event(&bodies[1], "Warning", "DuplicateTarget");
+}
