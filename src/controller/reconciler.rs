@@ -21,10 +21,12 @@ use super::clouds::CloudCache;
 use super::metrics::{InstrumentedCloud, Metrics};
 use super::secrets;
 use super::status::{KubeStatusStore, FIELD_MANAGER};
+use crate::api::conditions::{self, Desired};
 use crate::api::validate::{describe, validate_spec};
 use crate::api::{NodeGroup, ScaledCluster, ScaledClusterStatus};
 use crate::clock::Clock;
 use crate::engine::{self, EngineConfig, EngineEvent, EventType, Report, Target};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use kube::core::DeserializeGuard;
 
 /// The watched object: a ScaledCluster, or the error of one that does not deserialize.
@@ -281,36 +283,36 @@ async fn report_undeserializable(
     ctx.metrics.error("InvalidSpec");
     let ar = ApiResource::erase::<ScaledCluster>(&());
     let api: Api<DynamicObject> = Api::namespaced_with(ctx.client.clone(), &namespace, &ar);
-    let now = ctx.clock.now();
+    // The watch gives us only the metadata of such an object: read its status
+    // so that the conditions keep their transition times and an unchanged
+    // report is neither written nor announced again.
+    let current = api.get_status(&name).await?;
+    let current_status = current.data.get("status");
+    let current_conditions: Vec<Condition> = current_status
+        .and_then(|s| s.get("conditions"))
+        .and_then(|c| serde_json::from_value(c.clone()).ok())
+        .unwrap_or_default();
+    let current_message = current_status
+        .and_then(|s| s.get("message"))
+        .and_then(|m| m.as_str());
+    let conditions = conditions::merge(
+        &current_conditions,
+        &[
+            Desired::new(conditions::READY, false, "InvalidSpec", &message),
+            Desired::new(conditions::PROGRESSING, false, "Idle", ""),
+            Desired::new(conditions::DEGRADED, true, "InvalidSpec", &message),
+        ],
+        obj.meta().generation,
+        Time(ctx.clock.now()),
+    );
+    if current_message == Some(message.as_str()) && current_conditions == conditions {
+        return Ok(Action::await_change());
+    }
     let status = ScaledClusterStatus {
         observed_generation: obj.meta().generation,
         phase: crate::api::Phase::Failed,
         message: Some(message.clone()),
-        conditions: crate::api::conditions::merge(
-            &[],
-            &[
-                crate::api::conditions::Desired::new(
-                    crate::api::conditions::READY,
-                    false,
-                    "InvalidSpec",
-                    &message,
-                ),
-                crate::api::conditions::Desired::new(
-                    crate::api::conditions::PROGRESSING,
-                    false,
-                    "Idle",
-                    "",
-                ),
-                crate::api::conditions::Desired::new(
-                    crate::api::conditions::DEGRADED,
-                    true,
-                    "InvalidSpec",
-                    &message,
-                ),
-            ],
-            obj.meta().generation,
-            k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(now),
-        ),
+        conditions,
         ..Default::default()
     };
     let patch = json!({"apiVersion": "clusterscale.io/v1alpha1", "kind": "ScaledCluster", "status": status});

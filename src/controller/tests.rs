@@ -37,6 +37,8 @@ const GENERATION: i64 = 3;
 
 const STATUS_URI: &str = "/apis/clusterscale.io/v1alpha1/namespaces/analytics/scaledclusters/emr-prod/status?&force=true&fieldManager=clusterscale";
 const EVENTS_URI: &str = "/apis/events.k8s.io/v1/namespaces/analytics/events?";
+const STATUS_GET_URI: &str =
+    "/apis/clusterscale.io/v1alpha1/namespaces/analytics/scaledclusters/emr-prod/status";
 const SECRET_URI: &str = "/api/v1/namespaces/analytics/secrets/emr-creds";
 
 /// Each verifier step, and each reconcile, must finish within this.
@@ -67,6 +69,15 @@ impl Expect {
                 object["status"] = body["status"].clone();
                 (StatusCode::OK, object)
             }),
+        }
+    }
+
+    /// A read of the status subresource; the API server answers with `object`.
+    fn status_get(object: Value) -> Self {
+        Self {
+            method: Method::GET,
+            uri: STATUS_GET_URI,
+            reply: Box::new(move |_| (StatusCode::OK, object.clone())),
         }
     }
 
@@ -527,21 +538,26 @@ async fn an_invalid_spec_is_reported_and_waits_for_a_change() {
 
 #[tokio::test]
 async fn an_object_that_does_not_deserialize_is_reported_on_itself() {
-    let (ctx, handle, _) = context(vec![]);
+    let (ctx, handle, clock) = context(vec![]);
     let obj = cluster(json!({"simulated": {}, "core": {"count": 3}}));
     let invalid = InvalidObject {
         error: "spec.core.count: invalid type: string \"three\", expected i32".into(),
         metadata: obj.metadata.clone(),
     };
-    let (action, bodies, _) = run(
+    let stored = serde_json::to_value(&obj).expect("object serialises");
+    let (action, bodies, handle) = run(
         &ctx,
         handle,
-        DeserializeGuard(Err(invalid)),
-        vec![Expect::status_patch(&obj), Expect::event()],
+        DeserializeGuard(Err(invalid.clone())),
+        vec![
+            Expect::status_get(stored.clone()),
+            Expect::status_patch(&obj),
+            Expect::event(),
+        ],
     )
     .await;
     assert_eq!(action, Action::await_change());
-    let status = applied_status(&bodies[0]);
+    let status = applied_status(&bodies[1]);
     assert_degraded(
         status,
         "InvalidSpec",
@@ -557,9 +573,23 @@ async fn an_object_that_does_not_deserialize_is_reported_on_itself() {
     for c in status["conditions"].as_array().expect("conditions") {
         assert_eq!(c["observedGeneration"], GENERATION, "{c}");
     }
-    assert_event(&bodies[1], "Warning", "InvalidSpec");
-    let note = bodies[1]["note"].as_str().unwrap_or_default();
+    assert_event(&bodies[2], "Warning", "InvalidSpec");
+    let note = bodies[2]["note"].as_str().unwrap_or_default();
     assert!(note.contains("expected i32"), "{note}");
+
+    // The same object again, its report already stored: only the read, no
+    // second write and no second event.
+    let mut reported = stored;
+    reported["status"] = status.clone();
+    clock.advance(Duration::from_secs(30));
+    let (action, _, _) = run(
+        &ctx,
+        handle,
+        DeserializeGuard(Err(invalid)),
+        vec![Expect::status_get(reported)],
+    )
+    .await;
+    assert_eq!(action, Action::await_change());
 }
 
 #[tokio::test]
