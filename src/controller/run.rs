@@ -11,7 +11,7 @@ use k8s_openapi::api::core::v1::Secret;
 use kube::api::ListParams;
 use kube::core::PartialObjectMeta;
 use kube::runtime::events::{Recorder, Reporter};
-use kube::runtime::{watcher, Controller, WatchStreamExt};
+use kube::runtime::{predicates, reflector, watcher, Controller, PredicateConfig, WatchStreamExt};
 use kube::{Api, Client};
 use tracing::{error, info, warn};
 
@@ -128,7 +128,16 @@ pub async fn run(args: RunArgs) -> Result<(), RunError> {
                 Some(ns) => Api::namespaced(client.clone(), ns),
                 None => Api::all(client.clone()),
             };
-            Controller::new(api, watcher::Config::default()).with_config(
+            // Our own status writes would otherwise trigger a reconcile (and a
+            // cloud read) each: react to spec changes (generation, which
+            // `kubectl scale` bumps too), and let the requeue schedule poll.
+            let (reader, writer) = reflector::store();
+            let changes = watcher(api, watcher::Config::default())
+                .default_backoff()
+                .reflect(writer)
+                .applied_objects()
+                .predicate_filter(predicates::generation, PredicateConfig::default());
+            Controller::for_stream(changes, reader).with_config(
                 kube::runtime::controller::Config::default().concurrency(args.concurrency),
             )
         })
