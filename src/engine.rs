@@ -417,11 +417,22 @@ impl Pass<'_> {
             message: None,
         };
         self.status.step = step;
+        self.write_ahead_then_call(cloud, store, record, "OperationStarting", format!("{op}"))
+            .await
+    }
+
+    /// Save the pending record (the write-ahead: without it, no call), then call.
+    async fn write_ahead_then_call(
+        &mut self,
+        cloud: &dyn Cloud,
+        store: &mut dyn StatusStore,
+        record: OperationRecord,
+        reason: &str,
+        message: String,
+    ) -> Result<Option<Duration>, EngineError> {
         self.status.pending_operation = Some(record.clone());
-        let msg = format!("{op}");
-        self.set_phase(phase_of(op.direction), msg.clone());
-        self.set_conditions(false, "OperationStarting", &msg, true, None);
-        // The write-ahead record: without it, no call.
+        self.set_phase(phase_of(record.direction), message.clone());
+        self.set_conditions(false, reason, &message, true, None);
         self.commit(store).await?;
         self.call(cloud, store, record).await
     }
@@ -523,16 +534,13 @@ impl Pass<'_> {
         mut record: OperationRecord,
     ) -> Result<Option<Duration>, EngineError> {
         record.attempts += 1;
-        self.status.pending_operation = Some(record.clone());
         let msg = format!(
             "re-sending {} with the same token (attempt {})",
             describe_op(&record),
             record.attempts
         );
-        self.set_phase(phase_of(record.direction), msg.clone());
-        self.set_conditions(false, "OperationRetrying", &msg, true, None);
-        self.commit(store).await?;
-        self.call(cloud, store, record).await
+        self.write_ahead_then_call(cloud, store, record, "OperationRetrying", msg)
+            .await
     }
 
     /// Decide what became of our pending operation, by observation.

@@ -107,6 +107,28 @@ fn condition(status: &ScaledClusterStatus, t: &str) -> (String, String) {
     (c.status.clone(), c.reason.clone())
 }
 
+/// The write-ahead record of "add 2 Task nodes" whose call was never confirmed.
+fn unsent_task_out(token: &str, started: jiff::Timestamp) -> OperationRecord {
+    OperationRecord {
+        id: token.to_string(),
+        group: NodeGroup::Task,
+        direction: Direction::Out,
+        count: 2,
+        from_count: 0,
+        to_count: 2,
+        started_at: Time(started),
+        accepted: false,
+        attempts: 1,
+        request_id: None,
+        flow_id: None,
+        trace_id: None,
+        node_ids: vec![],
+        finished_at: None,
+        outcome: None,
+        message: None,
+    }
+}
+
 #[tokio::test]
 async fn converges_core_first_then_task_with_events_and_conditions() {
     let mut h = Harness::new((3, 0), (6, 4));
@@ -265,24 +287,7 @@ async fn crash_after_write_ahead_resends_same_token_once() {
     h.store.status = ScaledClusterStatus {
         observed_generation: Some(1),
         step: 1,
-        pending_operation: Some(OperationRecord {
-            id: token.clone(),
-            group: NodeGroup::Task,
-            direction: Direction::Out,
-            count: 2,
-            from_count: 0,
-            to_count: 2,
-            started_at: Time(started),
-            accepted: false,
-            attempts: 1,
-            request_id: None,
-            flow_id: None,
-            trace_id: None,
-            node_ids: vec![],
-            finished_at: None,
-            outcome: None,
-            message: None,
-        }),
+        pending_operation: Some(unsent_task_out(&token, started)),
         ..Default::default()
     };
     // Case A: the call had reached the cloud before the crash.
@@ -302,24 +307,7 @@ async fn crash_before_the_call_resends_with_the_recorded_token() {
     h.store.status = ScaledClusterStatus {
         observed_generation: Some(1),
         step: 1,
-        pending_operation: Some(OperationRecord {
-            id: token.clone(),
-            group: NodeGroup::Task,
-            direction: Direction::Out,
-            count: 2,
-            from_count: 0,
-            to_count: 2,
-            started_at: Time(h.clock.now()),
-            accepted: false,
-            attempts: 1,
-            request_id: None,
-            flow_id: None,
-            trace_id: None,
-            node_ids: vec![],
-            finished_at: None,
-            outcome: None,
-            message: None,
-        }),
+        pending_operation: Some(unsent_task_out(&token, h.clock.now())),
         ..Default::default()
     };
     let r = h.pass().await;
@@ -473,24 +461,7 @@ async fn without_idempotency_tokens_an_unconfirmed_call_is_never_resent() {
     h.store.status = ScaledClusterStatus {
         observed_generation: Some(1),
         step: 1,
-        pending_operation: Some(OperationRecord {
-            id: token.clone(),
-            group: NodeGroup::Task,
-            direction: Direction::Out,
-            count: 2,
-            from_count: 0,
-            to_count: 2,
-            started_at: Time(h.clock.now()),
-            accepted: false,
-            attempts: 1,
-            request_id: None,
-            flow_id: None,
-            trace_id: None,
-            node_ids: vec![],
-            finished_at: None,
-            outcome: None,
-            message: None,
-        }),
+        pending_operation: Some(unsent_task_out(&token, h.clock.now())),
         ..Default::default()
     };
     let r = h.pass().await;
