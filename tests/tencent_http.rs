@@ -849,3 +849,188 @@ async fn client_sends_the_sdk_wire_format() {
     )
     .expect("signature over the exact bytes and Host sent");
 }
+
+/// A change made to a signed request's headers.
+type HeaderTweak = fn(&mut HeaderMap);
+
+/// Send `body` as `action`, signed as the SDK signs; `tweak` may then change
+/// headers (unsigned X-TC-* headers keep the signature valid).
+async fn raw(
+    env: &Env,
+    action: &str,
+    body: &serde_json::Value,
+    tweak: impl FnOnce(&mut HeaderMap),
+) -> serde_json::Value {
+    let payload = serde_json::to_vec(body).unwrap();
+    let host = env.endpoint.trim_start_matches("http://");
+    let timestamp = Timestamp::now().as_second();
+    let signature = sign::sign(&sign::SigningInput {
+        secret_id: SECRET_ID,
+        secret_key: SECRET_KEY,
+        service: "emr",
+        host,
+        content_type: "application/json",
+        timestamp,
+        payload: &payload,
+    })
+    .unwrap();
+    let mut headers = HeaderMap::new();
+    let mut set = |name: &'static str, value: String| {
+        headers.insert(name, value.parse().unwrap());
+    };
+    set("content-type", "application/json".into());
+    set("authorization", signature.authorization);
+    set("x-tc-action", action.into());
+    set("x-tc-version", "2019-01-03".into());
+    set("x-tc-timestamp", timestamp.to_string());
+    set("x-tc-region", "ap-guangzhou".into());
+    tweak(&mut headers);
+    let response = reqwest::Client::new()
+        .post(format!("{}/", env.endpoint))
+        .headers(headers)
+        .body(payload)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200, "errors arrive in HTTP 200 bodies");
+    let answer: serde_json::Value = response.json().await.unwrap();
+    assert!(answer["Response"]["RequestId"].is_string(), "{answer}");
+    answer
+}
+
+fn error_code(answer: &serde_json::Value) -> &str {
+    answer["Response"]["Error"]["Code"].as_str().unwrap_or("ok")
+}
+
+#[tokio::test]
+async fn fake_validates_requests_like_the_real_endpoint() {
+    use serde_json::json;
+    let env = Env::start(3, 1).await;
+    let scale = |extra: serde_json::Value| {
+        let mut body =
+            json!({"TimeUnit": "s", "TimeSpan": 3600, "InstanceId": INSTANCE, "PayMode": 0});
+        for (k, v) in extra.as_object().unwrap() {
+            body[k] = v.clone();
+        }
+        body
+    };
+    let cases: Vec<(&str, serde_json::Value, &str)> = vec![
+        (
+            "ScaleOutInstance",
+            scale(json!({"TaskCount": 1, "CoreCount": 1})),
+            "InvalidParameter.InvalidCountNum",
+        ),
+        (
+            "ScaleOutInstance",
+            scale(json!({})),
+            "InvalidParameter.InvalidCount",
+        ),
+        (
+            "ScaleOutInstance",
+            scale(json!({"TaskCount": 21})),
+            "InvalidParameter.InvalidTaskCount",
+        ),
+        (
+            "ScaleOutInstance",
+            scale(json!({"TaskCount": 1, "TimeUnit": "m"})),
+            "InvalidParameter.InvalidTimeUnit",
+        ),
+        (
+            "ScaleOutInstance",
+            scale(json!({"TaskCount": 1, "TimeSpan": 60})),
+            "InvalidParameter.InvalidTimeSpan",
+        ),
+        (
+            "ScaleOutInstance",
+            scale(json!({"TaskCount": 1, "PayMode": 3})),
+            "InvalidParameter.InvalidPaymode",
+        ),
+        (
+            "ScaleOutInstance",
+            scale(json!({"TaskCount": 1, "InstanceId": "emr-other"})),
+            "ResourceNotFound.InstanceNotFound",
+        ),
+        (
+            "ScaleOutInstance",
+            json!({"TaskCount": 1}),
+            "MissingParameter",
+        ),
+        (
+            "ScaleOutInstance",
+            scale(json!({"TaskCount": "one"})),
+            "InvalidParameter",
+        ),
+        (
+            "DescribeClusterNodes",
+            json!({"InstanceId": INSTANCE, "NodeFlag": "all", "Limit": 101}),
+            "InvalidParameter",
+        ),
+        (
+            "DescribeInstances",
+            json!({"DisplayStrategy": "monitorManage"}),
+            "InvalidParameter.DisplayStrategyNotMatch",
+        ),
+        (
+            "TerminateTasks",
+            json!({"InstanceId": INSTANCE, "ResourceIds": ["emr-vm-nothere"]}),
+            "InvalidParameter.InvalidResourceIds",
+        ),
+        (
+            "TerminateClusterNodes",
+            json!({"InstanceId": INSTANCE, "CvmInstanceIds": ["ins-00000001"], "NodeFlag": "MASTER"}),
+            "InvalidParameter.InvalidNodeFlag",
+        ),
+        (
+            "TerminateClusterNodes",
+            json!({"InstanceId": INSTANCE, "CvmInstanceIds": ["ins-nothere"], "NodeFlag": "TASK"}),
+            "ResourceNotFound.CvmInstanceNotFound",
+        ),
+        (
+            "DescribeClusterFlowStatusDetail",
+            json!({"InstanceId": INSTANCE, "FlowParam": {"FKey": "FlowId", "FValue": "424242"}}),
+            "InvalidParameter.InvalidJobFlow",
+        ),
+        ("RunJobFlow", json!({}), "InvalidAction"),
+    ];
+    for (action, body, expected) in &cases {
+        let answer = raw(&env, action, body, |_| {}).await;
+        assert_eq!(error_code(&answer), *expected, "{action} {body}: {answer}");
+    }
+    let body = json!({"DisplayStrategy": "clusterList", "InstanceIds": [INSTANCE]});
+    let header_cases: Vec<(&str, HeaderTweak)> = vec![
+        ("NoSuchVersion", |h| {
+            h.insert("x-tc-version", "2017-03-12".parse().unwrap());
+        }),
+        ("MissingParameter", |h| {
+            h.remove("x-tc-region");
+        }),
+        ("AuthFailure.InvalidAuthorization", |h| {
+            h.remove("authorization");
+        }),
+        ("AuthFailure.SignatureFailure", |h| {
+            h.insert(
+                "content-type",
+                "application/json; charset=utf-8".parse().unwrap(),
+            );
+        }),
+    ];
+    for (expected, tweak) in header_cases {
+        let answer = raw(&env, "DescribeInstances", &body, tweak).await;
+        assert_eq!(error_code(&answer), expected, "{answer}");
+    }
+    let other = raw(
+        &env,
+        "DescribeInstances",
+        &json!({"DisplayStrategy": "clusterList", "InstanceIds": ["emr-other"]}),
+        |_| {},
+    )
+    .await;
+    assert_eq!(
+        (
+            other["Response"]["TotalCnt"].as_i64(),
+            other["Response"]["ClusterList"].as_array().map(Vec::len)
+        ),
+        (Some(0), Some(0))
+    );
+    assert!(env.model.writes().is_empty(), "nothing invalid was applied");
+}

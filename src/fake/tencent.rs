@@ -267,14 +267,13 @@ async fn handle(State(inner): State<Arc<Inner>>, headers: HeaderMap, body: Bytes
     let action = header_str(&headers, "x-tc-action")
         .unwrap_or_default()
         .to_string();
-    let params = serde_json::from_slice::<Value>(&body)
-        .map(|v| redact(&v))
-        .unwrap_or(Value::Null);
+    let parsed = serde_json::from_slice::<Value>(&body).ok();
+    let params = parsed.as_ref().map(redact).unwrap_or(Value::Null);
     let delay = inner.control.delay();
     if !delay.is_zero() {
         tokio::time::sleep(delay).await;
     }
-    let (reply, write) = inner.process(&action, &headers, &body).await;
+    let (reply, write) = inner.process(&action, &headers, &body, parsed).await;
     let (status, outcome, answer) = match reply {
         Reply::Ok(mut v) => {
             if let Some(obj) = v.as_object_mut() {
@@ -312,7 +311,7 @@ fn header_str<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h str> {
 /// Parse an action's parameters: a missing field is `MissingParameter`, a
 /// wrong type `InvalidParameter`.
 fn parse<T: DeserializeOwned>(params: &Value) -> Result<T, Reply> {
-    serde_json::from_value(params.clone()).map_err(|e| {
+    T::deserialize(params).map_err(|e| {
         let detail = e.to_string();
         if detail.starts_with("missing field") {
             Reply::error(
@@ -397,8 +396,14 @@ fn injected_reply(e: InjectedError) -> Reply {
 }
 
 impl Inner {
-    async fn process(&self, action: &str, headers: &HeaderMap, body: &[u8]) -> (Reply, bool) {
-        let admitted = match self.admit(action, headers, body) {
+    async fn process(
+        &self,
+        action: &str,
+        headers: &HeaderMap,
+        body: &[u8],
+        parsed: Option<Value>,
+    ) -> (Reply, bool) {
+        let admitted = match self.admit(action, headers, body, parsed) {
             Ok(a) => a,
             Err(reply) => return (reply, false),
         };
@@ -426,7 +431,14 @@ impl Inner {
 
     /// The checks every request goes through, in the real endpoint's order:
     /// signature, version, action, then the injected faults, region and body.
-    fn admit(&self, action: &str, headers: &HeaderMap, body: &[u8]) -> Result<Admitted, Reply> {
+    /// `body` is what was signed; `parsed` is that body as JSON, if it is.
+    fn admit(
+        &self,
+        action: &str,
+        headers: &HeaderMap,
+        body: &[u8],
+        parsed: Option<Value>,
+    ) -> Result<Admitted, Reply> {
         self.authenticate(headers, body)?;
         match header_str(headers, "x-tc-version") {
             Some(wire::VERSION) => {}
@@ -478,8 +490,8 @@ impl Inner {
                     "The request is missing the X-TC-Region header.",
                 )
             })?;
-        let params = match serde_json::from_slice(body) {
-            Ok(v @ Value::Object(_)) => v,
+        let params = match parsed {
+            Some(v @ Value::Object(_)) => v,
             _ => {
                 return Err(Reply::error(
                     "InvalidParameter",
@@ -1009,5 +1021,80 @@ fn node_info(n: &SimNode, applied: Timestamp) -> NodeHardwareInfo {
         spec: Some("CVM.S5".into()),
         charge_type: Some(0),
         name_tag: Some(format!("{}.{serial}", n.group.as_str())),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cloud::{CloudError, ErrorClass};
+
+    #[test]
+    fn node_ids_look_like_emr_and_cvm_ids() {
+        assert_eq!(resource_id(1), "emr-vm-00000001");
+        assert_eq!(resource_id(36 * 36), "emr-vm-00000100");
+        assert_eq!(cvm_id(35), "ins-0000000z");
+        assert_eq!(base36(u64::MAX).len(), 13);
+    }
+
+    fn code(r: Reply) -> String {
+        match r {
+            Reply::Error { code, .. } => code,
+            Reply::Status(s) => format!("HTTP {}", s.as_u16()),
+            Reply::Ok(v) => format!("ok {v}"),
+        }
+    }
+
+    #[test]
+    fn model_refusals_use_emr_codes() {
+        let nf = "InvalidParameter.InvalidResourceIds";
+        let cases = [
+            (
+                SimError::Busy {
+                    flow_id: "7".into(),
+                },
+                "ResourceInUse.InstanceInProcess",
+            ),
+            (
+                SimError::NotRunning("failed".into()),
+                "UnsupportedOperation",
+            ),
+            (
+                SimError::Quota {
+                    limit: 10,
+                    requested: 12,
+                },
+                "LimitExceeded",
+            ),
+            (SimError::Invalid("count".into()), "InvalidParameter"),
+            (SimError::NodeNotFound("n".into()), nf),
+        ];
+        for (e, expected) in cases {
+            assert_eq!(code(sim_reply(e, nf)), expected);
+        }
+        let lost = CloudError::new(ErrorClass::Transient, "scale_out", RESPONSE_LOST, "lost");
+        assert_eq!(code(sim_reply(SimError::Injected(lost), nf)), "HTTP 504");
+        let sold_out = CloudError::new(
+            ErrorClass::Capacity,
+            "scale_out",
+            "ResourcesSoldOut.CvmSoldOut",
+            "x",
+        );
+        assert_eq!(
+            code(sim_reply(SimError::Injected(sold_out), nf)),
+            "ResourcesSoldOut.CvmSoldOut"
+        );
+    }
+
+    #[test]
+    fn injected_errors_render_as_codes_or_bare_statuses() {
+        let e = |status: Option<u16>| InjectedError {
+            action: None,
+            code: "InternalError".into(),
+            message: String::new(),
+            http_status: status,
+        };
+        assert_eq!(code(injected_reply(e(None))), "InternalError");
+        assert_eq!(code(injected_reply(e(Some(502)))), "HTTP 502");
     }
 }

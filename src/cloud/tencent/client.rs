@@ -157,7 +157,8 @@ impl TencentCloud {
         credentials: &Credentials,
         options: TencentOptions,
     ) -> Result<Self, ConfigError> {
-        let secret_id = credentials.require(KEY_SECRET_ID)?.clone();
+        // An identifier, never containing blanks: forgive copy-paste whitespace.
+        let secret_id = SecretString::new(credentials.require(KEY_SECRET_ID)?.expose().trim());
         let secret_key = credentials.require(KEY_SECRET_KEY)?.clone();
         let token = credentials.get(KEY_TOKEN).cloned();
         let region = spec.region.trim();
