@@ -154,6 +154,11 @@ mod tests {
             // The SDK's transport errors.
             ("ClientNetworkError", Transient),
             ("ServerNetworkError", Transient),
+            // Ours: transport failures (`http::transport_error`) and unreadable bodies.
+            ("Timeout", Transient),
+            ("ConnectError", Transient),
+            ("NetworkError", Transient),
+            ("MalformedResponse", Transient),
             // ScaleOutInstance.
             ("FailedOperation.DuplicateOrderNotAllowed", Busy),
             ("FailedOperation.GetCvmConfigQuotaFailed", Transient),
