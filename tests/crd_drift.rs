@@ -2,8 +2,11 @@
 
 #[test]
 fn committed_crd_matches_the_rust_types() {
-    let committed = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/crds/scaledcluster.yaml"))
-        .expect("crds/scaledcluster.yaml exists");
+    let committed = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/crds/scaledcluster.yaml"
+    ))
+    .expect("crds/scaledcluster.yaml exists");
     let generated = clusterscale::api::crd_yaml();
     assert!(
         committed == generated,
