@@ -189,18 +189,29 @@ pub async fn run(args: RunArgs) -> Result<(), RunError> {
         runs.push(run.boxed());
     }
 
-    // Ready once every watch cache has its first list.
+    // Ready once every watch cache has its first list. This wait is polled in
+    // the same task as the controllers, never in a task of its own: a store's
+    // readiness is a oneshot channel that keeps only the waker of the last
+    // poll, so a waiter in another task either loses the wake-up (and /readyz
+    // stays 503 for good) or steals it from the controller's runner.
     let ready_flag = ready.clone();
     let stores_ready = stores.clone();
-    tokio::spawn(async move {
+    let readiness = async move {
         for s in stores_ready {
             let _ = s.wait_until_ready().await;
         }
         ready_flag.store(true, Ordering::SeqCst);
         info!("watch caches synced; ready");
-    });
-
-    let all = futures::future::join_all(runs);
+    };
+    let controllers = futures::future::join_all(runs);
+    let all = async move {
+        tokio::pin!(controllers);
+        tokio::select! {
+            _ = &mut controllers => return,
+            _ = readiness => {}
+        }
+        controllers.await;
+    };
     match lost {
         Some(leadership) => {
             tokio::select! {
