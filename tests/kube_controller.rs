@@ -1,0 +1,1025 @@
+//! `clusterscale run` against a real kube-apiserver (tests/kube/apiserver.sh),
+//! with the simulated cloud and with `clusterscale fake-cloud` as processes.
+//!
+//! Every test has its own namespace, and its operator(s) watch only that
+//! namespace and keep their Lease there, so the tests run concurrently
+//! against the one apiserver of this binary. Operations are short
+//! (`operationSeconds: 3`, `--poll-seconds 1`); every wait polls with a
+//! generous timeout and fails with the namespace's objects, events and logs.
+
+mod support;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::Duration;
+
+use clusterscale::api::Outcome;
+use clusterscale::engine::operation_token;
+use clusterscale::fake::JournalLine;
+use k8s_openapi::api::coordination::v1::Lease;
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use kube::Api;
+use support::*;
+
+const CONVERGE: Duration = Duration::from_secs(60);
+const SHORT: Duration = Duration::from_secs(30);
+const TENCENT_INSTANCE: &str = "emr-kube0001";
+const HUAWEI_CLUSTER: &str = "0f1e2d3c-4b5a-4968-8776-655443322110";
+const HUAWEI_PROJECT: &str = "0123456789abcdef0123456789abcdef";
+
+fn simulated(name: &str, core: i32, task: i32, operation_seconds: i32) -> String {
+    format!(
+        r#"
+apiVersion: clusterscale.io/v1alpha1
+kind: ScaledCluster
+metadata: {{name: {name}}}
+spec:
+  simulated: {{initialCore: 3, initialTask: 0, operationSeconds: {operation_seconds}}}
+  core: {{count: {core}}}
+  task: {{count: {task}, min: 0, max: 20}}
+"#
+    )
+}
+
+fn tencent(
+    name: &str,
+    endpoint: &str,
+    instance: &str,
+    secret: &str,
+    core: i32,
+    task: i32,
+) -> String {
+    format!(
+        r#"
+apiVersion: clusterscale.io/v1alpha1
+kind: ScaledCluster
+metadata: {{name: {name}}}
+spec:
+  tencent:
+    region: ap-guangzhou
+    instanceId: {instance}
+    payMode: 0
+    endpoint: {endpoint}
+    credentialsSecretRef: {{name: {secret}}}
+  core: {{count: {core}}}
+  task: {{count: {task}, min: 0, max: 20}}
+"#
+    )
+}
+
+fn huawei(name: &str, endpoint: &str, secret: &str, core: i32, task: i32) -> String {
+    format!(
+        r#"
+apiVersion: clusterscale.io/v1alpha1
+kind: ScaledCluster
+metadata: {{name: {name}}}
+spec:
+  huawei:
+    region: cn-north-4
+    projectId: "{HUAWEI_PROJECT}"
+    clusterId: {HUAWEI_CLUSTER}
+    endpoint: {endpoint}
+    credentialsSecretRef: {{name: {secret}}}
+    taskNodeSpec:
+      nodeSize: c6.4xlarge.4.linux.bigdata
+      dataVolumeType: SATA
+      dataVolumeCount: 1
+      dataVolumeSize: 600
+  core: {{count: {core}}}
+  task: {{count: {task}, min: 0, max: 20}}
+"#
+    )
+}
+
+fn tencent_secret(t: &TestNs, name: &str) {
+    t.secret(
+        name,
+        &[
+            ("secretId", TENCENT_SECRET_ID),
+            ("secretKey", TENCENT_SECRET_KEY),
+        ],
+    );
+}
+
+/// A fake Tencent endpoint serving TENCENT_INSTANCE, starting at 3/0.
+fn fake_tencent(t: &TestNs, operation_seconds: u64) -> FakeCloud {
+    FakeCloud::start(
+        t,
+        "tencent",
+        &[
+            "--tencent",
+            "127.0.0.1:0",
+            "--tencent-instance-id",
+            TENCENT_INSTANCE,
+            "--operation-seconds",
+            &operation_seconds.to_string(),
+        ],
+    )
+}
+
+fn param<'a>(line: &'a JournalLine, key: &str) -> Option<&'a serde_json::Value> {
+    line.params.get(key)
+}
+
+fn client_token(line: &JournalLine) -> String {
+    param(line, "ClientToken")
+        .and_then(|v| v.as_str())
+        .unwrap_or_default()
+        .to_string()
+}
+
+/// The fake Tencent journal's ScaleOutInstance requests, checked: each
+/// request that changed the cluster has its own ClientToken, and a token sent
+/// again was deduplicated (not a write). Returns the tokens of the writes.
+fn check_tencent_writes(t: &TestNs, fake: &FakeCloud, operations: usize) -> Vec<String> {
+    let journal = fake.journal("tencent");
+    let writes: Vec<&JournalLine> = journal.iter().filter(|l| l.write).collect();
+    let mut seen = BTreeSet::new();
+    for l in &journal {
+        if l.action != "ScaleOutInstance" {
+            t.check(!l.write, || {
+                format!("unexpected write {} in the journal: {l:?}", l.action)
+            });
+            continue;
+        }
+        let token = client_token(l);
+        t.check(!token.is_empty(), || {
+            format!("ScaleOutInstance without a ClientToken: {l:?}")
+        });
+        if seen.contains(&token) {
+            t.check(!l.write, || {
+                format!("ClientToken {token} was sent again and changed the cluster again: {l:?}")
+            });
+        } else if l.write {
+            seen.insert(token);
+        }
+    }
+    let tokens: Vec<String> = writes.iter().map(|l| client_token(l)).collect();
+    t.check(writes.len() == operations, || {
+        format!(
+            "expected exactly {operations} scale write(s) in the fake's journal, found {}: {writes:#?}",
+            writes.len()
+        )
+    });
+    tokens
+}
+
+#[tokio::test]
+async fn crd_applies() {
+    let t = TestNs::new("crd-applies").await;
+    let out = apiserver().kubectl(&["apply", "-f", "crds/"]);
+    t.check(out.status.success(), || {
+        format!(
+            "kubectl apply -f crds/ failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        )
+    });
+    let crds: Api<CustomResourceDefinition> = Api::all(t.client.clone());
+    let crd = crds.get(CRD_NAME).await.expect("the CRD exists");
+    let conditions = crd.status.and_then(|s| s.conditions).unwrap_or_default();
+    for type_ in ["Established", "NamesAccepted"] {
+        t.check(
+            conditions
+                .iter()
+                .any(|c| c.type_ == type_ && c.status == "True"),
+            || format!("CRD condition {type_} is not True: {conditions:?}"),
+        );
+    }
+    t.check(
+        crd.spec.names.short_names.as_deref() == Some(&["scl".to_string()][..]),
+        || format!("short names: {:?}", crd.spec.names.short_names),
+    );
+    let out = t.kubectl(&["get", "scl"]);
+    t.check(out.status.success(), || {
+        format!(
+            "kubectl get scl failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        )
+    });
+    t.check(
+        String::from_utf8_lossy(&out.stderr).contains("No resources found"),
+        || {
+            format!(
+                "kubectl get scl in an empty namespace: {:?}",
+                String::from_utf8_lossy(&out.stderr)
+            )
+        },
+    );
+}
+
+#[tokio::test]
+async fn simulated_cluster_converges() {
+    let t = TestNs::new("simulated-converges").await;
+    let _op = Operator::start(&t, "sim");
+    t.apply_ok(&simulated("demo", 6, 4, 3));
+    let sc = t
+        .wait_sc("demo", "demo Ready at 6/4", CONVERGE, |sc| {
+            is_ready(sc) && observed(sc) == Some((6, 4))
+        })
+        .await;
+    let status = sc.status.clone().expect("status");
+    let generation = sc.metadata.generation;
+    t.check(status.observed_generation == generation, || {
+        format!(
+            "observedGeneration {:?} != generation {generation:?}",
+            status.observed_generation
+        )
+    });
+    for (type_, want, reason) in [
+        ("Ready", "True", "Converged"),
+        ("Progressing", "False", "Idle"),
+        ("Degraded", "False", "AsExpected"),
+    ] {
+        let c = condition(&sc, type_);
+        t.check(
+            c.is_some_and(|c| c.status == want && c.reason == reason),
+            || format!("condition {type_}: want {want}/{reason}, got {c:?}"),
+        );
+        t.check(
+            c.is_some_and(|c| c.observed_generation == generation),
+            || format!("condition {type_} observedGeneration != {generation:?}: {c:?}"),
+        );
+    }
+    t.check(status.cloud.as_deref() == Some("simulated"), || {
+        format!("status.cloud {:?}", status.cloud)
+    });
+    t.check(
+        status.pending_operation.is_none() && status.plan.is_empty(),
+        || format!("converged but pending/plan left: {status:?}"),
+    );
+    let last = status.last_operation.clone();
+    t.check(
+        last.as_ref().is_some_and(|o| {
+            o.outcome == Some(Outcome::Succeeded) && o.to_count == 4 && o.from_count == 0
+        }),
+        || format!("lastOperation should be the Task 0 -> 4 scale-out: {last:?}"),
+    );
+
+    // Core 3 -> 6, then Task 0 -> 4: two operations, each started and completed once.
+    let started = t.wait_events("demo", "ScaleOutStarted", 2, SHORT).await;
+    let completed = t.wait_events("demo", "ScaleOutCompleted", 2, SHORT).await;
+    for (reason, events) in [
+        ("ScaleOutStarted", &started),
+        ("ScaleOutCompleted", &completed),
+    ] {
+        t.check(events.len() == 2, || {
+            format!("expected 2 {reason} events (one per operation), got {events:#?}")
+        });
+        for e in events.iter() {
+            t.check(
+                e.type_.as_deref() == Some("Normal")
+                    && e.reporting_controller.as_deref() == Some("clusterscale"),
+                || format!("{reason} event: {e:?}"),
+            );
+        }
+        let notes: Vec<String> = events.iter().filter_map(|e| e.note.clone()).collect();
+        for group in ["core", "task"] {
+            t.check(
+                notes.iter().any(|n| n.contains(&format!(" {group} "))),
+                || format!("no {reason} event for the {group} operation: {notes:?}"),
+            );
+        }
+    }
+    let warnings: Vec<_> = t
+        .events_for("demo")
+        .await
+        .into_iter()
+        .filter(|e| e.type_.as_deref() == Some("Warning"))
+        .collect();
+    t.check(warnings.is_empty(), || {
+        format!("unexpected Warning events: {warnings:#?}")
+    });
+}
+
+/// `kubectl get scl NAME` as header -> value.
+fn printed_columns(t: &TestNs, name: &str) -> BTreeMap<String, String> {
+    let out = t.kubectl_ok(&["get", "scl", name]);
+    let mut lines = out.lines();
+    let header: Vec<&str> = lines
+        .next()
+        .unwrap_or_default()
+        .split_whitespace()
+        .collect();
+    let row: Vec<&str> = lines
+        .next()
+        .unwrap_or_default()
+        .split_whitespace()
+        .collect();
+    t.check(header.len() == row.len(), || {
+        format!("cannot read kubectl get scl output:\n{out}")
+    });
+    header
+        .into_iter()
+        .zip(row)
+        .map(|(h, v)| (h.to_string(), v.to_string()))
+        .collect()
+}
+
+#[tokio::test]
+async fn kubectl_scale_changes_task() {
+    let t = TestNs::new("kubectl-scale").await;
+    let _op = Operator::start(&t, "scale");
+    t.apply_ok(&simulated("sc", 3, 0, 3));
+    t.wait_sc("sc", "sc Ready at 3/0", CONVERGE, |sc| {
+        is_ready(sc) && observed(sc) == Some((3, 0))
+    })
+    .await;
+
+    let out = t.kubectl_ok(&["scale", "scaledcluster/sc", "--replicas=3"]);
+    t.check(out.contains("scaled"), || {
+        format!("kubectl scale said {out:?}")
+    });
+    let sc = t.get_ok("sc").await;
+    t.check(sc.spec.task.count == 3 && sc.spec.core.count == 3, || {
+        format!(
+            "kubectl scale should set spec.task.count only: {:?}",
+            sc.spec
+        )
+    });
+    t.check(sc.metadata.generation == Some(2), || {
+        format!(
+            "generation after kubectl scale: {:?}",
+            sc.metadata.generation
+        )
+    });
+    t.wait_sc("sc", "sc Ready at 3/3 at generation 2", CONVERGE, |sc| {
+        is_ready(sc) && observed(sc) == Some((3, 3))
+    })
+    .await;
+
+    let columns = printed_columns(&t, "sc");
+    for (column, want) in [
+        ("CLOUD", "simulated"),
+        ("CORE", "3"),
+        ("OBS-CORE", "3"),
+        ("TASK", "3"),
+        ("OBS-TASK", "3"),
+        ("PHASE", "Converged"),
+        ("READY", "True"),
+    ] {
+        t.check(
+            columns.get(column).map(String::as_str) == Some(want),
+            || format!("kubectl get scl column {column}: want {want}, got {columns:?}"),
+        );
+    }
+    // The scale subresource reads the same numbers.
+    let raw = t.kubectl_ok(&[
+        "get",
+        "--raw",
+        &format!(
+            "/apis/clusterscale.io/v1alpha1/namespaces/{}/scaledclusters/sc/scale",
+            t.ns
+        ),
+    ]);
+    let scale: serde_json::Value = serde_json::from_str(&raw).expect("scale JSON");
+    t.check(
+        scale["spec"]["replicas"] == 3 && scale["status"]["replicas"] == 3,
+        || format!("/scale: {scale}"),
+    );
+}
+
+#[tokio::test]
+async fn invalid_spec_rejected_by_cel() {
+    let t = TestNs::new("cel").await;
+    let rejected = |yaml: &str, wants: &[&str]| {
+        let out = t.apply(yaml);
+        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+        t.check(!out.status.success(), || {
+            format!("apiserver accepted an invalid object:\n{yaml}")
+        });
+        for want in wants {
+            t.check(stderr.contains(want), || {
+                format!("rejection should mention {want:?}; kubectl said: {stderr}")
+            });
+        }
+    };
+    rejected(
+        &simulated("core-two", 2, 0, 3),
+        &["spec.core.count", "spec.core.count must be at least 3"],
+    );
+    let mut too_big = simulated("too-big", 3, 498, 3);
+    too_big = too_big.replace("max: 20", "max: 500");
+    rejected(
+        &too_big,
+        &["spec.core.count + spec.task.count must be at most 500"],
+    );
+    let two_clouds = tencent("two-clouds", "http://127.0.0.1:1", "emr-a", "creds", 3, 0)
+        .replace("spec:\n", "spec:\n  simulated: {initialCore: 3}\n");
+    rejected(
+        &two_clouds,
+        &["exactly one of tencent, huawei or simulated must be set"],
+    );
+
+    t.apply_ok(&tencent(
+        "immutable",
+        "http://127.0.0.1:1",
+        "emr-first001",
+        "creds",
+        3,
+        0,
+    ));
+    rejected(
+        &tencent(
+            "immutable",
+            "http://127.0.0.1:1",
+            "emr-other001",
+            "creds",
+            3,
+            0,
+        ),
+        &["spec.tencent.instanceId is immutable"],
+    );
+    let stored = t.get_ok("immutable").await;
+    let instance = stored.spec.tencent.as_ref().map(|t| t.instance_id.clone());
+    t.check(instance.as_deref() == Some("emr-first001"), || {
+        format!("instanceId changed to {instance:?}")
+    });
+    let names = t.kubectl_ok(&["get", "scl", "-o", "name"]);
+    t.check(
+        names.trim() == "scaledcluster.clusterscale.io/immutable",
+        || format!("only the valid object should be stored: {names:?}"),
+    );
+}
+
+#[tokio::test]
+async fn invalid_object_stored_anyway_is_degraded() {
+    // The CRD has no CEL rule for simulated.operationSeconds >= 0; only the
+    // controller's validation (src/api/validate.rs) enforces it. So this
+    // object is stored, as an object breaking any rule would be on an
+    // apiserver that drops x-kubernetes-validations (1.20).
+    let t = TestNs::new("invalid-stored").await;
+    let _op = Operator::start(&t, "invalid");
+    let out = t.apply(&simulated("bad", 4, 0, -1));
+    t.check(out.status.success(), || {
+        format!(
+            "the apiserver now rejects operationSeconds -1 ({}); this test needs a rule only the controller enforces",
+            String::from_utf8_lossy(&out.stderr)
+        )
+    });
+    let sc = t
+        .wait_sc("bad", "bad Degraded/InvalidSpec", SHORT, |sc| {
+            condition(sc, "Degraded")
+                .is_some_and(|c| c.status == "True" && c.reason == "InvalidSpec")
+        })
+        .await;
+    let degraded = condition(&sc, "Degraded").cloned().expect("Degraded");
+    t.check(
+        degraded.message.contains("spec.simulated.operationSeconds"),
+        || format!("Degraded should name the field: {degraded:?}"),
+    );
+    t.check(has_condition(&sc, "Ready", "False"), || {
+        format!("Ready should be False: {:?}", condition(&sc, "Ready"))
+    });
+    let status = sc.status.clone().expect("status");
+    t.check(
+        status.pending_operation.is_none() && status.last_operation.is_none(),
+        || format!("an invalid spec must not act: {status:?}"),
+    );
+    let warnings = t.wait_events("bad", "InvalidSpec", 1, SHORT).await;
+    t.check(
+        warnings.iter().all(|e| {
+            e.type_.as_deref() == Some("Warning")
+                && e.note
+                    .as_deref()
+                    .is_some_and(|n| n.contains("spec.simulated.operationSeconds"))
+        }),
+        || format!("InvalidSpec events: {warnings:#?}"),
+    );
+
+    t.kubectl_ok(&[
+        "patch",
+        "scaledcluster",
+        "bad",
+        "--type=merge",
+        "-p",
+        r#"{"spec":{"simulated":{"operationSeconds":3}}}"#,
+    ]);
+    let sc = t
+        .wait_sc(
+            "bad",
+            "bad fixed: Ready at 4/0, not Degraded",
+            CONVERGE,
+            |sc| {
+                is_ready(sc)
+                    && has_condition(sc, "Degraded", "False")
+                    && observed(sc) == Some((4, 0))
+            },
+        )
+        .await;
+    let last_error = sc.status.as_ref().and_then(|s| s.last_error.clone());
+    t.check(last_error.is_none(), || {
+        format!("lastError should clear once fixed: {last_error:?}")
+    });
+}
+
+#[tokio::test]
+async fn missing_secret_then_created() {
+    let t = TestNs::new("missing-secret").await;
+    let fake = fake_tencent(&t, 2);
+    let _op = Operator::start(&t, "secret");
+    let endpoint = fake.tencent.clone().expect("tencent endpoint");
+    t.apply_ok(&tencent(
+        "emr",
+        &endpoint,
+        TENCENT_INSTANCE,
+        "tc-creds",
+        4,
+        0,
+    ));
+    let sc = t
+        .wait_sc("emr", "emr Degraded/CredentialsMissing", SHORT, |sc| {
+            condition(sc, "Degraded")
+                .is_some_and(|c| c.status == "True" && c.reason == "CredentialsMissing")
+        })
+        .await;
+    let degraded = condition(&sc, "Degraded").cloned().expect("Degraded");
+    t.check(
+        degraded
+            .message
+            .contains(&format!("Secret {}/tc-creds", t.ns)),
+        || format!("Degraded should name the Secret: {degraded:?}"),
+    );
+    t.wait_events("emr", "CredentialsMissing", 1, SHORT).await;
+    let journal = fake.journal("tencent");
+    t.check(journal.is_empty(), || {
+        format!("no cloud call without credentials, got {journal:#?}")
+    });
+
+    // The Secret watch requeues the resource (the resync is 5 minutes away).
+    tencent_secret(&t, "tc-creds");
+    t.wait_sc(
+        "emr",
+        "emr Ready at 4/0 after the Secret appeared",
+        CONVERGE,
+        |sc| is_ready(sc) && has_condition(sc, "Degraded", "False") && observed(sc) == Some((4, 0)),
+    )
+    .await;
+    check_tencent_writes(&t, &fake, 1);
+}
+
+#[tokio::test]
+async fn fake_clouds_converge() {
+    let t = TestNs::new("fake-clouds").await;
+    let fake = FakeCloud::start(
+        &t,
+        "both",
+        &[
+            "--tencent",
+            "127.0.0.1:0",
+            "--tencent-instance-id",
+            TENCENT_INSTANCE,
+            "--huawei",
+            "127.0.0.1:0",
+            "--huawei-cluster-id",
+            HUAWEI_CLUSTER,
+            "--operation-seconds",
+            "2",
+        ],
+    );
+    tencent_secret(&t, "tc-creds");
+    t.secret(
+        "hw-creds",
+        &[("accessKey", HUAWEI_AK), ("secretKey", HUAWEI_SK)],
+    );
+    let _op = Operator::start(&t, "clouds");
+    t.apply_ok(&tencent(
+        "emr",
+        fake.tencent.as_deref().expect("tencent"),
+        TENCENT_INSTANCE,
+        "tc-creds",
+        4,
+        2,
+    ));
+    t.apply_ok(&huawei(
+        "mrs",
+        fake.huawei.as_deref().expect("huawei"),
+        "hw-creds",
+        4,
+        2,
+    ));
+    for (name, cloud) in [("emr", "tencent"), ("mrs", "huawei")] {
+        let sc = t
+            .wait_sc(name, &format!("{name} Ready at 4/2"), CONVERGE, |sc| {
+                is_ready(sc) && observed(sc) == Some((4, 2))
+            })
+            .await;
+        let status = sc.status.expect("status");
+        t.check(status.cloud.as_deref() == Some(cloud), || {
+            format!("{name}: status.cloud {:?}", status.cloud)
+        });
+        t.check(has_condition_in(&status, "Degraded", "False"), || {
+            format!("{name} is Degraded: {:?}", status.conditions)
+        });
+    }
+    // Core 3 -> 4 and Task 0 -> 2 on each: two writes per cloud.
+    check_tencent_writes(&t, &fake, 2);
+    let hw = fake.writes("huawei");
+    t.check(hw.len() == 2, || {
+        format!("expected 2 Huawei resize writes, got {hw:#?}")
+    });
+}
+
+fn has_condition_in(
+    status: &clusterscale::api::ScaledClusterStatus,
+    type_: &str,
+    want: &str,
+) -> bool {
+    status
+        .conditions
+        .iter()
+        .any(|c| c.type_ == type_ && c.status == want)
+}
+
+#[tokio::test]
+async fn sigkill_mid_operation_no_duplicate_write() {
+    let t = TestNs::new("sigkill").await;
+    let fake = fake_tencent(&t, 8);
+    tencent_secret(&t, "tc-creds");
+    let endpoint = fake.tencent.clone().expect("tencent endpoint");
+    // The restarted process keeps the identity (a StatefulSet pod keeps its
+    // name), so it takes the Lease at once instead of waiting 15 s for the
+    // dead holder's lease to expire.
+    let mut first = Operator::start(&t, "crashy");
+    t.apply_ok(&tencent(
+        "emr",
+        &endpoint,
+        TENCENT_INSTANCE,
+        "tc-creds",
+        4,
+        2,
+    ));
+    let sc = t
+        .wait_sc(
+            "emr",
+            "the first operation accepted (pendingOperation.accepted)",
+            SHORT,
+            |sc| {
+                sc.status
+                    .as_ref()
+                    .and_then(|s| s.pending_operation.as_ref())
+                    .is_some_and(|p| p.accepted)
+            },
+        )
+        .await;
+    let pending = sc
+        .status
+        .and_then(|s| s.pending_operation)
+        .expect("pending operation");
+    let killed = first.sigkill();
+    t.check(!killed.success(), || {
+        format!("the operator should have died of SIGKILL, got {killed}")
+    });
+    // Still mid-operation: the fake takes 8 s.
+    let writes = fake.writes("tencent");
+    t.check(
+        writes.len() == 1 && client_token(&writes[0]) == pending.id,
+        || {
+            format!(
+                "expected the one write of {} before the kill: {writes:#?}",
+                pending.id
+            )
+        },
+    );
+
+    let _second = Operator::start(&t, "crashy");
+    let sc = t
+        .wait_sc(
+            "emr",
+            "emr Ready at 4/2 after the restart",
+            CONVERGE,
+            |sc| is_ready(sc) && observed(sc) == Some((4, 2)),
+        )
+        .await;
+    let tokens = check_tencent_writes(&t, &fake, 2);
+    t.check(tokens[0] == pending.id, || {
+        format!(
+            "the first write should be the operation pending at the kill ({}): {tokens:?}",
+            pending.id
+        )
+    });
+    t.check(tokens[0] != tokens[1], || {
+        format!("two operations need two tokens: {tokens:?}")
+    });
+    let last = sc.status.and_then(|s| s.last_operation);
+    t.check(
+        last.as_ref()
+            .is_some_and(|o| o.outcome == Some(Outcome::Succeeded) && o.id == tokens[1]),
+        || format!("lastOperation: {last:?}"),
+    );
+    // The pending operation was resolved by observation: completed once, not failed.
+    let completed = t.wait_events("emr", "ScaleOutCompleted", 2, SHORT).await;
+    t.check(
+        completed
+            .iter()
+            .any(|e| e.note.as_deref().is_some_and(|n| n.contains(&pending.id))),
+        || format!("no ScaleOutCompleted for {}: {completed:#?}", pending.id),
+    );
+    let failed: Vec<_> = t
+        .events_for("emr")
+        .await
+        .into_iter()
+        .filter(|e| e.type_.as_deref() == Some("Warning"))
+        .collect();
+    t.check(failed.is_empty(), || format!("Warning events: {failed:#?}"));
+}
+
+async fn lease_holder(t: &TestNs, lease: &str) -> Option<String> {
+    let api: Api<Lease> = Api::namespaced(t.client.clone(), &t.ns);
+    api.get_opt(lease)
+        .await
+        .ok()
+        .flatten()
+        .and_then(|l| l.spec)
+        .and_then(|s| s.holder_identity)
+        .filter(|h| !h.is_empty())
+}
+
+/// The value of a sample line `name` in Prometheus text, if present.
+fn sample(text: &str, name: &str) -> Option<f64> {
+    text.lines()
+        .find_map(|l| l.strip_prefix(name).and_then(|rest| rest.strip_prefix(' ')))
+        .and_then(|v| v.trim().parse().ok())
+}
+
+fn scale_out_calls(metrics: &str) -> f64 {
+    metrics
+        .lines()
+        .filter(|l| l.starts_with("clusterscale_cloud_calls_total{") && l.contains("scale_out"))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
+#[tokio::test]
+async fn only_the_leader_writes() {
+    let t = TestNs::new("leader").await;
+    let fake = fake_tencent(&t, 3);
+    tencent_secret(&t, "tc-creds");
+    let endpoint = fake.tencent.clone().expect("tencent endpoint");
+    let mut a = Operator::start(&t, "replica-a");
+    let mut b = Operator::start(&t, "replica-b");
+    let holder = t
+        .wait_for("a Lease holder", SHORT, || {
+            lease_holder(&t, "clusterscale-leader")
+        })
+        .await;
+    let (leader, follower) = match holder.as_str() {
+        "replica-a" => (&mut a, &mut b),
+        "replica-b" => (&mut b, &mut a),
+        other => t.fail(&format!("unexpected Lease holder {other:?}")),
+    };
+    // The leader is ready; the follower waits for the Lease and is not.
+    let leader_health = leader.health;
+    t.wait_for("the leader's /readyz 200", SHORT, || async move {
+        Operator::http_get(leader_health, "/readyz")
+            .await
+            .filter(|(code, _)| *code == 200)
+    })
+    .await;
+    let follower_ready = Operator::http_get(follower.health, "/readyz").await;
+    t.check(
+        follower_ready
+            .as_ref()
+            .is_some_and(|(code, _)| *code == 503),
+        || format!("the follower's /readyz: {follower_ready:?}"),
+    );
+
+    t.apply_ok(&tencent(
+        "emr",
+        &endpoint,
+        TENCENT_INSTANCE,
+        "tc-creds",
+        4,
+        0,
+    ));
+    t.wait_sc("emr", "emr Ready at 4/0", CONVERGE, |sc| {
+        is_ready(sc) && observed(sc) == Some((4, 0))
+    })
+    .await;
+    let first = check_tencent_writes(&t, &fake, 1);
+    let started = t.wait_events("emr", "ScaleOutStarted", 1, SHORT).await;
+    t.check(
+        started
+            .iter()
+            .all(|e| e.reporting_instance.as_deref() == Some(leader.identity.as_str())),
+        || {
+            format!(
+                "events should come from the leader {}: {started:#?}",
+                leader.identity
+            )
+        },
+    );
+    let leader_metrics = Operator::http_get(leader.metrics, "/metrics")
+        .await
+        .map(|(_, body)| body)
+        .unwrap_or_default();
+    let follower_metrics = Operator::http_get(follower.metrics, "/metrics")
+        .await
+        .map(|(_, body)| body)
+        .unwrap_or_default();
+    t.check(scale_out_calls(&leader_metrics) == 1.0, || {
+        format!("the leader's scale_out calls:\n{leader_metrics}")
+    });
+    t.check(
+        scale_out_calls(&follower_metrics) == 0.0
+            && sample(&follower_metrics, "clusterscale_leader") == Some(0.0),
+        || format!("the follower must not call the cloud:\n{follower_metrics}"),
+    );
+
+    // Kill the leader without a chance to release the Lease: the follower
+    // takes over once it expires, and keeps reconciling.
+    let old = leader.identity.clone();
+    let new = follower.identity.clone();
+    leader.sigkill();
+    t.wait_for(
+        &format!("{new} to take the Lease from {old}"),
+        CONVERGE,
+        || {
+            let new = new.clone();
+            let t = &t;
+            async move {
+                lease_holder(t, "clusterscale-leader")
+                    .await
+                    .filter(|h| *h == new)
+            }
+        },
+    )
+    .await;
+    t.kubectl_ok(&["scale", "scaledcluster/emr", "--replicas=2"]);
+    t.wait_sc(
+        "emr",
+        "emr Ready at 4/2 under the new leader",
+        CONVERGE,
+        |sc| is_ready(sc) && observed(sc) == Some((4, 2)),
+    )
+    .await;
+    let tokens = check_tencent_writes(&t, &fake, 2);
+    t.check(tokens[0] == first[0], || format!("{tokens:?} vs {first:?}"));
+    let started = t.wait_events("emr", "ScaleOutStarted", 2, SHORT).await;
+    let by_new = started
+        .iter()
+        .filter(|e| e.reporting_instance.as_deref() == Some(new.as_str()))
+        .count();
+    t.check(by_new == 1, || {
+        format!("the second operation should be started by {new}: {started:#?}")
+    });
+    t.check(follower.try_wait().is_none(), || {
+        "the new leader exited".to_string()
+    });
+}
+
+#[tokio::test]
+async fn duplicate_target_older_wins() {
+    let t = TestNs::new("duplicate").await;
+    let fake = fake_tencent(&t, 2);
+    tencent_secret(&t, "tc-creds");
+    let endpoint = fake.tencent.clone().expect("tencent endpoint");
+    let _op = Operator::start(&t, "dup");
+    t.apply_ok(&tencent(
+        "older",
+        &endpoint,
+        TENCENT_INSTANCE,
+        "tc-creds",
+        4,
+        0,
+    ));
+    let older = t
+        .wait_sc("older", "older to start its operation", SHORT, |sc| {
+            sc.status
+                .as_ref()
+                .is_some_and(|s| s.pending_operation.is_some() || s.last_operation.is_some())
+        })
+        .await;
+    t.apply_ok(&tencent(
+        "younger",
+        &endpoint,
+        TENCENT_INSTANCE,
+        "tc-creds",
+        5,
+        1,
+    ));
+    let younger = t
+        .wait_sc("younger", "younger Degraded/DuplicateTarget", SHORT, |sc| {
+            condition(sc, "Degraded")
+                .is_some_and(|c| c.status == "True" && c.reason == "DuplicateTarget")
+        })
+        .await;
+    let message = condition(&younger, "Degraded")
+        .map(|c| c.message.clone())
+        .unwrap_or_default();
+    t.check(message.contains(&format!("{}/older", t.ns)), || {
+        format!("DuplicateTarget should name the older resource: {message}")
+    });
+    t.wait_events("younger", "DuplicateTarget", 1, SHORT).await;
+    t.wait_sc("older", "older Ready at 4/0", CONVERGE, |sc| {
+        is_ready(sc) && observed(sc) == Some((4, 0))
+    })
+    .await;
+
+    let uid = older.metadata.uid.clone().expect("uid");
+    let ours: BTreeSet<String> = (1..=10)
+        .map(|step| operation_token(&uid, 1, step))
+        .collect();
+    let tokens = check_tencent_writes(&t, &fake, 1);
+    t.check(tokens.iter().all(|tok| ours.contains(tok)), || {
+        format!("a write that is not the older resource's: {tokens:?}")
+    });
+    let younger = t.get_ok("younger").await;
+    let status = younger.status.clone().expect("status");
+    t.check(
+        status.pending_operation.is_none()
+            && status.last_operation.is_none()
+            && status.observed.is_none(),
+        || format!("the younger resource acted or observed: {status:?}"),
+    );
+}
+
+#[tokio::test]
+async fn metrics_and_health() {
+    let t = TestNs::new("metrics").await;
+    let op = Operator::start(&t, "metrics");
+    let (health, metrics) = (op.health, op.metrics);
+    t.wait_for("/healthz 200", SHORT, || async move {
+        Operator::http_get(health, "/healthz")
+            .await
+            .filter(|(code, _)| *code == 200)
+    })
+    .await;
+    t.wait_for("/readyz 200 after the watch synced", SHORT, || async move {
+        Operator::http_get(health, "/readyz")
+            .await
+            .filter(|(code, _)| *code == 200)
+    })
+    .await;
+
+    t.apply_ok(&simulated("measured", 4, 0, 3));
+    t.wait_sc("measured", "measured Ready at 4/0", CONVERGE, |sc| {
+        is_ready(sc) && observed(sc) == Some((4, 0))
+    })
+    .await;
+    let ns = t.ns.clone();
+    let observed_core = format!(
+        r#"clusterscale_nodes{{namespace="{ns}",name="measured",group="core",kind="observed"}}"#
+    );
+    let body = t
+        .wait_for("metrics after the reconcile", SHORT, || {
+            let observed_core = observed_core.clone();
+            async move {
+                let (code, body) = Operator::http_get(metrics, "/metrics").await?;
+                (code == 200 && sample(&body, &observed_core) == Some(4.0)).then_some(body)
+            }
+        })
+        .await;
+    let ok = sample(&body, r#"clusterscale_reconciles_total{outcome="ok"}"#);
+    t.check(ok.is_some_and(|n| n >= 1.0), || {
+        format!("clusterscale_reconciles_total{{outcome=\"ok\"}}: {ok:?}\n{body}")
+    });
+    t.check(sample(&body, "clusterscale_leader") == Some(1.0), || {
+        format!("clusterscale_leader should be 1:\n{body}")
+    });
+    let desired = format!(
+        r#"clusterscale_nodes{{namespace="{ns}",name="measured",group="core",kind="desired"}}"#
+    );
+    t.check(sample(&body, &desired) == Some(4.0), || {
+        format!("{desired} should be 4:\n{body}")
+    });
+}
+
+#[tokio::test]
+async fn crd_missing_exits_with_hint() {
+    // A second, empty apiserver (a few seconds to start): the CRD is not
+    // installed there.
+    let t = TestNs::new("crd-missing").await;
+    let bare = Apiserver::start("clusterscale-kube-nocrd-")
+        .unwrap_or_else(|e| panic!("starting a second apiserver: {e}"));
+    struct Stop<'a>(&'a Apiserver);
+    impl Drop for Stop<'_> {
+        fn drop(&mut self) {
+            self.0.stop();
+        }
+    }
+    let _stop = Stop(&bare);
+    let mut opts = OperatorOpts::new("nocrd");
+    opts.kubeconfig = Some(bare.kubeconfig.clone());
+    let log = t.dir.join("operator-nocrd.log");
+    let mut child = operator_command(&opts, None, free_addr(), free_addr(), &log)
+        .spawn()
+        .expect("clusterscale run starts");
+    t.register_log("operator nocrd", log.clone());
+    let status = t
+        .wait_for("clusterscale run to exit", SHORT, || {
+            let exited = child.try_wait().ok().flatten();
+            async move { exited }
+        })
+        .await;
+    let output = std::fs::read_to_string(&log).unwrap_or_default();
+    t.check(status.code() == Some(1), || {
+        format!("exit status {status}, want 1; output:\n{output}")
+    });
+    let hints: Vec<&str> = output
+        .lines()
+        .filter(|l| l.contains("kubectl apply -f crds/"))
+        .collect();
+    t.check(
+        hints.len() == 1 && hints[0].contains("CRD is not installed"),
+        || format!("want one line with the install hint; output:\n{output}"),
+    );
+}
