@@ -774,13 +774,15 @@ async fn only_the_leader_writes() {
             .filter(|(code, _)| *code == 200)
     })
     .await;
-    let follower_ready = Operator::http_get(follower.health, "/readyz").await;
-    t.check(
-        follower_ready
-            .as_ref()
-            .is_some_and(|(code, _)| *code == 503),
-        || format!("the follower's /readyz: {follower_ready:?}"),
-    );
+    let follower_health = follower.health;
+    let (code, _) = t
+        .wait_for("the follower's /readyz to answer", SHORT, || {
+            Operator::http_get(follower_health, "/readyz")
+        })
+        .await;
+    t.check(code == 503, || {
+        format!("the follower's /readyz should be 503, got {code}")
+    });
 
     t.apply_ok(&tencent(
         "emr",
@@ -909,9 +911,12 @@ async fn duplicate_target_older_wins() {
         format!("DuplicateTarget should name the older resource: {message}")
     });
     t.wait_events("younger", "DuplicateTarget", 1, SHORT).await;
-    t.wait_sc("older", "older Ready at 4/0", CONVERGE, |sc| {
-        is_ready(sc) && observed(sc) == Some((4, 0))
-    })
+    t.wait_sc(
+        "older",
+        "older Ready at 4/0, not Degraded",
+        CONVERGE,
+        |sc| is_ready(sc) && observed(sc) == Some((4, 0)) && has_condition(sc, "Degraded", "False"),
+    )
     .await;
 
     let uid = older.metadata.uid.clone().expect("uid");
@@ -993,7 +998,7 @@ async fn crd_missing_exits_with_hint() {
     struct Stop<'a>(&'a Apiserver);
     impl Drop for Stop<'_> {
         fn drop(&mut self) {
-            self.0.stop();
+            self.0.stop_in_background();
         }
     }
     let _stop = Stop(&bare);
@@ -1003,6 +1008,7 @@ async fn crd_missing_exits_with_hint() {
     let mut child = operator_command(&opts, None, free_addr(), free_addr(), &log)
         .spawn()
         .expect("clusterscale run starts");
+    register_child(child.id());
     t.register_log("operator nocrd", log.clone());
     let status = t
         .wait_for("clusterscale run to exit", SHORT, || {

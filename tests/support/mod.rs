@@ -171,6 +171,19 @@ impl Apiserver {
             .status();
     }
 
+    /// Start stopping it and return at once (stopping takes seconds; the
+    /// watchdog would also do it at exit).
+    pub fn stop_in_background(&self) {
+        let _ = Command::new("bash")
+            .arg(script())
+            .arg("stop")
+            .arg(&self.dir)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn();
+    }
+
     /// A kube client as the admin user.
     pub async fn client(&self) -> Client {
         let kc = Kubeconfig::read_from(&self.kubeconfig)
@@ -244,7 +257,7 @@ fn spawn_watchdog(dir: &Path) -> Result<(), String> {
 
 /// Remember a child process so that the watchdog kills it if this test
 /// process dies without dropping its guard.
-fn register_child(pid: u32) {
+pub fn register_child(pid: u32) {
     let Some(Ok(a)) = MAIN.get() else { return };
     if let Ok(mut f) = std::fs::OpenOptions::new()
         .create(true)
