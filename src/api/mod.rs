@@ -191,6 +191,7 @@ impl Default for ScaleInSpec {
 #[serde(rename_all = "camelCase")]
 pub struct SecretRef {
     /// Secret name.
+    #[schemars(length(min = 1))]
     pub name: String,
 }
 
@@ -199,8 +200,10 @@ pub struct SecretRef {
 #[serde(rename_all = "camelCase")]
 pub struct TencentSpec {
     /// Region, e.g. ap-guangzhou (sent as X-TC-Region).
+    #[schemars(length(min = 1))]
     pub region: String,
     /// EMR instance id, e.g. emr-b3zor8nr. Immutable.
+    #[schemars(length(min = 1))]
     #[x_kube(validation = Rule::new("self == oldSelf").message("spec.tencent.instanceId is immutable"))]
     pub instance_id: String,
     /// 0 pay-as-you-go, 1 monthly.
@@ -229,10 +232,13 @@ pub struct TencentSpec {
 #[serde(rename_all = "camelCase")]
 pub struct HuaweiSpec {
     /// Region, e.g. cn-north-4.
+    #[schemars(length(min = 1))]
     pub region: String,
     /// IAM project id.
+    #[schemars(length(min = 1))]
     pub project_id: String,
     /// MRS cluster id. Immutable.
+    #[schemars(length(min = 1))]
     #[x_kube(validation = Rule::new("self == oldSelf").message("spec.huawei.clusterId is immutable"))]
     pub cluster_id: String,
     /// Secret with keys accessKey + secretKey (+ securityToken), or the IAM password keys.
