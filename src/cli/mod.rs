@@ -13,6 +13,7 @@ use clap::{Parser, Subcommand};
 
 use crate::api::{self, ScaledCluster};
 use crate::clock::{Clock, ScaledClock, SystemClock};
+use crate::cloud::connect::ConnectOptions;
 use crate::cloud::simulated::{SimConfig, SimModel, SimulatedCloud};
 use crate::cloud::Cloud;
 use crate::engine::{EngineConfig, Target};
@@ -59,6 +60,9 @@ pub enum Command {
     Plan {
         #[arg(short = 'f', long = "file")]
         file: PathBuf,
+        /// Tencent requests per second per (SecretId, action); EMR allows 20.
+        #[arg(long, default_value_t = crate::cloud::tencent::DEFAULT_RATE_LIMIT)]
+        tencent_rate_limit: u32,
     },
     /// Execute the plan: one operation, or with --wait until converged.
     Apply {
@@ -73,6 +77,9 @@ pub enum Command {
         /// Poll interval in seconds while an operation runs.
         #[arg(long, default_value_t = 10)]
         poll: u64,
+        /// Tencent requests per second per (SecretId, action); EMR allows 20.
+        #[arg(long, default_value_t = crate::cloud::tencent::DEFAULT_RATE_LIMIT)]
+        tencent_rate_limit: u32,
     },
 }
 
@@ -106,13 +113,24 @@ pub async fn run(cli: Cli) -> i32 {
             speed,
             timeout,
         } => simulate(&file, speed, timeout, &mut out).await,
-        Command::Plan { file } => plan_cmd(&file, &mut out).await,
+        Command::Plan {
+            file,
+            tencent_rate_limit,
+        } => plan_cmd(&file, options(tencent_rate_limit), &mut out).await,
         Command::Apply {
             file,
             wait,
             timeout,
             poll,
-        } => apply(&file, wait, timeout, poll, &mut out).await,
+            tencent_rate_limit,
+        } => {
+            let timing = ApplyTiming {
+                wait,
+                timeout,
+                poll,
+            };
+            apply(&file, timing, options(tencent_rate_limit), &mut out).await
+        }
     }
 }
 
@@ -205,7 +223,22 @@ fn ending_reason(e: &drive::Ending) -> String {
 }
 
 /// The cloud for a manifest, with credentials from the environment.
-pub fn connect(cluster: &ScaledCluster, clock: Arc<dyn Clock>) -> Result<Arc<dyn Cloud>, String> {
+fn options(tencent_rate_limit: u32) -> ConnectOptions {
+    ConnectOptions { tencent_rate_limit }
+}
+
+/// How `apply` runs.
+struct ApplyTiming {
+    wait: bool,
+    timeout: u64,
+    poll: u64,
+}
+
+pub fn connect(
+    cluster: &ScaledCluster,
+    clock: Arc<dyn Clock>,
+    options: ConnectOptions,
+) -> Result<Arc<dyn Cloud>, String> {
     let spec = &cluster.spec;
     if let Some(sim) = &spec.simulated {
         let model = SimModel::new(
@@ -220,16 +253,16 @@ pub fn connect(cluster: &ScaledCluster, clock: Arc<dyn Clock>) -> Result<Arc<dyn
         return Ok(Arc::new(SimulatedCloud::new(Arc::new(model))));
     }
     let creds = crate::cloud::connect::credentials_from_env(spec);
-    crate::cloud::connect(spec, &creds, clock)
+    crate::cloud::connect(spec, &creds, clock, options)
 }
 
-async fn plan_cmd(file: &Path, out: &mut dyn Write) -> i32 {
+async fn plan_cmd(file: &Path, options: ConnectOptions, out: &mut dyn Write) -> i32 {
     let cluster = match load(file) {
         Ok(c) => c,
         Err(code) => return code,
     };
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
-    let cloud = match connect(&cluster, clock.clone()) {
+    let cloud = match connect(&cluster, clock.clone(), options) {
         Ok(c) => c,
         Err(e) => {
             eprintln!("error: {e}");
@@ -287,13 +320,23 @@ async fn plan_cmd(file: &Path, out: &mut dyn Write) -> i32 {
     0
 }
 
-async fn apply(file: &Path, wait: bool, timeout: u64, poll: u64, out: &mut dyn Write) -> i32 {
+async fn apply(
+    file: &Path,
+    timing: ApplyTiming,
+    options: ConnectOptions,
+    out: &mut dyn Write,
+) -> i32 {
+    let ApplyTiming {
+        wait,
+        timeout,
+        poll,
+    } = timing;
     let cluster = match load(file) {
         Ok(c) => c,
         Err(code) => return code,
     };
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
-    let cloud = match connect(&cluster, clock.clone()) {
+    let cloud = match connect(&cluster, clock.clone(), options) {
         Ok(c) => c,
         Err(e) => {
             eprintln!("error: {e}");

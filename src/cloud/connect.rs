@@ -9,6 +9,21 @@ use super::Cloud;
 use crate::api::ScaledClusterSpec;
 use crate::clock::Clock;
 
+/// Client settings that come from the command line rather than the spec.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ConnectOptions {
+    /// Tencent requests per second per (SecretId, action); EMR allows 20.
+    pub tencent_rate_limit: u32,
+}
+
+impl Default for ConnectOptions {
+    fn default() -> Self {
+        Self {
+            tencent_rate_limit: super::tencent::DEFAULT_RATE_LIMIT,
+        }
+    }
+}
+
 /// The client for a Tencent or Huawei spec, with `creds` from a Secret or the
 /// environment. The simulated cloud is built by its callers (its model is
 /// in-process state they own). Errors name the spec field or credential key.
@@ -16,10 +31,12 @@ pub fn connect(
     spec: &ScaledClusterSpec,
     creds: &Credentials,
     clock: Arc<dyn Clock>,
+    options: ConnectOptions,
 ) -> Result<Arc<dyn Cloud>, String> {
     if let Some(t) = &spec.tencent {
         let options = TencentOptions {
             clock,
+            rate_limit_per_second: options.tencent_rate_limit.max(1),
             ..TencentOptions::default()
         };
         return TencentCloud::new(t, creds, options)

@@ -10,6 +10,7 @@ use sha2::{Digest, Sha256};
 
 use crate::api::ScaledCluster;
 use crate::clock::Clock;
+use crate::cloud::connect::ConnectOptions;
 use crate::cloud::credentials::Credentials;
 use crate::cloud::simulated::{SimConfig, SimModel, SimulatedCloud};
 use crate::cloud::Cloud;
@@ -23,9 +24,18 @@ struct Entry {
 #[derive(Default)]
 pub struct CloudCache {
     entries: Mutex<HashMap<String, Entry>>,
+    options: ConnectOptions,
 }
 
 impl CloudCache {
+    /// A cache whose clients are built with `options` (rate limits, ...).
+    pub fn new(options: ConnectOptions) -> Self {
+        Self {
+            entries: Mutex::default(),
+            options,
+        }
+    }
+
     /// The client for `cluster`, built from `creds` when the fingerprint changed.
     pub fn get(
         &self,
@@ -41,7 +51,7 @@ impl CloudCache {
                 return Ok(e.cloud.clone());
             }
         }
-        let cloud = build(cluster, creds, clock)?;
+        let cloud = build(cluster, creds, clock, self.options)?;
         entries.insert(
             uid,
             Entry {
@@ -84,6 +94,7 @@ pub fn build(
     cluster: &ScaledCluster,
     creds: &Credentials,
     clock: Arc<dyn Clock>,
+    options: ConnectOptions,
 ) -> Result<Arc<dyn Cloud>, String> {
     let spec = &cluster.spec;
     if let Some(sim) = &spec.simulated {
@@ -95,5 +106,5 @@ pub fn build(
         let model = SimModel::new(name, SimConfig::from(sim), clock);
         return Ok(Arc::new(SimulatedCloud::new(Arc::new(model))));
     }
-    crate::cloud::connect(spec, creds, clock)
+    crate::cloud::connect(spec, creds, clock, options)
 }

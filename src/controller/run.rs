@@ -22,6 +22,7 @@ use super::metrics::Metrics;
 use super::reconciler::{self, clusters_using_secret, Context, Guarded};
 use crate::api::ScaledCluster;
 use crate::clock::SystemClock;
+use crate::cloud::connect::ConnectOptions;
 use crate::engine::EngineConfig;
 use crate::telemetry::LogFormat;
 
@@ -58,6 +59,9 @@ pub struct RunArgs {
     /// Seconds between resyncs of a converged resource, to catch drift made outside the operator.
     #[arg(long, default_value_t = 300)]
     pub resync_seconds: u64,
+    /// Tencent requests per second per (SecretId, action); EMR allows 20.
+    #[arg(long, default_value_t = crate::cloud::tencent::DEFAULT_RATE_LIMIT)]
+    pub tencent_rate_limit: u32,
     /// Seconds between polls while an operation runs.
     #[arg(long, default_value_t = 10)]
     pub poll_seconds: u64,
@@ -153,7 +157,9 @@ pub async fn run(args: RunArgs) -> Result<(), RunError> {
             },
         ),
         metrics: metrics.clone(),
-        clouds: CloudCache::default(),
+        clouds: CloudCache::new(ConnectOptions {
+            tencent_rate_limit: args.tencent_rate_limit,
+        }),
         clock: Arc::new(SystemClock),
         engine: EngineConfig {
             poll: Duration::from_secs(args.poll_seconds.max(1)),
