@@ -8,7 +8,7 @@ use std::hint::black_box;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use clusterscale::api::{CoreSpec, ScaleInSpec, ScaledClusterSpec, SimulatedSpec, TaskSpec};
+use clusterscale::api::ScaledClusterSpec;
 use clusterscale::clock::{Clock, ManualClock};
 use clusterscale::cloud::simulated::{SimConfig, SimModel, SimulatedCloud};
 use clusterscale::cloud::{Capabilities, ClusterState, ObservedCluster};
@@ -17,20 +17,8 @@ use clusterscale::plan::{plan, PlanInput};
 
 fn spec(core: i32, task: i32) -> ScaledClusterSpec {
     ScaledClusterSpec {
-        tencent: None,
-        huawei: None,
-        simulated: Some(SimulatedSpec::default()),
-        core: CoreSpec { count: core },
-        task: TaskSpec {
-            count: task,
-            min: 0,
-            max: 500,
-        },
-        scale_in: ScaleInSpec::default(),
         max_step: 7,
-        cooldown_seconds: 0,
-        paused: false,
-        dry_run: false,
+        ..ScaledClusterSpec::simulated(core, task)
     }
 }
 

@@ -184,28 +184,9 @@ pub async fn reconcile(
     store: &mut dyn StatusStore,
     config: &EngineConfig,
 ) -> Result<Report, EngineError> {
-    let mut pass = Pass {
-        target,
-        previous: current.clone(),
-        status: current.clone(),
-        now: clock.now(),
-        events: Vec::new(),
-        error: None,
-        started: None,
-        finished: None,
-        observed: None,
-        config,
-    };
+    let mut pass = Pass::new(target, current, clock, config);
     let requeue = pass.run(cloud, store).await?;
-    Ok(Report {
-        status: pass.status,
-        requeue_after: requeue,
-        events: pass.events,
-        error: pass.error,
-        started: pass.started,
-        finished: pass.finished,
-        observed: pass.observed,
-    })
+    Ok(pass.into_report(requeue))
 }
 
 /// Record a failure that happens before the cloud is reached (missing
@@ -220,29 +201,10 @@ pub async fn record_precondition_failure(
     message: &str,
 ) -> Result<Report, EngineError> {
     let config = EngineConfig::default();
-    let mut pass = Pass {
-        target,
-        previous: current.clone(),
-        status: current.clone(),
-        now: clock.now(),
-        events: Vec::new(),
-        error: None,
-        started: None,
-        finished: None,
-        observed: None,
-        config: &config,
-    };
+    let mut pass = Pass::new(target, current, clock, &config);
     pass.fail_precondition(class, message);
     pass.commit(store).await?;
-    Ok(Report {
-        status: pass.status,
-        requeue_after: None,
-        events: pass.events,
-        error: None,
-        started: None,
-        finished: None,
-        observed: None,
-    })
+    Ok(pass.into_report(None))
 }
 
 struct Pass<'a> {
@@ -258,7 +220,39 @@ struct Pass<'a> {
     config: &'a EngineConfig,
 }
 
-impl Pass<'_> {
+impl<'a> Pass<'a> {
+    fn new(
+        target: Target<'a>,
+        current: &ScaledClusterStatus,
+        clock: &dyn Clock,
+        config: &'a EngineConfig,
+    ) -> Self {
+        Self {
+            target,
+            previous: current.clone(),
+            status: current.clone(),
+            now: clock.now(),
+            events: Vec::new(),
+            error: None,
+            started: None,
+            finished: None,
+            observed: None,
+            config,
+        }
+    }
+
+    fn into_report(self, requeue_after: Option<Duration>) -> Report {
+        Report {
+            status: self.status,
+            requeue_after,
+            events: self.events,
+            error: self.error,
+            started: self.started,
+            finished: self.finished,
+            observed: self.observed,
+        }
+    }
+
     async fn run(
         &mut self,
         cloud: &dyn Cloud,

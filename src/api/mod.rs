@@ -349,6 +349,26 @@ impl std::fmt::Display for CloudKind {
 }
 
 impl ScaledClusterSpec {
+    /// A spec for the simulated cloud with the default policy: every scale-in
+    /// allowed, whole differences, no cooldown. Handy in tests and examples.
+    pub fn simulated(core: i32, task: i32) -> Self {
+        Self {
+            tencent: None,
+            huawei: None,
+            simulated: Some(SimulatedSpec::default()),
+            core: CoreSpec { count: core },
+            task: TaskSpec {
+                count: task,
+                ..TaskSpec::default()
+            },
+            scale_in: ScaleInSpec::default(),
+            max_step: 0,
+            cooldown_seconds: 0,
+            paused: false,
+            dry_run: false,
+        }
+    }
+
     /// The cloud this spec targets, when exactly one block is set.
     pub fn cloud(&self) -> Option<CloudKind> {
         match (&self.tencent, &self.huawei, &self.simulated) {

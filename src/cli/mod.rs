@@ -256,18 +256,24 @@ pub fn connect(
     crate::cloud::connect(spec, &creds, clock, options)
 }
 
-async fn plan_cmd(file: &Path, options: ConnectOptions, out: &mut dyn Write) -> i32 {
-    let cluster = match load(file) {
-        Ok(c) => c,
-        Err(code) => return code,
-    };
+/// The manifest, the wall clock and the cloud client.
+type Loaded = (ScaledCluster, Arc<dyn Clock>, Arc<dyn Cloud>);
+
+/// Load the manifest and build its client, or return the exit code of bad input.
+fn load_and_connect(file: &Path, options: ConnectOptions) -> Result<Loaded, i32> {
+    let cluster = load(file)?;
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
-    let cloud = match connect(&cluster, clock.clone(), options) {
-        Ok(c) => c,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return EXIT_BAD_INPUT;
-        }
+    let cloud = connect(&cluster, clock.clone(), options).map_err(|e| {
+        eprintln!("error: {e}");
+        EXIT_BAD_INPUT
+    })?;
+    Ok((cluster, clock, cloud))
+}
+
+async fn plan_cmd(file: &Path, options: ConnectOptions, out: &mut dyn Write) -> i32 {
+    let (cluster, clock, cloud) = match load_and_connect(file, options) {
+        Ok(loaded) => loaded,
+        Err(code) => return code,
     };
     let observed = match cloud.observe().await {
         Ok(o) => o,
@@ -331,17 +337,9 @@ async fn apply(
         timeout,
         poll,
     } = timing;
-    let cluster = match load(file) {
-        Ok(c) => c,
+    let (cluster, clock, cloud) = match load_and_connect(file, options) {
+        Ok(loaded) => loaded,
         Err(code) => return code,
-    };
-    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
-    let cloud = match connect(&cluster, clock.clone(), options) {
-        Ok(c) => c,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return EXIT_BAD_INPUT;
-        }
     };
     let (uid, generation) = identity(&cluster);
     let target = Target {

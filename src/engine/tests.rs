@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use super::*;
-use crate::api::{CoreSpec, NodeGroup, ScaleInSpec, SimulatedSpec, TaskSpec};
+use crate::api::NodeGroup;
 use crate::clock::ManualClock;
 use crate::cloud::simulated::{SimConfig, SimModel, SimulatedCloud};
 use crate::cloud::ErrorClass;
@@ -19,22 +19,7 @@ struct Harness {
 }
 
 fn spec(core: i32, task: i32) -> ScaledClusterSpec {
-    ScaledClusterSpec {
-        tencent: None,
-        huawei: None,
-        simulated: Some(SimulatedSpec::default()),
-        core: CoreSpec { count: core },
-        task: TaskSpec {
-            count: task,
-            min: 0,
-            max: 500,
-        },
-        scale_in: ScaleInSpec::default(),
-        max_step: 0,
-        cooldown_seconds: 0,
-        paused: false,
-        dry_run: false,
-    }
+    ScaledClusterSpec::simulated(core, task)
 }
 
 impl Harness {

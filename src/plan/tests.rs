@@ -1,7 +1,7 @@
 //! Table tests: one named case per rule and per boundary; then properties.
 
 use super::*;
-use crate::api::{CoreSpec, Outcome, ScaleInSpec, SimulatedSpec, TaskSpec};
+use crate::api::Outcome;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use proptest::prelude::*;
 
@@ -10,22 +10,7 @@ fn ts(s: i64) -> Timestamp {
 }
 
 fn spec(core: i32, task: i32) -> ScaledClusterSpec {
-    ScaledClusterSpec {
-        tencent: None,
-        huawei: None,
-        simulated: Some(SimulatedSpec::default()),
-        core: CoreSpec { count: core },
-        task: TaskSpec {
-            count: task,
-            min: 0,
-            max: MAX_TOTAL,
-        },
-        scale_in: ScaleInSpec::default(),
-        max_step: 0,
-        cooldown_seconds: 0,
-        paused: false,
-        dry_run: false,
-    }
+    ScaledClusterSpec::simulated(core, task)
 }
 
 fn running(core: i32, task: i32) -> ObservedCluster {
