@@ -158,12 +158,27 @@ pub enum EngineError {
 }
 
 /// The deterministic idempotency token of one logical operation: a function
-/// of the resource's uid, its generation and the step number. Tencent
+/// of the resource's uid, its generation, the step number and the operation
+/// itself, so that a retry of the same operation carries the same token and a
+/// different operation never does (two CLI runs without a uid, say). Tencent
 /// requires a ClientToken of at most 64 characters.
-pub fn operation_token(uid: &str, generation: i64, step: i64) -> String {
-    let digest = Sha256::digest(format!("{uid}/{generation}/{step}").as_bytes());
+pub fn operation_token(uid: &str, generation: i64, step: i64, op: &Operation) -> String {
+    let digest = Sha256::digest(
+        format!(
+            "{uid}/{generation}/{step}/{}/{}/{}/{}",
+            op.group.as_str(),
+            op.direction.as_str(),
+            op.from_count,
+            op.to_count
+        )
+        .as_bytes(),
+    );
     format!("cs-{}-{step}", &hex::encode(digest)[..24])
 }
+
+/// How many times one operation's call is sent at most (the first send and
+/// re-sends with the same token).
+const MAX_SENDS: i32 = 5;
 
 fn time(t: Timestamp) -> Time {
     Time(t)
@@ -277,7 +292,7 @@ impl<'a> Pass<'a> {
         let observed = match cloud.observe().await {
             Ok(o) => o,
             Err(e) => {
-                let wait = e.class.retry_after();
+                let wait = e.retry_after();
                 self.cloud_error(e, None);
                 self.set_conditions_for_error();
                 self.commit(store).await?;
@@ -391,7 +406,7 @@ impl<'a> Pass<'a> {
         op: Operation,
     ) -> Result<Option<Duration>, EngineError> {
         let step = self.status.step + 1;
-        let token = operation_token(self.target.uid, self.target.generation, step);
+        let token = operation_token(self.target.uid, self.target.generation, step, &op);
         let record = OperationRecord {
             id: token,
             group: op.group,
@@ -479,9 +494,22 @@ impl<'a> Pass<'a> {
                 self.commit(store).await?;
                 Ok(Some(self.config.poll))
             }
+            Err(e) if e.class.definitely_not_applied() && record.attempts > 1 => {
+                // A refused re-send proves only that the re-send did nothing,
+                // not the first send whose answer was lost (a "busy" answer even
+                // suggests it runs). Stop sending; observation decides.
+                let wait = self.config.poll;
+                record.attempts = MAX_SENDS;
+                record.message = Some(format!("re-send refused, resolving by observation: {e}"));
+                self.status.pending_operation = Some(record);
+                self.cloud_error(e, None);
+                self.set_conditions_for_error();
+                self.commit(store).await?;
+                Ok(Some(wait))
+            }
             Err(e) if e.class.definitely_not_applied() => {
                 // The cloud refused: nothing happened, the operation is over.
-                let wait = e.class.retry_after();
+                let wait = e.retry_after();
                 record.finished_at = Some(time(self.now));
                 record.outcome = Some(Outcome::Failed);
                 record.message = Some(e.to_string());
@@ -510,7 +538,7 @@ impl<'a> Pass<'a> {
                 // Ambiguous (timeout, 5xx, lost answer): the call may have been
                 // applied. Keep the pending record; the next pass resolves it by
                 // observation and re-sends only with the same token.
-                let wait = e.class.retry_after().min(self.config.poll);
+                let wait = e.retry_after().min(self.config.poll);
                 record.message = Some(format!("unconfirmed: {e}"));
                 self.status.pending_operation = Some(record);
                 self.cloud_error(e, None);
@@ -550,6 +578,9 @@ impl<'a> Pass<'a> {
             Direction::In => have <= p.to_count,
         };
         let age = since(self.now, &p.started_at);
+        let caps = cloud.capabilities();
+        // An unconfirmed call is "not applied" only after the cloud had time to show it.
+        let settle = self.config.settle.max(caps.acceptance_grace);
         let done = |outcome: Outcome, message: String| {
             let mut r = p.clone();
             r.finished_at = Some(time(self.now));
@@ -579,14 +610,15 @@ impl<'a> Pass<'a> {
                 );
             }
             if have == p.from_count {
-                if cloud.capabilities().idempotency_token
-                    && p.attempts < 5
+                if caps.idempotent_scale_out
+                    && p.direction == Direction::Out
+                    && p.attempts < MAX_SENDS
                     && age < self.config.token_reuse
                 {
                     // Same request, same token: the cloud deduplicates it.
                     return Resolution::Resend;
                 }
-                if age >= self.config.settle {
+                if age >= settle {
                     return done(
                         Outcome::NotApplied,
                         format!(
@@ -635,7 +667,7 @@ impl<'a> Pass<'a> {
                 format!("{} is now {have}", p.group.as_str()),
             );
         }
-        if progress == OperationProgress::Succeeded || age >= self.config.settle {
+        if progress == OperationProgress::Succeeded || age >= settle {
             return done(
                 Outcome::Failed,
                 format!(

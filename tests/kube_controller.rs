@@ -13,7 +13,6 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use clusterscale::api::Outcome;
-use clusterscale::engine::operation_token;
 use clusterscale::fake::JournalLine;
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
@@ -883,13 +882,12 @@ async fn duplicate_target_older_wins() {
         4,
         0,
     ));
-    let older = t
-        .wait_sc("older", "older to start its operation", SHORT, |sc| {
-            sc.status
-                .as_ref()
-                .is_some_and(|s| s.pending_operation.is_some() || s.last_operation.is_some())
-        })
-        .await;
+    t.wait_sc("older", "older to start its operation", SHORT, |sc| {
+        sc.status
+            .as_ref()
+            .is_some_and(|s| s.pending_operation.is_some() || s.last_operation.is_some())
+    })
+    .await;
     t.apply_ok(&tencent(
         "younger",
         &endpoint,
@@ -919,9 +917,14 @@ async fn duplicate_target_older_wins() {
     )
     .await;
 
-    let uid = older.metadata.uid.clone().expect("uid");
-    let ours: BTreeSet<String> = (1..=10)
-        .map(|step| operation_token(&uid, 1, step))
+    // The older resource's operation, as it recorded it (the id is the ClientToken).
+    let older_now = t.get_ok("older").await;
+    let ours: BTreeSet<String> = older_now
+        .status
+        .as_ref()
+        .and_then(|s| s.last_operation.as_ref())
+        .map(|op| op.id.clone())
+        .into_iter()
         .collect();
     let tokens = check_tencent_writes(&t, &fake, 1);
     t.check(tokens.iter().all(|tok| ours.contains(tok)), || {

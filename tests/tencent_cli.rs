@@ -430,3 +430,43 @@ async fn cli_bad_input_exits_2_before_any_call() {
     );
     assert!(fake.journal().is_empty(), "{:?}", fake.journal());
 }
+
+/// Two `apply` runs of manifests without a uid (what users keep in Git):
+/// the second run's operation must not carry the first run's ClientToken,
+/// or Tencent would drop it as a duplicate and the run would report success
+/// without scaling.
+#[tokio::test]
+async fn cli_consecutive_applies_without_uid_each_scale() {
+    let fake = FakeCloud::start(3, 0, 1, &[]);
+    let manifest = |task: i32| {
+        let path = fake.dir.path().join(format!("no-uid-{task}.yaml"));
+        let text = format!(
+            "apiVersion: clusterscale.io/v1alpha1
+kind: ScaledCluster
+metadata: {{name: analytics, namespace: data}}
+spec:
+  tencent:
+    region: ap-guangzhou
+    instanceId: {INSTANCE}
+    credentialsSecretRef: {{name: tencent-credentials}}
+    endpoint: {base}
+  core: {{count: 3}}
+  task: {{count: {task}}}
+",
+            base = fake.base
+        );
+        std::fs::write(&path, text).expect("manifest written");
+        path
+    };
+    let first = apply_wait(&manifest(2));
+    assert_eq!(first.status.code(), Some(0), "{}", text(&first));
+    let second = apply_wait(&manifest(4));
+    assert_eq!(second.status.code(), Some(0), "{}", text(&second));
+    let writes = fake.writes();
+    assert_eq!(writes.len(), 2, "{writes:#?}");
+    assert_eq!(task_ids(&fake).await.len(), 4, "the second run scaled");
+    // Same shape (one scale-out of 2 Task nodes per run), different tokens.
+    let again = apply_wait(&manifest(4));
+    assert_eq!(again.status.code(), Some(0), "{}", text(&again));
+    assert_eq!(fake.writes().len(), 2, "a converged cluster gets no write");
+}

@@ -141,12 +141,18 @@ fn load(file: &Path) -> Result<ScaledCluster, i32> {
     })
 }
 
+/// The identity that operation tokens derive from. A manifest file has no
+/// uid, and the CLI keeps no state between runs: each run gets its own
+/// random one, so that a later run's operation never carries an earlier run's
+/// token (the cloud would drop it as a duplicate). Within one run, a retry
+/// reuses the token recorded with the operation.
 fn identity(c: &ScaledCluster) -> (String, i64) {
     let uid = c.metadata.uid.clone().unwrap_or_else(|| {
         format!(
-            "cli/{}/{}",
+            "cli/{}/{}/{:016x}",
             c.metadata.namespace.as_deref().unwrap_or("default"),
-            c.metadata.name.as_deref().unwrap_or("unnamed")
+            c.metadata.name.as_deref().unwrap_or("unnamed"),
+            rand::random::<u64>()
         )
     });
     (uid, c.metadata.generation.unwrap_or(1))

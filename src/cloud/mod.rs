@@ -109,11 +109,16 @@ pub struct Capabilities {
     pub graceful_scale_in: bool,
     /// Largest count one scale-out call accepts, when the cloud limits it.
     pub max_out_per_call: Option<i32>,
-    /// The cloud deduplicates a repeated idempotency token (Tencent
-    /// `ClientToken`, for 5 minutes): an unconfirmed call may be re-sent with
-    /// the same token. Without it, an unconfirmed call is only ever resolved
-    /// by observation.
-    pub idempotency_token: bool,
+    /// Scale-out calls carry an idempotency token that the cloud deduplicates
+    /// (Tencent `ScaleOutInstance` `ClientToken`, for 5 minutes): an
+    /// unconfirmed scale-out may be re-sent with the same token. Scale-in calls
+    /// of both clouds carry none, so an unconfirmed scale-in, like any call to
+    /// a cloud without tokens, is only ever resolved by observation.
+    pub idempotent_scale_out: bool,
+    /// How long the cloud may take to show an accepted operation (state or
+    /// counts). An unconfirmed call with no visible effect after this long is
+    /// declared not applied.
+    pub acceptance_grace: Duration,
 }
 
 impl Capabilities {
@@ -124,7 +129,8 @@ impl Capabilities {
         scale_in_task: true,
         graceful_scale_in: true,
         max_out_per_call: None,
-        idempotency_token: true,
+        idempotent_scale_out: true,
+        acceptance_grace: Duration::from_secs(60),
     };
 
     pub fn supports(&self, group: NodeGroup, direction: Direction) -> bool {
@@ -251,6 +257,9 @@ pub struct CloudError {
     pub request_id: Option<String>,
     /// The action or API that failed (e.g. `ScaleOutInstance`, `PUT cluster_infos`).
     pub action: String,
+    /// Wait this long before trying again, instead of the class's default
+    /// (e.g. slow backoff for a code we do not know).
+    pub retry_after: Option<Duration>,
 }
 
 impl CloudError {
@@ -266,7 +275,19 @@ impl CloudError {
             message: message.into(),
             request_id: None,
             action: action.into(),
+            retry_after: None,
         }
+    }
+
+    /// Back off this long instead of the class's default.
+    pub fn with_retry_after(mut self, wait: Duration) -> Self {
+        self.retry_after = Some(wait);
+        self
+    }
+
+    /// How long to wait before trying again.
+    pub fn retry_after(&self) -> Duration {
+        self.retry_after.unwrap_or_else(|| self.class.retry_after())
     }
 
     pub fn with_request_id(mut self, request_id: Option<String>) -> Self {

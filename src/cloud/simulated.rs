@@ -645,7 +645,8 @@ impl Cloud for SimulatedCloud {
 
     async fn scale_in(&self, req: &ScaleRequest) -> Result<Submitted, CloudError> {
         self.model
-            .scale_in(req.group, req.count, &req.prefer_nodes, Some(&req.token))
+            // Like TerminateTasks / MRS: scale-in calls carry no idempotency token.
+            .scale_in(req.group, req.count, &req.prefer_nodes, None)
             .map_err(|e| sim_error_to_cloud("scale_in", e))
     }
 

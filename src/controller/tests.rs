@@ -340,7 +340,18 @@ async fn scale_out_writes_ahead_then_records_acceptance_then_publishes_the_event
     )
     .await;
     assert_eq!(action, Action::requeue(EngineConfig::default().poll));
-    let token = operation_token(UID, GENERATION, 1);
+    let token = operation_token(
+        UID,
+        GENERATION,
+        1,
+        &crate::plan::Operation {
+            group: crate::api::NodeGroup::Task,
+            direction: crate::api::Direction::Out,
+            count: 2,
+            from_count: 0,
+            to_count: 2,
+        },
+    );
 
     // 1. The write-ahead record: the operation, not yet accepted, before any cloud call.
     let ahead = applied_status(&bodies[0]);

@@ -92,6 +92,17 @@ fn condition(status: &ScaledClusterStatus, t: &str) -> (String, String) {
     (c.status.clone(), c.reason.clone())
 }
 
+/// "Add 2 Task nodes to none".
+fn task_out_0_to_2() -> crate::plan::Operation {
+    crate::plan::Operation {
+        group: NodeGroup::Task,
+        direction: Direction::Out,
+        count: 2,
+        from_count: 0,
+        to_count: 2,
+    }
+}
+
 /// The write-ahead record of "add 2 Task nodes" whose call was never confirmed.
 fn unsent_task_out(token: &str, started: jiff::Timestamp) -> OperationRecord {
     OperationRecord {
@@ -267,7 +278,7 @@ async fn lost_answer_is_resent_with_the_same_token_and_applied_once() {
 async fn crash_after_write_ahead_resends_same_token_once() {
     // A previous process saved the write-ahead record and died before (or while) calling.
     let mut h = Harness::new((3, 0), (3, 2));
-    let token = operation_token("uid-1", 1, 1);
+    let token = operation_token("uid-1", 1, 1, &task_out_0_to_2());
     let started = h.clock.now();
     h.store.status = ScaledClusterStatus {
         observed_generation: Some(1),
@@ -288,7 +299,7 @@ async fn crash_after_write_ahead_resends_same_token_once() {
 #[tokio::test]
 async fn crash_before_the_call_resends_with_the_recorded_token() {
     let mut h = Harness::new((3, 0), (3, 2));
-    let token = operation_token("uid-1", 1, 1);
+    let token = operation_token("uid-1", 1, 1, &task_out_0_to_2());
     h.store.status = ScaledClusterStatus {
         observed_generation: Some(1),
         step: 1,
@@ -425,10 +436,31 @@ async fn cooldown_requeues_for_the_remaining_time() {
 
 #[test]
 fn tokens_are_deterministic_and_distinct() {
-    assert_eq!(operation_token("u", 1, 1), operation_token("u", 1, 1));
-    assert_ne!(operation_token("u", 1, 1), operation_token("u", 1, 2));
-    assert_ne!(operation_token("u", 1, 1), operation_token("u", 2, 1));
-    assert!(operation_token("u", 1, 1).len() <= 64);
+    let op = task_out_0_to_2();
+    assert_eq!(
+        operation_token("u", 1, 1, &op),
+        operation_token("u", 1, 1, &op)
+    );
+    assert_ne!(
+        operation_token("u", 1, 1, &op),
+        operation_token("u", 1, 2, &op)
+    );
+    assert_ne!(
+        operation_token("u", 1, 1, &op),
+        operation_token("u", 2, 1, &op)
+    );
+    // The same uid, generation and step (two CLI runs without a uid) but a
+    // different operation: a different token, or the cloud would drop it.
+    let other = crate::plan::Operation {
+        from_count: 2,
+        to_count: 4,
+        ..op.clone()
+    };
+    assert_ne!(
+        operation_token("u", 1, 1, &op),
+        operation_token("u", 1, 1, &other)
+    );
+    assert!(operation_token("u", 1, 1, &op).len() <= 64);
 }
 
 #[tokio::test]
@@ -439,10 +471,10 @@ async fn without_idempotency_tokens_an_unconfirmed_call_is_never_resent() {
     // planned afresh under a new token.
     let mut h = Harness::new((3, 0), (3, 2));
     h.cloud = SimulatedCloud::new(h.model.clone()).with_capabilities(crate::cloud::Capabilities {
-        idempotency_token: false,
+        idempotent_scale_out: false,
         ..crate::cloud::Capabilities::ALL
     });
-    let token = operation_token("uid-1", 1, 1);
+    let token = operation_token("uid-1", 1, 1, &task_out_0_to_2());
     h.store.status = ScaledClusterStatus {
         observed_generation: Some(1),
         step: 1,

@@ -1133,7 +1133,8 @@ impl Cloud for HuaweiCloud {
             graceful_scale_in: false,
             max_out_per_call: None,
             // MRS has no idempotency token (the client's own ledger does not survive a restart).
-            idempotency_token: false,
+            idempotent_scale_out: false,
+            acceptance_grace: ACCEPT_GRACE,
         }
     }
 
