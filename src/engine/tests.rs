@@ -499,3 +499,90 @@ async fn without_idempotency_tokens_an_unconfirmed_call_is_never_resent() {
     assert_eq!(r.status.phase, Phase::Converged);
     assert_eq!(h.model.writes().len(), 1);
 }
+
+#[tokio::test]
+async fn an_unconfirmed_scale_in_is_never_resent() {
+    // No cloud deduplicates scale-in calls: re-sending could remove other nodes.
+    let mut h = Harness::new((3, 4), (3, 2));
+    let op = crate::plan::Operation {
+        group: NodeGroup::Task,
+        direction: Direction::In,
+        count: 2,
+        from_count: 4,
+        to_count: 2,
+    };
+    let token = operation_token("uid-1", 1, 1, &op);
+    h.store.status = ScaledClusterStatus {
+        observed_generation: Some(1),
+        step: 1,
+        pending_operation: Some(OperationRecord {
+            direction: Direction::In,
+            from_count: 4,
+            to_count: 2,
+            ..unsent_task_out(&token, h.clock.now())
+        }),
+        ..Default::default()
+    };
+    let r = h.pass().await;
+    assert!(r.started.is_none(), "not re-sent");
+    h.clock.advance(Duration::from_secs(61));
+    let r = h.pass().await;
+    assert_eq!(
+        r.finished.as_ref().and_then(|f| f.outcome),
+        Some(Outcome::NotApplied)
+    );
+    assert!(
+        r.started.is_some(),
+        "planned afresh once the call is known not applied"
+    );
+    let r = h.run(20).await;
+    assert_eq!(r.status.phase, Phase::Converged);
+    assert_eq!(h.model.writes().len(), 1);
+}
+
+#[tokio::test]
+async fn a_refused_resend_keeps_the_pending_record() {
+    let mut h = Harness::new((3, 0), (3, 2));
+    h.model.fail_next(
+        "scale_out",
+        CloudError::new(
+            ErrorClass::Transient,
+            "scale_out",
+            "InternalError",
+            "timeout",
+        ),
+    );
+    let r = h.pass().await;
+    let pending = r
+        .status
+        .pending_operation
+        .clone()
+        .expect("kept after an ambiguous error");
+    // The re-send is refused as busy: that says nothing about the first send.
+    h.model.fail_next(
+        "scale_out",
+        CloudError::new(
+            ErrorClass::Busy,
+            "scale_out",
+            "ResourceInUse.InstanceInProcess",
+            "instance is in a flow",
+        ),
+    );
+    h.clock.advance(Duration::from_secs(10));
+    let r = h.pass().await;
+    let still = r.status.pending_operation.clone().expect("still pending");
+    assert_eq!(still.id, pending.id);
+    assert!(r.status.last_operation.is_none(), "no false Failed record");
+    assert!(
+        !h.reasons().iter().any(|e| e == "ScaleOutFailed"),
+        "{:?}",
+        h.reasons()
+    );
+    // No more re-sends; observation decides, then a fresh operation converges.
+    h.clock.advance(Duration::from_secs(10));
+    let r = h.pass().await;
+    assert!(r.started.is_none());
+    let r = h.run(30).await;
+    assert_eq!(r.status.phase, Phase::Converged);
+    assert_eq!(h.model.writes().len(), 1);
+}

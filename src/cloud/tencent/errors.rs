@@ -72,13 +72,21 @@ pub const RULES: &[(&str, ErrorClass)] = &[
     ("ServerNetworkError", ErrorClass::Transient),
 ];
 
-/// The class of a Tencent error code. Unknown codes are Transient.
-pub fn classify(code: &str) -> ErrorClass {
+/// How long to wait after a code this table does not know: such a code is
+/// retried (as Transient) but slowly, and reported verbatim.
+pub const UNKNOWN_CODE_BACKOFF: std::time::Duration = std::time::Duration::from_secs(300);
+
+/// The class of a known Tencent error code.
+pub fn lookup(code: &str) -> Option<ErrorClass> {
     RULES
         .iter()
         .find(|(pattern, _)| matches(pattern, code))
         .map(|(_, class)| *class)
-        .unwrap_or(ErrorClass::Transient)
+}
+
+/// The class of a Tencent error code. Unknown codes are Transient.
+pub fn classify(code: &str) -> ErrorClass {
+    lookup(code).unwrap_or(ErrorClass::Transient)
 }
 
 fn matches(pattern: &str, code: &str) -> bool {
@@ -110,13 +118,40 @@ pub fn cloud_error(
     } else {
         message.to_string()
     };
-    CloudError::new(class, action, code, message).with_request_id(request_id)
+    let error = CloudError::new(class, action, code, message).with_request_id(request_id);
+    if lookup(code).is_none() {
+        error.with_retry_after(UNKNOWN_CODE_BACKOFF)
+    } else {
+        error
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use ErrorClass::*;
+
+    #[test]
+    fn unknown_code_is_transient_with_slow_backoff_and_verbatim() {
+        let e = cloud_error(
+            "ScaleOutInstance",
+            "FailedOperation.SomethingNew",
+            "new text",
+            Some("rid".into()),
+        );
+        assert_eq!(e.class, Transient);
+        assert_eq!(e.retry_after(), UNKNOWN_CODE_BACKOFF);
+        assert_eq!(
+            (e.code.as_str(), e.message.as_str()),
+            ("FailedOperation.SomethingNew", "new text")
+        );
+        let known = cloud_error("ScaleOutInstance", "InternalError.CvmError", "x", None);
+        assert_eq!(
+            known.retry_after(),
+            Transient.retry_after(),
+            "known codes keep their class's backoff"
+        );
+    }
 
     /// One named row per code listed in cloud-apis.md A5 (plus the
     /// inference rows documented above). A failure names the code.
