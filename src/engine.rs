@@ -39,8 +39,22 @@ pub trait StatusStore: Send {
 
 /// The status could not be saved.
 #[derive(Debug, thiserror::Error)]
-#[error("saving status failed: {0}")]
-pub struct StoreError(pub String);
+#[error("saving status failed: {message}")]
+pub struct StoreError {
+    pub message: String,
+    /// Somebody else changed the resource since it was read: nothing was
+    /// written, and the pass must start again from fresh state.
+    pub conflict: bool,
+}
+
+impl StoreError {
+    pub fn new(message: impl Into<String>) -> Self {
+        Self {
+            message: message.into(),
+            conflict: false,
+        }
+    }
+}
 
 /// A status store in memory (CLI, tests).
 #[derive(Debug, Default, Clone)]

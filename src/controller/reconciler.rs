@@ -56,9 +56,15 @@ pub enum Error {
 impl Error {
     pub fn metric_label(&self) -> &'static str {
         match self {
+            _ if self.is_conflict() => "Conflict",
             Error::Engine(_) => "StatusWrite",
             Error::Kube(_) => "Kube",
         }
+    }
+
+    /// A status write lost a compare-and-swap: nothing was written.
+    pub fn is_conflict(&self) -> bool {
+        matches!(self, Error::Engine(engine::EngineError::Store(e)) if e.conflict)
     }
 }
 
@@ -81,10 +87,15 @@ pub async fn reconcile(obj: Arc<Guarded>, ctx: Arc<Context>) -> Result<Action, E
     result
 }
 
-/// Requeue after a Kubernetes-side failure.
+/// Requeue after a Kubernetes-side failure; at once after a write conflict
+/// (the watch brings the fresh object).
 pub fn error_policy(_obj: Arc<Guarded>, error: &Error, ctx: Arc<Context>) -> Action {
-    warn!(error = %error, "reconcile failed; retrying");
     ctx.metrics.error(error.metric_label());
+    if error.is_conflict() {
+        info!(error = %error, "status changed underneath; starting over");
+        return Action::requeue(Duration::from_secs(1));
+    }
+    warn!(error = %error, "reconcile failed; retrying");
     Action::requeue(Duration::from_secs(5))
 }
 
@@ -99,7 +110,7 @@ async fn reconcile_cluster(cluster: &ScaledCluster, ctx: &Context) -> Result<Act
         return Ok(Action::await_change());
     }
     let api: Api<ScaledCluster> = Api::namespaced(ctx.client.clone(), &namespace);
-    let mut store = KubeStatusStore::new(api, &name);
+    let mut store = KubeStatusStore::new(api, &name, cluster.metadata.resource_version.clone());
     let current = cluster.status.clone().unwrap_or_default();
     let target = Target {
         uid: &uid,

@@ -14,37 +14,74 @@ pub const FIELD_MANAGER: &str = "clusterscale";
 
 /// Writes one resource's status. The engine calls `save` only when the
 /// status changed, and before every cloud call (the write-ahead record).
+///
+/// Every write is a compare-and-swap on the resourceVersion the pass started
+/// from (then on the one each write returns): a pass that began from a stale
+/// watch cache, or a second writer, gets 409 Conflict and writes nothing, so
+/// it can never make a cloud call on a status that no longer holds (the
+/// pending operation and the step of a write that the cache had not shown yet).
 pub struct KubeStatusStore {
     api: Api<ScaledCluster>,
     name: String,
+    resource_version: Option<String>,
 }
 
 impl KubeStatusStore {
-    pub fn new(api: Api<ScaledCluster>, name: impl Into<String>) -> Self {
+    /// `resource_version`: of the object the pass read its status from.
+    pub fn new(
+        api: Api<ScaledCluster>,
+        name: impl Into<String>,
+        resource_version: Option<String>,
+    ) -> Self {
         Self {
             api,
             name: name.into(),
+            resource_version,
         }
     }
 }
 
-/// The server-side-apply body for a status.
-pub fn status_patch(status: &ScaledClusterStatus) -> serde_json::Value {
-    json!({
+/// The server-side-apply body for a status, conditional on `resource_version` when given.
+pub fn status_patch(
+    status: &ScaledClusterStatus,
+    resource_version: Option<&str>,
+) -> serde_json::Value {
+    let mut patch = json!({
         "apiVersion": "clusterscale.io/v1alpha1",
         "kind": "ScaledCluster",
         "status": status,
-    })
+    });
+    if let Some(rv) = resource_version {
+        patch["metadata"] = json!({ "resourceVersion": rv });
+    }
+    patch
 }
 
 #[async_trait]
 impl StatusStore for KubeStatusStore {
     async fn save(&mut self, status: &ScaledClusterStatus) -> Result<(), StoreError> {
         let params = PatchParams::apply(FIELD_MANAGER).force();
-        self.api
-            .patch_status(&self.name, &params, &Patch::Apply(status_patch(status)))
+        let patch = status_patch(status, self.resource_version.as_deref());
+        match self
+            .api
+            .patch_status(&self.name, &params, &Patch::Apply(patch))
             .await
-            .map(|_| ())
-            .map_err(|e| StoreError(format!("patching status of {}: {e}", self.name)))
+        {
+            Ok(written) => {
+                self.resource_version = written.metadata.resource_version;
+                Ok(())
+            }
+            Err(kube::Error::Api(e)) if e.code == 409 => Err(StoreError {
+                message: format!(
+                    "status of {} changed since it was read; starting over: {}",
+                    self.name, e.message
+                ),
+                conflict: true,
+            }),
+            Err(e) => Err(StoreError::new(format!(
+                "patching status of {}: {e}",
+                self.name
+            ))),
+        }
     }
 }

@@ -641,3 +641,62 @@ async fn the_younger_of_two_claimants_of_one_cluster_does_not_touch_it() {
     );
     assert_event(&bodies[1], "Warning", "DuplicateTarget");
 }
+
+#[tokio::test]
+async fn a_stale_read_loses_the_compare_and_swap_and_stops() {
+    // The watch cache lagged behind our own last write: the write-ahead patch
+    // carries the resourceVersion the pass read, the API server refuses it,
+    // and the pass stops there (the engine calls the cloud only after the
+    // write-ahead save succeeds): no event, no second patch.
+    let (ctx, handle, _) = context(vec![]);
+    let mut obj = cluster(json!({
+        "simulated": {"initialCore": 3, "initialTask": 0},
+        "core": {"count": 3},
+        "task": {"count": 2}
+    }));
+    obj.metadata.resource_version = Some("41".into());
+    let conflict = Expect {
+        method: Method::PATCH,
+        uri: STATUS_URI,
+        reply: Box::new(|_| {
+            (
+                StatusCode::CONFLICT,
+                json!({
+                    "kind": "Status", "apiVersion": "v1", "metadata": {},
+                    "status": "Failure", "reason": "Conflict", "code": 409,
+                    "message": "the object has been modified; please apply your changes to the latest version and try again"
+                }),
+            )
+        }),
+    };
+    let verifier = verify(handle, vec![conflict]);
+    let result = timeout(
+        STEP_TIMEOUT,
+        reconciler::reconcile(Arc::new(DeserializeGuard(Ok(obj))), ctx.clone()),
+    )
+    .await
+    .expect("reconcile finishes");
+    let (_, bodies) = verifier.await.expect("verifier");
+    assert_eq!(
+        bodies[0]["metadata"]["resourceVersion"], "41",
+        "{}",
+        bodies[0]
+    );
+    assert!(
+        !applied_status(&bodies[0])["pendingOperation"].is_null(),
+        "the refused write was the write-ahead record: {}",
+        bodies[0]
+    );
+    let error = result.expect_err("a lost compare-and-swap is an error");
+    assert!(error.is_conflict(), "{error}");
+    assert_eq!(
+        reconciler::error_policy(
+            Arc::new(DeserializeGuard(Ok(cluster(
+                json!({"simulated": {}, "core": {"count": 3}})
+            )))),
+            &error,
+            ctx
+        ),
+        Action::requeue(Duration::from_secs(1))
+    );
+}

@@ -218,7 +218,7 @@ struct FailingStore;
 #[async_trait]
 impl StatusStore for FailingStore {
     async fn save(&mut self, _: &ScaledClusterStatus) -> Result<(), StoreError> {
-        Err(StoreError("apiserver unavailable".into()))
+        Err(StoreError::new("apiserver unavailable"))
     }
 }
 
