@@ -679,7 +679,22 @@ impl HuaweiCloud {
         }
         let mut request = self.http.request(method.clone(), url);
         for (name, value) in &headers {
-            request = request.header(name.as_str(), value.as_str());
+            let mut value = reqwest::header::HeaderValue::from_str(value).map_err(|_| {
+                CloudError::new(
+                    ErrorClass::Invalid,
+                    action,
+                    "InvalidHeader",
+                    format!("header {name} has a value that cannot be sent"),
+                )
+            })?;
+            // Credentials stay out of any Debug output of the request.
+            if matches!(
+                name.to_ascii_lowercase().as_str(),
+                "authorization" | "x-auth-token" | "x-security-token"
+            ) {
+                value.set_sensitive(true);
+            }
+            request = request.header(name.as_str(), value);
         }
         if !body.is_empty() {
             request = request.body(body.to_vec());
