@@ -586,3 +586,40 @@ async fn a_refused_resend_keeps_the_pending_record() {
     assert_eq!(r.status.phase, Phase::Converged);
     assert_eq!(h.model.writes().len(), 1);
 }
+
+fn operations_needed(from: i32, to: i32, max_step: i32) -> usize {
+    let diff = (to - from).unsigned_abs() as i32;
+    if diff == 0 {
+        0
+    } else if max_step <= 0 {
+        1
+    } else {
+        ((diff + max_step - 1) / max_step) as usize
+    }
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(48))]
+
+    /// Reconciling repeatedly against the simulated cloud (timed operations,
+    /// busy lock, real engine) converges, with exactly the operations the
+    /// difference needs, whenever the target is reachable.
+    #[test]
+    fn repeated_passes_converge_against_the_simulated_cloud(
+        init_core in 3..40i32, init_task in 0..60i32,
+        core in 3..40i32, task in 0..60i32, max_step in 0..8i32,
+    ) {
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+        let (status, writes) = runtime.block_on(async {
+            let mut h = Harness::new((init_core, init_task), (core, task));
+            h.spec.max_step = max_step;
+            let r = h.run(400).await;
+            (r.status, h.model.writes().len())
+        });
+        let observed = status.observed.clone().expect("observed");
+        proptest::prop_assert_eq!(status.phase, Phase::Converged, "{:?}", status.message);
+        proptest::prop_assert_eq!((observed.core, observed.task), (core, task));
+        let needed = operations_needed(init_core, core, max_step) + operations_needed(init_task, task, max_step);
+        proptest::prop_assert_eq!(writes, needed);
+    }
+}
