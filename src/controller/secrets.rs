@@ -83,9 +83,6 @@ pub async fn read(
     for (key, value) in secret.data.unwrap_or_default() {
         creds.insert(&key, String::from_utf8_lossy(&value.0).into_owned());
     }
-    for (key, value) in secret.string_data.unwrap_or_default() {
-        creds.insert(&key, value);
-    }
     let cloud = spec.cloud().unwrap_or(CloudKind::Simulated);
     let (sets, expected) = key_sets(cloud);
     if !sets.is_empty() && !sets.iter().any(|set| set.iter().all(|k| creds.has(k))) {
