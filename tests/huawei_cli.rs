@@ -136,7 +136,7 @@ spec:
     iamEndpoint: {base}
     taskNodeSpec: {{nodeSize: c6.2xlarge.4.linux.bigdata, dataVolumeType: SAS, dataVolumeCount: 1, dataVolumeSize: 600}}
   core: {{count: {core}}}
-  task: {{count: {task}, min: 0, max: 100}}
+  task: {{count: {task}, min: 0, max: 500}}
 {extra_spec}",
             base = self.base,
             gen = core * 1000 + task,
@@ -352,9 +352,17 @@ async fn cli_bounds_are_checked_before_any_call() {
         "{}",
         text(&o)
     );
-    // More than 500 in all.
+    // More than 500 in all: the spec itself is invalid (the live counts are
+    // checked in cli_near_500_nodes_makes_room_before_growing).
     let o = run(&aksk_env(), &["apply"], &fake.manifest(3, 498, ""));
-    assert_ne!(o.status.code(), Some(0), "{}", text(&o));
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains(
+            "invalid spec: spec.core.count + spec.task.count: must be at most 500 (got 501)"
+        ),
+        "{}",
+        text(&o)
+    );
     // A plain-http endpoint off loopback.
     let path = fake.manifest(4, 0, "");
     let text_off = std::fs::read_to_string(&path)
@@ -372,6 +380,86 @@ async fn cli_bounds_are_checked_before_any_call() {
         fake.journal().is_empty(),
         "no request reached the endpoint: {:?}",
         fake.journal()
+    );
+}
+
+/// A valid spec (Core+Task <= 500) against a cluster near the cap: from Core 3
+/// / Task 495 to Core 6 / Task 494, adding the 3 Core nodes first would make
+/// 501, which MRS refuses (growth at most 500 minus Core+Task). The planner
+/// removes the Task node first, or, when scale-in is not allowed, stops
+/// before any write. It never plans growth beyond the room left, so the
+/// client's own pre-check is tested in tests/huawei_http.rs
+/// (scale_out_beyond_the_room_left_is_refused_without_a_put).
+#[tokio::test]
+async fn cli_near_500_nodes_makes_room_before_growing() {
+    let fake = FakeCloud::start(3, 495, 1);
+    let env = aksk_env();
+    let no_scale_in = "  scaleIn: {allowed: false}\n";
+    let blocked = "removing 1 task node(s) needs spec.scaleIn.allowed=true";
+
+    let plan = run(&env, &["plan"], &fake.manifest(6, 494, no_scale_in));
+    assert_eq!(plan.status.code(), Some(0), "{}", text(&plan));
+    let out = String::from_utf8_lossy(&plan.stdout);
+    assert!(
+        out.contains("observed: state running, Core 3, Task 495")
+            && out.contains("plan step 1: task in 1\nplan step 2: core out 3")
+            && out.contains(&format!("next: blocked (ScaleInDisallowed: {blocked})")),
+        "{}",
+        text(&plan)
+    );
+
+    let o = apply_wait(&env, &fake.manifest(6, 494, no_scale_in));
+    assert_eq!(o.status.code(), Some(3), "blocked: {}", text(&o));
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains(&format!("error: {blocked}")),
+        "{}",
+        text(&o)
+    );
+    assert!(fake.writes().is_empty(), "{:?}", fake.journal());
+
+    let o = apply_wait(&env, &fake.manifest(6, 494, ""));
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let shape: Vec<(Value, Value, Value)> = fake
+        .writes()
+        .iter()
+        .map(|w| {
+            let p = params(w);
+            (
+                p["scale_type"].clone(),
+                p["node_group"].clone(),
+                p["instances"].clone(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        shape,
+        vec![
+            (
+                "scale_in".into(),
+                "task_node_analysis_group".into(),
+                1.into()
+            ),
+            (
+                "scale_out".into(),
+                "core_node_analysis_group".into(),
+                3.into()
+            ),
+        ],
+        "{}",
+        text(&o)
+    );
+    let journal = fake.journal();
+    assert!(
+        journal
+            .iter()
+            .all(|l| l["outcome"] == "ok" && l["httpStatus"] == 200),
+        "MRS refused nothing: {journal:?}"
+    );
+    let plan = run(&env, &["plan"], &fake.manifest(6, 494, ""));
+    assert!(
+        String::from_utf8_lossy(&plan.stdout).contains("observed: state running, Core 6, Task 494"),
+        "{}",
+        text(&plan)
     );
 }
 

@@ -4,15 +4,21 @@
 //! The model runs on a manual clock (operations finish when a test says so);
 //! signatures and tokens use the wall clock on both sides.
 
-use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use clusterscale::api::{HuaweiSpec, HuaweiTaskNodeSpec, NodeGroup, SecretRef};
+use clusterscale::api::{
+    CoreSpec, HuaweiSpec, HuaweiTaskNodeSpec, NodeGroup, Outcome, Phase, ScaleInSpec,
+    ScaledClusterSpec, ScaledClusterStatus, SecretRef, TaskSpec,
+};
 use clusterscale::clock::ManualClock;
 use clusterscale::cloud::credentials::Credentials;
+use clusterscale::cloud::huawei::wire::{ClusterDetail, ClusterDetailResponse, NodeGroupV10};
 use clusterscale::cloud::huawei::HuaweiCloud;
 use clusterscale::cloud::simulated::{SimConfig, SimModel};
-use clusterscale::cloud::{Cloud, ClusterState, ErrorClass, ScaleRequest};
+use clusterscale::cloud::{Cloud, ClusterState, ErrorClass, OperationProgress, ScaleRequest};
+use clusterscale::engine::{reconcile, EngineConfig, MemoryStore, Report, Target};
 use clusterscale::fake::huawei::{
     FakeAccessKey, FakeUser, HuaweiFake, HuaweiFakeConfig, ACTION_HOSTS, ACTION_RESIZE,
     ACTION_SHOW, ACTION_TOKEN,
@@ -554,6 +560,47 @@ async fn bounds_are_checked_before_any_call() {
     assert!(env.model.writes().is_empty());
 }
 
+/// MRS allows growth of at most 500 minus the current Core+Task. The planner
+/// never plans more than that room, so the client's own pre-check (against
+/// the live counts) is tested here directly: one node beyond the room is
+/// refused as Invalid with no PUT; exactly the room is sent.
+#[tokio::test]
+async fn scale_out_beyond_the_room_left_is_refused_without_a_put() {
+    let env = start("room", 3, 490).await;
+    let cloud = env.client(&env.aksk());
+    let o = cloud.observe().await.unwrap();
+    assert_eq!(o.core + o.task, 493);
+    let after_observe = env.fake.journal().len();
+    for (group, from) in [(NodeGroup::Task, 490), (NodeGroup::Core, 3)] {
+        let e = cloud
+            .scale_out(&req(group, 8, from, "op-over"))
+            .await
+            .unwrap_err();
+        assert_eq!(
+            (e.class, e.code.as_str(), e.action.as_str()),
+            (ErrorClass::Invalid, "PrecheckMaxTotal", "PUT cluster_infos")
+        );
+        assert!(
+            e.message.starts_with("not sent:") && e.message.contains("at most 7 can be added"),
+            "{}",
+            e.message
+        );
+        assert!(e.request_id.is_none(), "no request, so no request id");
+    }
+    assert!(env.resizes().is_empty(), "no PUT: {:?}", env.fake.journal());
+    assert_eq!(env.fake.journal().len(), after_observe);
+    cloud
+        .scale_out(&req(NodeGroup::Task, 7, 490, "op-room"))
+        .await
+        .expect("exactly the room left");
+    let resizes = env.resizes();
+    assert_eq!(resizes.len(), 1);
+    assert_eq!(resizes[0].params["body"]["parameters"]["instances"], 7);
+    env.finish_operation();
+    let o = cloud.observe().await.unwrap();
+    assert_eq!((o.core, o.task), (3, 497));
+}
+
 /// A correctly signed raw PUT, bypassing the client's pre-checks.
 async fn raw_put(env: &Env, body: serde_json::Value) -> (u16, serde_json::Value) {
     use clusterscale::cloud::huawei::sign;
@@ -745,37 +792,282 @@ async fn failed_resize_shows_as_scaling_error() {
     assert_eq!((o.core, o.last_resize_failed), (5, None));
 }
 
+/// A lost answer is reported as unclear and never repeated: not by the
+/// client, and not by the engine (MRS has no idempotency token), which
+/// resolves the operation by observing the cluster.
 #[tokio::test]
-async fn lost_answer_is_not_sent_again() {
+async fn lost_answer_is_resolved_by_observation_not_repeated() {
     let env = start("lost", 3, 0).await;
     let cloud = env.client(&env.aksk());
-    cloud.observe().await.unwrap();
+    assert!(!cloud.capabilities().idempotent_scale_out);
+    let spec = engine_spec(env.spec.clone(), 4, 0);
     env.model.with_faults(|f| f.lose_responses = 1);
-    let e = cloud
-        .scale_out(&req(NodeGroup::Core, 1, 3, "op-1"))
-        .await
-        .unwrap_err();
-    assert_eq!(e.class, ErrorClass::Transient);
-    // The engine repeats the operation with the same token: no second PUT.
-    let again = cloud
-        .scale_out(&req(NodeGroup::Core, 1, 3, "op-1"))
-        .await
-        .expect("answered from memory");
-    assert!(again.request_id.is_none());
+    let r = pass(&spec, &Default::default(), &cloud, &env.clock).await;
+    let e = r.error.expect("the answer was lost");
+    assert_eq!(
+        (e.class, e.action.as_str()),
+        (ErrorClass::Transient, "PUT cluster_infos")
+    );
+    let pending = r.status.pending_operation.clone().expect("kept pending");
+    assert!(!pending.accepted);
     assert_eq!(env.resizes().len(), 1);
-    assert_eq!(env.model.writes().len(), 1);
-    // An accepted operation repeated: the first answer, no PUT.
+    // The resize runs: observation shows it, nothing is sent again.
+    env.clock.advance(Duration::from_secs(10));
+    let r = pass(&spec, &r.status, &cloud, &env.clock).await;
+    assert!(r.finished.is_none() && r.status.pending_operation.is_some());
     env.finish_operation();
-    let first = cloud
-        .scale_out(&req(NodeGroup::Core, 1, 4, "op-2"))
-        .await
-        .unwrap();
-    let second = cloud
-        .scale_out(&req(NodeGroup::Core, 1, 4, "op-2"))
-        .await
-        .unwrap();
-    assert_eq!(first, second);
-    assert_eq!(env.resizes().len(), 2);
+    let r = pass(&spec, &r.status, &cloud, &env.clock).await;
+    let done = r.finished.expect("resolved by observation");
+    assert_eq!(done.outcome, Some(Outcome::Succeeded), "{:?}", done.message);
+    assert_eq!(cloud.observe().await.unwrap().core, 4);
+    assert_eq!(env.resizes().len(), 1, "one PUT in all");
+    assert_eq!(env.model.writes().len(), 1);
+}
+
+/// A `ScaledCluster` spec for `huawei` with Core `core` and Task `task`, and
+/// a cooldown that keeps a test's passes to one operation.
+fn engine_spec(huawei: HuaweiSpec, core: i32, task: i32) -> ScaledClusterSpec {
+    ScaledClusterSpec {
+        tencent: None,
+        huawei: Some(huawei),
+        simulated: None,
+        core: CoreSpec { count: core },
+        task: TaskSpec {
+            count: task,
+            min: 0,
+            max: 500,
+        },
+        scale_in: ScaleInSpec::default(),
+        max_step: 0,
+        cooldown_seconds: 600,
+        paused: false,
+        dry_run: false,
+    }
+}
+
+/// One engine pass, as the controller runs it, on `clock`.
+async fn pass(
+    spec: &ScaledClusterSpec,
+    status: &ScaledClusterStatus,
+    cloud: &dyn Cloud,
+    clock: &ManualClock,
+) -> Report {
+    let target = Target {
+        uid: "uid-huawei-http",
+        generation: 1,
+        spec,
+    };
+    reconcile(
+        target,
+        status,
+        cloud,
+        clock,
+        &mut MemoryStore::default(),
+        &EngineConfig::default(),
+    )
+    .await
+    .expect("status saved")
+}
+
+/// A stand-in MRS endpoint whose cluster detail the test sets: it accepts
+/// every resize (`{"result": "succeeded"}`) and shows nothing of it, as MRS
+/// may for a while after accepting one. Signatures are not checked.
+struct StubMrs {
+    spec: HuaweiSpec,
+    detail: Arc<Mutex<ClusterDetail>>,
+    puts: Arc<AtomicUsize>,
+}
+
+impl StubMrs {
+    async fn start() -> Self {
+        let detail = Arc::new(Mutex::new(ClusterDetail::default()));
+        let puts = Arc::new(AtomicUsize::new(0));
+        let (shown, counted) = (detail.clone(), puts.clone());
+        let app = axum::Router::new().fallback(move |method: axum::http::Method| {
+            let (shown, counted) = (shown.clone(), counted.clone());
+            async move {
+                if method == axum::http::Method::PUT {
+                    counted.fetch_add(1, Ordering::SeqCst);
+                    axum::Json(serde_json::json!({"result": "succeeded"}))
+                } else {
+                    let cluster = shown.lock().unwrap().clone();
+                    axum::Json(serde_json::to_value(ClusterDetailResponse { cluster }).unwrap())
+                }
+            }
+        });
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        let spec = HuaweiSpec {
+            region: "cn-north-4".into(),
+            project_id: PROJECT.into(),
+            cluster_id: CLUSTER.into(),
+            credentials_secret_ref: SecretRef { name: "hw".into() },
+            endpoint: Some(base),
+            iam_endpoint: None,
+            core_node_group: None,
+            task_node_group: None,
+            task_node_spec: None,
+            skip_bootstrap_scripts: false,
+            scale_without_start: false,
+        };
+        Self { spec, detail, puts }
+    }
+
+    /// Show `clusterState`, `scale` and Core `core` (no Task group); a
+    /// `scaling-error` comes with MRS's "Cluster expansion failed".
+    fn show(&self, state: &str, scale: &str, core: i64) {
+        *self.detail.lock().unwrap() = ClusterDetail {
+            cluster_id: CLUSTER.into(),
+            cluster_state: state.into(),
+            scale: scale.into(),
+            stage_desc: if scale == "scaling-error" {
+                "Cluster expansion failed".into()
+            } else {
+                String::new()
+            },
+            core_node_num: Some(core),
+            node_groups: vec![NodeGroupV10 {
+                group_name: "core_node_analysis_group".into(),
+                node_num: Some(core),
+                ..Default::default()
+            }],
+            ..Default::default()
+        };
+    }
+
+    /// A client with its own AK (rate limits and hold-offs never mix).
+    fn client(&self, ak: &str) -> HuaweiCloud {
+        let creds = Credentials::new("stub")
+            .with("accessKey", ak)
+            .with("secretKey", SK);
+        HuaweiCloud::new(&self.spec, &creds).expect("client builds")
+    }
+
+    fn puts(&self) -> usize {
+        self.puts.load(Ordering::SeqCst)
+    }
+}
+
+const EXPANSION_FAILED: &str = "scaling-error: Cluster expansion failed";
+
+/// A `scaling-error` left over from an earlier resize stays until the next
+/// resize starts, and MRS may take a while to show a resize it accepted: in
+/// that time the old error is not the new operation's. Once the cluster was
+/// busy, a `scaling-error` is the operation's own.
+#[tokio::test]
+async fn earlier_scaling_error_does_not_fail_the_next_resize() {
+    let stub = StubMrs::start().await;
+    stub.show("running", "scaling-error", 3);
+    let cloud = stub.client("HWSTUBAKEARLIER");
+    let clock = ManualClock::default();
+    let spec = engine_spec(stub.spec.clone(), 4, 0);
+    assert_eq!(
+        cloud.observe().await.unwrap().last_resize_failed.as_deref(),
+        Some(EXPANSION_FAILED),
+        "reported as MRS shows it"
+    );
+    let r = pass(&spec, &Default::default(), &cloud, &clock).await;
+    let op = r.started.clone().expect("Core 3 -> 4 sent");
+    assert!(op.accepted);
+    assert_eq!(stub.puts(), 1);
+
+    // MRS still shows the earlier failure only: the operation is not failed.
+    for _ in 0..3 {
+        clock.advance(Duration::from_secs(10));
+        let r = pass(&spec, &r.status, &cloud, &clock).await;
+        assert!(r.finished.is_none(), "{:?}", r.finished);
+        assert_eq!(r.status.phase, Phase::ScalingOut);
+        assert_eq!(r.status.pending_operation.as_ref(), Some(&op));
+    }
+    assert_eq!(cloud.observe().await.unwrap().last_resize_failed, None);
+    assert_eq!(
+        cloud.operation_status(&op).await.unwrap(),
+        OperationProgress::Unknown
+    );
+
+    // The resize starts, then fails: that failure is the operation's.
+    stub.show("scaling-out", "scaling-out", 3);
+    assert_eq!(
+        cloud.operation_status(&op).await.unwrap(),
+        OperationProgress::Running
+    );
+    clock.advance(Duration::from_secs(10));
+    let r = pass(&spec, &r.status, &cloud, &clock).await;
+    assert!(r.finished.is_none());
+    stub.show("running", "scaling-error", 3);
+    assert_eq!(
+        cloud.operation_status(&op).await.unwrap(),
+        OperationProgress::Failed(EXPANSION_FAILED.into())
+    );
+    clock.advance(Duration::from_secs(10));
+    let r = pass(&spec, &r.status, &cloud, &clock).await;
+    let done = r.finished.expect("resolved");
+    assert_eq!(done.outcome, Some(Outcome::Failed));
+    assert_eq!(done.message.as_deref(), Some(EXPANSION_FAILED));
+    assert_eq!(stub.puts(), 1);
+}
+
+/// With the earlier error still shown and nothing else, the engine's
+/// acceptance grace decides: the operation does not wait forever.
+#[tokio::test]
+async fn earlier_scaling_error_and_nothing_shown_ends_after_the_grace() {
+    let stub = StubMrs::start().await;
+    stub.show("running", "scaling-error", 3);
+    let cloud = stub.client("HWSTUBAKGRACE");
+    let clock = ManualClock::default();
+    let spec = engine_spec(stub.spec.clone(), 4, 0);
+    let r = pass(&spec, &Default::default(), &cloud, &clock).await;
+    assert!(r.started.is_some_and(|op| op.accepted));
+    let grace = cloud.capabilities().acceptance_grace;
+    assert_eq!(grace, Duration::from_secs(120));
+    clock.advance(grace - Duration::from_secs(1));
+    let r = pass(&spec, &r.status, &cloud, &clock).await;
+    assert!(r.finished.is_none(), "{:?}", r.finished);
+    clock.advance(Duration::from_secs(1));
+    let r = pass(&spec, &r.status, &cloud, &clock).await;
+    let done = r.finished.expect("resolved after the grace");
+    assert_eq!(done.outcome, Some(Outcome::Failed));
+    let message = done.message.unwrap_or_default();
+    assert!(message.contains("idle but core is 3, not 4"), "{message}");
+    assert_eq!(stub.puts(), 1);
+}
+
+/// A reached target wins over a `scaling-error`, also for a client that does
+/// not know which error was shown before the resize (after a restart).
+#[tokio::test]
+async fn reached_target_wins_over_a_scaling_error() {
+    let stub = StubMrs::start().await;
+    stub.show("running", "scaling-error", 3);
+    let clock = ManualClock::default();
+    let spec = engine_spec(stub.spec.clone(), 4, 0);
+    let r = pass(
+        &spec,
+        &Default::default(),
+        &stub.client("HWSTUBAKREACHED"),
+        &clock,
+    )
+    .await;
+    let op = r.started.clone().expect("sent");
+    stub.show("running", "scaling-error", 4);
+    let restarted = stub.client("HWSTUBAKREACHED");
+    assert_eq!(
+        restarted
+            .observe()
+            .await
+            .unwrap()
+            .last_resize_failed
+            .as_deref(),
+        Some(EXPANSION_FAILED)
+    );
+    assert_eq!(
+        restarted.operation_status(&op).await.unwrap(),
+        OperationProgress::Unknown
+    );
+    clock.advance(Duration::from_secs(10));
+    let r = pass(&spec, &r.status, &restarted, &clock).await;
+    let done = r.finished.expect("resolved");
+    assert_eq!(done.outcome, Some(Outcome::Succeeded), "{:?}", done.message);
 }
 
 #[tokio::test]

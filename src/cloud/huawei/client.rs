@@ -17,11 +17,21 @@
 //! bad signatures). The hold-off is process-wide, keyed by endpoint and a
 //! hash of the credentials, so corrected credentials are used immediately.
 //!
-//! MRS has no idempotency token. The client remembers, process-wide, every
-//! resize it sent by [`ScaleRequest::token`] for [`IDEMPOTENCY_WINDOW`]: a
-//! repeat of an accepted operation returns the first answer without a PUT,
-//! and a repeat after an unclear answer (timeout, 5xx) is not re-sent while
-//! its effect may still appear; the engine then decides by observation.
+//! MRS has no idempotency token, so the engine never sends the same resize
+//! to MRS twice ([`Capabilities::idempotent_scale_out`] is false): a resize
+//! whose answer is unclear (timeout, 5xx, lost answer) is resolved by
+//! observation, and declared not applied when the cluster shows nothing of
+//! it for [`ACCEPT_GRACE`] ([`Capabilities::acceptance_grace`]). MRS keeps
+//! no per-operation record either: [`Cloud::operation_status`] reads the
+//! cluster detail and reports only what it shows (see [`progress`]).
+//!
+//! A failed resize leaves the cluster `running` with `scale: scaling-error`
+//! until the next resize starts. The `scaling-error` the cluster already
+//! showed when this client sent a resize belongs to an earlier resize: until
+//! the cluster shows anything else (busy, no error, another error), it is
+//! not reported as [`ObservedCluster::last_resize_failed`], so it cannot fail
+//! the new operation. This knowledge lives in the client; a new process
+//! attributes such an error to a pending operation.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -29,7 +39,6 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
-use jiff::{SignedDuration, Timestamp};
 use reqwest::{Method, StatusCode};
 use serde::de::DeserializeOwned;
 use sha2::{Digest, Sha256};
@@ -67,16 +76,10 @@ pub const DEFAULT_AUTH_HOLD_OFF: Duration = Duration::from_secs(300);
 /// How old the observation behind the pre-checks of a resize may be; older,
 /// the cluster is observed again first.
 pub const OBSERVATION_MAX_AGE: Duration = Duration::from_secs(60);
-/// An observation this recent answers `operation_status` without a request
-/// (the engine observes, then asks for progress, in one pass).
-pub const SAME_PASS: Duration = Duration::from_secs(2);
-/// After an accepted resize, an idle cluster with unchanged counts is still
-/// reported as Running for this long (MRS may take a moment to show the
-/// operation; Terraform waits 2 minutes before its first poll).
+/// How long MRS may take to show a resize it accepted (Terraform waits 2
+/// minutes before its first poll): [`Capabilities::acceptance_grace`]. The
+/// engine declares an unconfirmed resize not applied only after this long.
 pub const ACCEPT_GRACE: Duration = Duration::from_secs(120);
-/// How long the client remembers a resize it sent, by operation token
-/// (the same five minutes as Tencent's ClientToken).
-pub const IDEMPOTENCY_WINDOW: Duration = Duration::from_secs(300);
 /// Hosts per ListHosts page.
 pub const HOSTS_PAGE_SIZE: usize = 100;
 /// ListHosts pages read at most (500 nodes fit in 5).
@@ -112,6 +115,61 @@ struct Snapshot {
     view: Interpreted,
 }
 
+/// A resize that passed the pre-checks, ready to send.
+struct PlannedResize {
+    body: ClusterScalingReq,
+    /// Task hosts named in `server_ids`, if any.
+    node_ids: Vec<String>,
+    /// The `scaling-error` the cluster showed before the resize was sent.
+    shown_failure: Option<String>,
+}
+
+/// The `scaling-error` that the cluster already showed when this client sent
+/// its latest resize. MRS keeps a failed resize's `scaling-error` until the
+/// next resize starts and may take a while to show a resize it accepted, so
+/// right after a resize that same error says nothing about it. It is left out
+/// of observations until the cluster shows anything else: busy (the resize
+/// started; whatever error follows is new), no error, or another error.
+#[derive(Debug, Default)]
+struct EarlierFailure(Mutex<Option<String>>);
+
+impl EarlierFailure {
+    /// A resize is about to be sent; `shown` is the failure the cluster
+    /// showed in the observation its pre-checks used.
+    fn remember(&self, shown: Option<String>) {
+        *self.lock() = shown;
+    }
+
+    /// The resize was refused: there is no new resize to tell apart.
+    fn forget(&self) {
+        *self.lock() = None;
+    }
+
+    /// `observed`, without the earlier failure while the cluster still shows
+    /// just that; anything else ends the earlier failure for good.
+    fn attribute(&self, mut observed: ObservedCluster) -> ObservedCluster {
+        let mut earlier = self.lock();
+        if earlier.is_none() {
+            return observed;
+        }
+        let unchanged = observed.state.is_running() && observed.last_resize_failed == *earlier;
+        if unchanged {
+            tracing::debug!(
+                failure = ?observed.last_resize_failed,
+                "scaling-error shown before the latest resize was sent; not reported for it"
+            );
+            observed.last_resize_failed = None;
+        } else {
+            *earlier = None;
+        }
+        observed
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Option<String>> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
 enum Auth {
     AkSk(AkSk),
     Token(TokenSource),
@@ -135,6 +193,7 @@ pub struct HuaweiCloud {
     auth_hold_off: Duration,
     hold_off_key: String,
     snapshot: Mutex<Option<Snapshot>>,
+    earlier_failure: EarlierFailure,
     requests: AtomicU64,
 }
 
@@ -190,6 +249,7 @@ impl HuaweiCloud {
             clock: Arc::new(SystemClock),
             auth_hold_off: DEFAULT_AUTH_HOLD_OFF,
             snapshot: Mutex::new(None),
+            earlier_failure: EarlierFailure::default(),
             requests: AtomicU64::new(0),
         })
     }
@@ -200,7 +260,7 @@ impl HuaweiCloud {
         Self::new(spec, &super::credentials_from_env())
     }
 
-    /// Use another clock (signing dates, token expiry, grace periods).
+    /// Use another clock (signing dates, token expiry).
     pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
         self.clock = clock;
         self
@@ -301,7 +361,9 @@ impl HuaweiCloud {
         Ok(hosts)
     }
 
-    /// Observe and remember the result for the pre-checks of the next resize.
+    /// Observe (one GET) and remember the result for the pre-checks of the
+    /// next resize. The result is the cluster as MRS reports it, including a
+    /// `scaling-error` of an earlier resize; see [`Self::observed`].
     async fn view(&self) -> Result<Interpreted, CloudError> {
         let (detail, request_id) = self.cluster_detail_with_id().await?;
         let view =
@@ -336,12 +398,19 @@ impl HuaweiCloud {
         *self.snapshot.lock().unwrap_or_else(|e| e.into_inner()) = None;
     }
 
-    /// Build the resize body after the pre-checks; `Err` before any write.
+    /// Observe (one GET), without a `scaling-error` that the cluster already
+    /// showed when this client sent its latest resize ([`EarlierFailure`]).
+    async fn observed(&self) -> Result<ObservedCluster, CloudError> {
+        let view = self.view().await?;
+        Ok(self.earlier_failure.attribute(view.observed))
+    }
+
+    /// Build the resize after the pre-checks; `Err` before any write.
     async fn plan_resize(
         &self,
         req: &ScaleRequest,
         direction: Direction,
-    ) -> Result<(ClusterScalingReq, Vec<String>), CloudError> {
+    ) -> Result<PlannedResize, CloudError> {
         let view = self.recent_view().await?;
         precheck(&view.observed, req, direction)?;
         let observed = &view.observed;
@@ -411,24 +480,25 @@ impl HuaweiCloud {
             }
             _ => {}
         }
-        Ok((ClusterScalingReq::new(params), chosen))
+        Ok(PlannedResize {
+            body: ClusterScalingReq::new(params),
+            node_ids: chosen,
+            shown_failure: observed.last_resize_failed.clone(),
+        })
     }
 
+    /// One resize: pre-checks against the latest observation, then one PUT.
+    /// Never repeated here; an unclear answer is resolved by observation.
     async fn resize(
         &self,
         req: &ScaleRequest,
         direction: Direction,
     ) -> Result<Submitted, CloudError> {
-        let key = format!(
-            "{}|{}|{}|{}",
-            self.endpoint.base, self.spec.project_id, self.spec.cluster_id, req.token
-        );
-        if !req.token.is_empty() {
-            if let Some(answer) = self.repeated(&key, req).await? {
-                return Ok(answer);
-            }
-        }
-        let (body, node_ids) = self.plan_resize(req, direction).await?;
+        let PlannedResize {
+            body,
+            node_ids,
+            shown_failure,
+        } = self.plan_resize(req, direction).await?;
         let bytes = serde_json::to_vec(&body).map_err(|e| {
             CloudError::new(
                 ErrorClass::Invalid,
@@ -448,18 +518,15 @@ impl HuaweiCloud {
         );
         // Whatever happens, the next resize observes again.
         self.forget_view();
-        // Written before the call: if this future is dropped mid-flight, a
-        // repeat of the operation is still not sent blindly.
-        ledger_put(&key, Sent::Ambiguous(Instant::now()), !req.token.is_empty());
+        // Before the call: if this future is dropped mid-flight, the resize
+        // may still have been applied.
+        self.earlier_failure.remember(shown_failure);
         let result = self.send_resize(bytes, node_ids).await;
-        match &result {
-            Ok(sub) => ledger_put(
-                &key,
-                Sent::Accepted(Instant::now(), sub.clone()),
-                !req.token.is_empty(),
-            ),
-            Err(e) if e.class.definitely_not_applied() => ledger_remove(&key),
-            Err(_) => {}
+        if let Err(e) = &result {
+            if e.class.definitely_not_applied() {
+                // MRS did not act on it: no new resize to tell an error apart from.
+                self.earlier_failure.forget();
+            }
         }
         result
     }
@@ -498,50 +565,6 @@ impl HuaweiCloud {
             trace_id: None,
             node_ids,
         })
-    }
-
-    /// MRS has no idempotency token, so the client keeps one: a repeat of an
-    /// operation (same [`ScaleRequest::token`]) within [`IDEMPOTENCY_WINDOW`]
-    /// is answered without a second PUT when the first was accepted, and is
-    /// not re-sent while the outcome of an ambiguous first attempt (timeout,
-    /// 5xx) may still show up. `Ok(None)`: send it.
-    async fn repeated(
-        &self,
-        key: &str,
-        req: &ScaleRequest,
-    ) -> Result<Option<Submitted>, CloudError> {
-        let Some(previous) = ledger_get(key) else {
-            return Ok(None);
-        };
-        match previous {
-            Sent::Accepted(_, sub) => {
-                tracing::info!(operation = %req.token, "repeated operation: MRS accepted it already; not sent again");
-                Ok(Some(sub))
-            }
-            Sent::Ambiguous(at) if at.elapsed() < ACCEPT_GRACE => {
-                tracing::warn!(
-                    operation = %req.token,
-                    "the previous attempt of this operation had no clear answer; not sent again, \
-                     the outcome is decided by observing the cluster"
-                );
-                Ok(Some(Submitted::default()))
-            }
-            Sent::Ambiguous(_) => {
-                let view = self.view().await?;
-                let observed = &view.observed;
-                if !observed.state.is_running() || observed.count(req.group) != req.from_count {
-                    tracing::warn!(
-                        operation = %req.token,
-                        state = %observed.state,
-                        "the cluster changed after an unclear attempt of this operation; not sent again"
-                    );
-                    return Ok(Some(Submitted::default()));
-                }
-                // Idle and unchanged long after the attempt: it was not applied.
-                ledger_remove(key);
-                Ok(None)
-            }
-        }
     }
 
     // --- transport -------------------------------------------------------
@@ -792,52 +815,6 @@ fn hold_off_active(key: &str) -> Option<CloudError> {
 
 fn clear_hold_off(key: &str) {
     hold_offs()
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .remove(key);
-}
-
-/// A resize this process sent, by operation token.
-#[derive(Clone, Debug)]
-enum Sent {
-    /// Sent, outcome unknown (in flight, timed out, 5xx, lost answer).
-    Ambiguous(Instant),
-    /// MRS answered `{"result":"succeeded"}`.
-    Accepted(Instant, Submitted),
-}
-
-impl Sent {
-    fn at(&self) -> Instant {
-        match self {
-            Sent::Ambiguous(at) | Sent::Accepted(at, _) => *at,
-        }
-    }
-}
-
-type Ledger = Mutex<HashMap<String, Sent>>;
-
-fn ledger() -> &'static Ledger {
-    static LEDGER: OnceLock<Ledger> = OnceLock::new();
-    LEDGER.get_or_init(Mutex::default)
-}
-
-fn ledger_get(key: &str) -> Option<Sent> {
-    let mut map = ledger().lock().unwrap_or_else(|p| p.into_inner());
-    map.retain(|_, sent| sent.at().elapsed() < IDEMPOTENCY_WINDOW);
-    map.get(key).cloned()
-}
-
-fn ledger_put(key: &str, sent: Sent, enabled: bool) {
-    if enabled {
-        ledger()
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(key.to_string(), sent);
-    }
-}
-
-fn ledger_remove(key: &str) {
-    ledger()
         .lock()
         .unwrap_or_else(|p| p.into_inner())
         .remove(key);
@@ -1147,14 +1124,14 @@ impl Cloud for HuaweiCloud {
             scale_in_task: true,
             graceful_scale_in: false,
             max_out_per_call: None,
-            // MRS has no idempotency token (the client's own ledger does not survive a restart).
+            // MRS has no idempotency token: the engine never re-sends a resize.
             idempotent_scale_out: false,
             acceptance_grace: ACCEPT_GRACE,
         }
     }
 
     async fn observe(&self) -> Result<ObservedCluster, CloudError> {
-        Ok(self.view().await?.observed)
+        self.observed().await
     }
 
     async fn scale_out(&self, req: &ScaleRequest) -> Result<Submitted, CloudError> {
@@ -1165,61 +1142,42 @@ impl Cloud for HuaweiCloud {
         self.resize(req, Direction::In).await
     }
 
-    /// MRS keeps no per-operation record: progress is read from the cluster.
+    /// MRS keeps no per-operation record: one GET of the cluster detail,
+    /// judged by [`progress`]. The engine's observation of the same pass is
+    /// not reused: nothing tells it apart from an older one.
     async fn operation_status(
         &self,
         op: &OperationRecord,
     ) -> Result<OperationProgress, CloudError> {
-        // The engine observes just before asking: reuse that answer.
-        let cached = self
-            .snapshot
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .as_ref()
-            .filter(|s| s.taken.elapsed() <= SAME_PASS)
-            .map(|s| s.view.clone());
-        let view = match cached {
-            Some(v) => v,
-            None => self.view().await?,
-        };
-        Ok(progress(&view.observed, op, self.clock.now()))
+        Ok(progress(&self.observed().await?, op))
     }
 }
 
-/// Progress of `op` judged from the cluster (MRS keeps no operation record).
+/// Progress of `op` as far as the cluster detail states it; everything else
+/// (success by counts, an operation MRS never showed) is left to the engine,
+/// which decides by state, counts and [`Capabilities::acceptance_grace`].
 ///
-/// - busy: Running; failed state: Failed;
-/// - idle with the target count reached: Succeeded;
-/// - idle, not reached, within [`ACCEPT_GRACE`] of an accepted call: Running
-///   (MRS may not show the operation yet, and a `scaling-error` may be left
-///   over from an earlier resize);
-/// - idle, not reached, later: Failed with the `scaling-error` reason, else Unknown.
-pub fn progress(
-    observed: &ObservedCluster,
-    op: &OperationRecord,
-    now: Timestamp,
-) -> OperationProgress {
+/// - a failed cluster state: Failed;
+/// - busy (scaling, or any other operation): Running;
+/// - idle with `scale: scaling-error` and `op`'s target not reached: Failed
+///   with MRS's reason. `observed` comes from [`HuaweiCloud`]'s observation,
+///   which leaves out a `scaling-error` already shown before the resize was
+///   sent, so only a failure reported after the operation started counts;
+/// - otherwise (idle, reached or not; unavailable): Unknown.
+pub fn progress(observed: &ObservedCluster, op: &OperationRecord) -> OperationProgress {
     let count = observed.count(op.group);
     let reached = match op.direction {
         Direction::Out => count >= op.to_count,
         Direction::In => count <= op.to_count,
     };
-    match &observed.state {
-        ClusterState::Busy(_) => OperationProgress::Running,
-        ClusterState::Failed(d) => OperationProgress::Failed(format!("cluster is {d}")),
-        ClusterState::Unavailable(_) => OperationProgress::Unknown,
-        ClusterState::Running if reached => OperationProgress::Succeeded,
-        ClusterState::Running => {
-            let grace = SignedDuration::try_from(ACCEPT_GRACE).unwrap_or(SignedDuration::ZERO);
-            let age = now.duration_since(op.started_at.0);
-            if op.accepted && age < grace {
-                OperationProgress::Running
-            } else if let Some(reason) = &observed.last_resize_failed {
-                OperationProgress::Failed(reason.clone())
-            } else {
-                OperationProgress::Unknown
-            }
+    match (&observed.state, &observed.last_resize_failed) {
+        (ClusterState::Failed(d), _) => OperationProgress::Failed(format!("the cluster is {d}")),
+        (ClusterState::Busy(_), _) => OperationProgress::Running,
+        // A reached target wins over a reported failure.
+        (ClusterState::Running, Some(reason)) if !reached => {
+            OperationProgress::Failed(reason.clone())
         }
+        _ => OperationProgress::Unknown,
     }
 }
 
@@ -1525,18 +1483,16 @@ mod tests {
         assert!(nodes.iter().all(|n| n.id != "m1"));
     }
 
-    #[test]
-    fn progress_is_read_from_the_cluster() {
+    fn task_out(from: i32, to: i32) -> OperationRecord {
         use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
-        let t0 = Timestamp::from_second(1_700_000_000).unwrap();
-        let op = OperationRecord {
+        OperationRecord {
             id: "op".into(),
             group: NodeGroup::Task,
             direction: Direction::Out,
-            count: 2,
-            from_count: 1,
-            to_count: 3,
-            started_at: Time(t0),
+            count: to - from,
+            from_count: from,
+            to_count: to,
+            started_at: Time(jiff::Timestamp::from_second(1_700_000_000).unwrap()),
             accepted: true,
             attempts: 1,
             request_id: None,
@@ -1546,32 +1502,90 @@ mod tests {
             finished_at: None,
             outcome: None,
             message: None,
+        }
+    }
+
+    #[test]
+    fn progress_states_only_what_the_cluster_shows() {
+        let op = task_out(1, 3);
+        let error = "scaling-error: Cluster expansion failed".to_string();
+        // Idle, nothing reported: the engine decides by counts and grace.
+        assert_eq!(progress(&observed(3, 1), &op), OperationProgress::Unknown);
+        assert_eq!(progress(&observed(3, 3), &op), OperationProgress::Unknown);
+        let mut busy = observed(3, 1);
+        busy.state = ClusterState::Busy("scaling-out".into());
+        assert_eq!(progress(&busy, &op), OperationProgress::Running);
+        let mut failed = observed(3, 1);
+        failed.state = ClusterState::Failed("abnormal".into());
+        assert_eq!(
+            progress(&failed, &op),
+            OperationProgress::Failed("the cluster is abnormal".into())
+        );
+        let mut frozen = observed(3, 1);
+        frozen.state = ClusterState::Unavailable("frozen".into());
+        assert_eq!(progress(&frozen, &op), OperationProgress::Unknown);
+        // A reported failure fails the operation, unless its target is reached.
+        let mut scaling_error = observed(3, 1);
+        scaling_error.last_resize_failed = Some(error.clone());
+        assert_eq!(
+            progress(&scaling_error, &op),
+            OperationProgress::Failed(error.clone())
+        );
+        let mut reached = observed(3, 3);
+        reached.last_resize_failed = Some(error);
+        assert_eq!(progress(&reached, &op), OperationProgress::Unknown);
+    }
+
+    #[test]
+    fn a_failure_shown_before_a_resize_is_not_reported_for_it() {
+        let error = Some("scaling-error: Cluster expansion failed".to_string());
+        let with_error = |state: ClusterState| ObservedCluster {
+            state,
+            last_resize_failed: error.clone(),
+            ..observed(3, 1)
         };
-        let soon = t0 + SignedDuration::from_secs(10);
-        let late = t0 + SignedDuration::from_secs(600);
-        let mut o = observed(3, 1);
-        assert_eq!(progress(&o, &op, soon), OperationProgress::Running);
-        assert_eq!(progress(&o, &op, late), OperationProgress::Unknown);
-        o.last_resize_failed = Some("scaling-error: Cluster expansion failed".into());
+        let earlier = EarlierFailure::default();
+        // Nothing remembered: reported as MRS shows it.
+        let o = earlier.attribute(with_error(ClusterState::Running));
+        assert_eq!(o.last_resize_failed, error);
+        // Shown before the resize: left out for as long as nothing changes.
+        earlier.remember(error.clone());
+        for _ in 0..3 {
+            let o = earlier.attribute(with_error(ClusterState::Running));
+            assert_eq!(o.last_resize_failed, None);
+            assert_eq!((o.state, o.core, o.task), (ClusterState::Running, 3, 1));
+        }
+        // The resize started: the same text afterwards is a new failure.
+        let o = earlier.attribute(with_error(ClusterState::Busy("scaling-out".into())));
+        assert_eq!(o.last_resize_failed, error);
+        let o = earlier.attribute(with_error(ClusterState::Running));
+        assert_eq!(o.last_resize_failed, error);
+        // The error cleared, then came back: new.
+        earlier.remember(error.clone());
+        earlier.attribute(observed(3, 1));
         assert_eq!(
-            progress(&o, &op, soon),
-            OperationProgress::Running,
-            "may be an old error"
+            earlier
+                .attribute(with_error(ClusterState::Running))
+                .last_resize_failed,
+            error
         );
+        // Another error: reported.
+        earlier.remember(Some("scaling-error: older".into()));
         assert_eq!(
-            progress(&o, &op, late),
-            OperationProgress::Failed("scaling-error: Cluster expansion failed".into())
+            earlier
+                .attribute(with_error(ClusterState::Running))
+                .last_resize_failed,
+            error
         );
-        o.state = ClusterState::Busy("scaling-out".into());
-        assert_eq!(progress(&o, &op, late), OperationProgress::Running);
-        let done = observed(3, 3);
-        assert_eq!(progress(&done, &op, soon), OperationProgress::Succeeded);
-        let mut failed = done.clone();
-        failed.state = ClusterState::Failed("failed".into());
-        assert!(matches!(
-            progress(&failed, &op, soon),
-            OperationProgress::Failed(_)
-        ));
+        // A refused resize forgets it.
+        earlier.remember(error.clone());
+        earlier.forget();
+        assert_eq!(
+            earlier
+                .attribute(with_error(ClusterState::Running))
+                .last_resize_failed,
+            error
+        );
     }
 
     #[test]
