@@ -454,13 +454,7 @@ async fn invalid_object_stored_anyway_is_degraded() {
             String::from_utf8_lossy(&out.stderr)
         )
     });
-    let sc = t
-        .wait_sc("bad", "bad Degraded/InvalidSpec", SHORT, |sc| {
-            condition(sc, "Degraded")
-                .is_some_and(|c| c.status == "True" && c.reason == "InvalidSpec")
-        })
-        .await;
-    let degraded = condition(&sc, "Degraded").cloned().expect("Degraded");
+    let (sc, degraded) = t.wait_degraded("bad", "InvalidSpec", SHORT).await;
     t.check(
         degraded.message.contains("spec.simulated.operationSeconds"),
         || format!("Degraded should name the field: {degraded:?}"),
@@ -524,13 +518,7 @@ async fn missing_secret_then_created() {
         4,
         0,
     ));
-    let sc = t
-        .wait_sc("emr", "emr Degraded/CredentialsMissing", SHORT, |sc| {
-            condition(sc, "Degraded")
-                .is_some_and(|c| c.status == "True" && c.reason == "CredentialsMissing")
-        })
-        .await;
-    let degraded = condition(&sc, "Degraded").cloned().expect("Degraded");
+    let (_, degraded) = t.wait_degraded("emr", "CredentialsMissing", SHORT).await;
     t.check(
         degraded
             .message
@@ -896,15 +884,8 @@ async fn duplicate_target_older_wins() {
         5,
         1,
     ));
-    let younger = t
-        .wait_sc("younger", "younger Degraded/DuplicateTarget", SHORT, |sc| {
-            condition(sc, "Degraded")
-                .is_some_and(|c| c.status == "True" && c.reason == "DuplicateTarget")
-        })
-        .await;
-    let message = condition(&younger, "Degraded")
-        .map(|c| c.message.clone())
-        .unwrap_or_default();
+    let (_, degraded) = t.wait_degraded("younger", "DuplicateTarget", SHORT).await;
+    let message = degraded.message;
     t.check(message.contains(&format!("{}/older", t.ns)), || {
         format!("DuplicateTarget should name the older resource: {message}")
     });

@@ -456,6 +456,23 @@ impl TestNs {
         }
     }
 
+    /// Wait until `name` is Degraded=True with `reason`; returns the object and
+    /// the Degraded condition.
+    pub async fn wait_degraded(
+        &self,
+        name: &str,
+        reason: &str,
+        timeout: Duration,
+    ) -> (ScaledCluster, Condition) {
+        let sc = self
+            .wait_sc(name, &format!("{name} Degraded/{reason}"), timeout, |sc| {
+                condition(sc, "Degraded").is_some_and(|c| c.status == "True" && c.reason == reason)
+            })
+            .await;
+        let degraded = condition(&sc, "Degraded").cloned().expect("Degraded");
+        (sc, degraded)
+    }
+
     /// Poll ScaledCluster `name` until `pred` holds; fail with diagnostics
     /// after `timeout`.
     pub async fn wait_sc(
