@@ -2,14 +2,15 @@
 //! also a process: plan and apply with AK/SK and with an IAM token, over real
 //! HTTP on 127.0.0.1. The fake's JSON-lines journal shows what reached it.
 
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::Output;
 use std::time::Duration;
 
 use serde_json::Value;
 
-const BIN: &str = env!("CARGO_BIN_EXE_clusterscale");
+mod cli_support;
+use cli_support::{command, FakeProcess};
+
 const PROJECT: &str = "0123456789abcdef0123456789abcdef";
 const CLUSTER: &str = "a1b2c3d4-e5f6-4a5b-8c9d-0e1f2a3b4c5d";
 const AK: &str = "HWCLITESTAK000000001";
@@ -17,31 +18,6 @@ const SK: &str = "HwCliTestSecretKey00000000000000000000001";
 const USER: &str = "cli-ops";
 const PASSWORD: &str = "cli test password";
 const DOMAIN: &str = "cli-domain";
-
-/// Every variable either program reads for credentials; removed before each run.
-const CREDENTIAL_VARS: &[&str] = &[
-    "HUAWEICLOUD_SDK_AK",
-    "HUAWEICLOUD_SDK_SK",
-    "HUAWEICLOUD_SDK_SECURITY_TOKEN",
-    "HUAWEICLOUD_USERNAME",
-    "HUAWEICLOUD_PASSWORD",
-    "HUAWEICLOUD_DOMAIN_NAME",
-    "TENCENTCLOUD_SECRET_ID",
-    "TENCENTCLOUD_SECRET_KEY",
-    "TENCENTCLOUD_SESSION_TOKEN",
-];
-
-fn command(env: &[(&str, &str)]) -> Command {
-    let mut c = Command::new(BIN);
-    for v in CREDENTIAL_VARS {
-        c.env_remove(v);
-    }
-    c.env("RUST_LOG", "warn");
-    for (k, v) in env {
-        c.env(k, v);
-    }
-    c
-}
 
 fn aksk_env() -> Vec<(&'static str, &'static str)> {
     vec![("HUAWEICLOUD_SDK_AK", AK), ("HUAWEICLOUD_SDK_SK", SK)]
@@ -56,65 +32,38 @@ fn token_env() -> Vec<(&'static str, &'static str)> {
 }
 
 /// A running `clusterscale fake-cloud --huawei`, killed when dropped.
-struct FakeCloud {
-    child: Child,
-    base: String,
-    dir: tempfile::TempDir,
+struct FakeCloud(FakeProcess);
+
+impl std::ops::Deref for FakeCloud {
+    type Target = FakeProcess;
+    fn deref(&self) -> &FakeProcess {
+        &self.0
+    }
 }
 
 impl FakeCloud {
     fn start(core: i32, task: i32, operation_seconds: u64) -> Self {
-        let dir = tempfile::tempdir().expect("tempdir");
         let mut env = aksk_env();
         env.extend(token_env());
-        let mut child = command(&env)
-            .args([
-                "fake-cloud",
-                "--huawei",
-                "127.0.0.1:0",
+        let (core, task, seconds) = (
+            core.to_string(),
+            task.to_string(),
+            operation_seconds.to_string(),
+        );
+        Self(FakeProcess::start(
+            "huawei",
+            &env,
+            &[
                 "--huawei-cluster-id",
                 CLUSTER,
-            ])
-            .args([
                 "--initial-core",
-                &core.to_string(),
+                &core,
                 "--initial-task",
-                &task.to_string(),
-            ])
-            .args(["--operation-seconds", &operation_seconds.to_string()])
-            .arg("--journal-dir")
-            .arg(dir.path())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("fake-cloud starts");
-        let stdout = child.stdout.take().expect("stdout");
-        let mut line = String::new();
-        BufReader::new(stdout)
-            .read_line(&mut line)
-            .expect("listening line");
-        let base = line
-            .trim()
-            .strip_prefix("huawei listening on ")
-            .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
-            .to_string();
-        Self { child, base, dir }
-    }
-
-    fn journal(&self) -> Vec<Value> {
-        let path = self.dir.path().join("huawei.jsonl");
-        std::fs::read_to_string(path)
-            .unwrap_or_default()
-            .lines()
-            .map(|l| serde_json::from_str(l).expect("journal line is JSON"))
-            .collect()
-    }
-
-    fn writes(&self) -> Vec<Value> {
-        self.journal()
-            .into_iter()
-            .filter(|l| l["write"] == true)
-            .collect()
+                &task,
+                "--operation-seconds",
+                &seconds,
+            ],
+        ))
     }
 
     fn manifest(&self, core: i32, task: i32, extra_spec: &str) -> PathBuf {
@@ -143,13 +92,6 @@ spec:
         );
         std::fs::write(&path, text).expect("manifest written");
         path
-    }
-}
-
-impl Drop for FakeCloud {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 

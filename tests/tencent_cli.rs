@@ -4,105 +4,67 @@
 //! what reached it; faults are injected through its `/_fake/` control API.
 
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output};
 
 use serde_json::{json, Value};
 
-const BIN: &str = env!("CARGO_BIN_EXE_clusterscale");
+mod cli_support;
+use cli_support::FakeProcess;
+
 const INSTANCE: &str = "emr-cli00001";
 const SECRET_ID: &str = "AKIDcliTestSecretId0000000000000001";
 const SECRET_KEY: &str = "cliTestSecretKey0000000000000001";
 
-/// Every variable either program reads for credentials; removed before each run.
-const CREDENTIAL_VARS: &[&str] = &[
-    "TENCENTCLOUD_SECRET_ID",
-    "TENCENTCLOUD_SECRET_KEY",
-    "TENCENTCLOUD_SESSION_TOKEN",
-    "HUAWEICLOUD_SDK_AK",
-    "HUAWEICLOUD_SDK_SK",
-    "HUAWEICLOUD_SDK_SECURITY_TOKEN",
-    "HUAWEICLOUD_USERNAME",
-    "HUAWEICLOUD_PASSWORD",
-    "HUAWEICLOUD_DOMAIN_NAME",
-];
-
 fn command(secret_key: &str) -> Command {
-    let mut c = Command::new(BIN);
-    for v in CREDENTIAL_VARS {
-        c.env_remove(v);
-    }
-    c.env("RUST_LOG", "warn")
-        .env("TENCENTCLOUD_SECRET_ID", SECRET_ID)
-        .env("TENCENTCLOUD_SECRET_KEY", secret_key);
-    c
+    cli_support::command(&[
+        ("TENCENTCLOUD_SECRET_ID", SECRET_ID),
+        ("TENCENTCLOUD_SECRET_KEY", secret_key),
+    ])
 }
 
 /// A running `clusterscale fake-cloud --tencent`, killed when dropped.
-struct FakeCloud {
-    child: Child,
-    base: String,
-    dir: tempfile::TempDir,
+struct FakeCloud(FakeProcess);
+
+impl std::ops::Deref for FakeCloud {
+    type Target = FakeProcess;
+    fn deref(&self) -> &FakeProcess {
+        &self.0
+    }
 }
 
 impl FakeCloud {
     fn start(core: i32, task: i32, operation_seconds: u64, extra: &[&str]) -> Self {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let mut child = command(SECRET_KEY)
-            .args([
-                "fake-cloud",
-                "--tencent",
-                "127.0.0.1:0",
-                "--tencent-instance-id",
-                INSTANCE,
-            ])
-            .args([
-                "--initial-core",
-                &core.to_string(),
-                "--initial-task",
-                &task.to_string(),
-            ])
-            .args(["--operation-seconds", &operation_seconds.to_string()])
-            .args(extra)
-            .arg("--journal-dir")
-            .arg(dir.path())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("fake-cloud starts");
-        let stdout = child.stdout.take().expect("stdout");
-        let mut line = String::new();
-        BufReader::new(stdout)
-            .read_line(&mut line)
-            .expect("listening line");
-        let base = line
-            .trim()
-            .strip_prefix("tencent listening on ")
-            .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
-            .to_string();
-        Self { child, base, dir }
-    }
-
-    fn journal(&self) -> Vec<Value> {
-        std::fs::read_to_string(self.dir.path().join("tencent.jsonl"))
-            .unwrap_or_default()
-            .lines()
-            .map(|l| serde_json::from_str(l).expect("journal line is JSON"))
-            .collect()
+        let (core, task, seconds) = (
+            core.to_string(),
+            task.to_string(),
+            operation_seconds.to_string(),
+        );
+        let mut args = vec![
+            "--tencent-instance-id",
+            INSTANCE,
+            "--initial-core",
+            &core,
+            "--initial-task",
+            &task,
+            "--operation-seconds",
+            &seconds,
+        ];
+        args.extend_from_slice(extra);
+        Self(FakeProcess::start(
+            "tencent",
+            &[
+                ("TENCENTCLOUD_SECRET_ID", SECRET_ID),
+                ("TENCENTCLOUD_SECRET_KEY", SECRET_KEY),
+            ],
+            &args,
+        ))
     }
 
     fn calls(&self, action: &str) -> Vec<Value> {
         self.journal()
             .into_iter()
             .filter(|l| l["action"] == action)
-            .collect()
-    }
-
-    fn writes(&self) -> Vec<Value> {
-        self.journal()
-            .into_iter()
-            .filter(|l| l["write"] == true)
             .collect()
     }
 
@@ -142,13 +104,6 @@ spec:
         );
         std::fs::write(&path, text).expect("manifest written");
         path
-    }
-}
-
-impl Drop for FakeCloud {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 
