@@ -58,6 +58,18 @@ struct Expect {
     reply: Reply,
 }
 
+/// The API server's `Status` failure answer.
+fn failure(code: StatusCode, reason: &str, message: &str) -> (StatusCode, Value) {
+    (
+        code,
+        json!({
+            "kind": "Status", "apiVersion": "v1", "metadata": {},
+            "status": "Failure", "reason": reason, "code": code.as_u16(),
+            "message": message,
+        }),
+    )
+}
+
 impl Expect {
     /// The SSA status patch; the API server answers with `object` carrying the applied status.
     fn status_patch(object: &ScaledCluster) -> Self {
@@ -96,14 +108,10 @@ impl Expect {
             method: Method::GET,
             uri: SECRET_URI,
             reply: Box::new(|_| {
-                (
+                failure(
                     StatusCode::NOT_FOUND,
-                    json!({
-                        "kind": "Status", "apiVersion": "v1", "metadata": {},
-                        "status": "Failure", "reason": "NotFound", "code": 404,
-                        "message": "secrets \"emr-creds\" not found",
-                        "details": {"name": "emr-creds", "kind": "secrets"}
-                    }),
+                    "NotFound",
+                    "secrets \"emr-creds\" not found",
                 )
             }),
         }
@@ -659,13 +667,10 @@ async fn a_stale_read_loses_the_compare_and_swap_and_stops() {
         method: Method::PATCH,
         uri: STATUS_URI,
         reply: Box::new(|_| {
-            (
+            failure(
                 StatusCode::CONFLICT,
-                json!({
-                    "kind": "Status", "apiVersion": "v1", "metadata": {},
-                    "status": "Failure", "reason": "Conflict", "code": 409,
-                    "message": "the object has been modified; please apply your changes to the latest version and try again"
-                }),
+                "Conflict",
+                "the object has been modified; please apply your changes to the latest version and try again",
             )
         }),
     };

@@ -728,11 +728,7 @@ impl HuaweiCloud {
             .await
             .map_err(|e| transport_error(action, &e))?;
         let status = response.status();
-        let request_id = response
-            .headers()
-            .get("x-request-id")
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_string);
+        let request_id = super::errors::request_id(response.headers());
         let body = response
             .bytes()
             .await

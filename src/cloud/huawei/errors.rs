@@ -167,6 +167,14 @@ pub fn parse_error_body(body: &[u8]) -> Option<(String, String)> {
     None
 }
 
+/// The request id Huawei returns in the `X-Request-Id` response header.
+pub fn request_id(headers: &reqwest::header::HeaderMap) -> Option<String> {
+    headers
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string)
+}
+
 /// Build the [`CloudError`] for an HTTP error response (status >= 400).
 pub fn from_response(
     action: &str,

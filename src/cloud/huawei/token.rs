@@ -165,11 +165,7 @@ impl TokenSource {
             .await
             .map_err(|e| transport_error(ACTION, &e))?;
         let status = response.status();
-        let request_id = response
-            .headers()
-            .get("x-request-id")
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_string);
+        let request_id = super::errors::request_id(response.headers());
         let token = response
             .headers()
             .get(SUBJECT_TOKEN_HEADER)
