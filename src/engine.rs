@@ -435,6 +435,7 @@ impl<'a> Pass<'a> {
             flow_id: None,
             trace_id: None,
             node_ids: Vec::new(),
+            unmatched_preferred_nodes: vec![],
             finished_at: None,
             outcome: None,
             message: None,
@@ -488,6 +489,7 @@ impl<'a> Pass<'a> {
                 record.flow_id = sub.flow_id;
                 record.trace_id = sub.trace_id;
                 record.node_ids = sub.node_ids;
+                record.unmatched_preferred_nodes = sub.unmatched_preferred;
                 let msg = describe_op(&record);
                 self.events.push(EngineEvent::normal(
                     &format!("{verb}Started"),
@@ -501,6 +503,19 @@ impl<'a> Pass<'a> {
                             .unwrap_or_default()
                     ),
                 ));
+                if !record.unmatched_preferred_nodes.is_empty() {
+                    // Never dropped in silence: in the record (status) and an Event.
+                    self.events.push(EngineEvent::warning(
+                        "PreferredNodesUnmatched",
+                        &op_action(verb, &record),
+                        format!(
+                            "spec.scaleIn.preferNodes not named for removal (not a node of the {} group, \
+                             or the cloud takes no node ids for it): {}",
+                            record.group.as_str(),
+                            record.unmatched_preferred_nodes.join(", ")
+                        ),
+                    ));
+                }
                 self.status.pending_operation = Some(record.clone());
                 self.status.last_error = None;
                 self.set_conditions(false, "OperationInProgress", &msg, true, None);
@@ -611,6 +626,19 @@ impl<'a> Pass<'a> {
 
         if !p.accepted {
             // Only the write-ahead record exists: the call may or may not have reached the cloud.
+            if !o.state.is_running() && reached && have != p.from_count {
+                // Settled but not running (MRS `abnormal`): the cloud's word decides.
+                if let Ok(OperationProgress::Succeeded) = cloud.operation_status(p).await {
+                    return done(
+                        Outcome::Succeeded,
+                        format!(
+                            "{} node(s) confirmed by observation; the cluster is {}",
+                            p.group.as_str(),
+                            o.state
+                        ),
+                    );
+                }
+            }
             if !o.state.is_running() {
                 return Resolution::StillRunning(format!(
                     "cluster {}; waiting to see whether {} took effect",
@@ -663,6 +691,18 @@ impl<'a> Pass<'a> {
         };
         if let OperationProgress::Failed(m) = progress {
             return done(Outcome::Failed, m);
+        }
+        if progress == OperationProgress::Succeeded && reached && !o.state.is_running() {
+            // The cloud says it is over although the cluster is not running
+            // (MRS `abnormal`: some nodes unhealthy; the plan waits that out).
+            return done(
+                Outcome::Succeeded,
+                format!(
+                    "{} is now {have}; the cluster is {}",
+                    p.group.as_str(),
+                    o.state
+                ),
+            );
         }
         if !o.state.is_running() || progress == OperationProgress::Running {
             return Resolution::StillRunning(format!("{} in progress", describe_op(p)));

@@ -227,8 +227,17 @@ async fn scale_all_ways(env: &Env, cloud: &HuaweiCloud) {
     assert_eq!(body["previous_values"]["plan_id"], "");
     assert_eq!(body["parameters"]["node_id"], "node_orderadd");
     assert_eq!(body["parameters"]["order_id"], "");
-    assert_eq!(body["parameters"]["skip_bootstrap_scripts"], false);
+    // skip_bootstrap_scripts only when true; scale_without_start on scale-out only.
+    assert!(body["parameters"].get("skip_bootstrap_scripts").is_none());
     assert_eq!(body["parameters"]["scale_without_start"], false);
+    for scale_in in [&resizes[1], &resizes[2]] {
+        let p = &scale_in.params["body"]["parameters"];
+        assert_eq!(p["scale_type"], "scale_in");
+        assert!(
+            p.get("skip_bootstrap_scripts").is_none() && p.get("scale_without_start").is_none(),
+            "no flag on scale-in: {p}"
+        );
+    }
     assert!(body["parameters"].get("task_node_info").is_none());
     assert!(body["parameters"].get("server_ids").is_none());
     assert_eq!(env.model.writes().len(), 4);

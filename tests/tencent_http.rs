@@ -155,6 +155,7 @@ fn record(submitted: &Submitted, group: NodeGroup, direction: Direction) -> Oper
         flow_id: submitted.flow_id.clone(),
         trace_id: submitted.trace_id.clone(),
         node_ids: submitted.node_ids.clone(),
+        unmatched_preferred_nodes: vec![],
         finished_at: None,
         outcome: None,
         message: None,

@@ -510,6 +510,9 @@ pub struct OperationRecord {
     /// Nodes chosen for removal.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub node_ids: Vec<String>,
+    /// Preferred nodes (spec.scaleIn.preferNodes) that the scale-in call could not name for removal.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub unmatched_preferred_nodes: Vec<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub finished_at: Option<Time>,
     #[serde(default, skip_serializing_if = "Option::is_none")]

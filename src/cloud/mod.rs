@@ -167,6 +167,10 @@ pub struct Submitted {
     pub trace_id: Option<String>,
     /// Nodes chosen for removal.
     pub node_ids: Vec<String>,
+    /// Scale-in: preferred nodes (`spec.scaleIn.preferNodes`) that this call
+    /// could not name for removal (not a node of the group, or the cloud takes
+    /// no node ids for it). The engine reports them in status and an Event.
+    pub unmatched_preferred: Vec<String>,
 }
 
 /// Progress of an accepted operation, as the cloud reports it.

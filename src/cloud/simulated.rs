@@ -499,6 +499,7 @@ impl SimModel {
             flow_id: Some(flow_id.clone()),
             trace_id: Some(format!("sim-trace-{flow_id}")),
             node_ids,
+            unmatched_preferred: Vec::new(),
         })
     }
 

@@ -652,6 +652,7 @@ mod tests {
             flow_id: submitted.flow_id.clone(),
             trace_id: None,
             node_ids: Vec::new(),
+            unmatched_preferred_nodes: vec![],
             finished_at: None,
             outcome: None,
             message: None,

@@ -119,6 +119,7 @@ fn unsent_task_out(token: &str, started: jiff::Timestamp) -> OperationRecord {
         flow_id: None,
         trace_id: None,
         node_ids: vec![],
+        unmatched_preferred_nodes: vec![],
         finished_at: None,
         outcome: None,
         message: None,

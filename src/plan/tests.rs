@@ -38,6 +38,7 @@ fn pending_op() -> OperationRecord {
         flow_id: None,
         trace_id: None,
         node_ids: vec![],
+        unmatched_preferred_nodes: vec![],
         finished_at: None,
         outcome: None::<Outcome>,
         message: None,

@@ -122,6 +122,8 @@ struct PlannedResize {
     node_ids: Vec<String>,
     /// The `scaling-error` the cluster showed before the resize was sent.
     shown_failure: Option<String>,
+    /// Preferred nodes this resize does not name ([`Submitted::unmatched_preferred`]).
+    unmatched: Vec<String>,
 }
 
 /// The `scaling-error` that the cluster already showed when this client sent
@@ -400,8 +402,22 @@ impl HuaweiCloud {
 
     /// Observe (one GET), without a `scaling-error` that the cluster already
     /// showed when this client sent its latest resize ([`EarlierFailure`]).
+    ///
+    /// While the cluster is `abnormal`, the hosts are listed too (one more
+    /// GET), to say how many nodes are not running; without the list the
+    /// state still says that some are not.
     async fn observed(&self) -> Result<ObservedCluster, CloudError> {
-        let view = self.view().await?;
+        let mut view = self.view().await?;
+        if is_abnormal(&view.observed.state) {
+            match self.list_hosts().await {
+                Ok(hosts) => {
+                    if let Some(detail) = abnormal_detail(&hosts) {
+                        view.observed.state = ClusterState::Unavailable(detail);
+                    }
+                }
+                Err(e) => tracing::debug!(error = %e, "cluster abnormal; ListHosts failed"),
+            }
+        }
         Ok(self.earlier_failure.attribute(view.observed))
     }
 
@@ -424,13 +440,20 @@ impl HuaweiCloud {
             .to_string(),
             node_id: NODE_ID_ORDERADD.to_string(),
             node_group: group_name.clone(),
-            skip_bootstrap_scripts: self.spec.skip_bootstrap_scripts,
-            scale_without_start: self.spec.scale_without_start,
+            // Scale-out only, and skip_bootstrap_scripts only when true: the
+            // vendor types it inconsistently (string, Boolean), and the seed's
+            // scale-in examples carry neither flag.
+            skip_bootstrap_scripts: (direction == Direction::Out
+                && self.spec.skip_bootstrap_scripts)
+                .then_some(true),
+            scale_without_start: (direction == Direction::Out)
+                .then_some(self.spec.scale_without_start),
             instances: i64::from(req.count),
             task_node_info: None,
             server_ids: None,
         };
         let mut chosen = Vec::new();
+        let mut unmatched = Vec::new();
         match (req.group, direction) {
             (NodeGroup::Task, Direction::Out) if observed.task == 0 => {
                 let spec = self.spec.task_node_spec.as_ref().ok_or_else(|| {
@@ -454,29 +477,37 @@ impl HuaweiCloud {
             (NodeGroup::Task, Direction::In) if !req.prefer_nodes.is_empty() => {
                 let hosts = self.list_hosts().await?;
                 chosen = choose_task_hosts(&hosts, &group_name, &req.prefer_nodes, req.count);
+                unmatched = unmatched_preferred(&hosts, &group_name, &req.prefer_nodes);
                 let any_preferred = chosen.iter().any(|id| req.prefer_nodes.contains(id));
                 if !any_preferred {
                     // None of the preferred nodes is left: MRS chooses, as without a preference.
-                    tracing::info!(
-                        "no preferred node is a Task host of the cluster; MRS picks the nodes"
+                    tracing::warn!(
+                        unmatched = ?unmatched,
+                        "no preferred node is a Task host of the group; MRS picks the nodes"
                     );
                     chosen.clear();
                 } else if chosen.len() < req.count as usize {
-                    // Not enough listed Task hosts to name them all: let MRS choose.
+                    // Not enough listed Task hosts to name them all: let MRS choose,
+                    // so no preferred node is named.
                     tracing::warn!(
                         listed = chosen.len(),
                         count = req.count,
                         "ListHosts shows fewer Task hosts than requested; omitting server_ids"
                     );
                     chosen.clear();
+                    unmatched = distinct(&req.prefer_nodes);
                 } else {
+                    if !unmatched.is_empty() {
+                        tracing::warn!(unmatched = ?unmatched, "preferred nodes that are not Task hosts of the group");
+                    }
                     params.server_ids = Some(chosen.clone());
                 }
             }
             (NodeGroup::Core, Direction::In) if !req.prefer_nodes.is_empty() => {
-                tracing::info!(
+                tracing::warn!(
                     "MRS takes server_ids for Task scale-in only; preferNodes is not used for Core"
                 );
+                unmatched = distinct(&req.prefer_nodes);
             }
             _ => {}
         }
@@ -484,6 +515,7 @@ impl HuaweiCloud {
             body: ClusterScalingReq::new(params),
             node_ids: chosen,
             shown_failure: observed.last_resize_failed.clone(),
+            unmatched,
         })
     }
 
@@ -498,6 +530,7 @@ impl HuaweiCloud {
             body,
             node_ids,
             shown_failure,
+            unmatched,
         } = self.plan_resize(req, direction).await?;
         let bytes = serde_json::to_vec(&body).map_err(|e| {
             CloudError::new(
@@ -521,7 +554,7 @@ impl HuaweiCloud {
         // Before the call: if this future is dropped mid-flight, the resize
         // may still have been applied.
         self.earlier_failure.remember(shown_failure);
-        let result = self.send_resize(bytes, node_ids).await;
+        let result = self.send_resize(bytes, node_ids, unmatched).await;
         if let Err(e) = &result {
             if e.class.definitely_not_applied() {
                 // MRS did not act on it: no new resize to tell an error apart from.
@@ -535,6 +568,7 @@ impl HuaweiCloud {
         &self,
         bytes: Vec<u8>,
         node_ids: Vec<String>,
+        unmatched_preferred: Vec<String>,
     ) -> Result<Submitted, CloudError> {
         let reply = self
             .call(
@@ -564,6 +598,7 @@ impl HuaweiCloud {
             flow_id: None,
             trace_id: None,
             node_ids,
+            unmatched_preferred,
         })
     }
 
@@ -917,11 +952,7 @@ pub fn choose_task_hosts(
     count: i32,
 ) -> Vec<String> {
     let count = usize::try_from(count).unwrap_or(0);
-    let in_group: Vec<&Host> = hosts
-        .iter()
-        .filter(|h| h.host_type == "TaskNode")
-        .filter(|h| h.node_group_name.as_deref().is_none_or(|g| g == group))
-        .collect();
+    let in_group: Vec<&Host> = hosts.iter().filter(|h| in_task_group(h, group)).collect();
     let mut chosen: Vec<String> = Vec::new();
     for id in prefer {
         if chosen.len() >= count {
@@ -938,8 +969,8 @@ pub fn choose_task_hosts(
         .filter(|h| !chosen.contains(&h.id))
         .collect();
     rest.sort_by(|a, b| {
-        let a_ok = a.status.eq_ignore_ascii_case("running");
-        let b_ok = b.status.eq_ignore_ascii_case("running");
+        let a_ok = host_is_healthy(&a.status);
+        let b_ok = host_is_healthy(&b.status);
         a_ok.cmp(&b_ok).then_with(|| b.name.cmp(&a.name))
     });
     for h in rest {
@@ -951,7 +982,103 @@ pub fn choose_task_hosts(
     chosen
 }
 
+/// The group of a ListHosts `type`: the SDK's `CoreNode` / `TaskNode` and the
+/// reference example's `Core` / `Task` (OTC `querying_a_host_list.rst`), in
+/// any case. Master and unknown types are none.
+pub fn host_group(host_type: &str) -> Option<NodeGroup> {
+    let t = host_type.trim();
+    if t.eq_ignore_ascii_case("CoreNode") || t.eq_ignore_ascii_case("Core") {
+        Some(NodeGroup::Core)
+    } else if t.eq_ignore_ascii_case("TaskNode") || t.eq_ignore_ascii_case("Task") {
+        Some(NodeGroup::Task)
+    } else {
+        None
+    }
+}
+
+/// A host that runs: `running` (SDK) and `ACTIVE` (the reference example,
+/// an ECS status) alike, in any case.
+pub fn host_is_healthy(status: &str) -> bool {
+    let s = status.trim();
+    s.eq_ignore_ascii_case("running") || s.eq_ignore_ascii_case("active")
+}
+
+/// A Task host of `group`; a host without `node_group_name` (the reference
+/// example has none) counts as one of the group.
+fn in_task_group(h: &Host, group: &str) -> bool {
+    host_group(&h.host_type) == Some(NodeGroup::Task)
+        && h.node_group_name.as_deref().is_none_or(|g| g == group)
+}
+
+/// The preferred nodes (distinct, in order) that are not Task hosts of `group`.
+pub fn unmatched_preferred(hosts: &[Host], group: &str, prefer: &[String]) -> Vec<String> {
+    distinct(prefer)
+        .into_iter()
+        .filter(|id| !hosts.iter().any(|h| &h.id == id && in_task_group(h, group)))
+        .collect()
+}
+
+fn distinct(ids: &[String]) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for id in ids {
+        if !out.contains(id) {
+            out.push(id.clone());
+        }
+    }
+    out
+}
+
+/// Start of the state detail of an `abnormal` cluster.
+pub const ABNORMAL: &str = "abnormal";
+/// The detail when the hosts do not say which nodes are not running.
+pub const ABNORMAL_SOME: &str = "abnormal: some nodes are not running";
+
+/// True for the state [`interpret`] gives an `abnormal` cluster.
+pub fn is_abnormal(state: &ClusterState) -> bool {
+    matches!(state, ClusterState::Unavailable(d) if d.starts_with(ABNORMAL))
+}
+
+/// "abnormal: N node(s) not running (names)", from the host list; `None`
+/// when every listed host runs.
+pub fn abnormal_detail(hosts: &[Host]) -> Option<String> {
+    let down: Vec<&str> = hosts
+        .iter()
+        .filter(|h| !host_is_healthy(&h.status))
+        .map(|h| {
+            if h.name.is_empty() {
+                h.id.as_str()
+            } else {
+                h.name.as_str()
+            }
+        })
+        .collect();
+    if down.is_empty() {
+        return None;
+    }
+    const SHOWN: usize = 5;
+    let mut names = down
+        .iter()
+        .take(SHOWN)
+        .copied()
+        .collect::<Vec<_>>()
+        .join(", ");
+    if down.len() > SHOWN {
+        names.push_str(&format!(", and {} more", down.len() - SHOWN));
+    }
+    Some(format!(
+        "{ABNORMAL}: {} node{} not running ({names})",
+        down.len(),
+        if down.len() == 1 { "" } else { "s" }
+    ))
+}
+
 /// Normalise a cluster detail: state, Core and Task counts, group names.
+///
+/// `abnormal` (some nodes unhealthy) is settled, not failed (Terraform waits
+/// for `running` or `abnormal`; only `failed` is an error), but MRS resizes
+/// only running clusters: it becomes [`ClusterState::Unavailable`] with
+/// [`ABNORMAL_SOME`], so the plan waits, and [`progress`] lets an operation
+/// whose counts arrived succeed.
 pub fn interpret(detail: &ClusterDetail, spec: &HuaweiSpec) -> Result<Interpreted, String> {
     // Every group, from both lists, first occurrence wins.
     let mut groups: Vec<(String, Option<i64>)> = Vec::new();
@@ -1049,7 +1176,8 @@ pub fn interpret(detail: &ClusterDetail, spec: &HuaweiSpec) -> Result<Interprete
             other => ClusterState::Busy(with_stage(other)),
         },
         s @ ("scaling-out" | "scaling-in") => ClusterState::Busy(with_stage(s)),
-        s @ ("failed" | "abnormal") => ClusterState::Failed(with_stage(s)),
+        "abnormal" => ClusterState::Unavailable(ABNORMAL_SOME.to_string()),
+        "failed" => ClusterState::Failed(with_stage("failed")),
         "" => {
             return Err(format!(
                 "cluster {:?} reports no clusterState",
@@ -1091,11 +1219,7 @@ pub fn hosts_to_nodes(hosts: &[Host]) -> Vec<Node> {
         .iter()
         .enumerate()
         .filter_map(|(i, h)| {
-            let group = match h.host_type.as_str() {
-                "CoreNode" => NodeGroup::Core,
-                "TaskNode" => NodeGroup::Task,
-                _ => return None,
-            };
+            let group = host_group(&h.host_type)?;
             Some(Node {
                 id: h.id.clone(),
                 group,
@@ -1155,6 +1279,8 @@ impl Cloud for HuaweiCloud {
 ///
 /// - a failed cluster state: Failed;
 /// - busy (scaling, or any other operation): Running;
+/// - `abnormal` with `op`'s target reached: Succeeded (the resize is over;
+///   some nodes are unhealthy, which the plan waits out);
 /// - idle with `scale: scaling-error` and `op`'s target not reached: Failed
 ///   with MRS's reason. `observed` comes from [`HuaweiCloud`]'s observation,
 ///   which leaves out a `scaling-error` already shown before the resize was
@@ -1169,6 +1295,7 @@ pub fn progress(observed: &ObservedCluster, op: &OperationRecord) -> OperationPr
     match (&observed.state, &observed.last_resize_failed) {
         (ClusterState::Failed(d), _) => OperationProgress::Failed(format!("the cluster is {d}")),
         (ClusterState::Busy(_), _) => OperationProgress::Running,
+        (state, _) if reached && is_abnormal(state) => OperationProgress::Succeeded,
         // A reached target wins over a reported failure.
         (ClusterState::Running, Some(reason)) if !reached => {
             OperationProgress::Failed(reason.clone())
@@ -1323,10 +1450,11 @@ mod tests {
             ClusterState::Busy("scaling-in".into())
         );
         assert!(matches!(state("failed", "").state, ClusterState::Failed(_)));
-        assert!(matches!(
-            state("abnormal", "").state,
-            ClusterState::Failed(_)
-        ));
+        // abnormal is settled, not failed: the plan waits, with the reason.
+        let abnormal = state("abnormal", "").state;
+        assert_eq!(abnormal, ClusterState::Unavailable(ABNORMAL_SOME.into()));
+        assert!(is_abnormal(&abnormal));
+        assert!(!is_abnormal(&state("frozen", "").state));
         assert!(matches!(
             state("frozen", "").state,
             ClusterState::Unavailable(_)
@@ -1477,6 +1605,72 @@ mod tests {
         let nodes = hosts_to_nodes(&hosts);
         assert_eq!(nodes.len(), 6);
         assert!(nodes.iter().all(|n| n.id != "m1"));
+        assert_eq!(
+            unmatched_preferred(&hosts, g, &prefer),
+            vec!["c1", "gone", "x1"]
+        );
+    }
+
+    #[test]
+    fn otc_host_types_and_active_status_are_understood() {
+        // The reference example: "type": "Core"/"Task"/"Master", "status": "ACTIVE",
+        // no node_group_name.
+        let otc = |id: &str, name: &str, kind: &str, status: &str| Host {
+            node_group_name: None,
+            ..host(id, name, kind, status, "")
+        };
+        let g = "task_node_default_group";
+        let hosts = vec![
+            otc("m1", "node_master1", "Master", "ACTIVE"),
+            otc("c1", "node_core_a", "Core", "ACTIVE"),
+            otc("t1", "node_task_a", "Task", "ACTIVE"),
+            otc("t2", "node_task_b", "Task", "SHUTOFF"),
+            otc("t3", "node_task_c", "task", "active"),
+        ];
+        assert_eq!(host_group("Core"), Some(NodeGroup::Core));
+        assert_eq!(host_group("TaskNode"), Some(NodeGroup::Task));
+        assert_eq!(host_group("Master"), None);
+        assert!(host_is_healthy("ACTIVE") && host_is_healthy("running"));
+        assert!(!host_is_healthy("SHUTOFF"));
+        // The preferred Task host is matched; the unhealthy one comes next;
+        // ACTIVE counts as running, so t3 (newest name) follows.
+        let prefer = vec!["t1".to_string(), "c1".to_string()];
+        assert_eq!(
+            choose_task_hosts(&hosts, g, &prefer, 3),
+            vec!["t1", "t2", "t3"]
+        );
+        assert_eq!(unmatched_preferred(&hosts, g, &prefer), vec!["c1"]);
+        let nodes = hosts_to_nodes(&hosts);
+        assert_eq!(
+            nodes
+                .iter()
+                .map(|n| (n.id.as_str(), n.group))
+                .collect::<Vec<_>>(),
+            vec![
+                ("c1", NodeGroup::Core),
+                ("t1", NodeGroup::Task),
+                ("t2", NodeGroup::Task),
+                ("t3", NodeGroup::Task)
+            ]
+        );
+    }
+
+    #[test]
+    fn abnormal_detail_counts_the_hosts_not_running() {
+        let hosts = vec![
+            host("c1", "node-core1", "CoreNode", "running", "g"),
+            host("c2", "node-core2", "Core", "ACTIVE", "g"),
+            host("t1", "node-task1", "TaskNode", "abnormal", "g"),
+            host("t2", "", "Task", "SHUTOFF", "g"),
+        ];
+        assert_eq!(
+            abnormal_detail(&hosts).as_deref(),
+            Some("abnormal: 2 nodes not running (node-task1, t2)")
+        );
+        assert_eq!(abnormal_detail(&hosts[..2]), None);
+        assert!(is_abnormal(&ClusterState::Unavailable(
+            abnormal_detail(&hosts).unwrap()
+        )));
     }
 
     fn task_out(from: i32, to: i32) -> OperationRecord {
@@ -1495,6 +1689,7 @@ mod tests {
             flow_id: None,
             trace_id: None,
             node_ids: vec![],
+            unmatched_preferred_nodes: vec![],
             finished_at: None,
             outcome: None,
             message: None,
@@ -1512,11 +1707,17 @@ mod tests {
         busy.state = ClusterState::Busy("scaling-out".into());
         assert_eq!(progress(&busy, &op), OperationProgress::Running);
         let mut failed = observed(3, 1);
-        failed.state = ClusterState::Failed("abnormal".into());
+        failed.state = ClusterState::Failed("failed".into());
         assert_eq!(
             progress(&failed, &op),
-            OperationProgress::Failed("the cluster is abnormal".into())
+            OperationProgress::Failed("the cluster is failed".into())
         );
+        // abnormal: succeeded once the counts arrived; until then, unknown.
+        let mut abnormal = observed(3, 3);
+        abnormal.state = ClusterState::Unavailable(ABNORMAL_SOME.into());
+        assert_eq!(progress(&abnormal, &op), OperationProgress::Succeeded);
+        abnormal.task = 1;
+        assert_eq!(progress(&abnormal, &op), OperationProgress::Unknown);
         let mut frozen = observed(3, 1);
         frozen.state = ClusterState::Unavailable("frozen".into());
         assert_eq!(progress(&frozen, &op), OperationProgress::Unknown);

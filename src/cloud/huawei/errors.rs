@@ -35,8 +35,17 @@ const fn row(code: &'static str, class: ErrorClass, meaning: &'static str) -> Co
 ///   then retry slowly") are `Capacity`: retried only after minutes, and
 ///   surfaced; the cluster is observed before any retry.
 /// - 12000028 (Core maximum reached) is `Invalid`: the spec must change.
-/// - 12000068 ("some nodes not running, try again later") is `Transient`, as
-///   cloud-apis.md suggests.
+/// - 12000068 and 12000080 ("some nodes are not running, try again later")
+///   and 12000012 (tasks are running) are `Busy`: the cluster refuses until
+///   its own state changes, so they wait like "not running" (12000017).
+///   cloud-apis.md suggests `Transient` for 12000068; the meaning is the same
+///   as 12000080's, so both are `Busy`.
+/// - 12000065 (yearly/monthly clusters cannot be resized) is `Billing`: never
+///   retried hot, and [`from_response`] says exactly why.
+/// - 12000090 (flavor not available in the AZ) is `Capacity`.
+///
+/// 12000012, 12000065, 12000080 and 12000090 are not in cloud-apis.md B3 nor
+/// in the OTC Table 8; they come from the review in issue 9.
 pub const CODES: &[CodeRow] = &[
     row(
         "12000001",
@@ -45,7 +54,12 @@ pub const CODES: &[CodeRow] = &[
     ),
     row("12000002", ErrorClass::Invalid, "parameter invalid"),
     row("12000003", ErrorClass::NotFound, "cluster does not exist"),
-    row("12000009", ErrorClass::Invalid, "parameter invalid"),
+    row("12000009", ErrorClass::Invalid, "method parameter invalid"),
+    row(
+        "12000012",
+        ErrorClass::Busy,
+        "tasks are running in the cluster, try again later",
+    ),
     row(
         "12000013",
         ErrorClass::Capacity,
@@ -75,11 +89,22 @@ pub const CODES: &[CodeRow] = &[
     row("12000033", ErrorClass::Quota, "disk count exceeds quota"),
     row("12000034", ErrorClass::Quota, "disk capacity exceeds quota"),
     row("12000054", ErrorClass::Invalid, "operation not supported"),
+    row("12000065", ErrorClass::Billing, YEARLY_MONTHLY),
     row("12000067", ErrorClass::Invalid, "cluster version too old"),
     row(
         "12000068",
-        ErrorClass::Transient,
+        ErrorClass::Busy,
         "some nodes are not running, try again later",
+    ),
+    row(
+        "12000080",
+        ErrorClass::Busy,
+        "some nodes are not running, try again later",
+    ),
+    row(
+        "12000090",
+        ErrorClass::Capacity,
+        "the flavor is not available in the availability zone",
     ),
     row("12000121", ErrorClass::Billing, "unpaid order"),
     row("MRS.101", ErrorClass::Quota, "quota insufficient"),
@@ -107,6 +132,14 @@ pub const CODES: &[CodeRow] = &[
         "request throttled by the API gateway",
     ),
 ];
+
+/// What 12000065 means, said in every error that carries it.
+pub const YEARLY_MONTHLY: &str =
+    "yearly/monthly (prepaid) clusters cannot be resized through this API";
+
+/// Codes whose message always starts with the table's meaning, because the
+/// cloud's own text alone does not say what to do.
+const EXPLAINED: &[&str] = &["12000065"];
 
 /// Codes after which a token is refreshed once and the request repeated.
 pub const TOKEN_REFRESH_CODES: &[&str] = &["12000001", "MRS.102"];
@@ -192,6 +225,16 @@ pub fn from_response(
         };
         (format!("HTTP{}", status.as_u16()), message)
     });
+    let message = match lookup(&code) {
+        Some(row) if EXPLAINED.contains(&row.code) && !message.contains(row.meaning) => {
+            if message.trim().is_empty() {
+                row.meaning.to_string()
+            } else {
+                format!("{}: {}", row.meaning, message.trim())
+            }
+        }
+        _ => message,
+    };
     CloudError::new(classify(status, &code), action, code, message).with_request_id(request_id)
 }
 
@@ -205,6 +248,7 @@ mod tests {
         ("12000001", 401, ErrorClass::Auth),
         ("12000002", 400, ErrorClass::Invalid),
         ("12000009", 400, ErrorClass::Invalid),
+        ("12000012", 400, ErrorClass::Busy),
         ("12000003", 404, ErrorClass::NotFound),
         ("12000013", 400, ErrorClass::Capacity),
         ("12000014", 400, ErrorClass::Capacity),
@@ -219,8 +263,11 @@ mod tests {
         ("12000033", 400, ErrorClass::Quota),
         ("12000034", 400, ErrorClass::Quota),
         ("12000054", 400, ErrorClass::Invalid),
+        ("12000065", 400, ErrorClass::Billing),
         ("12000067", 400, ErrorClass::Invalid),
-        ("12000068", 400, ErrorClass::Transient),
+        ("12000068", 400, ErrorClass::Busy),
+        ("12000080", 400, ErrorClass::Busy),
+        ("12000090", 400, ErrorClass::Capacity),
         ("12000121", 400, ErrorClass::Billing),
         ("MRS.101", 400, ErrorClass::Quota),
         ("MRS.102", 401, ErrorClass::Auth),
@@ -252,7 +299,16 @@ mod tests {
         );
         assert_eq!(e.class, expected, "row {code}");
         assert_eq!(e.code, code, "row {code}");
-        assert_eq!(e.message, format!("text of {code}"), "row {code}");
+        if EXPLAINED.contains(&code) {
+            let meaning = lookup(code).expect("row").meaning;
+            assert_eq!(
+                e.message,
+                format!("{meaning}: text of {code}"),
+                "row {code}"
+            );
+        } else {
+            assert_eq!(e.message, format!("text of {code}"), "row {code}");
+        }
         assert_eq!(e.request_id.as_deref(), Some("req-1"), "row {code}");
         assert_eq!(e.action, "PUT cluster_infos");
     }
@@ -273,6 +329,7 @@ mod tests {
         code_12000001_identity_invalid_is_auth => "12000001",
         code_12000002_parameter_invalid => "12000002",
         code_12000009_parameter_invalid => "12000009",
+        code_12000012_tasks_running_is_busy => "12000012",
         code_12000003_cluster_not_found => "12000003",
         code_12000013_scale_in_failed_is_capacity => "12000013",
         code_12000014_scale_out_failed_is_capacity => "12000014",
@@ -287,8 +344,11 @@ mod tests {
         code_12000033_disk_count_quota => "12000033",
         code_12000034_disk_capacity_quota => "12000034",
         code_12000054_unsupported_is_invalid => "12000054",
+        code_12000065_yearly_monthly_is_billing => "12000065",
         code_12000067_version_too_old_is_invalid => "12000067",
-        code_12000068_nodes_not_running_is_transient => "12000068",
+        code_12000068_nodes_not_running_is_busy => "12000068",
+        code_12000080_nodes_not_running_is_busy => "12000080",
+        code_12000090_flavor_not_in_az_is_capacity => "12000090",
         code_12000121_unpaid_is_billing => "12000121",
         code_mrs_101_quota => "MRS.101",
         code_mrs_102_token_invalid_is_auth => "MRS.102",
@@ -318,6 +378,30 @@ mod tests {
                 r.code
             );
         }
+    }
+
+    #[test]
+    fn yearly_monthly_says_so_and_is_never_retried_hot() {
+        let e = from_response(
+            "PUT cluster_infos",
+            StatusCode::BAD_REQUEST,
+            None,
+            br#"{"error_code":"12000065","error_msg":"Operation not allowed."}"#,
+        );
+        assert_eq!(e.class, ErrorClass::Billing);
+        assert_eq!(
+            e.message,
+            "yearly/monthly (prepaid) clusters cannot be resized through this API: Operation not allowed."
+        );
+        assert!(e.retry_after() >= std::time::Duration::from_secs(900));
+        // An empty message still says it, once.
+        let e = from_response(
+            "a",
+            StatusCode::BAD_REQUEST,
+            None,
+            br#"{"error_code":"12000065","error_msg":""}"#,
+        );
+        assert_eq!(e.message, YEARLY_MONTHLY);
     }
 
     #[test]

@@ -204,8 +204,14 @@ pub struct ClusterScalingParams {
     /// Always `node_orderadd`.
     pub node_id: String,
     pub node_group: String,
-    pub skip_bootstrap_scripts: bool,
-    pub scale_without_start: bool,
+    /// The vendor types it as a string (Python SDK), a Boolean (reference) and
+    /// sends `false` in the seed's examples; the client sends it only as
+    /// `true`, on scale-out, and leaves it out otherwise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub skip_bootstrap_scripts: Option<bool>,
+    /// Scale-out only; left out on scale-in, as the seed's scale-in examples do.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scale_without_start: Option<bool>,
     pub instances: i64,
     /// Only when Task grows from 0.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -371,14 +377,16 @@ mod tests {
     #[test]
     fn resize_body_matches_the_sdk_bytes_of_vector_2() {
         // tests/data/huawei_sdk_hmac.json, mrs_put_cluster_scale_out, body_utf8.
+        // The vector carries both flags as false; the client itself leaves a
+        // false skip_bootstrap_scripts out (see `flags_are_left_out_when_absent`).
         let expected = r#"{"service_id":"","plan_id":"","parameters":{"order_id":"","scale_type":"scale_out","node_id":"node_orderadd","node_group":"task_node_analysis_group","skip_bootstrap_scripts":false,"scale_without_start":false,"instances":2,"task_node_info":{"node_size":"c3.4xlarge.2.linux.bigdata","data_volume_type":"SATA","data_volume_count":1,"data_volume_size":600}},"previous_values":{"plan_id":""}}"#;
         let req = ClusterScalingReq::new(ClusterScalingParams {
             order_id: String::new(),
             scale_type: SCALE_OUT.into(),
             node_id: NODE_ID_ORDERADD.into(),
             node_group: "task_node_analysis_group".into(),
-            skip_bootstrap_scripts: false,
-            scale_without_start: false,
+            skip_bootstrap_scripts: Some(false),
+            scale_without_start: Some(false),
             instances: 2,
             task_node_info: Some(TaskNodeInfo {
                 node_size: "c3.4xlarge.2.linux.bigdata".into(),
@@ -389,6 +397,25 @@ mod tests {
             server_ids: None,
         });
         assert_eq!(serde_json::to_string(&req).unwrap(), expected);
+    }
+
+    #[test]
+    fn flags_are_left_out_when_absent() {
+        let req = ClusterScalingReq::new(ClusterScalingParams {
+            order_id: String::new(),
+            scale_type: SCALE_IN.into(),
+            node_id: NODE_ID_ORDERADD.into(),
+            node_group: "core_node_default_group".into(),
+            skip_bootstrap_scripts: None,
+            scale_without_start: None,
+            instances: 1,
+            task_node_info: None,
+            server_ids: None,
+        });
+        assert_eq!(
+            serde_json::to_string(&req).unwrap(),
+            r#"{"service_id":"","plan_id":"","parameters":{"order_id":"","scale_type":"scale_in","node_id":"node_orderadd","node_group":"core_node_default_group","instances":1},"previous_values":{"plan_id":""}}"#
+        );
     }
 
     #[test]

@@ -366,6 +366,7 @@ impl TencentCloud {
             flow_id: None,
             trace_id: None,
             node_ids: resource_ids,
+            unmatched_preferred: Vec::new(),
         })
     }
 
@@ -395,6 +396,7 @@ impl TencentCloud {
             flow_id: resp.flow_id.filter(|f| *f != 0).map(|f| f.to_string()),
             trace_id: None,
             node_ids: chosen.iter().map(|n| n.resource_id.clone()).collect(),
+            unmatched_preferred: Vec::new(),
         })
     }
 }
@@ -474,6 +476,7 @@ impl Cloud for TencentCloud {
             flow_id: resp.flow_id.filter(|f| *f != 0).map(|f| f.to_string()),
             trace_id: resp.trace_id.filter(|t| !t.is_empty()),
             node_ids: Vec::new(),
+            unmatched_preferred: Vec::new(),
         })
     }
 
