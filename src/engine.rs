@@ -327,7 +327,7 @@ impl<'a> Pass<'a> {
                 }
                 Resolution::Resend => return self.resend(cloud, store, pending).await,
                 Resolution::Finished(record) => {
-                    self.finish(record);
+                    self.finish(*record);
                 }
             }
         }
@@ -615,7 +615,7 @@ impl<'a> Pass<'a> {
             r.finished_at = Some(time(self.now));
             r.outcome = Some(outcome);
             r.message = Some(message);
-            Resolution::Finished(r)
+            Resolution::Finished(Box::new(r))
         };
         if let ClusterState::Failed(detail) = &o.state {
             return done(
@@ -935,7 +935,7 @@ impl<'a> Pass<'a> {
 enum Resolution {
     StillRunning(String),
     Resend,
-    Finished(OperationRecord),
+    Finished(Box<OperationRecord>),
 }
 
 fn phase_of(d: Direction) -> Phase {

@@ -20,7 +20,7 @@ use clusterscale::cloud::simulated::{SimConfig, SimModel};
 use clusterscale::cloud::{Cloud, ClusterState, ErrorClass, OperationProgress, ScaleRequest};
 use clusterscale::engine::{reconcile, EngineConfig, MemoryStore, Report, Target};
 use clusterscale::fake::huawei::{
-    FakeAccessKey, FakeUser, HuaweiFake, HuaweiFakeConfig, ACTION_HOSTS, ACTION_RESIZE,
+    FakeAccessKey, FakeUser, HostStyle, HuaweiFake, HuaweiFakeConfig, ACTION_HOSTS, ACTION_RESIZE,
     ACTION_SHOW, ACTION_TOKEN,
 };
 use clusterscale::fake::JournalLine;
@@ -1339,4 +1339,208 @@ async fn engine_converges_against_the_fake() {
         fake.journal().iter().all(|l| l.outcome != "12000018"),
         "{text}"
     );
+}
+
+/// issue 9 §2: an operation that ends with the cluster `abnormal` succeeded
+/// once its counts arrived; while abnormal, the plan waits and says how many
+/// nodes are not running, and nothing is sent.
+#[tokio::test]
+async fn abnormal_after_an_operation_succeeds_then_the_plan_waits() {
+    let env = start("abnormal_after", 3, 0).await;
+    let cloud = env.client(&env.aksk());
+    let mut spec = engine_spec(env.spec.clone(), 4, 0);
+    spec.cooldown_seconds = 0;
+    env.fake.end_next_operation_abnormal(1);
+    let r = pass(&spec, &Default::default(), &cloud, &env.clock).await;
+    assert!(r.started.is_some(), "{:?}", r.error);
+    env.finish_operation();
+    let o = cloud.observe().await.unwrap();
+    assert_eq!(
+        (o.state.clone(), o.core),
+        (
+            ClusterState::Unavailable("abnormal: 1 node not running (node-ana-core0004)".into()),
+            4
+        ),
+        "the host list says which node is down"
+    );
+    let r = pass(&spec, &r.status, &cloud, &env.clock).await;
+    let done = r.finished.clone().expect("resolved");
+    assert_eq!(done.outcome, Some(Outcome::Succeeded), "{:?}", done.message);
+    assert!(done.message.unwrap().contains("abnormal"));
+
+    // More wanted while abnormal: the plan waits with the reason, no PUT.
+    spec.core.count = 5;
+    let r = pass(&spec, &r.status, &cloud, &env.clock).await;
+    assert!(r.started.is_none() && r.error.is_none(), "{:?}", r.error);
+    let message = r.status.message.clone().unwrap_or_default();
+    assert!(
+        message.contains("1 node not running"),
+        "status message: {message}"
+    );
+    assert_eq!(env.resizes().len(), 1);
+    // A client that sends anyway is refused by the fake, as MRS would.
+    let (status, body) = raw_put(
+        &env,
+        resize_body("scale_out", "core_node_analysis_group", 1),
+    )
+    .await;
+    assert_eq!(
+        (status, body["error_code"].as_str()),
+        (400, Some("12000080"))
+    );
+
+    // Healthy again: the next resize goes out.
+    env.fake.clear_abnormal();
+    let r = pass(&spec, &r.status, &cloud, &env.clock).await;
+    assert!(r.started.is_some(), "{:?}", r.status.message);
+    assert_eq!(env.model.writes().len(), 2);
+}
+
+/// Without a host list the reason is still clear; a lost answer whose resize
+/// ended `abnormal` with its counts is Succeeded too, with one PUT.
+#[tokio::test]
+async fn abnormal_after_a_lost_answer_succeeds_by_counts() {
+    let env = start("abnormal_lost", 3, 0).await;
+    let cloud = env.client(&env.aksk());
+    let spec = engine_spec(env.spec.clone(), 4, 0);
+    env.model.with_faults(|f| f.lose_responses = 1);
+    env.fake.end_next_operation_abnormal(0);
+    let r = pass(&spec, &Default::default(), &cloud, &env.clock).await;
+    assert!(r.error.is_some() && !r.status.pending_operation.clone().unwrap().accepted);
+    env.finish_operation();
+    let o = cloud.observe().await.unwrap();
+    // Every host runs, so the detail cannot name any.
+    assert_eq!(
+        o.state,
+        ClusterState::Unavailable("abnormal: some nodes are not running".into())
+    );
+    let r = pass(&spec, &r.status, &cloud, &env.clock).await;
+    let done = r.finished.expect("resolved by counts");
+    assert_eq!(done.outcome, Some(Outcome::Succeeded), "{:?}", done.message);
+    assert_eq!(env.resizes().len(), 1);
+}
+
+/// issue 9 §2: the codes added after the review, each through the fake.
+#[tokio::test]
+async fn new_error_codes_are_classified() {
+    let env = start("new_codes", 4, 2).await;
+    let cloud = env.client(&env.aksk());
+    for (code, class) in [
+        ("12000012", ErrorClass::Busy),
+        ("12000065", ErrorClass::Billing),
+        ("12000068", ErrorClass::Busy),
+        ("12000080", ErrorClass::Busy),
+        ("12000090", ErrorClass::Capacity),
+    ] {
+        env.fake.inject(ACTION_RESIZE, code, "refused by the fake");
+        let e = cloud
+            .scale_out(&req(NodeGroup::Task, 1, 2, "op"))
+            .await
+            .expect_err(code);
+        assert_eq!((e.code.as_str(), e.class), (code, class), "{e}");
+        assert!(e.request_id.is_some(), "{code}");
+        if code == "12000065" {
+            assert!(
+                e.message
+                    .starts_with("yearly/monthly (prepaid) clusters cannot be resized"),
+                "{}",
+                e.message
+            );
+            assert!(e.retry_after() >= Duration::from_secs(900));
+        }
+    }
+    assert_eq!(env.model.writes().len(), 0);
+}
+
+/// issue 9 §2: hosts listed the reference's way (`Core`/`Task`, `ACTIVE`, no
+/// group name) are understood; preferNodes is honoured, and a preferred node
+/// that is not a Task host is reported, not dropped.
+#[tokio::test]
+async fn otc_host_types_keep_prefer_nodes() {
+    let env = start("otc_hosts", 3, 3).await;
+    env.fake.set_host_style(HostStyle::Otc);
+    let cloud = env.client(&env.aksk());
+    let hosts = cloud.list_hosts().await.unwrap();
+    assert!(hosts
+        .iter()
+        .all(|h| h.status == "ACTIVE" && h.node_group_name.is_none()));
+    let task_ids: Vec<String> = hosts
+        .iter()
+        .filter(|h| h.host_type == "Task")
+        .map(|h| h.id.clone())
+        .collect();
+    assert_eq!(task_ids.len(), 3);
+    cloud.observe().await.unwrap();
+    let mut r = req(NodeGroup::Task, 1, 3, "op-1");
+    r.prefer_nodes = vec!["gone".into(), task_ids[0].clone()];
+    let sub = cloud.scale_in(&r).await.unwrap();
+    assert_eq!(sub.node_ids, vec![task_ids[0].clone()]);
+    assert_eq!(sub.unmatched_preferred, vec!["gone".to_string()]);
+    assert_eq!(
+        env.resizes()[0].params["body"]["parameters"]["server_ids"],
+        serde_json::json!([task_ids[0]])
+    );
+}
+
+/// issue 9 §2: unmatched preferred nodes land in the operation record
+/// (status) and in a warning Event.
+#[tokio::test]
+async fn unmatched_prefer_nodes_are_in_status_and_an_event() {
+    let env = start("unmatched", 3, 2).await;
+    let cloud = env.client(&env.aksk());
+    let mut spec = engine_spec(env.spec.clone(), 3, 1);
+    spec.scale_in.allowed = true;
+    spec.scale_in.prefer_nodes = vec!["long-gone-node".into()];
+    let r = pass(&spec, &Default::default(), &cloud, &env.clock).await;
+    let started = r.started.clone().expect("scale-in started");
+    assert_eq!(started.unmatched_preferred_nodes, vec!["long-gone-node"]);
+    assert_eq!(
+        r.status
+            .pending_operation
+            .as_ref()
+            .unwrap()
+            .unmatched_preferred_nodes,
+        vec!["long-gone-node"]
+    );
+    let event = r
+        .events
+        .iter()
+        .find(|e| e.reason == "PreferredNodesUnmatched")
+        .expect("an event");
+    assert!(
+        event.message.contains("long-gone-node"),
+        "{}",
+        event.message
+    );
+    assert!(env.resizes()[0].params["body"]["parameters"]
+        .get("server_ids")
+        .is_none());
+}
+
+/// issue 9 §2: skip_bootstrap_scripts only when true; neither flag on scale-in.
+#[tokio::test]
+async fn bootstrap_flags_only_on_scale_out() {
+    let mut env = start("flags", 4, 2).await;
+    env.spec.skip_bootstrap_scripts = true;
+    env.spec.scale_without_start = true;
+    let cloud = env.client(&env.aksk());
+    cloud
+        .scale_out(&req(NodeGroup::Task, 1, 2, "op-1"))
+        .await
+        .unwrap();
+    env.finish_operation();
+    cloud.observe().await.unwrap();
+    cloud
+        .scale_in(&req(NodeGroup::Core, 1, 4, "op-2"))
+        .await
+        .unwrap();
+    let resizes = env.resizes();
+    let out = &resizes[0].params["body"]["parameters"];
+    assert_eq!(
+        (&out["skip_bootstrap_scripts"], &out["scale_without_start"]),
+        (&serde_json::json!(true), &serde_json::json!(true))
+    );
+    let scale_in = &resizes[1].params["body"]["parameters"];
+    assert!(scale_in.get("skip_bootstrap_scripts").is_none());
+    assert!(scale_in.get("scale_without_start").is_none());
 }

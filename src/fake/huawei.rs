@@ -16,7 +16,13 @@
 //!   3-Core limits), `12000003` for another cluster id;
 //! - uses the real shapes: camelCase detail with string counts,
 //!   `{"result":"succeeded"}`, `{"error_code","error_msg"}`, `X-Request-Id`;
-//! - keeps a failed resize as `clusterState: running, scale: scaling-error`.
+//! - keeps a failed resize as `clusterState: running, scale: scaling-error`;
+//! - can end an operation in `clusterState: abnormal` with some hosts not
+//!   running ([`HuaweiFake::end_next_operation_abnormal`]), and then answers
+//!   resizes with `12000080` until [`HuaweiFake::clear_abnormal`];
+//! - lists hosts in the SDK's spelling (`CoreNode`, `running`) or the
+//!   reference example's (`Core`, `ACTIVE`, no `node_group_name`):
+//!   [`HuaweiFake::set_host_style`].
 //!
 //! Faults and the journal are the shared ones of [`crate::fake`]
 //! ([`FakeControl`]; the `/_fake/` control routes when enabled): injected
@@ -192,6 +198,40 @@ impl HuaweiFakeConfig {
     }
 }
 
+/// How ListHosts spells host types and states.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum HostStyle {
+    /// The SDK's comment: `MasterNode` / `CoreNode` / `TaskNode`, `running`,
+    /// with `node_group_name`.
+    #[default]
+    Sdk,
+    /// The reference's example reply (OTC `querying_a_host_list.rst`):
+    /// `Master` / `Core` / `Task`, `ACTIVE`, no `node_group_name`.
+    Otc,
+}
+
+impl HostStyle {
+    fn host_type(self, group: Option<NodeGroup>) -> &'static str {
+        match (self, group) {
+            (HostStyle::Sdk, None) => "MasterNode",
+            (HostStyle::Sdk, Some(NodeGroup::Core)) => "CoreNode",
+            (HostStyle::Sdk, Some(NodeGroup::Task)) => "TaskNode",
+            (HostStyle::Otc, None) => "Master",
+            (HostStyle::Otc, Some(NodeGroup::Core)) => "Core",
+            (HostStyle::Otc, Some(NodeGroup::Task)) => "Task",
+        }
+    }
+
+    fn status(self, healthy: bool) -> &'static str {
+        match (self, healthy) {
+            (HostStyle::Sdk, true) => "running",
+            (HostStyle::Sdk, false) => "abnormal",
+            (HostStyle::Otc, true) => "ACTIVE",
+            (HostStyle::Otc, false) => "SHUTOFF",
+        }
+    }
+}
+
 #[derive(Debug, Default)]
 struct AkState {
     consecutive_failures: u32,
@@ -215,6 +255,13 @@ struct FakeState {
     last_direction_out: bool,
     /// The Task group exists (has had nodes) and its spec.
     task_group_spec: Option<Value>,
+    host_style: HostStyle,
+    /// The next accepted resize ends `abnormal` with this many hosts down.
+    abnormal_armed: Option<usize>,
+    /// An accepted resize runs that ends `abnormal` with this many hosts down.
+    abnormal_when_done: Option<usize>,
+    /// The cluster is `abnormal`, with this many Core/Task hosts not running.
+    abnormal: Option<usize>,
 }
 
 struct Inner {
@@ -343,6 +390,26 @@ impl HuaweiFake {
     /// Force `clusterState` (e.g. `frozen`, `abnormal`); `None` restores the model's.
     pub fn set_cluster_state(&self, state: Option<&str>) {
         self.lock().state_override = state.map(str::to_string);
+    }
+
+    /// Spell ListHosts types and states the SDK's way or the reference's (OTC).
+    pub fn set_host_style(&self, style: HostStyle) {
+        self.lock().host_style = style;
+    }
+
+    /// The next accepted resize, once done, leaves the cluster `abnormal`
+    /// with the last `hosts_down` Core/Task hosts not running (the counts
+    /// are the operation's target).
+    pub fn end_next_operation_abnormal(&self, hosts_down: usize) {
+        self.lock().abnormal_armed = Some(hosts_down);
+    }
+
+    /// The cluster is healthy (`running`) again.
+    pub fn clear_abnormal(&self) {
+        let mut s = self.lock();
+        s.abnormal = None;
+        s.abnormal_when_done = None;
+        s.abnormal_armed = None;
     }
 
     /// Whether `access_key` is locked after repeated signature failures.
@@ -908,6 +975,17 @@ fn issue_token(inner: &Inner, body: &[u8]) -> (Answer, String) {
     (a, who)
 }
 
+/// An operation armed to end `abnormal` has ended: the cluster is abnormal.
+fn settle_abnormal(inner: &Inner) {
+    let done = inner.model.operation().is_none();
+    let mut s = inner.lock();
+    if done {
+        if let Some(n) = s.abnormal_when_done.take() {
+            s.abnormal = Some(n);
+        }
+    }
+}
+
 /// A failed model operation becomes Huawei's `running` + `scaling-error`.
 fn sync_failure(inner: &Inner) {
     if let Some(reason) = inner.model.failure() {
@@ -940,6 +1018,7 @@ fn counts(inner: &Inner) -> Result<Counts, Box<Answer>> {
 
 fn show(inner: &Inner, cluster: &str) -> Answer {
     sync_failure(inner);
+    settle_abnormal(inner);
     let c = match counts(inner) {
         Ok(c) => c,
         Err(a) => return *a,
@@ -948,6 +1027,13 @@ fn show(inner: &Inner, cluster: &str) -> Answer {
     let s = inner.lock();
     let (state, scale, stage, error_info) = if let Some(forced) = &s.state_override {
         (forced.clone(), String::new(), String::new(), String::new())
+    } else if s.abnormal.is_some() && operation.is_none() {
+        (
+            "abnormal".into(),
+            String::new(),
+            String::new(),
+            String::new(),
+        )
     } else if let Some(op) = &operation {
         let (v, stage) = match op.direction {
             crate::api::Direction::Out => ("scaling-out", "Adding node to the cluster"),
@@ -1046,32 +1132,40 @@ fn hosts(inner: &Inner, query: &[(String, String)]) -> Answer {
         (Ok(s), Ok(p)) => (s, p),
         (Err(a), _) | (_, Err(a)) => return *a,
     };
+    settle_abnormal(inner);
+    let (style, down) = {
+        let s = inner.lock();
+        (s.host_style, s.abnormal.unwrap_or(0))
+    };
+    let group_name = |name: &str| (style == HostStyle::Sdk).then(|| name.to_string());
     let mut all: Vec<Host> = (1..=inner.opts.master_nodes.max(0))
         .map(|i| Host {
             id: format!("{}-master-{i:04}", inner.model.id()),
             name: format!("node-master{i}"),
             ip: format!("192.168.0.{i}"),
-            status: "running".into(),
-            host_type: "MasterNode".into(),
+            status: style.status(true).into(),
+            host_type: style.host_type(None).into(),
             resource_id: Some(format!("res-master-{i}")),
             flavor: Some("c6.4xlarge.4.linux.bigdata".into()),
-            node_group_name: Some("master_node_default_group".into()),
+            node_group_name: group_name("master_node_default_group"),
         })
         .collect();
-    for n in inner.model.nodes() {
-        let (kind, group, short) = match n.group {
-            NodeGroup::Core => ("CoreNode", &inner.opts.core_group, "core"),
-            NodeGroup::Task => ("TaskNode", &inner.opts.task_group, "task"),
+    let nodes = inner.model.nodes();
+    let first_down = nodes.len().saturating_sub(down);
+    for (i, n) in nodes.into_iter().enumerate() {
+        let (group, short) = match n.group {
+            NodeGroup::Core => (&inner.opts.core_group, "core"),
+            NodeGroup::Task => (&inner.opts.task_group, "task"),
         };
         all.push(Host {
             id: n.id.clone(),
             name: format!("node-ana-{short}{:04}", n.serial),
             ip: format!("192.168.{}.{}", 1 + n.serial / 250, 1 + n.serial % 250),
-            status: "running".into(),
-            host_type: kind.into(),
+            status: style.status(i < first_down).into(),
+            host_type: style.host_type(Some(n.group)).into(),
             resource_id: Some(format!("res-{}", n.id)),
             flavor: Some("c6.2xlarge.4.linux.bigdata".into()),
-            node_group_name: Some(group.clone()),
+            node_group_name: group_name(group),
         });
     }
     let total = all.len();
@@ -1218,6 +1312,14 @@ fn resize(inner: &Inner, body: &[u8]) -> Answer {
     if let Some(state) = inner.lock().state_override.clone() {
         return model_error(SimError::NotRunning(state));
     }
+    settle_abnormal(inner);
+    if let Some(down) = inner.lock().abnormal {
+        return Answer::error(
+            StatusCode::BAD_REQUEST,
+            "12000080",
+            format!("{down} nodes in the cluster are not running. Try again later."),
+        );
+    }
     let c = match counts(inner) {
         Ok(c) => c,
         Err(a) => return *a,
@@ -1289,6 +1391,7 @@ fn resize(inner: &Inner, body: &[u8]) -> Answer {
             let mut s = inner.lock();
             s.scale_error = None;
             s.last_direction_out = out;
+            s.abnormal_when_done = s.abnormal_armed.take();
             if let Some(spec) = task_spec {
                 s.task_group_spec = Some(spec);
             }
@@ -1310,6 +1413,7 @@ fn resize(inner: &Inner, body: &[u8]) -> Answer {
             let mut s = inner.lock();
             s.scale_error = None;
             s.last_direction_out = out;
+            s.abnormal_when_done = s.abnormal_armed.take();
             let mut a = Answer::error(
                 StatusCode::GATEWAY_TIMEOUT,
                 "APIGW.0201",
