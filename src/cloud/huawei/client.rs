@@ -1,7 +1,8 @@
 //! [`HuaweiCloud`]: the MRS v1.1 client behind the [`Cloud`] trait.
 //!
 //! Calls (cloud-apis.md B1, B2):
-//! - observe: `GET /v1.1/{project_id}/cluster_infos/{cluster_id}` (one call);
+//! - observe: `GET /v1.1/{project_id}/cluster_infos/{cluster_id}` (one call;
+//!   plus ListHosts while the cluster is `abnormal`, to count the nodes down);
 //! - preferred Task scale-in: `GET /v1.1/{project_id}/clusters/{cluster_id}/hosts` (paged);
 //! - resize: `PUT /v1.1/{project_id}/cluster_infos/{cluster_id}`.
 //!
