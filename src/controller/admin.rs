@@ -3,9 +3,11 @@
 //! * `/metrics`: every metric in the OpenMetrics text format.
 //! * `/healthz`: 200 as long as the process serves HTTP (liveness).
 //! * `/readyz`: 200 once the readiness flag is set, 503 before (and after it
-//!   is cleared again). The controller sets the flag once its watch has
-//!   synced and it leads (or leader election is off), and clears it when it
-//!   loses leadership or shuts down, so only the active replica is Ready.
+//!   is cleared again). The controller sets the flag once its watch caches
+//!   have synced, whether or not it leads: a follower is a warm standby and
+//!   Ready, so a rolling update of a two-replica Deployment can finish while
+//!   the old leader lives. Leadership shows in the `clusterscale_leader`
+//!   gauge, not in readiness.
 //!
 //! Metrics and probes may be served on one listener ([`serve`]) or on two
 //! (`--metrics-addr`, `--health-addr`), each with its own [`router`].

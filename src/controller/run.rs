@@ -10,6 +10,7 @@ use futures::{FutureExt, StreamExt};
 use k8s_openapi::api::core::v1::Secret;
 use kube::api::ListParams;
 use kube::core::PartialObjectMeta;
+use kube::runtime::controller::Action;
 use kube::runtime::events::{Recorder, Reporter};
 use kube::runtime::{predicates, reflector, watcher, Controller, PredicateConfig, WatchStreamExt};
 use kube::{Api, Client};
@@ -100,25 +101,15 @@ pub async fn run(args: RunArgs) -> Result<(), RunError> {
     let ready = Arc::new(AtomicBool::new(false));
     spawn_admin(&args, metrics.clone(), ready.clone()).await?;
 
-    let mut lost = None;
-    if args.leader_elect {
-        let elector = LeaderElector::new(
-            client.clone(),
-            LeaseConfig::new(
-                args.lease_namespace.clone(),
-                args.lease_name.clone(),
-                identity.clone(),
-            ),
-        );
-        info!(identity = %identity, lease = %args.lease_name, "waiting for the leader lease");
-        elector
-            .acquire()
-            .await
-            .map_err(|e| RunError::Lease(e.to_string()))?;
-        info!(identity = %identity, "acquired the leader lease");
-        metrics.set_leader(true);
-        lost = Some(elector.spawn_renewal());
-    }
+    // Warm standby: every replica starts its watches at once and is Ready
+    // when its caches are synced, leader or not, so that a Deployment's
+    // rolling update can make a new pod Ready while the old leader lives.
+    // Only the holder of the Lease reconciles (and so writes): until then
+    // each reconcile is a no-op, and on becoming leader every cached object
+    // is reconciled at once (`reconcile_all_on`), with no fresh list.
+    let leading = Arc::new(AtomicBool::new(!args.leader_elect));
+    metrics.set_leader(!args.leader_elect);
+    let mut takeover_triggers = Vec::new();
 
     let namespaces: Vec<Option<String>> = if args.namespaces.is_empty() {
         vec![None]
@@ -141,9 +132,13 @@ pub async fn run(args: RunArgs) -> Result<(), RunError> {
                 .reflect(writer)
                 .applied_objects()
                 .predicate_filter(predicates::generation, PredicateConfig::default());
-            Controller::for_stream(changes, reader).with_config(
-                kube::runtime::controller::Config::default().concurrency(args.concurrency),
-            )
+            let (trigger, on_takeover) = futures::channel::mpsc::unbounded::<()>();
+            takeover_triggers.push(trigger);
+            Controller::for_stream(changes, reader)
+                .with_config(
+                    kube::runtime::controller::Config::default().concurrency(args.concurrency),
+                )
+                .reconcile_all_on(on_takeover)
         })
         .collect();
     let stores: Vec<_> = controllers.iter().map(Controller::store).collect();
@@ -179,6 +174,18 @@ pub async fn run(args: RunArgs) -> Result<(), RunError> {
         let secret_changes = watcher(secrets, watcher::Config::default()).touched_objects();
         let mapper_stores = stores.clone();
         let ctx = ctx.clone();
+        let leading = leading.clone();
+        let reconcile = move |obj: Arc<Guarded>, ctx: Arc<Context>| {
+            let leading = leading.load(Ordering::SeqCst);
+            async move {
+                if leading {
+                    reconciler::reconcile(obj, ctx).await
+                } else {
+                    // A follower: the takeover trigger reconciles it later.
+                    Ok(Action::await_change())
+                }
+            }
+        };
         let run = controller
             .watches_stream(secret_changes, move |secret| {
                 let namespace = secret.metadata.namespace.clone().unwrap_or_default();
@@ -186,7 +193,7 @@ pub async fn run(args: RunArgs) -> Result<(), RunError> {
                 clusters_using_secret(&mapper_stores, &namespace, &name)
             })
             .shutdown_on_signal()
-            .run(reconciler::reconcile, reconciler::error_policy, ctx)
+            .run(reconcile, reconciler::error_policy, ctx)
             .for_each(|result| async move {
                 if let Err(e) = result {
                     warn!(error = %e, "reconcile error");
@@ -218,21 +225,43 @@ pub async fn run(args: RunArgs) -> Result<(), RunError> {
         }
         controllers.await;
     };
-    match lost {
-        Some(leadership) => {
-            tokio::select! {
-                _ = all => {
-                    leadership.release().await;
-                }
-                _ = leadership.lost() => {
-                    error!("lost the leader lease; exiting");
-                    metrics.set_leader(false);
-                    return Err(RunError::LeaseLost);
-                }
-            }
+    if !args.leader_elect {
+        all.await;
+        info!("controller stopped");
+        return Ok(());
+    }
+    let elector = LeaderElector::new(
+        client.clone(),
+        LeaseConfig::new(
+            args.lease_namespace.clone(),
+            args.lease_name.clone(),
+            identity.clone(),
+        ),
+    );
+    tokio::pin!(all);
+    info!(identity = %identity, lease = %args.lease_name, "following: watching and Ready, waiting for the leader lease");
+    tokio::select! {
+        _ = &mut all => {
+            info!("controller stopped before it led");
+            return Ok(());
         }
-        None => {
-            all.await;
+        acquired = elector.acquire() => acquired.map_err(|e| RunError::Lease(e.to_string()))?,
+    }
+    leading.store(true, Ordering::SeqCst);
+    metrics.set_leader(true);
+    info!(identity = %identity, lease = %args.lease_name, "became the leader; reconciling every ScaledCluster");
+    for trigger in &takeover_triggers {
+        let _ = trigger.unbounded_send(());
+    }
+    let leadership = elector.spawn_renewal();
+    tokio::select! {
+        _ = &mut all => {
+            leadership.release().await;
+        }
+        _ = leadership.lost() => {
+            error!(identity = %identity, "lost the leader lease; exiting");
+            metrics.set_leader(false);
+            return Err(RunError::LeaseLost);
         }
     }
     info!("controller stopped");
