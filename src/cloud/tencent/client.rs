@@ -22,7 +22,10 @@
 //! - **"Most recently added first"**: nodes are ordered by `ApplyTime`
 //!   (unparseable or zero times count as oldest), ties by their position in
 //!   the listing (later = newer). **(inference)**
-//! - **Scale-in choice**: only `Destroyable == 1` nodes of the group; entries of
+//! - **Scale-in choice**: Task: only `Destroyable == 1` nodes; Core: any
+//!   (TerminateClusterNodes has no such precondition; the cloud's refusal is
+//!   reported with its code). Nodes with `AutoFlag == 1` are never counted
+//!   nor chosen; entries of
 //!   `preferNodes` first (matched against `EmrResourceId` or the CVM id
 //!   `OrderNo`; entries not eligible are skipped and logged), then the most
 //!   recently added.
@@ -543,10 +546,14 @@ impl Cloud for TencentCloud {
                 action,
                 "ClusterScale.NotEnoughRemovableNodes",
                 format!(
-                    "only {} {} nodes can be removed (Destroyable=1{}), {} requested",
+                    "only {} {} nodes can be removed ({}), {} requested",
                     choice.chosen.len(),
                     req.group.as_str(),
-                    if needs_cvm_id { " and a CVM id" } else { "" },
+                    match (req.group, needs_cvm_id) {
+                        (NodeGroup::Core, _) => "a CVM id",
+                        (NodeGroup::Task, true) => "Destroyable=1 and a CVM id",
+                        (NodeGroup::Task, false) => "Destroyable=1",
+                    },
                     req.count
                 ),
             ));
@@ -828,7 +835,10 @@ fn index_nodes(raw: &[NodeHardwareInfo]) -> Vec<ListedNode> {
     raw.iter()
         .zip(rank)
         .map(|(n, added_order)| ListedNode {
+            // EMR's own auto-scaling nodes (AutoFlag 1) are never ours to
+            // count or remove.
             group: match n.flag {
+                _ if n.auto_flag == Some(1) => None,
                 flag::CORE => Some(NodeGroup::Core),
                 flag::TASK => Some(NodeGroup::Task),
                 _ => None,
@@ -860,7 +870,13 @@ fn choose_nodes<'a>(
 ) -> Choice<'a> {
     let eligible: Vec<&ListedNode> = listed
         .iter()
-        .filter(|n| n.group == Some(group) && n.destroyable && !n.resource_id.is_empty())
+        // Core goes through TerminateClusterNodes, which has no Destroyable
+        // precondition: the cloud refuses with its own code if it must.
+        .filter(|n| {
+            n.group == Some(group)
+                && (group == NodeGroup::Core || n.destroyable)
+                && !n.resource_id.is_empty()
+        })
         .filter(|n| !needs_cvm_id || n.cvm_id.is_some())
         .collect();
     let mut chosen: Vec<&ListedNode> = Vec::new();
@@ -1020,6 +1036,37 @@ mod tests {
         let c = choose_nodes(&listed, NodeGroup::Core, 2, &[], true);
         assert_eq!(c.chosen.len(), 1);
         assert_eq!(c.chosen[0].cvm_id.as_deref(), Some("ins-2"));
+    }
+
+    #[test]
+    fn core_ignores_destroyable_task_keeps_it_and_auto_scaled_nodes_are_never_ours() {
+        let mut auto = node(
+            flag::TASK,
+            "emr-vm-auto",
+            "ins-auto",
+            1,
+            "2025-01-01 00:00:00",
+        );
+        auto.auto_flag = Some(1);
+        let mut auto_core = node(flag::CORE, "emr-vm-ac", "ins-ac", 1, "2025-01-01 00:00:00");
+        auto_core.auto_flag = Some(1);
+        let raw = vec![
+            node(flag::CORE, "emr-vm-c0", "ins-c0", 0, "2024-01-01 00:00:00"),
+            node(flag::TASK, "emr-vm-t0", "ins-t0", 0, "2024-01-01 00:00:00"),
+            node(flag::TASK, "emr-vm-t1", "ins-t1", 1, "2024-01-01 00:00:00"),
+            auto,
+            auto_core,
+        ];
+        let listed = index_nodes(&raw);
+        let core = choose_nodes(&listed, NodeGroup::Core, 5, &[], true);
+        assert_eq!(core.chosen.len(), 1, "Destroyable 0 Core is eligible");
+        assert_eq!(core.chosen[0].resource_id, "emr-vm-c0");
+        let task = choose_nodes(&listed, NodeGroup::Task, 5, &["emr-vm-auto".into()], false);
+        assert_eq!(task.chosen.len(), 1);
+        assert_eq!(task.chosen[0].resource_id, "emr-vm-t1");
+        assert_eq!(task.skipped_preferred, ["emr-vm-auto"]);
+        let counted = listed.iter().filter(|n| n.group.is_some()).count();
+        assert_eq!(counted, 3, "AutoFlag 1 nodes are not counted");
     }
 
     fn page(total: i64, ids: std::ops::Range<usize>) -> wire::DescribeClusterNodesResponse {

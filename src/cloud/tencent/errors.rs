@@ -19,6 +19,13 @@
 //! - `FailedOperation.DuplicateOrderNotAllowed` is Busy (an order for the
 //!   cluster is already open); `.GetCvmConfigQuotaFailed` and
 //!   `.GetCvmServerFailed` are Transient; `.NotSupportPod` is Invalid.
+//! - `ResourceUnavailable*` (incl. `.ResourceSpecNotDefaultSpec`, listed for
+//!   ScaleOutInstance) is **Capacity**: retried slowly, surfaced, never hot.
+//! - `OperationDenied*` is **Invalid** (permanent until the spec changes);
+//!   `FailedOperation.NotAuthenticated` is **Auth** (account not verified).
+//! - `FailedOperation.GetCamRoleFailed`, `.GetCamServerFailed`,
+//!   `.DBException`, `.CheckIfSupportPodStretch` and plain `FailedOperation`
+//!   are Transient (a backend dependency failed).
 //! - `InvalidAction`, `NoSuchVersion`, `UnsupportedRegion`, `InvalidRegion`
 //!   are Invalid.
 
@@ -67,6 +74,17 @@ pub const RULES: &[(&str, ErrorClass)] = &[
     ),
     ("FailedOperation.GetCvmServerFailed", ErrorClass::Transient),
     ("FailedOperation.NotSupportPod", ErrorClass::Invalid),
+    ("FailedOperation.NotAuthenticated", ErrorClass::Auth),
+    ("FailedOperation.GetCamRoleFailed", ErrorClass::Transient),
+    ("FailedOperation.GetCamServerFailed", ErrorClass::Transient),
+    ("FailedOperation.DBException", ErrorClass::Transient),
+    (
+        "FailedOperation.CheckIfSupportPodStretch",
+        ErrorClass::Transient,
+    ),
+    ("FailedOperation", ErrorClass::Transient),
+    ("OperationDenied*", ErrorClass::Invalid),
+    ("ResourceUnavailable*", ErrorClass::Capacity),
     // The SDK's names for transport failures; ours come from `http::transport_error`.
     ("ClientNetworkError", ErrorClass::Transient),
     ("ServerNetworkError", ErrorClass::Transient),
@@ -232,7 +250,16 @@ mod tests {
             ("LimitExceeded.BootstrapActionsNumLimitExceeded", Invalid),
             // Unknown codes: Transient, reported verbatim.
             ("SomethingNew.NeverSeenBefore", Transient),
+            // errors.go codes that matched no row before.
             ("FailedOperation", Transient),
+            ("FailedOperation.NotAuthenticated", Auth),
+            ("FailedOperation.GetCamRoleFailed", Transient),
+            ("FailedOperation.GetCamServerFailed", Transient),
+            ("FailedOperation.DBException", Transient),
+            ("FailedOperation.CheckIfSupportPodStretch", Transient),
+            ("OperationDenied", Invalid),
+            ("ResourceUnavailable", Capacity),
+            ("ResourceUnavailable.ResourceSpecNotDefaultSpec", Capacity),
         ];
         let mut wrong = Vec::new();
         for (code, expected) in table {

@@ -273,6 +273,7 @@ pub mod flow_status {
     pub const INIT: i64 = 0;
     pub const RUNNING: i64 = 1;
     pub const DONE: i64 = 2;
+    /// Partially completed.
     pub const DONE_WITH_SKIPPED: i64 = 3;
     pub const FAILED: i64 = -1;
     pub const BLOCKED: i64 = -3;
@@ -286,7 +287,7 @@ pub struct StageInfoDetail {
     pub stage: Option<String>,
     #[serde(default)]
     pub name: Option<String>,
-    /// -1 failed, 0 not started, 1 running, 2 done, 3 skipped.
+    /// -1 failed, 0 not started, 1 running, 2 done, 3 partially completed.
     #[serde(default)]
     pub status: Option<i64>,
     #[serde(default)]
