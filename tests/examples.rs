@@ -18,3 +18,111 @@ fn every_example_is_a_valid_scaledcluster() {
         "expected the quickstart, tencent and huawei examples, found {seen}"
     );
 }
+
+fn documents(path: &std::path::Path) -> Vec<serde_yaml_ng::Value> {
+    use serde::Deserialize;
+    let text = std::fs::read_to_string(path).expect("readable example");
+    serde_yaml_ng::Deserializer::from_str(&text)
+        .map(|d| {
+            serde_yaml_ng::Value::deserialize(d)
+                .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+        })
+        .filter(|v| !v.is_null())
+        .collect()
+}
+
+fn s<'a>(v: &'a serde_yaml_ng::Value, path: &[&str]) -> Option<&'a str> {
+    let mut v = v;
+    for p in path {
+        v = v.get(*p)?;
+    }
+    v.as_str()
+}
+
+/// Each cloud example ships its Secret (same name and namespace, a complete key
+/// set), and the HPA and KEDA examples target a ScaledCluster that exists.
+#[test]
+fn examples_ship_their_secrets_and_autoscalers_target_scaledclusters() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples");
+    let mut clusters = Vec::new();
+    for entry in std::fs::read_dir(&root).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().and_then(|e| e.to_str()) != Some("yaml") {
+            continue;
+        }
+        let docs = documents(&path);
+        for doc in docs
+            .iter()
+            .filter(|d| s(d, &["kind"]) == Some("ScaledCluster"))
+        {
+            let ns = s(doc, &["metadata", "namespace"]).unwrap();
+            clusters.push((
+                ns.to_string(),
+                s(doc, &["metadata", "name"]).unwrap().to_string(),
+            ));
+            for (cloud, sets) in [
+                ("tencent", &[&["secretId", "secretKey"][..]][..]),
+                (
+                    "huawei",
+                    &[
+                        &["accessKey", "secretKey"][..],
+                        &["username", "password", "domainName"][..],
+                    ][..],
+                ),
+            ] {
+                let Some(name) = s(doc, &["spec", cloud, "credentialsSecretRef", "name"]) else {
+                    continue;
+                };
+                let secret = docs
+                    .iter()
+                    .find(|d| {
+                        s(d, &["kind"]) == Some("Secret")
+                            && s(d, &["metadata", "name"]) == Some(name)
+                            && s(d, &["metadata", "namespace"]) == Some(ns)
+                    })
+                    .unwrap_or_else(|| panic!("{}: no Secret {ns}/{name}", path.display()));
+                let data = secret.get("stringData").expect("stringData");
+                assert!(
+                    sets.iter().any(|set| set
+                        .iter()
+                        .all(|k| data.get(*k).and_then(|v| v.as_str()).is_some())),
+                    "{}: Secret {name} has no complete key set",
+                    path.display()
+                );
+            }
+        }
+    }
+    let mut autoscalers = 0;
+    for entry in std::fs::read_dir(root.join("autoscaling")).unwrap() {
+        let path = entry.unwrap().path();
+        for doc in documents(&path) {
+            let target = doc
+                .get("spec")
+                .and_then(|s| s.get("scaleTargetRef"))
+                .expect("scaleTargetRef");
+            assert_eq!(
+                s(target, &["apiVersion"]),
+                Some("clusterscale.io/v1alpha1"),
+                "{}",
+                path.display()
+            );
+            assert_eq!(
+                s(target, &["kind"]),
+                Some("ScaledCluster"),
+                "{}",
+                path.display()
+            );
+            let key = (
+                s(&doc, &["metadata", "namespace"]).unwrap().to_string(),
+                s(target, &["name"]).unwrap().to_string(),
+            );
+            assert!(
+                clusters.contains(&key),
+                "{}: no example ScaledCluster {key:?}",
+                path.display()
+            );
+            autoscalers += 1;
+        }
+    }
+    assert_eq!(autoscalers, 2, "an HPA and a KEDA ScaledObject");
+}
