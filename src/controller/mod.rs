@@ -1,4 +1,6 @@
 pub mod admin;
+pub mod backoff;
+pub mod claims;
 pub mod clouds;
 pub mod lease;
 pub mod metrics;

@@ -17,6 +17,8 @@ use kube::{Api, Client, Resource, ResourceExt};
 use serde_json::json;
 use tracing::{info, warn, Instrument};
 
+use super::backoff::{backs_off, Backoffs};
+use super::claims::ClaimIndex;
 use super::clouds::CloudCache;
 use super::metrics::{InstrumentedCloud, Metrics};
 use super::secrets;
@@ -40,8 +42,10 @@ pub struct Context {
     pub clouds: CloudCache,
     pub clock: Arc<dyn Clock>,
     pub engine: EngineConfig,
-    /// The watch caches, for the duplicate-target check and the Secret mapping.
-    pub stores: Vec<Store<Guarded>>,
+    /// Remote target -> claimants, fed by the watch streams: the duplicate-target check.
+    pub claims: Arc<ClaimIndex>,
+    /// Per-resource exponential backoff of the retryable cloud errors.
+    pub backoffs: Backoffs,
 }
 
 /// A failure of the Kubernetes side (the engine records cloud errors in status itself).
@@ -106,6 +110,7 @@ async fn reconcile_cluster(cluster: &ScaledCluster, ctx: &Context) -> Result<Act
     if cluster.metadata.deletion_timestamp.is_some() {
         // We own nothing in the cloud: deleting the resource leaves the cluster as it is.
         ctx.clouds.forget(&uid);
+        ctx.backoffs.reset(&uid);
         ctx.metrics.forget(&namespace, &name);
         return Ok(Action::await_change());
     }
@@ -123,7 +128,7 @@ async fn reconcile_cluster(cluster: &ScaledCluster, ctx: &Context) -> Result<Act
     let blocked = if !violations.is_empty() {
         Some(("InvalidSpec", describe(&violations)))
     } else {
-        older_claimant(cluster, &ctx.stores).map(|winner| {
+        ctx.claims.older_claimant(cluster).map(|winner| {
             (
                 "DuplicateTarget",
                 format!(
@@ -178,37 +183,24 @@ async fn reconcile_cluster(cluster: &ScaledCluster, ctx: &Context) -> Result<Act
     };
     publish(ctx, cluster.object_ref(&()), &report.events).await;
     record_metrics(ctx, cluster, &report);
-    Ok(match report.requeue_after {
+    Ok(match requeue_after(ctx, &uid, &report) {
         Some(d) => Action::requeue(d),
         None => Action::await_change(),
     })
 }
 
-/// The namespace/name of an older ScaledCluster that targets the same remote cluster.
-fn older_claimant(cluster: &ScaledCluster, stores: &[Store<Guarded>]) -> Option<String> {
-    let key = cluster.spec.target_key()?;
-    let me = claim_order(cluster);
-    stores
-        .iter()
-        .flat_map(|s| s.state())
-        .filter_map(|g| g.0.as_ref().ok().cloned())
-        .filter(|other| other.metadata.uid != cluster.metadata.uid)
-        .filter(|other| other.metadata.deletion_timestamp.is_none())
-        .filter(|other| other.spec.target_key().as_deref() == Some(key.as_str()))
-        .filter(|other| claim_order(other) < me)
-        .min_by_key(claim_order)
-        .map(|w| format!("{}/{}", w.namespace().unwrap_or_default(), w.name_any()))
-}
-
-/// Older first; namespace/name breaks ties within the same second.
-fn claim_order(c: &ScaledCluster) -> (i64, String, String) {
-    let created = c
-        .metadata
-        .creation_timestamp
-        .as_ref()
-        .map(|t| t.0.as_second())
-        .unwrap_or(i64::MAX);
-    (created, c.namespace().unwrap_or_default(), c.name_any())
+/// When to look again: the engine's delay, grown by the resource's backoff
+/// while it keeps failing with a retryable class (the engine's delay is the floor).
+fn requeue_after(ctx: &Context, uid: &str, report: &Report) -> Option<Duration> {
+    match (&report.error, report.requeue_after) {
+        (Some(e), Some(floor)) if backs_off(e.class) => {
+            Some(ctx.backoffs.failed(uid, e.class, floor))
+        }
+        _ => {
+            ctx.backoffs.reset(uid);
+            report.requeue_after
+        }
+    }
 }
 
 /// Publish the pass's events. The engine emits each once per transition;

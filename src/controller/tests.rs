@@ -16,7 +16,6 @@ use kube::core::error_boundary::InvalidObject;
 use kube::core::DeserializeGuard;
 use kube::runtime::controller::Action;
 use kube::runtime::events::{Recorder, Reporter};
-use kube::runtime::reflector::{self, Store};
 use kube::runtime::watcher;
 use kube::Client;
 use serde_json::{json, Value};
@@ -180,7 +179,9 @@ fn start() -> Timestamp {
 /// `start()` as the API server stores it.
 const START_JSON: &str = "2023-11-14T22:13:20Z";
 
-fn context(stores: Vec<Store<Guarded>>) -> (Arc<Context>, ApiServerHandle, Arc<ManualClock>) {
+fn context(
+    claims: Arc<crate::controller::claims::ClaimIndex>,
+) -> (Arc<Context>, ApiServerHandle, Arc<ManualClock>) {
     let (service, handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
     let client = Client::new(service, "default");
     let clock = Arc::new(ManualClock::new(start()));
@@ -197,7 +198,8 @@ fn context(stores: Vec<Store<Guarded>>) -> (Arc<Context>, ApiServerHandle, Arc<M
         clouds: CloudCache::default(),
         clock: clock.clone(),
         engine: EngineConfig::default(),
-        stores,
+        claims,
+        backoffs: Default::default(),
     };
     (Arc::new(ctx), handle, clock)
 }
@@ -330,7 +332,7 @@ fn assert_degraded(status: &Value, reason: &str, message_has: &str) {
 
 #[tokio::test]
 async fn scale_out_writes_ahead_then_records_acceptance_then_publishes_the_event() {
-    let (ctx, handle, _) = context(vec![]);
+    let (ctx, handle, _) = context(Default::default());
     let obj = cluster(json!({
         "simulated": {"initialCore": 3, "initialTask": 0, "operationSeconds": 30},
         "core": {"count": 3},
@@ -435,7 +437,7 @@ async fn scale_out_writes_ahead_then_records_acceptance_then_publishes_the_event
 
 #[tokio::test]
 async fn a_converged_cluster_whose_status_is_current_causes_no_request() {
-    let (ctx, handle, clock) = context(vec![]);
+    let (ctx, handle, clock) = context(Default::default());
     let obj = cluster(json!({
         "simulated": {"initialCore": 3, "initialTask": 2},
         "core": {"count": 3},
@@ -473,7 +475,7 @@ async fn a_converged_cluster_whose_status_is_current_causes_no_request() {
 
 #[tokio::test]
 async fn a_missing_secret_is_reported_once_and_rechecked_quietly() {
-    let (ctx, handle, clock) = context(vec![]);
+    let (ctx, handle, clock) = context(Default::default());
     let obj = cluster(tencent_spec());
     let (action, bodies, handle) = run(
         &ctx,
@@ -524,7 +526,7 @@ async fn a_missing_secret_is_reported_once_and_rechecked_quietly() {
 
 #[tokio::test]
 async fn an_invalid_spec_is_reported_and_waits_for_a_change() {
-    let (ctx, handle, _) = context(vec![]);
+    let (ctx, handle, _) = context(Default::default());
     let obj = cluster(json!({
         "simulated": {},
         "core": {"count": 2},
@@ -557,7 +559,7 @@ async fn an_invalid_spec_is_reported_and_waits_for_a_change() {
 
 #[tokio::test]
 async fn an_object_that_does_not_deserialize_is_reported_on_itself() {
-    let (ctx, handle, clock) = context(vec![]);
+    let (ctx, handle, clock) = context(Default::default());
     let obj = cluster(json!({"simulated": {}, "core": {"count": 3}}));
     let invalid = InvalidObject {
         error: "spec.core.count: invalid type: string \"three\", expected i32".into(),
@@ -620,11 +622,11 @@ async fn the_younger_of_two_claimants_of_one_cluster_does_not_touch_it() {
         tencent_spec(),
     );
     let obj = cluster(tencent_spec());
-    let (store, mut writer) = reflector::store::<Guarded>();
+    let claims = Arc::new(crate::controller::claims::ClaimIndex::new());
     for o in [&older, &obj] {
-        writer.apply_watcher_event(&watcher::Event::Apply(DeserializeGuard(Ok(o.clone()))));
+        claims.observe(0, &watcher::Event::Apply(DeserializeGuard(Ok(o.clone()))));
     }
-    let (ctx, handle, _) = context(vec![store]);
+    let (ctx, handle, _) = context(claims);
     // No Secret read: a blocked resource does not dereference its credentials.
     let (action, bodies, _) = run(
         &ctx,
@@ -656,7 +658,7 @@ async fn a_stale_read_loses_the_compare_and_swap_and_stops() {
     // carries the resourceVersion the pass read, the API server refuses it,
     // and the pass stops there (the engine calls the cloud only after the
     // write-ahead save succeeds): no event, no second patch.
-    let (ctx, handle, _) = context(vec![]);
+    let (ctx, handle, _) = context(Default::default());
     let mut obj = cluster(json!({
         "simulated": {"initialCore": 3, "initialTask": 0},
         "core": {"count": 3},
