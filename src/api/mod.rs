@@ -33,7 +33,8 @@ pub const MAX_TOTAL: i32 = 500;
     doc = "Desired Core and Task node counts of a Tencent Cloud EMR or Huawei Cloud MRS cluster",
     scale(
         spec_replicas_path = ".spec.task.count",
-        status_replicas_path = ".status.observed.task"
+        status_replicas_path = ".status.observed.task",
+        label_selector_path = ".status.selector"
     ),
     printcolumn(name = "Cloud", type_ = "string", json_path = ".status.cloud"),
     printcolumn(
@@ -570,6 +571,19 @@ pub struct ScaledClusterStatus {
     /// Ready, Progressing, Degraded.
     #[serde(default)]
     pub conditions: Vec<Condition>,
+    /// Label selector of the scale subresource (`labelSelectorPath`), which an
+    /// HPA or KEDA needs before it will scale: it names this ScaledCluster and
+    /// selects no pod, as the metrics that drive a Task count are external.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub selector: Option<String>,
+}
+
+/// The label key of [`scale_selector`].
+pub const SCALE_SELECTOR_LABEL: &str = "clusterscale.io/scaledcluster";
+
+/// The `status.selector` the operator writes for the ScaledCluster `name`.
+pub fn scale_selector(name: &str) -> String {
+    format!("{SCALE_SELECTOR_LABEL}={name}")
 }
 
 /// The CRD as YAML, exactly as `clusterscale crd` prints it and `crds/scaledcluster.yaml` holds it.

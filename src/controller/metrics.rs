@@ -441,6 +441,71 @@ mod tests {
         assert!(text.ends_with("# EOF\n"));
     }
 
+    /// Every series the chart's Grafana dashboard queries is one the operator
+    /// exports (after one sample of each family), and the dashboard shows
+    /// each family the issue asks for.
+    #[test]
+    fn dashboard_queries_only_exported_metrics() {
+        let m = Metrics::new();
+        m.reconcile("ok", Duration::from_millis(3));
+        m.error("Throttled");
+        m.cloud_call(
+            CloudKind::Huawei,
+            action::OBSERVE,
+            "ok",
+            Duration::from_millis(50),
+        );
+        m.nodes("ops", "emr-a", NodeGroup::Core, 3, Some(3));
+        m.operation(CloudKind::Tencent, Direction::Out, "succeeded");
+        let exported: std::collections::BTreeSet<String> = m
+            .encode()
+            .lines()
+            .filter(|l| !l.starts_with('#'))
+            .filter_map(|l| l.split(['{', ' ']).next())
+            .map(str::to_string)
+            .collect();
+        let path = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/charts/clusterscale/files/dashboard.json"
+        );
+        let dashboard: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(path).expect("the dashboard"))
+                .expect("the dashboard is JSON");
+        let mut queried = std::collections::BTreeSet::new();
+        for panel in dashboard["panels"].as_array().expect("panels") {
+            for target in panel["targets"].as_array().expect("targets") {
+                let expr = target["expr"].as_str().expect("expr");
+                let mut rest = expr;
+                while let Some(at) = rest.find("clusterscale_") {
+                    let name: String = rest[at..]
+                        .chars()
+                        .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+                        .collect();
+                    rest = &rest[at + name.len()..];
+                    queried.insert(name);
+                }
+            }
+        }
+        let unknown: Vec<_> = queried.difference(&exported).collect();
+        assert!(
+            unknown.is_empty(),
+            "the dashboard queries unexported series {unknown:?}; exported: {exported:?}"
+        );
+        for wanted in [
+            "clusterscale_nodes",
+            "clusterscale_operations_total",
+            "clusterscale_errors_total",
+            "clusterscale_reconcile_duration_seconds_bucket",
+            "clusterscale_cloud_call_duration_seconds_bucket",
+            "clusterscale_leader",
+        ] {
+            assert!(
+                queried.contains(wanted),
+                "the dashboard does not show {wanted}"
+            );
+        }
+    }
+
     #[test]
     fn encode_contains_recorded_series() {
         let m = Metrics::new();

@@ -14,7 +14,6 @@ use kube::runtime::controller::Action;
 use kube::runtime::events::{Event, EventType as KubeEventType, Recorder};
 use kube::runtime::reflector::{ObjectRef, Store};
 use kube::{Api, Client, Resource, ResourceExt};
-use serde_json::json;
 use tracing::{info, warn, Instrument};
 
 use super::backoff::{backs_off, Backoffs};
@@ -22,7 +21,7 @@ use super::claims::ClaimIndex;
 use super::clouds::CloudCache;
 use super::metrics::{InstrumentedCloud, Metrics};
 use super::secrets;
-use super::status::{KubeStatusStore, FIELD_MANAGER};
+use super::status::{status_patch, KubeStatusStore, FIELD_MANAGER};
 use crate::api::conditions::{self, Desired};
 use crate::api::validate::{describe, validate_spec};
 use crate::api::{NodeGroup, ScaledCluster, ScaledClusterStatus};
@@ -318,7 +317,7 @@ async fn report_undeserializable(
         conditions,
         ..Default::default()
     };
-    let patch = json!({"apiVersion": "clusterscale.io/v1alpha1", "kind": "ScaledCluster", "status": status});
+    let patch = status_patch(&name, &status, None);
     api.patch_status(
         &name,
         &PatchParams::apply(FIELD_MANAGER).force(),

@@ -101,7 +101,7 @@ pub enum RunError {
 pub async fn run(args: RunArgs) -> Result<(), RunError> {
     crate::telemetry::init(args.log_format);
     let client = Client::try_default().await.map_err(RunError::Connect)?;
-    check_crd(&client).await?;
+    check_crd(&client, args.namespaces.first().map(String::as_str)).await?;
 
     let identity = args.identity.clone().unwrap_or_else(default_identity);
     let metrics = Metrics::default();
@@ -295,8 +295,14 @@ fn strip_bookkeeping(obj: &mut Guarded) {
     }
 }
 
-async fn check_crd(client: &Client) -> Result<(), RunError> {
-    let api: Api<ScaledCluster> = Api::all(client.clone());
+/// Fail fast when the CRD is not installed. With `--namespace` the list is
+/// made in the first watched namespace, so that an operator with only
+/// namespaced Roles (the chart's `watchNamespaces`) needs no cluster-wide read.
+async fn check_crd(client: &Client, namespace: Option<&str>) -> Result<(), RunError> {
+    let api: Api<ScaledCluster> = match namespace {
+        Some(ns) => Api::namespaced(client.clone(), ns),
+        None => Api::all(client.clone()),
+    };
     match api.list_metadata(&ListParams::default().limit(1)).await {
         Ok(_) => Ok(()),
         Err(kube::Error::Api(s)) if s.code == 404 => Err(RunError::CrdMissing),

@@ -6,7 +6,7 @@ use kube::api::{Patch, PatchParams};
 use kube::Api;
 use serde_json::json;
 
-use crate::api::{ScaledCluster, ScaledClusterStatus};
+use crate::api::{scale_selector, ScaledCluster, ScaledClusterStatus};
 use crate::engine::{StatusStore, StoreError};
 
 /// The field manager of every status write.
@@ -41,11 +41,19 @@ impl KubeStatusStore {
     }
 }
 
-/// The server-side-apply body for a status, conditional on `resource_version` when given.
+/// The server-side-apply body for the status of the ScaledCluster `name`,
+/// conditional on `resource_version` when given. It always carries
+/// `status.selector`: an apply that left it out would remove it, and an HPA
+/// or KEDA scaling through `/scale` stops without it.
 pub fn status_patch(
+    name: &str,
     status: &ScaledClusterStatus,
     resource_version: Option<&str>,
 ) -> serde_json::Value {
+    let status = ScaledClusterStatus {
+        selector: Some(scale_selector(name)),
+        ..status.clone()
+    };
     let mut patch = json!({
         "apiVersion": "clusterscale.io/v1alpha1",
         "kind": "ScaledCluster",
@@ -61,7 +69,7 @@ pub fn status_patch(
 impl StatusStore for KubeStatusStore {
     async fn save(&mut self, status: &ScaledClusterStatus) -> Result<(), StoreError> {
         let params = PatchParams::apply(FIELD_MANAGER).force();
-        let patch = status_patch(status, self.resource_version.as_deref());
+        let patch = status_patch(&self.name, status, self.resource_version.as_deref());
         match self
             .api
             .patch_status(&self.name, &params, &Patch::Apply(patch))

@@ -17,7 +17,7 @@ use kube::core::DeserializeGuard;
 use kube::runtime::controller::Action;
 use kube::runtime::events::{Recorder, Reporter};
 use kube::runtime::watcher;
-use kube::Client;
+use kube::{Client, ResourceExt};
 use serde_json::{json, Value};
 use tokio::task::JoinHandle;
 use tokio::time::timeout;
@@ -71,12 +71,18 @@ fn failure(code: StatusCode, reason: &str, message: &str) -> (StatusCode, Value)
 
 impl Expect {
     /// The SSA status patch; the API server answers with `object` carrying the applied status.
+    /// Every status patch carries the scale subresource's selector.
     fn status_patch(object: &ScaledCluster) -> Self {
+        let selector = crate::api::scale_selector(&object.name_any());
         let mut object = serde_json::to_value(object).expect("object serialises");
         Self {
             method: Method::PATCH,
             uri: STATUS_URI,
             reply: Box::new(move |body| {
+                assert_eq!(
+                    body["status"]["selector"], selector,
+                    "a status patch without status.selector removes it, and HPA/KEDA stop"
+                );
                 object["status"] = body["status"].clone();
                 (StatusCode::OK, object)
             }),

@@ -13,7 +13,7 @@
 //!   ([`FakeCloud`]) as processes, and to poll for a condition with a failure
 //!   message that dumps the namespace's ScaledClusters, Events, operator logs
 //!   and fake-cloud journals.
-#![allow(dead_code)]
+#![allow(dead_code, unused_imports)]
 
 use std::future::Future;
 use std::io::{BufRead, BufReader, Write};

@@ -1,0 +1,641 @@
+//! The Helm chart (`charts/clusterscale`) and the plain manifests (`deploy/`),
+//! with real tools: helm built from its Go module (`hack/build-helm.sh`,
+//! cached) and the real kube-apiserver of tests/kube.
+//!
+//! What is checked here: the chart's metadata against the crate, its CRD
+//! against `crds/`, its README against its values, `helm lint --strict`, the
+//! rendered objects with default and non-default values, `kubectl apply
+//! --dry-run=server` of every rendered object, `deploy/` against a fresh
+//! render, and `kubectl apply -k deploy/` on a fresh apiserver. The install as
+//! a ServiceAccount, the operator run with its token and `kubectl auth can-i`
+//! are the end-to-end test's (tests/e2e/run.sh).
+
+mod support;
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::OnceLock;
+
+use serde_json::Value;
+use support::*;
+
+const CHART: &str = "charts/clusterscale";
+const RELEASE: &str = "clusterscale";
+const SYSTEM_NS: &str = "clusterscale-system";
+const CUSTOM_VALUES: &str = "tests/helm/values-custom.yaml";
+
+fn repo() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn read(path: &str) -> String {
+    std::fs::read_to_string(repo().join(path)).unwrap_or_else(|e| panic!("reading {path}: {e}"))
+}
+
+/// The helm binary, built on first use (the test fails, never skips, when it cannot be).
+fn helm_bin() -> &'static PathBuf {
+    static HELM: OnceLock<PathBuf> = OnceLock::new();
+    HELM.get_or_init(|| {
+        let out = Command::new("bash")
+            .arg(repo().join("hack/build-helm.sh"))
+            .current_dir(repo())
+            .output()
+            .expect("running hack/build-helm.sh");
+        assert!(
+            out.status.success(),
+            "hack/build-helm.sh failed (it needs Go and the module proxy):\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        PathBuf::from(String::from_utf8_lossy(&out.stdout).trim())
+    })
+}
+
+fn helm(args: &[&str]) -> Output {
+    Command::new(helm_bin())
+        .args(args)
+        .current_dir(repo())
+        .env(
+            "HELM_CACHE_HOME",
+            std::env::temp_dir().join("clusterscale-helm-cache"),
+        )
+        .env(
+            "HELM_CONFIG_HOME",
+            std::env::temp_dir().join("clusterscale-helm-config"),
+        )
+        .env(
+            "HELM_DATA_HOME",
+            std::env::temp_dir().join("clusterscale-helm-data"),
+        )
+        .output()
+        .expect("running helm")
+}
+
+fn text(out: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+/// `helm template` of the chart, with `values` files and `--set` pairs.
+fn render(values: &[&str], sets: &[&str]) -> String {
+    let mut args = vec!["template", RELEASE, CHART, "--namespace", SYSTEM_NS];
+    for v in values {
+        args.extend(["-f", v]);
+    }
+    for s in sets {
+        args.extend(["--set", s]);
+    }
+    let out = helm(&args);
+    assert!(
+        out.status.success(),
+        "helm {}: {}",
+        args.join(" "),
+        text(&out)
+    );
+    String::from_utf8(out.stdout).expect("utf-8")
+}
+
+/// The objects of a multi-document YAML stream (empty documents skipped).
+fn objects(yaml: &str) -> Vec<Value> {
+    use serde::Deserialize;
+    serde_yaml_ng::Deserializer::from_str(yaml)
+        .map(|doc| Value::deserialize(doc).expect("rendered YAML parses"))
+        .filter(|v| !v.is_null())
+        .collect()
+}
+
+fn kinds(objs: &[Value]) -> Vec<(String, String, String)> {
+    let mut k: Vec<_> = objs
+        .iter()
+        .map(|o| {
+            (
+                o["kind"].as_str().unwrap_or_default().to_string(),
+                o["metadata"]["namespace"]
+                    .as_str()
+                    .unwrap_or("")
+                    .to_string(),
+                o["metadata"]["name"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_string(),
+            )
+        })
+        .collect();
+    k.sort();
+    k
+}
+
+fn find<'a>(objs: &'a [Value], kind: &str, ns: &str, name: &str) -> &'a Value {
+    objs.iter()
+        .find(|o| {
+            o["kind"] == kind
+                && o["metadata"]["name"] == name
+                && o["metadata"]["namespace"].as_str().unwrap_or("") == ns
+        })
+        .unwrap_or_else(|| panic!("no {kind} {ns}/{name} in {:#?}", kinds(objs)))
+}
+
+fn container(objs: &[Value]) -> &Value {
+    &find(objs, "Deployment", SYSTEM_NS, RELEASE)["spec"]["template"]["spec"]["containers"][0]
+}
+
+fn args(objs: &[Value]) -> Vec<String> {
+    container(objs)["args"]
+        .as_array()
+        .expect("args")
+        .iter()
+        .map(|a| a.as_str().expect("string arg").to_string())
+        .collect()
+}
+
+/// (apiGroup, resource, verbs) of each rule, sorted.
+fn rules(role: &Value) -> Vec<(String, String, Vec<String>)> {
+    let mut out = Vec::new();
+    for r in role["rules"].as_array().expect("rules") {
+        let strings = |v: &Value| -> Vec<String> {
+            v.as_array()
+                .map(|a| a.iter().map(|s| s.as_str().unwrap().to_string()).collect())
+                .unwrap_or_default()
+        };
+        for g in strings(&r["apiGroups"]) {
+            for res in strings(&r["resources"]) {
+                out.push((g.clone(), res, strings(&r["verbs"])));
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+fn watch_rules() -> Vec<(String, String, Vec<String>)> {
+    let r = |g: &str, res: &str, verbs: &[&str]| {
+        (
+            g.to_string(),
+            res.to_string(),
+            verbs.iter().map(|v| v.to_string()).collect(),
+        )
+    };
+    let mut v = vec![
+        r("", "secrets", &["get", "list", "watch"]),
+        r(
+            "clusterscale.io",
+            "scaledclusters",
+            &["get", "list", "watch"],
+        ),
+        r(
+            "clusterscale.io",
+            "scaledclusters/status",
+            &["get", "patch"],
+        ),
+        r("events.k8s.io", "events", &["create", "patch"]),
+    ];
+    v.sort();
+    v
+}
+
+#[test]
+fn chart_app_version_is_the_crate_version() {
+    let chart: Value = serde_yaml_ng::from_str(&read(&format!("{CHART}/Chart.yaml"))).unwrap();
+    assert_eq!(
+        chart["appVersion"].as_str(),
+        Some(env!("CARGO_PKG_VERSION")),
+        "Chart.yaml appVersion must equal the version in Cargo.toml"
+    );
+    assert_eq!(chart["apiVersion"], "v2");
+}
+
+#[test]
+fn chart_crd_is_the_generated_file() {
+    assert!(
+        read(&format!("{CHART}/files/scaledcluster.yaml")) == read("crds/scaledcluster.yaml"),
+        "charts/clusterscale/files/scaledcluster.yaml differs from crds/scaledcluster.yaml; \
+         run: cp crds/scaledcluster.yaml charts/clusterscale/files/"
+    );
+}
+
+/// Every value is in the chart README's table: a key is documented when its
+/// dotted path appears in backquotes, else each of its children must be.
+#[test]
+fn chart_readme_lists_every_value() {
+    fn walk(prefix: &str, v: &Value, readme: &str, missing: &mut Vec<String>) {
+        if !prefix.is_empty() && readme.contains(&format!("`{prefix}`")) {
+            return;
+        }
+        match v.as_object() {
+            Some(map) if !map.is_empty() => {
+                for (k, child) in map {
+                    let path = if prefix.is_empty() {
+                        k.clone()
+                    } else {
+                        format!("{prefix}.{k}")
+                    };
+                    walk(&path, child, readme, missing);
+                }
+            }
+            _ => missing.push(prefix.to_string()),
+        }
+    }
+    let values: Value = serde_yaml_ng::from_str(&read(&format!("{CHART}/values.yaml"))).unwrap();
+    let readme = read(&format!("{CHART}/README.md"));
+    let mut missing = Vec::new();
+    walk("", &values, &readme, &mut missing);
+    assert!(
+        missing.is_empty(),
+        "values not in the chart README: {missing:?}"
+    );
+    // And the schema knows every top-level key (it forbids unknown ones).
+    let schema: Value =
+        serde_json::from_str(&read(&format!("{CHART}/values.schema.json"))).unwrap();
+    for k in values.as_object().unwrap().keys() {
+        assert!(
+            schema["properties"].get(k).is_some(),
+            "values.schema.json has no property {k}"
+        );
+    }
+}
+
+#[test]
+fn helm_lint_strict_passes() {
+    for values in [None, Some(CUSTOM_VALUES)] {
+        let mut args = vec!["lint", "--strict", CHART];
+        if let Some(v) = values {
+            args.extend(["-f", v]);
+        }
+        let out = helm(&args);
+        assert!(
+            out.status.success(),
+            "helm {}: {}",
+            args.join(" "),
+            text(&out)
+        );
+        assert!(text(&out).contains("0 chart(s) failed"), "{}", text(&out));
+    }
+}
+
+#[test]
+fn the_schema_refuses_bad_values() {
+    for (set, needle) in [
+        ("replicasCount=2", "replicasCount"),
+        ("replicaCount=0", "replicaCount"),
+        ("logFormat=xml", "logFormat"),
+        ("image.digest=latest", "digest"),
+        ("watchNamespaces[0]=Team_A", "watchNamespaces"),
+        ("metrics.serviceMonitor.interval=often", "interval"),
+    ] {
+        let out = helm(&["template", RELEASE, CHART, "--set", set]);
+        assert!(!out.status.success(), "--set {set} was accepted");
+        assert!(
+            text(&out).contains(needle),
+            "--set {set}: the error does not name {needle}: {}",
+            text(&out)
+        );
+    }
+}
+
+#[test]
+fn default_values_render_a_least_privilege_two_replica_operator() {
+    let objs = objects(&render(&[], &[]));
+    let ns = SYSTEM_NS.to_string();
+    let want: Vec<(String, String, String)> = {
+        let mut w = vec![
+            ("ClusterRole", "", RELEASE),
+            ("ClusterRoleBinding", "", RELEASE),
+            ("CustomResourceDefinition", "", CRD_NAME),
+            ("Deployment", &ns, RELEASE),
+            ("PodDisruptionBudget", &ns, RELEASE),
+            ("Role", &ns, "clusterscale-leader-election"),
+            ("RoleBinding", &ns, "clusterscale-leader-election"),
+            ("Service", &ns, "clusterscale-metrics"),
+            ("ServiceAccount", &ns, RELEASE),
+        ]
+        .into_iter()
+        .map(|(k, n, m)| (k.to_string(), n.to_string(), m.to_string()))
+        .collect::<Vec<_>>();
+        w.sort();
+        w
+    };
+    assert_eq!(kinds(&objs), want);
+
+    // The CRD is the generated file, plus labels and the keep policy.
+    let crd = find(&objs, "CustomResourceDefinition", "", CRD_NAME);
+    let file: Value = serde_yaml_ng::from_str(
+        read("crds/scaledcluster.yaml")
+            .split("\n---\n")
+            .nth(1)
+            .expect("the CRD document"),
+    )
+    .unwrap();
+    assert_eq!(
+        crd["spec"], file["spec"],
+        "the chart's CRD spec differs from crds/"
+    );
+    assert_eq!(
+        crd["metadata"]["annotations"]["helm.sh/resource-policy"],
+        "keep"
+    );
+
+    let deploy = find(&objs, "Deployment", SYSTEM_NS, RELEASE);
+    assert_eq!(deploy["spec"]["replicas"], 2);
+    assert_eq!(
+        deploy["spec"]["strategy"]["rollingUpdate"]["maxUnavailable"],
+        0
+    );
+    let pod = &deploy["spec"]["template"]["spec"];
+    assert_eq!(pod["serviceAccountName"], RELEASE);
+    assert_eq!(pod["securityContext"]["runAsNonRoot"], true);
+    assert_eq!(pod["securityContext"]["runAsUser"], 65532);
+    assert_eq!(
+        pod["securityContext"]["seccompProfile"]["type"],
+        "RuntimeDefault"
+    );
+    let c = container(&objs);
+    assert_eq!(
+        c["image"],
+        format!(
+            "ghcr.io/clusterscale/clusterscale:{}",
+            env!("CARGO_PKG_VERSION")
+        )
+    );
+    assert_eq!(c["securityContext"]["readOnlyRootFilesystem"], true);
+    assert_eq!(c["securityContext"]["allowPrivilegeEscalation"], false);
+    assert_eq!(
+        c["securityContext"]["capabilities"]["drop"],
+        serde_json::json!(["ALL"])
+    );
+    assert!(c["resources"]["requests"]["memory"].is_string());
+    assert_eq!(c["livenessProbe"]["httpGet"]["path"], "/healthz");
+    assert_eq!(c["livenessProbe"]["httpGet"]["port"], "health");
+    assert_eq!(c["readinessProbe"]["httpGet"]["path"], "/readyz");
+    let port = |name: &str| {
+        c["ports"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["name"] == name)
+            .map(|p| p["containerPort"].clone())
+    };
+    assert_eq!(port("health"), Some(8081.into()));
+    assert_eq!(port("metrics"), Some(8080.into()));
+    let env = c["env"].as_array().unwrap();
+    for (var, field) in [
+        ("POD_NAME", "metadata.name"),
+        ("POD_NAMESPACE", "metadata.namespace"),
+    ] {
+        assert!(
+            env.iter()
+                .any(|e| e["name"] == var && e["valueFrom"]["fieldRef"]["fieldPath"] == field),
+            "{var} is not from the downward API: {env:?}"
+        );
+    }
+    assert_eq!(
+        args(&objs),
+        [
+            "run",
+            "--leader-elect=true",
+            "--lease-name=clusterscale-leader",
+            "--metrics-addr=0.0.0.0:8080",
+            "--health-addr=0.0.0.0:8081",
+            "--log-format=json",
+            "--resync-seconds=300",
+            "--poll-seconds=10",
+            "--concurrency=32",
+            "--tencent-rate-limit=20",
+        ]
+    );
+    // Every rendered flag is one `clusterscale run` accepts.
+    let help = Command::new(BIN).args(["run", "--help"]).output().unwrap();
+    let help = String::from_utf8_lossy(&help.stdout).to_string();
+    for a in args(&objs).iter().skip(1) {
+        let flag = a.split('=').next().unwrap();
+        assert!(help.contains(flag), "`clusterscale run` has no {flag}");
+    }
+
+    assert_eq!(
+        rules(find(&objs, "ClusterRole", "", RELEASE)),
+        watch_rules()
+    );
+    let lease = find(&objs, "Role", SYSTEM_NS, "clusterscale-leader-election");
+    assert_eq!(
+        lease["rules"],
+        serde_json::json!([
+            {"apiGroups": ["coordination.k8s.io"], "resources": ["leases"], "verbs": ["create"]},
+            {"apiGroups": ["coordination.k8s.io"], "resources": ["leases"],
+             "resourceNames": ["clusterscale-leader"], "verbs": ["get", "update"]},
+        ])
+    );
+    let pdb = find(&objs, "PodDisruptionBudget", SYSTEM_NS, RELEASE);
+    assert_eq!(pdb["spec"]["minAvailable"], 1);
+    let svc = find(&objs, "Service", SYSTEM_NS, "clusterscale-metrics");
+    assert_eq!(svc["spec"]["ports"][0]["targetPort"], "metrics");
+    assert_eq!(
+        svc["spec"]["selector"],
+        deploy["spec"]["selector"]["matchLabels"]
+    );
+}
+
+#[test]
+fn non_default_values_render_namespaced_rbac_and_the_optional_objects() {
+    let objs = objects(&render(&[CUSTOM_VALUES], &[]));
+    let k = kinds(&objs);
+    assert!(
+        !k.iter()
+            .any(|(kind, _, _)| kind == "ClusterRole" || kind == "ClusterRoleBinding"),
+        "watchNamespaces must not give a ClusterRole: {k:?}"
+    );
+    assert!(
+        !k.iter().any(|(kind, _, _)| kind == "PodDisruptionBudget"),
+        "no PodDisruptionBudget with one replica"
+    );
+    for ns in ["team-a", "team-b"] {
+        assert_eq!(rules(find(&objs, "Role", ns, RELEASE)), watch_rules());
+        let rb = find(&objs, "RoleBinding", ns, RELEASE);
+        assert_eq!(rb["subjects"][0]["namespace"], SYSTEM_NS);
+        assert_eq!(rb["roleRef"]["kind"], "Role");
+    }
+    let lease = find(&objs, "Role", SYSTEM_NS, "clusterscale-leader-election");
+    assert_eq!(
+        lease["rules"][1]["resourceNames"],
+        serde_json::json!(["clusterscale-shard-a"])
+    );
+
+    let a = args(&objs);
+    for want in [
+        "--namespace=team-a",
+        "--namespace=team-b",
+        "--selector=shard=a",
+        "--lease-name=clusterscale-shard-a",
+        "--log-format=text",
+        "--resync-seconds=600",
+        "--poll-seconds=20",
+        "--concurrency=8",
+        "--tencent-rate-limit=10",
+    ] {
+        assert!(a.iter().any(|x| x == want), "{want} not in {a:?}");
+    }
+    let c = container(&objs);
+    assert_eq!(
+        c["image"],
+        "registry.example.com/platform/clusterscale@sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
+    );
+    let env = c["env"].as_array().unwrap();
+    assert!(env
+        .iter()
+        .any(|e| e["name"] == "RUST_LOG" && e["value"] == "clusterscale=debug,info"));
+    assert!(env.iter().any(|e| e["name"] == "HTTPS_PROXY"));
+    let pod = &find(&objs, "Deployment", SYSTEM_NS, RELEASE)["spec"]["template"];
+    assert_eq!(
+        pod["metadata"]["annotations"]["example.com/team"],
+        "data-platform"
+    );
+    assert_eq!(pod["spec"]["priorityClassName"], "system-cluster-critical");
+    assert_eq!(pod["spec"]["tolerations"][0]["key"], "dedicated");
+    assert_eq!(pod["spec"]["nodeSelector"]["kubernetes.io/os"], "linux");
+
+    let crd = find(&objs, "CustomResourceDefinition", "", CRD_NAME);
+    assert!(
+        crd["metadata"]["annotations"].is_null(),
+        "crds.keep=false keeps no CRD"
+    );
+
+    let sm = find(&objs, "ServiceMonitor", SYSTEM_NS, RELEASE);
+    assert_eq!(sm["metadata"]["labels"]["release"], "prometheus");
+    assert_eq!(sm["spec"]["endpoints"][0]["port"], "metrics");
+    assert_eq!(sm["spec"]["endpoints"][0]["interval"], "15s");
+    let np = find(&objs, "NetworkPolicy", SYSTEM_NS, RELEASE);
+    assert_eq!(np["spec"]["ingress"][0]["ports"][0]["port"], "metrics");
+    assert_eq!(
+        np["spec"]["ingress"][0]["from"][0]["namespaceSelector"]["matchLabels"]
+            ["kubernetes.io/metadata.name"],
+        "monitoring"
+    );
+    let dash = find(&objs, "ConfigMap", SYSTEM_NS, "clusterscale-dashboard");
+    assert_eq!(dash["metadata"]["labels"]["grafana_dashboard"], "1");
+    let json: Value = serde_json::from_str(dash["data"]["clusterscale.json"].as_str().unwrap())
+        .expect("the dashboard is JSON");
+    assert_eq!(
+        json,
+        serde_json::from_str::<Value>(&read(&format!("{CHART}/files/dashboard.json"))).unwrap()
+    );
+    assert!(json["panels"].as_array().unwrap().len() >= 6);
+}
+
+#[test]
+fn deploy_is_the_default_render() {
+    let out = Command::new("bash")
+        .args(["hack/render-deploy.sh", "--stdout"])
+        .env("HELM", helm_bin())
+        .current_dir(repo())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stdout) == read("deploy/clusterscale.yaml"),
+        "deploy/clusterscale.yaml differs from the chart's default render; run hack/render-deploy.sh"
+    );
+    let k: Value = serde_yaml_ng::from_str(&read("deploy/kustomization.yaml")).unwrap();
+    assert_eq!(
+        k["resources"],
+        serde_json::json!(["namespace.yaml", "clusterscale.yaml"])
+    );
+}
+
+/// Every object of both renders passes the real apiserver's validation,
+/// admission included (`kubectl apply --dry-run=server`), with the
+/// ServiceMonitor CRD from prometheus-operator's own module.
+#[test]
+fn rendered_objects_pass_server_side_dry_run() {
+    let a = apiserver();
+    let sm_crd = Command::new("bash")
+        .arg(repo().join("tests/helm/prometheus-crds.sh"))
+        .output()
+        .unwrap();
+    assert!(sm_crd.status.success(), "{}", text(&sm_crd));
+    let sm_crd = String::from_utf8_lossy(&sm_crd.stdout).trim().to_string();
+    let ok = |args: &[&str], stdin: Option<&str>| {
+        let out = a.kubectl_stdin(args, stdin);
+        assert!(
+            out.status.success(),
+            "kubectl {}: {}",
+            args.join(" "),
+            text(&out)
+        );
+        text(&out)
+    };
+    ok(&["apply", "--server-side", "-f", &sm_crd], None);
+    ok(
+        &[
+            "wait",
+            "--for=condition=Established",
+            "crd/servicemonitors.monitoring.coreos.com",
+            "--timeout=30s",
+        ],
+        None,
+    );
+    for ns in [SYSTEM_NS, "team-a", "team-b"] {
+        let _ = a.kubectl(&["create", "namespace", ns]);
+    }
+    for (label, yaml) in [
+        ("default", render(&[], &[])),
+        ("custom", render(&[CUSTOM_VALUES], &[])),
+    ] {
+        let n = objects(&yaml).len();
+        let out = ok(&["apply", "--dry-run=server", "-f", "-"], Some(&yaml));
+        let accepted = out
+            .lines()
+            .filter(|l| l.contains("(server dry run)"))
+            .count();
+        assert_eq!(
+            accepted, n,
+            "{label}: {n} objects, {accepted} accepted:\n{out}"
+        );
+    }
+}
+
+/// `kubectl apply -k deploy/` on a fresh apiserver (no CRD yet) installs everything.
+#[test]
+fn kubectl_apply_k_deploy_on_a_fresh_apiserver() {
+    let a = Apiserver::start("clusterscale-deploy-").expect("a fresh apiserver");
+    let run = |args: &[&str]| {
+        let out = a.kubectl(args);
+        assert!(
+            out.status.success(),
+            "kubectl {}: {}",
+            args.join(" "),
+            text(&out)
+        );
+        text(&out)
+    };
+    let out = run(&["apply", "-k", "deploy/"]);
+    let expected: BTreeSet<&str> = [
+        "namespace/clusterscale-system",
+        "serviceaccount/clusterscale",
+        "customresourcedefinition.apiextensions.k8s.io/scaledclusters.clusterscale.io",
+        "clusterrole.rbac.authorization.k8s.io/clusterscale",
+        "clusterrolebinding.rbac.authorization.k8s.io/clusterscale",
+        "role.rbac.authorization.k8s.io/clusterscale-leader-election",
+        "rolebinding.rbac.authorization.k8s.io/clusterscale-leader-election",
+        "service/clusterscale-metrics",
+        "deployment.apps/clusterscale",
+        "poddisruptionbudget.policy/clusterscale",
+    ]
+    .into_iter()
+    .collect();
+    let created: BTreeSet<&str> = out
+        .lines()
+        .filter_map(|l| l.strip_suffix(" created"))
+        .collect();
+    assert_eq!(created, expected, "{out}");
+    run(&[
+        "wait",
+        "--for=condition=Established",
+        &format!("crd/{CRD_NAME}"),
+        "--timeout=30s",
+    ]);
+    // The installed CRD serves the examples.
+    run(&["create", "namespace", "data"]);
+    run(&["apply", "--dry-run=server", "-f", "examples/tencent.yaml"]);
+    a.stop_in_background();
+}
