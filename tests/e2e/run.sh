@@ -58,12 +58,13 @@ KUBECONFIG=$(bash tests/kube/apiserver.sh start "$WORK/kube")
 log "kube-apiserver $(cat "$WORK/kube/version") is up"
 
 # --- 2. helm install --------------------------------------------------------
+# The watched namespace exists first: the chart puts its Role there.
+kubectl create namespace "$DATA_NS" >/dev/null
 "$HELM" install "$RELEASE" charts/clusterscale --namespace "$SYSTEM_NS" --create-namespace \
 	--set "watchNamespaces={$DATA_NS}" --wait=false >"$WORK/helm-install.out" ||
 	fail "helm install: $(cat "$WORK/helm-install.out")"
 log "helm install: $("$HELM" list -n "$SYSTEM_NS" -o json | python3 -c 'import json,sys; r=json.load(sys.stdin)[0]; print(r["name"], r["status"], r["app_version"])')"
 kubectl wait --for=condition=Established crd/scaledclusters.clusterscale.io --timeout=30s >/dev/null
-kubectl create namespace "$DATA_NS" >/dev/null 2>&1 || true # the chart's Role lives there already
 
 # --- 3. fake clouds and the operator, as the ServiceAccount ----------------
 # The fakes accept exactly the examples' placeholder credentials and cluster ids.
@@ -170,7 +171,9 @@ assert s["status"]["selector"] == "clusterscale.io/scaledcluster=analytics", s
 EOF
 log "scale subresource: replicas 11/11, selector clusterscale.io/scaledcluster=analytics"
 writes=$(grep -c '"action":"ScaleOutInstance"' "$WORK/journal/tencent.jsonl" || true)
-log "fake Tencent journal: $writes ScaleOutInstance request(s)"
+# Core 3->5 and Task 0->8 for the example, then Task 8->11: three writes, no duplicate.
+[ "$writes" = 3 ] || fail "expected 3 ScaleOutInstance writes in the fake's journal, found $writes"
+log "fake Tencent journal: $writes ScaleOutInstance writes (Core 3->5, Task 0->8, Task 8->11), no duplicate"
 
 # --- 7. RBAC: enough (it converged above) and not too much ----------------------
 can() { KUBECONFIG=$SA_KUBECONFIG kubectl auth can-i "$@" 2>/dev/null; }
