@@ -95,13 +95,17 @@ spec:
     }
 }
 
+/// Run the CLI; no secret value of `env` (SK, password, token) may show in its output.
 fn run(env: &[(&str, &str)], args: &[&str], manifest: &Path) -> Output {
-    command(env)
-        .args(args)
-        .arg("-f")
-        .arg(manifest)
-        .output()
-        .expect("clusterscale runs")
+    let secrets: Vec<&str> = env
+        .iter()
+        .filter(|(k, v)| {
+            (k.ends_with("_SK") || k.ends_with("PASSWORD") || k.ends_with("TOKEN")) && v.len() >= 6
+        })
+        .map(|(_, v)| *v)
+        .chain([SK])
+        .collect();
+    cli_support::output_without(command(env).args(args).arg("-f").arg(manifest), &secrets)
 }
 
 fn text(o: &Output) -> String {

@@ -1034,3 +1034,38 @@ async fn crd_missing_exits_with_hint() {
         || format!("want one line with the install hint; output:\n{output}"),
     );
 }
+
+/// The secrets grep that every kube test runs when it ends (TestNs's Drop)
+/// is not vacuous: a secret value planted in a log, or in a status message,
+/// is found.
+#[tokio::test]
+async fn secrets_grep_finds_a_planted_secret() {
+    let t = TestNs::new("secrets-grep").await;
+    t.secret("planted", &[("secretKey", "plantedSecretValue0001")]);
+    let log = t.dir.join("planted.log");
+    std::fs::write(&log, "a clean line\n").unwrap();
+    t.register_log("planted log", log.clone());
+    let scanned = t.assert_no_secrets();
+    t.check(scanned > 0, || "the grep scanned nothing".into());
+    std::fs::write(&log, "oops: key=plantedSecretValue0001\n").unwrap();
+    let found = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| t.assert_no_secrets()));
+    t.check(found.is_err(), || {
+        "a planted secret in a log was not found".into()
+    });
+    std::fs::write(&log, "a clean line\n").unwrap();
+    t.apply_ok(&simulated("leaky", 3, 0, 1));
+    t.kubectl_ok(&[
+        "patch",
+        "scl",
+        "leaky",
+        "--subresource=status",
+        "--type=merge",
+        "-p",
+        r#"{"status":{"message":"plantedSecretValue0001"}}"#,
+    ]);
+    let found = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| t.assert_no_secrets()));
+    t.check(found.is_err(), || {
+        "a planted secret in a status was not found".into()
+    });
+    t.kubectl_ok(&["delete", "scl", "leaky"]);
+}

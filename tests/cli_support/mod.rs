@@ -37,6 +37,21 @@ pub fn command(env: &[(&str, &str)]) -> Command {
     c
 }
 
+/// Run `cmd` to completion; its stdout and stderr must not contain any of
+/// `secrets` (the secret values the test gave it).
+pub fn output_without(cmd: &mut Command, secrets: &[&str]) -> std::process::Output {
+    let out = cmd.output().expect("clusterscale runs");
+    for (stream, bytes) in [("stdout", &out.stdout), ("stderr", &out.stderr)] {
+        let text = String::from_utf8_lossy(bytes);
+        for s in secrets {
+            if let Some(line) = text.lines().find(|l| l.contains(s)) {
+                panic!("a secret value appears in clusterscale's {stream}:\n{line}");
+            }
+        }
+    }
+    out
+}
+
 /// A running `clusterscale fake-cloud --<cloud> 127.0.0.1:0`, killed when dropped.
 pub struct FakeProcess {
     child: Child,

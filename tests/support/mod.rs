@@ -338,7 +338,14 @@ pub struct TestNs {
     /// Logs and journals of this test's processes.
     pub dir: PathBuf,
     logs: Mutex<Vec<(String, PathBuf)>>,
+    /// Secret values this test handed out (Secret data, test keys): none may
+    /// appear in a log, an Event or a status (checked when the test ends).
+    secrets: Mutex<Vec<String>>,
 }
+
+/// Keys of Secret data whose values are secret (ids such as secretId and
+/// accessKey are not).
+const SECRET_DATA_KEYS: &[&str] = &["secretKey", "token", "securityToken", "password"];
 
 static SEQ: AtomicUsize = AtomicUsize::new(0);
 
@@ -380,6 +387,7 @@ impl TestNs {
             ns,
             dir,
             logs: Mutex::new(Vec::new()),
+            secrets: Mutex::new(vec![TENCENT_SECRET_KEY.to_string(), HUAWEI_SK.to_string()]),
         }
     }
 
@@ -431,6 +439,12 @@ impl TestNs {
         ];
         for (k, v) in data {
             args.push(format!("--from-literal={k}={v}"));
+            if SECRET_DATA_KEYS.contains(k) && v.len() >= 6 {
+                self.secrets
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .push(v.to_string());
+            }
         }
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
         self.kubectl_ok(&args);
@@ -597,6 +611,52 @@ impl TestNs {
         out
     }
 
+    /// Every log line this test's processes wrote (operators, fake clouds,
+    /// journals), every Event and every ScaledCluster status in its
+    /// namespace, grepped for the secret values it used. Run when the test
+    /// ends (`Drop`); returns the number of bytes scanned.
+    pub fn assert_no_secrets(&self) -> usize {
+        let mut sources: Vec<(String, String)> = Vec::new();
+        for (label, args) in [
+            (
+                "ScaledClusters",
+                &["get", "scaledclusters", "-o", "yaml"][..],
+            ),
+            (
+                "Events",
+                &["get", "events.v1.events.k8s.io", "-o", "yaml"][..],
+            ),
+        ] {
+            let o = self.kubectl(args);
+            sources.push((
+                label.to_string(),
+                String::from_utf8_lossy(&o.stdout).into_owned(),
+            ));
+        }
+        let logs = self.logs.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        for (label, path) in logs {
+            sources.push((label, std::fs::read_to_string(&path).unwrap_or_default()));
+        }
+        let secrets = self
+            .secrets
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        let mut scanned = 0;
+        for (label, text) in &sources {
+            scanned += text.len();
+            for secret in &secrets {
+                if let Some(line) = text.lines().find(|l| l.contains(secret.as_str())) {
+                    panic!(
+                        "a secret value used by this test appears in {label} ({}):\n{line}",
+                        self.ns
+                    );
+                }
+            }
+        }
+        scanned
+    }
+
     /// Fail the test with `msg` and the diagnostics.
     pub fn fail(&self, msg: &str) -> ! {
         panic!("{msg}\n{}", self.diagnostics())
@@ -606,6 +666,14 @@ impl TestNs {
     pub fn check(&self, ok: bool, msg: impl FnOnce() -> String) {
         if !ok {
             self.fail(&msg());
+        }
+    }
+}
+
+impl Drop for TestNs {
+    fn drop(&mut self) {
+        if !std::thread::panicking() {
+            self.assert_no_secrets();
         }
     }
 }
