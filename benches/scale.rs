@@ -1,0 +1,448 @@
+//! The fleet benchmark: N ScaledClusters in a real kube-apiserver, the
+//! operator (this profile's build; release under `cargo bench`) as a separate
+//! process, and numbers, never assertions on speed.
+//!
+//! ```sh
+//! cargo bench --bench scale                        # N = 1,000 and 10,000, simulated cloud
+//! cargo bench --bench scale -- --n 2000 --quiet-seconds 30
+//! ```
+//!
+//! For each N it prints: seconds from the operator's start to all Ready (every
+//! cluster needs one scale-out), the operator's peak RSS, mean and p99
+//! reconcile time (from its own histogram), the latency from a spec patch to
+//! the write-ahead record at 20 patches/s (measured on a watch stream),
+//! apiserver requests, status writes and cloud observations per cluster in a
+//! quiet window after convergence (resync set to that window), and the
+//! takeover time of a follower after the leader is SIGKILLed.
+//!
+//! Under `cargo test --all-targets` (no `--bench`), it runs once with N = 20
+//! and a 5 s quiet window as a smoke test of the harness.
+
+#[path = "../tests/support/mod.rs"]
+mod support;
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use clusterscale::api::ScaledCluster;
+use futures::{StreamExt, TryStreamExt};
+use kube::api::{Patch, PatchParams, PostParams};
+use kube::runtime::{watcher, WatchStreamExt};
+use kube::{Api, Client, ResourceExt};
+use support::{free_addr, Apiserver, Operator, BIN};
+
+const NS: &str = "bench";
+
+struct Args {
+    sizes: Vec<usize>,
+    quiet_seconds: u64,
+    probe_patches: usize,
+    full: bool,
+}
+
+fn args() -> Args {
+    let argv: Vec<String> = std::env::args().collect();
+    let full = argv.iter().any(|a| a == "--bench");
+    let value = |flag: &str| {
+        argv.iter()
+            .position(|a| a == flag)
+            .and_then(|i| argv.get(i + 1))
+            .cloned()
+    };
+    let sizes = value("--n")
+        .map(|v| {
+            v.split(',')
+                .map(|n| n.parse().expect("--n N[,N]"))
+                .collect()
+        })
+        .unwrap_or_else(|| if full { vec![1_000, 10_000] } else { vec![20] });
+    Args {
+        sizes,
+        quiet_seconds: value("--quiet-seconds")
+            .map(|v| v.parse().expect("--quiet-seconds S"))
+            .unwrap_or(if full { 60 } else { 5 }),
+        probe_patches: value("--probe-patches")
+            .map(|v| v.parse().expect("--probe-patches K"))
+            .unwrap_or(if full { 400 } else { 10 }),
+        full,
+    }
+}
+
+fn manifest(i: usize) -> ScaledCluster {
+    serde_json::from_value(serde_json::json!({
+        "apiVersion": "clusterscale.io/v1alpha1",
+        "kind": "ScaledCluster",
+        "metadata": {"name": format!("sc-{i:05}"), "namespace": NS},
+        "spec": {
+            "simulated": {"initialCore": 3, "initialTask": 0, "operationSeconds": 1},
+            "core": {"count": 3},
+            "task": {"count": 1, "min": 0, "max": 400},
+            "cooldownSeconds": 0,
+        }
+    }))
+    .expect("a valid ScaledCluster")
+}
+
+fn is_ready(sc: &ScaledCluster) -> bool {
+    sc.status.as_ref().is_some_and(|s| {
+        s.observed_generation == sc.metadata.generation
+            && s.conditions
+                .iter()
+                .any(|c| c.type_ == "Ready" && c.status == "True")
+    })
+}
+
+/// The `clusterscale run` of the benchmark: release build, all of namespace
+/// `bench`, its Lease there too, JSON logs to a file.
+fn operator(a: &Apiserver, identity: &str, resync: u64) -> (Child, SocketAddr) {
+    let metrics = free_addr();
+    let health = free_addr();
+    let log = a.dir.join(format!("operator-{identity}.log"));
+    let child = Command::new(BIN)
+        .env("KUBECONFIG", &a.kubeconfig)
+        .env("RUST_LOG", "info,kube=warn")
+        .args(["run", "--namespace", NS, "--lease-namespace", NS])
+        .args(["--identity", identity])
+        .args(["--metrics-addr", &metrics.to_string()])
+        .args(["--health-addr", &health.to_string()])
+        .args(["--resync-seconds", &resync.to_string()])
+        .args(["--poll-seconds", "1"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::from(std::fs::File::create(&log).expect("log file")))
+        .spawn()
+        .expect("clusterscale run starts");
+    support::register_child(child.id());
+    (child, metrics)
+}
+
+/// Peak resident set (VmHWM) of `pid`, in MiB.
+fn peak_rss_mib(pid: u32) -> f64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
+        .map(|kb| kb / 1024.0)
+        .unwrap_or(f64::NAN)
+}
+
+/// Sum of the samples of `family` (exact name) whose labels contain `filter`.
+fn metric_sum(text: &str, family: &str, filter: &str) -> f64 {
+    text.lines()
+        .filter(|l| !l.starts_with('#'))
+        .filter(|l| l.split(['{', ' ']).next() == Some(family))
+        .filter(|l| l.contains(filter))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
+/// The 0.99 quantile of a histogram, as its bucket's upper bound.
+fn p99_bucket(text: &str, family: &str) -> String {
+    let mut buckets: Vec<(f64, f64)> = text
+        .lines()
+        .filter(|l| l.starts_with(&format!("{family}_bucket{{")))
+        .filter_map(|l| {
+            let le = l.split("le=\"").nth(1)?.split('"').next()?;
+            let le = if le == "+Inf" {
+                f64::INFINITY
+            } else {
+                le.parse().ok()?
+            };
+            Some((le, l.rsplit(' ').next()?.parse().ok()?))
+        })
+        .collect();
+    buckets.sort_by(|a, b| a.0.total_cmp(&b.0));
+    let total = buckets.last().map(|b| b.1).unwrap_or(0.0);
+    buckets
+        .iter()
+        .find(|(_, c)| *c >= 0.99 * total)
+        .map(|(le, _)| format!("<= {:.0} ms", le * 1000.0))
+        .unwrap_or_else(|| "-".into())
+}
+
+async fn get_text(url: String) -> String {
+    reqwest::get(url)
+        .await
+        .ok()
+        .map(|r| r.text())
+        .unwrap_or_else(|| panic!("metrics endpoint"))
+        .await
+        .unwrap_or_default()
+}
+
+async fn apiserver_requests(client: &Client) -> HashMap<String, f64> {
+    let req = http::Request::get("/metrics").body(Vec::new()).unwrap();
+    let text = client.request_text(req).await.expect("apiserver /metrics");
+    let mut out = HashMap::new();
+    for l in text
+        .lines()
+        .filter(|l| l.starts_with("apiserver_request_total{"))
+    {
+        let label = |k: &str| {
+            l.split(&format!("{k}=\""))
+                .nth(1)
+                .and_then(|r| r.split('"').next())
+                .unwrap_or("")
+                .to_string()
+        };
+        let v: f64 = l
+            .rsplit(' ')
+            .next()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0.0);
+        *out.entry("all".into()).or_insert(0.0) += v;
+        if label("resource") == "scaledclusters" && label("verb") == "PATCH" {
+            *out.entry("status writes".into()).or_insert(0.0) += v;
+        }
+    }
+    out
+}
+
+fn pct(sorted: &[f64], q: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    sorted[((sorted.len() as f64 - 1.0) * q).round() as usize]
+}
+
+struct Row {
+    n: usize,
+    create_s: f64,
+    ready_s: f64,
+    rss_mib: f64,
+    mean_reconcile_ms: f64,
+    p99_reconcile: String,
+    probe: (f64, f64, f64, usize),
+    quiet_api_per_cluster: f64,
+    quiet_writes: f64,
+    quiet_observations_per_cluster: f64,
+    takeover_s: f64,
+}
+
+async fn run_one(n: usize, a: &Args) -> Row {
+    let server = Apiserver::start("clusterscale-bench-").expect("a kube-apiserver");
+    let ok = |args: &[&str]| {
+        let o = server.kubectl(args);
+        assert!(
+            o.status.success(),
+            "kubectl {args:?}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+    };
+    ok(&["apply", "-f", "crds/"]);
+    ok(&[
+        "wait",
+        "--for=condition=Established",
+        "crd/scaledclusters.clusterscale.io",
+        "--timeout=30s",
+    ]);
+    ok(&["create", "namespace", NS]);
+    let client = server.client().await;
+    let api: Api<ScaledCluster> = Api::namespaced(client.clone(), NS);
+
+    let started = Instant::now();
+    futures::stream::iter(0..n)
+        .map(|i| {
+            let api = api.clone();
+            async move {
+                api.create(&PostParams::default(), &manifest(i))
+                    .await
+                    .expect("create")
+            }
+        })
+        .buffer_unordered(64)
+        .collect::<Vec<_>>()
+        .await;
+    let create_s = started.elapsed().as_secs_f64();
+
+    // The watch stream: readiness, and the write-ahead records of the probe.
+    let ready: Arc<Mutex<HashMap<String, bool>>> = Default::default();
+    let wanted: Arc<Mutex<HashMap<String, (i32, Instant)>>> = Default::default();
+    let latencies: Arc<Mutex<Vec<f64>>> = Default::default();
+    let watch = {
+        let (ready, wanted, latencies) = (ready.clone(), wanted.clone(), latencies.clone());
+        let api = api.clone();
+        tokio::spawn(async move {
+            let mut stream = watcher(api, watcher::Config::default())
+                .default_backoff()
+                .applied_objects()
+                .boxed();
+            while let Ok(Some(sc)) = stream.try_next().await {
+                let name = sc.name_any();
+                ready.lock().unwrap().insert(name.clone(), is_ready(&sc));
+                let pending = sc
+                    .status
+                    .as_ref()
+                    .and_then(|s| s.pending_operation.as_ref());
+                if let Some(p) = pending {
+                    let mut w = wanted.lock().unwrap();
+                    if let Some((to, at)) = w.get(&name).copied() {
+                        if p.to_count == to {
+                            latencies
+                                .lock()
+                                .unwrap()
+                                .push(at.elapsed().as_secs_f64() * 1000.0);
+                            w.remove(&name);
+                        }
+                    }
+                }
+            }
+        })
+    };
+
+    let (mut leader, metrics) = operator(&server, "bench-leader", a.quiet_seconds.max(1));
+    let t0 = Instant::now();
+    loop {
+        let count = ready.lock().unwrap().values().filter(|r| **r).count();
+        if count == n {
+            break;
+        }
+        assert!(
+            t0.elapsed() < Duration::from_secs(1800),
+            "not all Ready after 30 min: {count}/{n}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let ready_s = t0.elapsed().as_secs_f64();
+
+    // The probe: 20 patches per second, each to a different cluster.
+    let patches = a.probe_patches.min(n);
+    for i in 0..patches {
+        let name = format!("sc-{:05}", (i * 7919) % n);
+        let at = Instant::now();
+        wanted.lock().unwrap().insert(name.clone(), (2, at));
+        api.patch(
+            &name,
+            &PatchParams::default(),
+            &Patch::Merge(serde_json::json!({"spec": {"task": {"count": 2}}})),
+        )
+        .await
+        .expect("patch");
+        tokio::time::sleep(Duration::from_millis(50).saturating_sub(at.elapsed())).await;
+    }
+    let probe_end = Instant::now();
+    while !wanted.lock().unwrap().is_empty() && probe_end.elapsed() < Duration::from_secs(60) {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let missed = wanted.lock().unwrap().len();
+    let mut lat = latencies.lock().unwrap().clone();
+    lat.sort_by(f64::total_cmp);
+    // Let the probed clusters finish their operation.
+    while ready.lock().unwrap().values().filter(|r| **r).count() < n {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    tokio::time::sleep(Duration::from_secs(3)).await;
+
+    // The quiet window, one resync period long.
+    let m0 = get_text(format!("http://{metrics}/metrics")).await;
+    let r0 = apiserver_requests(&client).await;
+    tokio::time::sleep(Duration::from_secs(a.quiet_seconds)).await;
+    let m1 = get_text(format!("http://{metrics}/metrics")).await;
+    let r1 = apiserver_requests(&client).await;
+    let delta = |k: &str| r1.get(k).copied().unwrap_or(0.0) - r0.get(k).copied().unwrap_or(0.0);
+    let observations = metric_sum(&m1, "clusterscale_cloud_calls_total", "action=\"observe\"")
+        - metric_sum(&m0, "clusterscale_cloud_calls_total", "action=\"observe\"");
+    let sum = metric_sum(&m1, "clusterscale_reconcile_duration_seconds_sum", "");
+    let count = metric_sum(&m1, "clusterscale_reconcile_duration_seconds_count", "");
+    let rss_mib = peak_rss_mib(leader.id());
+
+    // Takeover: a follower, then SIGKILL the leader.
+    let (mut follower, follower_metrics) =
+        operator(&server, "bench-follower", a.quiet_seconds.max(1));
+    let ready_probe = Instant::now();
+    loop {
+        let health = follower_metrics; // metrics and health are separate; /metrics answers once bound
+        if let Some((200, _)) = Operator::http_get(health, "/metrics").await {
+            break;
+        }
+        assert!(
+            ready_probe.elapsed() < Duration::from_secs(60),
+            "the follower did not start"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let _ = leader.kill();
+    let _ = leader.wait();
+    let killed = Instant::now();
+    loop {
+        let text = get_text(format!("http://{follower_metrics}/metrics")).await;
+        if metric_sum(&text, "clusterscale_leader", "") >= 1.0 {
+            break;
+        }
+        assert!(killed.elapsed() < Duration::from_secs(120), "no takeover");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let takeover_s = killed.elapsed().as_secs_f64();
+    let _ = follower.kill();
+    let _ = follower.wait();
+    watch.abort();
+    server.stop_in_background();
+
+    Row {
+        n,
+        create_s,
+        ready_s,
+        rss_mib,
+        mean_reconcile_ms: if count > 0.0 {
+            sum / count * 1000.0
+        } else {
+            f64::NAN
+        },
+        p99_reconcile: p99_bucket(&m1, "clusterscale_reconcile_duration_seconds"),
+        probe: (
+            pct(&lat, 0.5),
+            pct(&lat, 0.99),
+            lat.last().copied().unwrap_or(f64::NAN),
+            missed,
+        ),
+        quiet_api_per_cluster: delta("all") / n as f64,
+        quiet_writes: delta("status writes"),
+        quiet_observations_per_cluster: observations / n as f64,
+        takeover_s,
+    }
+}
+
+fn main() {
+    let a = args();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("tokio");
+    let mut rows = Vec::new();
+    for &n in &a.sizes {
+        eprintln!("scale bench: N = {n} ...");
+        rows.push(rt.block_on(run_one(n, &a)));
+    }
+    println!(
+        "\nscale benchmark ({} build, simulated cloud, quiet window {} s = --resync-seconds, {} probe patches at 20/s)",
+        if a.full { "release" } else { "test-profile smoke" },
+        a.quiet_seconds,
+        a.probe_patches
+    );
+    println!("| N | create | all Ready after start | peak RSS | mean reconcile | p99 reconcile | patch to write-ahead p50 / p99 / max | quiet window: apiserver requests per cluster, status writes, observations per cluster | takeover after SIGKILL |");
+    println!("|---|---|---|---|---|---|---|---|---|");
+    for r in &rows {
+        println!(
+            "| {} | {:.1} s | {:.1} s | {:.0} MiB | {:.2} ms | {} | {:.0} / {:.0} / {:.0} ms{} | {:.2}, {:.0}, {:.2} | {:.1} s |",
+            r.n,
+            r.create_s,
+            r.ready_s,
+            r.rss_mib,
+            r.mean_reconcile_ms,
+            r.p99_reconcile,
+            r.probe.0,
+            r.probe.1,
+            r.probe.2,
+            if r.probe.3 > 0 { format!(" ({} missed)", r.probe.3) } else { String::new() },
+            r.quiet_api_per_cluster,
+            r.quiet_writes,
+            r.quiet_observations_per_cluster,
+            r.takeover_s
+        );
+    }
+}
