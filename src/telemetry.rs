@@ -4,30 +4,25 @@
 //! The filter comes from `RUST_LOG` (e.g. `RUST_LOG=clusterscale=debug,info`)
 //! and defaults to [`DEFAULT_FILTER`].
 //!
-//! A JSON line carries the event's fields, the innermost span (`span`) and
-//! every enclosing span from the root (`spans`), each with its fields and its
-//! name under `span_name`, so every event logged inside a `reconcile` span
-//! shows the resource's namespace and name:
+//! A JSON line is tracing-subscriber's stock JSON format: the event's fields,
+//! the innermost span (`span`) and every enclosing span from the root
+//! (`spans`), each with its fields and its name under `name`. So every event
+//! logged inside a `reconcile` span shows the resource's namespace and name:
 //!
 //! ```text
-//! {"timestamp":"2025-01-01T00:00:00.000000Z","level":"INFO","target":"clusterscale::engine",
-//!  "fields":{"message":"scaled out","count":2},
-//!  "span":{"namespace":"ops","name":"emr-a","span_name":"reconcile"},
-//!  "spans":[{"namespace":"ops","name":"emr-a","span_name":"reconcile"}]}
+//! {"timestamp":"2025-01-01T00:00:00.000000Z","level":"INFO",
+//!  "fields":{"message":"scaled out","count":2},"target":"clusterscale::engine",
+//!  "span":{"namespace":"ops","scaledcluster":"emr-a","name":"reconcile"},
+//!  "spans":[{"namespace":"ops","scaledcluster":"emr-a","name":"reconcile"}]}
 //! ```
 //!
-//! (tracing-subscriber's stock JSON format stores the span's name under
-//! `name` too, which collides with a `name` field: the line then has two
-//! `name` keys and most parsers keep only the last one.)
+//! The span's resource field is `scaledcluster`, not `name`: the stock format
+//! keeps the span's own name under `name`, and a field of that name would give
+//! the object two `name` keys.
 
-use std::fmt::Write as _;
 use std::io::IsTerminal;
 
-use serde_json::{Map, Value};
-use tracing::field::{Field, Visit};
-use tracing::{Event, Subscriber};
-use tracing_subscriber::fmt::format::{JsonFields, Writer};
-use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields, FormattedFields};
+use tracing::Subscriber;
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::registry::LookupSpan;
 use tracing_subscriber::util::SubscriberInitExt;
@@ -96,103 +91,17 @@ fn install(format: LogFormat, filter: EnvFilter) -> bool {
     }
 }
 
-/// The JSON formatting layer, writing to `writer`.
+/// The JSON formatting layer (the stock one, with the span list), writing to `writer`.
 fn json_layer<S, W>(writer: W) -> impl tracing_subscriber::Layer<S>
 where
     S: Subscriber + for<'a> LookupSpan<'a>,
     W: for<'w> fmt::MakeWriter<'w> + Send + Sync + 'static,
 {
     fmt::layer()
-        .fmt_fields(JsonFields::new())
-        .event_format(JsonLines)
+        .json()
+        .with_current_span(true)
+        .with_span_list(true)
         .with_writer(writer)
-}
-
-/// One JSON object per event; see the module documentation for the layout.
-struct JsonLines;
-
-impl<S, N> FormatEvent<S, N> for JsonLines
-where
-    S: Subscriber + for<'a> LookupSpan<'a>,
-    N: for<'a> FormatFields<'a> + 'static,
-{
-    fn format_event(
-        &self,
-        ctx: &FmtContext<'_, S, N>,
-        mut writer: Writer<'_>,
-        event: &Event<'_>,
-    ) -> std::fmt::Result {
-        let meta = event.metadata();
-        let mut line = Map::new();
-        line.insert(
-            "timestamp".into(),
-            Value::String(format!("{:.6}", jiff::Timestamp::now())),
-        );
-        line.insert("level".into(), Value::String(meta.level().to_string()));
-        line.insert("target".into(), Value::String(meta.target().to_string()));
-        let mut fields = JsonVisitor::default();
-        event.record(&mut fields);
-        line.insert("fields".into(), Value::Object(fields.0));
-
-        if let Some(scope) = ctx.event_scope() {
-            let mut spans = Vec::new();
-            for span in scope.from_root() {
-                // JsonFields stores a span's fields as a JSON object string.
-                let mut object = span
-                    .extensions()
-                    .get::<FormattedFields<N>>()
-                    .and_then(|f| serde_json::from_str::<Map<String, Value>>(&f.fields).ok())
-                    .unwrap_or_default();
-                object.insert("span_name".into(), Value::String(span.name().to_string()));
-                spans.push(Value::Object(object));
-            }
-            if let Some(current) = spans.last() {
-                line.insert("span".into(), current.clone());
-            }
-            line.insert("spans".into(), Value::Array(spans));
-        }
-        let mut text = Value::Object(line).to_string();
-        text.push('\n');
-        writer.write_str(&text)
-    }
-}
-
-/// Collects an event's fields as JSON values.
-#[derive(Default)]
-struct JsonVisitor(Map<String, Value>);
-
-impl Visit for JsonVisitor {
-    fn record_f64(&mut self, field: &Field, value: f64) {
-        self.0.insert(field.name().into(), Value::from(value));
-    }
-
-    fn record_i64(&mut self, field: &Field, value: i64) {
-        self.0.insert(field.name().into(), Value::from(value));
-    }
-
-    fn record_u64(&mut self, field: &Field, value: u64) {
-        self.0.insert(field.name().into(), Value::from(value));
-    }
-
-    fn record_bool(&mut self, field: &Field, value: bool) {
-        self.0.insert(field.name().into(), Value::from(value));
-    }
-
-    fn record_str(&mut self, field: &Field, value: &str) {
-        self.0.insert(field.name().into(), Value::from(value));
-    }
-
-    fn record_error(&mut self, field: &Field, value: &(dyn std::error::Error + 'static)) {
-        self.0
-            .insert(field.name().into(), Value::String(value.to_string()));
-    }
-
-    fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {
-        let mut text = String::new();
-        // Writing to a String cannot fail.
-        let _ = write!(text, "{value:?}");
-        self.0.insert(field.name().into(), Value::String(text));
-    }
 }
 
 #[cfg(test)]
@@ -233,7 +142,7 @@ mod tests {
             .with(EnvFilter::new("info"))
             .with(json_layer(out.clone()));
         tracing::subscriber::with_default(subscriber, || {
-            let span = tracing::info_span!("reconcile", namespace = "ops", name = "emr-a");
+            let span = tracing::info_span!("reconcile", namespace = "ops", scaledcluster = "emr-a");
             let _entered = span.enter();
             tracing::info!(core = 3, "observed");
             tracing::debug!("filtered out");
@@ -247,8 +156,8 @@ mod tests {
         assert_eq!(line["fields"]["core"], 3);
         assert_eq!(line["target"], "clusterscale::telemetry::tests");
         assert_eq!(line["span"]["namespace"], "ops");
-        assert_eq!(line["span"]["name"], "emr-a");
-        assert_eq!(line["span"]["span_name"], "reconcile");
+        assert_eq!(line["span"]["scaledcluster"], "emr-a");
+        assert_eq!(line["span"]["name"], "reconcile");
         assert_eq!(line["spans"][0], line["span"]);
         assert!(line["timestamp"].as_str().is_some_and(|t| t.ends_with('Z')));
     }
@@ -260,7 +169,7 @@ mod tests {
             .with(EnvFilter::new("info"))
             .with(json_layer(out.clone()));
         tracing::subscriber::with_default(subscriber, || {
-            let outer = tracing::info_span!("reconcile", namespace = "ops", name = "emr-a");
+            let outer = tracing::info_span!("reconcile", namespace = "ops", scaledcluster = "emr-a");
             let _outer = outer.enter();
             let inner = tracing::info_span!(
                 "cloud_call",
@@ -283,12 +192,12 @@ mod tests {
         assert_eq!(f["delta"], -3);
         assert_eq!(f["error"], "boom");
         assert_eq!(f["who"], "\"pod-a\"");
-        assert_eq!(line["span"]["span_name"], "cloud_call");
+        assert_eq!(line["span"]["name"], "cloud_call");
         assert_eq!(line["span"]["action"], "observe");
         assert_eq!(line["span"]["attempt"], 2);
-        assert_eq!(line["spans"][0]["span_name"], "reconcile");
-        assert_eq!(line["spans"][0]["name"], "emr-a");
-        assert_eq!(line["spans"][1]["span_name"], "cloud_call");
+        assert_eq!(line["spans"][0]["name"], "reconcile");
+        assert_eq!(line["spans"][0]["scaledcluster"], "emr-a");
+        assert_eq!(line["spans"][1]["name"], "cloud_call");
     }
 
     #[test]

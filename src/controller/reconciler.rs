@@ -75,7 +75,7 @@ impl Error {
 pub async fn reconcile(obj: Arc<Guarded>, ctx: Arc<Context>) -> Result<Action, Error> {
     let namespace = obj.namespace().unwrap_or_default();
     let name = obj.name_any();
-    let span = tracing::info_span!("reconcile", namespace = %namespace, name = %name);
+    let span = tracing::info_span!("reconcile", namespace = %namespace, scaledcluster = %name);
     let start = std::time::Instant::now();
     let result = async {
         match &obj.0 {
