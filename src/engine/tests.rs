@@ -551,7 +551,8 @@ async fn a_refused_resend_keeps_the_pending_record() {
             "scale_out",
             "InternalError",
             "timeout",
-        ),
+        )
+        .effect_unknown(),
     );
     let r = h.pass().await;
     let pending = r

@@ -557,7 +557,7 @@ impl HuaweiCloud {
         self.earlier_failure.remember(shown_failure);
         let result = self.send_resize(bytes, node_ids, unmatched).await;
         if let Err(e) = &result {
-            if e.class.definitely_not_applied() {
+            if !e.may_have_applied() {
                 // MRS did not act on it: no new resize to tell an error apart from.
                 self.earlier_failure.forget();
             }
@@ -592,7 +592,8 @@ impl HuaweiCloud {
                     parsed.result
                 ),
             )
-            .with_request_id(reply.request_id));
+            .with_request_id(reply.request_id)
+            .effect_unknown());
         }
         Ok(Submitted {
             request_id: reply.request_id,
@@ -1194,6 +1195,7 @@ pub fn interpret(detail: &ClusterDetail, spec: &HuaweiSpec) -> Result<Interprete
             task: task_count,
             nodes: Vec::new(),
             last_resize_failed,
+            unmanaged: Default::default(),
         },
         groups: NodeGroups { core, task },
     })
@@ -1493,6 +1495,7 @@ mod tests {
             task,
             nodes: vec![],
             last_resize_failed: None,
+            unmanaged: Default::default(),
         }
     }
 
@@ -1740,6 +1743,7 @@ mod tests {
         let with_error = |state: ClusterState| ObservedCluster {
             state,
             last_resize_failed: error.clone(),
+            unmanaged: Default::default(),
             ..observed(3, 1)
         };
         let earlier = EarlierFailure::default();

@@ -7,7 +7,7 @@
 use reqwest::StatusCode;
 use serde_json::Value;
 
-use crate::cloud::{CloudError, ErrorClass};
+use crate::cloud::{CloudError, Effect, ErrorClass};
 
 /// One row of the error table.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -215,7 +215,9 @@ pub fn from_response(
     request_id: Option<String>,
     body: &[u8],
 ) -> CloudError {
-    let (code, message) = parse_error_body(body).unwrap_or_else(|| {
+    let error_body = parse_error_body(body);
+    let parsed = error_body.is_some();
+    let (code, message) = error_body.unwrap_or_else(|| {
         let text = String::from_utf8_lossy(body);
         let text: String = text.trim().chars().take(300).collect();
         let message = if text.is_empty() {
@@ -235,7 +237,38 @@ pub fn from_response(
         }
         _ => message,
     };
-    CloudError::new(classify(status, &code), action, code, message).with_request_id(request_id)
+    let effect = effect_of(status, &code, parsed);
+    CloudError::new(classify(status, &code), action, code, message)
+        .with_request_id(request_id)
+        .with_effect(effect)
+}
+
+/// True for a code of the API gateway in front of MRS (`APIGW.0201`, ...;
+/// `APIG.` in some regions), as opposed to a code of the service behind it.
+pub fn is_gateway_code(code: &str) -> bool {
+    code.starts_with("APIGW.") || code.starts_with("APIG.")
+}
+
+/// Whether an error answer means the request may have been applied.
+///
+/// - The service's own body (`{"error_code": "MRS.300", ...}` or a
+///   `12000xxx` code), at any status, 500 included: MRS handled the request
+///   and refused it. [`Effect::Refused`].
+/// - A 5xx from the API gateway, with its own code (`504 APIGW.0201` request
+///   timeout, 502/503 backend unavailable) or with no JSON error body at all
+///   (a proxy's HTML page): the gateway answered in the service's place and
+///   does not know whether the backend acted. [`Effect::Unknown`].
+/// - A 4xx from the gateway (`401 APIGW.0301`, `429 APIGW.0308`) or a proxy:
+///   refused before it was forwarded. [`Effect::Refused`].
+pub fn effect_of(status: StatusCode, code: &str, cloud_body: bool) -> Effect {
+    if cloud_body && !is_gateway_code(code) {
+        return Effect::Refused;
+    }
+    if status.is_server_error() {
+        Effect::Unknown
+    } else {
+        Effect::Refused
+    }
 }
 
 #[cfg(test)]
