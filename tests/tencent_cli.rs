@@ -6,6 +6,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
+use std::time::Duration;
 
 use serde_json::{json, Value};
 
@@ -462,4 +463,77 @@ spec:
     let again = apply_wait(&manifest(4));
     assert_eq!(again.status.code(), Some(0), "{}", text(&again));
     assert_eq!(fake.writes().len(), 2, "a converged cluster gets no write");
+}
+
+/// §1 as a user sees it: `clusterscale fake-cloud --tencent` refuses 30% of
+/// scale writes with EMR's `InternalError` envelope (seeded). `plan` shows
+/// the steps; `apply --wait` converges within 120 s with exactly the two
+/// effective operations, each refused one replaced by a new operation (its
+/// own ClientToken), never re-sent.
+#[tokio::test]
+async fn cli_apply_wait_converges_with_30_percent_refusals() {
+    let fake = FakeCloud::start(
+        3,
+        4,
+        2,
+        &["--write-refusal-rate", "0.3", "--fault-seed", "11"],
+    );
+    let manifest = fake.manifest(5, 2, "  scaleIn: {allowed: true}\n");
+    let plan = run(SECRET_KEY, &["plan"], &manifest);
+    assert_eq!(plan.status.code(), Some(0), "{}", text(&plan));
+    assert!(
+        String::from_utf8_lossy(&plan.stdout).contains("plan step"),
+        "{}",
+        text(&plan)
+    );
+    let started = std::time::Instant::now();
+    let o = run(
+        SECRET_KEY,
+        &["apply", "--wait", "--poll", "1", "--timeout", "120"],
+        &manifest,
+    );
+    let elapsed = started.elapsed();
+    let writes: Vec<Value> = fake
+        .journal()
+        .into_iter()
+        .filter(|l| {
+            [
+                "ScaleOutInstance",
+                "TerminateTasks",
+                "TerminateClusterNodes",
+            ]
+            .contains(&l["action"].as_str().unwrap_or_default())
+        })
+        .collect();
+    let refused = writes
+        .iter()
+        .filter(|l| l["outcome"] == "InternalError")
+        .count();
+    let applied = writes.iter().filter(|l| l["write"] == true).count();
+    println!(
+        "tencent cli: apply --wait with 30% refusals: {:.1}s, {} writes sent, {refused} refused, {applied} applied",
+        elapsed.as_secs_f64(),
+        writes.len()
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    assert!(refused >= 1, "the seed refuses at least one: {writes:?}");
+    assert!(
+        elapsed < Duration::from_secs(120),
+        "{elapsed:?}\n{}",
+        text(&o)
+    );
+    assert_eq!(applied, 2, "exactly the operations needed: {writes:?}");
+    assert_eq!(writes.len(), 2 + refused);
+    let tokens: Vec<&str> = writes
+        .iter()
+        .filter_map(|l| l["params"]["ClientToken"].as_str())
+        .collect();
+    let mut distinct = tokens.clone();
+    distinct.sort();
+    distinct.dedup();
+    assert_eq!(
+        tokens.len(),
+        distinct.len(),
+        "no same-token re-send: {tokens:?}"
+    );
 }
