@@ -1320,3 +1320,235 @@ async fn lost_answer_and_html_502_cause_no_duplicate_operation() {
         );
     }
 }
+
+// --- §3/§4: optional fields, partial stages, nodes that are not ours -------
+
+/// Nodes EMR's auto-scaling added (`AutoFlag` 1) and pod resources
+/// (`HardwareResourceType` pod) are listed but never counted toward Core or
+/// Task, are reported apart in `status.observed`, and are never chosen for
+/// removal, although they are the newest and destroyable.
+#[tokio::test]
+async fn auto_scaled_and_pod_nodes_are_reported_apart_never_counted_nor_removed() {
+    let (env, fake) = Env::start_full(4, 4, Duration::from_secs(20), |_| {}).await;
+    fake.add_unmanaged_nodes(NodeGroup::Task, 2, 1);
+    fake.add_unmanaged_nodes(NodeGroup::Core, 1, 0);
+    let cloud = env.client();
+    let o = cloud.observe().await.unwrap();
+    assert_eq!((o.core, o.task), (4, 4), "only the managed nodes count");
+    assert_eq!(
+        (
+            o.unmanaged.auto_scaled_core,
+            o.unmanaged.auto_scaled_task,
+            o.unmanaged.pods
+        ),
+        (1, 2, 1)
+    );
+    let unmanaged_ids: Vec<String> = {
+        let listed = raw_nodes(&env).await;
+        listed
+            .iter()
+            .filter(|n| n["AutoFlag"] == 1 || n["HardwareResourceType"] == "pod")
+            .flat_map(|n| {
+                [n["EmrResourceId"].as_str(), n["OrderNo"].as_str()]
+                    .into_iter()
+                    .flatten()
+                    .map(str::to_string)
+                    .collect::<Vec<_>>()
+            })
+            .collect()
+    };
+    assert_eq!(
+        unmanaged_ids.len(),
+        4 + 3,
+        "3 auto (ids + CVM ids), 1 pod (id only)"
+    );
+    let mut spec = engine_spec(&env, 3, 2);
+    spec.scale_in.allowed = true;
+    let (r, _, _) = converge(&spec, Default::default(), &cloud, &env.model_clock).await;
+    assert_eq!(r.status.phase, Phase::Converged, "{:?}", r.status.message);
+    let observed = r.status.observed.clone().unwrap();
+    assert_eq!((observed.core, observed.task), (3, 2));
+    assert_eq!(
+        (
+            observed.auto_scaled_core,
+            observed.auto_scaled_task,
+            observed.pod_nodes
+        ),
+        (Some(1), Some(2), Some(1))
+    );
+    let removals: Vec<JournalLine> = write_calls(&env)
+        .into_iter()
+        .filter(|l| l.action != "ScaleOutInstance")
+        .collect();
+    assert_eq!(removals.len(), 2, "{removals:?}");
+    for l in &removals {
+        let named = l.params.to_string();
+        for id in &unmanaged_ids {
+            assert!(!named.contains(id.as_str()), "{id} chosen: {named}");
+        }
+    }
+    // The cloud's own nodes are still there.
+    let o = cloud.observe().await.unwrap();
+    assert_eq!(
+        (
+            o.core,
+            o.task,
+            o.unmanaged.auto_scaled_task,
+            o.unmanaged.pods
+        ),
+        (3, 2, 2, 1)
+    );
+    // And the CRD status field names, as `kubectl get -o yaml` shows them.
+    let shown = serde_json::to_value(&observed).unwrap();
+    assert_eq!(
+        (
+            &shown["autoScaledTask"],
+            &shown["autoScaledCore"],
+            &shown["podNodes"]
+        ),
+        (
+            &serde_json::json!(2),
+            &serde_json::json!(1),
+            &serde_json::json!(1)
+        )
+    );
+}
+
+/// The raw `NodeList` as the fake lists it.
+async fn raw_nodes(env: &Env) -> Vec<serde_json::Value> {
+    let answer = raw(
+        env,
+        "DescribeClusterNodes",
+        &serde_json::json!({"InstanceId": INSTANCE, "NodeFlag": "all"}),
+        |_| {},
+    )
+    .await;
+    answer["Response"]["NodeList"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+}
+
+/// The SDK makes `ClusterId`, `Status`, `Flag` and `FlowTotalStatus`
+/// optional. An answer without a field the decision does not need still
+/// works; without one it needs, the error names the field, the action and
+/// the request id.
+#[tokio::test]
+async fn missing_optional_fields_are_named_with_action_and_request_id() {
+    let (env, fake) = Env::start_full(3, 2, Duration::from_secs(20), |_| {}).await;
+    let cloud = env.client();
+    // Not needed: everything still works.
+    fake.omit_fields(&[
+        "Ftitle",
+        "ClusterName",
+        "Config",
+        "ApplyTime",
+        "Destroyable",
+        "AutoFlag",
+        "HardwareResourceType",
+        "FlowName",
+        "StageDetails",
+    ]);
+    let o = cloud.observe().await.unwrap();
+    assert_eq!(
+        (o.state.clone(), o.core, o.task),
+        (ClusterState::Running, 3, 2)
+    );
+    for (field, action, named) in [
+        ("Status", "DescribeInstances", "ClusterInstancesInfo.Status"),
+        (
+            "ClusterId",
+            "DescribeInstances",
+            "ClusterInstancesInfo.ClusterId",
+        ),
+        ("Flag", "DescribeClusterNodes", "NodeHardwareInfo.Flag"),
+    ] {
+        fake.omit_fields(&[field]);
+        let e = cloud.observe().await.unwrap_err();
+        let last = env.calls(action).last().cloned().unwrap();
+        assert_eq!(e.action, action, "{field}: {e}");
+        assert_eq!(
+            e.request_id.as_deref(),
+            Some(last.request_id.as_str()),
+            "{field}"
+        );
+        let shown = e.to_string();
+        assert!(
+            shown.contains(named) && shown.contains(action) && shown.contains(&last.request_id),
+            "{field}: {shown}"
+        );
+    }
+    fake.omit_fields(&[]);
+    let sub = cloud
+        .scale_out(&request(NodeGroup::Task, 1, "tok-flow"))
+        .await
+        .unwrap();
+    let op = record(&sub, NodeGroup::Task, Direction::Out);
+    fake.omit_fields(&["FlowTotalStatus"]);
+    let e = cloud.operation_status(&op).await.unwrap_err();
+    let last = env
+        .calls("DescribeClusterFlowStatusDetail")
+        .last()
+        .cloned()
+        .unwrap();
+    assert_eq!(e.request_id.as_deref(), Some(last.request_id.as_str()));
+    assert!(
+        e.to_string().contains("FlowTotalStatus")
+            && e.to_string().contains("DescribeClusterFlowStatusDetail"),
+        "{e}"
+    );
+    // The engine still decides from state and counts.
+    fake.omit_fields(&["FlowTotalStatus"]);
+    let spec = engine_spec(&env, 3, 3);
+    let mut status = ScaledClusterStatus::default();
+    let mut pending = op.clone();
+    pending.accepted = true;
+    pending.from_count = 2;
+    pending.to_count = 3;
+    status.pending_operation = Some(pending);
+    env.finish_operation();
+    let r = pass(&spec, &status, &cloud, &env.model_clock).await;
+    assert_eq!(
+        r.finished.and_then(|f| f.outcome),
+        Some(Outcome::Succeeded),
+        "counts decide without FlowTotalStatus"
+    );
+}
+
+/// `StageInfoDetail.Status` 3 is "partially completed": the operation is
+/// over, the counts decide; reached, it succeeds and says it was partial.
+#[tokio::test]
+async fn partially_completed_stage_is_decided_by_the_counts() {
+    let (env, fake) = Env::start_full(3, 2, Duration::from_secs(20), |_| {}).await;
+    fake.report_partial_stages(true);
+    let cloud = env.client();
+    let sub = cloud
+        .scale_out(&request(NodeGroup::Task, 2, "tok-partial"))
+        .await
+        .unwrap();
+    env.finish_operation();
+    let op = record(&sub, NodeGroup::Task, Direction::Out);
+    match cloud.operation_status(&op).await.unwrap() {
+        OperationProgress::PartiallyCompleted(m) => assert!(
+            m.contains("Apply For Resource") && m.contains("partially completed"),
+            "{m}"
+        ),
+        other => panic!("{other:?}"),
+    }
+    let spec = engine_spec(&env, 3, 4);
+    let mut status = ScaledClusterStatus::default();
+    let mut pending = op;
+    pending.accepted = true;
+    pending.from_count = 2;
+    pending.to_count = 4;
+    status.pending_operation = Some(pending);
+    let r = pass(&spec, &status, &cloud, &env.model_clock).await;
+    let done = r.finished.expect("resolved");
+    assert_eq!(done.outcome, Some(Outcome::Succeeded));
+    assert!(
+        done.message
+            .unwrap_or_default()
+            .contains("partially completed"),
+        "the partial completion is said"
+    );
+}

@@ -210,6 +210,12 @@ impl TencentFake {
         lock(&self.inner.book).omit = fields.iter().map(|f| f.to_string()).collect();
     }
 
+    /// Report every finished flow's "Apply For Resource" stage as partially
+    /// completed (`StageInfoDetail.Status` 3), `FlowTotalStatus` still 2.
+    pub fn report_partial_stages(&self, on: bool) {
+        lock(&self.inner.book).partial_stages = on;
+    }
+
     /// Serve on `listener` until the process ends.
     pub async fn serve(self, listener: tokio::net::TcpListener) -> std::io::Result<()> {
         axum::serve(listener, self.router()).await
@@ -243,6 +249,9 @@ struct Book {
     extra: Vec<NodeHardwareInfo>,
     /// Response fields left out of every answer (the SDK makes all optional).
     omit: Vec<String>,
+    /// Finished flows report their "Apply For Resource" stage with `Status`
+    /// 3 (partially completed).
+    partial_stages: bool,
 }
 
 #[derive(Clone, Debug)]
@@ -1022,6 +1031,18 @@ impl Inner {
             failed_reason: Some(reason.unwrap_or_default()),
         };
         let stages = match (status, failed) {
+            (flow_status::DONE, _) if lock(&self.book).partial_stages => vec![
+                stage("Create Order", 2, None),
+                wire::StageInfoDetail {
+                    desc: Some("some resources were not delivered".into()),
+                    ..stage(
+                        "Apply For Resource",
+                        wire::stage_status::PARTIALLY_COMPLETED,
+                        None,
+                    )
+                },
+                stage("End task", 2, None),
+            ],
             (flow_status::DONE, _) => vec![
                 stage("Create Order", 2, None),
                 stage("Apply For Resource", 2, None),

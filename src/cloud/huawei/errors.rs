@@ -478,6 +478,68 @@ mod tests {
         assert!(e.message.contains("empty body"));
     }
 
+    /// Refused (MRS's own body, any status) versus unknown (the gateway's
+    /// 5xx, or no JSON error body at a 5xx).
+    #[test]
+    fn effect_tells_a_refusal_from_a_lost_answer() {
+        let effect = |status: u16, body: &str| {
+            from_response(
+                "PUT cluster_infos",
+                StatusCode::from_u16(status).unwrap(),
+                None,
+                body.as_bytes(),
+            )
+            .effect
+        };
+        let mrs = |code: &str| format!(r#"{{"error_code":"{code}","error_msg":"x"}}"#);
+        // The service's own refusals, 500 included.
+        for (status, code) in [
+            (500, "MRS.300"),
+            (500, "MRS.201"),
+            (503, "MRS.300"),
+            (400, "12000018"),
+            (400, "12000002"),
+        ] {
+            assert_eq!(
+                effect(status, &mrs(code)),
+                Effect::Refused,
+                "{status} {code}"
+            );
+        }
+        // The gateway answered for the backend: it does not know.
+        for (status, code) in [(504, "APIGW.0201"), (502, "APIGW.0202"), (503, "APIG.0203")] {
+            assert_eq!(
+                effect(status, &mrs(code)),
+                Effect::Unknown,
+                "{status} {code}"
+            );
+        }
+        // The gateway refused before forwarding.
+        assert_eq!(effect(401, &mrs("APIGW.0301")), Effect::Refused);
+        assert_eq!(effect(429, &mrs("APIGW.0308")), Effect::Refused);
+        // No error body: a proxy page, an empty 5xx.
+        let html = "<html><body><h1>502 Bad Gateway</h1></body></html>";
+        assert_eq!(effect(502, html), Effect::Unknown);
+        assert_eq!(effect(504, ""), Effect::Unknown);
+        assert_eq!(effect(500, html), Effect::Unknown);
+        assert_eq!(effect(403, html), Effect::Refused);
+        // The class stays what it was: retryable either way.
+        let e = from_response(
+            "a",
+            StatusCode::GATEWAY_TIMEOUT,
+            None,
+            mrs("APIGW.0201").as_bytes(),
+        );
+        assert!(e.class.retryable() && e.may_have_applied());
+        let e = from_response(
+            "a",
+            StatusCode::INTERNAL_SERVER_ERROR,
+            None,
+            mrs("MRS.300").as_bytes(),
+        );
+        assert!(e.class.retryable() && !e.may_have_applied());
+    }
+
     #[test]
     fn token_refresh_triggers() {
         assert!(wants_token_refresh(StatusCode::UNAUTHORIZED, "APIGW.0301"));

@@ -1144,6 +1144,23 @@ mod tests {
             matches!(flow_progress(&flow(-3)), OperationProgress::Failed(m) if m.contains("blocked"))
         );
         assert_eq!(flow_progress(&flow(7)), OperationProgress::Unknown);
+        // StageInfoDetail.Status 3 is "partially completed", not "skipped".
+        let mut partial = flow(2);
+        partial.stage_details = Some(vec![wire::StageInfoDetail {
+            name: Some("Apply For Resource".into()),
+            status: Some(wire::stage_status::PARTIALLY_COMPLETED),
+            desc: Some("2 of 3 nodes".into()),
+            ..Default::default()
+        }]);
+        match flow_progress(&partial) {
+            OperationProgress::PartiallyCompleted(m) => {
+                assert!(m.contains("Apply For Resource: 2 of 3 nodes"), "{m}")
+            }
+            other => panic!("{other:?}"),
+        }
+        let mut missing = flow(2);
+        missing.flow_total_status = None;
+        assert_eq!(flow_progress(&missing), OperationProgress::Unknown);
     }
 
     #[test]
@@ -1241,6 +1258,28 @@ mod tests {
         assert_eq!(task.skipped_preferred, ["emr-vm-auto"]);
         let counted = listed.iter().filter(|n| n.group.is_some()).count();
         assert_eq!(counted, 3, "AutoFlag 1 nodes are not counted");
+        let u = unmanaged_nodes(&raw);
+        assert_eq!((u.auto_scaled_core, u.auto_scaled_task, u.pods), (1, 1, 0));
+    }
+
+    #[test]
+    fn pod_nodes_are_never_counted_nor_chosen() {
+        let mut pod = node(flag::TASK, "emr-vm-pod", "", 1, "2026-01-01 00:00:00");
+        pod.hardware_resource_type = Some("pod".into());
+        let mut host = node(flag::TASK, "emr-vm-h", "ins-h", 1, "2024-01-01 00:00:00");
+        host.hardware_resource_type = Some("host".into());
+        let mut pod_core = node(flag::CORE, "emr-vm-pc", "ins-pc", 1, "2026-01-01 00:00:00");
+        pod_core.hardware_resource_type = Some("POD".into());
+        let raw = vec![pod, host, pod_core];
+        let listed = index_nodes(&raw);
+        let task = choose_nodes(&listed, NodeGroup::Task, 2, &["emr-vm-pod".into()], false);
+        assert_eq!(task.chosen.len(), 1);
+        assert_eq!(task.chosen[0].resource_id, "emr-vm-h");
+        assert_eq!(task.skipped_preferred, ["emr-vm-pod"]);
+        assert!(choose_nodes(&listed, NodeGroup::Core, 1, &[], true)
+            .chosen
+            .is_empty());
+        assert_eq!(unmanaged_nodes(&raw).pods, 2);
     }
 
     fn page(total: i64, ids: std::ops::Range<usize>) -> wire::DescribeClusterNodesResponse {
@@ -1355,9 +1394,45 @@ mod tests {
             b"bad gateway",
         );
         assert_eq!(
-            (e.class, e.code.as_str()),
-            (ErrorClass::Transient, "ServerNetworkError")
+            (e.class, e.code.as_str(), e.effect),
+            (ErrorClass::Transient, "ServerNetworkError", Effect::Unknown)
         );
         assert!(e.message.contains("502"), "{}", e.message);
+        // EMR's own envelope, in a 200 or not: a refusal, whatever its class.
+        let internal =
+            br#"{"Response":{"Error":{"Code":"InternalError","Message":"x"},"RequestId":"r-5"}}"#;
+        let e = parse_envelope::<wire::ScaleOutInstanceResponse>("ScaleOutInstance", internal)
+            .unwrap_err();
+        assert_eq!(
+            (e.class, e.effect, e.request_id.as_deref()),
+            (ErrorClass::Transient, Effect::Refused, Some("r-5"))
+        );
+        let e = http_status_error(
+            "ScaleOutInstance",
+            reqwest::StatusCode::SERVICE_UNAVAILABLE,
+            internal,
+        );
+        assert_eq!(
+            (e.code.as_str(), e.effect),
+            ("InternalError", Effect::Refused)
+        );
+        // Unreadable bodies and gateway pages: unknown; a 4xx/429 page: refused.
+        for body in [&b"<html>"[..], b"{}"] {
+            let e =
+                parse_envelope::<wire::TerminateTasksResponse>("TerminateTasks", body).unwrap_err();
+            assert_eq!(e.effect, Effect::Unknown);
+        }
+        for (status, effect) in [
+            (reqwest::StatusCode::GATEWAY_TIMEOUT, Effect::Unknown),
+            (reqwest::StatusCode::SERVICE_UNAVAILABLE, Effect::Unknown),
+            (reqwest::StatusCode::TOO_MANY_REQUESTS, Effect::Refused),
+            (reqwest::StatusCode::FORBIDDEN, Effect::Refused),
+        ] {
+            assert_eq!(
+                http_status_error("TerminateTasks", status, b"<html>proxy</html>").effect,
+                effect,
+                "{status}"
+            );
+        }
     }
 }
