@@ -760,6 +760,28 @@ async fn control_routes_drive_a_fake_over_http() {
         .unwrap();
     assert_eq!(journal.len(), 1);
     assert_eq!(journal[0].outcome, "InternalError.CvmError");
+    // Write faults through the same route: every write refused, reads untouched.
+    let faults: FakeFaults = http
+        .put(format!("{}/_fake/faults", env.endpoint))
+        .json(&serde_json::json!({"writeRefusalRate": 1.0, "seed": 3}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!((faults.write_refusal_rate, faults.seed), (1.0, Some(3)));
+    let cloud = env.client();
+    assert_eq!(cloud.observe().await.unwrap().core, 3);
+    let e = cloud
+        .scale_out(&request(NodeGroup::Core, 1, "tok-ctl"))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        (e.code.as_str(), e.effect),
+        ("InternalError", clusterscale::cloud::Effect::Refused)
+    );
+    assert!(env.model.writes().is_empty());
 }
 
 /// A one-route server that records the request and answers `answer`.
