@@ -1697,6 +1697,14 @@ async fn lost_answer_and_html_502_cause_no_duplicate_resize() {
                 ..Default::default()
             },
         ),
+        (
+            "reset",
+            clusterscale::fake::FakeFaults {
+                lost_answer_rate: 1.0,
+                lost_answer_reset: true,
+                ..Default::default()
+            },
+        ),
     ] {
         let env = start_timed(name, 3, 2, Duration::from_secs(20)).await;
         env.fake.control().set_faults(faults);

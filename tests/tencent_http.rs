@@ -1247,6 +1247,15 @@ async fn envelope_is_refused_bare_504_and_html_502_are_unknown() {
         ),
         (
             FakeFaults {
+                lost_answer_rate: 1.0,
+                lost_answer_reset: true,
+                ..Default::default()
+            },
+            "NetworkError",
+            Effect::Unknown,
+        ),
+        (
+            FakeFaults {
                 proxy_error_rate: 1.0,
                 proxy_error_drops_write: true,
                 ..Default::default()
@@ -1271,8 +1280,8 @@ async fn envelope_is_refused_bare_504_and_html_502_are_unknown() {
     env.control.set_faults(FakeFaults::default());
     let html = env.journal().into_iter().last().unwrap();
     assert_eq!((html.http_status, html.write), (502, false));
-    // Refused: nothing; lost: applied once; dropped behind the proxy: nothing.
-    assert_eq!(env.model.writes().len(), 1);
+    // Refused: nothing; lost and reset: applied; dropped behind the proxy: nothing.
+    assert_eq!(env.model.writes().len(), 2);
 }
 
 /// A lost answer (applied, then a bare gateway 504) and an HTML 502 page
@@ -1293,6 +1302,14 @@ async fn lost_answer_and_html_502_cause_no_duplicate_operation() {
             "HTML 502",
             FakeFaults {
                 proxy_error_rate: 1.0,
+                ..Default::default()
+            },
+        ),
+        (
+            "connection reset",
+            FakeFaults {
+                lost_answer_rate: 1.0,
+                lost_answer_reset: true,
                 ..Default::default()
             },
         ),

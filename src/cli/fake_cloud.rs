@@ -62,6 +62,9 @@ pub struct FakeCloudArgs {
     /// Fraction of scale writes applied whose answer is lost (HTTP 504).
     #[arg(long, default_value_t = 0.0)]
     pub lost_answer_rate: f64,
+    /// A lost answer is a connection reset after the status line, not a 504.
+    #[arg(long)]
+    pub lost_answer_reset: bool,
     /// Fraction of scale writes answered by a proxy's HTML 502 page.
     #[arg(long, default_value_t = 0.0)]
     pub proxy_error_rate: f64,
@@ -103,6 +106,7 @@ pub async fn run(args: FakeCloudArgs) -> Result<(), String> {
         delay_ms: args.delay_ms,
         write_refusal_rate: args.write_refusal_rate,
         lost_answer_rate: args.lost_answer_rate,
+        lost_answer_reset: args.lost_answer_reset,
         proxy_error_rate: args.proxy_error_rate,
         proxy_error_drops_write: !args.proxy_error_applies,
         seed: args.fault_seed,

@@ -449,6 +449,8 @@ struct Answer {
     extra_header: Option<(&'static str, String)>,
     /// A non-JSON body (a gateway's HTML page).
     raw: Option<String>,
+    /// Cut the connection after the status line (a lost answer).
+    reset: bool,
 }
 
 impl Answer {
@@ -461,6 +463,7 @@ impl Answer {
             detail: String::new(),
             extra_header: None,
             raw: None,
+            reset: false,
         }
     }
 
@@ -474,6 +477,7 @@ impl Answer {
             detail: message,
             extra_header: None,
             raw: None,
+            reset: false,
         }
     }
 
@@ -532,7 +536,9 @@ async fn handle(State(inner): State<Arc<Inner>>, request: Request) -> Response {
         .into_iter()
         .map(|(k, v)| (k, Value::String(v)))
         .collect();
-    let outcome = if answer.status.is_success() {
+    let outcome = if answer.reset {
+        "connection reset".to_string()
+    } else if answer.status.is_success() {
         "ok".to_string()
     } else {
         answer
@@ -557,6 +563,9 @@ async fn handle(State(inner): State<Arc<Inner>>, request: Request) -> Response {
         http_status: answer.status.as_u16(),
         write: answer.write,
     });
+    if answer.reset {
+        return super::reset_response(answer.status);
+    }
     let (content_type, text) = match &answer.raw {
         Some(raw) => ("text/html", raw.clone()),
         None => ("application/json;charset=UTF-8", answer.body.to_string()),
@@ -692,7 +701,16 @@ fn resize_with_faults(inner: &Inner, body: &[u8]) -> Answer {
             a.detail = "write fault: refused, not applied".into();
             a
         }
-        WriteFault::LoseAnswer => {
+        WriteFault::LoseAnswer { reset: true } => {
+            let applied = resize(inner, body);
+            let mut a = Answer::ok(StatusCode::OK, Value::Null);
+            a.reset = true;
+            a.code = Some("connection reset".into());
+            a.write = applied.write;
+            a.detail = "write fault: connection reset after the answer's status line".into();
+            a
+        }
+        WriteFault::LoseAnswer { reset: false } => {
             let applied = resize(inner, body);
             let mut a = Answer::error(
                 StatusCode::GATEWAY_TIMEOUT,

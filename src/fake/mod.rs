@@ -98,8 +98,13 @@ pub struct FakeFaults {
     /// envelope (HTTP 200), Huawei HTTP 500 `{"error_code": "MRS.300", ...}`.
     pub write_refusal_rate: f64,
     /// Fraction of scale writes applied whose answer is then lost: HTTP 504
-    /// from the gateway (Tencent: no body; Huawei: `APIGW.0201`).
+    /// from the gateway (Tencent: no body; Huawei: `APIGW.0201`), or with
+    /// [`lost_answer_reset`](Self::lost_answer_reset) a connection cut in
+    /// the middle of the answer.
     pub lost_answer_rate: f64,
+    /// A lost answer is a connection reset after the status line (the body
+    /// never arrives) instead of a gateway 504.
+    pub lost_answer_reset: bool,
     /// Fraction of scale writes answered by a proxy's HTML 502 page.
     pub proxy_error_rate: f64,
     /// Whether the write behind a proxy error is dropped (not applied). The
@@ -117,8 +122,9 @@ pub enum WriteFault {
     None,
     /// Refuse it with the cloud's own error body; apply nothing.
     Refuse,
-    /// Apply it, then answer HTTP 504 from the gateway.
-    LoseAnswer,
+    /// Apply it, then answer HTTP 504 from the gateway, or cut the
+    /// connection in the middle of the answer when `reset`.
+    LoseAnswer { reset: bool },
     /// Answer with a proxy's HTML 502 page, after applying the write when
     /// `applied`.
     ProxyError { applied: bool },
@@ -159,6 +165,20 @@ pub struct JournalLine {
     pub http_status: u16,
     /// True when the request started a change of the cluster.
     pub write: bool,
+}
+
+/// A response whose status line and headers go out and whose body then
+/// breaks off: to the client, a connection reset after the request was sent.
+pub fn reset_response(status: axum::http::StatusCode) -> axum::response::Response {
+    let body = axum::body::Body::from_stream(futures::stream::once(async {
+        Err::<axum::body::Bytes, std::io::Error>(std::io::Error::new(
+            std::io::ErrorKind::ConnectionReset,
+            "connection reset by the fake (lost answer)",
+        ))
+    }));
+    let mut response = axum::response::Response::new(body);
+    *response.status_mut() = status;
+    response
 }
 
 /// Every request, in memory and optionally appended to a JSON-lines file.
@@ -280,7 +300,9 @@ impl FakeControl {
         if draw < faults.write_refusal_rate {
             WriteFault::Refuse
         } else if draw < faults.write_refusal_rate + faults.lost_answer_rate {
-            WriteFault::LoseAnswer
+            WriteFault::LoseAnswer {
+                reset: faults.lost_answer_reset,
+            }
         } else if draw < total {
             WriteFault::ProxyError {
                 applied: !faults.proxy_error_drops_write,
@@ -512,7 +534,7 @@ mod tests {
         let share = |f: WriteFault| seq_a.iter().filter(|x| **x == f).count();
         let refused = share(WriteFault::Refuse);
         assert!((80..160).contains(&refused), "{refused} of 400 refused");
-        assert!(share(WriteFault::LoseAnswer) > 10);
+        assert!(share(WriteFault::LoseAnswer { reset: false }) > 10);
         assert!(share(WriteFault::ProxyError { applied: true }) > 10);
         assert_eq!(share(WriteFault::ProxyError { applied: false }), 0);
         // Setting the faults with a seed restarts the sequence.

@@ -316,6 +316,8 @@ enum Reply {
     Status(StatusCode),
     /// A proxy's HTML error page with this status.
     Html(StatusCode),
+    /// The connection is cut after the status line: no answer arrives.
+    Reset,
 }
 
 impl Reply {
@@ -373,7 +375,13 @@ async fn handle(State(inner): State<Arc<Inner>>, headers: HeaderMap, body: Bytes
             format!("HTTP {} (proxy page)", s.as_u16()),
             proxy_page(s),
         ),
+        Reply::Reset => (
+            StatusCode::OK,
+            "connection reset".to_string(),
+            String::new(),
+        ),
     };
+    let reset = outcome == "connection reset";
     let content_type = if answer.starts_with('<') {
         "text/html"
     } else {
@@ -389,6 +397,9 @@ async fn handle(State(inner): State<Arc<Inner>>, headers: HeaderMap, body: Bytes
         http_status: status.as_u16(),
         write,
     });
+    if reset {
+        return super::reset_response(status);
+    }
     (status, [(header::CONTENT_TYPE, content_type)], answer).into_response()
 }
 
@@ -597,9 +608,10 @@ impl Inner {
                         "An internal error has occurred. Retry your request, but if the problem persists, contact us.",
                     ))
                 }
-                WriteFault::LoseAnswer => {
+                WriteFault::LoseAnswer { reset: false } => {
                     lose_answer = Some(Reply::Status(StatusCode::GATEWAY_TIMEOUT))
                 }
+                WriteFault::LoseAnswer { reset: true } => lose_answer = Some(Reply::Reset),
                 WriteFault::ProxyError { applied: true } => {
                     lose_answer = Some(Reply::Html(StatusCode::BAD_GATEWAY))
                 }
@@ -1182,6 +1194,7 @@ mod tests {
         match r {
             Reply::Error { code, .. } => code,
             Reply::Status(s) | Reply::Html(s) => format!("HTTP {}", s.as_u16()),
+            Reply::Reset => "reset".into(),
             Reply::Ok(v) => format!("ok {v}"),
         }
     }

@@ -20,9 +20,14 @@
 //!
 //! MRS has no idempotency token, so the engine never sends the same resize
 //! to MRS twice ([`Capabilities::idempotent_scale_out`] is false): a resize
-//! whose answer is unclear (timeout, 5xx, lost answer) is resolved by
+//! whose outcome is unknown ([`Effect::Unknown`](crate::cloud::Effect):
+//! timeout or reset after sending, the gateway's `504 APIGW.0201` or another
+//! gateway 5xx, a proxy's HTML page, an unreadable body) is resolved by
 //! observation, and declared not applied when the cluster shows nothing of
-//! it for [`ACCEPT_GRACE`] ([`Capabilities::acceptance_grace`]). MRS keeps
+//! it for [`ACCEPT_GRACE`] ([`Capabilities::acceptance_grace`]). A resize
+//! refused in MRS's own body (`{"error_code": ...}`, HTTP 500 `MRS.300`
+//! included) did nothing: it is over at once, and the next one is planned
+//! after the class's backoff, without the grace ([`errors::effect_of`]). MRS keeps
 //! no per-operation record either: [`Cloud::operation_status`] reads the
 //! cluster detail and reports only what it shows (see [`progress`]).
 //!
