@@ -110,8 +110,9 @@ pub struct FakeFaults {
     /// Whether the write behind a proxy error is dropped (not applied). The
     /// default, applied, is the harder case for a client.
     pub proxy_error_drops_write: bool,
-    /// Seed of the write faults' random sequence: the same seed and the same
-    /// sequence of writes give the same faults. `None`: a random seed.
+    /// Seed of the faults' random sequences: the same seed and the same
+    /// sequence of writes give the same write faults (reads draw from a
+    /// sequence of their own, for `transientFailureRate`). `None`: random.
     pub seed: Option<u64>,
 }
 
@@ -254,10 +255,15 @@ pub struct FakeControl {
     /// Draws only for scale writes, so that reads (whose number depends on
     /// timing) never shift the sequence of write faults.
     write_rng: Mutex<StdRng>,
+    /// Draws for the transient-failure rate of every request.
+    request_rng: Mutex<StdRng>,
     journal: Journal,
 }
 
-fn write_rng(seed: Option<u64>) -> StdRng {
+/// Keeps the request sequence apart from the write sequence of one seed.
+const REQUEST_SEED_MIX: u64 = 0x9e37_79b9_7f4a_7c15;
+
+fn seeded_rng(seed: Option<u64>) -> StdRng {
     match seed {
         Some(seed) => StdRng::seed_from_u64(seed),
         None => StdRng::from_rng(&mut rand::rng()),
@@ -267,7 +273,8 @@ fn write_rng(seed: Option<u64>) -> StdRng {
 impl FakeControl {
     pub fn new(faults: FakeFaults, journal: Journal) -> Self {
         Self {
-            write_rng: Mutex::new(write_rng(faults.seed)),
+            write_rng: Mutex::new(seeded_rng(faults.seed)),
+            request_rng: Mutex::new(seeded_rng(faults.seed.map(|s| s ^ REQUEST_SEED_MIX))),
             faults: Mutex::new(faults),
             injected: Mutex::default(),
             windows: Mutex::default(),
@@ -282,7 +289,8 @@ impl FakeControl {
     /// Replace the faults; a `seed` restarts the write faults' sequence.
     pub fn set_faults(&self, faults: FakeFaults) {
         if faults.seed.is_some() {
-            *lock(&self.write_rng) = write_rng(faults.seed);
+            *lock(&self.write_rng) = seeded_rng(faults.seed);
+            *lock(&self.request_rng) = seeded_rng(faults.seed.map(|s| s ^ REQUEST_SEED_MIX));
         }
         *lock(&self.faults) = faults;
     }
@@ -359,7 +367,7 @@ impl FakeControl {
             window.push_back(now);
         }
         if faults.transient_failure_rate > 0.0
-            && rand::rng().random::<f64>() < faults.transient_failure_rate
+            && lock(&self.request_rng).random::<f64>() < faults.transient_failure_rate
         {
             return Admission::Transient;
         }
