@@ -557,9 +557,16 @@ impl<'a> Pass<'a> {
                 self.status.pending_operation = None;
                 self.status.last_operation = Some(record.clone());
                 self.finished = Some(record);
+                // A refusal that a retry can get past (throttled, busy,
+                // transient) waits; only the others fail.
+                let phase = if e.class.retryable() {
+                    Phase::Waiting
+                } else {
+                    Phase::Failed
+                };
                 self.cloud_error(e, None);
                 self.set_phase(
-                    Phase::Failed,
+                    phase,
                     self.status
                         .last_error
                         .as_ref()

@@ -329,8 +329,33 @@ async fn cli_busy_cluster_gets_no_second_write() {
     );
 }
 
+/// A bare HTTP 502 (no EMR envelope; the write did not reach EMR, but the
+/// client cannot know): the outcome is unknown, so the same request is
+/// re-sent with the same ClientToken.
 #[tokio::test]
-async fn cli_transient_failure_is_resent_with_the_same_client_token() {
+async fn cli_unknown_outcome_is_resent_with_the_same_client_token() {
+    let fake = FakeCloud::start(3, 0, 1, &[]);
+    fake.inject(json!({"action": "ScaleOutInstance", "code": "BadGateway", "httpStatus": 502}))
+        .await;
+    let o = apply_wait(&fake.manifest(3, 2, ""));
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let calls = fake.calls("ScaleOutInstance");
+    assert_eq!(calls.len(), 2, "{}", text(&o));
+    assert_eq!(calls[0]["outcome"], "HTTP 502");
+    assert_eq!(calls[1]["outcome"], "ok");
+    assert_eq!(
+        calls[0]["params"]["ClientToken"], calls[1]["params"]["ClientToken"],
+        "same token on retry"
+    );
+    assert_eq!(fake.writes().len(), 1);
+    assert_eq!(task_ids(&fake).await.len(), 2, "grew exactly once");
+}
+
+/// An error in EMR's own envelope (`InternalError.CvmError`): EMR handled the
+/// request and refused it. The operation is over; the next one is planned
+/// from a fresh observation with a new ClientToken, never the refused one.
+#[tokio::test]
+async fn cli_refused_write_is_replanned_with_a_new_client_token() {
     let fake = FakeCloud::start(3, 0, 1, &[]);
     fake.inject(json!({"action": "ScaleOutInstance", "code": "InternalError.CvmError", "message": "cvm backend down"}))
         .await;
@@ -340,9 +365,9 @@ async fn cli_transient_failure_is_resent_with_the_same_client_token() {
     assert_eq!(calls.len(), 2, "{}", text(&o));
     assert_eq!(calls[0]["outcome"], "InternalError.CvmError");
     assert_eq!(calls[1]["outcome"], "ok");
-    assert_eq!(
+    assert_ne!(
         calls[0]["params"]["ClientToken"], calls[1]["params"]["ClientToken"],
-        "same token on retry"
+        "a new operation, not a re-send of the refused one"
     );
     assert_eq!(fake.writes().len(), 1);
     assert_eq!(task_ids(&fake).await.len(), 2, "grew exactly once");

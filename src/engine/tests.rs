@@ -649,6 +649,11 @@ async fn refused_transient_is_over_at_once_and_replanned_with_a_new_token() {
     assert!(!first.accepted);
     assert_eq!(first.outcome, Some(Outcome::Failed));
     assert_eq!(r.requeue_after, Some(ErrorClass::Transient.retry_after()));
+    assert_eq!(
+        r.status.phase,
+        Phase::Waiting,
+        "retryable: waits, not Failed"
+    );
     h.clock.advance(ErrorClass::Transient.retry_after());
     let r = h.pass().await;
     let second = r
