@@ -562,3 +562,29 @@ async fn cli_apply_wait_converges_with_30_percent_refusals() {
         "no same-token re-send: {tokens:?}"
     );
 }
+
+/// The fault flags of `clusterscale fake-cloud` are checked before it listens.
+#[test]
+fn fake_cloud_refuses_fault_rates_out_of_range() {
+    for args in [
+        &["--write-refusal-rate", "1.5"][..],
+        &["--lost-answer-rate=-0.1"],
+        &["--write-refusal-rate", "0.6", "--proxy-error-rate", "0.6"],
+    ] {
+        let o = cli_support::command(&[
+            ("TENCENTCLOUD_SECRET_ID", SECRET_ID),
+            ("TENCENTCLOUD_SECRET_KEY", SECRET_KEY),
+        ])
+        .args(["fake-cloud", "--tencent", "127.0.0.1:0"])
+        .args(args)
+        .output()
+        .expect("runs");
+        assert_ne!(o.status.code(), Some(0), "{args:?}: {}", text(&o));
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(err.contains("rate"), "{args:?}: {err}");
+        assert!(
+            !String::from_utf8_lossy(&o.stdout).contains("listening"),
+            "{args:?}"
+        );
+    }
+}

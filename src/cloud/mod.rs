@@ -337,6 +337,10 @@ pub struct CloudError {
 }
 
 impl CloudError {
+    /// An error with a code: a refusal ([`Effect::Refused`]), as every answer
+    /// in the cloud's own envelope is, and every check made before a call.
+    /// Mark an error whose call may have been applied with
+    /// [`effect_unknown`](Self::effect_unknown).
     pub fn new(
         class: ErrorClass,
         action: impl Into<String>,
