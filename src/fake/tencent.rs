@@ -827,7 +827,7 @@ impl Inner {
                 .collect()
         };
         Ok(Reply::ok(wire::DescribeClusterNodesResponse {
-            total_cnt: total,
+            total_cnt: Some(total),
             node_list: Some(page_of),
         }))
     }

@@ -915,7 +915,11 @@ impl NodePager {
     fn absorb(&mut self, page: wire::DescribeClusterNodesResponse) -> Result<(), String> {
         let first = self.total.is_none();
         self.requests += 1;
-        let total = page.total_cnt.max(0);
+        let listed = page.node_list.as_ref().map_or(0, Vec::len) as i64;
+        // TotalCnt is optional in the SDK. Without it, paging goes on until a
+        // page brings nothing new or is short (see below).
+        let known = page.total_cnt.is_some();
+        let total = page.total_cnt.map_or(i64::MAX, |t| t.max(0));
         self.total = Some(total);
         let mut added = 0;
         for node in page.node_list.unwrap_or_default() {
@@ -923,6 +927,30 @@ impl NodePager {
                 self.nodes.push(node);
                 added += 1;
             }
+        }
+        if !known {
+            let short = listed < wire::PAGE_LIMIT;
+            if (added > 0 && short) || (added == 0 && (first || self.page_numbers)) {
+                // A short page of new nodes is the last; nothing new after
+                // both offset readings have been tried is the end.
+                self.done = true;
+                return Ok(());
+            }
+            if self.requests >= MAX_PAGES {
+                return Err(format!(
+                    "paging without TotalCnt stopped at {} nodes after {} requests",
+                    self.nodes.len(),
+                    self.requests
+                ));
+            }
+            if added == 0 {
+                // An empty row offset: maybe the end, maybe page numbers.
+                self.page_numbers = true;
+                self.next_page = 1;
+            } else if self.page_numbers {
+                self.next_page += 1;
+            }
+            return Ok(());
         }
         if self.nodes.len() as i64 >= total {
             self.done = true;
@@ -1284,7 +1312,7 @@ mod tests {
 
     fn page(total: i64, ids: std::ops::Range<usize>) -> wire::DescribeClusterNodesResponse {
         wire::DescribeClusterNodesResponse {
-            total_cnt: total,
+            total_cnt: Some(total),
             node_list: Some(
                 ids.map(|i| node(flag::TASK, &format!("emr-vm-{i}"), "", 1, ""))
                     .collect(),
@@ -1321,6 +1349,23 @@ mod tests {
                 );
                 let distinct: HashSet<_> = pager.nodes.iter().map(node_key).collect();
                 assert_eq!(distinct.len(), total);
+            }
+        }
+    }
+
+    #[test]
+    fn pager_without_total_cnt_reads_until_nothing_new() {
+        for rows in [true, false] {
+            for total in [0usize, 1, 99, 100, 101, 250] {
+                let mut pager = NodePager::default();
+                while let Some(offset) = pager.next_offset() {
+                    let mut page = serve(rows, total, offset);
+                    page.total_cnt = None;
+                    pager
+                        .absorb(page)
+                        .unwrap_or_else(|e| panic!("rows={rows} total={total}: {e}"));
+                }
+                assert_eq!(pager.nodes.len(), total, "rows={rows} total={total}");
             }
         }
     }

@@ -111,8 +111,9 @@ pub struct DescribeClusterNodesRequest {
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "PascalCase")]
 pub struct DescribeClusterNodesResponse {
-    #[serde(default)]
-    pub total_cnt: i64,
+    /// Optional in the SDK; the pager needs it only when a page is full.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub total_cnt: Option<i64>,
     #[serde(default)]
     pub node_list: Option<Vec<NodeHardwareInfo>>,
 }
