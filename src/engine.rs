@@ -9,6 +9,13 @@
 //! resolved by observing the cloud, never by calling it again blindly: the
 //! only repeat is the same request with the same token, within the window in
 //! which the cloud deduplicates it, while the cluster still shows no trace of it.
+//!
+//! A failed call's [`Effect`](crate::cloud::Effect) decides which path it
+//! takes: refused (the cloud's own error envelope, or never sent) ends the
+//! operation at once, and the next pass plans anew after the class's backoff;
+//! unknown (no answer, a gateway's 5xx, an unreadable body) keeps it pending,
+//! to be resolved as after a crash. Whether to retry at all is the class's
+//! [`retryable`](crate::cloud::ErrorClass::retryable), a separate question.
 
 use std::time::Duration;
 

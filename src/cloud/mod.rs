@@ -132,8 +132,9 @@ pub struct Capabilities {
     /// a cloud without tokens, is only ever resolved by observation.
     pub idempotent_scale_out: bool,
     /// How long the cloud may take to show an accepted operation (state or
-    /// counts). An unconfirmed call with no visible effect after this long is
-    /// declared not applied.
+    /// counts). An unconfirmed call (its effect [`Effect::Unknown`]) with no
+    /// visible effect after this long is declared not applied. A refused call
+    /// ([`Effect::Refused`]) never waits it.
     pub acceptance_grace: Duration,
 }
 
