@@ -1785,3 +1785,39 @@ async fn converge_from(
         status = r.status.clone();
     }
 }
+
+/// The 30% run over ten seeds: every run converges within 120 s with exactly
+/// the two resizes needed, whatever the refusals fall on.
+#[tokio::test]
+async fn thirty_percent_refusals_over_ten_seeds() {
+    let (mut worst, mut refusals, mut sent) = (Duration::ZERO, 0, 0);
+    for seed in 1..=10u64 {
+        let env = start_timed(&format!("seeds{seed}"), 3, 4, Duration::from_secs(20)).await;
+        env.fake
+            .control()
+            .set_faults(clusterscale::fake::FakeFaults {
+                write_refusal_rate: 0.3,
+                seed: Some(seed),
+                ..Default::default()
+            });
+        let cloud = env.client(&env.aksk());
+        let spec = spec_for(&env, 5, 2);
+        let (r, elapsed, _) = converge(&spec, &cloud, &env.clock, Duration::from_secs(600)).await;
+        let resizes = env.resizes();
+        assert_eq!(r.status.phase, Phase::Converged, "seed {seed}");
+        assert!(
+            elapsed <= Duration::from_secs(120),
+            "seed {seed}: {elapsed:?}"
+        );
+        assert_eq!(resizes.iter().filter(|l| l.write).count(), 2, "seed {seed}");
+        assert_eq!(env.model.writes().len(), 2, "seed {seed}");
+        worst = worst.max(elapsed);
+        refusals += resizes.iter().filter(|l| l.outcome == "MRS.300").count();
+        sent += resizes.len();
+    }
+    println!(
+        "huawei: 30% refusals, 10 seeds: worst {}s of clock, {refusals} of {sent} resizes refused, 20 applied",
+        worst.as_secs()
+    );
+    assert!(refusals >= 3, "the seeds refuse some: {refusals} of {sent}");
+}

@@ -1591,3 +1591,42 @@ async fn partially_completed_stage_is_decided_by_the_counts() {
         "the partial completion is said"
     );
 }
+
+/// The 30% run over ten seeds: every run converges within 120 s with exactly
+/// the two effective operations, whatever the refusals fall on.
+#[tokio::test]
+async fn thirty_percent_refusals_over_ten_seeds() {
+    let (mut worst, mut refusals, mut sent) = (Duration::ZERO, 0, 0);
+    for seed in 1..=10u64 {
+        let (env, _fake) = Env::start_full(3, 4, Duration::from_secs(20), |c| {
+            c.options.faults = FakeFaults {
+                write_refusal_rate: 0.3,
+                seed: Some(seed),
+                ..Default::default()
+            }
+        })
+        .await;
+        let cloud = env.client();
+        let spec = engine_spec(&env, 5, 2);
+        let (r, elapsed, _) = converge(&spec, Default::default(), &cloud, &env.model_clock).await;
+        let writes = write_calls(&env);
+        assert_eq!(r.status.phase, Phase::Converged, "seed {seed}");
+        assert!(
+            elapsed <= Duration::from_secs(120),
+            "seed {seed}: {elapsed:?}"
+        );
+        assert_eq!(writes.iter().filter(|l| l.write).count(), 2, "seed {seed}");
+        assert_eq!(env.model.writes().len(), 2, "seed {seed}");
+        worst = worst.max(elapsed);
+        refusals += writes
+            .iter()
+            .filter(|l| l.outcome == "InternalError")
+            .count();
+        sent += writes.len();
+    }
+    println!(
+        "tencent: 30% refusals, 10 seeds: worst {}s of clock, {refusals} of {sent} writes refused, 20 applied",
+        worst.as_secs()
+    );
+    assert!(refusals >= 3, "the seeds refuse some: {refusals} of {sent}");
+}
