@@ -47,6 +47,7 @@ fn main() {
             task: (i * 11) % 400,
             nodes: vec![],
             last_resize_failed: None,
+            unmanaged: Default::default(),
         })
         .collect();
     let now = jiff::Timestamp::from_second(1_700_000_000).expect("valid");

@@ -9,6 +9,13 @@
 //! resolved by observing the cloud, never by calling it again blindly: the
 //! only repeat is the same request with the same token, within the window in
 //! which the cloud deduplicates it, while the cluster still shows no trace of it.
+//!
+//! A failed call's [`Effect`](crate::cloud::Effect) decides which path it
+//! takes: refused (the cloud's own error envelope, or never sent) ends the
+//! operation at once, and the next pass plans anew after the class's backoff;
+//! unknown (no answer, a gateway's 5xx, an unreadable body) keeps it pending,
+//! to be resolved as after a crash. Whether to retry at all is the class's
+//! [`retryable`](crate::cloud::ErrorClass::retryable), a separate question.
 
 use std::time::Duration;
 
@@ -333,10 +340,13 @@ impl<'a> Pass<'a> {
         }
 
         // 4. Plan.
+        // Cooldown counts from the last operation the cloud accepted (or
+        // that took effect): a refused or not-applied call changed nothing.
         let last_finished = self
             .status
             .last_operation
             .as_ref()
+            .filter(|o| o.accepted || o.outcome == Some(Outcome::Succeeded))
             .and_then(|o| o.finished_at.as_ref())
             .map(|t| t.0);
         let plan = plan::plan(&PlanInput {
@@ -523,7 +533,7 @@ impl<'a> Pass<'a> {
                 self.commit(store).await?;
                 Ok(Some(self.config.poll))
             }
-            Err(e) if e.class.definitely_not_applied() && record.attempts > 1 => {
+            Err(e) if !e.may_have_applied() && record.attempts > 1 => {
                 // A refused re-send proves only that the re-send did nothing,
                 // not the first send whose answer was lost (a "busy" answer even
                 // suggests it runs). Stop sending; observation decides.
@@ -536,8 +546,12 @@ impl<'a> Pass<'a> {
                 self.commit(store).await?;
                 Ok(Some(wait))
             }
-            Err(e) if e.class.definitely_not_applied() => {
-                // The cloud refused: nothing happened, the operation is over.
+            Err(e) if !e.may_have_applied() => {
+                // The cloud refused in its own words (or the call never left):
+                // nothing happened, the operation is over. Whatever its class,
+                // the next try is a new operation (new token), planned from a
+                // fresh observation after the class's backoff: no acceptance
+                // grace, no re-send of this one.
                 let wait = e.retry_after();
                 record.finished_at = Some(time(self.now));
                 record.outcome = Some(Outcome::Failed);
@@ -550,9 +564,16 @@ impl<'a> Pass<'a> {
                 self.status.pending_operation = None;
                 self.status.last_operation = Some(record.clone());
                 self.finished = Some(record);
+                // A refusal that a retry can get past (throttled, busy,
+                // transient) waits; only the others fail.
+                let phase = if e.class.retryable() {
+                    Phase::Waiting
+                } else {
+                    Phase::Failed
+                };
                 self.cloud_error(e, None);
                 self.set_phase(
-                    Phase::Failed,
+                    phase,
                     self.status
                         .last_error
                         .as_ref()
@@ -564,8 +585,8 @@ impl<'a> Pass<'a> {
                 Ok(Some(wait))
             }
             Err(e) => {
-                // Ambiguous (timeout, 5xx, lost answer): the call may have been
-                // applied. Keep the pending record; the next pass resolves it by
+                // Effect unknown (timeout, a gateway's 5xx, a lost or unreadable
+                // answer): the call may have been applied. Keep the pending record; the next pass resolves it by
                 // observation and re-sends only with the same token.
                 let wait = e.retry_after().min(self.config.poll);
                 record.message = Some(format!("unconfirmed: {e}"));
@@ -692,6 +713,27 @@ impl<'a> Pass<'a> {
         if let OperationProgress::Failed(m) = progress {
             return done(Outcome::Failed, m);
         }
+        if let OperationProgress::PartiallyCompleted(m) = &progress {
+            // Over, but only partly done: the counts say how far it got. The
+            // rest is planned afresh from the next observation.
+            if reached {
+                return done(
+                    Outcome::Succeeded,
+                    format!("{} is now {have} ({m})", p.group.as_str()),
+                );
+            }
+            if o.state.is_running() {
+                return done(
+                    Outcome::Failed,
+                    format!("{m}; {} is {have}, not {}", p.group.as_str(), p.to_count),
+                );
+            }
+            return Resolution::StillRunning(format!(
+                "{} partially completed; waiting for the cluster ({})",
+                describe_op(p),
+                o.state
+            ));
+        }
         if progress == OperationProgress::Succeeded && reached && !o.state.is_running() {
             // The cloud says it is over although the cluster is not running
             // (MRS `abnormal`: some nodes unhealthy; the plan waits that out).
@@ -778,15 +820,28 @@ impl<'a> Pass<'a> {
             ClusterState::Running => "running".to_string(),
             other => format!("{}: {}", other.kind(), other.detail()),
         });
-        let same =
-            self.status.observed.as_ref().is_some_and(|prev| {
-                prev.core == o.core && prev.task == o.task && prev.state == state
-            });
+        let some = |n: i32| (n > 0).then_some(n);
+        let (auto_scaled_core, auto_scaled_task, pod_nodes) = (
+            some(o.unmanaged.auto_scaled_core),
+            some(o.unmanaged.auto_scaled_task),
+            some(o.unmanaged.pods),
+        );
+        let same = self.status.observed.as_ref().is_some_and(|prev| {
+            prev.core == o.core
+                && prev.task == o.task
+                && prev.state == state
+                && prev.auto_scaled_core == auto_scaled_core
+                && prev.auto_scaled_task == auto_scaled_task
+                && prev.pod_nodes == pod_nodes
+        });
         if !same {
             self.status.observed = Some(ObservedStatus {
                 state,
                 core: o.core,
                 task: o.task,
+                auto_scaled_core,
+                auto_scaled_task,
+                pod_nodes,
                 at: Some(time(self.now)),
             });
         }

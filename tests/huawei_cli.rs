@@ -438,3 +438,73 @@ async fn cli_busy_cluster_gets_no_second_write() {
         "{journal:?}"
     );
 }
+
+/// §1 as a user sees it: `clusterscale fake-cloud --huawei` refuses 30% of
+/// resizes with MRS's own body (HTTP 500 `MRS.300`, seeded). `plan` shows
+/// the steps; `apply --wait` converges well within 120 s (no 120 s grace per
+/// refusal) with exactly the two resizes needed.
+#[tokio::test]
+async fn cli_apply_wait_converges_with_30_percent_refusals() {
+    let mut env = aksk_env();
+    env.extend(token_env());
+    let fake = FakeCloud(FakeProcess::start(
+        "huawei",
+        &env,
+        &[
+            "--huawei-cluster-id",
+            CLUSTER,
+            "--initial-core",
+            "3",
+            "--initial-task",
+            "0",
+            "--operation-seconds",
+            "2",
+            "--write-refusal-rate",
+            "0.3",
+            "--fault-seed",
+            "11",
+        ],
+    ));
+    let env = aksk_env();
+    let manifest = fake.manifest(5, 2, "");
+    let plan = run(&env, &["plan"], &manifest);
+    assert_eq!(plan.status.code(), Some(0), "{}", text(&plan));
+    assert!(
+        String::from_utf8_lossy(&plan.stdout).contains("plan step 1: core out 2"),
+        "{}",
+        text(&plan)
+    );
+    let started = std::time::Instant::now();
+    let o = run(
+        &env,
+        &["apply", "--wait", "--poll", "1", "--timeout", "120"],
+        &manifest,
+    );
+    let elapsed = started.elapsed();
+    let resizes: Vec<Value> = fake
+        .journal()
+        .into_iter()
+        .filter(|l| l["action"] == "UpdateClusterScaling")
+        .collect();
+    let refused = resizes.iter().filter(|l| l["outcome"] == "MRS.300").count();
+    println!(
+        "huawei cli: apply --wait with 30% refusals: {:.1}s, {} resizes sent, {refused} refused, {} applied",
+        elapsed.as_secs_f64(),
+        resizes.len(),
+        fake.writes().len()
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    assert!(refused >= 1, "the seed refuses at least one: {resizes:?}");
+    assert!(
+        elapsed < Duration::from_secs(120),
+        "{elapsed:?}\n{}",
+        text(&o)
+    );
+    assert_eq!(fake.writes().len(), 2, "exactly the resizes needed");
+    assert_eq!(resizes.len(), 2 + refused);
+    assert!(
+        String::from_utf8_lossy(&o.stdout).contains("MRS.300"),
+        "the refusal is reported: {}",
+        text(&o)
+    );
+}

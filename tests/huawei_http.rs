@@ -12,7 +12,7 @@ use clusterscale::api::{
     CoreSpec, HuaweiSpec, HuaweiTaskNodeSpec, NodeGroup, Outcome, Phase, ScaleInSpec,
     ScaledClusterSpec, ScaledClusterStatus, SecretRef, TaskSpec,
 };
-use clusterscale::clock::ManualClock;
+use clusterscale::clock::{Clock, ManualClock};
 use clusterscale::cloud::credentials::Credentials;
 use clusterscale::cloud::huawei::wire::{ClusterDetail, ClusterDetailResponse, NodeGroupV10};
 use clusterscale::cloud::huawei::HuaweiCloud;
@@ -52,13 +52,23 @@ async fn start_with(
     task: i32,
     tweak: impl FnOnce(&mut HuaweiFakeConfig),
 ) -> Env {
+    start_full(name, core, task, OP_TIME, tweak).await
+}
+
+async fn start_full(
+    name: &str,
+    core: i32,
+    task: i32,
+    op_time: Duration,
+    tweak: impl FnOnce(&mut HuaweiFakeConfig),
+) -> Env {
     let clock = Arc::new(ManualClock::default());
     let model = Arc::new(SimModel::new(
         "mrs-test",
         SimConfig {
             initial_core: core,
             initial_task: task,
-            operation_time: OP_TIME,
+            operation_time: op_time,
             quota: None,
         },
         clock.clone(),
@@ -1543,4 +1553,271 @@ async fn bootstrap_flags_only_on_scale_out() {
     let scale_in = &resizes[1].params["body"]["parameters"];
     assert!(scale_in.get("skip_bootstrap_scripts").is_none());
     assert!(scale_in.get("scale_without_start").is_none());
+}
+
+// --- §1: a refused call is not a lost call ---------------------------------
+
+/// Seed of the write faults in these tests (the fake's sequence is
+/// deterministic: same seed, same sequence of faults).
+const FAULT_SEED: u64 = 11;
+
+/// A fake whose operations take `op_time` on the manual clock.
+async fn start_timed(name: &str, core: i32, task: i32, op_time: Duration) -> Env {
+    start_full(name, core, task, op_time, |_| {}).await
+}
+
+/// Reconcile on the manual clock until converged, advancing the clock by
+/// each pass's requeue (as the controller would wait). Returns the last
+/// report, the clock time it took, and how many passes.
+async fn converge(
+    spec: &ScaledClusterSpec,
+    cloud: &dyn Cloud,
+    clock: &ManualClock,
+    limit: Duration,
+) -> (Report, Duration, usize) {
+    let start = clock.now();
+    let mut status = ScaledClusterStatus::default();
+    let mut passes = 0;
+    loop {
+        passes += 1;
+        let r = pass(spec, &status, cloud, clock).await;
+        let elapsed = Duration::try_from(start.duration_until(clock.now())).unwrap();
+        if r.status.phase == Phase::Converged || elapsed >= limit {
+            return (r, elapsed, passes);
+        }
+        status = r.status.clone();
+        clock.advance(r.requeue_after.unwrap_or(Duration::from_secs(10)));
+    }
+}
+
+fn spec_for(env: &Env, core: i32, task: i32) -> ScaledClusterSpec {
+    let mut spec = engine_spec(env.spec.clone(), core, task);
+    spec.cooldown_seconds = 0;
+    spec
+}
+
+/// 30% of resizes are refused with MRS's own body (HTTP 500 `MRS.300`): each
+/// refusal is over at once and is planned again from a fresh observation
+/// after the Transient backoff, without the 120 s acceptance grace. The
+/// cluster converges well within 120 s, with exactly the two resizes needed.
+#[tokio::test]
+async fn thirty_percent_refused_with_mrs_body_converges_within_120s_with_exact_writes() {
+    let env = start_timed("refused30", 3, 4, Duration::from_secs(20)).await;
+    env.fake
+        .control()
+        .set_faults(clusterscale::fake::FakeFaults {
+            write_refusal_rate: 0.3,
+            seed: Some(FAULT_SEED),
+            ..Default::default()
+        });
+    let cloud = env.client(&env.aksk());
+    let spec = spec_for(&env, 5, 2);
+    let (r, elapsed, passes) = converge(&spec, &cloud, &env.clock, Duration::from_secs(600)).await;
+    let resizes = env.resizes();
+    let refused: Vec<_> = resizes.iter().filter(|l| l.outcome == "MRS.300").collect();
+    let applied: Vec<_> = resizes.iter().filter(|l| l.write).collect();
+    println!(
+        "huawei: 30% refusals: converged in {}s of clock ({passes} passes), {} resizes sent, {} refused, {} applied",
+        elapsed.as_secs(),
+        resizes.len(),
+        refused.len(),
+        applied.len()
+    );
+    assert_eq!(r.status.phase, Phase::Converged, "{:?}", r.status.message);
+    assert!(
+        !refused.is_empty(),
+        "the seed must refuse at least one resize"
+    );
+    assert!(refused.iter().all(|l| l.http_status == 500 && !l.write));
+    assert!(elapsed <= Duration::from_secs(120), "took {elapsed:?}");
+    assert_eq!(applied.len(), 2, "exactly the resizes needed: {resizes:?}");
+    assert_eq!(env.model.writes().len(), 2);
+    assert_eq!(resizes.len(), applied.len() + refused.len());
+    let o = cloud.observe().await.unwrap();
+    assert_eq!((o.core, o.task), (5, 2));
+}
+
+/// The refusal itself: effect Refused, class Transient, nothing applied; the
+/// engine ends the operation at once (no grace) and the next pass sends a
+/// new one.
+#[tokio::test]
+async fn mrs_error_body_is_a_refusal_and_is_not_held_for_the_grace() {
+    let env = start("refusedone", 3, 0).await;
+    env.fake
+        .control()
+        .set_faults(clusterscale::fake::FakeFaults {
+            write_refusal_rate: 1.0,
+            ..Default::default()
+        });
+    let cloud = env.client(&env.aksk());
+    let spec = spec_for(&env, 4, 0);
+    let r = pass(&spec, &Default::default(), &cloud, &env.clock).await;
+    let e = r.error.clone().expect("refused");
+    assert_eq!(
+        (e.class, e.code.as_str(), e.effect),
+        (
+            ErrorClass::Transient,
+            "MRS.300",
+            clusterscale::cloud::Effect::Refused
+        )
+    );
+    assert!(
+        r.status.pending_operation.is_none(),
+        "not held for the grace"
+    );
+    assert_eq!(
+        r.status.last_operation.as_ref().map(|o| o.accepted),
+        Some(false)
+    );
+    assert_eq!(r.requeue_after, Some(ErrorClass::Transient.retry_after()));
+    env.fake.control().set_faults(Default::default());
+    env.clock.advance(ErrorClass::Transient.retry_after());
+    let r = pass(&spec, &r.status, &cloud, &env.clock).await;
+    assert!(r.started.is_some(), "a new resize right after the backoff");
+    assert_eq!(env.model.writes().len(), 1);
+}
+
+/// A lost answer (`504 APIGW.0201` after the resize was applied) and a
+/// proxy's HTML 502 page (applied behind it) leave the outcome unknown: the
+/// engine resolves it by observation and never sends the resize again.
+#[tokio::test]
+async fn lost_answer_and_html_502_cause_no_duplicate_resize() {
+    for (name, faults) in [
+        (
+            "lost504",
+            clusterscale::fake::FakeFaults {
+                lost_answer_rate: 1.0,
+                ..Default::default()
+            },
+        ),
+        (
+            "proxy502",
+            clusterscale::fake::FakeFaults {
+                proxy_error_rate: 1.0,
+                ..Default::default()
+            },
+        ),
+        (
+            "reset",
+            clusterscale::fake::FakeFaults {
+                lost_answer_rate: 1.0,
+                lost_answer_reset: true,
+                ..Default::default()
+            },
+        ),
+    ] {
+        let env = start_timed(name, 3, 2, Duration::from_secs(20)).await;
+        env.fake.control().set_faults(faults);
+        let cloud = env.client(&env.aksk());
+        let spec = spec_for(&env, 3, 4);
+        let first = pass(&spec, &Default::default(), &cloud, &env.clock).await;
+        let e = first.error.clone().expect("no clear answer");
+        assert_eq!(
+            e.effect,
+            clusterscale::cloud::Effect::Unknown,
+            "{name}: {e}"
+        );
+        assert!(first.status.pending_operation.is_some(), "{name}");
+        let (r, elapsed, _) = converge_from(&spec, first.status, &cloud, &env.clock).await;
+        let resizes = env.resizes();
+        println!(
+            "huawei: {name}: converged after {}s, {} resize(s) sent",
+            elapsed.as_secs(),
+            resizes.len()
+        );
+        assert_eq!(r.status.phase, Phase::Converged, "{name}");
+        assert_eq!(resizes.len(), 1, "{name}: never sent twice: {resizes:?}");
+        assert_eq!(env.model.writes().len(), 1, "{name}");
+        assert_eq!(
+            r.status.last_operation.and_then(|o| o.outcome),
+            Some(Outcome::Succeeded),
+            "{name}"
+        );
+    }
+}
+
+/// A proxy 502 whose write was dropped: unknown too, so the engine waits the
+/// acceptance grace before it declares it not applied, then sends one new
+/// resize. Exactly one applied in all.
+#[tokio::test]
+async fn html_502_with_the_write_dropped_waits_the_grace_then_applies_once() {
+    let env = start_timed("proxydrop", 3, 2, Duration::from_secs(20)).await;
+    env.fake
+        .control()
+        .set_faults(clusterscale::fake::FakeFaults {
+            proxy_error_rate: 1.0,
+            proxy_error_drops_write: true,
+            ..Default::default()
+        });
+    let cloud = env.client(&env.aksk());
+    let spec = spec_for(&env, 3, 4);
+    let first = pass(&spec, &Default::default(), &cloud, &env.clock).await;
+    assert!(first.error.unwrap().may_have_applied());
+    env.fake.control().set_faults(Default::default());
+    let (r, elapsed, _) = converge_from(&spec, first.status, &cloud, &env.clock).await;
+    assert_eq!(r.status.phase, Phase::Converged);
+    assert!(
+        elapsed >= clusterscale::cloud::huawei::client::ACCEPT_GRACE,
+        "an unknown outcome waits the grace: {elapsed:?}"
+    );
+    let resizes = env.resizes();
+    assert_eq!(resizes.len(), 2, "{resizes:?}");
+    assert_eq!(resizes.iter().filter(|l| l.write).count(), 1);
+    assert_eq!(env.model.writes().len(), 1);
+}
+
+async fn converge_from(
+    spec: &ScaledClusterSpec,
+    mut status: ScaledClusterStatus,
+    cloud: &dyn Cloud,
+    clock: &ManualClock,
+) -> (Report, Duration, usize) {
+    let start = clock.now();
+    let mut passes = 0;
+    loop {
+        clock.advance(Duration::from_secs(10));
+        passes += 1;
+        let r = pass(spec, &status, cloud, clock).await;
+        let elapsed = Duration::try_from(start.duration_until(clock.now())).unwrap();
+        if r.status.phase == Phase::Converged || elapsed >= Duration::from_secs(600) {
+            return (r, elapsed, passes);
+        }
+        status = r.status.clone();
+    }
+}
+
+/// The 30% run over ten seeds: every run converges within 120 s with exactly
+/// the two resizes needed, whatever the refusals fall on.
+#[tokio::test]
+async fn thirty_percent_refusals_over_ten_seeds() {
+    let (mut worst, mut refusals, mut sent) = (Duration::ZERO, 0, 0);
+    for seed in 1..=10u64 {
+        let env = start_timed(&format!("seeds{seed}"), 3, 4, Duration::from_secs(20)).await;
+        env.fake
+            .control()
+            .set_faults(clusterscale::fake::FakeFaults {
+                write_refusal_rate: 0.3,
+                seed: Some(seed),
+                ..Default::default()
+            });
+        let cloud = env.client(&env.aksk());
+        let spec = spec_for(&env, 5, 2);
+        let (r, elapsed, _) = converge(&spec, &cloud, &env.clock, Duration::from_secs(600)).await;
+        let resizes = env.resizes();
+        assert_eq!(r.status.phase, Phase::Converged, "seed {seed}");
+        assert!(
+            elapsed <= Duration::from_secs(120),
+            "seed {seed}: {elapsed:?}"
+        );
+        assert_eq!(resizes.iter().filter(|l| l.write).count(), 2, "seed {seed}");
+        assert_eq!(env.model.writes().len(), 2, "seed {seed}");
+        worst = worst.max(elapsed);
+        refusals += resizes.iter().filter(|l| l.outcome == "MRS.300").count();
+        sent += resizes.len();
+    }
+    println!(
+        "huawei: 30% refusals, 10 seeds: worst {}s of clock, {refusals} of {sent} resizes refused, 20 applied",
+        worst.as_secs()
+    );
+    assert!(refusals >= 3, "the seeds refuse some: {refusals} of {sent}");
 }

@@ -6,6 +6,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
+use std::time::Duration;
 
 use serde_json::{json, Value};
 
@@ -327,8 +328,33 @@ async fn cli_busy_cluster_gets_no_second_write() {
     );
 }
 
+/// A bare HTTP 502 (no EMR envelope; the write did not reach EMR, but the
+/// client cannot know): the outcome is unknown, so the same request is
+/// re-sent with the same ClientToken.
 #[tokio::test]
-async fn cli_transient_failure_is_resent_with_the_same_client_token() {
+async fn cli_unknown_outcome_is_resent_with_the_same_client_token() {
+    let fake = FakeCloud::start(3, 0, 1, &[]);
+    fake.inject(json!({"action": "ScaleOutInstance", "code": "BadGateway", "httpStatus": 502}))
+        .await;
+    let o = apply_wait(&fake.manifest(3, 2, ""));
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let calls = fake.calls("ScaleOutInstance");
+    assert_eq!(calls.len(), 2, "{}", text(&o));
+    assert_eq!(calls[0]["outcome"], "HTTP 502");
+    assert_eq!(calls[1]["outcome"], "ok");
+    assert_eq!(
+        calls[0]["params"]["ClientToken"], calls[1]["params"]["ClientToken"],
+        "same token on retry"
+    );
+    assert_eq!(fake.writes().len(), 1);
+    assert_eq!(task_ids(&fake).await.len(), 2, "grew exactly once");
+}
+
+/// An error in EMR's own envelope (`InternalError.CvmError`): EMR handled the
+/// request and refused it. The operation is over; the next one is planned
+/// from a fresh observation with a new ClientToken, never the refused one.
+#[tokio::test]
+async fn cli_refused_write_is_replanned_with_a_new_client_token() {
     let fake = FakeCloud::start(3, 0, 1, &[]);
     fake.inject(json!({"action": "ScaleOutInstance", "code": "InternalError.CvmError", "message": "cvm backend down"}))
         .await;
@@ -338,9 +364,9 @@ async fn cli_transient_failure_is_resent_with_the_same_client_token() {
     assert_eq!(calls.len(), 2, "{}", text(&o));
     assert_eq!(calls[0]["outcome"], "InternalError.CvmError");
     assert_eq!(calls[1]["outcome"], "ok");
-    assert_eq!(
+    assert_ne!(
         calls[0]["params"]["ClientToken"], calls[1]["params"]["ClientToken"],
-        "same token on retry"
+        "a new operation, not a re-send of the refused one"
     );
     assert_eq!(fake.writes().len(), 1);
     assert_eq!(task_ids(&fake).await.len(), 2, "grew exactly once");
@@ -461,4 +487,103 @@ spec:
     let again = apply_wait(&manifest(4));
     assert_eq!(again.status.code(), Some(0), "{}", text(&again));
     assert_eq!(fake.writes().len(), 2, "a converged cluster gets no write");
+}
+
+/// §1 as a user sees it: `clusterscale fake-cloud --tencent` refuses 30% of
+/// scale writes with EMR's `InternalError` envelope (seeded). `plan` shows
+/// the steps; `apply --wait` converges within 120 s with exactly the two
+/// effective operations, each refused one replaced by a new operation (its
+/// own ClientToken), never re-sent.
+#[tokio::test]
+async fn cli_apply_wait_converges_with_30_percent_refusals() {
+    let fake = FakeCloud::start(
+        3,
+        4,
+        2,
+        &["--write-refusal-rate", "0.3", "--fault-seed", "11"],
+    );
+    let manifest = fake.manifest(5, 2, "  scaleIn: {allowed: true}\n");
+    let plan = run(SECRET_KEY, &["plan"], &manifest);
+    assert_eq!(plan.status.code(), Some(0), "{}", text(&plan));
+    assert!(
+        String::from_utf8_lossy(&plan.stdout).contains("plan step"),
+        "{}",
+        text(&plan)
+    );
+    let started = std::time::Instant::now();
+    let o = run(
+        SECRET_KEY,
+        &["apply", "--wait", "--poll", "1", "--timeout", "120"],
+        &manifest,
+    );
+    let elapsed = started.elapsed();
+    let writes: Vec<Value> = fake
+        .journal()
+        .into_iter()
+        .filter(|l| {
+            [
+                "ScaleOutInstance",
+                "TerminateTasks",
+                "TerminateClusterNodes",
+            ]
+            .contains(&l["action"].as_str().unwrap_or_default())
+        })
+        .collect();
+    let refused = writes
+        .iter()
+        .filter(|l| l["outcome"] == "InternalError")
+        .count();
+    let applied = writes.iter().filter(|l| l["write"] == true).count();
+    println!(
+        "tencent cli: apply --wait with 30% refusals: {:.1}s, {} writes sent, {refused} refused, {applied} applied",
+        elapsed.as_secs_f64(),
+        writes.len()
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    assert!(refused >= 1, "the seed refuses at least one: {writes:?}");
+    assert!(
+        elapsed < Duration::from_secs(120),
+        "{elapsed:?}\n{}",
+        text(&o)
+    );
+    assert_eq!(applied, 2, "exactly the operations needed: {writes:?}");
+    assert_eq!(writes.len(), 2 + refused);
+    let tokens: Vec<&str> = writes
+        .iter()
+        .filter_map(|l| l["params"]["ClientToken"].as_str())
+        .collect();
+    let mut distinct = tokens.clone();
+    distinct.sort();
+    distinct.dedup();
+    assert_eq!(
+        tokens.len(),
+        distinct.len(),
+        "no same-token re-send: {tokens:?}"
+    );
+}
+
+/// The fault flags of `clusterscale fake-cloud` are checked before it listens.
+#[test]
+fn fake_cloud_refuses_fault_rates_out_of_range() {
+    for args in [
+        &["--write-refusal-rate", "1.5"][..],
+        &["--lost-answer-rate=-0.1"],
+        &["--write-refusal-rate", "0.6", "--proxy-error-rate", "0.6"],
+    ] {
+        let o = cli_support::command(&[
+            ("TENCENTCLOUD_SECRET_ID", SECRET_ID),
+            ("TENCENTCLOUD_SECRET_KEY", SECRET_KEY),
+        ])
+        .args(["fake-cloud", "--tencent", "127.0.0.1:0"])
+        .args(args)
+        .output()
+        .expect("runs");
+        assert_ne!(o.status.code(), Some(0), "{args:?}: {}", text(&o));
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(err.contains("rate"), "{args:?}: {err}");
+        assert!(
+            !String::from_utf8_lossy(&o.stdout).contains("listening"),
+            "{args:?}"
+        );
+    }
 }

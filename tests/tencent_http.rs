@@ -45,11 +45,21 @@ impl Env {
         task: i32,
         configure: impl FnOnce(&mut TencentFakeConfig),
     ) -> Env {
+        Self::start_full(core, task, OP_TIME, configure).await.0
+    }
+
+    /// Also returns the fake, for its variants (unmanaged nodes, omitted fields).
+    async fn start_full(
+        core: i32,
+        task: i32,
+        op_time: Duration,
+        configure: impl FnOnce(&mut TencentFakeConfig),
+    ) -> (Env, Arc<TencentFake>) {
         let model_clock = Arc::new(ManualClock::new(Timestamp::now()));
         let config = SimConfig {
             initial_core: core,
             initial_task: task,
-            operation_time: OP_TIME,
+            operation_time: op_time,
             quota: None,
         };
         let model = Arc::new(SimModel::new(INSTANCE, config, model_clock.clone()));
@@ -61,13 +71,17 @@ impl Env {
             .await
             .expect("bind");
         let endpoint = format!("http://{}", listener.local_addr().expect("addr"));
-        tokio::spawn(fake.serve(listener));
-        Env {
-            model,
-            model_clock,
-            control,
-            endpoint,
-        }
+        let router = fake.router();
+        tokio::spawn(async move { axum::serve(listener, router).await });
+        (
+            Env {
+                model,
+                model_clock,
+                control,
+                endpoint,
+            },
+            Arc::new(fake),
+        )
     }
 
     fn spec(&self) -> TencentSpec {
@@ -746,6 +760,28 @@ async fn control_routes_drive_a_fake_over_http() {
         .unwrap();
     assert_eq!(journal.len(), 1);
     assert_eq!(journal[0].outcome, "InternalError.CvmError");
+    // Write faults through the same route: every write refused, reads untouched.
+    let faults: FakeFaults = http
+        .put(format!("{}/_fake/faults", env.endpoint))
+        .json(&serde_json::json!({"writeRefusalRate": 1.0, "seed": 3}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!((faults.write_refusal_rate, faults.seed), (1.0, Some(3)));
+    let cloud = env.client();
+    assert_eq!(cloud.observe().await.unwrap().core, 3);
+    let e = cloud
+        .scale_out(&request(NodeGroup::Core, 1, "tok-ctl"))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        (e.code.as_str(), e.effect),
+        ("InternalError", clusterscale::cloud::Effect::Refused)
+    );
+    assert!(env.model.writes().is_empty());
 }
 
 /// A one-route server that records the request and answers `answer`.
@@ -1034,4 +1070,563 @@ async fn fake_validates_requests_like_the_real_endpoint() {
         (Some(0), Some(0))
     );
     assert!(env.model.writes().is_empty(), "nothing invalid was applied");
+}
+
+// --- §1: a refused call is not a lost call ---------------------------------
+
+use clusterscale::api::{
+    CoreSpec, Outcome, Phase, ScaleInSpec, ScaledClusterSpec, ScaledClusterStatus, TaskSpec,
+};
+use clusterscale::cloud::Effect;
+use clusterscale::engine::{reconcile, EngineConfig, MemoryStore, Report, Target};
+
+/// Seed of the write faults (same seed, same faults).
+const FAULT_SEED: u64 = 11;
+
+fn engine_spec(env: &Env, core: i32, task: i32) -> ScaledClusterSpec {
+    ScaledClusterSpec {
+        tencent: Some(env.spec()),
+        huawei: None,
+        simulated: None,
+        core: CoreSpec { count: core },
+        task: TaskSpec {
+            count: task,
+            min: 0,
+            max: 500,
+        },
+        scale_in: ScaleInSpec::default(),
+        max_step: 0,
+        cooldown_seconds: 0,
+        paused: false,
+        dry_run: false,
+    }
+}
+
+/// One engine pass on the model's (manual) clock.
+async fn pass(
+    spec: &ScaledClusterSpec,
+    status: &ScaledClusterStatus,
+    cloud: &dyn Cloud,
+    clock: &ManualClock,
+) -> Report {
+    let target = Target {
+        uid: "uid-tencent-http",
+        generation: 1,
+        spec,
+    };
+    reconcile(
+        target,
+        status,
+        cloud,
+        clock,
+        &mut MemoryStore::default(),
+        &EngineConfig::default(),
+    )
+    .await
+    .expect("status saved")
+}
+
+/// Passes until converged, the clock advanced by each pass's requeue.
+async fn converge(
+    spec: &ScaledClusterSpec,
+    mut status: ScaledClusterStatus,
+    cloud: &dyn Cloud,
+    clock: &ManualClock,
+) -> (Report, Duration, usize) {
+    let start = clock.now();
+    let mut passes = 0;
+    loop {
+        passes += 1;
+        let r = pass(spec, &status, cloud, clock).await;
+        let elapsed = Duration::try_from(start.duration_until(clock.now())).unwrap();
+        if r.status.phase == Phase::Converged || elapsed >= Duration::from_secs(900) {
+            return (r, elapsed, passes);
+        }
+        status = r.status.clone();
+        clock.advance(r.requeue_after.unwrap_or(Duration::from_secs(10)));
+    }
+}
+
+const WRITES: &[&str] = &[
+    "ScaleOutInstance",
+    "TerminateTasks",
+    "TerminateClusterNodes",
+];
+
+fn write_calls(env: &Env) -> Vec<JournalLine> {
+    env.journal()
+        .into_iter()
+        .filter(|l| WRITES.contains(&l.action.as_str()))
+        .collect()
+}
+
+/// 30% of scale writes are refused with EMR's own `InternalError` envelope:
+/// each refusal ends its operation at once, and the next one (a new
+/// ClientToken, planned from a fresh observation) follows after the
+/// Transient backoff. Converges within 120 s with exactly the two effective
+/// operations (Core out, Task in).
+#[tokio::test]
+async fn thirty_percent_refused_with_internal_error_converges_within_120s_with_exact_writes() {
+    let (env, _fake) = Env::start_full(3, 4, Duration::from_secs(20), |c| {
+        c.options.faults = FakeFaults {
+            write_refusal_rate: 0.3,
+            seed: Some(FAULT_SEED),
+            ..Default::default()
+        }
+    })
+    .await;
+    let cloud = env.client();
+    let spec = engine_spec(&env, 5, 2);
+    let (r, elapsed, passes) = converge(&spec, Default::default(), &cloud, &env.model_clock).await;
+    let writes = write_calls(&env);
+    let refused: Vec<_> = writes
+        .iter()
+        .filter(|l| l.outcome == "InternalError")
+        .collect();
+    let applied: Vec<_> = writes.iter().filter(|l| l.write).collect();
+    println!(
+        "tencent: 30% refusals: converged in {}s of clock ({passes} passes), {} writes sent, {} refused, {} applied",
+        elapsed.as_secs(),
+        writes.len(),
+        refused.len(),
+        applied.len()
+    );
+    assert_eq!(r.status.phase, Phase::Converged, "{:?}", r.status.message);
+    assert!(
+        !refused.is_empty(),
+        "the seed must refuse at least one write"
+    );
+    assert!(refused.iter().all(|l| l.http_status == 200 && !l.write));
+    assert!(elapsed <= Duration::from_secs(120), "took {elapsed:?}");
+    assert_eq!(
+        applied.len(),
+        2,
+        "exactly the operations needed: {writes:?}"
+    );
+    assert_eq!(env.model.writes().len(), 2);
+    // A refused operation is never re-sent with its token: every write
+    // carries a token of its own, except that none is repeated.
+    let tokens: Vec<_> = writes
+        .iter()
+        .filter_map(|l| l.params.get("ClientToken").and_then(|t| t.as_str()))
+        .collect();
+    let mut distinct = tokens.clone();
+    distinct.sort();
+    distinct.dedup();
+    assert_eq!(
+        tokens.len(),
+        distinct.len(),
+        "no same-token re-send: {tokens:?}"
+    );
+    let o = cloud.observe().await.unwrap();
+    assert_eq!((o.core, o.task), (5, 2));
+}
+
+/// An `InternalError` envelope is a refusal (effect Refused), a bare 504 and
+/// a proxy's HTML 502 are unknown.
+#[tokio::test]
+async fn envelope_is_refused_bare_504_and_html_502_are_unknown() {
+    let env = Env::start(3, 0).await;
+    let cloud = env.client();
+    for (faults, code, effect) in [
+        (
+            FakeFaults {
+                write_refusal_rate: 1.0,
+                ..Default::default()
+            },
+            "InternalError",
+            Effect::Refused,
+        ),
+        (
+            FakeFaults {
+                lost_answer_rate: 1.0,
+                ..Default::default()
+            },
+            "ServerNetworkError",
+            Effect::Unknown,
+        ),
+        (
+            FakeFaults {
+                lost_answer_rate: 1.0,
+                lost_answer_reset: true,
+                ..Default::default()
+            },
+            "NetworkError",
+            Effect::Unknown,
+        ),
+        (
+            FakeFaults {
+                proxy_error_rate: 1.0,
+                proxy_error_drops_write: true,
+                ..Default::default()
+            },
+            "ServerNetworkError",
+            Effect::Unknown,
+        ),
+    ] {
+        env.control.set_faults(faults);
+        let token = format!("t-{code}-{effect:?}");
+        let e = cloud
+            .scale_out(&request(NodeGroup::Task, 1, &token))
+            .await
+            .unwrap_err();
+        assert_eq!(
+            (e.class, e.code.as_str(), e.effect),
+            (ErrorClass::Transient, code, effect),
+            "{e}"
+        );
+        env.finish_operation();
+    }
+    env.control.set_faults(FakeFaults::default());
+    let html = env.journal().into_iter().last().unwrap();
+    assert_eq!((html.http_status, html.write), (502, false));
+    // Refused: nothing; lost and reset: applied; dropped behind the proxy: nothing.
+    assert_eq!(env.model.writes().len(), 2);
+}
+
+/// A lost answer (applied, then a bare gateway 504) and an HTML 502 page
+/// (applied behind the proxy): the engine keeps the operation pending and
+/// re-sends only with the same ClientToken, which EMR deduplicates; no
+/// second operation ever starts.
+#[tokio::test]
+async fn lost_answer_and_html_502_cause_no_duplicate_operation() {
+    for (name, faults) in [
+        (
+            "lost 504",
+            FakeFaults {
+                lost_answer_rate: 1.0,
+                ..Default::default()
+            },
+        ),
+        (
+            "HTML 502",
+            FakeFaults {
+                proxy_error_rate: 1.0,
+                ..Default::default()
+            },
+        ),
+        (
+            "connection reset",
+            FakeFaults {
+                lost_answer_rate: 1.0,
+                lost_answer_reset: true,
+                ..Default::default()
+            },
+        ),
+    ] {
+        let (env, _fake) = Env::start_full(3, 2, Duration::from_secs(20), |_| {}).await;
+        env.control.set_faults(faults);
+        let cloud = env.client();
+        let spec = engine_spec(&env, 3, 4);
+        let first = pass(&spec, &Default::default(), &cloud, &env.model_clock).await;
+        let e = first.error.clone().expect("no clear answer");
+        assert_eq!(e.effect, Effect::Unknown, "{name}: {e}");
+        assert!(first.status.pending_operation.is_some(), "{name}");
+        env.control.set_faults(FakeFaults::default());
+        env.model_clock.advance(Duration::from_secs(10));
+        let (r, elapsed, _) = converge(&spec, first.status, &cloud, &env.model_clock).await;
+        let writes = write_calls(&env);
+        println!(
+            "tencent: {name}: converged after {}s more, {} write call(s), {} applied",
+            elapsed.as_secs(),
+            writes.len(),
+            writes.iter().filter(|l| l.write).count()
+        );
+        assert_eq!(r.status.phase, Phase::Converged, "{name}");
+        assert_eq!(
+            env.model.writes().len(),
+            1,
+            "{name}: one operation: {writes:?}"
+        );
+        assert_eq!(writes.iter().filter(|l| l.write).count(), 1, "{name}");
+        let tokens: Vec<_> = writes
+            .iter()
+            .map(|l| {
+                l.params["ClientToken"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_string()
+            })
+            .collect();
+        assert!(
+            tokens.iter().all(|t| *t == tokens[0]),
+            "{name}: every send of it carries its token: {tokens:?}"
+        );
+        assert_eq!(
+            r.status.last_operation.and_then(|o| o.outcome),
+            Some(Outcome::Succeeded),
+            "{name}"
+        );
+    }
+}
+
+// --- §3/§4: optional fields, partial stages, nodes that are not ours -------
+
+/// Nodes EMR's auto-scaling added (`AutoFlag` 1) and pod resources
+/// (`HardwareResourceType` pod) are listed but never counted toward Core or
+/// Task, are reported apart in `status.observed`, and are never chosen for
+/// removal, although they are the newest and destroyable.
+#[tokio::test]
+async fn auto_scaled_and_pod_nodes_are_reported_apart_never_counted_nor_removed() {
+    let (env, fake) = Env::start_full(4, 4, Duration::from_secs(20), |_| {}).await;
+    fake.add_unmanaged_nodes(NodeGroup::Task, 2, 1);
+    fake.add_unmanaged_nodes(NodeGroup::Core, 1, 0);
+    let cloud = env.client();
+    let o = cloud.observe().await.unwrap();
+    assert_eq!((o.core, o.task), (4, 4), "only the managed nodes count");
+    assert_eq!(
+        (
+            o.unmanaged.auto_scaled_core,
+            o.unmanaged.auto_scaled_task,
+            o.unmanaged.pods
+        ),
+        (1, 2, 1)
+    );
+    let unmanaged_ids: Vec<String> = {
+        let listed = raw_nodes(&env).await;
+        listed
+            .iter()
+            .filter(|n| n["AutoFlag"] == 1 || n["HardwareResourceType"] == "pod")
+            .flat_map(|n| {
+                [n["EmrResourceId"].as_str(), n["OrderNo"].as_str()]
+                    .into_iter()
+                    .flatten()
+                    .map(str::to_string)
+                    .collect::<Vec<_>>()
+            })
+            .collect()
+    };
+    assert_eq!(
+        unmanaged_ids.len(),
+        4 + 3,
+        "3 auto (ids + CVM ids), 1 pod (id only)"
+    );
+    let mut spec = engine_spec(&env, 3, 2);
+    spec.scale_in.allowed = true;
+    let (r, _, _) = converge(&spec, Default::default(), &cloud, &env.model_clock).await;
+    assert_eq!(r.status.phase, Phase::Converged, "{:?}", r.status.message);
+    let observed = r.status.observed.clone().unwrap();
+    assert_eq!((observed.core, observed.task), (3, 2));
+    assert_eq!(
+        (
+            observed.auto_scaled_core,
+            observed.auto_scaled_task,
+            observed.pod_nodes
+        ),
+        (Some(1), Some(2), Some(1))
+    );
+    let removals: Vec<JournalLine> = write_calls(&env)
+        .into_iter()
+        .filter(|l| l.action != "ScaleOutInstance")
+        .collect();
+    assert_eq!(removals.len(), 2, "{removals:?}");
+    for l in &removals {
+        let named = l.params.to_string();
+        for id in &unmanaged_ids {
+            assert!(!named.contains(id.as_str()), "{id} chosen: {named}");
+        }
+    }
+    // The cloud's own nodes are still there.
+    let o = cloud.observe().await.unwrap();
+    assert_eq!(
+        (
+            o.core,
+            o.task,
+            o.unmanaged.auto_scaled_task,
+            o.unmanaged.pods
+        ),
+        (3, 2, 2, 1)
+    );
+    // And the CRD status field names, as `kubectl get -o yaml` shows them.
+    let shown = serde_json::to_value(&observed).unwrap();
+    assert_eq!(
+        (
+            &shown["autoScaledTask"],
+            &shown["autoScaledCore"],
+            &shown["podNodes"]
+        ),
+        (
+            &serde_json::json!(2),
+            &serde_json::json!(1),
+            &serde_json::json!(1)
+        )
+    );
+}
+
+/// The raw `NodeList` as the fake lists it.
+async fn raw_nodes(env: &Env) -> Vec<serde_json::Value> {
+    let answer = raw(
+        env,
+        "DescribeClusterNodes",
+        &serde_json::json!({"InstanceId": INSTANCE, "NodeFlag": "all"}),
+        |_| {},
+    )
+    .await;
+    answer["Response"]["NodeList"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+}
+
+/// The SDK makes `ClusterId`, `Status`, `Flag` and `FlowTotalStatus`
+/// optional. An answer without a field the decision does not need still
+/// works; without one it needs, the error names the field, the action and
+/// the request id.
+#[tokio::test]
+async fn missing_optional_fields_are_named_with_action_and_request_id() {
+    let (env, fake) = Env::start_full(3, 2, Duration::from_secs(20), |_| {}).await;
+    let cloud = env.client();
+    // Not needed: everything still works.
+    fake.omit_fields(&[
+        "Ftitle",
+        "ClusterName",
+        "Config",
+        "ApplyTime",
+        "Destroyable",
+        "AutoFlag",
+        "HardwareResourceType",
+        "FlowName",
+        "StageDetails",
+    ]);
+    let o = cloud.observe().await.unwrap();
+    assert_eq!(
+        (o.state.clone(), o.core, o.task),
+        (ClusterState::Running, 3, 2)
+    );
+    for (field, action, named) in [
+        ("Status", "DescribeInstances", "ClusterInstancesInfo.Status"),
+        (
+            "ClusterId",
+            "DescribeInstances",
+            "ClusterInstancesInfo.ClusterId",
+        ),
+        ("Flag", "DescribeClusterNodes", "NodeHardwareInfo.Flag"),
+    ] {
+        fake.omit_fields(&[field]);
+        let e = cloud.observe().await.unwrap_err();
+        let last = env.calls(action).last().cloned().unwrap();
+        assert_eq!(e.action, action, "{field}: {e}");
+        assert_eq!(
+            e.request_id.as_deref(),
+            Some(last.request_id.as_str()),
+            "{field}"
+        );
+        let shown = e.to_string();
+        assert!(
+            shown.contains(named) && shown.contains(action) && shown.contains(&last.request_id),
+            "{field}: {shown}"
+        );
+    }
+    fake.omit_fields(&[]);
+    let sub = cloud
+        .scale_out(&request(NodeGroup::Task, 1, "tok-flow"))
+        .await
+        .unwrap();
+    let op = record(&sub, NodeGroup::Task, Direction::Out);
+    fake.omit_fields(&["FlowTotalStatus"]);
+    let e = cloud.operation_status(&op).await.unwrap_err();
+    let last = env
+        .calls("DescribeClusterFlowStatusDetail")
+        .last()
+        .cloned()
+        .unwrap();
+    assert_eq!(e.request_id.as_deref(), Some(last.request_id.as_str()));
+    assert!(
+        e.to_string().contains("FlowTotalStatus")
+            && e.to_string().contains("DescribeClusterFlowStatusDetail"),
+        "{e}"
+    );
+    // The engine still decides from state and counts.
+    fake.omit_fields(&["FlowTotalStatus"]);
+    let spec = engine_spec(&env, 3, 3);
+    let mut status = ScaledClusterStatus::default();
+    let mut pending = op.clone();
+    pending.accepted = true;
+    pending.from_count = 2;
+    pending.to_count = 3;
+    status.pending_operation = Some(pending);
+    env.finish_operation();
+    let r = pass(&spec, &status, &cloud, &env.model_clock).await;
+    assert_eq!(
+        r.finished.and_then(|f| f.outcome),
+        Some(Outcome::Succeeded),
+        "counts decide without FlowTotalStatus"
+    );
+}
+
+/// `StageInfoDetail.Status` 3 is "partially completed": the operation is
+/// over, the counts decide; reached, it succeeds and says it was partial.
+#[tokio::test]
+async fn partially_completed_stage_is_decided_by_the_counts() {
+    let (env, fake) = Env::start_full(3, 2, Duration::from_secs(20), |_| {}).await;
+    fake.report_partial_stages(true);
+    let cloud = env.client();
+    let sub = cloud
+        .scale_out(&request(NodeGroup::Task, 2, "tok-partial"))
+        .await
+        .unwrap();
+    env.finish_operation();
+    let op = record(&sub, NodeGroup::Task, Direction::Out);
+    match cloud.operation_status(&op).await.unwrap() {
+        OperationProgress::PartiallyCompleted(m) => assert!(
+            m.contains("Apply For Resource") && m.contains("partially completed"),
+            "{m}"
+        ),
+        other => panic!("{other:?}"),
+    }
+    let spec = engine_spec(&env, 3, 4);
+    let mut status = ScaledClusterStatus::default();
+    let mut pending = op;
+    pending.accepted = true;
+    pending.from_count = 2;
+    pending.to_count = 4;
+    status.pending_operation = Some(pending);
+    let r = pass(&spec, &status, &cloud, &env.model_clock).await;
+    let done = r.finished.expect("resolved");
+    assert_eq!(done.outcome, Some(Outcome::Succeeded));
+    assert!(
+        done.message
+            .unwrap_or_default()
+            .contains("partially completed"),
+        "the partial completion is said"
+    );
+}
+
+/// The 30% run over ten seeds: every run converges within 120 s with exactly
+/// the two effective operations, whatever the refusals fall on.
+#[tokio::test]
+async fn thirty_percent_refusals_over_ten_seeds() {
+    let (mut worst, mut refusals, mut sent) = (Duration::ZERO, 0, 0);
+    for seed in 1..=10u64 {
+        let (env, _fake) = Env::start_full(3, 4, Duration::from_secs(20), |c| {
+            c.options.faults = FakeFaults {
+                write_refusal_rate: 0.3,
+                seed: Some(seed),
+                ..Default::default()
+            }
+        })
+        .await;
+        let cloud = env.client();
+        let spec = engine_spec(&env, 5, 2);
+        let (r, elapsed, _) = converge(&spec, Default::default(), &cloud, &env.model_clock).await;
+        let writes = write_calls(&env);
+        assert_eq!(r.status.phase, Phase::Converged, "seed {seed}");
+        assert!(
+            elapsed <= Duration::from_secs(120),
+            "seed {seed}: {elapsed:?}"
+        );
+        assert_eq!(writes.iter().filter(|l| l.write).count(), 2, "seed {seed}");
+        assert_eq!(env.model.writes().len(), 2, "seed {seed}");
+        worst = worst.max(elapsed);
+        refusals += writes
+            .iter()
+            .filter(|l| l.outcome == "InternalError")
+            .count();
+        sent += writes.len();
+    }
+    println!(
+        "tencent: 30% refusals, 10 seeds: worst {}s of clock, {refusals} of {sent} writes refused, 20 applied",
+        worst.as_secs()
+    );
+    assert!(refusals >= 3, "the seeds refuse some: {refusals} of {sent}");
 }

@@ -456,6 +456,18 @@ pub struct ObservedStatus {
     pub core: i32,
     /// Task nodes.
     pub task: i32,
+    /// Core nodes the cloud's own autoscaler added (Tencent `AutoFlag = 1`):
+    /// not in `core`, never removed by the operator.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auto_scaled_core: Option<i32>,
+    /// Task nodes the cloud's own autoscaler added (Tencent `AutoFlag = 1`):
+    /// not in `task`, never removed by the operator.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auto_scaled_task: Option<i32>,
+    /// Pod resources the cloud lists among the nodes (Tencent
+    /// `HardwareResourceType = pod`): not counted, never removed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pod_nodes: Option<i32>,
     /// When it was observed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub at: Option<Time>,

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use crate::api::{OperationRecord, Phase, ScaledClusterStatus};
 use crate::clock::Clock;
-use crate::cloud::{Cloud, CloudError, ErrorClass};
+use crate::cloud::{Cloud, CloudError};
 use crate::engine::{self, EngineConfig, EngineEvent, EventType, MemoryStore, Target};
 
 /// How the loop ends.
@@ -151,11 +151,7 @@ fn decide_ending(
         }
     }
     if let Some(e) = error {
-        let retryable = matches!(
-            e.class,
-            ErrorClass::Busy | ErrorClass::Throttled | ErrorClass::Transient
-        );
-        if !retryable {
+        if !e.class.retryable() {
             return Some(Ending::Failed(describe_error(e)));
         }
     }

@@ -55,6 +55,25 @@ pub struct FakeCloudArgs {
     /// Delay every answer by this many milliseconds.
     #[arg(long, default_value_t = 0)]
     pub delay_ms: u64,
+    /// Fraction of scale writes (0-1) refused with the cloud's own error body
+    /// (Tencent `InternalError`, Huawei HTTP 500 `MRS.300`); nothing applied.
+    #[arg(long, default_value_t = 0.0)]
+    pub write_refusal_rate: f64,
+    /// Fraction of scale writes applied whose answer is lost (HTTP 504).
+    #[arg(long, default_value_t = 0.0)]
+    pub lost_answer_rate: f64,
+    /// A lost answer is a connection reset after the status line, not a 504.
+    #[arg(long)]
+    pub lost_answer_reset: bool,
+    /// Fraction of scale writes answered by a proxy's HTML 502 page.
+    #[arg(long, default_value_t = 0.0)]
+    pub proxy_error_rate: f64,
+    /// Whether the write behind a proxy error page is applied.
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+    pub proxy_error_applies: bool,
+    /// Seed of the write faults (same seed, same faults); default random.
+    #[arg(long)]
+    pub fault_seed: Option<u64>,
     /// Directory for the JSON-lines journals (tencent.jsonl, huawei.jsonl).
     #[arg(long)]
     pub journal_dir: Option<PathBuf>,
@@ -65,13 +84,32 @@ pub async fn run(args: FakeCloudArgs) -> Result<(), String> {
     if args.tencent.is_none() && args.huawei.is_none() {
         return Err("give --tencent ADDR and/or --huawei ADDR".into());
     }
-    if !(0.0..=1.0).contains(&args.transient_failure_rate) {
-        return Err("--transient-failure-rate must be between 0 and 1".into());
+    for (flag, rate) in [
+        ("--transient-failure-rate", args.transient_failure_rate),
+        ("--write-refusal-rate", args.write_refusal_rate),
+        ("--lost-answer-rate", args.lost_answer_rate),
+        ("--proxy-error-rate", args.proxy_error_rate),
+    ] {
+        if !(0.0..=1.0).contains(&rate) {
+            return Err(format!("{flag} must be between 0 and 1"));
+        }
+    }
+    if args.write_refusal_rate + args.lost_answer_rate + args.proxy_error_rate > 1.0 {
+        return Err(
+            "--write-refusal-rate, --lost-answer-rate and --proxy-error-rate must add up to at most 1"
+                .into(),
+        );
     }
     let faults = FakeFaults {
         transient_failure_rate: args.transient_failure_rate,
         throttle_per_second: args.throttle_per_second,
         delay_ms: args.delay_ms,
+        write_refusal_rate: args.write_refusal_rate,
+        lost_answer_rate: args.lost_answer_rate,
+        lost_answer_reset: args.lost_answer_reset,
+        proxy_error_rate: args.proxy_error_rate,
+        proxy_error_drops_write: !args.proxy_error_applies,
+        seed: args.fault_seed,
     };
     let options = |file: &str| FakeOptions {
         faults: faults.clone(),

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 
-use super::{CloudError, ErrorClass};
+use super::{CloudError, Effect, ErrorClass};
 
 /// A parsed API endpoint.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -82,18 +82,23 @@ pub fn client() -> reqwest::Client {
 }
 
 /// A transport failure (connect, timeout, body) as a Transient cloud error.
+///
+/// Its [`Effect`]: a connection that could not be opened carried no request
+/// ([`Effect::Refused`]); a timeout, a reset or a body that broke off after
+/// the request was sent leaves the outcome unknown ([`Effect::Unknown`]).
 pub fn transport_error(action: &str, e: &reqwest::Error) -> CloudError {
-    let code = if e.is_timeout() {
-        "Timeout"
-    } else if e.is_connect() {
-        "ConnectError"
+    let (code, effect) = if e.is_connect() {
+        ("ConnectError", Effect::Refused)
+    } else if e.is_timeout() {
+        ("Timeout", Effect::Unknown)
     } else {
-        "NetworkError"
+        ("NetworkError", Effect::Unknown)
     };
-    CloudError::new(ErrorClass::Transient, action, code, e.to_string())
+    CloudError::new(ErrorClass::Transient, action, code, e.to_string()).with_effect(effect)
 }
 
 /// A response body we could not understand: names the action and request id.
+/// Whoever wrote it, we cannot tell what it says: the outcome is unknown.
 pub fn malformed(
     action: &str,
     request_id: Option<String>,
@@ -106,6 +111,7 @@ pub fn malformed(
         format!("malformed response to {action}: {detail}"),
     )
     .with_request_id(request_id)
+    .effect_unknown()
 }
 
 type Buckets = HashMap<(String, String), Arc<DefaultDirectRateLimiter>>;

@@ -87,6 +87,22 @@ pub struct ObservedCluster {
     /// The cloud reports that the last resize failed while the cluster stays
     /// running (Huawei `scale: scaling-error`).
     pub last_resize_failed: Option<String>,
+    /// Nodes the cluster has that the operator does not manage: not in
+    /// `core`/`task`, never chosen for removal, reported in status.
+    pub unmanaged: UnmanagedNodes,
+}
+
+/// Nodes listed by the cloud that are not the operator's to count or remove.
+/// The counts in the spec are the nodes the operator manages; these belong
+/// to the cloud's own autoscaler, or are pod resources, not machines.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct UnmanagedNodes {
+    /// Core nodes the cloud's autoscaler added (Tencent `AutoFlag = 1`).
+    pub auto_scaled_core: i32,
+    /// Task nodes the cloud's autoscaler added (Tencent `AutoFlag = 1`).
+    pub auto_scaled_task: i32,
+    /// Pod resources (Tencent `HardwareResourceType = pod`), any group.
+    pub pods: i32,
 }
 
 impl ObservedCluster {
@@ -116,8 +132,9 @@ pub struct Capabilities {
     /// a cloud without tokens, is only ever resolved by observation.
     pub idempotent_scale_out: bool,
     /// How long the cloud may take to show an accepted operation (state or
-    /// counts). An unconfirmed call with no visible effect after this long is
-    /// declared not applied.
+    /// counts). An unconfirmed call (its effect [`Effect::Unknown`]) with no
+    /// visible effect after this long is declared not applied. A refused call
+    /// ([`Effect::Refused`]) never waits it.
     pub acceptance_grace: Duration,
 }
 
@@ -181,6 +198,9 @@ pub enum OperationProgress {
     Failed(String),
     /// The cloud keeps no per-operation record; decide from state and counts.
     Unknown,
+    /// The cloud reports the operation over but only partly done (a Tencent
+    /// stage with `Status` 3): the counts decide whether it reached its target.
+    PartiallyCompleted(String),
 }
 
 /// Why a cloud call failed; decides what happens next.
@@ -191,6 +211,7 @@ pub enum ErrorClass {
     /// The cluster is locked by another operation: requeue until idle.
     Busy,
     /// Network error, timeout, 5xx, internal error: retry with backoff.
+    /// (Whether it took effect is [`CloudError::effect`], not the class.)
     Transient,
     /// Sold out / insufficient resources: retry slowly, surface.
     Capacity,
@@ -236,10 +257,58 @@ impl ErrorClass {
         }
     }
 
-    /// True when the cloud certainly did not act on the request: a write that
-    /// failed with such a class may be planned again without risk.
-    pub fn definitely_not_applied(self) -> bool {
-        !matches!(self, ErrorClass::Transient)
+    /// True when trying again (after the class's [`retry_after`](Self::retry_after))
+    /// can succeed without anybody changing the spec, the credentials or the
+    /// account: rate limits, a locked cluster, a transient fault. The others
+    /// stop `clusterscale apply --wait` and back off slowly in the controller.
+    ///
+    /// This says nothing about whether a failed write took effect: that is
+    /// [`CloudError::effect`].
+    pub fn retryable(self) -> bool {
+        matches!(
+            self,
+            ErrorClass::Throttled | ErrorClass::Busy | ErrorClass::Transient
+        )
+    }
+}
+
+/// Whether a failed call could have taken effect in the cloud. A separate
+/// property from [`ErrorClass`]: the class says what to do next (retry soon,
+/// retry slowly, stop), the effect says whether the write may have happened,
+/// and so whether it may be planned again at once or must first be resolved
+/// by observation.
+///
+/// Why the line is drawn here: an answer that carries the cloud's own error
+/// envelope and code (Tencent `Response.Error`, Huawei
+/// `{"error_code": ...}`, even with HTTP 500 `MRS.300`) was written by the
+/// service that handled the request, after it decided not to act. Retrying
+/// it is a new request, planned from a fresh observation, with the class's
+/// backoff: no acceptance grace, no same-token re-send. Only when the service
+/// itself did not answer is the outcome unknown.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
+pub enum Effect {
+    /// Nothing was applied: the service refused the request in its own
+    /// envelope, or the request never left this process (a check before the
+    /// call, a connection that could not be opened, a request that could not
+    /// be signed).
+    #[default]
+    Refused,
+    /// The request may have been applied: the answer never came (timeout or
+    /// reset after the request was sent), a gateway or proxy answered in its
+    /// place (HTTP 502/503/504 without the cloud's envelope, or with an API
+    /// gateway's own code such as Huawei `APIGW.0201`: the gateway does not
+    /// know what the backend did), or the body could not be read. Resolved by
+    /// observation: same-token re-send on Tencent, the acceptance grace on
+    /// Huawei.
+    Unknown,
+}
+
+impl Effect {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Effect::Refused => "refused",
+            Effect::Unknown => "unknown",
+        }
     }
 }
 
@@ -264,9 +333,15 @@ pub struct CloudError {
     /// Wait this long before trying again, instead of the class's default
     /// (e.g. slow backoff for a code we do not know).
     pub retry_after: Option<Duration>,
+    /// Whether the call may have taken effect ([`Effect`]).
+    pub effect: Effect,
 }
 
 impl CloudError {
+    /// An error with a code: a refusal ([`Effect::Refused`]), as every answer
+    /// in the cloud's own envelope is, and every check made before a call.
+    /// Mark an error whose call may have been applied with
+    /// [`effect_unknown`](Self::effect_unknown).
     pub fn new(
         class: ErrorClass,
         action: impl Into<String>,
@@ -280,7 +355,25 @@ impl CloudError {
             request_id: None,
             action: action.into(),
             retry_after: None,
+            effect: Effect::Refused,
         }
+    }
+
+    /// The same error, with the outcome of the call unknown ([`Effect::Unknown`]).
+    pub fn effect_unknown(mut self) -> Self {
+        self.effect = Effect::Unknown;
+        self
+    }
+
+    pub fn with_effect(mut self, effect: Effect) -> Self {
+        self.effect = effect;
+        self
+    }
+
+    /// True when the call may have been applied and must be resolved by
+    /// observation before anything is planned again.
+    pub fn may_have_applied(&self) -> bool {
+        self.effect == Effect::Unknown
     }
 
     /// Back off this long instead of the class's default.

@@ -289,6 +289,7 @@ impl SimModel {
                 })
                 .collect(),
             last_resize_failed: None,
+            unmanaged: Default::default(),
         };
         self.record(&mut s, "observe", String::new(), &Ok(()), false);
         Ok(observed)
@@ -383,12 +384,15 @@ impl SimModel {
         }
         if s.faults.lose_responses > 0 {
             s.faults.lose_responses -= 1;
-            return Err(SimError::Injected(CloudError::new(
-                ErrorClass::Transient,
-                action,
-                "ResponseLost",
-                "the operation was applied but the answer was lost (injected)",
-            )));
+            return Err(SimError::Injected(
+                CloudError::new(
+                    ErrorClass::Transient,
+                    action,
+                    "ResponseLost",
+                    "the operation was applied but the answer was lost (injected)",
+                )
+                .effect_unknown(),
+            ));
         }
         Ok(submitted)
     }

@@ -24,10 +24,7 @@ pub const CAP: Duration = Duration::from_secs(150);
 /// The classes that back off exponentially; the others keep their fixed,
 /// already slow delays.
 pub fn backs_off(class: ErrorClass) -> bool {
-    matches!(
-        class,
-        ErrorClass::Transient | ErrorClass::Throttled | ErrorClass::Busy
-    )
+    class.retryable()
 }
 
 struct Entry {

@@ -551,7 +551,8 @@ async fn a_refused_resend_keeps_the_pending_record() {
             "scale_out",
             "InternalError",
             "timeout",
-        ),
+        )
+        .effect_unknown(),
     );
     let r = h.pass().await;
     let pending = r
@@ -623,4 +624,178 @@ proptest::proptest! {
         let needed = operations_needed(init_core, core, max_step) + operations_needed(init_task, task, max_step);
         proptest::prop_assert_eq!(writes, needed);
     }
+}
+
+/// A Transient error in the cloud's own envelope (effect Refused) ends the
+/// operation at once: no pending record, no same-token re-send, no grace,
+/// and no cooldown (nothing changed). After the class's backoff the next
+/// pass observes afresh and plans a new operation with a new token.
+#[tokio::test]
+async fn refused_transient_is_over_at_once_and_replanned_with_a_new_token() {
+    let mut h = Harness::new((3, 0), (3, 2));
+    h.spec.cooldown_seconds = 600;
+    h.model.fail_next(
+        "scale_out",
+        CloudError::new(
+            ErrorClass::Transient,
+            "scale_out",
+            "InternalError",
+            "refused",
+        ),
+    );
+    let r = h.pass().await;
+    assert!(r.status.pending_operation.is_none(), "not held pending");
+    let first = r.status.last_operation.clone().expect("recorded");
+    assert!(!first.accepted);
+    assert_eq!(first.outcome, Some(Outcome::Failed));
+    assert_eq!(r.requeue_after, Some(ErrorClass::Transient.retry_after()));
+    assert_eq!(
+        r.status.phase,
+        Phase::Waiting,
+        "retryable: waits, not Failed"
+    );
+    h.clock.advance(ErrorClass::Transient.retry_after());
+    let r = h.pass().await;
+    let second = r
+        .started
+        .expect("a new operation at once, no cooldown after a refusal");
+    assert_ne!(
+        second.id, first.id,
+        "a new token, never the refused one again"
+    );
+    let r = h.run(20).await;
+    assert_eq!(r.status.phase, Phase::Converged);
+    assert_eq!(h.model.writes().len(), 1);
+    let resends = h
+        .model
+        .journal()
+        .iter()
+        .filter(|j| j.action == "scale_out")
+        .count();
+    assert_eq!(resends, 2, "the refused call and the new one, nothing else");
+}
+
+/// The same error with its effect unknown keeps the operation pending and
+/// resolves it by observation (and, with a token, a same-token re-send).
+#[tokio::test]
+async fn unknown_effect_keeps_the_operation_pending() {
+    let mut h = Harness::new((3, 0), (3, 2));
+    h.model.fail_next(
+        "scale_out",
+        CloudError::new(ErrorClass::Transient, "scale_out", "Timeout", "timed out")
+            .effect_unknown(),
+    );
+    let r = h.pass().await;
+    let pending = r.status.pending_operation.clone().expect("pending");
+    assert!(!pending.accepted);
+    assert!(r.status.last_operation.is_none());
+}
+
+/// A cloud whose finished operations report partial completion, and whose
+/// counts fall `short` of the target until told otherwise.
+struct PartialCloud {
+    inner: SimulatedCloud,
+    short: std::sync::atomic::AtomicI32,
+}
+
+#[async_trait]
+impl Cloud for PartialCloud {
+    fn kind(&self) -> crate::api::CloudKind {
+        self.inner.kind()
+    }
+    fn capabilities(&self) -> crate::cloud::Capabilities {
+        self.inner.capabilities()
+    }
+    async fn observe(&self) -> Result<ObservedCluster, CloudError> {
+        let mut o = self.inner.observe().await?;
+        if o.state.is_running() && o.task > 0 {
+            o.task -= self.short.load(std::sync::atomic::Ordering::SeqCst);
+        }
+        Ok(o)
+    }
+    async fn scale_out(&self, req: &ScaleRequest) -> Result<crate::cloud::Submitted, CloudError> {
+        self.inner.scale_out(req).await
+    }
+    async fn scale_in(&self, req: &ScaleRequest) -> Result<crate::cloud::Submitted, CloudError> {
+        self.inner.scale_in(req).await
+    }
+    async fn operation_status(
+        &self,
+        op: &OperationRecord,
+    ) -> Result<OperationProgress, CloudError> {
+        Ok(match self.inner.operation_status(op).await? {
+            OperationProgress::Succeeded => {
+                OperationProgress::PartiallyCompleted("Apply For Resource: 1 of 2".into())
+            }
+            other => other,
+        })
+    }
+}
+
+/// Partially completed and short of the target: Failed, saying so; the rest
+/// is planned afresh. Reached: Succeeded.
+#[tokio::test]
+async fn partially_completed_operation_is_decided_by_the_counts() {
+    let h = Harness::new((3, 0), (3, 2));
+    let cloud = PartialCloud {
+        inner: SimulatedCloud::new(h.model.clone()),
+        short: std::sync::atomic::AtomicI32::new(1),
+    };
+    let target = Target {
+        uid: "uid-partial",
+        generation: 1,
+        spec: &h.spec,
+    };
+    let mut store = MemoryStore::default();
+    let mut status = ScaledClusterStatus::default();
+    let mut finished = None;
+    for _ in 0..20 {
+        let r = reconcile(
+            target,
+            &status,
+            &cloud,
+            h.clock.as_ref(),
+            &mut store,
+            &h.config,
+        )
+        .await
+        .unwrap();
+        status = r.status.clone();
+        if let Some(f) = r.finished {
+            finished = Some(f);
+            break;
+        }
+        h.clock
+            .advance(r.requeue_after.unwrap_or(Duration::from_secs(10)));
+    }
+    let f = finished.expect("resolved");
+    assert_eq!(f.outcome, Some(Outcome::Failed), "{f:?}");
+    let m = f.message.unwrap_or_default();
+    assert!(
+        m.contains("1 of 2") && m.contains("task is 1, not 2"),
+        "{m}"
+    );
+    // The shortfall is made good by a new operation, which then reaches it.
+    cloud.short.store(0, std::sync::atomic::Ordering::SeqCst);
+    let mut done = None;
+    for _ in 0..20 {
+        h.clock.advance(Duration::from_secs(10));
+        let r = reconcile(
+            target,
+            &status,
+            &cloud,
+            h.clock.as_ref(),
+            &mut store,
+            &h.config,
+        )
+        .await
+        .unwrap();
+        status = r.status.clone();
+        if let Some(f) = r.finished {
+            done = Some(f);
+            break;
+        }
+    }
+    let f = done.expect("second resolved");
+    assert_eq!(f.outcome, Some(Outcome::Succeeded), "{:?}", f.message);
 }

@@ -30,7 +30,10 @@
 //! transient failures as `500 MRS.300`. The model's own faults
 //! ([`SimModel::fail_next`], `Faults::lose_responses`, `fail_operations`)
 //! apply too; a lost answer becomes `504 APIGW.0201` after the resize was
-//! applied. Journal actions are the SDK's operation names: [`ACTION_TOKEN`],
+//! applied. Resizes draw [`WriteFault`]s: refused with `500 MRS.300`
+//! (nothing applied), applied and answered `504 APIGW.0201`, or answered by
+//! an nginx-style HTML 502 page (applied unless `proxyErrorDropsWrite`).
+//! Journal actions are the SDK's operation names: [`ACTION_TOKEN`],
 //! [`ACTION_SHOW`], [`ACTION_HOSTS`], [`ACTION_RESIZE`].
 
 use std::collections::HashMap;
@@ -48,7 +51,7 @@ use serde_json::{json, Value};
 
 use super::{
     control_routes, redact, request_id, Admission, FakeControl, FakeOptions, InjectedError,
-    Journal, JournalLine,
+    Journal, JournalLine, WriteFault,
 };
 use crate::api::{NodeGroup, MAX_TOTAL, MIN_CORE};
 use crate::cloud::huawei::sign::{self, RequestParts};
@@ -446,6 +449,8 @@ struct Answer {
     extra_header: Option<(&'static str, String)>,
     /// A non-JSON body (a gateway's HTML page).
     raw: Option<String>,
+    /// Cut the connection after the status line (a lost answer).
+    reset: bool,
 }
 
 impl Answer {
@@ -458,6 +463,7 @@ impl Answer {
             detail: String::new(),
             extra_header: None,
             raw: None,
+            reset: false,
         }
     }
 
@@ -471,6 +477,7 @@ impl Answer {
             detail: message,
             extra_header: None,
             raw: None,
+            reset: false,
         }
     }
 
@@ -529,7 +536,9 @@ async fn handle(State(inner): State<Arc<Inner>>, request: Request) -> Response {
         .into_iter()
         .map(|(k, v)| (k, Value::String(v)))
         .collect();
-    let outcome = if answer.status.is_success() {
+    let outcome = if answer.reset {
+        "connection reset".to_string()
+    } else if answer.status.is_success() {
         "ok".to_string()
     } else {
         answer
@@ -554,6 +563,9 @@ async fn handle(State(inner): State<Arc<Inner>>, request: Request) -> Response {
         http_status: answer.status.as_u16(),
         write: answer.write,
     });
+    if answer.reset {
+        return super::reset_response(answer.status);
+    }
     let (content_type, text) = match &answer.raw {
         Some(raw) => ("text/html", raw.clone()),
         None => ("application/json;charset=UTF-8", answer.body.to_string()),
@@ -670,9 +682,75 @@ fn route(
     let answer = match action {
         ACTION_SHOW => show(inner, cluster),
         ACTION_HOSTS => hosts(inner, &query),
-        _ => resize(inner, body),
+        _ => resize_with_faults(inner, body),
     };
     (answer, action, who)
+}
+
+/// A resize under the write faults ([`FakeControl::write_fault`]).
+fn resize_with_faults(inner: &Inner, body: &[u8]) -> Answer {
+    match inner.control.write_fault() {
+        WriteFault::None => resize(inner, body),
+        // MRS handled it and refused: its own body, HTTP 500, nothing applied.
+        WriteFault::Refuse => {
+            let mut a = Answer::error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "MRS.300",
+                "System error.",
+            );
+            a.detail = "write fault: refused, not applied".into();
+            a
+        }
+        WriteFault::LoseAnswer { reset: true } => {
+            let applied = resize(inner, body);
+            let mut a = Answer::ok(StatusCode::OK, Value::Null);
+            a.reset = true;
+            a.code = Some("connection reset".into());
+            a.write = applied.write;
+            a.detail = "write fault: connection reset after the answer's status line".into();
+            a
+        }
+        WriteFault::LoseAnswer { reset: false } => {
+            let applied = resize(inner, body);
+            let mut a = Answer::error(
+                StatusCode::GATEWAY_TIMEOUT,
+                "APIGW.0201",
+                "Request timeout.",
+            );
+            a.write = applied.write;
+            a.detail = format!(
+                "write fault: answer lost after {}",
+                if applied.write {
+                    "applying"
+                } else {
+                    "a refusal"
+                }
+            );
+            a
+        }
+        WriteFault::ProxyError { applied } => {
+            let write = applied && resize(inner, body).write;
+            let mut a = proxy_page(StatusCode::BAD_GATEWAY);
+            a.write = write;
+            a.detail = format!(
+                "write fault: proxy 502 page, {}",
+                if write { "applied" } else { "not applied" }
+            );
+            a
+        }
+    }
+}
+
+/// A proxy's HTML error page (no MRS or gateway body).
+fn proxy_page(status: StatusCode) -> Answer {
+    let mut a = Answer::error(status, "", "");
+    a.code = None;
+    let reason = status.canonical_reason().unwrap_or("Error");
+    a.raw = Some(format!(
+        "<html>\r\n<head><title>{code} {reason}</title></head>\r\n<body>\r\n<center><h1>{code} {reason}</h1></center>\r\n<hr><center>nginx</center>\r\n</body>\r\n</html>\r\n",
+        code = status.as_u16()
+    ));
+    a
 }
 
 /// The shared faults, rendered the way Huawei answers.

@@ -16,6 +16,10 @@
 //!   - `GET /_fake/faults`, `PUT /_fake/faults` (a [`FakeFaults`] body);
 //!   - `POST /_fake/inject` (an [`InjectedError`] body): fail a next request.
 //!
+//! Scale writes also draw from a seeded sequence ([`FakeFaults::seed`]):
+//! refused with the cloud's own error body, applied with the answer lost
+//! (504), or answered by a proxy's HTML 502 page ([`WriteFault`]).
+//!
 //! Each cloud's fake renders faults with its own codes and envelopes: see
 //! [`tencent`].
 
@@ -35,7 +39,8 @@ use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use jiff::Timestamp;
-use rand::Rng;
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
 use serde::{Deserialize, Serialize};
 
 use crate::clock::{Clock, SystemClock};
@@ -88,6 +93,42 @@ pub struct FakeFaults {
     pub throttle_per_second: Option<u32>,
     /// Delay before every answer, in milliseconds.
     pub delay_ms: u64,
+    /// Fraction of scale writes (0.0-1.0) refused with the cloud's own error
+    /// body, nothing applied: Tencent `InternalError` in a `Response.Error`
+    /// envelope (HTTP 200), Huawei HTTP 500 `{"error_code": "MRS.300", ...}`.
+    pub write_refusal_rate: f64,
+    /// Fraction of scale writes applied whose answer is then lost: HTTP 504
+    /// from the gateway (Tencent: no body; Huawei: `APIGW.0201`), or with
+    /// [`lost_answer_reset`](Self::lost_answer_reset) a connection cut in
+    /// the middle of the answer.
+    pub lost_answer_rate: f64,
+    /// A lost answer is a connection reset after the status line (the body
+    /// never arrives) instead of a gateway 504.
+    pub lost_answer_reset: bool,
+    /// Fraction of scale writes answered by a proxy's HTML 502 page.
+    pub proxy_error_rate: f64,
+    /// Whether the write behind a proxy error is dropped (not applied). The
+    /// default, applied, is the harder case for a client.
+    pub proxy_error_drops_write: bool,
+    /// Seed of the faults' random sequences: the same seed and the same
+    /// sequence of writes give the same write faults (reads draw from a
+    /// sequence of their own, for `transientFailureRate`). `None`: random.
+    pub seed: Option<u64>,
+}
+
+/// What becomes of one scale write ([`FakeControl::write_fault`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum WriteFault {
+    /// Handle it.
+    None,
+    /// Refuse it with the cloud's own error body; apply nothing.
+    Refuse,
+    /// Apply it, then answer HTTP 504 from the gateway, or cut the
+    /// connection in the middle of the answer when `reset`.
+    LoseAnswer { reset: bool },
+    /// Answer with a proxy's HTML 502 page, after applying the write when
+    /// `applied`.
+    ProxyError { applied: bool },
 }
 
 /// An error to answer a next request with, instead of handling it.
@@ -125,6 +166,20 @@ pub struct JournalLine {
     pub http_status: u16,
     /// True when the request started a change of the cluster.
     pub write: bool,
+}
+
+/// A response whose status line and headers go out and whose body then
+/// breaks off: to the client, a connection reset after the request was sent.
+pub fn reset_response(status: axum::http::StatusCode) -> axum::response::Response {
+    let body = axum::body::Body::from_stream(futures::stream::once(async {
+        Err::<axum::body::Bytes, std::io::Error>(std::io::Error::new(
+            std::io::ErrorKind::ConnectionReset,
+            "connection reset by the fake (lost answer)",
+        ))
+    }));
+    let mut response = axum::response::Response::new(body);
+    *response.status_mut() = status;
+    response
 }
 
 /// Every request, in memory and optionally appended to a JSON-lines file.
@@ -197,12 +252,29 @@ pub struct FakeControl {
     faults: Mutex<FakeFaults>,
     injected: Mutex<VecDeque<InjectedError>>,
     windows: Mutex<HashMap<String, VecDeque<Instant>>>,
+    /// Draws only for scale writes, so that reads (whose number depends on
+    /// timing) never shift the sequence of write faults.
+    write_rng: Mutex<StdRng>,
+    /// Draws for the transient-failure rate of every request.
+    request_rng: Mutex<StdRng>,
     journal: Journal,
+}
+
+/// Keeps the request sequence apart from the write sequence of one seed.
+const REQUEST_SEED_MIX: u64 = 0x9e37_79b9_7f4a_7c15;
+
+fn seeded_rng(seed: Option<u64>) -> StdRng {
+    match seed {
+        Some(seed) => StdRng::seed_from_u64(seed),
+        None => StdRng::from_rng(&mut rand::rng()),
+    }
 }
 
 impl FakeControl {
     pub fn new(faults: FakeFaults, journal: Journal) -> Self {
         Self {
+            write_rng: Mutex::new(seeded_rng(faults.seed)),
+            request_rng: Mutex::new(seeded_rng(faults.seed.map(|s| s ^ REQUEST_SEED_MIX))),
             faults: Mutex::new(faults),
             injected: Mutex::default(),
             windows: Mutex::default(),
@@ -214,8 +286,38 @@ impl FakeControl {
         lock(&self.faults).clone()
     }
 
+    /// Replace the faults; a `seed` restarts the write faults' sequence.
     pub fn set_faults(&self, faults: FakeFaults) {
+        if faults.seed.is_some() {
+            *lock(&self.write_rng) = seeded_rng(faults.seed);
+            *lock(&self.request_rng) = seeded_rng(faults.seed.map(|s| s ^ REQUEST_SEED_MIX));
+        }
         *lock(&self.faults) = faults;
+    }
+
+    /// The fate of one scale write that passed [`admit`](Self::admit): one
+    /// draw from the seeded sequence, against the refusal, lost-answer and
+    /// proxy-error rates in that order.
+    pub fn write_fault(&self) -> WriteFault {
+        let faults = self.faults();
+        let total = faults.write_refusal_rate + faults.lost_answer_rate + faults.proxy_error_rate;
+        if total <= 0.0 {
+            return WriteFault::None;
+        }
+        let draw: f64 = lock(&self.write_rng).random();
+        if draw < faults.write_refusal_rate {
+            WriteFault::Refuse
+        } else if draw < faults.write_refusal_rate + faults.lost_answer_rate {
+            WriteFault::LoseAnswer {
+                reset: faults.lost_answer_reset,
+            }
+        } else if draw < total {
+            WriteFault::ProxyError {
+                applied: !faults.proxy_error_drops_write,
+            }
+        } else {
+            WriteFault::None
+        }
     }
 
     /// Queue an error for a next request.
@@ -265,7 +367,7 @@ impl FakeControl {
             window.push_back(now);
         }
         if faults.transient_failure_rate > 0.0
-            && rand::rng().random::<f64>() < faults.transient_failure_rate
+            && lock(&self.request_rng).random::<f64>() < faults.transient_failure_rate
         {
             return Admission::Transient;
         }
@@ -415,6 +517,39 @@ mod tests {
         assert!((0..20).all(|_| always.admit("A") == Admission::Transient));
         let never = control(FakeFaults::default());
         assert!((0..20).all(|_| never.admit("A") == Admission::Proceed));
+    }
+
+    #[test]
+    fn write_faults_follow_the_seed_and_the_rates() {
+        let faults = FakeFaults {
+            write_refusal_rate: 0.3,
+            lost_answer_rate: 0.1,
+            proxy_error_rate: 0.1,
+            seed: Some(7),
+            ..Default::default()
+        };
+        let a = control(faults.clone());
+        let b = control(faults.clone());
+        let seq_a: Vec<WriteFault> = (0..400).map(|_| a.write_fault()).collect();
+        // Reads in between draw nothing from the write sequence.
+        let seq_b: Vec<WriteFault> = (0..400)
+            .map(|_| {
+                b.admit("Describe");
+                b.write_fault()
+            })
+            .collect();
+        assert_eq!(seq_a, seq_b, "same seed, same faults");
+        let share = |f: WriteFault| seq_a.iter().filter(|x| **x == f).count();
+        let refused = share(WriteFault::Refuse);
+        assert!((80..160).contains(&refused), "{refused} of 400 refused");
+        assert!(share(WriteFault::LoseAnswer { reset: false }) > 10);
+        assert!(share(WriteFault::ProxyError { applied: true }) > 10);
+        assert_eq!(share(WriteFault::ProxyError { applied: false }), 0);
+        // Setting the faults with a seed restarts the sequence.
+        a.set_faults(faults);
+        assert_eq!(a.write_fault(), seq_a[0]);
+        let quiet = control(FakeFaults::default());
+        assert!((0..50).all(|_| quiet.write_fault() == WriteFault::None));
     }
 
     #[test]

@@ -37,6 +37,10 @@
 //! answered with their code (or bare `httpStatus`), without touching the
 //! model, except code [`RESPONSE_LOST`], which is applied and then answered
 //! with HTTP 504 (or its `httpStatus`), like the model's `lose_responses`.
+//! Scale writes draw [`WriteFault`]s: refused as `InternalError` in EMR's
+//! envelope (HTTP 200, nothing applied), applied and answered by a bare
+//! gateway 504, or answered by an nginx-style HTML 502 page (applied unless
+//! `proxyErrorDropsWrite`).
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -53,7 +57,7 @@ use serde_json::{json, Value};
 
 use super::{
     control_routes, redact, request_id, Admission, FakeControl, FakeOptions, InjectedError,
-    Journal, JournalLine,
+    Journal, JournalLine, WriteFault,
 };
 use crate::api::{Direction, NodeGroup};
 use crate::clock::Clock;
@@ -169,6 +173,49 @@ impl TencentFake {
         }
     }
 
+    /// List `auto_scaled` nodes of `group` that EMR's own auto-scaling added
+    /// (`AutoFlag` 1) and `pods` pod resources (`HardwareResourceType` pod),
+    /// besides the model's nodes. They are newer than every model node and
+    /// `Destroyable`, so a client that counts or picks them shows it; the
+    /// model knows nothing of them (a removal naming one is refused).
+    pub fn add_unmanaged_nodes(&self, group: NodeGroup, auto_scaled: usize, pods: usize) {
+        let mut book = lock(&self.inner.book);
+        let now = self.inner.model.now() + jiff::SignedDuration::from_hours(1);
+        for i in 0..auto_scaled + pods {
+            let serial = 900_000 + book.extra.len() as i64;
+            let mut n = node_info(
+                &SimNode {
+                    id: format!("extra-{serial}"),
+                    serial,
+                    group,
+                    removable: true,
+                },
+                now,
+            );
+            if i < auto_scaled {
+                n.auto_flag = Some(1);
+                n.name_tag = Some(format!("auto.{serial}"));
+            } else {
+                n.hardware_resource_type = Some(wire::HARDWARE_POD.into());
+                n.order_no = None;
+                n.name_tag = Some(format!("pod.{serial}"));
+            }
+            book.extra.push(n);
+        }
+    }
+
+    /// Leave these response fields (e.g. `Status`, `ClusterId`, `Flag`,
+    /// `FlowTotalStatus`) out of every answer, at any depth.
+    pub fn omit_fields(&self, fields: &[&str]) {
+        lock(&self.inner.book).omit = fields.iter().map(|f| f.to_string()).collect();
+    }
+
+    /// Report every finished flow's "Apply For Resource" stage as partially
+    /// completed (`StageInfoDetail.Status` 3), `FlowTotalStatus` still 2.
+    pub fn report_partial_stages(&self, on: bool) {
+        lock(&self.inner.book).partial_stages = on;
+    }
+
     /// Serve on `listener` until the process ends.
     pub async fn serve(self, listener: tokio::net::TcpListener) -> std::io::Result<()> {
         axum::serve(listener, self.router()).await
@@ -197,6 +244,14 @@ struct Book {
     traces: HashMap<String, String>,
     /// When each node was first listed (its `ApplyTime`).
     applied: HashMap<String, Timestamp>,
+    /// Listed besides the model's nodes, never counted by the model: nodes
+    /// EMR's auto-scaling added (`AutoFlag` 1) and pod resources.
+    extra: Vec<NodeHardwareInfo>,
+    /// Response fields left out of every answer (the SDK makes all optional).
+    omit: Vec<String>,
+    /// Finished flows report their "Apply For Resource" stage with `Status`
+    /// 3 (partially completed).
+    partial_stages: bool,
 }
 
 #[derive(Clone, Debug)]
@@ -229,17 +284,40 @@ struct Admitted {
     params: Value,
     /// The cluster exists in the request's region.
     visible: bool,
-    /// Apply the request, then answer with this bare status (an injected
-    /// [`RESPONSE_LOST`]).
-    lose_answer: Option<StatusCode>,
+    /// Apply the request, then answer with this instead (an injected
+    /// [`RESPONSE_LOST`], a lost answer or an applied proxy error).
+    lose_answer: Option<Reply>,
+}
+
+/// The scale writes, which draw [`WriteFault`]s.
+const WRITE_ACTIONS: &[&str] = &[
+    "ScaleOutInstance",
+    "TerminateTasks",
+    "TerminateClusterNodes",
+];
+
+/// A proxy's error page in front of the API (not EMR's envelope).
+fn proxy_page(status: StatusCode) -> String {
+    let reason = status.canonical_reason().unwrap_or("Error");
+    format!(
+        "<html>\r\n<head><title>{code} {reason}</title></head>\r\n<body>\r\n<center><h1>{code} {reason}</h1></center>\r\n<hr><center>nginx</center>\r\n</body>\r\n</html>\r\n",
+        code = status.as_u16()
+    )
 }
 
 /// A handler's answer, before the envelope.
 #[derive(Debug)]
 enum Reply {
     Ok(Value),
-    Error { code: String, message: String },
+    Error {
+        code: String,
+        message: String,
+    },
     Status(StatusCode),
+    /// A proxy's HTML error page with this status.
+    Html(StatusCode),
+    /// The connection is cut after the status line: no answer arrives.
+    Reset,
 }
 
 impl Reply {
@@ -274,8 +352,10 @@ async fn handle(State(inner): State<Arc<Inner>>, headers: HeaderMap, body: Bytes
         tokio::time::sleep(delay).await;
     }
     let (reply, write) = inner.process(&action, &headers, &body, parsed).await;
+    let omit = lock(&inner.book).omit.clone();
     let (status, outcome, answer) = match reply {
         Reply::Ok(mut v) => {
+            strip(&mut v, &omit);
             if let Some(obj) = v.as_object_mut() {
                 obj.insert("RequestId".into(), Value::String(request_id.clone()));
             }
@@ -290,6 +370,22 @@ async fn handle(State(inner): State<Arc<Inner>>, headers: HeaderMap, body: Bytes
             (StatusCode::OK, code, answer.to_string())
         }
         Reply::Status(s) => (s, format!("HTTP {}", s.as_u16()), String::new()),
+        Reply::Html(s) => (
+            s,
+            format!("HTTP {} (proxy page)", s.as_u16()),
+            proxy_page(s),
+        ),
+        Reply::Reset => (
+            StatusCode::OK,
+            "connection reset".to_string(),
+            String::new(),
+        ),
+    };
+    let reset = outcome == "connection reset";
+    let content_type = if answer.starts_with('<') {
+        "text/html"
+    } else {
+        "application/json"
     };
     inner.control.record(JournalLine {
         at,
@@ -301,7 +397,25 @@ async fn handle(State(inner): State<Arc<Inner>>, headers: HeaderMap, body: Bytes
         http_status: status.as_u16(),
         write,
     });
-    (status, [(header::CONTENT_TYPE, "application/json")], answer).into_response()
+    if reset {
+        return super::reset_response(status);
+    }
+    (status, [(header::CONTENT_TYPE, content_type)], answer).into_response()
+}
+
+/// Remove the keys `omit` from `v`, at any depth.
+fn strip(v: &mut Value, omit: &[String]) {
+    if omit.is_empty() {
+        return;
+    }
+    match v {
+        Value::Object(map) => {
+            map.retain(|k, _| !omit.contains(k));
+            map.values_mut().for_each(|x| strip(x, omit));
+        }
+        Value::Array(items) => items.iter_mut().for_each(|x| strip(x, omit)),
+        _ => {}
+    }
 }
 
 fn header_str<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h str> {
@@ -424,7 +538,7 @@ impl Inner {
             }
         };
         match admitted.lose_answer {
-            Some(status) => (Reply::Status(status), wrote),
+            Some(lost) => (lost, wrote),
             None => (reply.unwrap_or_else(|r| r), wrote),
         }
     }
@@ -466,7 +580,9 @@ impl Inner {
             Admission::Proceed => {}
             Admission::Inject(e) if e.code == RESPONSE_LOST => {
                 let status = e.http_status.and_then(|s| StatusCode::from_u16(s).ok());
-                lose_answer = Some(status.unwrap_or(StatusCode::GATEWAY_TIMEOUT));
+                lose_answer = Some(Reply::Status(
+                    status.unwrap_or(StatusCode::GATEWAY_TIMEOUT),
+                ));
             }
             Admission::Inject(e) => return Err(injected_reply(e)),
             Admission::Throttle { limit } => {
@@ -480,6 +596,28 @@ impl Inner {
             }
             Admission::Transient => {
                 return Err(Reply::error("InternalError", "An internal error has occurred (injected). Retry your request."))
+            }
+        }
+        if lose_answer.is_none() && WRITE_ACTIONS.contains(&action) {
+            match self.control.write_fault() {
+                WriteFault::None => {}
+                // EMR handled the request and refused it, in its own envelope.
+                WriteFault::Refuse => {
+                    return Err(Reply::error(
+                        "InternalError",
+                        "An internal error has occurred. Retry your request, but if the problem persists, contact us.",
+                    ))
+                }
+                WriteFault::LoseAnswer { reset: false } => {
+                    lose_answer = Some(Reply::Status(StatusCode::GATEWAY_TIMEOUT))
+                }
+                WriteFault::LoseAnswer { reset: true } => lose_answer = Some(Reply::Reset),
+                WriteFault::ProxyError { applied: true } => {
+                    lose_answer = Some(Reply::Html(StatusCode::BAD_GATEWAY))
+                }
+                WriteFault::ProxyError { applied: false } => {
+                    return Err(Reply::Html(StatusCode::BAD_GATEWAY))
+                }
             }
         }
         let region = header_str(headers, "x-tc-region")
@@ -614,8 +752,8 @@ impl Inner {
             let status = self.status_code();
             clusters.push(wire::ClusterInstancesInfo {
                 id: Some(19541),
-                cluster_id: self.model.id().to_string(),
-                status,
+                cluster_id: Some(self.model.id().to_string()),
+                status: Some(status),
                 ftitle: Some(wire::cluster_status_name(status).to_string()),
                 cluster_name: Some(format!("{} (fake)", self.model.id())),
                 charge_type: Some(0),
@@ -674,8 +812,9 @@ impl Inner {
             let applied = *book.applied.entry(n.id.clone()).or_insert(now);
             listed.push(node_info(n, applied));
         }
+        listed.extend(book.extra.iter().cloned());
         drop(book);
-        listed.retain(|n| flags.contains(&n.flag));
+        listed.retain(|n| n.flag.is_some_and(|f| flags.contains(&f)));
         let total = listed.len() as i64;
         let page_of = if limit == 0 && page == 0 {
             listed
@@ -688,7 +827,7 @@ impl Inner {
                 .collect()
         };
         Ok(Reply::ok(wire::DescribeClusterNodesResponse {
-            total_cnt: total,
+            total_cnt: Some(total),
             node_list: Some(page_of),
         }))
     }
@@ -904,6 +1043,18 @@ impl Inner {
             failed_reason: Some(reason.unwrap_or_default()),
         };
         let stages = match (status, failed) {
+            (flow_status::DONE, _) if lock(&self.book).partial_stages => vec![
+                stage("Create Order", 2, None),
+                wire::StageInfoDetail {
+                    desc: Some("some resources were not delivered".into()),
+                    ..stage(
+                        "Apply For Resource",
+                        wire::stage_status::PARTIALLY_COMPLETED,
+                        None,
+                    )
+                },
+                stage("End task", 2, None),
+            ],
             (flow_status::DONE, _) => vec![
                 stage("Create Order", 2, None),
                 stage("Apply For Resource", 2, None),
@@ -921,7 +1072,7 @@ impl Inner {
             ],
         };
         let mut body = serde_json::to_value(wire::DescribeClusterFlowStatusDetailResponse {
-            flow_total_status: status,
+            flow_total_status: Some(status),
             flow_total_progress: Some((progress * 100.0).round() / 100.0),
             flow_name: Some(name.to_string()),
             stage_details: Some(stages),
@@ -992,12 +1143,13 @@ impl Inner {
 
 fn master_node(started: Timestamp) -> NodeHardwareInfo {
     NodeHardwareInfo {
-        flag: flag::MASTER,
+        flag: Some(flag::MASTER),
         emr_resource_id: Some(resource_id(0)),
         order_no: Some(cvm_id(0)),
         destroyable: Some(0),
         apply_time: Some(apply_time(started)),
         auto_flag: Some(0),
+        hardware_resource_type: Some("host".into()),
         ip: Some("10.0.0.2".into()),
         spec: Some("CVM.S5".into()),
         charge_type: Some(0),
@@ -1008,15 +1160,16 @@ fn master_node(started: Timestamp) -> NodeHardwareInfo {
 fn node_info(n: &SimNode, applied: Timestamp) -> NodeHardwareInfo {
     let serial = n.serial.max(0);
     NodeHardwareInfo {
-        flag: match n.group {
+        flag: Some(match n.group {
             NodeGroup::Core => flag::CORE,
             NodeGroup::Task => flag::TASK,
-        },
+        }),
         emr_resource_id: Some(resource_id(serial)),
         order_no: Some(cvm_id(serial)),
         destroyable: Some(i64::from(n.removable)),
         apply_time: Some(apply_time(applied)),
         auto_flag: Some(0),
+        hardware_resource_type: Some("host".into()),
         ip: Some(format!("10.0.{}.{}", 1 + serial / 250, 3 + serial % 250)),
         spec: Some("CVM.S5".into()),
         charge_type: Some(0),
@@ -1040,7 +1193,8 @@ mod tests {
     fn code(r: Reply) -> String {
         match r {
             Reply::Error { code, .. } => code,
-            Reply::Status(s) => format!("HTTP {}", s.as_u16()),
+            Reply::Status(s) | Reply::Html(s) => format!("HTTP {}", s.as_u16()),
+            Reply::Reset => "reset".into(),
             Reply::Ok(v) => format!("ok {v}"),
         }
     }

@@ -20,6 +20,7 @@ fn running(core: i32, task: i32) -> ObservedCluster {
         task,
         nodes: vec![],
         last_resize_failed: None,
+        unmanaged: Default::default(),
     }
 }
 
@@ -462,7 +463,7 @@ prop_compose! {
     fn arb_observed()(core in 0..=500i32, task in 0..=500i32, state in arb_state()) -> ObservedCluster {
         // The cloud itself never holds more than 500 nodes.
         let task = task.min(MAX_TOTAL - core);
-        ObservedCluster { state, core, task, nodes: vec![], last_resize_failed: None }
+        ObservedCluster { state, core, task, nodes: vec![], last_resize_failed: None, unmanaged: Default::default() }
     }
 }
 

@@ -20,9 +20,14 @@
 //!
 //! MRS has no idempotency token, so the engine never sends the same resize
 //! to MRS twice ([`Capabilities::idempotent_scale_out`] is false): a resize
-//! whose answer is unclear (timeout, 5xx, lost answer) is resolved by
+//! whose outcome is unknown ([`Effect::Unknown`](crate::cloud::Effect):
+//! timeout or reset after sending, the gateway's `504 APIGW.0201` or another
+//! gateway 5xx, a proxy's HTML page, an unreadable body) is resolved by
 //! observation, and declared not applied when the cluster shows nothing of
-//! it for [`ACCEPT_GRACE`] ([`Capabilities::acceptance_grace`]). MRS keeps
+//! it for [`ACCEPT_GRACE`] ([`Capabilities::acceptance_grace`]). A resize
+//! refused in MRS's own body (`{"error_code": ...}`, HTTP 500 `MRS.300`
+//! included) did nothing: it is over at once, and the next one is planned
+//! after the class's backoff, without the grace ([`errors::effect_of`]). MRS keeps
 //! no per-operation record either: [`Cloud::operation_status`] reads the
 //! cluster detail and reports only what it shows (see [`progress`]).
 //!
@@ -557,7 +562,7 @@ impl HuaweiCloud {
         self.earlier_failure.remember(shown_failure);
         let result = self.send_resize(bytes, node_ids, unmatched).await;
         if let Err(e) = &result {
-            if e.class.definitely_not_applied() {
+            if !e.may_have_applied() {
                 // MRS did not act on it: no new resize to tell an error apart from.
                 self.earlier_failure.forget();
             }
@@ -592,7 +597,8 @@ impl HuaweiCloud {
                     parsed.result
                 ),
             )
-            .with_request_id(reply.request_id));
+            .with_request_id(reply.request_id)
+            .effect_unknown());
         }
         Ok(Submitted {
             request_id: reply.request_id,
@@ -1194,6 +1200,7 @@ pub fn interpret(detail: &ClusterDetail, spec: &HuaweiSpec) -> Result<Interprete
             task: task_count,
             nodes: Vec::new(),
             last_resize_failed,
+            unmanaged: Default::default(),
         },
         groups: NodeGroups { core, task },
     })
@@ -1493,6 +1500,7 @@ mod tests {
             task,
             nodes: vec![],
             last_resize_failed: None,
+            unmanaged: Default::default(),
         }
     }
 
@@ -1740,6 +1748,7 @@ mod tests {
         let with_error = |state: ClusterState| ObservedCluster {
             state,
             last_resize_failed: error.clone(),
+            unmanaged: Default::default(),
             ..observed(3, 1)
         };
         let earlier = EarlierFailure::default();

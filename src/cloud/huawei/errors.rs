@@ -7,7 +7,7 @@
 use reqwest::StatusCode;
 use serde_json::Value;
 
-use crate::cloud::{CloudError, ErrorClass};
+use crate::cloud::{CloudError, Effect, ErrorClass};
 
 /// One row of the error table.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -215,7 +215,9 @@ pub fn from_response(
     request_id: Option<String>,
     body: &[u8],
 ) -> CloudError {
-    let (code, message) = parse_error_body(body).unwrap_or_else(|| {
+    let error_body = parse_error_body(body);
+    let parsed = error_body.is_some();
+    let (code, message) = error_body.unwrap_or_else(|| {
         let text = String::from_utf8_lossy(body);
         let text: String = text.trim().chars().take(300).collect();
         let message = if text.is_empty() {
@@ -235,7 +237,38 @@ pub fn from_response(
         }
         _ => message,
     };
-    CloudError::new(classify(status, &code), action, code, message).with_request_id(request_id)
+    let effect = effect_of(status, &code, parsed);
+    CloudError::new(classify(status, &code), action, code, message)
+        .with_request_id(request_id)
+        .with_effect(effect)
+}
+
+/// True for a code of the API gateway in front of MRS (`APIGW.0201`, ...;
+/// `APIG.` in some regions), as opposed to a code of the service behind it.
+pub fn is_gateway_code(code: &str) -> bool {
+    code.starts_with("APIGW.") || code.starts_with("APIG.")
+}
+
+/// Whether an error answer means the request may have been applied.
+///
+/// - The service's own body (`{"error_code": "MRS.300", ...}` or a
+///   `12000xxx` code), at any status, 500 included: MRS handled the request
+///   and refused it. [`Effect::Refused`].
+/// - A 5xx from the API gateway, with its own code (`504 APIGW.0201` request
+///   timeout, 502/503 backend unavailable) or with no JSON error body at all
+///   (a proxy's HTML page): the gateway answered in the service's place and
+///   does not know whether the backend acted. [`Effect::Unknown`].
+/// - A 4xx from the gateway (`401 APIGW.0301`, `429 APIGW.0308`) or a proxy:
+///   refused before it was forwarded. [`Effect::Refused`].
+pub fn effect_of(status: StatusCode, code: &str, cloud_body: bool) -> Effect {
+    if cloud_body && !is_gateway_code(code) {
+        return Effect::Refused;
+    }
+    if status.is_server_error() {
+        Effect::Unknown
+    } else {
+        Effect::Refused
+    }
 }
 
 #[cfg(test)]
@@ -443,6 +476,68 @@ mod tests {
         let e = from_response("x", StatusCode::FORBIDDEN, None, b"");
         assert_eq!((e.code.as_str(), e.class), ("HTTP403", ErrorClass::Auth));
         assert!(e.message.contains("empty body"));
+    }
+
+    /// Refused (MRS's own body, any status) versus unknown (the gateway's
+    /// 5xx, or no JSON error body at a 5xx).
+    #[test]
+    fn effect_tells_a_refusal_from_a_lost_answer() {
+        let effect = |status: u16, body: &str| {
+            from_response(
+                "PUT cluster_infos",
+                StatusCode::from_u16(status).unwrap(),
+                None,
+                body.as_bytes(),
+            )
+            .effect
+        };
+        let mrs = |code: &str| format!(r#"{{"error_code":"{code}","error_msg":"x"}}"#);
+        // The service's own refusals, 500 included.
+        for (status, code) in [
+            (500, "MRS.300"),
+            (500, "MRS.201"),
+            (503, "MRS.300"),
+            (400, "12000018"),
+            (400, "12000002"),
+        ] {
+            assert_eq!(
+                effect(status, &mrs(code)),
+                Effect::Refused,
+                "{status} {code}"
+            );
+        }
+        // The gateway answered for the backend: it does not know.
+        for (status, code) in [(504, "APIGW.0201"), (502, "APIGW.0202"), (503, "APIG.0203")] {
+            assert_eq!(
+                effect(status, &mrs(code)),
+                Effect::Unknown,
+                "{status} {code}"
+            );
+        }
+        // The gateway refused before forwarding.
+        assert_eq!(effect(401, &mrs("APIGW.0301")), Effect::Refused);
+        assert_eq!(effect(429, &mrs("APIGW.0308")), Effect::Refused);
+        // No error body: a proxy page, an empty 5xx.
+        let html = "<html><body><h1>502 Bad Gateway</h1></body></html>";
+        assert_eq!(effect(502, html), Effect::Unknown);
+        assert_eq!(effect(504, ""), Effect::Unknown);
+        assert_eq!(effect(500, html), Effect::Unknown);
+        assert_eq!(effect(403, html), Effect::Refused);
+        // The class stays what it was: retryable either way.
+        let e = from_response(
+            "a",
+            StatusCode::GATEWAY_TIMEOUT,
+            None,
+            mrs("APIGW.0201").as_bytes(),
+        );
+        assert!(e.class.retryable() && e.may_have_applied());
+        let e = from_response(
+            "a",
+            StatusCode::INTERNAL_SERVER_ERROR,
+            None,
+            mrs("MRS.300").as_bytes(),
+        );
+        assert!(e.class.retryable() && !e.may_have_applied());
     }
 
     #[test]

@@ -12,7 +12,17 @@
 //!
 //! - **State** (`DescribeInstances` `Status`): 2 running; 4, 15, 16, 24 busy;
 //!   301, 302 failed; anything else unavailable.
-//! - **Counts**: `DescribeClusterNodes` nodes with `Flag` 2 (Core) and 3 (Task).
+//! - **Counts**: `DescribeClusterNodes` nodes with `Flag` 2 (Core) and 3
+//!   (Task) that the operator manages: not added by EMR's own auto-scaling
+//!   (`AutoFlag == 1`) and not pod resources (`HardwareResourceType == pod`;
+//!   the listing includes them unless the request asks for `host` only).
+//!   Those are counted apart ([`UnmanagedNodes`], `status.observed`), never
+//!   toward `core`/`task`, and never chosen for removal.
+//! - **Optional fields**: the SDK makes every response field optional. What
+//!   is there is parsed; a missing field the decision needs (`ClusterId` to
+//!   find the entry, `Status` for the state, a managed node's `Flag`,
+//!   `FlowTotalStatus` for progress) is an error naming the field, the action
+//!   and the request id.
 //! - **Paging** of `DescribeClusterNodes`: `Offset` is documented as a "page
 //!   number" but is a row offset in most Tencent APIs. The pager asks for row
 //!   offset 100 after the first page; if that adds no new node while
@@ -64,8 +74,8 @@ use crate::clock::{Clock, SystemClock};
 use crate::cloud::credentials::{Credentials, SecretString};
 use crate::cloud::http::{self, malformed, transport_error, Endpoint, RateLimits};
 use crate::cloud::{
-    Capabilities, Cloud, CloudError, ClusterState, ErrorClass, Node, ObservedCluster,
-    OperationProgress, ScaleRequest, Submitted,
+    Capabilities, Cloud, CloudError, ClusterState, Effect, ErrorClass, Node, ObservedCluster,
+    OperationProgress, ScaleRequest, Submitted, UnmanagedNodes,
 };
 
 /// Largest `TaskCount` one `ScaleOutInstance` accepts **(inference** from
@@ -233,6 +243,13 @@ impl TencentCloud {
 
     /// The cluster's entry in `DescribeInstances`.
     pub async fn describe_cluster(&self) -> Result<wire::ClusterInstancesInfo, CloudError> {
+        self.describe_cluster_with_id().await.map(|(c, _)| c)
+    }
+
+    /// The cluster's entry and the answer's request id.
+    async fn describe_cluster_with_id(
+        &self,
+    ) -> Result<(wire::ClusterInstancesInfo, Option<String>), CloudError> {
         let req = wire::DescribeInstancesRequest {
             instance_ids: vec![self.instance_id.clone()],
             display_strategy: "clusterList".into(),
@@ -242,12 +259,29 @@ impl TencentCloud {
         };
         let (resp, request_id): (wire::DescribeInstancesResponse, _) =
             self.call(DESCRIBE_INSTANCES, &req).await?;
-        resp.cluster_list
-            .unwrap_or_default()
+        let list = resp.cluster_list.unwrap_or_default();
+        let unnamed = list.iter().filter(|c| c.cluster_id.is_none()).count();
+        if let Some(found) = list
             .into_iter()
-            .find(|c| c.cluster_id == self.instance_id)
-            .ok_or_else(|| {
-                CloudError::new(
+            .find(|c| c.cluster_id.as_deref() == Some(self.instance_id.as_str()))
+        {
+            return Ok((found, request_id));
+        }
+        if unnamed > 0 {
+            // We cannot tell whether one of them is ours: say so, not "not found".
+            return Err(missing_field(
+                DESCRIBE_INSTANCES,
+                "ClusterInstancesInfo.ClusterId",
+                request_id,
+                format!(
+                    "{unnamed} entr{} without it, so none can be matched to {}",
+                    if unnamed == 1 { "y" } else { "ies" },
+                    self.instance_id
+                ),
+            ));
+        }
+        Err({
+            CloudError::new(
                     ErrorClass::NotFound,
                     DESCRIBE_INSTANCES,
                     "ClusterScale.InstanceNotListed",
@@ -258,7 +292,7 @@ impl TencentCloud {
                     ),
                 )
                 .with_request_id(request_id)
-            })
+        })
     }
 
     /// Every node of the cluster (`DescribeClusterNodes`, all pages).
@@ -271,7 +305,28 @@ impl TencentCloud {
                 offset: Some(offset),
                 limit: Some(wire::PAGE_LIMIT),
             };
-            let (page, request_id) = self.call(DESCRIBE_CLUSTER_NODES, &req).await?;
+            let (page, request_id): (wire::DescribeClusterNodesResponse, _) =
+                self.call(DESCRIBE_CLUSTER_NODES, &req).await?;
+            // A machine node we would count must say which group it is in.
+            if let Some(n) = page
+                .node_list
+                .iter()
+                .flatten()
+                .find(|n| n.flag.is_none() && managed(n))
+            {
+                return Err(missing_field(
+                    DESCRIBE_CLUSTER_NODES,
+                    "NodeHardwareInfo.Flag",
+                    request_id,
+                    format!(
+                        "node {} has none, so it cannot be counted as Core or Task",
+                        n.emr_resource_id
+                            .as_deref()
+                            .or(n.order_no.as_deref())
+                            .unwrap_or("(no id)")
+                    ),
+                ));
+            }
             pager
                 .absorb(page)
                 .map_err(|detail| malformed(DESCRIBE_CLUSTER_NODES, request_id, detail))?;
@@ -418,8 +473,19 @@ impl Cloud for TencentCloud {
     }
 
     async fn observe(&self) -> Result<ObservedCluster, CloudError> {
-        let cluster = self.describe_cluster().await?;
-        let state = cluster_state(cluster.status);
+        let (cluster, request_id) = self.describe_cluster_with_id().await?;
+        let Some(status) = cluster.status else {
+            return Err(missing_field(
+                DESCRIBE_INSTANCES,
+                "ClusterInstancesInfo.Status",
+                request_id,
+                format!(
+                    "the entry of {} has none, so whether it can be scaled is unknown",
+                    self.instance_id
+                ),
+            ));
+        };
+        let state = cluster_state(status);
         let raw = match self.describe_nodes().await {
             Ok(raw) => raw,
             // A cluster we will not act on may refuse to list its nodes
@@ -434,6 +500,7 @@ impl Cloud for TencentCloud {
                     task: clamp_count(config.task_node_size.unwrap_or(0)),
                     nodes: Vec::new(),
                     last_resize_failed: None,
+                    unmanaged: Default::default(),
                 });
             }
             Err(e) => return Err(e),
@@ -446,6 +513,7 @@ impl Cloud for TencentCloud {
             task: count(NodeGroup::Task),
             nodes: listed.iter().filter_map(ListedNode::to_node).collect(),
             last_resize_failed: None,
+            unmanaged: unmanaged_nodes(&raw),
         })
     }
 
@@ -585,10 +653,62 @@ impl Cloud for TencentCloud {
             },
             need_extra_detail: Some(false),
         };
-        let (resp, _): (wire::DescribeClusterFlowStatusDetailResponse, _) =
+        let (resp, request_id): (wire::DescribeClusterFlowStatusDetailResponse, _) =
             self.call(DESCRIBE_FLOW, &req).await?;
+        if resp.flow_total_status.is_none() {
+            return Err(missing_field(
+                DESCRIBE_FLOW,
+                "FlowTotalStatus",
+                request_id,
+                format!("the progress of operation {} is unknown", op.id),
+            ));
+        }
         Ok(flow_progress(&resp))
     }
+}
+
+/// An answer without a field the decision needs: names the field, the
+/// action and (in its Display) the request id.
+fn missing_field(
+    action: &str,
+    field: &str,
+    request_id: Option<String>,
+    detail: String,
+) -> CloudError {
+    malformed(
+        action,
+        request_id,
+        format!("the answer has no {field}: {detail}"),
+    )
+}
+
+/// A node the operator manages: a machine (not a pod resource) that EMR's
+/// own auto-scaling did not add. Only these are counted and chosen.
+fn managed(n: &NodeHardwareInfo) -> bool {
+    n.auto_flag != Some(1) && !is_pod(n)
+}
+
+fn is_pod(n: &NodeHardwareInfo) -> bool {
+    n.hardware_resource_type
+        .as_deref()
+        .is_some_and(|t| t.trim().eq_ignore_ascii_case(wire::HARDWARE_POD))
+}
+
+/// The nodes that are listed but not the operator's (see [`managed`]).
+fn unmanaged_nodes(raw: &[NodeHardwareInfo]) -> UnmanagedNodes {
+    let mut u = UnmanagedNodes::default();
+    for n in raw {
+        if is_pod(n) {
+            u.pods += 1;
+        } else if n.auto_flag == Some(1) {
+            match n.flag {
+                Some(flag::CORE) => u.auto_scaled_core += 1,
+                Some(flag::TASK) => u.auto_scaled_task += 1,
+                _ => {}
+            }
+        }
+    }
+    u
 }
 
 /// A cloud refusal decided before calling: our own `ClusterScale.*` code, class Invalid.
@@ -625,11 +745,49 @@ pub fn cluster_state(status: i64) -> ClusterState {
     }
 }
 
-/// `FlowTotalStatus` as progress: 0, 1 running; 2, 3 done; -1, -3 failed.
+/// `FlowTotalStatus` as progress: 0, 1 running; 2, 3 done; -1, -3 failed;
+/// missing: unknown. A done flow with a stage whose `Status` is 3 (partially
+/// completed) is [`OperationProgress::PartiallyCompleted`], naming the stages:
+/// the counts then decide whether the operation reached its target.
 pub fn flow_progress(resp: &wire::DescribeClusterFlowStatusDetailResponse) -> OperationProgress {
-    match resp.flow_total_status {
+    let Some(total) = resp.flow_total_status else {
+        return OperationProgress::Unknown;
+    };
+    match total {
         flow_status::INIT | flow_status::RUNNING => OperationProgress::Running,
-        flow_status::DONE | flow_status::DONE_WITH_SKIPPED => OperationProgress::Succeeded,
+        flow_status::DONE | flow_status::DONE_WITH_SKIPPED => {
+            let partial: Vec<String> = resp
+                .stage_details
+                .iter()
+                .flatten()
+                .filter(|st| st.status == Some(wire::stage_status::PARTIALLY_COMPLETED))
+                .map(|st| {
+                    let stage = st
+                        .name
+                        .as_deref()
+                        .or(st.stage.as_deref())
+                        .unwrap_or("stage");
+                    match st
+                        .desc
+                        .as_deref()
+                        .or(st.failed_reason.as_deref())
+                        .filter(|d| !d.is_empty())
+                    {
+                        Some(d) => format!("{stage}: {d}"),
+                        None => stage.to_string(),
+                    }
+                })
+                .collect();
+            if partial.is_empty() {
+                OperationProgress::Succeeded
+            } else {
+                OperationProgress::PartiallyCompleted(format!(
+                    "{} partially completed (FlowTotalStatus {total}): {}",
+                    resp.flow_name.as_deref().unwrap_or("flow"),
+                    partial.join("; ")
+                ))
+            }
+        }
         s @ (flow_status::FAILED | flow_status::BLOCKED) => {
             let what = if s == flow_status::BLOCKED {
                 "blocked"
@@ -699,7 +857,23 @@ fn parse_envelope<Resp: DeserializeOwned>(
 }
 
 /// Any HTTP status but 200: the SDK's `ServerNetworkError` (429 is Throttled).
+///
+/// Its [`Effect`]: when the body is still EMR's own `Response.Error`
+/// envelope, the service refused the request (the error is that code's, as
+/// in a 200). Without the envelope, a 5xx (a gateway's or proxy's 502/503/504
+/// page, an answer cut short) leaves the outcome unknown; a 4xx or 429 from
+/// something in front of the API refused it before it was forwarded.
 fn http_status_error(action: &str, status: reqwest::StatusCode, body: &[u8]) -> CloudError {
+    if let Err(e) = parse_envelope::<serde_json::Value>(action, body) {
+        if e.effect == Effect::Refused {
+            return e;
+        }
+    }
+    let effect = if status.is_server_error() {
+        Effect::Unknown
+    } else {
+        Effect::Refused
+    };
     let class = if status == reqwest::StatusCode::TOO_MANY_REQUESTS {
         ErrorClass::Throttled
     } else {
@@ -712,7 +886,7 @@ fn http_status_error(action: &str, status: reqwest::StatusCode, body: &[u8]) -> 
     } else {
         format!("HTTP {status} from the EMR endpoint: {snippet}")
     };
-    CloudError::new(class, action, "ServerNetworkError", message)
+    CloudError::new(class, action, "ServerNetworkError", message).with_effect(effect)
 }
 
 /// Pages through `DescribeClusterNodes` (see the module docs for the rule).
@@ -741,7 +915,11 @@ impl NodePager {
     fn absorb(&mut self, page: wire::DescribeClusterNodesResponse) -> Result<(), String> {
         let first = self.total.is_none();
         self.requests += 1;
-        let total = page.total_cnt.max(0);
+        let listed = page.node_list.as_ref().map_or(0, Vec::len) as i64;
+        // TotalCnt is optional in the SDK. Without it, paging goes on until a
+        // page brings nothing new or is short (see below).
+        let known = page.total_cnt.is_some();
+        let total = page.total_cnt.map_or(i64::MAX, |t| t.max(0));
         self.total = Some(total);
         let mut added = 0;
         for node in page.node_list.unwrap_or_default() {
@@ -749,6 +927,30 @@ impl NodePager {
                 self.nodes.push(node);
                 added += 1;
             }
+        }
+        if !known {
+            let short = listed < wire::PAGE_LIMIT;
+            if (added > 0 && short) || (added == 0 && (first || self.page_numbers)) {
+                // A short page of new nodes is the last; nothing new after
+                // both offset readings have been tried is the end.
+                self.done = true;
+                return Ok(());
+            }
+            if self.requests >= MAX_PAGES {
+                return Err(format!(
+                    "paging without TotalCnt stopped at {} nodes after {} requests",
+                    self.nodes.len(),
+                    self.requests
+                ));
+            }
+            if added == 0 {
+                // An empty row offset: maybe the end, maybe page numbers.
+                self.page_numbers = true;
+                self.next_page = 1;
+            } else if self.page_numbers {
+                self.next_page += 1;
+            }
+            return Ok(());
         }
         if self.nodes.len() as i64 >= total {
             self.done = true;
@@ -782,7 +984,7 @@ fn node_key(n: &NodeHardwareInfo) -> String {
     match (&n.emr_resource_id, &n.order_no) {
         (Some(id), _) if !id.is_empty() => id.clone(),
         (_, Some(cvm)) if !cvm.is_empty() => format!("cvm:{cvm}"),
-        _ => format!("anon:{}:{:?}:{:?}", n.flag, n.ip, n.name_tag),
+        _ => format!("anon:{:?}:{:?}:{:?}", n.flag, n.ip, n.name_tag),
     }
 }
 
@@ -835,12 +1037,12 @@ fn index_nodes(raw: &[NodeHardwareInfo]) -> Vec<ListedNode> {
     raw.iter()
         .zip(rank)
         .map(|(n, added_order)| ListedNode {
-            // EMR's own auto-scaling nodes (AutoFlag 1) are never ours to
-            // count or remove.
+            // EMR's own auto-scaling nodes (AutoFlag 1) and pod resources are
+            // never ours to count or remove.
             group: match n.flag {
-                _ if n.auto_flag == Some(1) => None,
-                flag::CORE => Some(NodeGroup::Core),
-                flag::TASK => Some(NodeGroup::Task),
+                _ if !managed(n) => None,
+                Some(flag::CORE) => Some(NodeGroup::Core),
+                Some(flag::TASK) => Some(NodeGroup::Task),
                 _ => None,
             },
             resource_id: n.emr_resource_id.clone().unwrap_or_default(),
@@ -910,7 +1112,7 @@ mod tests {
 
     fn node(flag: i64, id: &str, cvm: &str, destroyable: i64, apply: &str) -> NodeHardwareInfo {
         NodeHardwareInfo {
-            flag,
+            flag: Some(flag),
             emr_resource_id: Some(id.into()),
             order_no: Some(cvm.into()).filter(|c: &String| !c.is_empty()),
             destroyable: Some(destroyable),
@@ -946,7 +1148,7 @@ mod tests {
     #[test]
     fn flow_statuses_map_to_progress() {
         let flow = |s: i64| wire::DescribeClusterFlowStatusDetailResponse {
-            flow_total_status: s,
+            flow_total_status: Some(s),
             flow_name: Some("Scale Out Task".into()),
             stage_details: Some(vec![wire::StageInfoDetail {
                 name: Some("Apply For Resource".into()),
@@ -970,6 +1172,23 @@ mod tests {
             matches!(flow_progress(&flow(-3)), OperationProgress::Failed(m) if m.contains("blocked"))
         );
         assert_eq!(flow_progress(&flow(7)), OperationProgress::Unknown);
+        // StageInfoDetail.Status 3 is "partially completed", not "skipped".
+        let mut partial = flow(2);
+        partial.stage_details = Some(vec![wire::StageInfoDetail {
+            name: Some("Apply For Resource".into()),
+            status: Some(wire::stage_status::PARTIALLY_COMPLETED),
+            desc: Some("2 of 3 nodes".into()),
+            ..Default::default()
+        }]);
+        match flow_progress(&partial) {
+            OperationProgress::PartiallyCompleted(m) => {
+                assert!(m.contains("Apply For Resource: 2 of 3 nodes"), "{m}")
+            }
+            other => panic!("{other:?}"),
+        }
+        let mut missing = flow(2);
+        missing.flow_total_status = None;
+        assert_eq!(flow_progress(&missing), OperationProgress::Unknown);
     }
 
     #[test]
@@ -1067,11 +1286,33 @@ mod tests {
         assert_eq!(task.skipped_preferred, ["emr-vm-auto"]);
         let counted = listed.iter().filter(|n| n.group.is_some()).count();
         assert_eq!(counted, 3, "AutoFlag 1 nodes are not counted");
+        let u = unmanaged_nodes(&raw);
+        assert_eq!((u.auto_scaled_core, u.auto_scaled_task, u.pods), (1, 1, 0));
+    }
+
+    #[test]
+    fn pod_nodes_are_never_counted_nor_chosen() {
+        let mut pod = node(flag::TASK, "emr-vm-pod", "", 1, "2026-01-01 00:00:00");
+        pod.hardware_resource_type = Some("pod".into());
+        let mut host = node(flag::TASK, "emr-vm-h", "ins-h", 1, "2024-01-01 00:00:00");
+        host.hardware_resource_type = Some("host".into());
+        let mut pod_core = node(flag::CORE, "emr-vm-pc", "ins-pc", 1, "2026-01-01 00:00:00");
+        pod_core.hardware_resource_type = Some("POD".into());
+        let raw = vec![pod, host, pod_core];
+        let listed = index_nodes(&raw);
+        let task = choose_nodes(&listed, NodeGroup::Task, 2, &["emr-vm-pod".into()], false);
+        assert_eq!(task.chosen.len(), 1);
+        assert_eq!(task.chosen[0].resource_id, "emr-vm-h");
+        assert_eq!(task.skipped_preferred, ["emr-vm-pod"]);
+        assert!(choose_nodes(&listed, NodeGroup::Core, 1, &[], true)
+            .chosen
+            .is_empty());
+        assert_eq!(unmanaged_nodes(&raw).pods, 2);
     }
 
     fn page(total: i64, ids: std::ops::Range<usize>) -> wire::DescribeClusterNodesResponse {
         wire::DescribeClusterNodesResponse {
-            total_cnt: total,
+            total_cnt: Some(total),
             node_list: Some(
                 ids.map(|i| node(flag::TASK, &format!("emr-vm-{i}"), "", 1, ""))
                     .collect(),
@@ -1108,6 +1349,23 @@ mod tests {
                 );
                 let distinct: HashSet<_> = pager.nodes.iter().map(node_key).collect();
                 assert_eq!(distinct.len(), total);
+            }
+        }
+    }
+
+    #[test]
+    fn pager_without_total_cnt_reads_until_nothing_new() {
+        for rows in [true, false] {
+            for total in [0usize, 1, 99, 100, 101, 250] {
+                let mut pager = NodePager::default();
+                while let Some(offset) = pager.next_offset() {
+                    let mut page = serve(rows, total, offset);
+                    page.total_cnt = None;
+                    pager
+                        .absorb(page)
+                        .unwrap_or_else(|e| panic!("rows={rows} total={total}: {e}"));
+                }
+                assert_eq!(pager.nodes.len(), total, "rows={rows} total={total}");
             }
         }
     }
@@ -1181,9 +1439,45 @@ mod tests {
             b"bad gateway",
         );
         assert_eq!(
-            (e.class, e.code.as_str()),
-            (ErrorClass::Transient, "ServerNetworkError")
+            (e.class, e.code.as_str(), e.effect),
+            (ErrorClass::Transient, "ServerNetworkError", Effect::Unknown)
         );
         assert!(e.message.contains("502"), "{}", e.message);
+        // EMR's own envelope, in a 200 or not: a refusal, whatever its class.
+        let internal =
+            br#"{"Response":{"Error":{"Code":"InternalError","Message":"x"},"RequestId":"r-5"}}"#;
+        let e = parse_envelope::<wire::ScaleOutInstanceResponse>("ScaleOutInstance", internal)
+            .unwrap_err();
+        assert_eq!(
+            (e.class, e.effect, e.request_id.as_deref()),
+            (ErrorClass::Transient, Effect::Refused, Some("r-5"))
+        );
+        let e = http_status_error(
+            "ScaleOutInstance",
+            reqwest::StatusCode::SERVICE_UNAVAILABLE,
+            internal,
+        );
+        assert_eq!(
+            (e.code.as_str(), e.effect),
+            ("InternalError", Effect::Refused)
+        );
+        // Unreadable bodies and gateway pages: unknown; a 4xx/429 page: refused.
+        for body in [&b"<html>"[..], b"{}"] {
+            let e =
+                parse_envelope::<wire::TerminateTasksResponse>("TerminateTasks", body).unwrap_err();
+            assert_eq!(e.effect, Effect::Unknown);
+        }
+        for (status, effect) in [
+            (reqwest::StatusCode::GATEWAY_TIMEOUT, Effect::Unknown),
+            (reqwest::StatusCode::SERVICE_UNAVAILABLE, Effect::Unknown),
+            (reqwest::StatusCode::TOO_MANY_REQUESTS, Effect::Refused),
+            (reqwest::StatusCode::FORBIDDEN, Effect::Refused),
+        ] {
+            assert_eq!(
+                http_status_error("TerminateTasks", status, b"<html>proxy</html>").effect,
+                effect,
+                "{status}"
+            );
+        }
     }
 }

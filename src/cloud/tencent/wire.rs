@@ -51,9 +51,14 @@ pub struct DescribeInstancesResponse {
 pub struct ClusterInstancesInfo {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub id: Option<i64>,
-    pub cluster_id: String,
-    /// See [`cluster_status_name`].
-    pub status: i64,
+    /// Optional in the SDK, like every field: an entry without it cannot be
+    /// told apart from another cluster's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cluster_id: Option<String>,
+    /// See [`cluster_status_name`]. Optional in the SDK; the client needs it
+    /// to decide anything and says so when it is missing.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<i64>,
     /// Status text, e.g. "集群运行中".
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ftitle: Option<String>,
@@ -106,8 +111,9 @@ pub struct DescribeClusterNodesRequest {
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "PascalCase")]
 pub struct DescribeClusterNodesResponse {
-    #[serde(default)]
-    pub total_cnt: i64,
+    /// Optional in the SDK; the pager needs it only when a page is full.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub total_cnt: Option<i64>,
     #[serde(default)]
     pub node_list: Option<Vec<NodeHardwareInfo>>,
 }
@@ -124,8 +130,9 @@ pub mod flag {
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "PascalCase")]
 pub struct NodeHardwareInfo {
-    /// 0 common, 1 master, 2 core, 3 task ([`flag`]).
-    pub flag: i64,
+    /// 0 common, 1 master, 2 core, 3 task ([`flag`]). Optional in the SDK.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub flag: Option<i64>,
     /// `emr-vm-xxxxxxxx`: the id TerminateTasks takes.
     #[serde(default)]
     pub emr_resource_id: Option<String>,
@@ -140,9 +147,13 @@ pub struct NodeHardwareInfo {
     /// only its order is used).
     #[serde(default)]
     pub apply_time: Option<String>,
-    /// 1: added by auto-scaling.
+    /// 1: added by EMR's own auto-scaling.
     #[serde(default)]
     pub auto_flag: Option<i64>,
+    /// `host` or `pod` (a pod resource of a container-based cluster; listed
+    /// unless the request's `HardwareResourceType` is `host`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hardware_resource_type: Option<String>,
     #[serde(default)]
     pub ip: Option<String>,
     #[serde(default)]
@@ -258,8 +269,9 @@ pub struct FlowParam {
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "PascalCase")]
 pub struct DescribeClusterFlowStatusDetailResponse {
-    /// See [`flow_status`].
-    pub flow_total_status: i64,
+    /// See [`flow_status`]. Optional in the SDK.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub flow_total_status: Option<i64>,
     #[serde(default)]
     pub flow_total_progress: Option<f64>,
     #[serde(default)]
@@ -273,7 +285,7 @@ pub mod flow_status {
     pub const INIT: i64 = 0;
     pub const RUNNING: i64 = 1;
     pub const DONE: i64 = 2;
-    /// Partially completed.
+    /// Completed, with skipped steps (SDK: "完成（存在跳过步骤）").
     pub const DONE_WITH_SKIPPED: i64 = 3;
     pub const FAILED: i64 = -1;
     pub const BLOCKED: i64 = -3;
@@ -287,7 +299,8 @@ pub struct StageInfoDetail {
     pub stage: Option<String>,
     #[serde(default)]
     pub name: Option<String>,
-    /// -1 failed, 0 not started, 1 running, 2 done, 3 partially completed.
+    /// [`stage_status`]: -1 failed, 0 not started, 1 running, 2 done, 3
+    /// partially completed (SDK: "部分完成", not "skipped").
     #[serde(default)]
     pub status: Option<i64>,
     #[serde(default)]
@@ -295,6 +308,20 @@ pub struct StageInfoDetail {
     #[serde(default)]
     pub failed_reason: Option<String>,
 }
+
+/// `StageInfoDetail.Status` values.
+pub mod stage_status {
+    pub const FAILED: i64 = -1;
+    pub const NOT_STARTED: i64 = 0;
+    pub const RUNNING: i64 = 1;
+    pub const DONE: i64 = 2;
+    /// Partially completed: some of the stage's work (say, some of the nodes)
+    /// was done, the rest was not.
+    pub const PARTIALLY_COMPLETED: i64 = 3;
+}
+
+/// The value of `NodeHardwareInfo.HardwareResourceType` for pod resources.
+pub const HARDWARE_POD: &str = "pod";
 
 /// `Response.Error`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -407,7 +434,7 @@ mod tests {
         let node = &nodes.node_list.as_ref().unwrap()[0];
         assert_eq!(
             (node.flag, node.order_no.as_deref(), node.destroyable),
-            (2, Some("ins-20224gpk"), Some(0))
+            (Some(2), Some("ins-20224gpk"), Some(0))
         );
         let out: ScaleOutInstanceResponse = serde_json::from_str(
             r#"{"BillId":"2026","ClientToken":"k-1","DealNames":["2026"],"FlowId":0,"InstanceId":"emr-4hf4h9np","TraceId":"1788433513-296027-78000019"}"#,
@@ -422,7 +449,7 @@ mod tests {
             "FlowTotalStatus":1,"StageDetails":[{"Desc":"done","FailedReason":"","Name":"Create Order","Status":2}]}"#,
         )
         .unwrap();
-        assert_eq!(flow.flow_total_status, flow_status::RUNNING);
+        assert_eq!(flow.flow_total_status, Some(flow_status::RUNNING));
         let instances: DescribeInstancesResponse = serde_json::from_str(
             r#"{"ClusterList":[{"ClusterId":"emr-p9f700x8","Status":2,"Config":{"CoreNodeSize":2,"TaskNodeSize":null}}],"TotalCnt":1}"#,
         )
@@ -435,5 +462,22 @@ mod tests {
         let empty: DescribeInstancesResponse =
             serde_json::from_str(r#"{"ClusterList":null,"TotalCnt":0}"#).unwrap();
         assert_eq!(empty.cluster_list, None);
+        // The SDK makes every field optional: answers without them still parse.
+        let bare: DescribeInstancesResponse =
+            serde_json::from_str(r#"{"ClusterList":[{"Config":null}],"TotalCnt":1}"#).unwrap();
+        let entry = &bare.cluster_list.unwrap()[0];
+        assert_eq!((entry.cluster_id.as_deref(), entry.status), (None, None));
+        let pod: DescribeClusterNodesResponse = serde_json::from_str(
+            r#"{"NodeList":[{"EmrResourceId":"emr-vm-p","HardwareResourceType":"pod","AutoFlag":1}],"TotalCnt":1}"#,
+        )
+        .unwrap();
+        let node = &pod.node_list.unwrap()[0];
+        assert_eq!(
+            (node.flag, node.hardware_resource_type.as_deref()),
+            (None, Some(HARDWARE_POD))
+        );
+        let flow: DescribeClusterFlowStatusDetailResponse =
+            serde_json::from_str(r#"{"FlowName":"x","StageDetails":null}"#).unwrap();
+        assert_eq!(flow.flow_total_status, None);
     }
 }
