@@ -51,6 +51,18 @@ fn helm_bin() -> &'static PathBuf {
     })
 }
 
+/// helm that must succeed.
+fn helm_ok(args: &[&str]) -> Output {
+    let out = helm(args);
+    assert!(
+        out.status.success(),
+        "helm {}: {}",
+        args.join(" "),
+        text(&out)
+    );
+    out
+}
+
 fn helm(args: &[&str]) -> Output {
     Command::new(helm_bin())
         .args(args)
@@ -88,14 +100,7 @@ fn render(values: &[&str], sets: &[&str]) -> String {
     for s in sets {
         args.extend(["--set", s]);
     }
-    let out = helm(&args);
-    assert!(
-        out.status.success(),
-        "helm {}: {}",
-        args.join(" "),
-        text(&out)
-    );
-    String::from_utf8(out.stdout).expect("utf-8")
+    String::from_utf8(helm_ok(&args).stdout).expect("utf-8")
 }
 
 /// The objects of a multi-document YAML stream (empty documents skipped).
@@ -264,13 +269,7 @@ fn helm_lint_strict_passes() {
         if let Some(v) = values {
             args.extend(["-f", v]);
         }
-        let out = helm(&args);
-        assert!(
-            out.status.success(),
-            "helm {}: {}",
-            args.join(" "),
-            text(&out)
-        );
+        let out = helm_ok(&args);
         assert!(text(&out).contains("0 chart(s) failed"), "{}", text(&out));
     }
 }
