@@ -666,7 +666,10 @@ pub fn flow_progress(resp: &wire::DescribeClusterFlowStatusDetailResponse) -> Op
 
 /// Parse a 200 body: `Response.Error` becomes a classified error; otherwise
 /// `Response` is parsed as `Resp`. Anything else names the action and request id.
-fn parse_envelope<Resp: DeserializeOwned>(
+///
+/// Public only as the entry point of the fuzz targets (`fuzz/`); the client
+/// is its one caller.
+pub fn parse_envelope<Resp: DeserializeOwned>(
     action: &str,
     bytes: &[u8],
 ) -> Result<(Resp, Option<String>), CloudError> {
