@@ -194,32 +194,39 @@ impl Parser {
             Some(t) => return Err(format!("expected '(' after {}, found {}", op.show(), t.show())),
             None => return Err(format!("expected '(' after {}", op.show())),
         }
+        // Kubernetes reads an empty entry (`(a,)`, `(,a)`) as the empty value.
         let mut values = 0;
+        let mut want_value = true;
         loop {
             match self.next() {
-                Some(Tok::Ident(v)) => {
+                Some(Tok::Ident(v)) if want_value => {
                     check_value(key, &v)?;
                     values += 1;
-                    match self.next() {
-                        Some(Tok::Comma) => continue,
-                        Some(Tok::Close) => break,
-                        Some(t) => {
-                            return Err(format!("expected ',' or ')' in the values of {key:?}, found {}", t.show()))
-                        }
-                        None => return Err(format!("the values of {key:?} lack a closing ')'")),
-                    }
+                    want_value = false;
                 }
-                Some(Tok::Close) if values == 0 => {
-                    return Err(format!(
-                        "{} needs at least one value for {key:?}",
-                        op.show()
-                    ))
+                Some(Tok::Comma) => {
+                    if want_value {
+                        values += 1;
+                    }
+                    want_value = true;
+                }
+                Some(Tok::Close) => {
+                    if want_value && values > 0 {
+                        values += 1;
+                    }
+                    break;
                 }
                 Some(t) => {
-                    return Err(format!("expected a value of {key:?}, found {}", t.show()))
+                    return Err(format!(
+                        "expected ',' or ')' in the values of {key:?}, found {}",
+                        t.show()
+                    ))
                 }
                 None => return Err(format!("the values of {key:?} lack a closing ')'")),
             }
+        }
+        if values == 0 {
+            return Err(format!("{} needs at least one value for {key:?}", op.show()));
         }
         Ok(())
     }
