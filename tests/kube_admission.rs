@@ -227,7 +227,8 @@ async fn every_cel_rule_refuses_a_violation_and_admits_its_edges() {
                 Err(e) => {
                     let (code, message) = refusal(e);
                     let at_path = format!("{}: Invalid value", case.path);
-                    if code != 422 || !message.contains(case.message) || !message.contains(&at_path) {
+                    if code != 422 || !message.contains(case.message) || !message.contains(&at_path)
+                    {
                         failures.push(format!(
                             "[{}] {}: want 422 naming {at_path:?} and the rule's message, got {code}: {message}",
                             case.message, obj["spec"]
@@ -292,11 +293,17 @@ async fn instance_and_cluster_ids_are_immutable() {
         // Another field may change; the id may not.
         let other = json!({"spec": {"core": {"count": 4}}});
         if let Err(e) = t.api.patch(name, &pp, &Patch::Merge(&other)).await {
-            t.fail(&format!("{name}: changing core.count refused: {:?}", refusal(e)));
+            t.fail(&format!(
+                "{name}: changing core.count refused: {:?}",
+                refusal(e)
+            ));
         }
         let same = json!({"spec": {cloud: {field: obj["spec"][cloud][field]}}});
         if let Err(e) = t.api.patch(name, &pp, &Patch::Merge(&same)).await {
-            t.fail(&format!("{name}: re-sending the same {field} refused: {:?}", refusal(e)));
+            t.fail(&format!(
+                "{name}: re-sending the same {field} refused: {:?}",
+                refusal(e)
+            ));
         }
         let change = json!({"spec": {cloud: {field: changed}}});
         match t.api.patch(name, &pp, &Patch::Merge(&change)).await {
@@ -327,7 +334,12 @@ fn rules(v: &serde_yaml_ng::Value, out: &mut Vec<(String, String)>) {
             for (k, child) in m {
                 if k.as_str() == Some("x-kubernetes-validations") {
                     for r in child.as_sequence().into_iter().flatten() {
-                        let text = |key: &str| r.get(key).and_then(|s| s.as_str()).unwrap_or_default().to_string();
+                        let text = |key: &str| {
+                            r.get(key)
+                                .and_then(|s| s.as_str())
+                                .unwrap_or_default()
+                                .to_string()
+                        };
                         out.push((text("rule"), text("message")));
                     }
                 } else {
@@ -357,7 +369,10 @@ fn every_cel_rule_of_the_crd_has_a_case() {
         in_crd, covered,
         "every CEL rule of the CRD needs a case in tests/kube_admission.rs (and every case a rule)"
     );
-    assert!(found.iter().all(|(_, m)| !m.is_empty()), "a rule without a message: {found:?}");
+    assert!(
+        found.iter().all(|(_, m)| !m.is_empty()),
+        "a rule without a message: {found:?}"
+    );
     // The CRD in the repository is the generated one (tests/crd_drift.rs), and
     // every Rule::new in src/api/mod.rs is one of these.
     let source = include_str!("../src/api/mod.rs");
@@ -367,6 +382,10 @@ fn every_cel_rule_of_the_crd_has_a_case() {
         "src/api/mod.rs and the generated CRD disagree on the number of CEL rules"
     );
     for case in &cases {
-        assert!(!case.bad.is_empty() && !case.good.is_empty(), "{}", case.message);
+        assert!(
+            !case.bad.is_empty() && !case.good.is_empty(),
+            "{}",
+            case.message
+        );
     }
 }

@@ -32,7 +32,12 @@ fn a_malformed_selector_exits_2_before_connecting() {
             .env("PATH", std::env::var_os("PATH").unwrap_or_default())
             .env("KUBECONFIG", &missing)
             .args(["run", "--selector", selector])
-            .args(["--metrics-addr", "127.0.0.1:0", "--health-addr", "127.0.0.1:0"])
+            .args([
+                "--metrics-addr",
+                "127.0.0.1:0",
+                "--health-addr",
+                "127.0.0.1:0",
+            ])
             .stdin(Stdio::null())
             .output()
             .expect("clusterscale run");
@@ -51,7 +56,11 @@ fn a_malformed_selector_exits_2_before_connecting() {
             !stderr.contains("cannot connect") && !stderr.contains("kubeconfig"),
             "{selector:?}: refused only after trying to connect:\n{stderr}"
         );
-        assert!(out.stdout.is_empty(), "{selector:?}: stdout {:?}", out.stdout);
+        assert!(
+            out.stdout.is_empty(),
+            "{selector:?}: stdout {:?}",
+            out.stdout
+        );
         assert!(
             started.elapsed() < Duration::from_secs(10),
             "{selector:?}: took {:?}",
@@ -69,12 +78,21 @@ fn a_valid_selector_gets_past_the_check() {
         .env("PATH", std::env::var_os("PATH").unwrap_or_default())
         .env("KUBECONFIG", &missing)
         .args(["run", "--selector", "shard in (a, b),!legacy"])
-        .args(["--metrics-addr", "127.0.0.1:0", "--health-addr", "127.0.0.1:0"])
+        .args([
+            "--metrics-addr",
+            "127.0.0.1:0",
+            "--health-addr",
+            "127.0.0.1:0",
+        ])
         .stdin(Stdio::null())
         .output()
         .expect("clusterscale run");
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(1), "want the connect error:\n{stderr}");
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "want the connect error:\n{stderr}"
+    );
     assert!(stderr.contains("cannot connect"), "{stderr}");
 }
 
@@ -121,17 +139,16 @@ async fn two_shards_each_reconcile_only_their_own() {
     t.apply_ok(&labelled("shard-c", Some("c"), 6));
 
     for (name, shard, task) in clusters {
-        t.wait_sc(
-            name,
-            &format!("{name} Ready at 3/{task}"),
-            CONVERGE,
-            |sc| is_ready(sc) && observed(sc) == Some((3, task)),
-        )
+        t.wait_sc(name, &format!("{name} Ready at 3/{task}"), CONVERGE, |sc| {
+            is_ready(sc) && observed(sc) == Some((3, task))
+        })
         .await;
         let owner = format!("shard-{}", shard.unwrap_or_default());
         let events = t.wait_events(name, "ScaleOutStarted", 1, CONVERGE).await;
         let all = t.events_for(name).await;
-        t.check(!events.is_empty(), || format!("no ScaleOutStarted for {name}"));
+        t.check(!events.is_empty(), || {
+            format!("no ScaleOutStarted for {name}")
+        });
         for e in &all {
             t.check(e.reporting_instance.as_deref() == Some(owner.as_str()), || {
                 format!("{name} has labels shard={shard:?}: every Event should come from {owner}, got {e:#?}")
@@ -162,7 +179,10 @@ async fn two_shards_each_reconcile_only_their_own() {
     for name in ["unsharded", "shard-c"] {
         let sc = t.get_ok(name).await;
         t.check(sc.status.is_none(), || {
-            format!("{name} matches neither selector but has a status: {:?}", sc.status)
+            format!(
+                "{name} matches neither selector but has a status: {:?}",
+                sc.status
+            )
         });
         let events = t.events_for(name).await;
         t.check(events.is_empty(), || {

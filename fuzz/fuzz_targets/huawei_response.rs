@@ -50,7 +50,8 @@ fuzz_target!(|data: &[u8]| {
     let Some((&pick, body)) = data.split_first() else {
         return;
     };
-    let status = StatusCode::from_u16(STATUSES[usize::from(pick) % STATUSES.len()]).expect("status");
+    let status =
+        StatusCode::from_u16(STATUSES[usize::from(pick) % STATUSES.len()]).expect("status");
     let rid = (pick & 0x80 != 0).then(|| "req-fuzz-1".to_string());
 
     if !status.is_success() {
@@ -80,7 +81,10 @@ fuzz_target!(|data: &[u8]| {
             match interpret(&detail.cluster, s) {
                 Ok(i) => {
                     assert!(i.observed.core >= 0 && i.observed.task >= 0, "{i:?}");
-                    assert!(!i.groups.core.is_empty() && !i.groups.task.is_empty(), "{i:?}");
+                    assert!(
+                        !i.groups.core.is_empty() && !i.groups.task.is_empty(),
+                        "{i:?}"
+                    );
                     let _ = i.observed.state.to_string();
                 }
                 Err(m) => assert!(!m.is_empty()),
@@ -114,8 +118,9 @@ fuzz_target!(|data: &[u8]| {
             assert_eq!(distinct.len(), chosen.len(), "duplicates in {chosen:?}");
             for id in &chosen {
                 assert!(
-                    hosts.iter().any(|h| &h.id == id
-                        && host_group(&h.host_type) == Some(NodeGroup::Task)),
+                    hosts
+                        .iter()
+                        .any(|h| &h.id == id && host_group(&h.host_type) == Some(NodeGroup::Task)),
                     "{id} is not a Task host"
                 );
             }

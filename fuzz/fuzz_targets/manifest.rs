@@ -32,7 +32,10 @@ fuzz_target!(|data: &[u8]| {
             let yaml = serde_yaml_ng::to_string(&cluster).expect("a parsed manifest serialises");
             let again = parse(&yaml)
                 .unwrap_or_else(|e| panic!("the round trip does not parse: {e}\n{yaml}"));
-            assert_eq!(again.spec, cluster.spec, "round trip changed the spec:\n{yaml}");
+            assert_eq!(
+                again.spec, cluster.spec,
+                "round trip changed the spec:\n{yaml}"
+            );
             assert_eq!(again.metadata.name, cluster.metadata.name);
             assert_eq!(validate_spec(&again.spec), violations);
         }

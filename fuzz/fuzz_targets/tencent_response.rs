@@ -32,7 +32,10 @@ fn check<T: DeserializeOwned>(action: &str, data: &[u8]) -> Option<T> {
         .and_then(|c| c.as_str());
     match parse_envelope::<T>(action, data) {
         Ok((body, rid)) => {
-            assert!(response.is_some(), "{action}: parsed a body without a Response object");
+            assert!(
+                response.is_some(),
+                "{action}: parsed a body without a Response object"
+            );
             assert!(
                 response.and_then(|r| r.get("Error")).is_none(),
                 "{action}: a Response.Error was taken for success"
@@ -67,7 +70,10 @@ fn check<T: DeserializeOwned>(action: &str, data: &[u8]) -> Option<T> {
 fn check_error(e: &CloudError, action: &str) {
     assert_eq!(e.action, action, "the error names another action: {e:?}");
     if e.code == "MalformedResponse" {
-        assert!(e.message.contains(action), "malformed without the action: {e:?}");
+        assert!(
+            e.message.contains(action),
+            "malformed without the action: {e:?}"
+        );
     }
     let shown = e.to_string();
     assert!(!shown.is_empty());
@@ -88,9 +94,10 @@ fuzz_target!(|data: &[u8]| {
     let _ = check::<wire::ScaleOutInstanceResponse>("ScaleOutInstance", data);
     let _ = check::<wire::TerminateTasksResponse>("TerminateTasks", data);
     let _ = check::<wire::TerminateClusterNodesResponse>("TerminateClusterNodes", data);
-    if let Some(flow) =
-        check::<wire::DescribeClusterFlowStatusDetailResponse>("DescribeClusterFlowStatusDetail", data)
-    {
+    if let Some(flow) = check::<wire::DescribeClusterFlowStatusDetailResponse>(
+        "DescribeClusterFlowStatusDetail",
+        data,
+    ) {
         let progress = flow_progress(&flow);
         let _ = format!("{progress:?}");
     }

@@ -216,8 +216,16 @@ pub(crate) fn refusals() -> Vec<(&'static str, &'static str, ScaledClusterSpec)>
     vec![
         ("spec", "(found 0)", with(&|s| s.simulated = None)),
         ("spec", "(found 2)", with(&|s| s.tencent = Some(tencent()))),
-        ("spec.core.count", "at least 3 (got 2)", with(&|s| s.core.count = 2)),
-        ("spec.task.count", ">= 0 (got -1)", with(&|s| s.task.count = -1)),
+        (
+            "spec.core.count",
+            "at least 3 (got 2)",
+            with(&|s| s.core.count = 2),
+        ),
+        (
+            "spec.task.count",
+            ">= 0 (got -1)",
+            with(&|s| s.task.count = -1),
+        ),
         ("spec.task.min", ">= 0 (got -1)", with(&|s| s.task.min = -1)),
         (
             "spec.task.min",
@@ -228,30 +236,62 @@ pub(crate) fn refusals() -> Vec<(&'static str, &'static str, ScaledClusterSpec)>
                 s.task.max = 4;
             }),
         ),
-        ("spec.task.max", "between 0 and 500 (got 501)", with(&|s| s.task.max = 501)),
+        (
+            "spec.task.max",
+            "between 0 and 500 (got 501)",
+            with(&|s| s.task.max = 501),
+        ),
         (
             "spec.core.count + spec.task.count",
             "at most 500 (got 501)",
             with(&|s| s.task.count = 498),
         ),
         ("spec.maxStep", ">= 0 (got -1)", with(&|s| s.max_step = -1)),
-        ("spec.cooldownSeconds", ">= 0 (got -1)", with(&|s| s.cooldown_seconds = -1)),
+        (
+            "spec.cooldownSeconds",
+            ">= 0 (got -1)",
+            with(&|s| s.cooldown_seconds = -1),
+        ),
         (
             "spec.scaleIn.gracefulTimeoutSeconds",
             "0 or between 60 and 1800 (got 59)",
             with(&|s| s.scale_in.graceful_timeout_seconds = 59),
         ),
-        ("spec.tencent.instanceId", "must not be empty", on_tencent(&|t| t.instance_id = " ".into())),
-        ("spec.tencent.region", "must not be empty", on_tencent(&|t| t.region = String::new())),
-        ("spec.tencent.payMode", "0 or 1 (got 2)", on_tencent(&|t| t.pay_mode = 2)),
+        (
+            "spec.tencent.instanceId",
+            "must not be empty",
+            on_tencent(&|t| t.instance_id = " ".into()),
+        ),
+        (
+            "spec.tencent.region",
+            "must not be empty",
+            on_tencent(&|t| t.region = String::new()),
+        ),
+        (
+            "spec.tencent.payMode",
+            "0 or 1 (got 2)",
+            on_tencent(&|t| t.pay_mode = 2),
+        ),
         (
             "spec.tencent.credentialsSecretRef.name",
             "must not be empty",
             on_tencent(&|t| t.credentials_secret_ref.name = String::new()),
         ),
-        ("spec.huawei.region", "must not be empty", on_huawei(&|h| h.region = String::new())),
-        ("spec.huawei.projectId", "must not be empty", on_huawei(&|h| h.project_id = String::new())),
-        ("spec.huawei.clusterId", "must not be empty", on_huawei(&|h| h.cluster_id = "\t".into())),
+        (
+            "spec.huawei.region",
+            "must not be empty",
+            on_huawei(&|h| h.region = String::new()),
+        ),
+        (
+            "spec.huawei.projectId",
+            "must not be empty",
+            on_huawei(&|h| h.project_id = String::new()),
+        ),
+        (
+            "spec.huawei.clusterId",
+            "must not be empty",
+            on_huawei(&|h| h.cluster_id = "\t".into()),
+        ),
         (
             "spec.huawei.credentialsSecretRef.name",
             "must not be empty",
@@ -289,9 +329,17 @@ mod tests {
     fn every_refusal_names_its_field() {
         for (field, words, spec) in refusals() {
             let v = validate_spec(&spec);
-            assert_eq!(v.len(), 1, "{field} ({words}): want exactly one violation, got {v:?}");
+            assert_eq!(
+                v.len(),
+                1,
+                "{field} ({words}): want exactly one violation, got {v:?}"
+            );
             assert_eq!(v[0].field, field, "{v:?}");
-            assert!(v[0].message.contains(words), "{field}: {:?} should contain {words:?}", v[0].message);
+            assert!(
+                v[0].message.contains(words),
+                "{field}: {:?} should contain {words:?}",
+                v[0].message
+            );
             let line = describe(&v);
             assert!(line.starts_with(&format!("{field}: ")), "{line}");
         }
@@ -325,7 +373,10 @@ mod tests {
         spec.max_step = -1;
         let v = validate_spec(&spec);
         let fields: Vec<&str> = v.iter().map(|v| v.field).collect();
-        assert_eq!(fields, ["spec.core.count", "spec.task.count", "spec.maxStep"]);
+        assert_eq!(
+            fields,
+            ["spec.core.count", "spec.task.count", "spec.maxStep"]
+        );
         assert_eq!(describe(&v).matches("; ").count(), 2);
     }
 }

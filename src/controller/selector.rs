@@ -191,7 +191,13 @@ impl Parser {
     fn value_set(&mut self, key: &str, op: &Tok) -> Result<(), String> {
         match self.next() {
             Some(Tok::Open) => {}
-            Some(t) => return Err(format!("expected '(' after {}, found {}", op.show(), t.show())),
+            Some(t) => {
+                return Err(format!(
+                    "expected '(' after {}, found {}",
+                    op.show(),
+                    t.show()
+                ))
+            }
             None => return Err(format!("expected '(' after {}", op.show())),
         }
         // Kubernetes reads an empty entry (`(a,)`, `(,a)`) as the empty value.
@@ -226,7 +232,10 @@ impl Parser {
             }
         }
         if values == 0 {
-            return Err(format!("{} needs at least one value for {key:?}", op.show()));
+            return Err(format!(
+                "{} needs at least one value for {key:?}",
+                op.show()
+            ));
         }
         Ok(())
     }

@@ -576,8 +576,13 @@ async fn every_refused_spec_names_its_field_in_the_conditions() {
         let status = applied_status(&bodies[0]);
         let named = format!("{field}: ");
         assert_degraded(status, "InvalidSpec", &named);
-        let ready = condition(status, "Ready")["message"].as_str().unwrap_or_default();
-        assert!(ready.contains(&named) && ready.contains(words), "{field}: Ready {ready:?}");
+        let ready = condition(status, "Ready")["message"]
+            .as_str()
+            .unwrap_or_default();
+        assert!(
+            ready.contains(&named) && ready.contains(words),
+            "{field}: Ready {ready:?}"
+        );
         let last = status["lastError"]["message"].as_str().unwrap_or_default();
         assert!(last.contains(&named), "{field}: lastError {status}");
         assert_event(&bodies[1], "Warning", "InvalidSpec");

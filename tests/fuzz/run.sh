@@ -4,7 +4,6 @@
 #
 #   FUZZ_SECONDS   seconds per target (default 30)
 #   FUZZ_TARGETS   targets to run (default: all of fuzz/Cargo.toml)
-#   FUZZ_JOBS      parallel libFuzzer jobs per target (default 1)
 #
 # The build goes to ~/.cache/clusterscale/fuzz-target (CARGO_TARGET_DIR) so
 # that reruns only rebuild what changed; the corpus each run grows is kept
@@ -16,7 +15,6 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 
 seconds=${FUZZ_SECONDS:-30}
-jobs=${FUZZ_JOBS:-1}
 cache=${CLUSTERSCALE_CACHE:-$HOME/.cache/clusterscale}
 export CARGO_TARGET_DIR=$cache/fuzz-target
 work=$cache/fuzz-corpus
@@ -53,8 +51,7 @@ for t in $targets; do
   echo "==> fuzz $t for ${seconds}s"
   set +e
   cargo +nightly fuzz run "${flags[@]}" "$t" "$work/$t" "fuzz/corpus/$t" -- \
-    -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 \
-    -jobs="$jobs" -workers="$jobs" >"$log" 2>&1
+    -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 >"$log" 2>&1
   rc=$?
   set -e
   grep -E '^(#[0-9]+ +(INITED|DONE)|stat::|==[0-9]+== ERROR|SUMMARY|Test unit written|thread .* panicked)' "$log" | tail -20 || true
