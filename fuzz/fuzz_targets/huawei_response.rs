@@ -104,9 +104,11 @@ fuzz_target!(|data: &[u8]| {
         if let Some(d) = abnormal_detail(hosts) {
             assert!(d.starts_with("abnormal: "), "{d}");
         }
+        // The group of the first Task host, as the client's resize names it.
         let group = hosts
             .iter()
-            .find_map(|h| h.node_group_name.clone())
+            .find(|h| host_group(&h.host_type) == Some(NodeGroup::Task))
+            .and_then(|h| h.node_group_name.clone())
             .unwrap_or_else(|| "task_node_default_group".into());
         let prefer: Vec<String> = hosts.iter().rev().take(2).map(|h| h.id.clone()).collect();
         for count in [-1, 0, 1, 3, i32::MAX] {

@@ -120,6 +120,10 @@ def huawei():
            for h in hosts]
     write(t, hw(0, {"hosts": ref, "total": str(len(ref))}))
     write(t, hw(0, {"hosts": hosts[4:], "total": 20}))
+    # A Task group of five: the scale-in choice has non-preferred hosts to order.
+    five = [{"id": f"vm-task-{i}", "name": f"node-ana-task{i:04d}", "status": "running" if i % 2 else "stopped",
+             "type": "TaskNode", "node_group_name": "task_node_analysis_group"} for i in range(5)]
+    write(t, hw(0, {"hosts": five, "total": 5}))
     # Resize result and IAM token.
     write(t, hw(0, {"result": "succeeded"}))
     write(t, hw(1, {"result": "succeeded"}))
