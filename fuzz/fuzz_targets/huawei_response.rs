@@ -1,4 +1,5 @@
-//! A Huawei MRS / IAM reply: the first byte picks the HTTP status, the rest
+//! A Huawei MRS / IAM reply: the first byte picks the HTTP status (low 7
+//! bits) and whether a request id came (high bit); the rest
 //! is the body. Error statuses go through `errors::from_response`; success
 //! bodies are parsed as the client parses them (cluster detail, host list,
 //! resize result, IAM token) and interpreted.
@@ -51,7 +52,7 @@ fuzz_target!(|data: &[u8]| {
         return;
     };
     let status =
-        StatusCode::from_u16(STATUSES[usize::from(pick) % STATUSES.len()]).expect("status");
+        StatusCode::from_u16(STATUSES[usize::from(pick & 0x7f) % STATUSES.len()]).expect("status");
     let rid = (pick & 0x80 != 0).then(|| "req-fuzz-1".to_string());
 
     if !status.is_success() {
