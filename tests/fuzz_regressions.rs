@@ -18,7 +18,13 @@ fn a_host_listed_twice_is_chosen_once() {
     let ids: Vec<&str> = list.hosts.iter().map(|h| h.id.as_str()).collect();
     assert_eq!(
         ids,
-        ["vm-task-0", "vm-task-1", "vm-task-1", "vm-task-3", "vm-task-4"]
+        [
+            "vm-task-0",
+            "vm-task-1",
+            "vm-task-1",
+            "vm-task-3",
+            "vm-task-4"
+        ]
     );
     let prefer = vec!["vm-task-4".to_string(), "vm-task-3".to_string()];
     for count in [1, 3, 4, 5, i32::MAX] {
@@ -27,7 +33,10 @@ fn a_host_listed_twice_is_chosen_once() {
         distinct.sort();
         distinct.dedup();
         assert_eq!(distinct.len(), chosen.len(), "count {count}: {chosen:?}");
-        assert!(chosen.len() <= 3, "three distinct Task hosts of the group: {chosen:?}");
+        assert!(
+            chosen.len() <= 3,
+            "three distinct Task hosts of the group: {chosen:?}"
+        );
     }
     // vm-task-4's group name was mutated (`task_node_analysis_group$`), so
     // it is not of the group. The preferred host first, then stopped hosts
