@@ -7,12 +7,18 @@
 //!   on success and on every error alike;
 //! - a body without a JSON `Response` object never parses;
 //! - `Response.Error` with a string `Code` becomes an error with that code;
-//! - the cluster state and flow progress of a parsed reply can be shown.
+//! - the cluster state and flow progress of a parsed reply can be shown;
+//! - the same bytes under another HTTP status are a `ServerNetworkError` of
+//!   the action, Throttled for 429 and Transient otherwise, whose message
+//!   starts with the status and quotes at most 200 characters of the body.
 #![no_main]
 
-use clusterscale::cloud::tencent::client::{cluster_state, flow_progress, parse_envelope};
+use clusterscale::cloud::tencent::client::{
+    cluster_state, flow_progress, http_status_error, parse_envelope,
+};
 use clusterscale::cloud::tencent::wire;
 use clusterscale::cloud::CloudError;
+use clusterscale::cloud::ErrorClass;
 use libfuzzer_sys::fuzz_target;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
@@ -101,4 +107,26 @@ fuzz_target!(|data: &[u8]| {
         let progress = flow_progress(&flow);
         let _ = format!("{progress:?}");
     }
+    for code in [403u16, 429, 500, 502, 504] {
+        let status = reqwest_status(code);
+        let e = http_status_error("ScaleOutInstance", status, data);
+        assert_eq!(e.action, "ScaleOutInstance");
+        assert_eq!(e.code, "ServerNetworkError");
+        let want = if code == 429 {
+            ErrorClass::Throttled
+        } else {
+            ErrorClass::Transient
+        };
+        assert_eq!(e.class, want, "{e:?}");
+        let head = format!("HTTP {status} from the EMR endpoint");
+        assert!(e.message.starts_with(&head), "{e:?}");
+        assert!(
+            e.message.chars().count() <= head.chars().count() + 2 + 200,
+            "{e:?}"
+        );
+    }
 });
+
+fn reqwest_status(code: u16) -> http::StatusCode {
+    http::StatusCode::from_u16(code).expect("a valid status")
+}

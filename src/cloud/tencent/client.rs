@@ -702,7 +702,8 @@ pub fn parse_envelope<Resp: DeserializeOwned>(
 }
 
 /// Any HTTP status but 200: the SDK's `ServerNetworkError` (429 is Throttled).
-fn http_status_error(action: &str, status: reqwest::StatusCode, body: &[u8]) -> CloudError {
+/// Public only for the fuzz targets (`fuzz/`), like [`parse_envelope`].
+pub fn http_status_error(action: &str, status: reqwest::StatusCode, body: &[u8]) -> CloudError {
     let class = if status == reqwest::StatusCode::TOO_MANY_REQUESTS {
         ErrorClass::Throttled
     } else {
