@@ -157,3 +157,226 @@ pub fn describe(violations: &[Violation]) -> String {
         .collect::<Vec<_>>()
         .join("; ")
 }
+
+/// One spec per refusal of [`validate_spec`], each breaking exactly that rule
+/// of an otherwise valid spec: `(field, part of the message, spec)`. Shared by
+/// the tests here and the controller's (which check the Degraded condition).
+#[cfg(test)]
+pub(crate) fn refusals() -> Vec<(&'static str, &'static str, ScaledClusterSpec)> {
+    use super::{HuaweiSpec, SecretRef, TencentSpec};
+    let sim = || ScaledClusterSpec::simulated(3, 0);
+    let with = |f: &dyn Fn(&mut ScaledClusterSpec)| {
+        let mut s = sim();
+        f(&mut s);
+        s
+    };
+    let tencent = || TencentSpec {
+        region: "ap-guangzhou".into(),
+        instance_id: "emr-b3zor8nr".into(),
+        pay_mode: 0,
+        time_unit: None,
+        time_span: None,
+        credentials_secret_ref: SecretRef {
+            name: "emr-creds".into(),
+        },
+        endpoint: None,
+        pre_executed_file_settings: None,
+    };
+    let huawei = || HuaweiSpec {
+        region: "cn-north-4".into(),
+        project_id: "0123456789abcdef0123456789abcdef".into(),
+        cluster_id: "0f1e2d3c-4b5a-4968-8776-655443322110".into(),
+        credentials_secret_ref: SecretRef {
+            name: "emr-creds".into(),
+        },
+        endpoint: None,
+        iam_endpoint: None,
+        core_node_group: None,
+        task_node_group: None,
+        task_node_spec: None,
+        skip_bootstrap_scripts: false,
+        scale_without_start: false,
+    };
+    let on_tencent = |f: &dyn Fn(&mut TencentSpec)| {
+        with(&|s| {
+            s.simulated = None;
+            let mut t = tencent();
+            f(&mut t);
+            s.tencent = Some(t);
+        })
+    };
+    let on_huawei = |f: &dyn Fn(&mut HuaweiSpec)| {
+        with(&|s| {
+            s.simulated = None;
+            let mut h = huawei();
+            f(&mut h);
+            s.huawei = Some(h);
+        })
+    };
+    vec![
+        ("spec", "(found 0)", with(&|s| s.simulated = None)),
+        ("spec", "(found 2)", with(&|s| s.tencent = Some(tencent()))),
+        (
+            "spec.core.count",
+            "at least 3 (got 2)",
+            with(&|s| s.core.count = 2),
+        ),
+        (
+            "spec.task.count",
+            ">= 0 (got -1)",
+            with(&|s| s.task.count = -1),
+        ),
+        ("spec.task.min", ">= 0 (got -1)", with(&|s| s.task.min = -1)),
+        (
+            "spec.task.min",
+            "<= spec.task.max (min 5 > max 4)",
+            with(&|s| {
+                s.task.count = 4;
+                s.task.min = 5;
+                s.task.max = 4;
+            }),
+        ),
+        (
+            "spec.task.max",
+            "between 0 and 500 (got 501)",
+            with(&|s| s.task.max = 501),
+        ),
+        (
+            "spec.core.count + spec.task.count",
+            "at most 500 (got 501)",
+            with(&|s| s.task.count = 498),
+        ),
+        ("spec.maxStep", ">= 0 (got -1)", with(&|s| s.max_step = -1)),
+        (
+            "spec.cooldownSeconds",
+            ">= 0 (got -1)",
+            with(&|s| s.cooldown_seconds = -1),
+        ),
+        (
+            "spec.scaleIn.gracefulTimeoutSeconds",
+            "0 or between 60 and 1800 (got 59)",
+            with(&|s| s.scale_in.graceful_timeout_seconds = 59),
+        ),
+        (
+            "spec.tencent.instanceId",
+            "must not be empty",
+            on_tencent(&|t| t.instance_id = " ".into()),
+        ),
+        (
+            "spec.tencent.region",
+            "must not be empty",
+            on_tencent(&|t| t.region = String::new()),
+        ),
+        (
+            "spec.tencent.payMode",
+            "0 or 1 (got 2)",
+            on_tencent(&|t| t.pay_mode = 2),
+        ),
+        (
+            "spec.tencent.credentialsSecretRef.name",
+            "must not be empty",
+            on_tencent(&|t| t.credentials_secret_ref.name = String::new()),
+        ),
+        (
+            "spec.huawei.region",
+            "must not be empty",
+            on_huawei(&|h| h.region = String::new()),
+        ),
+        (
+            "spec.huawei.projectId",
+            "must not be empty",
+            on_huawei(&|h| h.project_id = String::new()),
+        ),
+        (
+            "spec.huawei.clusterId",
+            "must not be empty",
+            on_huawei(&|h| h.cluster_id = "\t".into()),
+        ),
+        (
+            "spec.huawei.credentialsSecretRef.name",
+            "must not be empty",
+            on_huawei(&|h| h.credentials_secret_ref.name = String::new()),
+        ),
+        (
+            "spec.simulated.initialCore",
+            "initialCore and initialTask must be >= 0",
+            with(&|s| s.simulated.as_mut().expect("simulated").initial_core = -1),
+        ),
+        (
+            "spec.simulated.initialCore",
+            "initialCore and initialTask must be >= 0",
+            with(&|s| s.simulated.as_mut().expect("simulated").initial_task = -1),
+        ),
+        (
+            "spec.simulated.operationSeconds",
+            "must be >= 0",
+            with(&|s| s.simulated.as_mut().expect("simulated").operation_seconds = -1),
+        ),
+    ]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn valid_specs_have_no_violation() {
+        assert_eq!(validate_spec(&ScaledClusterSpec::simulated(3, 0)), []);
+        assert_eq!(validate_spec(&ScaledClusterSpec::simulated(3, 497)), []);
+    }
+
+    #[test]
+    fn every_refusal_names_its_field() {
+        for (field, words, spec) in refusals() {
+            let v = validate_spec(&spec);
+            assert_eq!(
+                v.len(),
+                1,
+                "{field} ({words}): want exactly one violation, got {v:?}"
+            );
+            assert_eq!(v[0].field, field, "{v:?}");
+            assert!(
+                v[0].message.contains(words),
+                "{field}: {:?} should contain {words:?}",
+                v[0].message
+            );
+            let line = describe(&v);
+            assert!(line.starts_with(&format!("{field}: ")), "{line}");
+        }
+    }
+
+    /// Every field name this file's rules report has a case in [`refusals`]:
+    /// a new rule without a test fails here.
+    #[test]
+    fn every_field_in_the_rules_has_a_refusal_case() {
+        let source = include_str!("validate.rs");
+        let rules = &source[..source.find("#[cfg(test)]").expect("test section")];
+        let fields: std::collections::BTreeSet<&str> = rules
+            .split('"')
+            .skip(1)
+            .step_by(2)
+            .filter(|lit| {
+                lit.starts_with("spec")
+                    && lit
+                        .chars()
+                        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '+' | ' '))
+            })
+            .collect();
+        let covered: std::collections::BTreeSet<&str> = refusals().iter().map(|r| r.0).collect();
+        assert!(fields.len() >= 19, "found only {fields:?}");
+        assert_eq!(fields, covered);
+    }
+
+    #[test]
+    fn violations_add_up_and_each_is_described() {
+        let mut spec = ScaledClusterSpec::simulated(2, -1);
+        spec.max_step = -1;
+        let v = validate_spec(&spec);
+        let fields: Vec<&str> = v.iter().map(|v| v.field).collect();
+        assert_eq!(
+            fields,
+            ["spec.core.count", "spec.task.count", "spec.maxStep"]
+        );
+        assert_eq!(describe(&v).matches("; ").count(), 2);
+    }
+}

@@ -7,6 +7,7 @@ pub mod metrics;
 pub mod reconciler;
 pub mod run;
 pub mod secrets;
+pub mod selector;
 pub mod status;
 
 #[cfg(test)]

@@ -35,8 +35,9 @@ pub struct RunArgs {
     #[arg(long = "namespace", short = 'n')]
     pub namespaces: Vec<String>,
     /// Label selector of the ScaledClusters to reconcile (e.g. `shard=a`), to split a
-    /// fleet between Deployments; give each its own --lease-name.
-    #[arg(long)]
+    /// fleet between Deployments; give each its own --lease-name. Checked at start: a
+    /// malformed selector is a usage error (exit 2), not a watch retried forever.
+    #[arg(long, value_parser = super::selector::parse_label_selector)]
     pub selector: Option<String>,
     /// Address of the Prometheus /metrics endpoint.
     #[arg(long, default_value = "0.0.0.0:8080")]

@@ -563,6 +563,40 @@ async fn an_invalid_spec_is_reported_and_waits_for_a_change() {
     assert!(note.contains("spec.core.count"), "{note}");
 }
 
+/// Every refusal of `validate_spec` (src/api/validate.rs) ends in a Degraded
+/// condition, a Ready=False condition, lastError and a Warning Event that
+/// name the offending field, without touching a Secret or the cloud.
+#[tokio::test]
+async fn every_refused_spec_names_its_field_in_the_conditions() {
+    for (field, words, spec) in crate::api::validate::refusals() {
+        let (ctx, handle, _) = context(Default::default());
+        let obj = cluster(serde_json::to_value(&spec).expect("spec serialises"));
+        let (action, bodies, _) = run(
+            &ctx,
+            handle,
+            DeserializeGuard(Ok(obj.clone())),
+            vec![Expect::status_patch(&obj), Expect::event()],
+        )
+        .await;
+        assert_eq!(action, Action::await_change(), "{field}");
+        let status = applied_status(&bodies[0]);
+        let named = format!("{field}: ");
+        assert_degraded(status, "InvalidSpec", &named);
+        let ready = condition(status, "Ready")["message"]
+            .as_str()
+            .unwrap_or_default();
+        assert!(
+            ready.contains(&named) && ready.contains(words),
+            "{field}: Ready {ready:?}"
+        );
+        let last = status["lastError"]["message"].as_str().unwrap_or_default();
+        assert!(last.contains(&named), "{field}: lastError {status}");
+        assert_event(&bodies[1], "Warning", "InvalidSpec");
+        let note = bodies[1]["note"].as_str().unwrap_or_default();
+        assert!(note.contains(&named), "{field}: event note {note:?}");
+    }
+}
+
 #[tokio::test]
 async fn an_object_that_does_not_deserialize_is_reported_on_itself() {
     let (ctx, handle, clock) = context(Default::default());

@@ -984,7 +984,11 @@ pub fn choose_task_hosts(
         if chosen.len() >= count {
             break;
         }
-        chosen.push(h.id.clone());
+        // A host listed twice (ListHosts pages that moved between requests)
+        // is one host: naming it twice would remove fewer nodes than asked.
+        if !chosen.contains(&h.id) {
+            chosen.push(h.id.clone());
+        }
     }
     chosen
 }

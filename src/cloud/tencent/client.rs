@@ -824,7 +824,10 @@ pub fn flow_progress(resp: &wire::DescribeClusterFlowStatusDetailResponse) -> Op
 
 /// Parse a 200 body: `Response.Error` becomes a classified error; otherwise
 /// `Response` is parsed as `Resp`. Anything else names the action and request id.
-fn parse_envelope<Resp: DeserializeOwned>(
+///
+/// Public only as the entry point of the fuzz targets (`fuzz/`); the client
+/// is its one caller.
+pub fn parse_envelope<Resp: DeserializeOwned>(
     action: &str,
     bytes: &[u8],
 ) -> Result<(Resp, Option<String>), CloudError> {
@@ -863,7 +866,9 @@ fn parse_envelope<Resp: DeserializeOwned>(
 /// in a 200). Without the envelope, a 5xx (a gateway's or proxy's 502/503/504
 /// page, an answer cut short) leaves the outcome unknown; a 4xx or 429 from
 /// something in front of the API refused it before it was forwarded.
-fn http_status_error(action: &str, status: reqwest::StatusCode, body: &[u8]) -> CloudError {
+///
+/// Public only for the fuzz targets (`fuzz/`), like [`parse_envelope`].
+pub fn http_status_error(action: &str, status: reqwest::StatusCode, body: &[u8]) -> CloudError {
     if let Err(e) = parse_envelope::<serde_json::Value>(action, body) {
         if e.effect == Effect::Refused {
             return e;
