@@ -18,7 +18,7 @@ use clusterscale::cloud::tencent::client::{
 };
 use clusterscale::cloud::tencent::wire;
 use clusterscale::cloud::CloudError;
-use clusterscale::cloud::ErrorClass;
+use clusterscale::cloud::{Effect, ErrorClass};
 use libfuzzer_sys::fuzz_target;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
@@ -107,10 +107,20 @@ fuzz_target!(|data: &[u8]| {
         let progress = flow_progress(&flow);
         let _ = format!("{progress:?}");
     }
+    // EMR's own error envelope, as `parse_envelope` reads it: then the
+    // status error is that refusal, whatever the HTTP status.
+    let envelope_error = parse_envelope::<Value>("ScaleOutInstance", data)
+        .err()
+        .filter(|e| e.effect == Effect::Refused);
     for code in [403u16, 429, 500, 502, 504] {
         let status = reqwest_status(code);
         let e = http_status_error("ScaleOutInstance", status, data);
         assert_eq!(e.action, "ScaleOutInstance");
+        if let Some(refused) = &envelope_error {
+            assert_eq!(e.code, refused.code, "{e:?}");
+            assert_eq!(e.effect, Effect::Refused, "{e:?}");
+            continue;
+        }
         assert_eq!(e.code, "ServerNetworkError");
         let want = if code == 429 {
             ErrorClass::Throttled
@@ -118,6 +128,9 @@ fuzz_target!(|data: &[u8]| {
             ErrorClass::Transient
         };
         assert_eq!(e.class, want, "{e:?}");
+        // Without the envelope a 5xx leaves the outcome unknown; a 4xx refused it.
+        let effect = if code >= 500 { Effect::Unknown } else { Effect::Refused };
+        assert_eq!(e.effect, effect, "{e:?}");
         let head = format!("HTTP {status} from the EMR endpoint");
         assert!(e.message.starts_with(&head), "{e:?}");
         assert!(
