@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use clusterscale::api::{
     CoreSpec, HuaweiSpec, HuaweiTaskNodeSpec, NodeGroup, Outcome, Phase, ScaleInSpec,
-    ScaledClusterSpec, ScaledClusterStatus, SecretRef, TaskSpec,
+    ScaledClusterSpec, ScaledClusterStatus, TaskSpec,
 };
 use clusterscale::clock::{Clock, ManualClock};
 use clusterscale::cloud::credentials::Credentials;
@@ -96,19 +96,10 @@ async fn start_full(
         .expect("bind");
     let base = format!("http://{}", listener.local_addr().expect("addr"));
     tokio::spawn(fake.clone().serve(listener));
-    let spec = HuaweiSpec {
-        region: "cn-north-4".into(),
-        project_id: PROJECT.into(),
-        cluster_id: CLUSTER.into(),
-        credentials_secret_ref: SecretRef { name: "hw".into() },
-        endpoint: Some(base.clone()),
-        iam_endpoint: Some(base),
-        core_node_group: None,
-        task_node_group: None,
-        task_node_spec: None,
-        skip_bootstrap_scripts: false,
-        scale_without_start: false,
-    };
+    let spec = HuaweiSpec::test()
+        .cluster(PROJECT, CLUSTER)
+        .endpoint(base.clone())
+        .iam_endpoint(base);
     Env {
         fake,
         model,
@@ -917,19 +908,7 @@ impl StubMrs {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
         tokio::spawn(async move { axum::serve(listener, app).await });
-        let spec = HuaweiSpec {
-            region: "cn-north-4".into(),
-            project_id: PROJECT.into(),
-            cluster_id: CLUSTER.into(),
-            credentials_secret_ref: SecretRef { name: "hw".into() },
-            endpoint: Some(base),
-            iam_endpoint: None,
-            core_node_group: None,
-            task_node_group: None,
-            task_node_spec: None,
-            skip_bootstrap_scripts: false,
-            scale_without_start: false,
-        };
+        let spec = HuaweiSpec::test().cluster(PROJECT, CLUSTER).endpoint(base);
         Self { spec, detail, puts }
     }
 

@@ -20,7 +20,6 @@ use clusterscale::fake::{
     FakeControl, FakeFaults, InjectedError, JournalLine, TencentFake, TencentFakeConfig,
 };
 use jiff::Timestamp;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
 const SECRET_ID: &str = "AKIDfakeTestSecretId000000000000000";
 const SECRET_KEY: &str = "fakeTestSecretKey0000000000000000";
@@ -156,23 +155,14 @@ fn request(group: NodeGroup, count: i32, token: &str) -> ScaleRequest {
 
 fn record(submitted: &Submitted, group: NodeGroup, direction: Direction) -> OperationRecord {
     OperationRecord {
-        id: "op".into(),
         group,
         direction,
         count: 1,
         from_count: 0,
         to_count: 1,
-        started_at: Time(Timestamp::now()),
-        accepted: true,
-        attempts: 1,
-        request_id: submitted.request_id.clone(),
-        flow_id: submitted.flow_id.clone(),
-        trace_id: submitted.trace_id.clone(),
-        node_ids: submitted.node_ids.clone(),
-        unmatched_preferred_nodes: vec![],
-        finished_at: None,
-        outcome: None,
-        message: None,
+        ..OperationRecord::test()
+            .started_at(Timestamp::now())
+            .submitted(submitted)
     }
 }
 

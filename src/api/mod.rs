@@ -5,8 +5,11 @@
 //! as a CEL rule in the CRD (admission) and by [`validate::validate_spec`]
 //! (the controller, for old apiservers and objects stored before a rule existed).
 
+pub mod class;
 pub mod conditions;
 pub mod validate;
+
+pub use class::{ErrorClass, FailureClass, Precondition};
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use kube::{CustomResource, KubeSchema};
@@ -334,6 +337,8 @@ pub enum CloudKind {
 }
 
 impl CloudKind {
+    pub const ALL: [CloudKind; 3] = [CloudKind::Tencent, CloudKind::Huawei, CloudKind::Simulated];
+
     pub fn as_str(self) -> &'static str {
         match self {
             CloudKind::Tencent => "tencent",
@@ -377,22 +382,6 @@ impl ScaledClusterSpec {
             (None, Some(_), None) => Some(CloudKind::Huawei),
             (None, None, Some(_)) => Some(CloudKind::Simulated),
             _ => None,
-        }
-    }
-
-    /// A stable key for the remote cluster, used to detect two resources
-    /// pointing at the same cluster.
-    pub fn target_key(&self) -> Option<String> {
-        match self.cloud()? {
-            CloudKind::Tencent => self
-                .tencent
-                .as_ref()
-                .map(|t| format!("tencent/{}/{}", t.region, t.instance_id)),
-            CloudKind::Huawei => self
-                .huawei
-                .as_ref()
-                .map(|h| format!("huawei/{}/{}/{}", h.region, h.project_id, h.cluster_id)),
-            CloudKind::Simulated => None,
         }
     }
 }
@@ -544,7 +533,8 @@ pub struct ErrorRecord {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub request_id: Option<String>,
     /// Throttled, Busy, Transient, Capacity, Quota, Auth, Invalid, NotFound, Billing, InvalidSpec, CredentialsMissing, ...
-    pub class: String,
+    #[schemars(with = "String")]
+    pub class: FailureClass,
     /// The cloud action that failed, when there was one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub action: Option<String>,
