@@ -377,11 +377,19 @@ impl ScaledClusterSpec {
 
     /// The cloud this spec targets, when exactly one block is set.
     pub fn cloud(&self) -> Option<CloudKind> {
-        match (&self.tencent, &self.huawei, &self.simulated) {
-            (Some(_), None, None) => Some(CloudKind::Tencent),
-            (None, Some(_), None) => Some(CloudKind::Huawei),
-            (None, None, Some(_)) => Some(CloudKind::Simulated),
+        let mut set = CloudKind::ALL.into_iter().filter(|k| self.has_block(*k));
+        match (set.next(), set.next()) {
+            (Some(kind), None) => Some(kind),
             _ => None,
+        }
+    }
+
+    /// True when the block of cloud `kind` (`spec.tencent`, ...) is set.
+    pub fn has_block(&self, kind: CloudKind) -> bool {
+        match kind {
+            CloudKind::Tencent => self.tencent.is_some(),
+            CloudKind::Huawei => self.huawei.is_some(),
+            CloudKind::Simulated => self.simulated.is_some(),
         }
     }
 }
