@@ -12,7 +12,9 @@
 use jiff::Timestamp;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
-use crate::api::{Direction, HuaweiSpec, NodeGroup, OperationRecord, ScaledClusterSpec, SecretRef};
+use crate::api::{
+    Direction, HuaweiSpec, NodeGroup, OperationRecord, ScaledClusterSpec, SecretRef, TencentSpec,
+};
 use crate::cloud::Submitted;
 
 /// The instant fixtures start at (2023-11-14T22:13:20Z).
@@ -152,6 +154,19 @@ impl ScaledClusterSpec {
         self.tencent = None;
         self.simulated = None;
         self.huawei = Some(huawei);
+        self
+    }
+
+    /// Target this Tencent EMR cluster instead.
+    pub fn tencent(mut self, tencent: TencentSpec) -> Self {
+        self.huawei = None;
+        self.simulated = None;
+        self.tencent = Some(tencent);
+        self
+    }
+
+    pub fn cooldown_seconds(mut self, seconds: i32) -> Self {
+        self.cooldown_seconds = seconds;
         self
     }
 }

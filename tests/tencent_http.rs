@@ -1064,9 +1064,7 @@ async fn fake_validates_requests_like_the_real_endpoint() {
 
 // --- §1: a refused call is not a lost call ---------------------------------
 
-use clusterscale::api::{
-    CoreSpec, Outcome, Phase, ScaleInSpec, ScaledClusterSpec, ScaledClusterStatus, TaskSpec,
-};
+use clusterscale::api::{Outcome, Phase, ScaledClusterSpec, ScaledClusterStatus};
 use clusterscale::cloud::Effect;
 use clusterscale::engine::{reconcile, EngineConfig, MemoryStore, Report, Target};
 
@@ -1074,22 +1072,9 @@ use clusterscale::engine::{reconcile, EngineConfig, MemoryStore, Report, Target}
 const FAULT_SEED: u64 = 11;
 
 fn engine_spec(env: &Env, core: i32, task: i32) -> ScaledClusterSpec {
-    ScaledClusterSpec {
-        tencent: Some(env.spec()),
-        huawei: None,
-        simulated: None,
-        core: CoreSpec { count: core },
-        task: TaskSpec {
-            count: task,
-            min: 0,
-            max: 500,
-        },
-        scale_in: ScaleInSpec::default(),
-        max_step: 0,
-        cooldown_seconds: 0,
-        paused: false,
-        dry_run: false,
-    }
+    ScaledClusterSpec::test()
+        .tencent(env.spec())
+        .counts(core, task)
 }
 
 /// One engine pass on the model's (manual) clock.

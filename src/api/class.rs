@@ -16,7 +16,7 @@ pub enum ErrorClass {
     /// The cluster is locked by another operation: requeue until idle.
     Busy,
     /// Network error, timeout, 5xx, internal error: retry with backoff.
-    /// (Whether it took effect is [`CloudError::effect`](crate::cloud::CloudError::effect), not the class.)
+    /// (Whether it took effect is `cloud::CloudError::effect`, not the class.)
     Transient,
     /// Sold out / insufficient resources: retry slowly, surface.
     Capacity,

@@ -339,6 +339,16 @@ pub enum CloudKind {
 impl CloudKind {
     pub const ALL: [CloudKind; 3] = [CloudKind::Tencent, CloudKind::Huawei, CloudKind::Simulated];
 
+    /// "tencent, huawei or simulated": the spec's cloud blocks, for messages.
+    pub fn choices() -> String {
+        let names: Vec<&str> = CloudKind::ALL.iter().map(|k| k.as_str()).collect();
+        match names.split_last() {
+            Some((last, [])) => (*last).to_string(),
+            Some((last, rest)) => format!("{} or {last}", rest.join(", ")),
+            None => String::new(),
+        }
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             CloudKind::Tencent => "tencent",

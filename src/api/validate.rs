@@ -36,7 +36,10 @@ pub fn validate_spec(spec: &ScaledClusterSpec) -> Vec<Violation> {
     if clouds != 1 {
         bad(
             "spec",
-            format!("exactly one of tencent, huawei or simulated must be set (found {clouds})"),
+            format!(
+                "exactly one of {} must be set (found {clouds})",
+                CloudKind::choices()
+            ),
         );
     }
     if spec.core.count < MIN_CORE {

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use super::credentials::Credentials;
 use super::provider::{self, Connect};
 use super::Cloud;
-use crate::api::ScaledClusterSpec;
+use crate::api::{CloudKind, ScaledClusterSpec};
 use crate::clock::Clock;
 
 /// Client settings that come from the command line rather than the spec.
@@ -34,7 +34,10 @@ pub fn connect(
     options: ConnectOptions,
 ) -> Result<Arc<dyn Cloud>, String> {
     let Some(provider) = provider::of(spec) else {
-        return Err("spec: exactly one of tencent, huawei or simulated must be set".into());
+        return Err(format!(
+            "spec: exactly one of {} must be set",
+            CloudKind::choices()
+        ));
     };
     provider.connect(
         spec,

@@ -167,6 +167,7 @@ mod tests {
         for kind in CloudKind::ALL {
             assert_eq!(provider(kind).kind(), kind);
         }
+        assert_eq!(CloudKind::choices(), "tencent, huawei or simulated");
     }
 
     #[test]
