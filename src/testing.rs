@@ -150,19 +150,48 @@ impl ScaledClusterSpec {
     }
 
     /// Target this Huawei MRS cluster instead.
-    pub fn huawei(mut self, huawei: HuaweiSpec) -> Self {
-        self.tencent = None;
-        self.simulated = None;
-        self.huawei = Some(huawei);
-        self
+    pub fn huawei(self, huawei: HuaweiSpec) -> Self {
+        Self {
+            huawei: Some(huawei),
+            ..self.without_cloud()
+        }
     }
 
     /// Target this Tencent EMR cluster instead.
-    pub fn tencent(mut self, tencent: TencentSpec) -> Self {
-        self.huawei = None;
-        self.simulated = None;
-        self.tencent = Some(tencent);
-        self
+    pub fn tencent(self, tencent: TencentSpec) -> Self {
+        Self {
+            tencent: Some(tencent),
+            ..self.without_cloud()
+        }
+    }
+
+    /// The same policy with no cloud block; every field named, so that a new
+    /// cloud's block cannot be left set by mistake.
+    fn without_cloud(self) -> Self {
+        let ScaledClusterSpec {
+            tencent: _,
+            huawei: _,
+            simulated: _,
+            core,
+            task,
+            scale_in,
+            max_step,
+            cooldown_seconds,
+            paused,
+            dry_run,
+        } = self;
+        ScaledClusterSpec {
+            tencent: None,
+            huawei: None,
+            simulated: None,
+            core,
+            task,
+            scale_in,
+            max_step,
+            cooldown_seconds,
+            paused,
+            dry_run,
+        }
     }
 
     pub fn cooldown_seconds(mut self, seconds: i32) -> Self {
