@@ -57,20 +57,20 @@ impl OperationRecord {
     }
 
     /// Scale-out from `from` to `to` nodes.
-    pub fn out(mut self, from: i32, to: i32) -> Self {
-        self.direction = Direction::Out;
-        self.from_count = from;
-        self.to_count = to;
-        self.count = to - from;
-        self
+    pub fn out(self, from: i32, to: i32) -> Self {
+        self.resize(Direction::Out, from, to)
     }
 
     /// Scale-in from `from` to `to` nodes.
-    pub fn scale_in(mut self, from: i32, to: i32) -> Self {
-        self.direction = Direction::In;
+    pub fn scale_in(self, from: i32, to: i32) -> Self {
+        self.resize(Direction::In, from, to)
+    }
+
+    fn resize(mut self, direction: Direction, from: i32, to: i32) -> Self {
+        self.direction = direction;
         self.from_count = from;
         self.to_count = to;
-        self.count = from - to;
+        self.count = (to - from).abs();
         self
     }
 
