@@ -136,6 +136,38 @@ impl HuaweiSpec {
     }
 }
 
+impl TencentSpec {
+    /// Instance `emr-1` in ap-guangzhou, pay-as-you-go, Secret `tc`, default endpoint.
+    pub fn test() -> Self {
+        TencentSpec {
+            region: "ap-guangzhou".into(),
+            instance_id: "emr-1".into(),
+            pay_mode: 0,
+            time_unit: None,
+            time_span: None,
+            credentials_secret_ref: SecretRef { name: "tc".into() },
+            endpoint: None,
+            pre_executed_file_settings: None,
+        }
+    }
+
+    pub fn instance(mut self, instance_id: &str) -> Self {
+        self.instance_id = instance_id.into();
+        self
+    }
+
+    pub fn secret(mut self, name: &str) -> Self {
+        self.credentials_secret_ref = SecretRef { name: name.into() };
+        self
+    }
+
+    /// The EMR endpoint (a fake's base URL, say).
+    pub fn endpoint(mut self, base: impl Into<String>) -> Self {
+        self.endpoint = Some(base.into());
+        self
+    }
+}
+
 impl ScaledClusterSpec {
     /// Core 3, Task 0 on the simulated cloud, default policy
     /// ([`ScaledClusterSpec::simulated`]).

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use axum::body::Bytes;
 use axum::http::HeaderMap;
-use clusterscale::api::{Direction, NodeGroup, OperationRecord, SecretRef, TencentSpec};
+use clusterscale::api::{Direction, NodeGroup, OperationRecord, TencentSpec};
 use clusterscale::clock::{Clock, ManualClock};
 use clusterscale::cloud::credentials::Credentials;
 use clusterscale::cloud::http::RateLimits;
@@ -113,18 +113,10 @@ impl Env {
 }
 
 fn spec(endpoint: &str) -> TencentSpec {
-    TencentSpec {
-        region: "ap-guangzhou".into(),
-        instance_id: INSTANCE.into(),
-        pay_mode: 0,
-        time_unit: None,
-        time_span: None,
-        credentials_secret_ref: SecretRef {
-            name: "tencent-credentials".into(),
-        },
-        endpoint: Some(endpoint.to_string()),
-        pre_executed_file_settings: None,
-    }
+    TencentSpec::test()
+        .instance(INSTANCE)
+        .secret("tencent-credentials")
+        .endpoint(endpoint)
 }
 
 fn creds(id: &str, key: &str) -> Credentials {

@@ -147,19 +147,7 @@ mod tests {
     use crate::api::{HuaweiSpec, TencentSpec};
 
     fn tencent() -> ScaledClusterSpec {
-        let mut spec = ScaledClusterSpec::simulated(3, 0);
-        spec.simulated = None;
-        spec.tencent = Some(TencentSpec {
-            region: "ap-guangzhou".into(),
-            instance_id: "emr-1".into(),
-            pay_mode: 0,
-            time_unit: None,
-            time_span: None,
-            credentials_secret_ref: SecretRef { name: "tc".into() },
-            endpoint: None,
-            pre_executed_file_settings: None,
-        });
-        spec
+        ScaledClusterSpec::test().tencent(TencentSpec::test())
     }
 
     #[test]
