@@ -27,14 +27,18 @@ use sha2::{Digest, Sha256};
 use crate::api::conditions::{self, Desired, DEGRADED, PROGRESSING, READY};
 use crate::api::validate::{describe, validate_spec};
 use crate::api::{
-    Direction, ErrorRecord, ObservedStatus, OperationRecord, Outcome, Phase, ScaledClusterSpec,
-    ScaledClusterStatus,
+    Direction, ErrorClass, ErrorRecord, FailureClass, ObservedStatus, OperationRecord, Outcome,
+    Phase, Precondition, ScaledClusterSpec, ScaledClusterStatus,
 };
 use crate::clock::Clock;
 use crate::cloud::{
     Cloud, CloudError, ClusterState, ObservedCluster, OperationProgress, ScaleRequest,
 };
 use crate::plan::{self, Decision, Operation, PlanInput, ReasonKind};
+
+pub mod resolve;
+
+use resolve::Resolution;
 
 /// Where status lives between reconciles.
 #[async_trait]
@@ -89,9 +93,6 @@ pub struct EngineConfig {
     pub resync: Duration,
     /// How long an unconfirmed call may show no effect before it is declared not applied.
     pub settle: Duration,
-    /// How long after the first attempt the same token may be re-sent
-    /// (Tencent deduplicates a ClientToken for 5 minutes; stay well inside).
-    pub token_reuse: Duration,
 }
 
 impl Default for EngineConfig {
@@ -100,7 +101,6 @@ impl Default for EngineConfig {
             poll: Duration::from_secs(10),
             resync: Duration::from_secs(300),
             settle: Duration::from_secs(60),
-            token_reuse: Duration::from_secs(240),
         }
     }
 }
@@ -233,12 +233,12 @@ pub async fn record_precondition_failure(
     current: &ScaledClusterStatus,
     clock: &dyn Clock,
     store: &mut dyn StatusStore,
-    class: &str,
+    reason: Precondition,
     message: &str,
 ) -> Result<Report, EngineError> {
     let config = EngineConfig::default();
     let mut pass = Pass::new(target, current, clock, &config);
-    pass.fail_precondition(class, message);
+    pass.fail_precondition(reason, message);
     pass.commit(store).await?;
     Ok(pass.into_report(None))
 }
@@ -304,7 +304,7 @@ impl<'a> Pass<'a> {
         // 1. Validate.
         let violations = validate_spec(spec);
         if !violations.is_empty() {
-            self.fail_precondition("InvalidSpec", &describe(&violations));
+            self.fail_precondition(Precondition::InvalidSpec, &describe(&violations));
             self.commit(store).await?;
             return Ok(None);
         }
@@ -314,7 +314,7 @@ impl<'a> Pass<'a> {
             Ok(o) => o,
             Err(e) => {
                 let wait = e.retry_after();
-                self.cloud_error(e, None);
+                self.cloud_error(e);
                 self.set_conditions_for_error();
                 self.commit(store).await?;
                 return Ok(Some(wait));
@@ -333,8 +333,12 @@ impl<'a> Pass<'a> {
                     return Ok(Some(self.config.poll));
                 }
                 Resolution::Resend => return self.resend(cloud, store, pending).await,
-                Resolution::Finished(record) => {
-                    self.finish(*record);
+                Resolution::Finished(outcome, message) => {
+                    let mut record = pending;
+                    record.finished_at = Some(time(self.now));
+                    record.outcome = Some(outcome);
+                    record.message = Some(message);
+                    self.finish(record);
                 }
             }
         }
@@ -541,7 +545,7 @@ impl<'a> Pass<'a> {
                 record.attempts = MAX_SENDS;
                 record.message = Some(format!("re-send refused, resolving by observation: {e}"));
                 self.status.pending_operation = Some(record);
-                self.cloud_error(e, None);
+                self.cloud_error(e);
                 self.set_conditions_for_error();
                 self.commit(store).await?;
                 Ok(Some(wait))
@@ -571,7 +575,7 @@ impl<'a> Pass<'a> {
                 } else {
                     Phase::Failed
                 };
-                self.cloud_error(e, None);
+                self.cloud_error(e);
                 self.set_phase(
                     phase,
                     self.status
@@ -591,7 +595,7 @@ impl<'a> Pass<'a> {
                 let wait = e.retry_after().min(self.config.poll);
                 record.message = Some(format!("unconfirmed: {e}"));
                 self.status.pending_operation = Some(record);
-                self.cloud_error(e, None);
+                self.cloud_error(e);
                 self.set_conditions_for_error();
                 self.commit(store).await?;
                 Ok(Some(wait))
@@ -615,165 +619,33 @@ impl<'a> Pass<'a> {
             .await
     }
 
-    /// Decide what became of our pending operation, by observation.
+    /// What became of our pending operation: the operation's progress when
+    /// the facts call for it, then the pure decision ([`resolve::resolve`]).
     async fn resolve(
-        &mut self,
+        &self,
         cloud: &dyn Cloud,
-        p: &OperationRecord,
-        o: &ObservedCluster,
+        pending: &OperationRecord,
+        observed: &ObservedCluster,
     ) -> Resolution {
-        let have = o.count(p.group);
-        let reached = match p.direction {
-            Direction::Out => have >= p.to_count,
-            Direction::In => have <= p.to_count,
+        let progress = if resolve::needs_operation_status(pending, observed) {
+            // A failed lookup is no answer: state and counts decide without it.
+            Some(
+                cloud
+                    .operation_status(pending)
+                    .await
+                    .unwrap_or(OperationProgress::Unknown),
+            )
+        } else {
+            None
         };
-        let age = since(self.now, &p.started_at);
-        let caps = cloud.capabilities();
-        // An unconfirmed call is "not applied" only after the cloud had time to show it.
-        let settle = self.config.settle.max(caps.acceptance_grace);
-        let done = |outcome: Outcome, message: String| {
-            let mut r = p.clone();
-            r.finished_at = Some(time(self.now));
-            r.outcome = Some(outcome);
-            r.message = Some(message);
-            Resolution::Finished(Box::new(r))
-        };
-        if let ClusterState::Failed(detail) = &o.state {
-            return done(
-                Outcome::Failed,
-                format!("the cluster entered a failed state ({detail})"),
-            );
-        }
-
-        if !p.accepted {
-            // Only the write-ahead record exists: the call may or may not have reached the cloud.
-            if !o.state.is_running() && reached && have != p.from_count {
-                // Settled but not running (MRS `abnormal`): the cloud's word decides.
-                if let Ok(OperationProgress::Succeeded) = cloud.operation_status(p).await {
-                    return done(
-                        Outcome::Succeeded,
-                        format!(
-                            "{} node(s) confirmed by observation; the cluster is {}",
-                            p.group.as_str(),
-                            o.state
-                        ),
-                    );
-                }
-            }
-            if !o.state.is_running() {
-                return Resolution::StillRunning(format!(
-                    "cluster {}; waiting to see whether {} took effect",
-                    o.state, p.id
-                ));
-            }
-            if reached && have != p.from_count {
-                return done(
-                    Outcome::Succeeded,
-                    format!("{} node(s) confirmed by observation", p.group.as_str()),
-                );
-            }
-            if have == p.from_count {
-                if caps.idempotent_scale_out
-                    && p.direction == Direction::Out
-                    && p.attempts < MAX_SENDS
-                    && age < self.config.token_reuse
-                {
-                    // Same request, same token: the cloud deduplicates it.
-                    return Resolution::Resend;
-                }
-                if age >= settle {
-                    return done(
-                        Outcome::NotApplied,
-                        format!(
-                            "no effect observed {}s after the call; the cloud did not apply it",
-                            age.as_secs()
-                        ),
-                    );
-                }
-                return Resolution::StillRunning(
-                    "waiting for the cloud to show the operation".into(),
-                );
-            }
-            return done(
-                Outcome::Failed,
-                format!(
-                    "{} is {have}, neither the start {} nor the target {}",
-                    p.group.as_str(),
-                    p.from_count,
-                    p.to_count
-                ),
-            );
-        }
-
-        let progress = match cloud.operation_status(p).await {
-            Ok(progress) => progress,
-            // The flow lookup is a refinement; state and counts decide without it.
-            Err(_) => OperationProgress::Unknown,
-        };
-        if let OperationProgress::Failed(m) = progress {
-            return done(Outcome::Failed, m);
-        }
-        if let OperationProgress::PartiallyCompleted(m) = &progress {
-            // Over, but only partly done: the counts say how far it got. The
-            // rest is planned afresh from the next observation.
-            if reached {
-                return done(
-                    Outcome::Succeeded,
-                    format!("{} is now {have} ({m})", p.group.as_str()),
-                );
-            }
-            if o.state.is_running() {
-                return done(
-                    Outcome::Failed,
-                    format!("{m}; {} is {have}, not {}", p.group.as_str(), p.to_count),
-                );
-            }
-            return Resolution::StillRunning(format!(
-                "{} partially completed; waiting for the cluster ({})",
-                describe_op(p),
-                o.state
-            ));
-        }
-        if progress == OperationProgress::Succeeded && reached && !o.state.is_running() {
-            // The cloud says it is over although the cluster is not running
-            // (MRS `abnormal`: some nodes unhealthy; the plan waits that out).
-            return done(
-                Outcome::Succeeded,
-                format!(
-                    "{} is now {have}; the cluster is {}",
-                    p.group.as_str(),
-                    o.state
-                ),
-            );
-        }
-        if !o.state.is_running() || progress == OperationProgress::Running {
-            return Resolution::StillRunning(format!("{} in progress", describe_op(p)));
-        }
-        if let Some(failure) = &o.last_resize_failed {
-            if !reached {
-                return done(
-                    Outcome::Failed,
-                    format!("the cloud reports the resize failed: {failure}"),
-                );
-            }
-        }
-        if reached {
-            return done(
-                Outcome::Succeeded,
-                format!("{} is now {have}", p.group.as_str()),
-            );
-        }
-        if progress == OperationProgress::Succeeded || age >= settle {
-            return done(
-                Outcome::Failed,
-                format!(
-                    "the cluster is idle but {} is {have}, not {}",
-                    p.group.as_str(),
-                    p.to_count
-                ),
-            );
-        }
-        Resolution::StillRunning("waiting for the cloud to start the operation".into())
+        resolve::resolve(&resolve::Facts {
+            pending,
+            observed,
+            progress,
+            age: since(self.now, &pending.started_at),
+            settle: self.config.settle,
+            capabilities: cloud.capabilities(),
+        })
     }
 
     fn finish(&mut self, record: OperationRecord) {
@@ -804,7 +676,7 @@ impl<'a> Pass<'a> {
                     code: "OperationFailed".into(),
                     message: msg,
                     request_id: record.request_id.clone(),
-                    class: "OperationFailed".into(),
+                    class: FailureClass::OperationFailed,
                     action: Some(verb.into()),
                     at: time(self.now),
                 });
@@ -847,7 +719,7 @@ impl<'a> Pass<'a> {
         }
     }
 
-    fn cloud_error(&mut self, e: CloudError, class_override: Option<&str>) {
+    fn cloud_error(&mut self, e: CloudError) {
         let changed = self.previous.last_error.as_ref().is_none_or(|prev| {
             prev.code != e.code || prev.action.as_deref() != Some(e.action.as_str())
         });
@@ -870,22 +742,23 @@ impl<'a> Pass<'a> {
             code: e.code.clone(),
             message: e.message.clone(),
             request_id: e.request_id.clone(),
-            class: class_override.unwrap_or(e.class.as_str()).to_string(),
+            class: e.class.into(),
             action: Some(e.action.clone()),
             at,
         });
         self.error = Some(e);
     }
 
-    fn fail_precondition(&mut self, class: &str, message: &str) {
+    fn fail_precondition(&mut self, reason: Precondition, message: &str) {
+        let code = reason.as_str();
         let changed = self
             .previous
             .last_error
             .as_ref()
-            .is_none_or(|p| p.code != class || p.message != message);
+            .is_none_or(|p| p.code != code || p.message != message);
         if changed {
             self.events
-                .push(EngineEvent::warning(class, "Validate", message.to_string()));
+                .push(EngineEvent::warning(code, "Validate", message.to_string()));
         }
         let at = if changed {
             time(self.now)
@@ -898,20 +771,20 @@ impl<'a> Pass<'a> {
         };
         self.status.cloud = self.target.spec.cloud().map(|c| c.as_str().to_string());
         self.status.last_error = Some(ErrorRecord {
-            code: class.to_string(),
+            code: code.to_string(),
             message: message.to_string(),
             request_id: None,
-            class: class.to_string(),
+            class: reason.into(),
             action: None,
             at,
         });
         self.set_phase(Phase::Failed, message.to_string());
         self.set_conditions(
             false,
-            class,
+            code,
             message,
             self.status.pending_operation.is_some(),
-            Some((class, message)),
+            Some((code, message)),
         );
     }
 
@@ -932,7 +805,10 @@ impl<'a> Pass<'a> {
             "Error"
         };
         // Busy and Throttled are the normal life of a shared cluster, not degradation.
-        let degraded = !matches!(e.class.as_str(), "Busy" | "Throttled");
+        let degraded = !matches!(
+            e.class.cloud(),
+            Some(ErrorClass::Busy | ErrorClass::Throttled)
+        );
         self.set_conditions(
             false,
             ready_reason,
@@ -985,12 +861,6 @@ impl<'a> Pass<'a> {
         }
         Ok(())
     }
-}
-
-enum Resolution {
-    StillRunning(String),
-    Resend,
-    Finished(Box<OperationRecord>),
 }
 
 fn phase_of(d: Direction) -> Phase {

@@ -12,3 +12,4 @@ pub mod fake;
 pub mod manifest;
 pub mod plan;
 pub mod telemetry;
+pub mod testing;

@@ -131,22 +131,12 @@ fn params(line: &Value) -> &Value {
 
 /// Task node ids, read with the library client (same credentials).
 async fn task_ids(fake: &FakeCloud) -> Vec<String> {
-    use clusterscale::api::{HuaweiSpec, SecretRef};
+    use clusterscale::api::HuaweiSpec;
     use clusterscale::cloud::credentials::Credentials;
     use clusterscale::cloud::huawei::HuaweiCloud;
-    let spec = HuaweiSpec {
-        region: "cn-north-4".into(),
-        project_id: PROJECT.into(),
-        cluster_id: CLUSTER.into(),
-        credentials_secret_ref: SecretRef { name: "hw".into() },
-        endpoint: Some(fake.base.clone()),
-        iam_endpoint: None,
-        core_node_group: None,
-        task_node_group: None,
-        task_node_spec: None,
-        skip_bootstrap_scripts: false,
-        scale_without_start: false,
-    };
+    let spec = HuaweiSpec::test()
+        .cluster(PROJECT, CLUSTER)
+        .endpoint(fake.base.clone());
     let creds = Credentials::new("test")
         .with("accessKey", AK)
         .with("secretKey", SK);

@@ -9,8 +9,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use clusterscale::api::{
-    CoreSpec, HuaweiSpec, HuaweiTaskNodeSpec, NodeGroup, Outcome, Phase, ScaleInSpec,
-    ScaledClusterSpec, ScaledClusterStatus, SecretRef, TaskSpec,
+    HuaweiSpec, HuaweiTaskNodeSpec, NodeGroup, Outcome, Phase, ScaledClusterSpec,
+    ScaledClusterStatus,
 };
 use clusterscale::clock::{Clock, ManualClock};
 use clusterscale::cloud::credentials::Credentials;
@@ -96,19 +96,10 @@ async fn start_full(
         .expect("bind");
     let base = format!("http://{}", listener.local_addr().expect("addr"));
     tokio::spawn(fake.clone().serve(listener));
-    let spec = HuaweiSpec {
-        region: "cn-north-4".into(),
-        project_id: PROJECT.into(),
-        cluster_id: CLUSTER.into(),
-        credentials_secret_ref: SecretRef { name: "hw".into() },
-        endpoint: Some(base.clone()),
-        iam_endpoint: Some(base),
-        core_node_group: None,
-        task_node_group: None,
-        task_node_spec: None,
-        skip_bootstrap_scripts: false,
-        scale_without_start: false,
-    };
+    let spec = HuaweiSpec::test()
+        .cluster(PROJECT, CLUSTER)
+        .endpoint(base.clone())
+        .iam_endpoint(base);
     Env {
         fake,
         model,
@@ -846,22 +837,10 @@ async fn lost_answer_is_resolved_by_observation_not_repeated() {
 /// A `ScaledCluster` spec for `huawei` with Core `core` and Task `task`, and
 /// a cooldown that keeps a test's passes to one operation.
 fn engine_spec(huawei: HuaweiSpec, core: i32, task: i32) -> ScaledClusterSpec {
-    ScaledClusterSpec {
-        tencent: None,
-        huawei: Some(huawei),
-        simulated: None,
-        core: CoreSpec { count: core },
-        task: TaskSpec {
-            count: task,
-            min: 0,
-            max: 500,
-        },
-        scale_in: ScaleInSpec::default(),
-        max_step: 0,
-        cooldown_seconds: 600,
-        paused: false,
-        dry_run: false,
-    }
+    ScaledClusterSpec::test()
+        .huawei(huawei)
+        .counts(core, task)
+        .cooldown_seconds(600)
 }
 
 /// One engine pass, as the controller runs it, on `clock`.
@@ -917,19 +896,7 @@ impl StubMrs {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
         tokio::spawn(async move { axum::serve(listener, app).await });
-        let spec = HuaweiSpec {
-            region: "cn-north-4".into(),
-            project_id: PROJECT.into(),
-            cluster_id: CLUSTER.into(),
-            credentials_secret_ref: SecretRef { name: "hw".into() },
-            endpoint: Some(base),
-            iam_endpoint: None,
-            core_node_group: None,
-            task_node_group: None,
-            task_node_spec: None,
-            skip_bootstrap_scripts: false,
-            scale_without_start: false,
-        };
+        let spec = HuaweiSpec::test().cluster(PROJECT, CLUSTER).endpoint(base);
         Self { spec, detail, puts }
     }
 
@@ -1225,7 +1192,7 @@ fn signing_vectors_reproduce_through_the_public_api() {
 /// and Core 5 -> 4 with a preferred node.
 #[tokio::test]
 async fn engine_converges_against_the_fake() {
-    use clusterscale::api::{CoreSpec, ScaleInSpec, ScaledClusterSpec, TaskSpec};
+    use clusterscale::api::ScaledClusterSpec;
     use clusterscale::cli::drive::{drive, DriveOptions, Ending};
     use clusterscale::clock::SystemClock;
     use clusterscale::engine::{EngineConfig, Target};
@@ -1268,22 +1235,9 @@ async fn engine_converges_against_the_fake() {
         data_volume_count: 1,
         data_volume_size: 600,
     });
-    let mut spec = ScaledClusterSpec {
-        tencent: None,
-        huawei: Some(huawei.clone()),
-        simulated: None,
-        core: CoreSpec { count: 5 },
-        task: TaskSpec {
-            count: 2,
-            min: 0,
-            max: 500,
-        },
-        scale_in: ScaleInSpec::default(),
-        max_step: 0,
-        cooldown_seconds: 0,
-        paused: false,
-        dry_run: false,
-    };
+    let mut spec = ScaledClusterSpec::test()
+        .huawei(huawei.clone())
+        .counts(5, 2);
     let cloud = HuaweiCloud::new(&huawei, &env.aksk()).unwrap();
     let options = DriveOptions {
         once: false,

@@ -135,20 +135,14 @@ fn text(o: &Output) -> String {
 
 /// Task nodes, oldest first, read with the library client (same credentials).
 async fn task_ids(fake: &FakeCloud) -> Vec<String> {
-    use clusterscale::api::{NodeGroup, SecretRef, TencentSpec};
+    use clusterscale::api::{NodeGroup, TencentSpec};
     use clusterscale::cloud::credentials::Credentials;
     use clusterscale::cloud::tencent::{TencentCloud, TencentOptions};
     use clusterscale::cloud::Cloud;
-    let spec = TencentSpec {
-        region: "ap-guangzhou".into(),
-        instance_id: INSTANCE.into(),
-        pay_mode: 0,
-        time_unit: None,
-        time_span: None,
-        credentials_secret_ref: SecretRef { name: "c".into() },
-        endpoint: Some(fake.base.clone()),
-        pre_executed_file_settings: None,
-    };
+    let spec = TencentSpec::test()
+        .instance(INSTANCE)
+        .secret("c")
+        .endpoint(fake.base.clone());
     let creds = Credentials::new("test")
         .with("secretId", SECRET_ID)
         .with("secretKey", SECRET_KEY);

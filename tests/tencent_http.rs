@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use axum::body::Bytes;
 use axum::http::HeaderMap;
-use clusterscale::api::{Direction, NodeGroup, OperationRecord, SecretRef, TencentSpec};
+use clusterscale::api::{Direction, NodeGroup, OperationRecord, TencentSpec};
 use clusterscale::clock::{Clock, ManualClock};
 use clusterscale::cloud::credentials::Credentials;
 use clusterscale::cloud::http::RateLimits;
@@ -20,7 +20,6 @@ use clusterscale::fake::{
     FakeControl, FakeFaults, InjectedError, JournalLine, TencentFake, TencentFakeConfig,
 };
 use jiff::Timestamp;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
 const SECRET_ID: &str = "AKIDfakeTestSecretId000000000000000";
 const SECRET_KEY: &str = "fakeTestSecretKey0000000000000000";
@@ -114,18 +113,10 @@ impl Env {
 }
 
 fn spec(endpoint: &str) -> TencentSpec {
-    TencentSpec {
-        region: "ap-guangzhou".into(),
-        instance_id: INSTANCE.into(),
-        pay_mode: 0,
-        time_unit: None,
-        time_span: None,
-        credentials_secret_ref: SecretRef {
-            name: "tencent-credentials".into(),
-        },
-        endpoint: Some(endpoint.to_string()),
-        pre_executed_file_settings: None,
-    }
+    TencentSpec::test()
+        .instance(INSTANCE)
+        .secret("tencent-credentials")
+        .endpoint(endpoint)
 }
 
 fn creds(id: &str, key: &str) -> Credentials {
@@ -156,23 +147,14 @@ fn request(group: NodeGroup, count: i32, token: &str) -> ScaleRequest {
 
 fn record(submitted: &Submitted, group: NodeGroup, direction: Direction) -> OperationRecord {
     OperationRecord {
-        id: "op".into(),
         group,
         direction,
         count: 1,
         from_count: 0,
         to_count: 1,
-        started_at: Time(Timestamp::now()),
-        accepted: true,
-        attempts: 1,
-        request_id: submitted.request_id.clone(),
-        flow_id: submitted.flow_id.clone(),
-        trace_id: submitted.trace_id.clone(),
-        node_ids: submitted.node_ids.clone(),
-        unmatched_preferred_nodes: vec![],
-        finished_at: None,
-        outcome: None,
-        message: None,
+        ..OperationRecord::test()
+            .started_at(Timestamp::now())
+            .submitted(submitted)
     }
 }
 
@@ -1074,9 +1056,7 @@ async fn fake_validates_requests_like_the_real_endpoint() {
 
 // --- §1: a refused call is not a lost call ---------------------------------
 
-use clusterscale::api::{
-    CoreSpec, Outcome, Phase, ScaleInSpec, ScaledClusterSpec, ScaledClusterStatus, TaskSpec,
-};
+use clusterscale::api::{Outcome, Phase, ScaledClusterSpec, ScaledClusterStatus};
 use clusterscale::cloud::Effect;
 use clusterscale::engine::{reconcile, EngineConfig, MemoryStore, Report, Target};
 
@@ -1084,22 +1064,9 @@ use clusterscale::engine::{reconcile, EngineConfig, MemoryStore, Report, Target}
 const FAULT_SEED: u64 = 11;
 
 fn engine_spec(env: &Env, core: i32, task: i32) -> ScaledClusterSpec {
-    ScaledClusterSpec {
-        tencent: Some(env.spec()),
-        huawei: None,
-        simulated: None,
-        core: CoreSpec { count: core },
-        task: TaskSpec {
-            count: task,
-            min: 0,
-            max: 500,
-        },
-        scale_in: ScaleInSpec::default(),
-        max_step: 0,
-        cooldown_seconds: 0,
-        paused: false,
-        dry_run: false,
-    }
+    ScaledClusterSpec::test()
+        .tencent(env.spec())
+        .counts(core, task)
 }
 
 /// One engine pass on the model's (manual) clock.

@@ -5,8 +5,11 @@
 //! as a CEL rule in the CRD (admission) and by [`validate::validate_spec`]
 //! (the controller, for old apiservers and objects stored before a rule existed).
 
+pub mod class;
 pub mod conditions;
 pub mod validate;
+
+pub use class::{ErrorClass, FailureClass, Precondition};
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use kube::{CustomResource, KubeSchema};
@@ -334,6 +337,18 @@ pub enum CloudKind {
 }
 
 impl CloudKind {
+    pub const ALL: [CloudKind; 3] = [CloudKind::Tencent, CloudKind::Huawei, CloudKind::Simulated];
+
+    /// "tencent, huawei or simulated": the spec's cloud blocks, for messages.
+    pub fn choices() -> String {
+        let names: Vec<&str> = CloudKind::ALL.iter().map(|k| k.as_str()).collect();
+        match names.split_last() {
+            Some((last, [])) => (*last).to_string(),
+            Some((last, rest)) => format!("{} or {last}", rest.join(", ")),
+            None => String::new(),
+        }
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             CloudKind::Tencent => "tencent",
@@ -372,27 +387,19 @@ impl ScaledClusterSpec {
 
     /// The cloud this spec targets, when exactly one block is set.
     pub fn cloud(&self) -> Option<CloudKind> {
-        match (&self.tencent, &self.huawei, &self.simulated) {
-            (Some(_), None, None) => Some(CloudKind::Tencent),
-            (None, Some(_), None) => Some(CloudKind::Huawei),
-            (None, None, Some(_)) => Some(CloudKind::Simulated),
+        let mut set = CloudKind::ALL.into_iter().filter(|k| self.has_block(*k));
+        match (set.next(), set.next()) {
+            (Some(kind), None) => Some(kind),
             _ => None,
         }
     }
 
-    /// A stable key for the remote cluster, used to detect two resources
-    /// pointing at the same cluster.
-    pub fn target_key(&self) -> Option<String> {
-        match self.cloud()? {
-            CloudKind::Tencent => self
-                .tencent
-                .as_ref()
-                .map(|t| format!("tencent/{}/{}", t.region, t.instance_id)),
-            CloudKind::Huawei => self
-                .huawei
-                .as_ref()
-                .map(|h| format!("huawei/{}/{}/{}", h.region, h.project_id, h.cluster_id)),
-            CloudKind::Simulated => None,
+    /// True when the block of cloud `kind` (`spec.tencent`, ...) is set.
+    pub fn has_block(&self, kind: CloudKind) -> bool {
+        match kind {
+            CloudKind::Tencent => self.tencent.is_some(),
+            CloudKind::Huawei => self.huawei.is_some(),
+            CloudKind::Simulated => self.simulated.is_some(),
         }
     }
 }
@@ -544,7 +551,8 @@ pub struct ErrorRecord {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub request_id: Option<String>,
     /// Throttled, Busy, Transient, Capacity, Quota, Auth, Invalid, NotFound, Billing, InvalidSpec, CredentialsMissing, ...
-    pub class: String,
+    #[schemars(with = "String")]
+    pub class: FailureClass,
     /// The cloud action that failed, when there was one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub action: Option<String>,

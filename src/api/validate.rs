@@ -5,7 +5,9 @@
 //! existed can still hold an invalid spec. Each violation names the field and
 //! the rule, in the same words as the CEL messages.
 
-use super::{ScaledClusterSpec, MAX_TOTAL, MIN_CORE};
+use super::{
+    CloudKind, HuaweiSpec, ScaledClusterSpec, SimulatedSpec, TencentSpec, MAX_TOTAL, MIN_CORE,
+};
 
 /// One broken rule.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -27,18 +29,17 @@ pub fn validate_spec(spec: &ScaledClusterSpec) -> Vec<Violation> {
     let mut out = Vec::new();
     let mut bad = |field: &'static str, message: String| out.push(Violation { field, message });
 
-    let clouds = [
-        spec.tencent.is_some(),
-        spec.huawei.is_some(),
-        spec.simulated.is_some(),
-    ]
-    .iter()
-    .filter(|set| **set)
-    .count();
+    let clouds = CloudKind::ALL
+        .into_iter()
+        .filter(|k| spec.has_block(*k))
+        .count();
     if clouds != 1 {
         bad(
             "spec",
-            format!("exactly one of tencent, huawei or simulated must be set (found {clouds})"),
+            format!(
+                "exactly one of {} must be set (found {clouds})",
+                CloudKind::choices()
+            ),
         );
     }
     if spec.core.count < MIN_CORE {
@@ -100,53 +101,84 @@ pub fn validate_spec(spec: &ScaledClusterSpec) -> Vec<Violation> {
             format!("must be 0 or between 60 and 1800 (got {grace})"),
         );
     }
-    if let Some(t) = &spec.tencent {
-        if t.instance_id.trim().is_empty() {
-            bad("spec.tencent.instanceId", "must not be empty".into());
-        }
-        if t.region.trim().is_empty() {
-            bad("spec.tencent.region", "must not be empty".into());
-        }
-        if t.pay_mode != 0 && t.pay_mode != 1 {
-            bad(
-                "spec.tencent.payMode",
-                format!("must be 0 or 1 (got {})", t.pay_mode),
-            );
-        }
-        if t.credentials_secret_ref.name.trim().is_empty() {
-            bad(
-                "spec.tencent.credentialsSecretRef.name",
-                "must not be empty".into(),
-            );
-        }
+    for kind in CloudKind::ALL {
+        validate_block(spec, kind, &mut bad);
     }
-    if let Some(h) = &spec.huawei {
-        for (field, value) in [
-            ("spec.huawei.region", &h.region),
-            ("spec.huawei.projectId", &h.project_id),
-            ("spec.huawei.clusterId", &h.cluster_id),
-            (
-                "spec.huawei.credentialsSecretRef.name",
-                &h.credentials_secret_ref.name,
-            ),
-        ] {
-            if value.trim().is_empty() {
-                bad(field, "must not be empty".into());
+    out
+}
+
+/// The rules of the block of cloud `kind`, when it is set.
+fn validate_block(
+    spec: &ScaledClusterSpec,
+    kind: CloudKind,
+    bad: &mut dyn FnMut(&'static str, String),
+) {
+    match kind {
+        CloudKind::Tencent => {
+            if let Some(t) = &spec.tencent {
+                validate_tencent(t, bad);
+            }
+        }
+        CloudKind::Huawei => {
+            if let Some(h) = &spec.huawei {
+                validate_huawei(h, bad);
+            }
+        }
+        CloudKind::Simulated => {
+            if let Some(s) = &spec.simulated {
+                validate_simulated(s, bad);
             }
         }
     }
-    if let Some(s) = &spec.simulated {
-        if s.initial_core < 0 || s.initial_task < 0 {
-            bad(
-                "spec.simulated.initialCore",
-                "initialCore and initialTask must be >= 0".into(),
-            );
-        }
-        if s.operation_seconds < 0 {
-            bad("spec.simulated.operationSeconds", "must be >= 0".into());
+}
+
+fn validate_tencent(t: &TencentSpec, bad: &mut dyn FnMut(&'static str, String)) {
+    if t.instance_id.trim().is_empty() {
+        bad("spec.tencent.instanceId", "must not be empty".into());
+    }
+    if t.region.trim().is_empty() {
+        bad("spec.tencent.region", "must not be empty".into());
+    }
+    if t.pay_mode != 0 && t.pay_mode != 1 {
+        bad(
+            "spec.tencent.payMode",
+            format!("must be 0 or 1 (got {})", t.pay_mode),
+        );
+    }
+    if t.credentials_secret_ref.name.trim().is_empty() {
+        bad(
+            "spec.tencent.credentialsSecretRef.name",
+            "must not be empty".into(),
+        );
+    }
+}
+
+fn validate_huawei(h: &HuaweiSpec, bad: &mut dyn FnMut(&'static str, String)) {
+    for (field, value) in [
+        ("spec.huawei.region", &h.region),
+        ("spec.huawei.projectId", &h.project_id),
+        ("spec.huawei.clusterId", &h.cluster_id),
+        (
+            "spec.huawei.credentialsSecretRef.name",
+            &h.credentials_secret_ref.name,
+        ),
+    ] {
+        if value.trim().is_empty() {
+            bad(field, "must not be empty".into());
         }
     }
-    out
+}
+
+fn validate_simulated(s: &SimulatedSpec, bad: &mut dyn FnMut(&'static str, String)) {
+    if s.initial_core < 0 || s.initial_task < 0 {
+        bad(
+            "spec.simulated.initialCore",
+            "initialCore and initialTask must be >= 0".into(),
+        );
+    }
+    if s.operation_seconds < 0 {
+        bad("spec.simulated.operationSeconds", "must be >= 0".into());
+    }
 }
 
 /// One line naming every violation, for conditions, events and CLI errors.

@@ -246,20 +246,9 @@ pub fn connect(
     options: ConnectOptions,
 ) -> Result<Arc<dyn Cloud>, String> {
     let spec = &cluster.spec;
-    if let Some(sim) = &spec.simulated {
-        let model = SimModel::new(
-            cluster
-                .metadata
-                .name
-                .clone()
-                .unwrap_or_else(|| "sim".into()),
-            SimConfig::from(sim),
-            clock,
-        );
-        return Ok(Arc::new(SimulatedCloud::new(Arc::new(model))));
-    }
+    let name = cluster.metadata.name.as_deref().unwrap_or("sim");
     let creds = crate::cloud::connect::credentials_from_env(spec);
-    crate::cloud::connect(spec, &creds, clock, options)
+    crate::cloud::connect(spec, name, &creds, clock, options)
 }
 
 /// The manifest, the wall clock and the cloud client.

@@ -3,10 +3,9 @@
 use std::sync::Arc;
 
 use super::credentials::Credentials;
-use super::huawei::HuaweiCloud;
-use super::tencent::{TencentCloud, TencentOptions};
+use super::provider::{self, Connect};
 use super::Cloud;
-use crate::api::ScaledClusterSpec;
+use crate::api::{CloudKind, ScaledClusterSpec};
 use crate::clock::Clock;
 
 /// Client settings that come from the command line rather than the spec.
@@ -24,40 +23,37 @@ impl Default for ConnectOptions {
     }
 }
 
-/// The client for a Tencent or Huawei spec, with `creds` from a Secret or the
-/// environment. The simulated cloud is built by its callers (its model is
-/// in-process state they own). Errors name the spec field or credential key.
+/// The client for the spec's cloud, with `creds` from a Secret or the
+/// environment; `name` names in-process state (the simulated model, which
+/// starts afresh with each client). Errors name the spec field or credential key.
 pub fn connect(
     spec: &ScaledClusterSpec,
+    name: &str,
     creds: &Credentials,
     clock: Arc<dyn Clock>,
     options: ConnectOptions,
 ) -> Result<Arc<dyn Cloud>, String> {
-    if let Some(t) = &spec.tencent {
-        let options = TencentOptions {
+    let Some(provider) = provider::of(spec) else {
+        return Err(format!(
+            "spec: exactly one of {} must be set",
+            CloudKind::choices()
+        ));
+    };
+    provider.connect(
+        spec,
+        Connect {
+            name,
+            creds,
             clock,
-            rate_limit_per_second: options.tencent_rate_limit.max(1),
-            ..TencentOptions::default()
-        };
-        return TencentCloud::new(t, creds, options)
-            .map(|c| Arc::new(c) as Arc<dyn Cloud>)
-            .map_err(|e| e.to_string());
-    }
-    if let Some(h) = &spec.huawei {
-        return HuaweiCloud::new(h, creds)
-            .map(|c| Arc::new(c.with_clock(clock)) as Arc<dyn Cloud>)
-            .map_err(|e| e.to_string());
-    }
-    Err("spec: exactly one of tencent or huawei must be set".into())
+            options,
+        },
+    )
 }
 
 /// Credentials for `spec` from the environment variables the vendors' SDKs use.
 pub fn credentials_from_env(spec: &ScaledClusterSpec) -> Credentials {
-    if spec.tencent.is_some() {
-        super::tencent::credentials_from_env()
-    } else if spec.huawei.is_some() {
-        super::huawei::credentials_from_env()
-    } else {
-        Credentials::new("environment")
+    match provider::of(spec) {
+        Some(p) => p.credentials_from_env(),
+        None => Credentials::new("environment"),
     }
 }

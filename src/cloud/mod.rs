@@ -6,6 +6,7 @@ pub mod connect;
 pub mod credentials;
 pub mod http;
 pub mod huawei;
+pub mod provider;
 pub mod simulated;
 pub mod tencent;
 
@@ -16,6 +17,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 
+pub use crate::api::ErrorClass;
 use crate::api::{CloudKind, Direction, NodeGroup, OperationRecord};
 
 /// The cluster's lifecycle state, normalised across clouds.
@@ -131,6 +133,12 @@ pub struct Capabilities {
     /// of both clouds carry none, so an unconfirmed scale-in, like any call to
     /// a cloud without tokens, is only ever resolved by observation.
     pub idempotent_scale_out: bool,
+    /// How long after the first send an unconfirmed scale-out may be re-sent
+    /// with the same token ([`idempotent_scale_out`](Self::idempotent_scale_out)):
+    /// inside the window in which the cloud deduplicates it, well clear of
+    /// its end (Tencent keeps a ClientToken for 5 minutes; 240 s). Without
+    /// tokens it is never consulted.
+    pub token_window: Duration,
     /// How long the cloud may take to show an accepted operation (state or
     /// counts). An unconfirmed call (its effect [`Effect::Unknown`]) with no
     /// visible effect after this long is declared not applied. A refused call
@@ -147,6 +155,7 @@ impl Capabilities {
         graceful_scale_in: true,
         max_out_per_call: None,
         idempotent_scale_out: true,
+        token_window: Duration::from_secs(240),
         acceptance_grace: Duration::from_secs(60),
     };
 
@@ -203,45 +212,7 @@ pub enum OperationProgress {
     PartiallyCompleted(String),
 }
 
-/// Why a cloud call failed; decides what happens next.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum ErrorClass {
-    /// Rate limited: back off briefly.
-    Throttled,
-    /// The cluster is locked by another operation: requeue until idle.
-    Busy,
-    /// Network error, timeout, 5xx, internal error: retry with backoff.
-    /// (Whether it took effect is [`CloudError::effect`], not the class.)
-    Transient,
-    /// Sold out / insufficient resources: retry slowly, surface.
-    Capacity,
-    /// Account quota exceeded: surface, retry slowly.
-    Quota,
-    /// Bad credentials or signature: never retried quickly.
-    Auth,
-    /// The request was invalid: permanent until the spec changes.
-    Invalid,
-    /// The cluster does not exist.
-    NotFound,
-    /// Unpaid order or insufficient balance.
-    Billing,
-}
-
 impl ErrorClass {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ErrorClass::Throttled => "Throttled",
-            ErrorClass::Busy => "Busy",
-            ErrorClass::Transient => "Transient",
-            ErrorClass::Capacity => "Capacity",
-            ErrorClass::Quota => "Quota",
-            ErrorClass::Auth => "Auth",
-            ErrorClass::Invalid => "Invalid",
-            ErrorClass::NotFound => "NotFound",
-            ErrorClass::Billing => "Billing",
-        }
-    }
-
     /// How long to wait before trying again after this class of error.
     pub fn retry_after(self) -> Duration {
         match self {
@@ -309,12 +280,6 @@ impl Effect {
             Effect::Refused => "refused",
             Effect::Unknown => "unknown",
         }
-    }
-}
-
-impl fmt::Display for ErrorClass {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
     }
 }
 

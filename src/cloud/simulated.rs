@@ -17,8 +17,13 @@ use super::{
     Capabilities, Cloud, CloudError, ClusterState, ErrorClass, Node, ObservedCluster,
     OperationProgress, ScaleRequest, Submitted,
 };
-use crate::api::{CloudKind, Direction, NodeGroup, OperationRecord, SimulatedSpec, MAX_TOTAL};
+use crate::api::{
+    CloudKind, Direction, NodeGroup, OperationRecord, ScaledClusterSpec, SecretRef, SimulatedSpec,
+    MAX_TOTAL,
+};
 use crate::clock::Clock;
+use crate::cloud::credentials::Credentials;
+use crate::cloud::provider::{CloudProvider, Connect, SecretKeys};
 
 /// How long a repeated idempotency token returns the first answer.
 pub const TOKEN_WINDOW: Duration = Duration::from_secs(300);
@@ -597,6 +602,43 @@ pub fn sim_error_to_cloud(action: &str, e: SimError) -> CloudError {
             format!("node {id} not found"),
         ),
         SimError::Injected(e) => e,
+    }
+}
+
+/// The simulated cloud behind the provider seam: no Secret, no target key
+/// (each resource has its own model), every capability.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct SimulatedProvider;
+
+impl CloudProvider for SimulatedProvider {
+    const KIND: CloudKind = CloudKind::Simulated;
+    type Spec = SimulatedSpec;
+    const SECRET_KEYS: SecretKeys = SecretKeys {
+        sets: &[],
+        expected: "",
+    };
+    const CAPABILITIES: Capabilities = Capabilities::ALL;
+
+    fn block(spec: &ScaledClusterSpec) -> Option<&SimulatedSpec> {
+        spec.simulated.as_ref()
+    }
+
+    fn secret_ref(_: &SimulatedSpec) -> Option<&SecretRef> {
+        None
+    }
+
+    fn credentials_from_env() -> Credentials {
+        Credentials::new("environment")
+    }
+
+    fn target_key(_: &SimulatedSpec) -> Option<String> {
+        None
+    }
+
+    /// A fresh model named `with.name`, starting from the spec.
+    fn connect(block: &SimulatedSpec, with: Connect<'_>) -> Result<Arc<dyn Cloud>, String> {
+        let model = SimModel::new(with.name.to_string(), SimConfig::from(block), with.clock);
+        Ok(Arc::new(SimulatedCloud::new(Arc::new(model))))
     }
 }
 

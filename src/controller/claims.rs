@@ -66,7 +66,7 @@ impl State {
         if cluster.metadata.deletion_timestamp.is_some() {
             return;
         }
-        let Some(key) = cluster.spec.target_key() else {
+        let Some(key) = crate::cloud::provider::target_key(&cluster.spec) else {
             return;
         };
         let order = claim_order(cluster);
@@ -134,7 +134,7 @@ impl ClaimIndex {
     /// The namespace/name of the oldest other live ScaledCluster that targets
     /// the same remote cluster as `cluster` and is older than it.
     pub fn older_claimant(&self, cluster: &ScaledCluster) -> Option<String> {
-        let key = cluster.spec.target_key()?;
+        let key = crate::cloud::provider::target_key(&cluster.spec)?;
         let me = claim_order(cluster);
         let uid = cluster.metadata.uid.clone().unwrap_or_default();
         let s = self.lock();

@@ -8,11 +8,11 @@ use std::sync::{Arc, Mutex};
 
 use sha2::{Digest, Sha256};
 
-use crate::api::ScaledCluster;
+use crate::api::{CloudKind, ScaledCluster, ScaledClusterSpec};
 use crate::clock::Clock;
 use crate::cloud::connect::ConnectOptions;
 use crate::cloud::credentials::Credentials;
-use crate::cloud::simulated::{SimConfig, SimModel, SimulatedCloud};
+use crate::cloud::provider::provider;
 use crate::cloud::Cloud;
 
 struct Entry {
@@ -73,11 +73,30 @@ impl CloudCache {
 
 /// A hash of everything the client is built from; secret values are hashed, never kept.
 fn fingerprint(cluster: &ScaledCluster, creds: &Credentials) -> String {
-    let spec = &cluster.spec;
+    // Every field of the spec, named: a new one (a new cloud's block) does
+    // not compile until it is sorted into the client's inputs or not.
+    let ScaledClusterSpec {
+        tencent: _,
+        huawei: _,
+        simulated: _,
+        core: _,
+        task: _,
+        scale_in: _,
+        max_step: _,
+        cooldown_seconds: _,
+        paused: _,
+        dry_run: _,
+    } = &cluster.spec;
     let mut h = Sha256::new();
-    h.update(
-        serde_json::to_vec(&(&spec.tencent, &spec.huawei, &spec.simulated)).unwrap_or_default(),
-    );
+    // The cloud blocks: each provider's own, in the one list of clouds.
+    for kind in CloudKind::ALL {
+        h.update(kind.as_str().as_bytes());
+        h.update([0]);
+        if let Some(block) = provider(kind).block_json(&cluster.spec) {
+            h.update(block);
+        }
+        h.update([0]);
+    }
     for key in creds.keys() {
         h.update(key.as_bytes());
         h.update([0]);
@@ -96,15 +115,10 @@ pub fn build(
     clock: Arc<dyn Clock>,
     options: ConnectOptions,
 ) -> Result<Arc<dyn Cloud>, String> {
-    let spec = &cluster.spec;
-    if let Some(sim) = &spec.simulated {
-        let name = format!(
-            "{}-{}",
-            cluster.metadata.namespace.as_deref().unwrap_or("default"),
-            cluster.metadata.name.as_deref().unwrap_or("sim")
-        );
-        let model = SimModel::new(name, SimConfig::from(sim), clock);
-        return Ok(Arc::new(SimulatedCloud::new(Arc::new(model))));
-    }
-    crate::cloud::connect(spec, creds, clock, options)
+    let name = format!(
+        "{}-{}",
+        cluster.metadata.namespace.as_deref().unwrap_or("default"),
+        cluster.metadata.name.as_deref().unwrap_or("sim")
+    );
+    crate::cloud::connect(&cluster.spec, &name, creds, clock, options)
 }

@@ -28,9 +28,10 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::{Registry, Unit};
 
-use crate::api::{CloudKind, Direction, NodeGroup, OperationRecord};
+use crate::api::{CloudKind, Direction, FailureClass, NodeGroup, OperationRecord, Precondition};
 use crate::cloud::{
-    Capabilities, Cloud, CloudError, ObservedCluster, OperationProgress, ScaleRequest, Submitted,
+    Capabilities, Cloud, CloudError, ErrorClass, ObservedCluster, OperationProgress, ScaleRequest,
+    Submitted,
 };
 
 /// Content type of [`Metrics::encode`]'s output (OpenMetrics text, which
@@ -111,6 +112,29 @@ struct Inner {
     nodes: Family<NodeLabels, Gauge>,
     operations: Family<OperationLabels, Counter>,
     leader: Gauge,
+}
+
+/// The `class` label of `clusterscale_errors_total`: a typed class, never a bare string.
+pub trait ErrorLabel {
+    fn error_label(&self) -> &str;
+}
+
+impl ErrorLabel for ErrorClass {
+    fn error_label(&self) -> &str {
+        self.as_str()
+    }
+}
+
+impl ErrorLabel for Precondition {
+    fn error_label(&self) -> &str {
+        self.as_str()
+    }
+}
+
+impl ErrorLabel for FailureClass {
+    fn error_label(&self) -> &str {
+        self.as_str()
+    }
 }
 
 /// The controller's metrics. Cheap to clone; clones share the same series.
@@ -214,13 +238,13 @@ impl Metrics {
         i.reconcile_duration.observe(duration.as_secs_f64());
     }
 
-    /// A reconcile failed with an error of `class` (an
-    /// [`ErrorClass`](crate::cloud::ErrorClass) name or the controller's own).
-    pub fn error(&self, class: &str) {
+    /// A reconcile failed with an error of `class` (an [`ErrorClass`], a
+    /// [`Precondition`](crate::api::Precondition), or the controller's own).
+    pub fn error(&self, class: &(impl ErrorLabel + ?Sized)) {
         self.inner
             .errors
             .get_or_create(&ClassLabels {
-                class: class.to_string(),
+                class: class.error_label().to_string(),
             })
             .inc();
     }
@@ -448,7 +472,7 @@ mod tests {
     fn dashboard_queries_only_exported_metrics() {
         let m = Metrics::new();
         m.reconcile("ok", Duration::from_millis(3));
-        m.error("Throttled");
+        m.error(&ErrorClass::Throttled);
         m.cloud_call(
             CloudKind::Huawei,
             action::OBSERVE,
@@ -512,7 +536,7 @@ mod tests {
         m.reconcile("ok", Duration::from_millis(30));
         m.reconcile("ok", Duration::from_millis(70));
         m.reconcile("error", Duration::from_secs(2));
-        m.error("Throttled");
+        m.error(&ErrorClass::Throttled);
         m.cloud_call(
             CloudKind::Tencent,
             action::SCALE_OUT,
@@ -701,27 +725,14 @@ mod tests {
         assert_eq!(calls(&metrics, action::OBSERVE, "Throttled"), Some(1.0));
         assert_eq!(calls(&metrics, action::OBSERVE, OK), Some(1.0));
 
-        let op = OperationRecord {
-            id: "t-1".into(),
-            group: NodeGroup::Task,
-            direction: Direction::Out,
-            count: 2,
-            from_count: 0,
-            to_count: 2,
-            started_at: k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
-                jiff::Timestamp::UNIX_EPOCH,
-            ),
-            accepted: true,
-            attempts: 1,
-            request_id: submitted.request_id.clone(),
-            flow_id: submitted.flow_id.clone(),
-            trace_id: None,
-            node_ids: Vec::new(),
-            unmatched_preferred_nodes: vec![],
-            finished_at: None,
-            outcome: None,
-            message: None,
-        };
+        let op = OperationRecord::test()
+            .id("t-1")
+            .started_at(jiff::Timestamp::UNIX_EPOCH)
+            .submitted(&Submitted {
+                trace_id: None,
+                node_ids: Vec::new(),
+                ..submitted.clone()
+            });
         let progress = cloud.operation_status(&op).await.expect("status");
         assert_eq!(progress, OperationProgress::Running);
         assert_eq!(calls(&metrics, action::OPERATION_STATUS, OK), Some(1.0));

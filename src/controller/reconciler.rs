@@ -24,7 +24,7 @@ use super::secrets;
 use super::status::{status_patch, KubeStatusStore, FIELD_MANAGER};
 use crate::api::conditions::{self, Desired};
 use crate::api::validate::{describe, validate_spec};
-use crate::api::{NodeGroup, ScaledCluster, ScaledClusterStatus};
+use crate::api::{NodeGroup, Precondition, ScaledCluster, ScaledClusterStatus};
 use crate::clock::Clock;
 use crate::engine::{self, EngineConfig, EngineEvent, EventType, Report, Target};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
@@ -54,6 +54,12 @@ pub enum Error {
     Engine(#[from] engine::EngineError),
     #[error("kubernetes API: {0}")]
     Kube(#[from] kube::Error),
+}
+
+impl super::metrics::ErrorLabel for Error {
+    fn error_label(&self) -> &str {
+        self.metric_label()
+    }
 }
 
 impl Error {
@@ -93,7 +99,7 @@ pub async fn reconcile(obj: Arc<Guarded>, ctx: Arc<Context>) -> Result<Action, E
 /// Requeue after a Kubernetes-side failure; at once after a write conflict
 /// (the watch brings the fresh object).
 pub fn error_policy(_obj: Arc<Guarded>, error: &Error, ctx: Arc<Context>) -> Action {
-    ctx.metrics.error(error.metric_label());
+    ctx.metrics.error(error);
     if error.is_conflict() {
         info!(error = %error, "status changed underneath; starting over");
         return Action::requeue(Duration::from_secs(1));
@@ -125,14 +131,14 @@ async fn reconcile_cluster(cluster: &ScaledCluster, ctx: &Context) -> Result<Act
     // the Secret, the client. Any failure is recorded without touching the cloud.
     let violations = validate_spec(&cluster.spec);
     let blocked = if !violations.is_empty() {
-        Some(("InvalidSpec", describe(&violations)))
+        Some((Precondition::InvalidSpec, describe(&violations)))
     } else {
         ctx.claims.older_claimant(cluster).map(|winner| {
             (
-                "DuplicateTarget",
+                Precondition::DuplicateTarget,
                 format!(
                     "{} is also managed by ScaledCluster {winner}, which is older; this resource will not act until that one is deleted or retargeted",
-                    cluster.spec.target_key().unwrap_or_default()
+                    crate::cloud::provider::target_key(&cluster.spec).unwrap_or_default()
                 ),
             )
         })
@@ -140,29 +146,29 @@ async fn reconcile_cluster(cluster: &ScaledCluster, ctx: &Context) -> Result<Act
     let cloud = match blocked {
         Some(b) => Err(b),
         None => match secrets::read(&ctx.client, &namespace, &cluster.spec).await {
-            Err(e) => Err(("CredentialsMissing", e.to_string())),
+            Err(e) => Err((Precondition::CredentialsMissing, e.to_string())),
             Ok(creds) => ctx
                 .clouds
                 .get(cluster, &creds, ctx.clock.clone())
-                .map_err(|e| ("InvalidSpec", e)),
+                .map_err(|e| (Precondition::InvalidSpec, e)),
         },
     };
     let report = match cloud {
-        Err((class, message)) => {
-            info!(class, %message, "not reconciling");
-            ctx.metrics.error(class);
+        Err((reason, message)) => {
+            info!(class = reason.as_str(), %message, "not reconciling");
+            ctx.metrics.error(&reason);
             let mut report = engine::record_precondition_failure(
                 target,
                 &current,
                 ctx.clock.as_ref(),
                 &mut store,
-                class,
+                reason,
                 &message,
             )
             .await?;
             // A spec problem waits for a spec change; the others are re-checked
             // (the Secret watch also triggers at once when the Secret appears).
-            if class != "InvalidSpec" {
+            if !reason.waits_for_spec_change() {
                 report.requeue_after = Some(ctx.engine.resync);
             }
             report
@@ -258,7 +264,7 @@ fn record_metrics(ctx: &Context, cluster: &ScaledCluster, report: &Report) {
         observed.map(|o| o.task),
     );
     if let Some(e) = &report.error {
-        ctx.metrics.error(e.class.as_str());
+        ctx.metrics.error(&e.class);
     }
     if let Some(op) = &report.finished {
         let outcome = op
@@ -282,7 +288,8 @@ async fn report_undeserializable(
     let name = obj.name_any();
     let message = format!("the object does not match the ScaledCluster schema: {error}");
     warn!(%message, "invalid object");
-    ctx.metrics.error("InvalidSpec");
+    let reason = Precondition::InvalidSpec;
+    ctx.metrics.error(&reason);
     let ar = ApiResource::erase::<ScaledCluster>(&());
     let api: Api<DynamicObject> = Api::namespaced_with(ctx.client.clone(), &namespace, &ar);
     // The watch gives us only the metadata of such an object: read its status
@@ -300,9 +307,9 @@ async fn report_undeserializable(
     let conditions = conditions::merge(
         &current_conditions,
         &[
-            Desired::new(conditions::READY, false, "InvalidSpec", &message),
+            Desired::new(conditions::READY, false, reason.as_str(), &message),
             Desired::new(conditions::PROGRESSING, false, "Idle", ""),
-            Desired::new(conditions::DEGRADED, true, "InvalidSpec", &message),
+            Desired::new(conditions::DEGRADED, true, reason.as_str(), &message),
         ],
         obj.meta().generation,
         Time(ctx.clock.now()),
@@ -338,7 +345,7 @@ async fn report_undeserializable(
         reference,
         &[EngineEvent {
             type_: EventType::Warning,
-            reason: "InvalidSpec".into(),
+            reason: reason.as_str().into(),
             action: "Validate".into(),
             message,
         }],

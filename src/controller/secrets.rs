@@ -5,6 +5,7 @@ use kube::{Api, Client};
 
 use crate::api::{CloudKind, ScaledClusterSpec};
 use crate::cloud::credentials::Credentials;
+use crate::cloud::provider::{self, SecretKeys};
 
 /// Why credentials could not be read; reported as Degraded/CredentialsMissing.
 #[derive(Debug, thiserror::Error)]
@@ -28,29 +29,7 @@ pub enum CredentialsError {
 
 /// The Secret a spec refers to, if any.
 pub fn secret_name(spec: &ScaledClusterSpec) -> Option<&str> {
-    match spec.cloud()? {
-        CloudKind::Tencent => spec
-            .tencent
-            .as_ref()
-            .map(|t| t.credentials_secret_ref.name.as_str()),
-        CloudKind::Huawei => spec
-            .huawei
-            .as_ref()
-            .map(|h| h.credentials_secret_ref.name.as_str()),
-        CloudKind::Simulated => None,
-    }
-}
-
-/// Which key sets are accepted, per cloud: any one complete set will do.
-fn key_sets(cloud: CloudKind) -> (&'static [&'static [&'static str]], &'static str) {
-    match cloud {
-        CloudKind::Tencent => (&[&["secretId", "secretKey"]], "secretId, secretKey (optional token)"),
-        CloudKind::Huawei => (
-            &[&["accessKey", "secretKey"], &["username", "password", "domainName"]],
-            "accessKey, secretKey (optional securityToken), or username, password, domainName for IAM tokens",
-        ),
-        CloudKind::Simulated => (&[], ""),
-    }
+    provider::of(spec)?.secret_name(spec)
 }
 
 /// Read the credentials of `spec` from its namespace. Values stay redacted in every output.
@@ -83,8 +62,8 @@ pub async fn read(
     for (key, value) in secret.data.unwrap_or_default() {
         creds.insert(&key, String::from_utf8_lossy(&value.0).into_owned());
     }
-    let cloud = spec.cloud().unwrap_or(CloudKind::Simulated);
-    let (sets, expected) = key_sets(cloud);
+    let SecretKeys { sets, expected } =
+        provider::provider(spec.cloud().unwrap_or(CloudKind::Simulated)).secret_keys();
     if !sets.is_empty() && !sets.iter().any(|set| set.iter().all(|k| creds.has(k))) {
         let first = sets[0];
         let missing: Vec<&str> = first.iter().copied().filter(|k| !creds.has(k)).collect();

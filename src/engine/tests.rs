@@ -105,25 +105,10 @@ fn task_out_0_to_2() -> crate::plan::Operation {
 
 /// The write-ahead record of "add 2 Task nodes" whose call was never confirmed.
 fn unsent_task_out(token: &str, started: jiff::Timestamp) -> OperationRecord {
-    OperationRecord {
-        id: token.to_string(),
-        group: NodeGroup::Task,
-        direction: Direction::Out,
-        count: 2,
-        from_count: 0,
-        to_count: 2,
-        started_at: Time(started),
-        accepted: false,
-        attempts: 1,
-        request_id: None,
-        flow_id: None,
-        trace_id: None,
-        node_ids: vec![],
-        unmatched_preferred_nodes: vec![],
-        finished_at: None,
-        outcome: None,
-        message: None,
-    }
+    OperationRecord::test()
+        .id(token)
+        .started_at(started)
+        .unaccepted()
 }
 
 #[tokio::test]

@@ -1,8 +1,6 @@
 //! Table tests: one named case per rule and per boundary; then properties.
 
 use super::*;
-use crate::api::Outcome;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use proptest::prelude::*;
 
 fn ts(s: i64) -> Timestamp {
@@ -25,25 +23,7 @@ fn running(core: i32, task: i32) -> ObservedCluster {
 }
 
 fn pending_op() -> OperationRecord {
-    OperationRecord {
-        id: "op-1".into(),
-        group: NodeGroup::Task,
-        direction: Direction::Out,
-        count: 2,
-        from_count: 0,
-        to_count: 2,
-        started_at: Time(ts(0)),
-        accepted: true,
-        attempts: 1,
-        request_id: None,
-        flow_id: None,
-        trace_id: None,
-        node_ids: vec![],
-        unmatched_preferred_nodes: vec![],
-        finished_at: None,
-        outcome: None::<Outcome>,
-        message: None,
-    }
+    OperationRecord::test().id("op-1").started_at(ts(0))
 }
 
 fn exec(group: NodeGroup, direction: Direction, count: i32, from: i32) -> Decision {

@@ -16,7 +16,8 @@
 //! [`DEFAULT_AUTH_HOLD_OFF`] every further call with the same credentials
 //! fails at once without a request (Huawei locks an AK for 5 minutes after 5
 //! bad signatures). The hold-off is process-wide, keyed by endpoint and a
-//! hash of the credentials, so corrected credentials are used immediately.
+//! hash of the credentials, so corrected credentials are used immediately;
+//! it is timed on the client's [`Clock`].
 //!
 //! MRS has no idempotency token, so the engine never sends the same resize
 //! to MRS twice ([`Capabilities::idempotent_scale_out`] is false): a resize
@@ -41,7 +42,7 @@
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
@@ -63,6 +64,7 @@ use crate::api::{
 use crate::clock::{Clock, SystemClock};
 use crate::cloud::credentials::{Credentials, SecretString};
 use crate::cloud::http::{self, malformed, transport_error, Endpoint, RateLimits};
+use crate::cloud::provider::CloudProvider;
 use crate::cloud::{
     Capabilities, Cloud, CloudError, ClusterState, ErrorClass, Node, ObservedCluster,
     OperationProgress, ScaleRequest, Submitted,
@@ -621,7 +623,7 @@ impl HuaweiCloud {
         query: &[(String, String)],
         body: Option<Vec<u8>>,
     ) -> Result<Reply, CloudError> {
-        if let Some(e) = hold_off_active(&self.hold_off_key) {
+        if let Some(e) = HOLD_OFFS.active(&self.hold_off_key, self.clock.now()) {
             return Err(e);
         }
         let body = body.unwrap_or_default();
@@ -630,7 +632,7 @@ impl HuaweiCloud {
             .await;
         match &result {
             Err(e) if e.class == ErrorClass::Auth => self.start_hold_off(e),
-            Ok(_) => clear_hold_off(&self.hold_off_key),
+            Ok(_) => HOLD_OFFS.clear(&self.hold_off_key),
             Err(_) => {}
         }
         result
@@ -783,17 +785,16 @@ impl HuaweiCloud {
     }
 
     fn start_hold_off(&self, e: &CloudError) {
-        let until = Instant::now() + self.auth_hold_off;
+        let until = self.clock.now()
+            + jiff::SignedDuration::try_from(self.auth_hold_off)
+                .unwrap_or(jiff::SignedDuration::MAX);
         tracing::warn!(
             code = %e.code,
             request_id = ?e.request_id,
             hold_off_secs = self.auth_hold_off.as_secs(),
             "authentication failed; no request with these credentials until the hold-off ends"
         );
-        hold_offs()
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(self.hold_off_key.clone(), (until, e.clone()));
+        HOLD_OFFS.start(&self.hold_off_key, until, e);
     }
 }
 
@@ -824,38 +825,46 @@ fn fingerprint(parts: &[&str]) -> String {
     hex::encode(&h.finalize()[..12])
 }
 
-type HoldOffs = Mutex<HashMap<String, (Instant, CloudError)>>;
+/// The authentication hold-offs of the process, keyed by endpoint and
+/// credentials hash: until when, and the error that started it. Times come
+/// from the clients' [`Clock`].
+#[derive(Default)]
+struct HoldOffs(Mutex<HashMap<String, (jiff::Timestamp, CloudError)>>);
 
-fn hold_offs() -> &'static HoldOffs {
-    static HOLD_OFFS: OnceLock<HoldOffs> = OnceLock::new();
-    HOLD_OFFS.get_or_init(Mutex::default)
-}
+static HOLD_OFFS: std::sync::LazyLock<HoldOffs> = std::sync::LazyLock::new(HoldOffs::default);
 
-fn hold_off_active(key: &str) -> Option<CloudError> {
-    let mut map = hold_offs().lock().unwrap_or_else(|p| p.into_inner());
-    let (until, e) = map.get(key)?;
-    let now = Instant::now();
-    if now >= *until {
-        map.remove(key);
-        return None;
+impl HoldOffs {
+    fn map(&self) -> std::sync::MutexGuard<'_, HashMap<String, (jiff::Timestamp, CloudError)>> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner())
     }
-    let left = until.duration_since(now).as_secs();
-    let mut e = e.clone();
-    e.message = format!(
-        "not sent: an earlier request with these credentials failed authentication ({}: {}); \
-         repeated failures lock credentials (Huawei locks an AK for 5 minutes after 5 bad signatures), \
-         so no request is sent for another {left}s. \
-         Fix the credentials (a changed Secret is used at once)",
-        e.code, e.message
-    );
-    Some(e)
-}
 
-fn clear_hold_off(key: &str) {
-    hold_offs()
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .remove(key);
+    fn start(&self, key: &str, until: jiff::Timestamp, e: &CloudError) {
+        self.map().insert(key.to_string(), (until, e.clone()));
+    }
+
+    /// The error to answer with instead of a request, while a hold-off runs at `now`.
+    fn active(&self, key: &str, now: jiff::Timestamp) -> Option<CloudError> {
+        let mut map = self.map();
+        let (until, e) = map.get(key)?;
+        if now >= *until {
+            map.remove(key);
+            return None;
+        }
+        let left = now.duration_until(*until).as_secs();
+        let mut e = e.clone();
+        e.message = format!(
+            "not sent: an earlier request with these credentials failed authentication ({}: {}); \
+             repeated failures lock credentials (Huawei locks an AK for 5 minutes after 5 bad signatures), \
+             so no request is sent for another {left}s. \
+             Fix the credentials (a changed Secret is used at once)",
+            e.code, e.message
+        );
+        Some(e)
+    }
+
+    fn clear(&self, key: &str) {
+        self.map().remove(key);
+    }
 }
 
 fn precheck_error(class: ErrorClass, code: &str, message: String) -> CloudError {
@@ -1249,17 +1258,7 @@ impl Cloud for HuaweiCloud {
     }
 
     fn capabilities(&self) -> Capabilities {
-        Capabilities {
-            scale_out_core: true,
-            scale_out_task: true,
-            scale_in_core: true,
-            scale_in_task: true,
-            graceful_scale_in: false,
-            max_out_per_call: None,
-            // MRS has no idempotency token: the engine never re-sends a resize.
-            idempotent_scale_out: false,
-            acceptance_grace: ACCEPT_GRACE,
-        }
+        <super::HuaweiProvider as CloudProvider>::CAPABILITIES
     }
 
     async fn observe(&self) -> Result<ObservedCluster, CloudError> {
@@ -1319,23 +1318,10 @@ pub fn progress(observed: &ObservedCluster, op: &OperationRecord) -> OperationPr
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::api::SecretRef;
     use crate::cloud::huawei::wire::NodeGroupV10;
 
     fn spec() -> HuaweiSpec {
-        HuaweiSpec {
-            region: "cn-north-4".into(),
-            project_id: "p".into(),
-            cluster_id: "c".into(),
-            credentials_secret_ref: SecretRef { name: "hw".into() },
-            endpoint: None,
-            iam_endpoint: None,
-            core_node_group: None,
-            task_node_group: None,
-            task_node_spec: None,
-            skip_bootstrap_scripts: false,
-            scale_without_start: false,
-        }
+        HuaweiSpec::test()
     }
 
     fn group(name: &str, n: i64) -> NodeGroupV10 {
@@ -1687,26 +1673,7 @@ mod tests {
     }
 
     fn task_out(from: i32, to: i32) -> OperationRecord {
-        use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
-        OperationRecord {
-            id: "op".into(),
-            group: NodeGroup::Task,
-            direction: Direction::Out,
-            count: to - from,
-            from_count: from,
-            to_count: to,
-            started_at: Time(jiff::Timestamp::from_second(1_700_000_000).unwrap()),
-            accepted: true,
-            attempts: 1,
-            request_id: None,
-            flow_id: None,
-            trace_id: None,
-            node_ids: vec![],
-            unmatched_preferred_nodes: vec![],
-            finished_at: None,
-            outcome: None,
-            message: None,
-        }
+        OperationRecord::test().out(from, to)
     }
 
     #[test]
@@ -1827,5 +1794,43 @@ mod tests {
             .with("password", "p")
             .with("domainName", "d");
         assert_eq!(HuaweiCloud::new(&spec(), &pw).unwrap().auth_mode(), "token");
+    }
+
+    #[tokio::test]
+    async fn the_auth_hold_off_runs_on_the_injected_clock() {
+        use crate::clock::ManualClock;
+        // A port nothing listens on: a request that is sent fails as a
+        // transport error; one held off fails as the Auth error that started it.
+        let clock = Arc::new(ManualClock::default());
+        let creds = Credentials::new("test")
+            .with("accessKey", "AK-hold-off-clock")
+            .with("secretKey", "SK");
+        let cloud = HuaweiCloud::new(&spec().endpoint("http://127.0.0.1:1"), &creds)
+            .unwrap()
+            .with_clock(clock.clone())
+            .with_auth_hold_off(Duration::from_secs(300));
+        let refused = CloudError::new(ErrorClass::Auth, ACTION_SHOW, "APIGW.0301", "bad signature");
+        cloud.start_hold_off(&refused);
+
+        let held = cloud.observe().await.expect_err("held off");
+        assert_eq!(
+            (held.class, held.code.as_str()),
+            (ErrorClass::Auth, "APIGW.0301")
+        );
+        assert!(
+            held.message.contains("for another 300s"),
+            "{}",
+            held.message
+        );
+        assert_eq!(cloud.requests_sent(), 0, "nothing sent while held off");
+
+        clock.advance(Duration::from_secs(299));
+        let held = cloud.observe().await.expect_err("still held off");
+        assert!(held.message.contains("for another 1s"), "{}", held.message);
+
+        // Real time has not moved; the injected clock has.
+        clock.advance(Duration::from_secs(1));
+        let sent = cloud.observe().await.expect_err("nothing listens");
+        assert_ne!(sent.class, ErrorClass::Auth, "{sent}");
     }
 }

@@ -33,9 +33,14 @@ pub mod wire;
 
 pub use client::{HuaweiCloud, NodeGroups};
 
-use crate::api::HuaweiSpec;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::api::{CloudKind, HuaweiSpec, ScaledClusterSpec, SecretRef};
 use crate::cloud::credentials::{Credentials, MissingCredential, SecretString};
 use crate::cloud::http::{parse_endpoint, Endpoint};
+use crate::cloud::provider::{CloudProvider, Connect, SecretKeys};
+use crate::cloud::{Capabilities, Cloud};
 
 /// Secret key: access key id (AK/SK mode).
 pub const KEY_ACCESS_KEY: &str = "accessKey";
@@ -65,6 +70,59 @@ pub const ENV_VARS: &[(&str, &str)] = &[
 /// names as the Secret.
 pub fn credentials_from_env() -> Credentials {
     Credentials::from_env(ENV_VARS)
+}
+
+/// Huawei Cloud MRS behind the provider seam.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct HuaweiProvider;
+
+impl CloudProvider for HuaweiProvider {
+    const KIND: CloudKind = CloudKind::Huawei;
+    type Spec = HuaweiSpec;
+    const SECRET_KEYS: SecretKeys = SecretKeys {
+        sets: &[
+            &[KEY_ACCESS_KEY, KEY_SECRET_KEY],
+            &[KEY_USERNAME, KEY_PASSWORD, KEY_DOMAIN_NAME],
+        ],
+        expected: "accessKey, secretKey (optional securityToken), or username, password, domainName for IAM tokens",
+    };
+    const CAPABILITIES: Capabilities = Capabilities {
+        scale_out_core: true,
+        scale_out_task: true,
+        scale_in_core: true,
+        scale_in_task: true,
+        graceful_scale_in: false,
+        max_out_per_call: None,
+        // MRS has no idempotency token: the engine never re-sends a resize.
+        idempotent_scale_out: false,
+        token_window: Duration::ZERO,
+        acceptance_grace: client::ACCEPT_GRACE,
+    };
+
+    fn block(spec: &ScaledClusterSpec) -> Option<&HuaweiSpec> {
+        spec.huawei.as_ref()
+    }
+
+    fn secret_ref(block: &HuaweiSpec) -> Option<&SecretRef> {
+        Some(&block.credentials_secret_ref)
+    }
+
+    fn credentials_from_env() -> Credentials {
+        credentials_from_env()
+    }
+
+    fn target_key(h: &HuaweiSpec) -> Option<String> {
+        Some(format!(
+            "huawei/{}/{}/{}",
+            h.region, h.project_id, h.cluster_id
+        ))
+    }
+
+    fn connect(block: &HuaweiSpec, with: Connect<'_>) -> Result<Arc<dyn Cloud>, String> {
+        HuaweiCloud::new(block, with.creds)
+            .map(|c| Arc::new(c.with_clock(with.clock)) as Arc<dyn Cloud>)
+            .map_err(|e| e.to_string())
+    }
 }
 
 /// The MRS endpoint: `spec.huawei.endpoint` (http:// only for loopback) or
@@ -166,22 +224,12 @@ impl AuthConfig {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::api::SecretRef;
 
     pub(crate) fn spec() -> HuaweiSpec {
-        HuaweiSpec {
-            region: "cn-north-4".into(),
-            project_id: "0123456789abcdef0123456789abcdef".into(),
-            cluster_id: "a1b2c3d4-e5f6-4a5b-8c9d-0e1f2a3b4c5d".into(),
-            credentials_secret_ref: SecretRef { name: "hw".into() },
-            endpoint: None,
-            iam_endpoint: None,
-            core_node_group: None,
-            task_node_group: None,
-            task_node_spec: None,
-            skip_bootstrap_scripts: false,
-            scale_without_start: false,
-        }
+        HuaweiSpec::test().cluster(
+            "0123456789abcdef0123456789abcdef",
+            "a1b2c3d4-e5f6-4a5b-8c9d-0e1f2a3b4c5d",
+        )
     }
 
     #[test]

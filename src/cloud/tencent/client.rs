@@ -56,7 +56,7 @@
 use std::collections::HashSet;
 use std::fmt;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use reqwest::header::{HeaderValue, AUTHORIZATION, CONTENT_TYPE, HOST};
@@ -73,6 +73,7 @@ use crate::api::{CloudKind, NodeGroup, OperationRecord, TencentSpec, MIN_CORE};
 use crate::clock::{Clock, SystemClock};
 use crate::cloud::credentials::{Credentials, SecretString};
 use crate::cloud::http::{self, malformed, transport_error, Endpoint, RateLimits};
+use crate::cloud::provider::CloudProvider;
 use crate::cloud::{
     Capabilities, Cloud, CloudError, ClusterState, Effect, ErrorClass, Node, ObservedCluster,
     OperationProgress, ScaleRequest, Submitted, UnmanagedNodes,
@@ -81,6 +82,11 @@ use crate::cloud::{
 /// Largest `TaskCount` one `ScaleOutInstance` accepts **(inference** from
 /// `InvalidParameter.InvalidTaskCount`).
 pub const MAX_OUT_PER_CALL: i32 = 20;
+
+/// How long after the first send an unconfirmed `ScaleOutInstance` may be
+/// re-sent with the same `ClientToken`: EMR deduplicates a token for 5
+/// minutes; stay well inside ([`Capabilities::token_window`]).
+pub const CLIENT_TOKEN_WINDOW: Duration = Duration::from_secs(240);
 /// Bounds of `GraceDownTime`, seconds.
 pub const GRACE_DOWN_RANGE: std::ops::RangeInclusive<i32> = 60..=1800;
 /// Safety stop for `DescribeClusterNodes` paging (500 nodes need 5 pages).
@@ -466,10 +472,7 @@ impl Cloud for TencentCloud {
     }
 
     fn capabilities(&self) -> Capabilities {
-        Capabilities {
-            max_out_per_call: Some(MAX_OUT_PER_CALL),
-            ..Capabilities::ALL
-        }
+        <super::TencentProvider as CloudProvider>::CAPABILITIES
     }
 
     async fn observe(&self) -> Result<ObservedCluster, CloudError> {

@@ -22,9 +22,13 @@ pub mod wire;
 
 pub use client::{TencentCloud, TencentOptions};
 
-use crate::api::TencentSpec;
+use std::sync::Arc;
+
+use crate::api::{CloudKind, ScaledClusterSpec, SecretRef, TencentSpec};
 use crate::cloud::credentials::{Credentials, MissingCredential};
 use crate::cloud::http::{parse_endpoint, Endpoint};
+use crate::cloud::provider::{CloudProvider, Connect, SecretKeys};
+use crate::cloud::{Capabilities, Cloud};
 
 /// The default API endpoint (the international site is `emr.intl.tencentcloudapi.com`).
 pub const DEFAULT_ENDPOINT: &str = "https://emr.tencentcloudapi.com";
@@ -51,6 +55,51 @@ pub const ENV_VARS: &[(&str, &str)] = &[
 /// names as the Secret.
 pub fn credentials_from_env() -> Credentials {
     Credentials::from_env(ENV_VARS)
+}
+
+/// Tencent Cloud EMR behind the provider seam.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct TencentProvider;
+
+impl CloudProvider for TencentProvider {
+    const KIND: CloudKind = CloudKind::Tencent;
+    type Spec = TencentSpec;
+    const SECRET_KEYS: SecretKeys = SecretKeys {
+        sets: &[&[KEY_SECRET_ID, KEY_SECRET_KEY]],
+        expected: "secretId, secretKey (optional token)",
+    };
+    const CAPABILITIES: Capabilities = Capabilities {
+        max_out_per_call: Some(client::MAX_OUT_PER_CALL),
+        token_window: client::CLIENT_TOKEN_WINDOW,
+        ..Capabilities::ALL
+    };
+
+    fn block(spec: &ScaledClusterSpec) -> Option<&TencentSpec> {
+        spec.tencent.as_ref()
+    }
+
+    fn secret_ref(block: &TencentSpec) -> Option<&SecretRef> {
+        Some(&block.credentials_secret_ref)
+    }
+
+    fn credentials_from_env() -> Credentials {
+        credentials_from_env()
+    }
+
+    fn target_key(t: &TencentSpec) -> Option<String> {
+        Some(format!("tencent/{}/{}", t.region, t.instance_id))
+    }
+
+    fn connect(block: &TencentSpec, with: Connect<'_>) -> Result<Arc<dyn Cloud>, String> {
+        let options = TencentOptions {
+            clock: with.clock,
+            rate_limit_per_second: with.options.tencent_rate_limit.max(1),
+            ..TencentOptions::default()
+        };
+        TencentCloud::new(block, with.creds, options)
+            .map(|c| Arc::new(c) as Arc<dyn Cloud>)
+            .map_err(|e| e.to_string())
+    }
 }
 
 /// The EMR endpoint: `spec.tencent.endpoint` (http:// only for loopback) or
