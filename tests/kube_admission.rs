@@ -9,7 +9,6 @@
 //! object. [`every_cel_rule_of_the_crd_has_a_case`] fails when a rule is
 //! added without a case here.
 
-#[allow(unused_imports)]
 mod support;
 
 use std::collections::BTreeSet;

@@ -3,7 +3,6 @@
 //! Lease) split the ScaledClusters of one namespace between them, against a
 //! real kube-apiserver with the simulated cloud.
 
-#[allow(unused_imports)]
 mod support;
 
 use std::process::Stdio;
