@@ -11,7 +11,7 @@ use crate::clock::SystemClock;
 use crate::cloud::simulated::{SimConfig, SimModel};
 use crate::fake::huawei::{HuaweiFake, HuaweiFakeConfig};
 use crate::fake::tencent::{TencentFake, TencentFakeConfig};
-use crate::fake::{FakeFaults, FakeOptions};
+use crate::fake::{FakeFaults, FakeOptions, Malformed};
 
 /// Options of `clusterscale fake-cloud`.
 #[derive(clap::Args, Debug, Clone)]
@@ -94,7 +94,23 @@ pub struct FakeCloudArgs {
     /// Whether the write behind a proxy error page is applied.
     #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
     pub proxy_error_applies: bool,
-    /// Seed of the write faults (same seed, same faults); default random.
+    /// Fraction of scale writes (0-1) whose answer, after the write was
+    /// handled (and maybe applied), is replaced by a malformed one (see
+    /// --malformed-kinds).
+    #[arg(long, default_value_t = 0.0)]
+    pub malformed_write_rate: f64,
+    /// Fraction of other requests (reads, IAM tokens) answered with a
+    /// malformed answer after being handled.
+    #[arg(long, default_value_t = 0.0)]
+    pub malformed_read_rate: f64,
+    /// The malformed answers drawn from, comma-separated: invalid-json,
+    /// truncated, unknown-fields (valid, with fields the client does not
+    /// know: it must accept them), wrong-type (a needed field of the wrong
+    /// type), html-200 and html-502 (a proxy's HTML page). Default: all.
+    #[arg(long, value_delimiter = ',', value_name = "KIND,...")]
+    pub malformed_kinds: Vec<String>,
+    /// Seed of the write faults and of the malformed answers (same seed,
+    /// same faults); default random.
     #[arg(long)]
     pub fault_seed: Option<u64>,
     /// Directory for the JSON-lines journals (tencent.jsonl, huawei.jsonl).
@@ -112,6 +128,8 @@ pub async fn run(args: FakeCloudArgs) -> Result<(), String> {
         ("--write-refusal-rate", args.write_refusal_rate),
         ("--lost-answer-rate", args.lost_answer_rate),
         ("--proxy-error-rate", args.proxy_error_rate),
+        ("--malformed-write-rate", args.malformed_write_rate),
+        ("--malformed-read-rate", args.malformed_read_rate),
     ] {
         if !(0.0..=1.0).contains(&rate) {
             return Err(format!("{flag} must be between 0 and 1"));
@@ -123,6 +141,18 @@ pub async fn run(args: FakeCloudArgs) -> Result<(), String> {
                 .into(),
         );
     }
+    let malformed_kinds = args
+        .malformed_kinds
+        .iter()
+        .map(|k| {
+            Malformed::from_name(k).ok_or_else(|| {
+                format!(
+                    "--malformed-kinds: unknown kind `{k}` (one of {})",
+                    Malformed::ALL.map(Malformed::name).join(", ")
+                )
+            })
+        })
+        .collect::<Result<Vec<_>, _>>()?;
     let faults = FakeFaults {
         transient_failure_rate: args.transient_failure_rate,
         throttle_per_second: args.throttle_per_second,
@@ -133,6 +163,9 @@ pub async fn run(args: FakeCloudArgs) -> Result<(), String> {
         proxy_error_rate: args.proxy_error_rate,
         proxy_error_drops_write: !args.proxy_error_applies,
         seed: args.fault_seed,
+        malformed_write_rate: args.malformed_write_rate,
+        malformed_read_rate: args.malformed_read_rate,
+        malformed_kinds,
     };
     let options = |file: &str| FakeOptions {
         faults: faults.clone(),

@@ -50,7 +50,7 @@ use jiff::{SignedDuration, Timestamp};
 use serde_json::{json, Value};
 
 use super::{
-    control_routes, redact, request_id, Admission, FakeControl, FakeOptions, InjectedError,
+    control_routes, malform_json, redact, request_id, Admission, FakeControl, FakeOptions, InjectedError, Malformed,
     Journal, JournalLine, WriteFault,
 };
 use crate::api::{NodeGroup, MAX_TOTAL, MIN_CORE};
@@ -660,6 +660,21 @@ async fn handle(State(inner): State<Arc<Inner>>, request: Request) -> Response {
             .clone()
             .unwrap_or_else(|| format!("HTTP {}", answer.status.as_u16()))
     };
+    // A malformed answer in place of a JSON one (the request was handled).
+    let malformed = if answer.reset || answer.raw.is_some() {
+        None
+    } else {
+        inner.control.malformed(action == ACTION_RESIZE)
+    };
+    let outcome = match malformed {
+        Some(kind) => format!("{outcome}; {}", kind.note()),
+        None => outcome,
+    };
+    let status = match malformed {
+        Some(Malformed::Html200) => StatusCode::OK,
+        Some(Malformed::Html502) => StatusCode::BAD_GATEWAY,
+        _ => answer.status,
+    };
     inner.control.record(JournalLine {
         at: inner.options.clock.now(),
         cloud: "huawei".into(),
@@ -674,18 +689,28 @@ async fn handle(State(inner): State<Arc<Inner>>, request: Request) -> Response {
             "detail": answer.detail,
         })),
         outcome,
-        http_status: answer.status.as_u16(),
+        http_status: status.as_u16(),
         write: answer.write,
     });
     if answer.reset {
         return super::reset_response(answer.status);
     }
-    let (content_type, text) = match &answer.raw {
-        Some(raw) => ("text/html", raw.clone()),
-        None => ("application/json;charset=UTF-8", answer.body.to_string()),
+    let (content_type, text) = match (&answer.raw, malformed) {
+        (Some(raw), _) => ("text/html", raw.clone()),
+        (None, Some(Malformed::Html200 | Malformed::Html502)) => (
+            "text/html",
+            proxy_page(StatusCode::BAD_GATEWAY)
+                .raw
+                .unwrap_or_default(),
+        ),
+        (None, Some(kind)) => (
+            "application/json;charset=UTF-8",
+            malform_json(kind, &answer.body.to_string(), NEEDED_FIELDS),
+        ),
+        (None, None) => ("application/json;charset=UTF-8", answer.body.to_string()),
     };
     let mut response = Response::new(Body::from(text));
-    *response.status_mut() = answer.status;
+    *response.status_mut() = status;
     let headers = response.headers_mut();
     headers.insert("content-type", HeaderValue::from_static(content_type));
     if let Ok(v) = HeaderValue::from_str(&request_id) {
@@ -708,6 +733,17 @@ fn body_for_journal(bytes: &[u8]) -> Value {
         Value::String(String::from_utf8_lossy(bytes).chars().take(200).collect())
     })
 }
+
+/// The fields a [`Malformed::WrongType`] answer spoils, the first present:
+/// the error code, the cluster's state, the host list, the resize result,
+/// the token.
+const NEEDED_FIELDS: &[&str] = &[
+    "error_code",
+    "clusterState",
+    "hosts",
+    "result",
+    "expires_at",
+];
 
 /// The route of a request: `(answer, action, principal)`.
 fn route(

@@ -56,8 +56,8 @@ use serde::de::DeserializeOwned;
 use serde_json::{json, Value};
 
 use super::{
-    control_routes, redact, request_id, Admission, FakeControl, FakeOptions, InjectedError,
-    Journal, JournalLine, WriteFault,
+    control_routes, malform_json, redact, request_id, Admission, FakeControl, FakeOptions,
+    InjectedError, Journal, JournalLine, Malformed, WriteFault,
 };
 use crate::api::{Direction, NodeGroup};
 use crate::clock::Clock;
@@ -382,6 +382,19 @@ const WRITE_ACTIONS: &[&str] = &[
     "TerminateClusterNodes",
 ];
 
+/// The fields a [`Malformed::WrongType`] answer spoils, the first present:
+/// the error code, the cluster status, the flow's status and trace, the node
+/// list, the flow id.
+const NEEDED_FIELDS: &[&str] = &[
+    "Code",
+    "Status",
+    "FlowTotalStatus",
+    "TraceId",
+    "NodeList",
+    "FlowId",
+    "RequestId",
+];
+
 /// A proxy's error page in front of the API (not EMR's envelope).
 fn proxy_page(status: StatusCode) -> String {
     let reason = status.canonical_reason().unwrap_or("Error");
@@ -475,6 +488,21 @@ async fn handle(State(inner): State<Arc<Inner>>, headers: HeaderMap, body: Bytes
             "connection reset".to_string(),
             String::new(),
         ),
+    };
+    let (status, outcome, answer) = match inner.control.malformed(WRITE_ACTIONS.contains(&action.as_str())) {
+        Some(kind) if !answer.is_empty() && !answer.starts_with('<') => {
+            let note = format!("{outcome}; {}", kind.note());
+            match kind {
+                Malformed::Html200 => (StatusCode::OK, note, proxy_page(StatusCode::BAD_GATEWAY)),
+                Malformed::Html502 => (
+                    StatusCode::BAD_GATEWAY,
+                    note,
+                    proxy_page(StatusCode::BAD_GATEWAY),
+                ),
+                _ => (status, note, malform_json(kind, &answer, NEEDED_FIELDS)),
+            }
+        }
+        _ => (status, outcome, answer),
     };
     let reset = outcome == "connection reset";
     let content_type = if answer.starts_with('<') {
