@@ -362,16 +362,17 @@ async fn run_one(n: usize, a: &Args) -> Row {
     let fake = (a.cloud == "tencent").then(|| start_fake(&server, n, a.delay_ms));
     if fake.is_some() {
         let secrets: Api<k8s_openapi::api::core::v1::Secret> = Api::namespaced(client.clone(), NS);
-        let secret: k8s_openapi::api::core::v1::Secret = serde_json::from_value(serde_json::json!({
-            "apiVersion": "v1",
-            "kind": "Secret",
-            "metadata": {"name": "tc-creds", "namespace": NS},
-            "stringData": {
-                "secretId": support::TENCENT_SECRET_ID,
-                "secretKey": support::TENCENT_SECRET_KEY,
-            }
-        }))
-        .expect("a Secret");
+        let secret: k8s_openapi::api::core::v1::Secret =
+            serde_json::from_value(serde_json::json!({
+                "apiVersion": "v1",
+                "kind": "Secret",
+                "metadata": {"name": "tc-creds", "namespace": NS},
+                "stringData": {
+                    "secretId": support::TENCENT_SECRET_ID,
+                    "secretKey": support::TENCENT_SECRET_KEY,
+                }
+            }))
+            .expect("a Secret");
         secrets
             .create(&PostParams::default(), &secret)
             .await

@@ -1824,7 +1824,10 @@ async fn thirty_percent_refusals_over_ten_seeds() {
 
 /// A multi-instance fake (`HuaweiFake::fleet`): `n` clusters of one account,
 /// each made on first use over the shared clock.
-async fn start_fleet(name: &str, n: usize) -> (HuaweiFake, Vec<HuaweiSpec>, Arc<ManualClock>, String) {
+async fn start_fleet(
+    name: &str,
+    n: usize,
+) -> (HuaweiFake, Vec<HuaweiSpec>, Arc<ManualClock>, String) {
     let clock = Arc::new(ManualClock::default());
     let model_clock = clock.clone();
     let ids = clusterscale::cli::fake_cloud::huawei_fleet_ids("f1ee7000", n).unwrap();
@@ -1901,7 +1904,10 @@ async fn fleet_clusters_are_independent_and_share_the_account_throttle() {
         graceful_timeout_seconds: 0,
     };
     a.scale_out(&req).await.expect("resize a");
-    assert!(matches!(a.observe().await.unwrap().state, ClusterState::Busy(_)));
+    assert!(matches!(
+        a.observe().await.unwrap().state,
+        ClusterState::Busy(_)
+    ));
     let ob = b.observe().await.unwrap();
     assert_eq!((ob.state, ob.core), (ClusterState::Running, 3));
     req.count = 1;
@@ -1911,7 +1917,10 @@ async fn fleet_clusters_are_independent_and_share_the_account_throttle() {
     assert_eq!(a.observe().await.unwrap().core, 5);
     assert_eq!(b.observe().await.unwrap().core, 4);
     let ids: Vec<String> = fake.models().iter().map(|m| m.id().to_string()).collect();
-    assert_eq!(ids, [specs[0].cluster_id.clone(), specs[3].cluster_id.clone()]);
+    assert_eq!(
+        ids,
+        [specs[0].cluster_id.clone(), specs[3].cluster_id.clone()]
+    );
     let mut other = specs[0].clone();
     other.cluster_id = "f1ee7000-0000-4000-8000-000000000099".into();
     let e = HuaweiCloud::new(&other, &creds)
@@ -2000,7 +2009,11 @@ async fn malformed_answers_name_action_and_request_id() {
             })
             .await;
         env.fake.control().set_faults(FakeFaults::default());
-        assert_eq!(env.model.writes().len(), before + 1, "{kind:?}: applied once");
+        assert_eq!(
+            env.model.writes().len(),
+            before + 1,
+            "{kind:?}: applied once"
+        );
         match (kind, got) {
             (Malformed::UnknownFields, r) => {
                 r.unwrap_or_else(|e| panic!("unknown fields must be accepted: {e}"));

@@ -371,7 +371,9 @@ async fn faults_and_malformed_answers_converge_without_duplicates_within_the_rat
                     || note.contains("cluster_infos")
                     || note.contains("hosts")
                     || note.contains("tokens");
-                t.check(named, || format!("Warning Event on {name} without the action: {note}"));
+                t.check(named, || {
+                    format!("Warning Event on {name} without the action: {note}")
+                });
             }
         }
     }
@@ -379,9 +381,10 @@ async fn faults_and_malformed_answers_converge_without_duplicates_within_the_rat
     // Never a panic, in the operator or the fake.
     let log = op.log_text();
     t.check(!log.contains("panicked"), || "the operator panicked".into());
-    let fake_log =
-        std::fs::read_to_string(fake.journal_dir.join("stderr.log")).unwrap_or_default();
-    t.check(!fake_log.contains("panicked"), || "the fake panicked".into());
+    let fake_log = std::fs::read_to_string(fake.journal_dir.join("stderr.log")).unwrap_or_default();
+    t.check(!fake_log.contains("panicked"), || {
+        "the fake panicked".into()
+    });
     let error_lines = log
         .lines()
         .filter(|l| l.contains("WARN") || l.contains("ERROR"))
@@ -406,7 +409,9 @@ async fn faults_and_malformed_answers_converge_without_duplicates_within_the_rat
         .count();
     let throttled = all
         .iter()
-        .filter(|l| l.outcome.starts_with("RequestLimitExceeded") || l.outcome.starts_with("APIGW.0308"))
+        .filter(|l| {
+            l.outcome.starts_with("RequestLimitExceeded") || l.outcome.starts_with("APIGW.0308")
+        })
         .count();
     eprintln!(
         "faults: {} clusters ({TENCENT} Tencent, {HUAWEI} Huawei) converged in {elapsed:.0} s; \

@@ -17,8 +17,7 @@ use clusterscale::cloud::{
     Cloud, CloudError, ClusterState, ErrorClass, OperationProgress, ScaleRequest, Submitted,
 };
 use clusterscale::fake::{
-    FakeControl, FakeFaults, InjectedError, JournalLine, Malformed, TencentFake,
-    TencentFakeConfig,
+    FakeControl, FakeFaults, InjectedError, JournalLine, Malformed, TencentFake, TencentFakeConfig,
 };
 use jiff::Timestamp;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
@@ -1692,7 +1691,11 @@ async fn fleet_instances_are_independent_clusters_of_one_account() {
         .expect("b reuses a's token");
     let models = fake.models();
     let ids: Vec<&str> = models.iter().map(|m| m.id()).collect();
-    assert_eq!(ids, ["emr-fleet00000", "emr-fleet00002"], "made on first use");
+    assert_eq!(
+        ids,
+        ["emr-fleet00000", "emr-fleet00002"],
+        "made on first use"
+    );
     assert_eq!(
         models.iter().map(|m| m.writes().len()).collect::<Vec<_>>(),
         [1, 2]
@@ -1709,7 +1712,10 @@ async fn fleet_instances_are_independent_clusters_of_one_account() {
         .filter(|l| l.write)
         .map(|l| l.params["InstanceId"].as_str().unwrap())
         .collect();
-    assert_eq!(writes, ["emr-fleet00000", "emr-fleet00002", "emr-fleet00002"]);
+    assert_eq!(
+        writes,
+        ["emr-fleet00000", "emr-fleet00002", "emr-fleet00002"]
+    );
 }
 
 #[tokio::test]
@@ -1738,9 +1744,16 @@ async fn fleet_throttle_is_per_action_across_instances() {
     for e in &throttled {
         assert_eq!(
             (e.class, e.code.as_str(), e.action.as_str()),
-            (ErrorClass::Throttled, "RequestLimitExceeded", "DescribeInstances")
+            (
+                ErrorClass::Throttled,
+                "RequestLimitExceeded",
+                "DescribeInstances"
+            )
         );
-        assert!(e.request_id.is_some(), "the real envelope carries a RequestId");
+        assert!(
+            e.request_id.is_some(),
+            "the real envelope carries a RequestId"
+        );
     }
     // Another action has its own window, shared by the same instances.
     let nodes = futures::future::join_all(clients.iter().map(|c| c.describe_nodes())).await;
@@ -1800,7 +1813,11 @@ async fn malformed_reads_are_transient_errors_naming_action_and_request_id() {
         .await
         .unwrap();
     let op = record(&submitted, NodeGroup::Task, Direction::Out);
-    for kind in [Malformed::WrongType, Malformed::Truncated, Malformed::Html200] {
+    for kind in [
+        Malformed::WrongType,
+        Malformed::Truncated,
+        Malformed::Html200,
+    ] {
         env.control.set_faults(malformed(&[kind], 1.0, 0.0));
         let e = cloud.operation_status(&op).await.unwrap_err();
         assert_eq!(
@@ -1868,6 +1885,9 @@ async fn malformed_answers_follow_the_seed_and_the_rate() {
         );
     }
     assert_eq!(outcomes[0], outcomes[1], "same seed, same answers");
-    let spoiled = outcomes[0].iter().filter(|o| o.contains("malformed")).count();
+    let spoiled = outcomes[0]
+        .iter()
+        .filter(|o| o.contains("malformed"))
+        .count();
     assert!((4..=22).contains(&spoiled), "{spoiled} of 40 at 30%");
 }

@@ -195,11 +195,7 @@ pub async fn run(args: FakeCloudArgs) -> Result<(), String> {
         let fake = match args.tencent_instances {
             Some(n) => {
                 let ids = tencent_fleet_ids(&args.tencent_instance_prefix, n)?;
-                println!(
-                    "tencent serving {n} instances {}..{}",
-                    ids[0],
-                    ids[n - 1]
-                );
+                println!("tencent serving {n} instances {}..{}", ids[0], ids[n - 1]);
                 TencentFake::fleet(ids, model.clone(), config)
             }
             None => TencentFake::new(model(&args.tencent_instance_id), config),

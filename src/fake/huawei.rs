@@ -50,8 +50,8 @@ use jiff::{SignedDuration, Timestamp};
 use serde_json::{json, Value};
 
 use super::{
-    control_routes, malform_json, redact, request_id, Admission, FakeControl, FakeOptions, InjectedError, Malformed,
-    Journal, JournalLine, WriteFault,
+    control_routes, malform_json, redact, request_id, Admission, FakeControl, FakeOptions,
+    InjectedError, Journal, JournalLine, Malformed, WriteFault,
 };
 use crate::api::{NodeGroup, MAX_TOTAL, MIN_CORE};
 use crate::cloud::huawei::sign::{self, RequestParts};
@@ -699,9 +699,7 @@ async fn handle(State(inner): State<Arc<Inner>>, request: Request) -> Response {
         (Some(raw), _) => ("text/html", raw.clone()),
         (None, Some(Malformed::Html200 | Malformed::Html502)) => (
             "text/html",
-            proxy_page(StatusCode::BAD_GATEWAY)
-                .raw
-                .unwrap_or_default(),
+            proxy_page(StatusCode::BAD_GATEWAY).raw.unwrap_or_default(),
         ),
         (None, Some(kind)) => (
             "application/json;charset=UTF-8",

@@ -20,6 +20,18 @@
 //! refused with the cloud's own error body, applied with the answer lost
 //! (504), or answered by a proxy's HTML 502 page ([`WriteFault`]).
 //!
+//! Answers can also be replaced, per write or per read, by [`Malformed`]
+//! ones (`malformedWriteRate`, `malformedReadRate`, `malformedKinds`): invalid
+//! JSON, a truncated body, unknown extra fields (which a client must accept),
+//! a needed field of the wrong type, or a proxy's HTML page with HTTP 200 or
+//! 502. The request was handled first, so a write may have been applied.
+//! The journal line's outcome then ends in `; malformed answer: <kind>`.
+//!
+//! Each fake can serve one cluster or, in multi-instance mode
+//! ([`TencentFake::fleet`], [`huawei::HuaweiFake::fleet`]), many clusters
+//! of one account: each has its own model, while the faults, the throttling
+//! windows (per action, across clusters) and the journal are the account's.
+//!
 //! Each cloud's fake renders faults with its own codes and envelopes: see
 //! [`tencent`].
 
@@ -194,12 +206,18 @@ pub fn malform_json(kind: Malformed, body: &str, needed: &[&str]) -> String {
         Malformed::InvalidJson => {
             // The first third, then a stray double comma and no closing braces.
             let cut = body.len() / 3;
-            let cut = (0..=cut).rev().find(|i| body.is_char_boundary(*i)).unwrap_or(0);
+            let cut = (0..=cut)
+                .rev()
+                .find(|i| body.is_char_boundary(*i))
+                .unwrap_or(0);
             format!("{},,\"", &body[..cut])
         }
         Malformed::Truncated => {
             let cut = body.len() / 2;
-            let cut = (0..=cut).rev().find(|i| body.is_char_boundary(*i)).unwrap_or(0);
+            let cut = (0..=cut)
+                .rev()
+                .find(|i| body.is_char_boundary(*i))
+                .unwrap_or(0);
             body[..cut].to_string()
         }
         Malformed::UnknownFields => {

@@ -152,10 +152,7 @@ impl Fleet {
         let Some(id) = named.filter(|id| self.ids.contains(id)) else {
             return self.default.clone();
         };
-        let mut instances = self
-            .instances
-            .lock()
-            .unwrap_or_else(|e| e.into_inner());
+        let mut instances = self.instances.lock().unwrap_or_else(|e| e.into_inner());
         instances
             .entry(id.clone())
             .or_insert_with(|| Arc::new(self.default.sibling((self.make_model)(&id))))
@@ -223,8 +220,8 @@ impl TencentFake {
         Ok(fake)
     }
 
-    /// The instance ids of the fleet that have been used so far, with
-    /// their models (the one model in single-instance mode).
+    /// The models of the instances used so far, by id (the one model in
+    /// single-instance mode).
     pub fn models(&self) -> Vec<Arc<SimModel>> {
         match &self.fleet {
             Some(f) => {
@@ -489,7 +486,10 @@ async fn handle(State(inner): State<Arc<Inner>>, headers: HeaderMap, body: Bytes
             String::new(),
         ),
     };
-    let (status, outcome, answer) = match inner.control.malformed(WRITE_ACTIONS.contains(&action.as_str())) {
+    let (status, outcome, answer) = match inner
+        .control
+        .malformed(WRITE_ACTIONS.contains(&action.as_str()))
+    {
         Some(kind) if !answer.is_empty() && !answer.starts_with('<') => {
             let note = format!("{outcome}; {}", kind.note());
             match kind {

@@ -866,12 +866,14 @@ fn parse_envelope<Resp: DeserializeOwned>(
 fn salvage_request_id(bytes: &[u8]) -> Option<String> {
     let text = std::str::from_utf8(bytes).ok()?;
     let rest = &text[text.find("\"RequestId\"")? + "\"RequestId\"".len()..];
-    let rest = rest.trim_start().strip_prefix(':')?.trim_start().strip_prefix('"')?;
+    let rest = rest
+        .trim_start()
+        .strip_prefix(':')?
+        .trim_start()
+        .strip_prefix('"')?;
     let id = &rest[..rest.find('"')?];
-    (!id.is_empty()
-        && id.len() <= 64
-        && id.chars().all(|c| c.is_ascii_alphanumeric() || c == '-'))
-    .then(|| id.to_string())
+    (!id.is_empty() && id.len() <= 64 && id.chars().all(|c| c.is_ascii_alphanumeric() || c == '-'))
+        .then(|| id.to_string())
 }
 
 /// Any HTTP status but 200: the SDK's `ServerNetworkError` (429 is Throttled).
