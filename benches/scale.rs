@@ -136,6 +136,11 @@ fn start_fake(a: &Apiserver, n: usize, delay_ms: u64) -> Fake {
         .spawn()
         .expect("clusterscale fake-cloud starts");
     support::register_child(child.id());
+    let mut fake = Fake {
+        child,
+        endpoint: String::new(),
+        journal: dir.join("tencent.jsonl"),
+    };
     let started = Instant::now();
     loop {
         let text = std::fs::read_to_string(&out).unwrap_or_default();
@@ -143,11 +148,8 @@ fn start_fake(a: &Apiserver, n: usize, delay_ms: u64) -> Fake {
             .lines()
             .find_map(|l| l.strip_prefix("tencent listening on "))
         {
-            return Fake {
-                child,
-                endpoint: url.trim().to_string(),
-                journal: dir.join("tencent.jsonl"),
-            };
+            fake.endpoint = url.trim().to_string();
+            return fake;
         }
         assert!(
             started.elapsed() < Duration::from_secs(20),

@@ -169,8 +169,7 @@ mod tests {
             .with(EnvFilter::new("info"))
             .with(json_layer(out.clone()));
         tracing::subscriber::with_default(subscriber, || {
-            let outer =
-                tracing::info_span!("reconcile", namespace = "ops", scaledcluster = "emr-a");
+            let outer = tracing::info_span!("reconcile", namespace = "ops", scaledcluster = "emr-a");
             let _outer = outer.enter();
             let inner = tracing::info_span!(
                 "cloud_call",
