@@ -5,7 +5,17 @@
 //! ```sh
 //! cargo bench --bench scale                        # N = 1,000 and 10,000, simulated cloud
 //! cargo bench --bench scale -- --n 2000 --quiet-seconds 30
+//! cargo bench --bench scale -- --n 200 --cloud tencent --delay-ms 100 --quiet-seconds 20
 //! ```
+//!
+//! `--cloud tencent` runs the fleet against one `clusterscale fake-cloud
+//! --tencent 127.0.0.1:0 --tencent-instances N --delay-ms D
+//! --throttle-per-second 20` process (one account, EMR's 20 requests/s per
+//! action), each ScaledCluster naming its own instance, with the fake's
+//! credentials in a Secret of namespace `bench`. It also prints the ceiling
+//! that the account's rate limit implies: clusters per account per resync
+//! period = 20/s x resync seconds / (calls per observation of the busiest
+//! action), from the calls the fake journaled in the quiet window.
 //!
 //! For each N it prints: seconds from the operator's start to all Ready (every
 //! cluster needs one scale-out), the operator's peak RSS, mean and p99
@@ -38,6 +48,9 @@ const NS: &str = "bench";
 
 struct Args {
     sizes: Vec<usize>,
+    /// `simulated` (in the operator) or `tencent` (the fake EMR endpoint).
+    cloud: String,
+    delay_ms: u64,
     quiet_seconds: u64,
     probe_patches: usize,
     full: bool,
@@ -59,8 +72,17 @@ fn args() -> Args {
                 .collect()
         })
         .unwrap_or_else(|| if full { vec![1_000, 10_000] } else { vec![20] });
+    let cloud = value("--cloud").unwrap_or_else(|| "simulated".into());
+    assert!(
+        cloud == "simulated" || cloud == "tencent",
+        "--cloud simulated|tencent"
+    );
     Args {
         sizes,
+        cloud,
+        delay_ms: value("--delay-ms")
+            .map(|v| v.parse().expect("--delay-ms MS"))
+            .unwrap_or(0),
         quiet_seconds: value("--quiet-seconds")
             .map(|v| v.parse().expect("--quiet-seconds S"))
             .unwrap_or(if full { 60 } else { 5 }),
@@ -71,19 +93,112 @@ fn args() -> Args {
     }
 }
 
-fn manifest(i: usize) -> ScaledCluster {
-    serde_json::from_value(serde_json::json!({
+/// EMR's limit per action and SecretId, which the fake enforces in the
+/// `--cloud tencent` run.
+const TENCENT_LIMIT: u32 = 20;
+/// The operator's default resync period, for the ceiling.
+const DEFAULT_RESYNC_SECONDS: u64 = 300;
+
+/// The fake EMR endpoint of a `--cloud tencent` run.
+struct Fake {
+    child: Child,
+    endpoint: String,
+    journal: std::path::PathBuf,
+}
+
+impl Drop for Fake {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn start_fake(a: &Apiserver, n: usize, delay_ms: u64) -> Fake {
+    let dir = a.dir.join("fake-cloud");
+    std::fs::create_dir_all(&dir).expect("fake dir");
+    let out = dir.join("stdout");
+    let child = Command::new(BIN)
+        .env("RUST_LOG", "warn")
+        .args(["fake-cloud", "--tencent", "127.0.0.1:0"])
+        .args(["--tencent-instances", &n.to_string()])
+        .args(["--delay-ms", &delay_ms.to_string()])
+        .args(["--throttle-per-second", &TENCENT_LIMIT.to_string()])
+        .args(["--operation-seconds", "1", "--initial-core", "3"])
+        .args(["--tencent-secret-id", support::TENCENT_SECRET_ID])
+        .args(["--tencent-secret-key", support::TENCENT_SECRET_KEY])
+        .arg("--journal-dir")
+        .arg(&dir)
+        .stdin(Stdio::null())
+        .stdout(Stdio::from(std::fs::File::create(&out).expect("stdout")))
+        .stderr(Stdio::from(
+            std::fs::File::create(dir.join("stderr.log")).expect("stderr"),
+        ))
+        .spawn()
+        .expect("clusterscale fake-cloud starts");
+    support::register_child(child.id());
+    let mut fake = Fake {
+        child,
+        endpoint: String::new(),
+        journal: dir.join("tencent.jsonl"),
+    };
+    let started = Instant::now();
+    loop {
+        let text = std::fs::read_to_string(&out).unwrap_or_default();
+        if let Some(url) = text
+            .lines()
+            .find_map(|l| l.strip_prefix("tencent listening on "))
+        {
+            fake.endpoint = url.trim().to_string();
+            return fake;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "fake-cloud did not listen: {text}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Calls per action in the fake's journal so far.
+fn journal_calls(path: &std::path::Path) -> HashMap<String, usize> {
+    let mut out = HashMap::new();
+    for line in std::fs::read_to_string(path).unwrap_or_default().lines() {
+        if let Ok(v) = serde_json::from_str::<serde_json::Value>(line) {
+            if let Some(action) = v["action"].as_str() {
+                *out.entry(action.to_string()).or_insert(0) += 1;
+            }
+        }
+    }
+    out
+}
+
+fn manifest(i: usize, tencent: Option<&str>) -> ScaledCluster {
+    let cloud = match tencent {
+        Some(endpoint) => serde_json::json!({"tencent": {
+            "region": "ap-guangzhou",
+            "instanceId": format!("emr-fake{i:05}"),
+            "payMode": 0,
+            "endpoint": endpoint,
+            "credentialsSecretRef": {"name": "tc-creds"},
+        }}),
+        None => serde_json::json!({
+            "simulated": {"initialCore": 3, "initialTask": 0, "operationSeconds": 1}
+        }),
+    };
+    let mut sc = serde_json::json!({
         "apiVersion": "clusterscale.io/v1alpha1",
         "kind": "ScaledCluster",
         "metadata": {"name": format!("sc-{i:05}"), "namespace": NS},
         "spec": {
-            "simulated": {"initialCore": 3, "initialTask": 0, "operationSeconds": 1},
             "core": {"count": 3},
             "task": {"count": 1, "min": 0, "max": 400},
             "cooldownSeconds": 0,
         }
-    }))
-    .expect("a valid ScaledCluster")
+    });
+    if let (Some(spec), Some(cloud)) = (sc["spec"].as_object_mut(), cloud.as_object()) {
+        spec.extend(cloud.clone());
+    }
+    serde_json::from_value(sc).expect("a valid ScaledCluster")
 }
 
 fn is_ready(sc: &ScaledCluster) -> bool {
@@ -221,6 +336,9 @@ struct Row {
     quiet_writes: f64,
     quiet_observations_per_cluster: f64,
     takeover_s: f64,
+    /// `--cloud tencent`: fake calls per observation in the quiet window,
+    /// per action.
+    calls_per_observation: Vec<(String, f64)>,
 }
 
 async fn run_one(n: usize, a: &Args) -> Row {
@@ -243,13 +361,34 @@ async fn run_one(n: usize, a: &Args) -> Row {
     ok(&["create", "namespace", NS]);
     let client = server.client().await;
     let api: Api<ScaledCluster> = Api::namespaced(client.clone(), NS);
+    let fake = (a.cloud == "tencent").then(|| start_fake(&server, n, a.delay_ms));
+    if fake.is_some() {
+        let secrets: Api<k8s_openapi::api::core::v1::Secret> = Api::namespaced(client.clone(), NS);
+        let secret: k8s_openapi::api::core::v1::Secret =
+            serde_json::from_value(serde_json::json!({
+                "apiVersion": "v1",
+                "kind": "Secret",
+                "metadata": {"name": "tc-creds", "namespace": NS},
+                "stringData": {
+                    "secretId": support::TENCENT_SECRET_ID,
+                    "secretKey": support::TENCENT_SECRET_KEY,
+                }
+            }))
+            .expect("a Secret");
+        secrets
+            .create(&PostParams::default(), &secret)
+            .await
+            .expect("create the Secret");
+    }
+    let endpoint = fake.as_ref().map(|f| f.endpoint.clone());
 
     let started = Instant::now();
     futures::stream::iter(0..n)
         .map(|i| {
             let api = api.clone();
+            let endpoint = endpoint.clone();
             async move {
-                api.create(&PostParams::default(), &manifest(i))
+                api.create(&PostParams::default(), &manifest(i, endpoint.as_deref()))
                     .await
                     .expect("create")
             }
@@ -340,15 +479,29 @@ async fn run_one(n: usize, a: &Args) -> Row {
     // The quiet window, one resync period long.
     let m0 = get_text(format!("http://{metrics}/metrics")).await;
     let r0 = apiserver_requests(&client).await;
+    let j0 = fake.as_ref().map(|f| journal_calls(&f.journal));
     tokio::time::sleep(Duration::from_secs(a.quiet_seconds)).await;
     let m1 = get_text(format!("http://{metrics}/metrics")).await;
     let r1 = apiserver_requests(&client).await;
+    let j1 = fake.as_ref().map(|f| journal_calls(&f.journal));
     let delta = |k: &str| r1.get(k).copied().unwrap_or(0.0) - r0.get(k).copied().unwrap_or(0.0);
     let observations = metric_sum(&m1, "clusterscale_cloud_calls_total", "action=\"observe\"")
         - metric_sum(&m0, "clusterscale_cloud_calls_total", "action=\"observe\"");
     let sum = metric_sum(&m1, "clusterscale_reconcile_duration_seconds_sum", "");
     let count = metric_sum(&m1, "clusterscale_reconcile_duration_seconds_count", "");
     let rss_mib = peak_rss_mib(leader.id());
+    let mut calls_per_observation: Vec<(String, f64)> = match (&j0, &j1) {
+        (Some(j0), Some(j1)) if observations > 0.0 => j1
+            .iter()
+            .map(|(k, v)| {
+                let before = j0.get(k).copied().unwrap_or(0);
+                (k.clone(), (v - before) as f64 / observations)
+            })
+            .filter(|(_, v)| *v > 0.0)
+            .collect(),
+        _ => Vec::new(),
+    };
+    calls_per_observation.sort_by(|a, b| a.0.cmp(&b.0));
 
     // Takeover: a follower, then SIGKILL the leader.
     let (mut follower, follower_metrics) =
@@ -381,6 +534,7 @@ async fn run_one(n: usize, a: &Args) -> Row {
     let _ = follower.kill();
     let _ = follower.wait();
     watch.abort();
+    drop(fake);
     server.stop_in_background();
 
     Row {
@@ -404,6 +558,7 @@ async fn run_one(n: usize, a: &Args) -> Row {
         quiet_writes: delta("status writes"),
         quiet_observations_per_cluster: observations / n as f64,
         takeover_s,
+        calls_per_observation,
     }
 }
 
@@ -418,8 +573,16 @@ fn main() {
         eprintln!("scale bench: N = {n} ...");
         rows.push(rt.block_on(run_one(n, &a)));
     }
+    let cloud = if a.cloud == "tencent" {
+        format!(
+            "cloud: fake Tencent EMR (one `clusterscale fake-cloud --tencent-instances N --delay-ms {} --throttle-per-second {TENCENT_LIMIT}` process, one account)",
+            a.delay_ms
+        )
+    } else {
+        "cloud: simulated (in the operator)".to_string()
+    };
     println!(
-        "\nscale benchmark ({} build, simulated cloud, quiet window {} s = --resync-seconds, {} probe patches at 20/s)",
+        "\nscale benchmark ({} build, {cloud}, quiet window {} s = --resync-seconds, {} probe patches at 20/s)",
         if a.full { "release" } else { "test-profile smoke" },
         a.quiet_seconds,
         a.probe_patches
@@ -444,5 +607,36 @@ fn main() {
             r.quiet_observations_per_cluster,
             r.takeover_s
         );
+    }
+    if a.cloud == "tencent" {
+        for r in &rows {
+            let busiest = r
+                .calls_per_observation
+                .iter()
+                .map(|(_, v)| *v)
+                .fold(0.0, f64::max);
+            let calls: Vec<String> = r
+                .calls_per_observation
+                .iter()
+                .map(|(k, v)| format!("{k} {v:.2}"))
+                .collect();
+            let ceiling = |resync: u64| {
+                if busiest > 0.0 {
+                    format!("{:.0}", f64::from(TENCENT_LIMIT) * resync as f64 / busiest)
+                } else {
+                    "-".into()
+                }
+            };
+            println!(
+                "N = {}: calls per observation in the quiet window: {} (busiest action: {busiest:.2}); \
+                 ceiling = {TENCENT_LIMIT}/s x resync / {busiest:.2} = {} clusters per account per {} s resync, \
+                 {} per default {DEFAULT_RESYNC_SECONDS} s resync",
+                r.n,
+                if calls.is_empty() { "-".to_string() } else { calls.join(", ") },
+                ceiling(a.quiet_seconds),
+                a.quiet_seconds,
+                ceiling(DEFAULT_RESYNC_SECONDS),
+            );
+        }
     }
 }

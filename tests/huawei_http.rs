@@ -1775,3 +1775,209 @@ async fn thirty_percent_refusals_over_ten_seeds() {
     );
     assert!(refusals >= 3, "the seeds refuse some: {refusals} of {sent}");
 }
+
+/// A multi-instance fake (`HuaweiFake::fleet`): `n` clusters of one account,
+/// each made on first use over the shared clock.
+async fn start_fleet(
+    name: &str,
+    n: usize,
+) -> (HuaweiFake, Vec<HuaweiSpec>, Arc<ManualClock>, String) {
+    let clock = Arc::new(ManualClock::default());
+    let model_clock = clock.clone();
+    let ids = clusterscale::cli::fake_cloud::huawei_fleet_ids("f1ee7000", n).unwrap();
+    let make: clusterscale::fake::huawei::ModelFactory = Arc::new(move |id: &str| {
+        Arc::new(SimModel::new(
+            id,
+            SimConfig {
+                initial_core: 3,
+                initial_task: 0,
+                operation_time: OP_TIME,
+                quota: None,
+            },
+            model_clock.clone(),
+        ))
+    });
+    let ak = format!("HWTESTAK{}", name.to_ascii_uppercase().replace('_', ""));
+    let config = HuaweiFakeConfig {
+        project_id: Some(PROJECT.into()),
+        access_keys: vec![FakeAccessKey {
+            access_key: ak.clone(),
+            secret_key: SK.into(),
+            security_token: None,
+        }],
+        ..HuaweiFakeConfig::default()
+    };
+    let fake = HuaweiFake::fleet(ids.clone(), make, config).expect("fleet");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let base = format!("http://{}", listener.local_addr().expect("addr"));
+    tokio::spawn(fake.clone().serve(listener));
+    let specs = ids
+        .iter()
+        .map(|id| HuaweiSpec {
+            region: "cn-north-4".into(),
+            project_id: PROJECT.into(),
+            cluster_id: id.clone(),
+            credentials_secret_ref: SecretRef { name: "hw".into() },
+            endpoint: Some(base.clone()),
+            iam_endpoint: Some(base.clone()),
+            core_node_group: None,
+            task_node_group: None,
+            task_node_spec: Some(HuaweiTaskNodeSpec {
+                node_size: "c6.4xlarge.4.linux.bigdata".into(),
+                data_volume_type: "SATA".into(),
+                data_volume_count: 1,
+                data_volume_size: 600,
+            }),
+            skip_bootstrap_scripts: false,
+            scale_without_start: false,
+        })
+        .collect();
+    (fake, specs, clock, ak)
+}
+
+fn fleet_creds(ak: &str) -> Credentials {
+    Credentials::new("test secret")
+        .with("accessKey", ak)
+        .with("secretKey", SK)
+}
+
+#[tokio::test]
+async fn fleet_clusters_are_independent_and_share_the_account_throttle() {
+    let (fake, specs, clock, ak) = start_fleet("fleet_hw", 4).await;
+    let creds = fleet_creds(&ak);
+    let a = HuaweiCloud::new(&specs[0], &creds).unwrap();
+    let b = HuaweiCloud::new(&specs[3], &creds).unwrap();
+    let mut req = ScaleRequest {
+        group: NodeGroup::Core,
+        count: 2,
+        from_count: 3,
+        token: "hw-fleet-a".into(),
+        prefer_nodes: Vec::new(),
+        graceful_timeout_seconds: 0,
+    };
+    a.scale_out(&req).await.expect("resize a");
+    assert!(matches!(
+        a.observe().await.unwrap().state,
+        ClusterState::Busy(_)
+    ));
+    let ob = b.observe().await.unwrap();
+    assert_eq!((ob.state, ob.core), (ClusterState::Running, 3));
+    req.count = 1;
+    req.token = "hw-fleet-b".into();
+    b.scale_out(&req).await.expect("resize b while a is busy");
+    clock.advance(OP_TIME + Duration::from_secs(1));
+    assert_eq!(a.observe().await.unwrap().core, 5);
+    assert_eq!(b.observe().await.unwrap().core, 4);
+    let ids: Vec<String> = fake.models().iter().map(|m| m.id().to_string()).collect();
+    assert_eq!(
+        ids,
+        [specs[0].cluster_id.clone(), specs[3].cluster_id.clone()]
+    );
+    let mut other = specs[0].clone();
+    other.cluster_id = "f1ee7000-0000-4000-8000-000000000099".into();
+    let e = HuaweiCloud::new(&other, &creds)
+        .unwrap()
+        .observe()
+        .await
+        .unwrap_err();
+    assert_eq!(e.class, ErrorClass::NotFound, "{e}");
+
+    // One throttle window per action for the account, across clusters.
+    fake.control().set_faults(clusterscale::fake::FakeFaults {
+        throttle_per_second: Some(2),
+        ..Default::default()
+    });
+    let before = fake.journal().len();
+    let clients: Vec<HuaweiCloud> = specs
+        .iter()
+        .map(|s| HuaweiCloud::new(s, &creds).unwrap())
+        .collect();
+    let results = futures::future::join_all(clients.iter().map(|c| c.cluster_detail())).await;
+    let lines = &fake.journal()[before..];
+    let ok = lines.iter().filter(|l| l.outcome == "ok").count();
+    let throttled: Vec<_> = results.iter().filter_map(|r| r.as_ref().err()).collect();
+    assert!(ok <= 2, "at most 2 per second for the account: {lines:?}");
+    assert!(!throttled.is_empty());
+    for e in throttled {
+        assert_eq!(e.class, ErrorClass::Throttled, "{e}");
+        assert!(e.request_id.is_some(), "{e}");
+    }
+}
+
+/// Malformed answers from MRS: a Transient error naming the action and the
+/// `X-Request-Id`; unknown fields accepted; a malformed answer to an applied
+/// resize is an unknown outcome, never a refusal.
+#[tokio::test]
+async fn malformed_answers_name_action_and_request_id() {
+    use clusterscale::cloud::Effect;
+    use clusterscale::fake::{FakeFaults, Malformed};
+    let env = start("malformed_hw", 3, 1).await;
+    let cloud = env.client(&env.aksk());
+    for kind in Malformed::ALL {
+        env.fake.control().set_faults(FakeFaults {
+            malformed_read_rate: 1.0,
+            malformed_kinds: vec![kind],
+            ..Default::default()
+        });
+        let got = cloud.observe().await;
+        env.fake.control().set_faults(FakeFaults::default());
+        let last = env.fake.journal().into_iter().last().unwrap();
+        assert!(last.outcome.ends_with(&kind.note()), "{kind:?}: {last:?}");
+        if kind == Malformed::UnknownFields {
+            let o = got.unwrap_or_else(|e| panic!("unknown fields must be accepted: {e}"));
+            assert_eq!((o.core, o.task), (3, 1));
+            continue;
+        }
+        let e = got.expect_err(&format!("{kind:?} taken as an answer"));
+        assert_eq!(e.class, ErrorClass::Transient, "{kind:?}: {e}");
+        assert!(
+            [ACTION_SHOW, ACTION_HOSTS].contains(&e.action.as_str())
+                || e.action.contains("cluster_infos")
+                || e.action.contains("hosts"),
+            "{kind:?}: {e}"
+        );
+        assert_eq!(
+            e.request_id.as_deref(),
+            Some(last.request_id.as_str()),
+            "{kind:?}: X-Request-Id is named: {e}"
+        );
+    }
+    for kind in Malformed::ALL {
+        let before = env.model.writes().len();
+        env.fake.control().set_faults(FakeFaults {
+            malformed_write_rate: 1.0,
+            malformed_kinds: vec![kind],
+            ..Default::default()
+        });
+        let observed = cloud.observe().await.unwrap();
+        let got = cloud
+            .scale_out(&ScaleRequest {
+                group: NodeGroup::Task,
+                count: 1,
+                from_count: observed.task,
+                token: format!("hw-mal-{}", kind.name()),
+                prefer_nodes: Vec::new(),
+                graceful_timeout_seconds: 0,
+            })
+            .await;
+        env.fake.control().set_faults(FakeFaults::default());
+        assert_eq!(
+            env.model.writes().len(),
+            before + 1,
+            "{kind:?}: applied once"
+        );
+        match (kind, got) {
+            (Malformed::UnknownFields, r) => {
+                r.unwrap_or_else(|e| panic!("unknown fields must be accepted: {e}"));
+            }
+            (_, Ok(s)) => panic!("{kind:?} taken as an answer: {s:?}"),
+            (_, Err(e)) => {
+                assert_eq!(e.effect, Effect::Unknown, "{kind:?}: {e}");
+                assert!(e.request_id.is_some(), "{kind:?}: {e}");
+            }
+        }
+        env.finish_operation();
+    }
+}

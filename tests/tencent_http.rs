@@ -17,7 +17,7 @@ use clusterscale::cloud::{
     Cloud, CloudError, ClusterState, ErrorClass, OperationProgress, ScaleRequest, Submitted,
 };
 use clusterscale::fake::{
-    FakeControl, FakeFaults, InjectedError, JournalLine, TencentFake, TencentFakeConfig,
+    FakeControl, FakeFaults, InjectedError, JournalLine, Malformed, TencentFake, TencentFakeConfig,
 };
 use jiff::Timestamp;
 
@@ -1596,4 +1596,265 @@ async fn thirty_percent_refusals_over_ten_seeds() {
         worst.as_secs()
     );
     assert!(refusals >= 3, "the seeds refuse some: {refusals} of {sent}");
+}
+
+/// A multi-instance fake (`TencentFake::fleet`) on 127.0.0.1; its instances
+/// `emr-fleet00000`... are made on first use.
+async fn start_fleet(n: usize, faults: FakeFaults) -> (Arc<TencentFake>, String, Arc<ManualClock>) {
+    let model_clock = Arc::new(ManualClock::new(Timestamp::now()));
+    let clock = model_clock.clone();
+    let ids = clusterscale::cli::fake_cloud::tencent_fleet_ids("fleet", n).unwrap();
+    let make: clusterscale::fake::tencent::ModelFactory = Arc::new(move |id: &str| {
+        Arc::new(SimModel::new(
+            id,
+            SimConfig {
+                initial_core: 3,
+                initial_task: 0,
+                operation_time: OP_TIME,
+                quota: None,
+            },
+            clock.clone(),
+        ))
+    });
+    let mut config = TencentFakeConfig::new(SECRET_ID, SECRET_KEY);
+    config.options.faults = faults;
+    let fake = TencentFake::fleet(ids, make, config).expect("fleet");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let endpoint = format!("http://{}", listener.local_addr().expect("addr"));
+    let router = fake.router();
+    tokio::spawn(async move { axum::serve(listener, router).await });
+    (Arc::new(fake), endpoint, model_clock)
+}
+
+fn fleet_client(endpoint: &str, instance: &str, per_second: u32) -> TencentCloud {
+    let mut s = spec(endpoint);
+    s.instance_id = instance.into();
+    TencentCloud::new(&s, &creds(SECRET_ID, SECRET_KEY), options(per_second)).expect("client")
+}
+
+#[tokio::test]
+async fn fleet_instances_are_independent_clusters_of_one_account() {
+    let (fake, endpoint, clock) = start_fleet(3, FakeFaults::default()).await;
+    let a = fleet_client(&endpoint, "emr-fleet00000", 20);
+    let b = fleet_client(&endpoint, "emr-fleet00002", 20);
+    a.scale_out(&request(NodeGroup::Task, 2, "fleet-a"))
+        .await
+        .expect("scale out a");
+    let (oa, ob) = (a.observe().await.unwrap(), b.observe().await.unwrap());
+    assert_eq!(oa.state, ClusterState::Busy("4 scaling out".into()));
+    assert_eq!((ob.state, ob.core, ob.task), (ClusterState::Running, 3, 0));
+    // b is not busy with a's operation: its own write is accepted.
+    b.scale_out(&request(NodeGroup::Core, 1, "fleet-b"))
+        .await
+        .expect("scale out b");
+    clock.advance(OP_TIME + Duration::from_secs(1));
+    let (oa, ob) = (a.observe().await.unwrap(), b.observe().await.unwrap());
+    assert_eq!((oa.core, oa.task, ob.core, ob.task), (3, 2, 4, 0));
+    // The same ClientToken on another instance is another operation.
+    b.scale_out(&request(NodeGroup::Task, 1, "fleet-a"))
+        .await
+        .expect("b reuses a's token");
+    let models = fake.models();
+    let ids: Vec<&str> = models.iter().map(|m| m.id()).collect();
+    assert_eq!(
+        ids,
+        ["emr-fleet00000", "emr-fleet00002"],
+        "made on first use"
+    );
+    assert_eq!(
+        models.iter().map(|m| m.writes().len()).collect::<Vec<_>>(),
+        [1, 2]
+    );
+    // An id outside the fleet is not found; the journal is the account's.
+    let e = fleet_client(&endpoint, "emr-fleet00003", 20)
+        .observe()
+        .await
+        .unwrap_err();
+    assert_eq!(e.class, ErrorClass::NotFound, "{e}");
+    let journal = fake.control().journal();
+    let writes: Vec<&str> = journal
+        .iter()
+        .filter(|l| l.write)
+        .map(|l| l.params["InstanceId"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        writes,
+        ["emr-fleet00000", "emr-fleet00002", "emr-fleet00002"]
+    );
+}
+
+#[tokio::test]
+async fn fleet_throttle_is_per_action_across_instances() {
+    let (fake, endpoint, _) = start_fleet(
+        10,
+        FakeFaults {
+            throttle_per_second: Some(5),
+            ..Default::default()
+        },
+    )
+    .await;
+    // Clients with no effective limit of their own, one per instance.
+    let clients: Vec<TencentCloud> = (0..10)
+        .map(|i| fleet_client(&endpoint, &format!("emr-fleet{i:05}"), 1000))
+        .collect();
+    let started = Instant::now();
+    let results = futures::future::join_all(clients.iter().map(|c| c.describe_cluster())).await;
+    assert!(started.elapsed() < Duration::from_millis(900), "one window");
+    let throttled: Vec<&CloudError> = results.iter().filter_map(|r| r.as_ref().err()).collect();
+    assert_eq!(
+        (results.len() - throttled.len(), throttled.len()),
+        (5, 5),
+        "5 per second of DescribeInstances for the account, whichever instance: {throttled:?}"
+    );
+    for e in &throttled {
+        assert_eq!(
+            (e.class, e.code.as_str(), e.action.as_str()),
+            (
+                ErrorClass::Throttled,
+                "RequestLimitExceeded",
+                "DescribeInstances"
+            )
+        );
+        assert!(
+            e.request_id.is_some(),
+            "the real envelope carries a RequestId"
+        );
+    }
+    // Another action has its own window, shared by the same instances.
+    let nodes = futures::future::join_all(clients.iter().map(|c| c.describe_nodes())).await;
+    assert_eq!(nodes.iter().filter(|r| r.is_ok()).count(), 5);
+    let limited = fake
+        .control()
+        .journal()
+        .into_iter()
+        .filter(|l| l.outcome == "RequestLimitExceeded")
+        .count();
+    assert_eq!(limited, 10);
+}
+
+fn malformed(kinds: &[Malformed], read: f64, write: f64) -> FakeFaults {
+    FakeFaults {
+        malformed_read_rate: read,
+        malformed_write_rate: write,
+        malformed_kinds: kinds.to_vec(),
+        seed: Some(1),
+        ..Default::default()
+    }
+}
+
+/// Every malformed read answer is a Transient error naming the action (and
+/// the request id where the answer still carries one); unknown fields are
+/// accepted.
+#[tokio::test]
+async fn malformed_reads_are_transient_errors_naming_action_and_request_id() {
+    let env = Env::start(3, 1).await;
+    let cloud = env.client();
+    for kind in Malformed::ALL {
+        env.control.set_faults(malformed(&[kind], 1.0, 0.0));
+        let got = cloud.observe().await;
+        env.control.set_faults(FakeFaults::default());
+        let last = env.journal().into_iter().last().unwrap();
+        assert!(last.outcome.ends_with(&kind.note()), "{kind:?}: {last:?}");
+        if kind == Malformed::UnknownFields {
+            let o = got.unwrap_or_else(|e| panic!("unknown fields must be accepted: {e}"));
+            assert_eq!((o.core, o.task), (3, 1));
+            continue;
+        }
+        let e = got.expect_err(&format!("{kind:?} must not be taken as an answer"));
+        assert_eq!(e.class, ErrorClass::Transient, "{kind:?}: {e}");
+        assert_eq!(e.action, "DescribeInstances", "{kind:?}: {e}");
+        assert!(e.to_string().contains("DescribeInstances"), "{kind:?}: {e}");
+        if matches!(kind, Malformed::WrongType) {
+            assert_eq!(
+                e.request_id.as_deref(),
+                Some(last.request_id.as_str()),
+                "{kind:?}: the body still carries its RequestId: {e}"
+            );
+        }
+    }
+    // The flow query, too.
+    let submitted = cloud
+        .scale_out(&request(NodeGroup::Task, 1, "mal-flow"))
+        .await
+        .unwrap();
+    let op = record(&submitted, NodeGroup::Task, Direction::Out);
+    for kind in [
+        Malformed::WrongType,
+        Malformed::Truncated,
+        Malformed::Html200,
+    ] {
+        env.control.set_faults(malformed(&[kind], 1.0, 0.0));
+        let e = cloud.operation_status(&op).await.unwrap_err();
+        assert_eq!(
+            (e.class, e.action.as_str()),
+            (ErrorClass::Transient, "DescribeClusterFlowStatusDetail"),
+            "{kind:?}: {e}"
+        );
+    }
+}
+
+/// A malformed answer to a write that was applied is an unknown outcome,
+/// never a refusal: the retry carries the same ClientToken and the cluster
+/// grows once.
+#[tokio::test]
+async fn malformed_write_answers_are_unknown_and_never_write_twice() {
+    for kind in Malformed::ALL {
+        let env = Env::start(3, 0).await;
+        let cloud = env.client();
+        env.control.set_faults(malformed(&[kind], 0.0, 1.0));
+        let first = cloud.scale_out(&request(NodeGroup::Task, 2, "mal-w")).await;
+        assert_eq!(env.model.writes().len(), 1, "{kind:?}: applied once");
+        match (kind, &first) {
+            (Malformed::UnknownFields, Ok(s)) => assert!(s.trace_id.is_some()),
+            (Malformed::UnknownFields, Err(e)) => panic!("unknown fields must be accepted: {e}"),
+            (_, Ok(s)) => panic!("{kind:?} taken as an answer: {s:?}"),
+            (_, Err(e)) => {
+                assert_eq!(e.effect, Effect::Unknown, "{kind:?}: {e}");
+                assert_eq!(e.action, "ScaleOutInstance", "{kind:?}: {e}");
+            }
+        }
+        // The engine's retry: the same token, answered by the first flow.
+        env.control.set_faults(FakeFaults::default());
+        cloud
+            .scale_out(&request(NodeGroup::Task, 2, "mal-w"))
+            .await
+            .expect("retry with the same token");
+        env.finish_operation();
+        let o = cloud.observe().await.unwrap();
+        assert_eq!((o.core, o.task), (3, 2), "{kind:?}: grew once");
+        assert_eq!(env.model.writes().len(), 1, "{kind:?}: one operation");
+    }
+}
+
+#[tokio::test]
+async fn malformed_answers_follow_the_seed_and_the_rate() {
+    let env = Env::start(3, 0).await;
+    let cloud = env.client();
+    let run = |seed: u64| FakeFaults {
+        malformed_read_rate: 0.3,
+        seed: Some(seed),
+        ..Default::default()
+    };
+    let mut outcomes = Vec::new();
+    for _ in 0..2 {
+        env.control.set_faults(run(42));
+        let before = env.journal().len();
+        for _ in 0..40 {
+            let _ = cloud.describe_cluster().await;
+        }
+        outcomes.push(
+            env.journal()[before..]
+                .iter()
+                .map(|l| l.outcome.clone())
+                .collect::<Vec<_>>(),
+        );
+    }
+    assert_eq!(outcomes[0], outcomes[1], "same seed, same answers");
+    let spoiled = outcomes[0]
+        .iter()
+        .filter(|o| o.contains("malformed"))
+        .count();
+    assert!((4..=22).contains(&spoiled), "{spoiled} of 40 at 30%");
 }

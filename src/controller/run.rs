@@ -74,6 +74,10 @@ pub struct RunArgs {
     /// Seconds between polls while an operation runs.
     #[arg(long, default_value_t = 10)]
     pub poll_seconds: u64,
+    /// Largest delay, before jitter, of the per-resource exponential backoff
+    /// after Transient, Throttled and Busy errors (tests lower it).
+    #[arg(long, default_value_t = super::backoff::CAP.as_secs())]
+    pub backoff_cap_seconds: u64,
 }
 
 /// Why the controller stopped.
@@ -179,7 +183,9 @@ pub async fn run(args: RunArgs) -> Result<(), RunError> {
             ..EngineConfig::default()
         },
         claims,
-        backoffs: Default::default(),
+        backoffs: super::backoff::Backoffs::new(Duration::from_secs(
+            args.backoff_cap_seconds.max(1),
+        )),
     });
 
     let mut runs = Vec::new();

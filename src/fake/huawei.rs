@@ -50,8 +50,8 @@ use jiff::{SignedDuration, Timestamp};
 use serde_json::{json, Value};
 
 use super::{
-    control_routes, redact, request_id, Admission, FakeControl, FakeOptions, InjectedError,
-    Journal, JournalLine, WriteFault,
+    control_routes, malform_json, redact, request_id, Admission, FakeControl, FakeOptions,
+    InjectedError, Journal, JournalLine, Malformed, WriteFault,
 };
 use crate::api::{NodeGroup, MAX_TOTAL, MIN_CORE};
 use crate::cloud::huawei::sign::{self, RequestParts};
@@ -247,10 +247,15 @@ struct IssuedToken {
     project_id: String,
 }
 
+/// What the account shares across the clusters of a fleet.
 #[derive(Debug, Default)]
-struct FakeState {
+struct Account {
     ak: HashMap<String, AkState>,
     tokens: HashMap<String, IssuedToken>,
+}
+
+#[derive(Debug, Default)]
+struct FakeState {
     /// `clusterState` forced by a test (e.g. `frozen`); resizes get 12000017.
     state_override: Option<String>,
     /// The last resize failed: `(stageDesc, errorInfo)`; cleared by the next accepted resize.
@@ -273,13 +278,48 @@ struct Inner {
     options: FakeOptions,
     control: Arc<FakeControl>,
     state: Mutex<FakeState>,
-    requests: AtomicU64,
+    account: Arc<Mutex<Account>>,
+    requests: Arc<AtomicU64>,
 }
+
+/// The clusters of a multi-instance fake, created on first use.
+struct Fleet {
+    ids: std::collections::HashSet<String>,
+    instances: Mutex<HashMap<String, Arc<Inner>>>,
+    make_model: ModelFactory,
+    /// Serves IAM, and answers requests naming no cluster of the fleet.
+    default: Arc<Inner>,
+}
+
+impl Fleet {
+    /// The cluster a request's path names (`/v1.1/{project}/cluster_infos/{id}`,
+    /// `/v1.1/{project}/clusters/{id}/hosts`); anything else goes to the
+    /// default cluster.
+    fn route(&self, path: &str) -> Arc<Inner> {
+        let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
+        let named = match segments.as_slice() {
+            ["v1.1", _, "cluster_infos", c] | ["v1.1", _, "clusters", c, "hosts"] => Some(*c),
+            _ => None,
+        };
+        let Some(id) = named.filter(|id| self.ids.contains(*id)) else {
+            return self.default.clone();
+        };
+        let mut instances = self.instances.lock().unwrap_or_else(|e| e.into_inner());
+        instances
+            .entry(id.to_string())
+            .or_insert_with(|| Arc::new(self.default.sibling(id, (self.make_model)(id))))
+            .clone()
+    }
+}
+
+/// Makes the model of one fleet cluster, from its id.
+pub type ModelFactory = Arc<dyn Fn(&str) -> Arc<SimModel> + Send + Sync>;
 
 /// The fake. Cheap to clone; every clone serves the same state.
 #[derive(Clone)]
 pub struct HuaweiFake {
     inner: Arc<Inner>,
+    fleet: Option<Arc<Fleet>>,
 }
 
 impl std::fmt::Debug for HuaweiFake {
@@ -305,11 +345,7 @@ impl HuaweiFake {
     /// A fake over `model`. Fails only when the journal file cannot be opened.
     pub fn new(model: Arc<SimModel>, config: HuaweiFakeConfig) -> std::io::Result<Self> {
         let options = config.options.clone();
-        let initial_task = model.config().initial_task;
-        let state = FakeState {
-            task_group_spec: (initial_task > 0).then(default_task_spec),
-            ..FakeState::default()
-        };
+        let state = initial_state(&model);
         let journal = Journal::open(options.journal_path.as_deref())?;
         let control = Arc::new(FakeControl::new(options.faults.clone(), journal));
         Ok(Self {
@@ -319,17 +355,62 @@ impl HuaweiFake {
                 options,
                 control,
                 state: Mutex::new(state),
-                requests: AtomicU64::new(0),
+                account: Arc::default(),
+                requests: Arc::default(),
             }),
+            fleet: None,
         })
+    }
+
+    /// A multi-instance fake: one account (IAM users, access keys and
+    /// their lockouts, issued tokens, faults and throttling windows, one
+    /// journal) serving every cluster id of `ids`, each with its own model,
+    /// made by `make_model` on the first request naming it. Other ids are
+    /// answered `12000003` (not found). `ids` must not be empty.
+    pub fn fleet(
+        ids: Vec<String>,
+        make_model: ModelFactory,
+        mut config: HuaweiFakeConfig,
+    ) -> std::io::Result<Self> {
+        let first = ids.first().cloned().ok_or_else(|| {
+            std::io::Error::new(std::io::ErrorKind::InvalidInput, "a fleet needs an id")
+        })?;
+        config.cluster_id = Some(first.clone());
+        let mut fake = Self::new(make_model(&first), config)?;
+        fake.fleet = Some(Arc::new(Fleet {
+            ids: ids.into_iter().collect(),
+            instances: Mutex::new(HashMap::from([(first, fake.inner.clone())])),
+            make_model,
+            default: fake.inner.clone(),
+        }));
+        Ok(fake)
+    }
+
+    /// The models of the clusters used so far, by id (the one model in
+    /// single-instance mode).
+    pub fn models(&self) -> Vec<Arc<SimModel>> {
+        match &self.fleet {
+            Some(f) => {
+                let instances = f.instances.lock().unwrap_or_else(|e| e.into_inner());
+                let mut models: Vec<_> = instances.values().map(|i| i.model.clone()).collect();
+                models.sort_by(|a, b| a.id().cmp(b.id()));
+                models
+            }
+            None => vec![self.inner.model.clone()],
+        }
     }
 
     /// The axum router: MRS and IAM, plus the `/_fake/` control routes
     /// when [`FakeOptions::control_routes`] is set.
     pub fn router(&self) -> Router {
-        let api = Router::new()
-            .fallback(handle)
-            .with_state(self.inner.clone());
+        let api = match &self.fleet {
+            Some(fleet) => Router::new()
+                .fallback(handle_fleet)
+                .with_state(fleet.clone()),
+            None => Router::new()
+                .fallback(handle)
+                .with_state(self.inner.clone()),
+        };
         if self.inner.options.control_routes {
             control_routes(self.inner.control.clone()).merge(api)
         } else {
@@ -382,12 +463,12 @@ impl HuaweiFake {
 
     /// Invalidate every issued token (as IAM does when a user changes).
     pub fn revoke_tokens(&self) {
-        self.lock().tokens.clear();
+        self.inner.account().tokens.clear();
     }
 
     /// Tokens issued and still valid.
     pub fn tokens_issued(&self) -> usize {
-        self.lock().tokens.len()
+        self.inner.account().tokens.len()
     }
 
     /// Force `clusterState` (e.g. `frozen`, `abnormal`); `None` restores the model's.
@@ -417,7 +498,8 @@ impl HuaweiFake {
 
     /// Whether `access_key` is locked after repeated signature failures.
     pub fn is_locked(&self, access_key: &str) -> bool {
-        self.lock()
+        self.inner
+            .account()
             .ak
             .get(access_key)
             .and_then(|a| a.locked_until)
@@ -433,6 +515,38 @@ impl Inner {
     fn lock(&self) -> MutexGuard<'_, FakeState> {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
+
+    fn account(&self) -> MutexGuard<'_, Account> {
+        self.account.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Another cluster `id` of the same account: the same settings,
+    /// [`FakeControl`] and [`Account`], its own model and state.
+    fn sibling(&self, id: &str, model: Arc<SimModel>) -> Inner {
+        let mut opts = self.opts.clone();
+        opts.cluster_id = Some(id.to_string());
+        Inner {
+            state: Mutex::new(initial_state(&model)),
+            model,
+            opts,
+            options: self.options.clone(),
+            control: self.control.clone(),
+            account: self.account.clone(),
+            requests: self.requests.clone(),
+        }
+    }
+}
+
+fn initial_state(model: &SimModel) -> FakeState {
+    FakeState {
+        task_group_spec: (model.config().initial_task > 0).then(default_task_spec),
+        ..FakeState::default()
+    }
+}
+
+async fn handle_fleet(State(fleet): State<Arc<Fleet>>, request: Request) -> Response {
+    let inner = fleet.route(request.uri().path());
+    handle(State(inner), request).await
 }
 
 fn default_task_spec() -> Value {
@@ -546,6 +660,21 @@ async fn handle(State(inner): State<Arc<Inner>>, request: Request) -> Response {
             .clone()
             .unwrap_or_else(|| format!("HTTP {}", answer.status.as_u16()))
     };
+    // A malformed answer in place of a JSON one (the request was handled).
+    let malformed = if answer.reset || answer.raw.is_some() {
+        None
+    } else {
+        inner.control.malformed(action == ACTION_RESIZE)
+    };
+    let outcome = match malformed {
+        Some(kind) => format!("{outcome}; {}", kind.note()),
+        None => outcome,
+    };
+    let status = match malformed {
+        Some(Malformed::Html200) => StatusCode::OK,
+        Some(Malformed::Html502) => StatusCode::BAD_GATEWAY,
+        _ => answer.status,
+    };
     inner.control.record(JournalLine {
         at: inner.options.clock.now(),
         cloud: "huawei".into(),
@@ -560,18 +689,26 @@ async fn handle(State(inner): State<Arc<Inner>>, request: Request) -> Response {
             "detail": answer.detail,
         })),
         outcome,
-        http_status: answer.status.as_u16(),
+        http_status: status.as_u16(),
         write: answer.write,
     });
     if answer.reset {
         return super::reset_response(answer.status);
     }
-    let (content_type, text) = match &answer.raw {
-        Some(raw) => ("text/html", raw.clone()),
-        None => ("application/json;charset=UTF-8", answer.body.to_string()),
+    let (content_type, text) = match (&answer.raw, malformed) {
+        (Some(raw), _) => ("text/html", raw.clone()),
+        (None, Some(Malformed::Html200 | Malformed::Html502)) => (
+            "text/html",
+            proxy_page(StatusCode::BAD_GATEWAY).raw.unwrap_or_default(),
+        ),
+        (None, Some(kind)) => (
+            "application/json;charset=UTF-8",
+            malform_json(kind, &answer.body.to_string(), NEEDED_FIELDS),
+        ),
+        (None, None) => ("application/json;charset=UTF-8", answer.body.to_string()),
     };
     let mut response = Response::new(Body::from(text));
-    *response.status_mut() = answer.status;
+    *response.status_mut() = status;
     let headers = response.headers_mut();
     headers.insert("content-type", HeaderValue::from_static(content_type));
     if let Ok(v) = HeaderValue::from_str(&request_id) {
@@ -594,6 +731,17 @@ fn body_for_journal(bytes: &[u8]) -> Value {
         Value::String(String::from_utf8_lossy(bytes).chars().take(200).collect())
     })
 }
+
+/// The fields a [`Malformed::WrongType`] answer spoils, the first present:
+/// the error code, the cluster's state, the host list, the resize result,
+/// the token.
+const NEEDED_FIELDS: &[&str] = &[
+    "error_code",
+    "clusterState",
+    "hosts",
+    "result",
+    "expires_at",
+];
 
 /// The route of a request: `(answer, action, principal)`.
 fn route(
@@ -831,7 +979,7 @@ fn authenticate(
 ) -> Result<Principal, (Box<Answer>, String)> {
     if let Some(token) = header(headers, AUTH_TOKEN_HEADER) {
         let now = inner.options.clock.now();
-        let mut s = inner.lock();
+        let mut s = inner.account();
         s.tokens.retain(|_, t| t.expires_at > now);
         return match s.tokens.get(token) {
             Some(t) if t.project_id == project => Ok(Principal::Token),
@@ -855,7 +1003,7 @@ fn authenticate(
         .map_err(|e| deny(Answer::apigw(e.to_string()), ""))?;
     let who = format!("ak:{}", auth.access_key);
     let locked = {
-        let mut s = inner.lock();
+        let mut s = inner.account();
         let entry = s.ak.entry(auth.access_key.clone()).or_default();
         match entry.locked_until {
             Some(t) if t > Instant::now() => true,
@@ -878,13 +1026,13 @@ fn authenticate(
     }
     match verify_signature(inner, &auth, method, path, query, headers, body) {
         Ok(()) => {
-            if let Some(a) = inner.lock().ak.get_mut(&auth.access_key) {
+            if let Some(a) = inner.account().ak.get_mut(&auth.access_key) {
                 a.consecutive_failures = 0;
             }
             Ok(Principal::AkSk(auth.access_key))
         }
         Err(reason) => {
-            let mut s = inner.lock();
+            let mut s = inner.account();
             let entry = s.ak.entry(auth.access_key.clone()).or_default();
             entry.consecutive_failures += 1;
             if entry.consecutive_failures >= LOCK_AFTER_FAILURES {
@@ -1030,7 +1178,7 @@ fn issue_token(inner: &Inner, body: &[u8]) -> (Answer, String) {
         rand::random::<u128>(),
         rand::random::<u128>()
     );
-    inner.lock().tokens.insert(
+    inner.account().tokens.insert(
         token.clone(),
         IssuedToken {
             expires_at,

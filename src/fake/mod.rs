@@ -20,6 +20,18 @@
 //! refused with the cloud's own error body, applied with the answer lost
 //! (504), or answered by a proxy's HTML 502 page ([`WriteFault`]).
 //!
+//! Answers can also be replaced, per write or per read, by [`Malformed`]
+//! ones (`malformedWriteRate`, `malformedReadRate`, `malformedKinds`): invalid
+//! JSON, a truncated body, unknown extra fields (which a client must accept),
+//! a needed field of the wrong type, or a proxy's HTML page with HTTP 200 or
+//! 502. The request was handled first, so a write may have been applied.
+//! The journal line's outcome then ends in `; malformed answer: <kind>`.
+//!
+//! Each fake can serve one cluster or, in multi-instance mode
+//! ([`TencentFake::fleet`], [`huawei::HuaweiFake::fleet`]), many clusters
+//! of one account: each has its own model, while the faults, the throttling
+//! windows (per action, across clusters) and the journal are the account's.
+//!
 //! Each cloud's fake renders faults with its own codes and envelopes: see
 //! [`tencent`].
 
@@ -114,6 +126,152 @@ pub struct FakeFaults {
     /// sequence of writes give the same write faults (reads draw from a
     /// sequence of their own, for `transientFailureRate`). `None`: random.
     pub seed: Option<u64>,
+    /// Fraction of scale writes (0.0-1.0) whose answer is replaced by a
+    /// [`Malformed`] one after the write was handled (so it may have been
+    /// applied). Drawn from a seeded sequence of its own.
+    pub malformed_write_rate: f64,
+    /// Fraction of other requests (reads, IAM) answered with a [`Malformed`]
+    /// answer after being handled. Drawn from a seeded sequence of its own.
+    pub malformed_read_rate: f64,
+    /// The kinds of malformed answers drawn from (evenly); empty: all.
+    pub malformed_kinds: Vec<Malformed>,
+}
+
+/// A malformed answer, in place of the answer the fake would have sent
+/// ([`FakeControl::malformed`]). Each cloud's fake renders it in its format.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum Malformed {
+    /// The status of the real answer, and a body that is not JSON
+    /// (`{"Response": {"RequestId": ...,,`).
+    InvalidJson,
+    /// The real answer cut in the middle (`Content-Length` matching the cut body).
+    Truncated,
+    /// The real answer with unknown fields added to every object: a client
+    /// must accept it as the real answer.
+    UnknownFields,
+    /// The real answer with a field the client needs given a value of the
+    /// wrong type (a string for a number, a number for a string or list).
+    WrongType,
+    /// A proxy's HTML error page, with HTTP 200.
+    Html200,
+    /// A proxy's HTML error page, with HTTP 502.
+    Html502,
+}
+
+impl Malformed {
+    pub const ALL: [Malformed; 6] = [
+        Malformed::InvalidJson,
+        Malformed::Truncated,
+        Malformed::UnknownFields,
+        Malformed::WrongType,
+        Malformed::Html200,
+        Malformed::Html502,
+    ];
+
+    /// The kebab-case name (flags, journal).
+    pub fn name(self) -> &'static str {
+        match self {
+            Malformed::InvalidJson => "invalid-json",
+            Malformed::Truncated => "truncated",
+            Malformed::UnknownFields => "unknown-fields",
+            Malformed::WrongType => "wrong-type",
+            Malformed::Html200 => "html-200",
+            Malformed::Html502 => "html-502",
+        }
+    }
+
+    /// Parse [`name`](Self::name).
+    pub fn from_name(name: &str) -> Option<Malformed> {
+        Self::ALL.into_iter().find(|m| m.name() == name.trim())
+    }
+
+    /// The journal's note appended to a line's outcome.
+    pub fn note(self) -> String {
+        format!("{MALFORMED_NOTE}{}", self.name())
+    }
+}
+
+/// What a journal line's `outcome` carries after `; ` when its answer was
+/// replaced by a [`Malformed`] one: `ok; malformed answer: truncated`.
+pub const MALFORMED_NOTE: &str = "malformed answer: ";
+
+/// A JSON answer made malformed as `kind` (for the JSON kinds; the HTML
+/// kinds are each fake's proxy page). `needed` are the fields the client
+/// needs, in order of preference, for [`Malformed::WrongType`]. Returns the
+/// new body.
+pub fn malform_json(kind: Malformed, body: &str, needed: &[&str]) -> String {
+    use serde_json::Value;
+    match kind {
+        Malformed::InvalidJson => {
+            // The first third, then a stray double comma and no closing braces.
+            let cut = body.len() / 3;
+            let cut = (0..=cut)
+                .rev()
+                .find(|i| body.is_char_boundary(*i))
+                .unwrap_or(0);
+            format!("{},,\"", &body[..cut])
+        }
+        Malformed::Truncated => {
+            let cut = body.len() / 2;
+            let cut = (0..=cut)
+                .rev()
+                .find(|i| body.is_char_boundary(*i))
+                .unwrap_or(0);
+            body[..cut].to_string()
+        }
+        Malformed::UnknownFields => {
+            fn add(v: &mut Value) {
+                match v {
+                    Value::Object(map) => {
+                        map.values_mut().for_each(add);
+                        map.insert(
+                            "FakeUnknownField".into(),
+                            serde_json::json!({"added_by": "fake", "n": [1, 2.5, null, "x"]}),
+                        );
+                        map.insert("fake_unknown_flag".into(), Value::Bool(true));
+                    }
+                    Value::Array(items) => items.iter_mut().for_each(add),
+                    _ => {}
+                }
+            }
+            match serde_json::from_str::<Value>(body) {
+                Ok(mut v) => {
+                    add(&mut v);
+                    v.to_string()
+                }
+                Err(_) => body.to_string(),
+            }
+        }
+        Malformed::WrongType => {
+            fn wrong(v: &mut Value, key: &str) -> bool {
+                match v {
+                    Value::Object(map) => {
+                        if let Some(x) = map.get_mut(key) {
+                            *x = match x {
+                                Value::String(_) | Value::Array(_) | Value::Object(_) => {
+                                    serde_json::json!(12345)
+                                }
+                                _ => Value::String("not-a-number".into()),
+                            };
+                            return true;
+                        }
+                        map.values_mut().any(|x| wrong(x, key))
+                    }
+                    Value::Array(items) => items.iter_mut().any(|x| wrong(x, key)),
+                    _ => false,
+                }
+            }
+            match serde_json::from_str::<Value>(body) {
+                Ok(mut v) => {
+                    needed.iter().any(|k| wrong(&mut v, k));
+                    v.to_string()
+                }
+                Err(_) => body.to_string(),
+            }
+        }
+        Malformed::Html200 | Malformed::Html502 => body.to_string(),
+    }
 }
 
 /// What becomes of one scale write ([`FakeControl::write_fault`]).
@@ -257,11 +415,17 @@ pub struct FakeControl {
     write_rng: Mutex<StdRng>,
     /// Draws for the transient-failure rate of every request.
     request_rng: Mutex<StdRng>,
+    /// Draws for malformed answers to writes, and to the other requests.
+    malformed_write_rng: Mutex<StdRng>,
+    malformed_read_rng: Mutex<StdRng>,
     journal: Journal,
 }
 
 /// Keeps the request sequence apart from the write sequence of one seed.
 const REQUEST_SEED_MIX: u64 = 0x9e37_79b9_7f4a_7c15;
+/// Keep the malformed-answer sequences apart from the others.
+const MALFORMED_WRITE_SEED_MIX: u64 = 0x5851_f42d_4c95_7f2d;
+const MALFORMED_READ_SEED_MIX: u64 = 0x1405_7b7e_f767_814f;
 
 fn seeded_rng(seed: Option<u64>) -> StdRng {
     match seed {
@@ -275,6 +439,12 @@ impl FakeControl {
         Self {
             write_rng: Mutex::new(seeded_rng(faults.seed)),
             request_rng: Mutex::new(seeded_rng(faults.seed.map(|s| s ^ REQUEST_SEED_MIX))),
+            malformed_write_rng: Mutex::new(seeded_rng(
+                faults.seed.map(|s| s ^ MALFORMED_WRITE_SEED_MIX),
+            )),
+            malformed_read_rng: Mutex::new(seeded_rng(
+                faults.seed.map(|s| s ^ MALFORMED_READ_SEED_MIX),
+            )),
             faults: Mutex::new(faults),
             injected: Mutex::default(),
             windows: Mutex::default(),
@@ -291,6 +461,10 @@ impl FakeControl {
         if faults.seed.is_some() {
             *lock(&self.write_rng) = seeded_rng(faults.seed);
             *lock(&self.request_rng) = seeded_rng(faults.seed.map(|s| s ^ REQUEST_SEED_MIX));
+            *lock(&self.malformed_write_rng) =
+                seeded_rng(faults.seed.map(|s| s ^ MALFORMED_WRITE_SEED_MIX));
+            *lock(&self.malformed_read_rng) =
+                seeded_rng(faults.seed.map(|s| s ^ MALFORMED_READ_SEED_MIX));
         }
         *lock(&self.faults) = faults;
     }
@@ -318,6 +492,31 @@ impl FakeControl {
         } else {
             WriteFault::None
         }
+    }
+
+    /// Whether the answer to a handled request (a scale write when `write`)
+    /// is replaced by a malformed one, and which: one draw from the write
+    /// or the read sequence, only when that rate is above 0.
+    pub fn malformed(&self, write: bool) -> Option<Malformed> {
+        let faults = self.faults();
+        let (rate, rng) = if write {
+            (faults.malformed_write_rate, &self.malformed_write_rng)
+        } else {
+            (faults.malformed_read_rate, &self.malformed_read_rng)
+        };
+        if rate <= 0.0 {
+            return None;
+        }
+        let kinds: &[Malformed] = if faults.malformed_kinds.is_empty() {
+            &Malformed::ALL
+        } else {
+            &faults.malformed_kinds
+        };
+        let mut rng = lock(rng);
+        if rng.random::<f64>() >= rate {
+            return None;
+        }
+        Some(kinds[rng.random_range(0..kinds.len())])
     }
 
     /// Queue an error for a next request.

@@ -56,8 +56,8 @@ use serde::de::DeserializeOwned;
 use serde_json::{json, Value};
 
 use super::{
-    control_routes, redact, request_id, Admission, FakeControl, FakeOptions, InjectedError,
-    Journal, JournalLine, WriteFault,
+    control_routes, malform_json, redact, request_id, Admission, FakeControl, FakeOptions,
+    InjectedError, Journal, JournalLine, Malformed, WriteFault,
 };
 use crate::api::{Direction, NodeGroup};
 use crate::clock::Clock;
@@ -119,6 +119,45 @@ impl TencentFakeConfig {
 pub struct TencentFake {
     inner: Arc<Inner>,
     control_routes: bool,
+    /// Multi-instance mode: every instance id of the fleet has its own
+    /// model and book; the account (credentials, faults, rate limits,
+    /// journal) is shared.
+    fleet: Option<Arc<Fleet>>,
+}
+
+/// Makes the model of one fleet instance, from its id.
+pub type ModelFactory = Arc<dyn Fn(&str) -> Arc<SimModel> + Send + Sync>;
+
+/// The instances of a multi-instance fake, created on first use.
+struct Fleet {
+    ids: std::collections::HashSet<String>,
+    /// Instance id -> its endpoint state; the first id's is `default`.
+    instances: Mutex<HashMap<String, Arc<Inner>>>,
+    make_model: ModelFactory,
+    /// Answers requests naming no instance of the fleet (InstanceNotFound).
+    default: Arc<Inner>,
+}
+
+impl Fleet {
+    /// The instance a request names: `InstanceId`, or the first of
+    /// `InstanceIds` (DescribeInstances); unknown ids go to the default
+    /// instance, which answers `ResourceNotFound.InstanceNotFound`.
+    fn route(&self, body: &[u8]) -> Arc<Inner> {
+        let named = serde_json::from_slice::<Value>(body).ok().and_then(|v| {
+            v.get("InstanceId")
+                .and_then(Value::as_str)
+                .or_else(|| v.get("InstanceIds")?.get(0)?.as_str())
+                .map(str::to_string)
+        });
+        let Some(id) = named.filter(|id| self.ids.contains(id)) else {
+            return self.default.clone();
+        };
+        let mut instances = self.instances.lock().unwrap_or_else(|e| e.into_inner());
+        instances
+            .entry(id.clone())
+            .or_insert_with(|| Arc::new(self.default.sibling((self.make_model)(&id))))
+            .clone()
+    }
 }
 
 /// Serve a fake EMR endpoint for `model` on `listener` until the process ends.
@@ -139,6 +178,7 @@ impl TencentFake {
         let started = model.now();
         Ok(Self {
             control_routes: config.options.control_routes,
+            fleet: None,
             inner: Arc::new(Inner {
                 clock: config.options.clock.clone(),
                 model,
@@ -156,6 +196,44 @@ impl TencentFake {
         })
     }
 
+    /// A multi-instance fake: one account (these credentials, one set of
+    /// faults and throttling windows, one journal) serving every id of
+    /// `ids`, each with its own model, made by `make_model` on the first
+    /// request naming it. Requests naming any other id are answered
+    /// `ResourceNotFound.InstanceNotFound`. `ids` must not be empty.
+    pub fn fleet(
+        ids: Vec<String>,
+        make_model: ModelFactory,
+        config: TencentFakeConfig,
+    ) -> std::io::Result<Self> {
+        let first = ids.first().cloned().ok_or_else(|| {
+            std::io::Error::new(std::io::ErrorKind::InvalidInput, "a fleet needs an id")
+        })?;
+        let mut fake = Self::new(make_model(&first), config)?;
+        let instances = HashMap::from([(first, fake.inner.clone())]);
+        fake.fleet = Some(Arc::new(Fleet {
+            ids: ids.into_iter().collect(),
+            instances: Mutex::new(instances),
+            make_model,
+            default: fake.inner.clone(),
+        }));
+        Ok(fake)
+    }
+
+    /// The models of the instances used so far, by id (the one model in
+    /// single-instance mode).
+    pub fn models(&self) -> Vec<Arc<SimModel>> {
+        match &self.fleet {
+            Some(f) => {
+                let instances = f.instances.lock().unwrap_or_else(|e| e.into_inner());
+                let mut models: Vec<_> = instances.values().map(|i| i.model.clone()).collect();
+                models.sort_by(|a, b| a.id().cmp(b.id()));
+                models
+            }
+            None => vec![self.inner.model.clone()],
+        }
+    }
+
     /// Faults and journal, for in-process tests.
     pub fn control(&self) -> Arc<FakeControl> {
         self.inner.control.clone()
@@ -163,9 +241,14 @@ impl TencentFake {
 
     /// The HTTP routes: `POST /`, plus `/_fake/*` when enabled.
     pub fn router(&self) -> Router {
-        let api = Router::new()
-            .route("/", post(handle))
-            .with_state(self.inner.clone());
+        let api = match &self.fleet {
+            Some(fleet) => Router::new()
+                .route("/", post(handle_fleet))
+                .with_state(fleet.clone()),
+            None => Router::new()
+                .route("/", post(handle))
+                .with_state(self.inner.clone()),
+        };
         if self.control_routes {
             api.merge(control_routes(self.inner.control.clone()))
         } else {
@@ -296,6 +379,19 @@ const WRITE_ACTIONS: &[&str] = &[
     "TerminateClusterNodes",
 ];
 
+/// The fields a [`Malformed::WrongType`] answer spoils, the first present:
+/// the error code, the cluster status, the flow's status and trace, the node
+/// list, the flow id.
+const NEEDED_FIELDS: &[&str] = &[
+    "Code",
+    "Status",
+    "FlowTotalStatus",
+    "TraceId",
+    "NodeList",
+    "FlowId",
+    "RequestId",
+];
+
 /// A proxy's error page in front of the API (not EMR's envelope).
 fn proxy_page(status: StatusCode) -> String {
     let reason = status.canonical_reason().unwrap_or("Error");
@@ -339,6 +435,15 @@ impl Reply {
     }
 }
 
+async fn handle_fleet(
+    State(fleet): State<Arc<Fleet>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let inner = fleet.route(&body);
+    handle(State(inner), headers, body).await
+}
+
 async fn handle(State(inner): State<Arc<Inner>>, headers: HeaderMap, body: Bytes) -> Response {
     let at = inner.clock.now();
     let request_id = request_id();
@@ -380,6 +485,24 @@ async fn handle(State(inner): State<Arc<Inner>>, headers: HeaderMap, body: Bytes
             "connection reset".to_string(),
             String::new(),
         ),
+    };
+    let (status, outcome, answer) = match inner
+        .control
+        .malformed(WRITE_ACTIONS.contains(&action.as_str()))
+    {
+        Some(kind) if !answer.is_empty() && !answer.starts_with('<') => {
+            let note = format!("{outcome}; {}", kind.note());
+            match kind {
+                Malformed::Html200 => (StatusCode::OK, note, proxy_page(StatusCode::BAD_GATEWAY)),
+                Malformed::Html502 => (
+                    StatusCode::BAD_GATEWAY,
+                    note,
+                    proxy_page(StatusCode::BAD_GATEWAY),
+                ),
+                _ => (status, note, malform_json(kind, &answer, NEEDED_FIELDS)),
+            }
+        }
+        _ => (status, outcome, answer),
     };
     let reset = outcome == "connection reset";
     let content_type = if answer.starts_with('<') {
@@ -510,6 +633,27 @@ fn injected_reply(e: InjectedError) -> Reply {
 }
 
 impl Inner {
+    /// Another instance of the same account: the same credentials, clock
+    /// and [`FakeControl`] (faults, throttling windows, journal), its own
+    /// model and book.
+    fn sibling(&self, model: Arc<SimModel>) -> Inner {
+        let started = model.now();
+        Inner {
+            clock: self.clock.clone(),
+            model,
+            secret_id: self.secret_id.clone(),
+            secret_key: self.secret_key.clone(),
+            token: self.token.clone(),
+            region: self.region.clone(),
+            control: self.control.clone(),
+            book: Mutex::new(Book {
+                started,
+                ..Book::default()
+            }),
+            writes: tokio::sync::Mutex::new(()),
+        }
+    }
+
     async fn process(
         &self,
         action: &str,

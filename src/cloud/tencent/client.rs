@@ -834,8 +834,13 @@ pub fn parse_envelope<Resp: DeserializeOwned>(
     action: &str,
     bytes: &[u8],
 ) -> Result<(Resp, Option<String>), CloudError> {
-    let value: serde_json::Value = serde_json::from_slice(bytes)
-        .map_err(|e| malformed(action, None, format!("body is not JSON: {e}")))?;
+    let value: serde_json::Value = serde_json::from_slice(bytes).map_err(|e| {
+        malformed(
+            action,
+            salvage_request_id(bytes),
+            format!("body is not JSON: {e}"),
+        )
+    })?;
     let Some(response) = value.get("Response").filter(|r| r.is_object()) else {
         return Err(malformed(action, None, "no Response object in the body"));
     };
@@ -860,6 +865,21 @@ pub fn parse_envelope<Resp: DeserializeOwned>(
     }
     let body = Resp::deserialize(response).map_err(|e| malformed(action, request_id.clone(), e))?;
     Ok((body, request_id))
+}
+
+/// The `"RequestId":"..."` of a body that is not JSON (cut short, or
+/// spoiled after it), so that the error still names the request.
+fn salvage_request_id(bytes: &[u8]) -> Option<String> {
+    let text = std::str::from_utf8(bytes).ok()?;
+    let rest = &text[text.find("\"RequestId\"")? + "\"RequestId\"".len()..];
+    let rest = rest
+        .trim_start()
+        .strip_prefix(':')?
+        .trim_start()
+        .strip_prefix('"')?;
+    let id = &rest[..rest.find('"')?];
+    (!id.is_empty() && id.len() <= 64 && id.chars().all(|c| c.is_ascii_alphanumeric() || c == '-'))
+        .then(|| id.to_string())
 }
 
 /// Any HTTP status but 200: the SDK's `ServerNetworkError` (429 is Throttled).
@@ -1396,6 +1416,18 @@ mod tests {
             pager.absorb(page(5, 0..0)).is_err(),
             "an empty first page with TotalCnt > 0"
         );
+    }
+
+    #[test]
+    fn request_id_is_salvaged_from_a_body_that_is_not_json() {
+        let cut = br#"{"Response":{"RequestId":"6f1c-ab","TotalCnt":1,"Clus"#;
+        let e = parse_envelope::<serde_json::Value>("DescribeInstances", cut).unwrap_err();
+        assert_eq!(
+            (e.code.as_str(), e.request_id.as_deref()),
+            ("MalformedResponse", Some("6f1c-ab"))
+        );
+        assert_eq!(salvage_request_id(br#"{"RequestId": "x\"y"}"#), None);
+        assert_eq!(salvage_request_id(b"<html>502</html>"), None);
     }
 
     #[test]
