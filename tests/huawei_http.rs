@@ -1816,22 +1816,16 @@ async fn start_fleet(
     let specs = ids
         .iter()
         .map(|id| HuaweiSpec {
-            region: "cn-north-4".into(),
-            project_id: PROJECT.into(),
-            cluster_id: id.clone(),
-            credentials_secret_ref: SecretRef { name: "hw".into() },
-            endpoint: Some(base.clone()),
-            iam_endpoint: Some(base.clone()),
-            core_node_group: None,
-            task_node_group: None,
             task_node_spec: Some(HuaweiTaskNodeSpec {
                 node_size: "c6.4xlarge.4.linux.bigdata".into(),
                 data_volume_type: "SATA".into(),
                 data_volume_count: 1,
                 data_volume_size: 600,
             }),
-            skip_bootstrap_scripts: false,
-            scale_without_start: false,
+            ..HuaweiSpec::test()
+                .cluster(PROJECT, id)
+                .endpoint(base.clone())
+                .iam_endpoint(base.clone())
         })
         .collect();
     (fake, specs, clock, ak)

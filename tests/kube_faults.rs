@@ -218,7 +218,7 @@ async fn faults_and_malformed_answers_converge_without_duplicates_within_the_rat
                         };
                         reported.lock().unwrap().insert(Reported {
                             cluster: sc.metadata.name.clone().unwrap_or_default(),
-                            class: e.class,
+                            class: e.class.to_string(),
                             code: e.code,
                             action: e.action,
                             request_id: e.request_id,
