@@ -248,7 +248,7 @@ async fn faults_and_malformed_answers_converge_without_duplicates_within_the_rat
             t.wait_sc(
                 name,
                 &format!("{name} Ready at {CORE}/{target} through the faults"),
-                Duration::from_secs(480),
+                Duration::from_secs(900),
                 |sc| converged_at(sc, target),
             )
             .await;
