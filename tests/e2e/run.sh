@@ -160,6 +160,8 @@ for want in ScaleOutStarted ScaleOutCompleted; do
 done
 grep -q "^ScaleOutCompleted" <<<"$(kubectl get events.events.k8s.io -n "$DATA_NS" --field-selector regarding.name=warehouse -o go-template='{{range .items}}{{.reason}}{{"\n"}}{{end}}')" ||
 	fail "no ScaleOutCompleted Event on warehouse"
+# The examples put the Secret first, so the operator never finds it missing.
+grep -q "^CredentialsMissing" <<<"$events" && fail "a CredentialsMissing Event on analytics: $events"
 log "Events: $(sort <<<"$events" | uniq -c | tr -s ' ' | tr '\n' ';')"
 scale=$(kubectl get --raw "/apis/clusterscale.io/v1alpha1/namespaces/$DATA_NS/scaledclusters/analytics/scale")
 python3 - "$scale" <<'EOF' || fail "the scale subresource: $scale"
