@@ -8,7 +8,7 @@
 //! cargo bench --bench scale -- --n 200 --cloud tencent --delay-ms 100 --quiet-seconds 20
 //! ```
 //!
-//! `--cloud tencent` runs the fleet against one `clusterscale fake-cloud
+//! `--cloud tencent` runs the fleet against one `clusterscale-fake-cloud
 //! --tencent 127.0.0.1:0 --tencent-instances N --delay-ms D
 //! --throttle-per-second 20` process (one account, EMR's 20 requests/s per
 //! action), each ScaledCluster naming its own instance, with the fake's
@@ -42,7 +42,7 @@ use futures::{StreamExt, TryStreamExt};
 use kube::api::{Patch, PatchParams, PostParams};
 use kube::runtime::{watcher, WatchStreamExt};
 use kube::{Api, Client, ResourceExt};
-use support::{free_addr, Apiserver, Operator, BIN};
+use support::{free_addr, Apiserver, Operator, BIN, FAKE_BIN};
 
 const NS: &str = "bench";
 
@@ -117,9 +117,9 @@ fn start_fake(a: &Apiserver, n: usize, delay_ms: u64) -> Fake {
     let dir = a.dir.join("fake-cloud");
     std::fs::create_dir_all(&dir).expect("fake dir");
     let out = dir.join("stdout");
-    let child = Command::new(BIN)
+    let child = Command::new(FAKE_BIN)
         .env("RUST_LOG", "warn")
-        .args(["fake-cloud", "--tencent", "127.0.0.1:0"])
+        .args(["--tencent", "127.0.0.1:0"])
         .args(["--tencent-instances", &n.to_string()])
         .args(["--delay-ms", &delay_ms.to_string()])
         .args(["--throttle-per-second", &TENCENT_LIMIT.to_string()])
@@ -134,7 +134,7 @@ fn start_fake(a: &Apiserver, n: usize, delay_ms: u64) -> Fake {
             std::fs::File::create(dir.join("stderr.log")).expect("stderr"),
         ))
         .spawn()
-        .expect("clusterscale fake-cloud starts");
+        .expect("clusterscale-fake-cloud starts");
     support::register_child(child.id());
     let mut fake = Fake {
         child,
@@ -575,7 +575,7 @@ fn main() {
     }
     let cloud = if a.cloud == "tencent" {
         format!(
-            "cloud: fake Tencent EMR (one `clusterscale fake-cloud --tencent-instances N --delay-ms {} --throttle-per-second {TENCENT_LIMIT}` process, one account)",
+            "cloud: fake Tencent EMR (one `clusterscale-fake-cloud --tencent-instances N --delay-ms {} --throttle-per-second {TENCENT_LIMIT}` process, one account)",
             a.delay_ms
         )
     } else {

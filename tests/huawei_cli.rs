@@ -1,4 +1,4 @@
-//! `clusterscale` as a process against `clusterscale fake-cloud --huawei`,
+//! `clusterscale` as a process against `clusterscale-fake-cloud --huawei`,
 //! also a process: plan and apply with AK/SK and with an IAM token, over real
 //! HTTP on 127.0.0.1. The fake's JSON-lines journal shows what reached it.
 
@@ -31,7 +31,7 @@ fn token_env() -> Vec<(&'static str, &'static str)> {
     ]
 }
 
-/// A running `clusterscale fake-cloud --huawei`, killed when dropped.
+/// A running `clusterscale-fake-cloud --huawei`, killed when dropped.
 struct FakeCloud(FakeProcess);
 
 impl std::ops::Deref for FakeCloud {
@@ -429,7 +429,7 @@ async fn cli_busy_cluster_gets_no_second_write() {
     );
 }
 
-/// §1 as a user sees it: `clusterscale fake-cloud --huawei` refuses 30% of
+/// §1 as a user sees it: `clusterscale-fake-cloud --huawei` refuses 30% of
 /// resizes with MRS's own body (HTTP 500 `MRS.300`, seeded). `plan` shows
 /// the steps; `apply --wait` converges well within 120 s (no 120 s grace per
 /// refusal) with exactly the two resizes needed.

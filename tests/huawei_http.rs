@@ -19,11 +19,11 @@ use clusterscale::cloud::huawei::HuaweiCloud;
 use clusterscale::cloud::simulated::{SimConfig, SimModel};
 use clusterscale::cloud::{Cloud, ClusterState, ErrorClass, OperationProgress, ScaleRequest};
 use clusterscale::engine::{reconcile, EngineConfig, MemoryStore, Report, Target};
-use clusterscale::fake::huawei::{
+use clusterscale_fakes::huawei::{
     FakeAccessKey, FakeUser, HostStyle, HuaweiFake, HuaweiFakeConfig, ACTION_HOSTS, ACTION_RESIZE,
     ACTION_SHOW, ACTION_TOKEN,
 };
-use clusterscale::fake::JournalLine;
+use clusterscale_fakes::JournalLine;
 
 const PROJECT: &str = "0123456789abcdef0123456789abcdef";
 const CLUSTER: &str = "a1b2c3d4-e5f6-4a5b-8c9d-0e1f2a3b4c5d";
@@ -1091,7 +1091,7 @@ async fn error_classes_and_request_ids_come_through() {
     );
     env.fake
         .control()
-        .inject(clusterscale::fake::InjectedError {
+        .inject(clusterscale_fakes::InjectedError {
             action: Some(ACTION_SHOW.into()),
             code: String::new(),
             message: String::new(),
@@ -1559,7 +1559,7 @@ async fn thirty_percent_refused_with_mrs_body_converges_within_120s_with_exact_w
     let env = start_timed("refused30", 3, 4, Duration::from_secs(20)).await;
     env.fake
         .control()
-        .set_faults(clusterscale::fake::FakeFaults {
+        .set_faults(clusterscale_fakes::FakeFaults {
             write_refusal_rate: 0.3,
             seed: Some(FAULT_SEED),
             ..Default::default()
@@ -1599,7 +1599,7 @@ async fn mrs_error_body_is_a_refusal_and_is_not_held_for_the_grace() {
     let env = start("refusedone", 3, 0).await;
     env.fake
         .control()
-        .set_faults(clusterscale::fake::FakeFaults {
+        .set_faults(clusterscale_fakes::FakeFaults {
             write_refusal_rate: 1.0,
             ..Default::default()
         });
@@ -1639,21 +1639,21 @@ async fn lost_answer_and_html_502_cause_no_duplicate_resize() {
     for (name, faults) in [
         (
             "lost504",
-            clusterscale::fake::FakeFaults {
+            clusterscale_fakes::FakeFaults {
                 lost_answer_rate: 1.0,
                 ..Default::default()
             },
         ),
         (
             "proxy502",
-            clusterscale::fake::FakeFaults {
+            clusterscale_fakes::FakeFaults {
                 proxy_error_rate: 1.0,
                 ..Default::default()
             },
         ),
         (
             "reset",
-            clusterscale::fake::FakeFaults {
+            clusterscale_fakes::FakeFaults {
                 lost_answer_rate: 1.0,
                 lost_answer_reset: true,
                 ..Default::default()
@@ -1698,7 +1698,7 @@ async fn html_502_with_the_write_dropped_waits_the_grace_then_applies_once() {
     let env = start_timed("proxydrop", 3, 2, Duration::from_secs(20)).await;
     env.fake
         .control()
-        .set_faults(clusterscale::fake::FakeFaults {
+        .set_faults(clusterscale_fakes::FakeFaults {
             proxy_error_rate: 1.0,
             proxy_error_drops_write: true,
             ..Default::default()
@@ -1749,7 +1749,7 @@ async fn thirty_percent_refusals_over_ten_seeds() {
         let env = start_timed(&format!("seeds{seed}"), 3, 4, Duration::from_secs(20)).await;
         env.fake
             .control()
-            .set_faults(clusterscale::fake::FakeFaults {
+            .set_faults(clusterscale_fakes::FakeFaults {
                 write_refusal_rate: 0.3,
                 seed: Some(seed),
                 ..Default::default()
@@ -1784,8 +1784,8 @@ async fn start_fleet(
 ) -> (HuaweiFake, Vec<HuaweiSpec>, Arc<ManualClock>, String) {
     let clock = Arc::new(ManualClock::default());
     let model_clock = clock.clone();
-    let ids = clusterscale::cli::fake_cloud::huawei_fleet_ids("f1ee7000", n).unwrap();
-    let make: clusterscale::fake::huawei::ModelFactory = Arc::new(move |id: &str| {
+    let ids = clusterscale_fakes::cli::huawei_fleet_ids("f1ee7000", n).unwrap();
+    let make: clusterscale_fakes::huawei::ModelFactory = Arc::new(move |id: &str| {
         Arc::new(SimModel::new(
             id,
             SimConfig {
@@ -1879,7 +1879,7 @@ async fn fleet_clusters_are_independent_and_share_the_account_throttle() {
     assert_eq!(e.class, ErrorClass::NotFound, "{e}");
 
     // One throttle window per action for the account, across clusters.
-    fake.control().set_faults(clusterscale::fake::FakeFaults {
+    fake.control().set_faults(clusterscale_fakes::FakeFaults {
         throttle_per_second: Some(2),
         ..Default::default()
     });
@@ -1906,7 +1906,7 @@ async fn fleet_clusters_are_independent_and_share_the_account_throttle() {
 #[tokio::test]
 async fn malformed_answers_name_action_and_request_id() {
     use clusterscale::cloud::Effect;
-    use clusterscale::fake::{FakeFaults, Malformed};
+    use clusterscale_fakes::{FakeFaults, Malformed};
     let env = start("malformed_hw", 3, 1).await;
     let cloud = env.client(&env.aksk());
     for kind in Malformed::ALL {

@@ -373,12 +373,12 @@ fn every_cel_rule_of_the_crd_has_a_case() {
         "a rule without a message: {found:?}"
     );
     // The CRD in the repository is the generated one (tests/crd_drift.rs), and
-    // every Rule::new in src/api/mod.rs is one of these.
-    let source = include_str!("../src/api/mod.rs");
+    // every Rule::new in crates/core/src/api/mod.rs is one of these.
+    let source = include_str!("../crates/core/src/api/mod.rs");
     assert_eq!(
         source.matches("Rule::new(").count(),
         found.len(),
-        "src/api/mod.rs and the generated CRD disagree on the number of CEL rules"
+        "crates/core/src/api/mod.rs and the generated CRD disagree on the number of CEL rules"
     );
     for case in &cases {
         assert!(

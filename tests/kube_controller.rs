@@ -1,5 +1,5 @@
 //! `clusterscale run` against a real kube-apiserver (tests/kube/apiserver.sh),
-//! with the simulated cloud and with `clusterscale fake-cloud` as processes.
+//! with the simulated cloud and with `clusterscale-fake-cloud` as processes.
 //!
 //! Every test has its own namespace, and its operator(s) watch only that
 //! namespace and keep their Lease there, so the tests run concurrently
@@ -13,7 +13,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use clusterscale::api::Outcome;
-use clusterscale::fake::JournalLine;
+use clusterscale_fakes::JournalLine;
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::Api;

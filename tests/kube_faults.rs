@@ -1,5 +1,5 @@
 //! Faults through the operator: `clusterscale run` on the real kube-apiserver
-//! against one multi-instance `clusterscale fake-cloud` (three Tencent
+//! against one multi-instance `clusterscale-fake-cloud` (three Tencent
 //! instances, two Huawei clusters) answering with 30% transient failures,
 //! throttling, slow answers, refused / lost / proxy-paged writes, and
 //! malformed answers (invalid JSON, truncated bodies, unknown fields, wrong
@@ -24,7 +24,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
 use clusterscale::api::ScaledCluster;
-use clusterscale::fake::{JournalLine, MALFORMED_NOTE};
+use clusterscale_fakes::{JournalLine, MALFORMED_NOTE};
 use support::*;
 
 const HUAWEI_PROJECT: &str = "0123456789abcdef0123456789abcdef";

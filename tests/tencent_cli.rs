@@ -1,5 +1,5 @@
 //! `clusterscale plan` / `apply` as a process against
-//! `clusterscale fake-cloud --tencent`, also a process, over real HTTP on
+//! `clusterscale-fake-cloud --tencent`, also a process, over real HTTP on
 //! 127.0.0.1 with real TC3 signatures. The fake's JSON-lines journal shows
 //! what reached it; faults are injected through its `/_fake/` control API.
 
@@ -24,7 +24,7 @@ fn command(secret_key: &str) -> Command {
     ])
 }
 
-/// A running `clusterscale fake-cloud --tencent`, killed when dropped.
+/// A running `clusterscale-fake-cloud --tencent`, killed when dropped.
 struct FakeCloud(FakeProcess);
 
 impl std::ops::Deref for FakeCloud {
@@ -483,7 +483,7 @@ spec:
     assert_eq!(fake.writes().len(), 2, "a converged cluster gets no write");
 }
 
-/// §1 as a user sees it: `clusterscale fake-cloud --tencent` refuses 30% of
+/// §1 as a user sees it: `clusterscale-fake-cloud --tencent` refuses 30% of
 /// scale writes with EMR's `InternalError` envelope (seeded). `plan` shows
 /// the steps; `apply --wait` converges within 120 s with exactly the two
 /// effective operations, each refused one replaced by a new operation (its
@@ -556,7 +556,7 @@ async fn cli_apply_wait_converges_with_30_percent_refusals() {
     );
 }
 
-/// The fault flags of `clusterscale fake-cloud` are checked before it listens.
+/// The fault flags of `clusterscale-fake-cloud` are checked before it listens.
 #[test]
 fn fake_cloud_refuses_fault_rates_out_of_range() {
     for args in [
@@ -564,11 +564,11 @@ fn fake_cloud_refuses_fault_rates_out_of_range() {
         &["--lost-answer-rate=-0.1"],
         &["--write-refusal-rate", "0.6", "--proxy-error-rate", "0.6"],
     ] {
-        let o = cli_support::command(&[
+        let o = cli_support::fake_command(&[
             ("TENCENTCLOUD_SECRET_ID", SECRET_ID),
             ("TENCENTCLOUD_SECRET_KEY", SECRET_KEY),
         ])
-        .args(["fake-cloud", "--tencent", "127.0.0.1:0"])
+        .args(["--tencent", "127.0.0.1:0"])
         .args(args)
         .output()
         .expect("runs");

@@ -16,7 +16,7 @@ use clusterscale::cloud::tencent::{sign, TencentCloud, TencentOptions};
 use clusterscale::cloud::{
     Cloud, CloudError, ClusterState, ErrorClass, OperationProgress, ScaleRequest, Submitted,
 };
-use clusterscale::fake::{
+use clusterscale_fakes::{
     FakeControl, FakeFaults, InjectedError, JournalLine, Malformed, TencentFake, TencentFakeConfig,
 };
 use jiff::Timestamp;
@@ -1603,8 +1603,8 @@ async fn thirty_percent_refusals_over_ten_seeds() {
 async fn start_fleet(n: usize, faults: FakeFaults) -> (Arc<TencentFake>, String, Arc<ManualClock>) {
     let model_clock = Arc::new(ManualClock::new(Timestamp::now()));
     let clock = model_clock.clone();
-    let ids = clusterscale::cli::fake_cloud::tencent_fleet_ids("fleet", n).unwrap();
-    let make: clusterscale::fake::tencent::ModelFactory = Arc::new(move |id: &str| {
+    let ids = clusterscale_fakes::cli::tencent_fleet_ids("fleet", n).unwrap();
+    let make: clusterscale_fakes::tencent::ModelFactory = Arc::new(move |id: &str| {
         Arc::new(SimModel::new(
             id,
             SimConfig {

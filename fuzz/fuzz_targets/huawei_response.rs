@@ -15,15 +15,15 @@
 //!   than it expires.
 #![no_main]
 
-use clusterscale::api::{HuaweiSpec, NodeGroup, SecretRef};
-use clusterscale::cloud::credentials::SecretString;
-use clusterscale::cloud::huawei::client::{
+use clusterscale_core::api::{HuaweiSpec, NodeGroup, SecretRef};
+use clusterscale_core::cloud::credentials::SecretString;
+use clusterscale_huawei::client::{
     abnormal_detail, choose_task_hosts, host_group, hosts_to_nodes, interpret, unmatched_preferred,
     ACTION_HOSTS, ACTION_RESIZE, ACTION_SHOW,
 };
-use clusterscale::cloud::huawei::errors::{from_response, parse_error_body};
-use clusterscale::cloud::huawei::token::{CachedToken, ACTION as IAM};
-use clusterscale::cloud::huawei::wire::{
+use clusterscale_huawei::errors::{from_response, parse_error_body};
+use clusterscale_huawei::token::{CachedToken, ACTION as IAM};
+use clusterscale_huawei::wire::{
     ClusterDetailResponse, ListHostsResponse, ResultResponse, TokenResponse,
 };
 use http::StatusCode;

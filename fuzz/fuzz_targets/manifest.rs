@@ -8,8 +8,8 @@
 //! - every violation names a `spec` field, and `describe` lists them all.
 #![no_main]
 
-use clusterscale::api::validate::{describe, validate_spec};
-use clusterscale::manifest::parse;
+use clusterscale_core::api::validate::{describe, validate_spec};
+use clusterscale_core::manifest::parse;
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

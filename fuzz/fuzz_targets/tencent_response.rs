@@ -13,12 +13,12 @@
 //!   starts with the status and quotes at most 200 characters of the body.
 #![no_main]
 
-use clusterscale::cloud::tencent::client::{
+use clusterscale_tencent::client::{
     cluster_state, flow_progress, http_status_error, parse_envelope,
 };
-use clusterscale::cloud::tencent::wire;
-use clusterscale::cloud::CloudError;
-use clusterscale::cloud::{Effect, ErrorClass};
+use clusterscale_tencent::wire;
+use clusterscale_core::cloud::CloudError;
+use clusterscale_core::cloud::{Effect, ErrorClass};
 use libfuzzer_sys::fuzz_target;
 use serde::de::DeserializeOwned;
 use serde_json::Value;

@@ -1,8 +1,8 @@
 //! The command line: argument parsing and the subcommands that need no
-//! Kubernetes (`crd`, `simulate`, `plan`, `apply`, `fake-cloud`).
+//! Kubernetes (`crd`, `simulate`, `plan`, `apply`). The fake clouds are the
+//! separate `clusterscale-fake-cloud` binary.
 
 pub mod drive;
-pub mod fake_cloud;
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -40,8 +40,6 @@ pub struct Cli {
 pub enum Command {
     /// Run the controller (in-cluster, or with a kubeconfig).
     Run(crate::controller::run::RunArgs),
-    /// Serve wire-compatible fake Tencent EMR / Huawei MRS endpoints over the simulated model.
-    FakeCloud(fake_cloud::FakeCloudArgs),
     /// Print the ScaledCluster CRD (YAML) generated from the Rust types.
     Crd,
     /// Run the engine against the in-process simulated cloud until converged: a demo that needs no account.
@@ -94,16 +92,6 @@ pub async fn run(cli: Cli) -> i32 {
                 1
             }
         },
-        Command::FakeCloud(args) => {
-            crate::telemetry::init(crate::telemetry::LogFormat::Text);
-            match fake_cloud::run(args).await {
-                Ok(()) => 0,
-                Err(e) => {
-                    eprintln!("error: {e}");
-                    EXIT_BAD_INPUT
-                }
-            }
-        }
         Command::Crd => {
             print!("{}", api::crd_yaml());
             0
@@ -230,7 +218,9 @@ fn ending_reason(e: &drive::Ending) -> String {
 
 /// The cloud for a manifest, with credentials from the environment.
 fn options(tencent_rate_limit: u32) -> ConnectOptions {
-    ConnectOptions { tencent_rate_limit }
+    ConnectOptions {
+        tencent_rate_limit: Some(tencent_rate_limit),
+    }
 }
 
 /// How `apply` runs.

@@ -3,25 +3,11 @@
 use std::sync::Arc;
 
 use super::credentials::Credentials;
+pub use super::provider::ConnectOptions;
 use super::provider::{self, Connect};
 use super::Cloud;
 use crate::api::{CloudKind, ScaledClusterSpec};
 use crate::clock::Clock;
-
-/// Client settings that come from the command line rather than the spec.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct ConnectOptions {
-    /// Tencent requests per second per (SecretId, action); EMR allows 20.
-    pub tencent_rate_limit: u32,
-}
-
-impl Default for ConnectOptions {
-    fn default() -> Self {
-        Self {
-            tencent_rate_limit: super::tencent::DEFAULT_RATE_LIMIT,
-        }
-    }
-}
 
 /// The client for the spec's cloud, with `creds` from a Secret or the
 /// environment; `name` names in-process state (the simulated model, which

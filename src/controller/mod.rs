@@ -2,7 +2,7 @@ pub mod admin;
 pub mod backoff;
 pub mod claims;
 pub mod clouds;
-pub mod lease;
+pub use clusterscale_lease as lease;
 pub mod metrics;
 pub mod reconciler;
 pub mod run;

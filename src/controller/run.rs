@@ -174,7 +174,7 @@ pub async fn run(args: RunArgs) -> Result<(), RunError> {
         ),
         metrics: metrics.clone(),
         clouds: CloudCache::new(ConnectOptions {
-            tencent_rate_limit: args.tencent_rate_limit,
+            tencent_rate_limit: Some(args.tencent_rate_limit),
         }),
         clock: Arc::new(SystemClock),
         engine: EngineConfig {

@@ -1,5 +1,5 @@
 //! Shared by the CLI process tests: the binary with a clean credential
-//! environment, and a `clusterscale fake-cloud` process with its journal.
+//! environment, and a `clusterscale-fake-cloud` process with its journal.
 
 #![allow(dead_code)] // each test file uses a different part
 
@@ -10,6 +10,8 @@ use std::process::{Child, Command, Stdio};
 use serde_json::Value;
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_clusterscale");
+/// The fake clouds: a binary of their own, never part of `clusterscale`.
+pub const FAKE_BIN: &str = env!("CARGO_BIN_EXE_clusterscale-fake-cloud");
 
 /// Every variable either cloud's client reads for credentials; removed before each run.
 pub const CREDENTIAL_VARS: &[&str] = &[
@@ -26,7 +28,16 @@ pub const CREDENTIAL_VARS: &[&str] = &[
 
 /// `clusterscale` with only the credentials in `env`, and quiet logs.
 pub fn command(env: &[(&str, &str)]) -> Command {
-    let mut c = Command::new(BIN);
+    command_of(BIN, env)
+}
+
+/// `clusterscale-fake-cloud` with only the credentials in `env`, and quiet logs.
+pub fn fake_command(env: &[(&str, &str)]) -> Command {
+    command_of(FAKE_BIN, env)
+}
+
+fn command_of(bin: &str, env: &[(&str, &str)]) -> Command {
+    let mut c = Command::new(bin);
     for v in CREDENTIAL_VARS {
         c.env_remove(v);
     }
@@ -52,7 +63,7 @@ pub fn output_without(cmd: &mut Command, secrets: &[&str]) -> std::process::Outp
     out
 }
 
-/// A running `clusterscale fake-cloud --<cloud> 127.0.0.1:0`, killed when dropped.
+/// A running `clusterscale-fake-cloud --<cloud> 127.0.0.1:0`, killed when dropped.
 pub struct FakeProcess {
     child: Child,
     /// `http://127.0.0.1:PORT`.
@@ -67,8 +78,8 @@ impl FakeProcess {
     /// the address, accepting the credentials in `env`.
     pub fn start(cloud: &'static str, env: &[(&str, &str)], args: &[&str]) -> Self {
         let dir = tempfile::tempdir().expect("tempdir");
-        let mut child = command(env)
-            .args(["fake-cloud", &format!("--{cloud}"), "127.0.0.1:0"])
+        let mut child = fake_command(env)
+            .args([&format!("--{cloud}"), "127.0.0.1:0"])
             .args(args)
             .arg("--journal-dir")
             .arg(dir.path())

@@ -75,7 +75,7 @@ TENCENTCLOUD_SECRET_ID=$(secret_value tencent.yaml secretId) \
 	TENCENTCLOUD_SECRET_KEY=$(secret_value tencent.yaml secretKey) \
 	HUAWEICLOUD_SDK_AK=$(secret_value huawei.yaml accessKey) \
 	HUAWEICLOUD_SDK_SK=$(secret_value huawei.yaml secretKey) \
-	"$BIN" fake-cloud --tencent 127.0.0.1:0 --huawei 127.0.0.1:0 \
+	"$ROOT/target/debug/clusterscale-fake-cloud" --tencent 127.0.0.1:0 --huawei 127.0.0.1:0 \
 	--tencent-instance-id "$TENCENT_ID" --huawei-cluster-id "$HUAWEI_ID" \
 	--operation-seconds 2 --journal-dir "$WORK/journal" >"$WORK/fake.out" 2>"$WORK/fake.err" &
 PIDS+=($!)

@@ -9,7 +9,7 @@
 //! - The server version goes to stderr (uncaptured, so it shows in every run)
 //!   and to `target/kube-apiserver-version.txt`.
 //! - [`TestNs`]: a namespace per test, with helpers to run `kubectl`, start
-//!   `clusterscale run` ([`Operator`]) and `clusterscale fake-cloud`
+//!   `clusterscale run` ([`Operator`]) and `clusterscale-fake-cloud`
 //!   ([`FakeCloud`]) as processes, and to poll for a condition with a failure
 //!   message that dumps the namespace's ScaledClusters, Events, operator logs
 //!   and fake-cloud journals.
@@ -25,7 +25,7 @@ use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use clusterscale::api::ScaledCluster;
-use clusterscale::fake::JournalLine;
+use clusterscale_fakes::JournalLine;
 use k8s_openapi::api::core::v1::Namespace;
 use k8s_openapi::api::events::v1::Event;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
@@ -35,13 +35,15 @@ use kube::{Api, Client};
 
 /// The `clusterscale` binary under test.
 pub const BIN: &str = env!("CARGO_BIN_EXE_clusterscale");
+/// The fake clouds: a binary of their own, never part of `clusterscale`.
+pub const FAKE_BIN: &str = env!("CARGO_BIN_EXE_clusterscale-fake-cloud");
 /// The CRD's name.
 pub const CRD_NAME: &str = "scaledclusters.clusterscale.io";
 /// Credentials the fake Tencent endpoint accepts (test values, not secrets).
 pub const TENCENT_SECRET_ID: &str = "AKIDclusterscaleKubeTest0001";
 pub const TENCENT_SECRET_KEY: &str = "clusterscaleKubeTestSecretKey0001";
 /// Credentials the fake Huawei endpoint accepts when its environment has none.
-pub use clusterscale::fake::huawei::{DEMO_ACCESS_KEY as HUAWEI_AK, DEMO_SECRET_KEY as HUAWEI_SK};
+pub use clusterscale_fakes::huawei::{DEMO_ACCESS_KEY as HUAWEI_AK, DEMO_SECRET_KEY as HUAWEI_SK};
 
 /// Environment variables the binaries read for credentials or identity;
 /// removed from every child so that the developer's own never leak in.
@@ -835,7 +837,7 @@ pub fn operator_command(
     cmd
 }
 
-/// A `clusterscale fake-cloud` process, killed when dropped.
+/// A `clusterscale-fake-cloud` process, killed when dropped.
 pub struct FakeCloud {
     child: Child,
     /// `http://127.0.0.1:PORT` of each endpoint served.
@@ -845,17 +847,16 @@ pub struct FakeCloud {
 }
 
 impl FakeCloud {
-    /// Start `clusterscale fake-cloud ARGS --journal-dir <test dir>/<label>`
+    /// Start `clusterscale-fake-cloud ARGS --journal-dir <test dir>/<label>`
     /// with the Tencent test credentials; wait for its listening lines.
     pub fn start(t: &TestNs, label: &str, args: &[&str]) -> FakeCloud {
         let journal_dir = t.dir.join(format!("fake-{label}"));
         std::fs::create_dir_all(&journal_dir).expect("journal dir");
         let out_path = journal_dir.join("stdout");
         let log = journal_dir.join("stderr.log");
-        let mut cmd = Command::new(BIN);
+        let mut cmd = Command::new(FAKE_BIN);
         scrub(&mut cmd);
         let child = cmd
-            .arg("fake-cloud")
             .args(["--tencent-secret-id", TENCENT_SECRET_ID])
             .args(["--tencent-secret-key", TENCENT_SECRET_KEY])
             .args(args)
@@ -869,7 +870,7 @@ impl FakeCloud {
                 std::fs::File::create(&log).expect("fake log file"),
             ))
             .spawn()
-            .expect("clusterscale fake-cloud starts");
+            .expect("clusterscale-fake-cloud starts");
         register_child(child.id());
         t.register_log(format!("fake-cloud {label} stderr"), log);
         t.register_log(
@@ -904,12 +905,12 @@ impl FakeCloud {
             }
             if let Ok(Some(status)) = fake.child.try_wait() {
                 t.fail(&format!(
-                    "clusterscale fake-cloud {args:?} exited ({status}) before listening"
+                    "clusterscale-fake-cloud {args:?} exited ({status}) before listening"
                 ));
             }
             if start.elapsed() > Duration::from_secs(20) {
                 t.fail(&format!(
-                    "clusterscale fake-cloud {args:?} printed no listening line(s) in 20s: {text:?}"
+                    "clusterscale-fake-cloud {args:?} printed no listening line(s) in 20s: {text:?}"
                 ));
             }
             std::thread::sleep(Duration::from_millis(50));

@@ -1,0 +1,908 @@
+//! The reconcile engine, independent of Kubernetes:
+//! validate -> observe -> resolve the pending operation -> plan ->
+//! write-ahead -> execute -> record.
+//!
+//! The engine works against a [`StatusStore`]: an in-memory one for the CLI
+//! and tests, the status subresource in the controller. Before any scale call
+//! the pending operation (with its idempotency token) is saved; if that save
+//! fails, the call is not made. After a crash the pending operation is
+//! resolved by observing the cloud, never by calling it again blindly: the
+//! only repeat is the same request with the same token, within the window in
+//! which the cloud deduplicates it, while the cluster still shows no trace of it.
+//!
+//! A failed call's [`Effect`](clusterscale_core::cloud::Effect) decides which path it
+//! takes: refused (the cloud's own error envelope, or never sent) ends the
+//! operation at once, and the next pass plans anew after the class's backoff;
+//! unknown (no answer, a gateway's 5xx, an unreadable body) keeps it pending,
+//! to be resolved as after a crash. Whether to retry at all is the class's
+//! [`retryable`](clusterscale_core::cloud::ErrorClass::retryable), a separate question.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use jiff::{SignedDuration, Timestamp};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use sha2::{Digest, Sha256};
+
+use clusterscale_core::api::conditions::{self, Desired, DEGRADED, PROGRESSING, READY};
+use clusterscale_core::api::validate::{describe, validate_spec};
+use clusterscale_core::api::{
+    Direction, ErrorClass, ErrorRecord, FailureClass, ObservedStatus, OperationRecord, Outcome,
+    Phase, Precondition, ScaledClusterSpec, ScaledClusterStatus,
+};
+use clusterscale_core::clock::Clock;
+use clusterscale_core::cloud::{
+    Cloud, CloudError, ClusterState, ObservedCluster, OperationProgress, ScaleRequest,
+};
+use clusterscale_core::plan::{self, Decision, Operation, PlanInput, ReasonKind};
+
+pub mod resolve;
+
+use resolve::Resolution;
+
+/// Where status lives between reconciles.
+#[async_trait]
+pub trait StatusStore: Send {
+    /// Persist `status`. Must be durable before it returns: the engine makes
+    /// cloud calls only after the write-ahead record is saved.
+    async fn save(&mut self, status: &ScaledClusterStatus) -> Result<(), StoreError>;
+}
+
+/// The status could not be saved.
+#[derive(Debug, thiserror::Error)]
+#[error("saving status failed: {message}")]
+pub struct StoreError {
+    pub message: String,
+    /// Somebody else changed the resource since it was read: nothing was
+    /// written, and the pass must start again from fresh state.
+    pub conflict: bool,
+}
+
+impl StoreError {
+    pub fn new(message: impl Into<String>) -> Self {
+        Self {
+            message: message.into(),
+            conflict: false,
+        }
+    }
+}
+
+/// A status store in memory (CLI, tests).
+#[derive(Debug, Default, Clone)]
+pub struct MemoryStore {
+    pub status: ScaledClusterStatus,
+    /// How many saves happened (a save is skipped when nothing changed).
+    pub saves: usize,
+}
+
+#[async_trait]
+impl StatusStore for MemoryStore {
+    async fn save(&mut self, status: &ScaledClusterStatus) -> Result<(), StoreError> {
+        self.status = status.clone();
+        self.saves += 1;
+        Ok(())
+    }
+}
+
+/// Timings of the loop.
+#[derive(Clone, Debug)]
+pub struct EngineConfig {
+    /// Poll interval while an operation runs or the cluster is busy.
+    pub poll: Duration,
+    /// Resync interval when converged or blocked, to catch drift made outside.
+    pub resync: Duration,
+    /// How long an unconfirmed call may show no effect before it is declared not applied.
+    pub settle: Duration,
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        Self {
+            poll: Duration::from_secs(10),
+            resync: Duration::from_secs(300),
+            settle: Duration::from_secs(60),
+        }
+    }
+}
+
+/// The resource being reconciled.
+#[derive(Clone, Copy, Debug)]
+pub struct Target<'a> {
+    /// metadata.uid (part of the idempotency token).
+    pub uid: &'a str,
+    /// metadata.generation.
+    pub generation: i64,
+    pub spec: &'a ScaledClusterSpec,
+}
+
+/// Event severity.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum EventType {
+    Normal,
+    Warning,
+}
+
+/// An event worth telling a person about. The engine emits each once per
+/// transition, not once per requeue.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct EngineEvent {
+    pub type_: EventType,
+    /// CamelCase, e.g. ScaleOutStarted.
+    pub reason: String,
+    /// e.g. ScaleOut, Observe.
+    pub action: String,
+    pub message: String,
+}
+
+impl EngineEvent {
+    fn normal(reason: &str, action: &str, message: impl Into<String>) -> Self {
+        Self {
+            type_: EventType::Normal,
+            reason: reason.into(),
+            action: action.into(),
+            message: message.into(),
+        }
+    }
+
+    fn warning(reason: &str, action: &str, message: impl Into<String>) -> Self {
+        Self {
+            type_: EventType::Warning,
+            reason: reason.into(),
+            action: action.into(),
+            message: message.into(),
+        }
+    }
+}
+
+/// The outcome of one reconcile.
+#[derive(Clone, Debug)]
+pub struct Report {
+    pub status: ScaledClusterStatus,
+    /// When to look again; `None` means "only when the resource changes".
+    pub requeue_after: Option<Duration>,
+    pub events: Vec<EngineEvent>,
+    /// The cloud error of this pass, if any (for metrics and the CLI).
+    pub error: Option<CloudError>,
+    /// The operation started in this pass, if any.
+    pub started: Option<OperationRecord>,
+    /// The operation resolved in this pass, if any.
+    pub finished: Option<OperationRecord>,
+    /// The last observation of this pass.
+    pub observed: Option<ObservedCluster>,
+}
+
+/// Things a reconcile can fail on that are not the cloud's answer.
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// The deterministic idempotency token of one logical operation: a function
+/// of the resource's uid, its generation, the step number and the operation
+/// itself, so that a retry of the same operation carries the same token and a
+/// different operation never does (two CLI runs without a uid, say). Tencent
+/// requires a ClientToken of at most 64 characters.
+pub fn operation_token(uid: &str, generation: i64, step: i64, op: &Operation) -> String {
+    let digest = Sha256::digest(
+        format!(
+            "{uid}/{generation}/{step}/{}/{}/{}/{}",
+            op.group.as_str(),
+            op.direction.as_str(),
+            op.from_count,
+            op.to_count
+        )
+        .as_bytes(),
+    );
+    format!("cs-{}-{step}", &hex::encode(digest)[..24])
+}
+
+/// How many times one operation's call is sent at most (the first send and
+/// re-sends with the same token).
+const MAX_SENDS: i32 = 5;
+
+fn time(t: Timestamp) -> Time {
+    Time(t)
+}
+
+fn since(now: Timestamp, then: &Time) -> Duration {
+    let d = then.0.duration_until(now);
+    Duration::try_from(d).unwrap_or_default()
+}
+
+/// One pass of the loop. Cloud errors are recorded in the status and
+/// reported in [`Report::error`]; only a failed status save is an `Err`.
+pub async fn reconcile(
+    target: Target<'_>,
+    current: &ScaledClusterStatus,
+    cloud: &dyn Cloud,
+    clock: &dyn Clock,
+    store: &mut dyn StatusStore,
+    config: &EngineConfig,
+) -> Result<Report, EngineError> {
+    let mut pass = Pass::new(target, current, clock, config);
+    let requeue = pass.run(cloud, store).await?;
+    Ok(pass.into_report(requeue))
+}
+
+/// Record a failure that happens before the cloud is reached (missing
+/// credentials, duplicate target, a client that cannot be built), with the
+/// same conditions and event rules as the engine's own.
+pub async fn record_precondition_failure(
+    target: Target<'_>,
+    current: &ScaledClusterStatus,
+    clock: &dyn Clock,
+    store: &mut dyn StatusStore,
+    reason: Precondition,
+    message: &str,
+) -> Result<Report, EngineError> {
+    let config = EngineConfig::default();
+    let mut pass = Pass::new(target, current, clock, &config);
+    pass.fail_precondition(reason, message);
+    pass.commit(store).await?;
+    Ok(pass.into_report(None))
+}
+
+struct Pass<'a> {
+    target: Target<'a>,
+    previous: ScaledClusterStatus,
+    status: ScaledClusterStatus,
+    now: Timestamp,
+    events: Vec<EngineEvent>,
+    error: Option<CloudError>,
+    started: Option<OperationRecord>,
+    finished: Option<OperationRecord>,
+    observed: Option<ObservedCluster>,
+    config: &'a EngineConfig,
+}
+
+impl<'a> Pass<'a> {
+    fn new(
+        target: Target<'a>,
+        current: &ScaledClusterStatus,
+        clock: &dyn Clock,
+        config: &'a EngineConfig,
+    ) -> Self {
+        Self {
+            target,
+            previous: current.clone(),
+            status: current.clone(),
+            now: clock.now(),
+            events: Vec::new(),
+            error: None,
+            started: None,
+            finished: None,
+            observed: None,
+            config,
+        }
+    }
+
+    fn into_report(self, requeue_after: Option<Duration>) -> Report {
+        Report {
+            status: self.status,
+            requeue_after,
+            events: self.events,
+            error: self.error,
+            started: self.started,
+            finished: self.finished,
+            observed: self.observed,
+        }
+    }
+
+    async fn run(
+        &mut self,
+        cloud: &dyn Cloud,
+        store: &mut dyn StatusStore,
+    ) -> Result<Option<Duration>, EngineError> {
+        let spec = self.target.spec;
+        self.status.cloud = spec.cloud().map(|c| c.as_str().to_string());
+        if self.status.observed_generation != Some(self.target.generation) {
+            // A new generation starts its own step count (the token includes the generation).
+            self.status.step = 0;
+        }
+
+        // 1. Validate.
+        let violations = validate_spec(spec);
+        if !violations.is_empty() {
+            self.fail_precondition(Precondition::InvalidSpec, &describe(&violations));
+            self.commit(store).await?;
+            return Ok(None);
+        }
+
+        // 2. Observe.
+        let observed = match cloud.observe().await {
+            Ok(o) => o,
+            Err(e) => {
+                let wait = e.retry_after();
+                self.cloud_error(e);
+                self.set_conditions_for_error();
+                self.commit(store).await?;
+                return Ok(Some(wait));
+            }
+        };
+        self.record_observed(&observed);
+        self.observed = Some(observed.clone());
+
+        // 3. Resolve our pending operation.
+        if let Some(pending) = self.status.pending_operation.clone() {
+            match self.resolve(cloud, &pending, &observed).await {
+                Resolution::StillRunning(message) => {
+                    self.set_phase(phase_of(pending.direction), message.clone());
+                    self.set_conditions(false, "OperationInProgress", &message, true, None);
+                    self.commit(store).await?;
+                    return Ok(Some(self.config.poll));
+                }
+                Resolution::Resend => return self.resend(cloud, store, pending).await,
+                Resolution::Finished(outcome, message) => {
+                    let mut record = pending;
+                    record.finished_at = Some(time(self.now));
+                    record.outcome = Some(outcome);
+                    record.message = Some(message);
+                    self.finish(record);
+                }
+            }
+        }
+
+        // 4. Plan.
+        // Cooldown counts from the last operation the cloud accepted (or
+        // that took effect): a refused or not-applied call changed nothing.
+        let last_finished = self
+            .status
+            .last_operation
+            .as_ref()
+            .filter(|o| o.accepted || o.outcome == Some(Outcome::Succeeded))
+            .and_then(|o| o.finished_at.as_ref())
+            .map(|t| t.0);
+        let plan = plan::plan(&PlanInput {
+            spec,
+            observed: &observed,
+            pending: self.status.pending_operation.as_ref(),
+            last_finished,
+            now: self.now,
+            capabilities: cloud.capabilities(),
+        });
+        self.status.plan = plan.steps.clone();
+        let clamp = plan
+            .clamp
+            .clone()
+            .map(|c| format!(" ({c})"))
+            .unwrap_or_default();
+
+        match plan.decision {
+            Decision::Converged => {
+                let msg = format!(
+                    "Core {} / Task {} as desired{clamp}",
+                    observed.core, observed.task
+                );
+                self.set_phase(Phase::Converged, msg.clone());
+                self.status.last_error = None;
+                self.set_conditions(true, "Converged", &msg, false, None);
+                self.commit(store).await?;
+                Ok(Some(self.config.resync))
+            }
+            Decision::Wait(reason) => {
+                let msg = format!("{}{clamp}", reason.message);
+                self.set_phase(Phase::Waiting, msg.clone());
+                self.set_conditions(false, reason.kind.as_str(), &msg, true, None);
+                self.commit(store).await?;
+                let wait = match reason.kind {
+                    ReasonKind::Cooldown => {
+                        let ready = last_finished.unwrap_or(self.now)
+                            + SignedDuration::from_secs(i64::from(spec.cooldown_seconds.max(0)));
+                        Duration::try_from(self.now.duration_until(ready)).unwrap_or_default()
+                            + Duration::from_secs(1)
+                    }
+                    _ => self.config.poll,
+                };
+                Ok(Some(wait))
+            }
+            Decision::Blocked(reason) => {
+                let msg = format!("{}{clamp}", reason.message);
+                let (phase, degraded) = match reason.kind {
+                    ReasonKind::Paused | ReasonKind::DryRun => (Phase::Paused, None),
+                    kind => (Phase::Blocked, Some(kind.as_str())),
+                };
+                let changed = self.previous.phase != phase
+                    || self.previous.message.as_deref() != Some(msg.as_str());
+                self.set_phase(phase, msg.clone());
+                self.set_conditions(
+                    false,
+                    reason.kind.as_str(),
+                    &msg,
+                    false,
+                    degraded.map(|d| (d, msg.as_str())),
+                );
+                if changed {
+                    self.events.push(EngineEvent::warning(
+                        reason.kind.as_str(),
+                        "Plan",
+                        msg.clone(),
+                    ));
+                }
+                self.commit(store).await?;
+                Ok(Some(self.config.resync))
+            }
+            Decision::Execute(op) => self.execute(cloud, store, op).await,
+        }
+    }
+
+    /// Write-ahead, then call.
+    async fn execute(
+        &mut self,
+        cloud: &dyn Cloud,
+        store: &mut dyn StatusStore,
+        op: Operation,
+    ) -> Result<Option<Duration>, EngineError> {
+        let step = self.status.step + 1;
+        let token = operation_token(self.target.uid, self.target.generation, step, &op);
+        let record = OperationRecord {
+            id: token,
+            group: op.group,
+            direction: op.direction,
+            count: op.count,
+            from_count: op.from_count,
+            to_count: op.to_count,
+            started_at: time(self.now),
+            accepted: false,
+            attempts: 1,
+            request_id: None,
+            flow_id: None,
+            trace_id: None,
+            node_ids: Vec::new(),
+            unmatched_preferred_nodes: vec![],
+            finished_at: None,
+            outcome: None,
+            message: None,
+        };
+        self.status.step = step;
+        self.write_ahead_then_call(cloud, store, record, "OperationStarting", format!("{op}"))
+            .await
+    }
+
+    /// Save the pending record (the write-ahead: without it, no call), then call.
+    async fn write_ahead_then_call(
+        &mut self,
+        cloud: &dyn Cloud,
+        store: &mut dyn StatusStore,
+        record: OperationRecord,
+        reason: &str,
+        message: String,
+    ) -> Result<Option<Duration>, EngineError> {
+        self.status.pending_operation = Some(record.clone());
+        self.set_phase(phase_of(record.direction), message.clone());
+        self.set_conditions(false, reason, &message, true, None);
+        self.commit(store).await?;
+        self.call(cloud, store, record).await
+    }
+
+    /// Send (or re-send, with the same token) the pending operation's call.
+    async fn call(
+        &mut self,
+        cloud: &dyn Cloud,
+        store: &mut dyn StatusStore,
+        mut record: OperationRecord,
+    ) -> Result<Option<Duration>, EngineError> {
+        let spec = self.target.spec;
+        let req = ScaleRequest {
+            group: record.group,
+            count: record.count,
+            from_count: record.from_count,
+            token: record.id.clone(),
+            prefer_nodes: spec.scale_in.prefer_nodes.clone(),
+            graceful_timeout_seconds: spec.scale_in.graceful_timeout_seconds,
+        };
+        let result = match record.direction {
+            Direction::Out => cloud.scale_out(&req).await,
+            Direction::In => cloud.scale_in(&req).await,
+        };
+        let verb = verb(record.direction);
+        match result {
+            Ok(sub) => {
+                record.accepted = true;
+                record.request_id = sub.request_id;
+                record.flow_id = sub.flow_id;
+                record.trace_id = sub.trace_id;
+                record.node_ids = sub.node_ids;
+                record.unmatched_preferred_nodes = sub.unmatched_preferred;
+                let msg = describe_op(&record);
+                self.events.push(EngineEvent::normal(
+                    &format!("{verb}Started"),
+                    &op_action(verb, &record),
+                    format!(
+                        "{msg}{}",
+                        record
+                            .request_id
+                            .as_deref()
+                            .map(|r| format!(" (request id {r})"))
+                            .unwrap_or_default()
+                    ),
+                ));
+                if !record.unmatched_preferred_nodes.is_empty() {
+                    // Never dropped in silence: in the record (status) and an Event.
+                    self.events.push(EngineEvent::warning(
+                        "PreferredNodesUnmatched",
+                        &op_action(verb, &record),
+                        format!(
+                            "spec.scaleIn.preferNodes not named for removal (not a node of the {} group, \
+                             or the cloud takes no node ids for it): {}",
+                            record.group.as_str(),
+                            record.unmatched_preferred_nodes.join(", ")
+                        ),
+                    ));
+                }
+                self.status.pending_operation = Some(record.clone());
+                self.status.last_error = None;
+                self.set_conditions(false, "OperationInProgress", &msg, true, None);
+                self.started = Some(record);
+                self.commit(store).await?;
+                Ok(Some(self.config.poll))
+            }
+            Err(e) if !e.may_have_applied() && record.attempts > 1 => {
+                // A refused re-send proves only that the re-send did nothing,
+                // not the first send whose answer was lost (a "busy" answer even
+                // suggests it runs). Stop sending; observation decides.
+                let wait = self.config.poll;
+                record.attempts = MAX_SENDS;
+                record.message = Some(format!("re-send refused, resolving by observation: {e}"));
+                self.status.pending_operation = Some(record);
+                self.cloud_error(e);
+                self.set_conditions_for_error();
+                self.commit(store).await?;
+                Ok(Some(wait))
+            }
+            Err(e) if !e.may_have_applied() => {
+                // The cloud refused in its own words (or the call never left):
+                // nothing happened, the operation is over. Whatever its class,
+                // the next try is a new operation (new token), planned from a
+                // fresh observation after the class's backoff: no acceptance
+                // grace, no re-send of this one.
+                let wait = e.retry_after();
+                record.finished_at = Some(time(self.now));
+                record.outcome = Some(Outcome::Failed);
+                record.message = Some(e.to_string());
+                self.events.push(EngineEvent::warning(
+                    &format!("{verb}Failed"),
+                    &op_action(verb, &record),
+                    e.to_string(),
+                ));
+                self.status.pending_operation = None;
+                self.status.last_operation = Some(record.clone());
+                self.finished = Some(record);
+                // A refusal that a retry can get past (throttled, busy,
+                // transient) waits; only the others fail.
+                let phase = if e.class.retryable() {
+                    Phase::Waiting
+                } else {
+                    Phase::Failed
+                };
+                self.cloud_error(e);
+                self.set_phase(
+                    phase,
+                    self.status
+                        .last_error
+                        .as_ref()
+                        .map(|e| e.message.clone())
+                        .unwrap_or_default(),
+                );
+                self.set_conditions_for_error();
+                self.commit(store).await?;
+                Ok(Some(wait))
+            }
+            Err(e) => {
+                // Effect unknown (timeout, a gateway's 5xx, a lost or unreadable
+                // answer): the call may have been applied. Keep the pending record; the next pass resolves it by
+                // observation and re-sends only with the same token.
+                let wait = e.retry_after().min(self.config.poll);
+                record.message = Some(format!("unconfirmed: {e}"));
+                self.status.pending_operation = Some(record);
+                self.cloud_error(e);
+                self.set_conditions_for_error();
+                self.commit(store).await?;
+                Ok(Some(wait))
+            }
+        }
+    }
+
+    async fn resend(
+        &mut self,
+        cloud: &dyn Cloud,
+        store: &mut dyn StatusStore,
+        mut record: OperationRecord,
+    ) -> Result<Option<Duration>, EngineError> {
+        record.attempts += 1;
+        let msg = format!(
+            "re-sending {} with the same token (attempt {})",
+            describe_op(&record),
+            record.attempts
+        );
+        self.write_ahead_then_call(cloud, store, record, "OperationRetrying", msg)
+            .await
+    }
+
+    /// What became of our pending operation: the operation's progress when
+    /// the facts call for it, then the pure decision ([`resolve::resolve`]).
+    async fn resolve(
+        &self,
+        cloud: &dyn Cloud,
+        pending: &OperationRecord,
+        observed: &ObservedCluster,
+    ) -> Resolution {
+        let progress = if resolve::needs_operation_status(pending, observed) {
+            // A failed lookup is no answer: state and counts decide without it.
+            Some(
+                cloud
+                    .operation_status(pending)
+                    .await
+                    .unwrap_or(OperationProgress::Unknown),
+            )
+        } else {
+            None
+        };
+        resolve::resolve(&resolve::Facts {
+            pending,
+            observed,
+            progress,
+            age: since(self.now, &pending.started_at),
+            settle: self.config.settle,
+            capabilities: cloud.capabilities(),
+        })
+    }
+
+    fn finish(&mut self, record: OperationRecord) {
+        let verb = verb(record.direction);
+        let msg = format!(
+            "{}: {}",
+            describe_op(&record),
+            record.message.clone().unwrap_or_default()
+        );
+        match record.outcome {
+            Some(Outcome::Succeeded) => self.events.push(EngineEvent::normal(
+                &format!("{verb}Completed"),
+                &op_action(verb, &record),
+                msg,
+            )),
+            Some(Outcome::NotApplied) => self.events.push(EngineEvent::normal(
+                &format!("{verb}NotApplied"),
+                &op_action(verb, &record),
+                msg,
+            )),
+            _ => {
+                self.events.push(EngineEvent::warning(
+                    &format!("{verb}Failed"),
+                    &op_action(verb, &record),
+                    msg.clone(),
+                ));
+                self.status.last_error = Some(ErrorRecord {
+                    code: "OperationFailed".into(),
+                    message: msg,
+                    request_id: record.request_id.clone(),
+                    class: FailureClass::OperationFailed,
+                    action: Some(verb.into()),
+                    at: time(self.now),
+                });
+            }
+        }
+        self.status.pending_operation = None;
+        self.status.last_operation = Some(record.clone());
+        self.finished = Some(record);
+    }
+
+    fn record_observed(&mut self, o: &ObservedCluster) {
+        let state = Some(match &o.state {
+            ClusterState::Running => "running".to_string(),
+            other => format!("{}: {}", other.kind(), other.detail()),
+        });
+        let some = |n: i32| (n > 0).then_some(n);
+        let (auto_scaled_core, auto_scaled_task, pod_nodes) = (
+            some(o.unmanaged.auto_scaled_core),
+            some(o.unmanaged.auto_scaled_task),
+            some(o.unmanaged.pods),
+        );
+        let same = self.status.observed.as_ref().is_some_and(|prev| {
+            prev.core == o.core
+                && prev.task == o.task
+                && prev.state == state
+                && prev.auto_scaled_core == auto_scaled_core
+                && prev.auto_scaled_task == auto_scaled_task
+                && prev.pod_nodes == pod_nodes
+        });
+        if !same {
+            self.status.observed = Some(ObservedStatus {
+                state,
+                core: o.core,
+                task: o.task,
+                auto_scaled_core,
+                auto_scaled_task,
+                pod_nodes,
+                at: Some(time(self.now)),
+            });
+        }
+    }
+
+    fn cloud_error(&mut self, e: CloudError) {
+        let changed = self.previous.last_error.as_ref().is_none_or(|prev| {
+            prev.code != e.code || prev.action.as_deref() != Some(e.action.as_str())
+        });
+        if changed {
+            self.events.push(EngineEvent::warning(
+                e.class.as_str(),
+                &e.action,
+                e.to_string(),
+            ));
+        }
+        let same_as_before = self.status.last_error.as_ref().filter(|prev| {
+            prev.code == e.code
+                && prev.message == e.message
+                && prev.action.as_deref() == Some(e.action.as_str())
+        });
+        let at = same_as_before
+            .map(|p| p.at.clone())
+            .unwrap_or_else(|| time(self.now));
+        self.status.last_error = Some(ErrorRecord {
+            code: e.code.clone(),
+            message: e.message.clone(),
+            request_id: e.request_id.clone(),
+            class: e.class.into(),
+            action: Some(e.action.clone()),
+            at,
+        });
+        self.error = Some(e);
+    }
+
+    fn fail_precondition(&mut self, reason: Precondition, message: &str) {
+        let code = reason.as_str();
+        let changed = self
+            .previous
+            .last_error
+            .as_ref()
+            .is_none_or(|p| p.code != code || p.message != message);
+        if changed {
+            self.events
+                .push(EngineEvent::warning(code, "Validate", message.to_string()));
+        }
+        let at = if changed {
+            time(self.now)
+        } else {
+            self.previous
+                .last_error
+                .as_ref()
+                .map(|p| p.at.clone())
+                .unwrap_or_else(|| time(self.now))
+        };
+        self.status.cloud = self.target.spec.cloud().map(|c| c.as_str().to_string());
+        self.status.last_error = Some(ErrorRecord {
+            code: code.to_string(),
+            message: message.to_string(),
+            request_id: None,
+            class: reason.into(),
+            action: None,
+            at,
+        });
+        self.set_phase(Phase::Failed, message.to_string());
+        self.set_conditions(
+            false,
+            code,
+            message,
+            self.status.pending_operation.is_some(),
+            Some((code, message)),
+        );
+    }
+
+    fn set_conditions_for_error(&mut self) {
+        let Some(e) = self.status.last_error.clone() else {
+            return;
+        };
+        let msg = format!(
+            "{} {}: {}",
+            e.action.as_deref().unwrap_or("cloud call"),
+            e.code,
+            e.message
+        );
+        let progressing = self.status.pending_operation.is_some();
+        let ready_reason = if progressing {
+            "OperationInProgress"
+        } else {
+            "Error"
+        };
+        // Busy and Throttled are the normal life of a shared cluster, not degradation.
+        let degraded = !matches!(
+            e.class.cloud(),
+            Some(ErrorClass::Busy | ErrorClass::Throttled)
+        );
+        self.set_conditions(
+            false,
+            ready_reason,
+            &msg,
+            progressing,
+            degraded.then_some((e.class.as_str(), msg.as_str())),
+        );
+    }
+
+    fn set_phase(&mut self, phase: Phase, message: String) {
+        self.status.phase = phase;
+        self.status.message = Some(message);
+    }
+
+    fn set_conditions(
+        &mut self,
+        ready: bool,
+        reason: &str,
+        message: &str,
+        progressing: bool,
+        degraded: Option<(&str, &str)>,
+    ) {
+        let desired = [
+            Desired::new(READY, ready, reason, message),
+            Desired::new(
+                PROGRESSING,
+                progressing,
+                if progressing { reason } else { "Idle" },
+                if progressing { message } else { "" },
+            ),
+            match degraded {
+                Some((class, msg)) => Desired::new(DEGRADED, true, class, msg),
+                None => Desired::new(DEGRADED, false, "AsExpected", ""),
+            },
+        ];
+        self.status.conditions = conditions::merge(
+            &self.status.conditions,
+            &desired,
+            Some(self.target.generation),
+            time(self.now),
+        );
+    }
+
+    /// Save when anything changed.
+    async fn commit(&mut self, store: &mut dyn StatusStore) -> Result<(), StoreError> {
+        self.status.observed_generation = Some(self.target.generation);
+        if self.status != self.previous {
+            store.save(&self.status).await?;
+            self.previous = self.status.clone();
+        }
+        Ok(())
+    }
+}
+
+fn phase_of(d: Direction) -> Phase {
+    match d {
+        Direction::Out => Phase::ScalingOut,
+        Direction::In => Phase::ScalingIn,
+    }
+}
+
+fn verb(d: Direction) -> &'static str {
+    match d {
+        Direction::Out => "ScaleOut",
+        Direction::In => "ScaleIn",
+    }
+}
+
+/// The event action of an operation's events: the verb and the operation id.
+/// Kubernetes folds events with the same reason and action into one series
+/// that keeps the first note; the id keeps each operation's events apart.
+fn op_action(verb: &str, r: &OperationRecord) -> String {
+    format!("{verb} {}", r.id)
+}
+
+fn describe_op(r: &OperationRecord) -> String {
+    let what = match r.direction {
+        Direction::Out => "add",
+        Direction::In => "remove",
+    };
+    let nodes = if r.node_ids.is_empty() {
+        String::new()
+    } else {
+        format!(" [{}]", r.node_ids.join(", "))
+    };
+    format!(
+        "{what} {} {} node(s), {} -> {}{nodes} (operation {})",
+        r.count,
+        r.group.as_str(),
+        r.from_count,
+        r.to_count,
+        r.id
+    )
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,794 @@
+//! Engine tests over the simulated cloud, a manual clock and an in-memory store.
+
+use std::sync::Arc;
+
+use super::*;
+use clusterscale_core::api::NodeGroup;
+use clusterscale_core::clock::ManualClock;
+use clusterscale_core::cloud::ErrorClass;
+use clusterscale_sim::{SimConfig, SimModel, SimulatedCloud};
+
+struct Harness {
+    clock: Arc<ManualClock>,
+    model: Arc<SimModel>,
+    cloud: SimulatedCloud,
+    store: MemoryStore,
+    spec: ScaledClusterSpec,
+    config: EngineConfig,
+    events: Vec<EngineEvent>,
+}
+
+fn spec(core: i32, task: i32) -> ScaledClusterSpec {
+    ScaledClusterSpec::simulated(core, task)
+}
+
+impl Harness {
+    fn new(initial: (i32, i32), want: (i32, i32)) -> Self {
+        let clock = Arc::new(ManualClock::default());
+        let model = Arc::new(SimModel::new(
+            "sim",
+            SimConfig {
+                initial_core: initial.0,
+                initial_task: initial.1,
+                operation_time: Duration::from_secs(30),
+                quota: None,
+            },
+            clock.clone(),
+        ));
+        Self {
+            clock,
+            cloud: SimulatedCloud::new(model.clone()),
+            model,
+            store: MemoryStore::default(),
+            spec: spec(want.0, want.1),
+            config: EngineConfig::default(),
+            events: Vec::new(),
+        }
+    }
+
+    async fn pass(&mut self) -> Report {
+        let current = self.store.status.clone();
+        let target = Target {
+            uid: "uid-1",
+            generation: 1,
+            spec: &self.spec,
+        };
+        let report = reconcile(
+            target,
+            &current,
+            &self.cloud,
+            self.clock.as_ref(),
+            &mut self.store,
+            &self.config,
+        )
+        .await
+        .expect("memory store never fails");
+        self.events.extend(report.events.clone());
+        report
+    }
+
+    /// Reconcile, advancing the clock by each requeue, until converged or `max` passes.
+    async fn run(&mut self, max: usize) -> Report {
+        let mut last = self.pass().await;
+        for _ in 0..max {
+            if last.status.phase == Phase::Converged {
+                break;
+            }
+            self.clock
+                .advance(last.requeue_after.unwrap_or(Duration::from_secs(10)));
+            last = self.pass().await;
+        }
+        last
+    }
+
+    fn reasons(&self) -> Vec<String> {
+        self.events.iter().map(|e| e.reason.clone()).collect()
+    }
+}
+
+fn condition(status: &ScaledClusterStatus, t: &str) -> (String, String) {
+    let c =
+        conditions::find(&status.conditions, t).unwrap_or_else(|| panic!("condition {t} missing"));
+    (c.status.clone(), c.reason.clone())
+}
+
+/// "Add 2 Task nodes to none".
+fn task_out_0_to_2() -> clusterscale_core::plan::Operation {
+    clusterscale_core::plan::Operation {
+        group: NodeGroup::Task,
+        direction: Direction::Out,
+        count: 2,
+        from_count: 0,
+        to_count: 2,
+    }
+}
+
+/// The write-ahead record of "add 2 Task nodes" whose call was never confirmed.
+fn unsent_task_out(token: &str, started: jiff::Timestamp) -> OperationRecord {
+    OperationRecord::test()
+        .id(token)
+        .started_at(started)
+        .unaccepted()
+}
+
+#[tokio::test]
+async fn converges_core_first_then_task_with_events_and_conditions() {
+    let mut h = Harness::new((3, 0), (6, 4));
+    let r = h.run(50).await;
+    assert_eq!(r.status.phase, Phase::Converged);
+    let obs = r.status.observed.clone().unwrap();
+    assert_eq!((obs.core, obs.task), (6, 4));
+    let writes = h.model.writes();
+    assert_eq!(writes.len(), 2, "{writes:?}");
+    assert!(
+        writes[0].detail.starts_with("group=core count=3"),
+        "{}",
+        writes[0].detail
+    );
+    assert!(
+        writes[1].detail.starts_with("group=task count=4"),
+        "{}",
+        writes[1].detail
+    );
+    assert_eq!(
+        h.reasons(),
+        [
+            "ScaleOutStarted",
+            "ScaleOutCompleted",
+            "ScaleOutStarted",
+            "ScaleOutCompleted"
+        ]
+    );
+    assert_eq!(
+        condition(&r.status, READY),
+        ("True".into(), "Converged".into())
+    );
+    assert_eq!(condition(&r.status, PROGRESSING).0, "False");
+    assert_eq!(condition(&r.status, DEGRADED).0, "False");
+    assert_eq!(r.status.observed_generation, Some(1));
+    assert!(r.status.plan.is_empty());
+    assert_eq!(
+        r.status.last_operation.as_ref().unwrap().outcome,
+        Some(Outcome::Succeeded)
+    );
+}
+
+#[tokio::test]
+async fn shrinks_task_before_core_and_honours_max_step() {
+    let mut h = Harness::new((5, 4), (3, 0));
+    h.spec.max_step = 2;
+    let r = h.run(50).await;
+    assert_eq!(r.status.phase, Phase::Converged);
+    let details: Vec<_> = h.model.writes().iter().map(|w| w.detail.clone()).collect();
+    assert_eq!(details.len(), 3, "{details:?}");
+    assert!(details[0].starts_with("group=task count=2"));
+    assert!(details[1].starts_with("group=task count=2"));
+    assert!(details[2].starts_with("group=core count=2"));
+}
+
+#[tokio::test]
+async fn status_is_not_saved_when_nothing_changed() {
+    let mut h = Harness::new((3, 0), (3, 0));
+    h.pass().await;
+    let saves = h.store.saves;
+    h.clock.advance(Duration::from_secs(300));
+    h.pass().await;
+    h.pass().await;
+    assert_eq!(h.store.saves, saves, "a converged resync writes nothing");
+}
+
+#[tokio::test]
+async fn invalid_spec_is_degraded_and_never_calls_the_cloud() {
+    let mut h = Harness::new((3, 0), (2, 0));
+    let r = h.pass().await;
+    assert_eq!(
+        condition(&r.status, DEGRADED),
+        ("True".into(), "InvalidSpec".into())
+    );
+    let err = r.status.last_error.clone().unwrap();
+    assert!(err.message.contains("spec.core.count"), "{}", err.message);
+    assert!(h.model.journal().is_empty(), "no cloud call at all");
+    assert_eq!(r.requeue_after, None);
+    // The event is emitted once, not on every pass.
+    h.pass().await;
+    assert_eq!(h.reasons(), ["InvalidSpec"]);
+    // Fixing the spec clears Degraded.
+    h.spec.core.count = 3;
+    let r = h.pass().await;
+    assert_eq!(condition(&r.status, DEGRADED).0, "False");
+    assert_eq!(r.status.last_error, None);
+}
+
+struct FailingStore;
+
+#[async_trait]
+impl StatusStore for FailingStore {
+    async fn save(&mut self, _: &ScaledClusterStatus) -> Result<(), StoreError> {
+        Err(StoreError::new("apiserver unavailable"))
+    }
+}
+
+#[tokio::test]
+async fn no_write_ahead_no_call() {
+    let h = Harness::new((3, 0), (3, 2));
+    let target = Target {
+        uid: "u",
+        generation: 1,
+        spec: &h.spec,
+    };
+    let r = reconcile(
+        target,
+        &ScaledClusterStatus::default(),
+        &h.cloud,
+        h.clock.as_ref(),
+        &mut FailingStore,
+        &h.config,
+    )
+    .await;
+    assert!(r.is_err());
+    assert!(
+        h.model.writes().is_empty(),
+        "the cloud was called without a saved write-ahead record"
+    );
+}
+
+#[tokio::test]
+async fn lost_answer_is_resent_with_the_same_token_and_applied_once() {
+    let mut h = Harness::new((3, 0), (3, 2));
+    h.model.with_faults(|f| f.lose_responses = 1);
+    let r = h.pass().await;
+    let pending = r
+        .status
+        .pending_operation
+        .clone()
+        .expect("kept pending after an ambiguous error");
+    assert!(!pending.accepted);
+    assert_eq!(
+        r.error.as_ref().map(|e| e.class),
+        Some(ErrorClass::Transient)
+    );
+    // The cluster is busy with the (applied) operation: we wait, and never call again.
+    h.clock.advance(Duration::from_secs(10));
+    let r = h.pass().await;
+    assert_eq!(
+        r.status.pending_operation.as_ref().map(|p| p.id.clone()),
+        Some(pending.id.clone())
+    );
+    let r = h.run(20).await;
+    assert_eq!(r.status.phase, Phase::Converged);
+    assert_eq!(h.model.writes().len(), 1);
+    assert_eq!(r.status.observed.unwrap().task, 2);
+}
+
+#[tokio::test]
+async fn crash_after_write_ahead_resends_same_token_once() {
+    // A previous process saved the write-ahead record and died before (or while) calling.
+    let mut h = Harness::new((3, 0), (3, 2));
+    let token = operation_token("uid-1", 1, 1, &task_out_0_to_2());
+    let started = h.clock.now();
+    h.store.status = ScaledClusterStatus {
+        observed_generation: Some(1),
+        step: 1,
+        pending_operation: Some(unsent_task_out(&token, started)),
+        ..Default::default()
+    };
+    // Case A: the call had reached the cloud before the crash.
+    h.model.scale_out(NodeGroup::Task, 2, Some(&token)).unwrap();
+    let r = h.pass().await;
+    assert!(r.started.is_none(), "busy cluster: no call");
+    let r = h.run(20).await;
+    assert_eq!(r.status.phase, Phase::Converged);
+    assert_eq!(h.model.writes().len(), 1, "{:?}", h.model.journal());
+    assert_eq!(r.status.observed.unwrap().task, 2);
+}
+
+#[tokio::test]
+async fn crash_before_the_call_resends_with_the_recorded_token() {
+    let mut h = Harness::new((3, 0), (3, 2));
+    let token = operation_token("uid-1", 1, 1, &task_out_0_to_2());
+    h.store.status = ScaledClusterStatus {
+        observed_generation: Some(1),
+        step: 1,
+        pending_operation: Some(unsent_task_out(&token, h.clock.now())),
+        ..Default::default()
+    };
+    let r = h.pass().await;
+    assert_eq!(
+        r.started.as_ref().map(|s| s.id.clone()),
+        Some(token.clone())
+    );
+    assert_eq!(r.started.unwrap().attempts, 2);
+    let r = h.run(20).await;
+    assert_eq!(r.status.phase, Phase::Converged);
+    let writes = h.model.writes();
+    assert_eq!(writes.len(), 1);
+    assert!(writes[0].detail.contains(&token));
+}
+
+#[tokio::test]
+async fn busy_refusal_is_not_degraded_and_retried_later() {
+    let mut h = Harness::new((3, 0), (3, 2));
+    h.model.fail_next(
+        "scale_out",
+        CloudError::new(
+            ErrorClass::Busy,
+            "scale_out",
+            "ResourceInUse.InstanceInProcess",
+            "instance is in a flow",
+        ),
+    );
+    let r = h.pass().await;
+    assert!(r.status.pending_operation.is_none());
+    assert_eq!(
+        r.status.last_operation.as_ref().unwrap().outcome,
+        Some(Outcome::Failed)
+    );
+    let err = r.status.last_error.clone().unwrap();
+    assert_eq!(
+        (err.code.as_str(), err.class.as_str()),
+        ("ResourceInUse.InstanceInProcess", "Busy")
+    );
+    assert_eq!(condition(&r.status, DEGRADED).0, "False");
+    assert_eq!(r.requeue_after, Some(ErrorClass::Busy.retry_after()));
+    let r = h.run(20).await;
+    assert_eq!(r.status.phase, Phase::Converged);
+    assert_eq!(r.status.last_error, None);
+}
+
+#[tokio::test]
+async fn quota_error_keeps_the_cloud_code_and_degrades() {
+    let mut h = Harness::new((3, 0), (3, 30));
+    h.model = Arc::new(SimModel::new(
+        "sim",
+        SimConfig {
+            quota: Some(10),
+            ..SimConfig::default()
+        },
+        h.clock.clone(),
+    ));
+    h.cloud = SimulatedCloud::new(h.model.clone());
+    let r = h.pass().await;
+    let err = r.status.last_error.clone().unwrap();
+    assert_eq!(
+        (err.code.as_str(), err.class.as_str()),
+        ("QuotaExceeded", "Quota")
+    );
+    assert_eq!(
+        condition(&r.status, DEGRADED),
+        ("True".into(), "Quota".into())
+    );
+    assert!(conditions::find(&r.status.conditions, DEGRADED)
+        .unwrap()
+        .message
+        .contains("QuotaExceeded"));
+    assert_eq!(h.reasons(), ["ScaleOutFailed", "Quota"]);
+}
+
+#[tokio::test]
+async fn failed_operation_is_recorded_and_blocks() {
+    let mut h = Harness::new((3, 0), (3, 2));
+    h.model.with_faults(|f| f.fail_operations = 1);
+    h.pass().await;
+    h.clock.advance(Duration::from_secs(31));
+    let r = h.pass().await;
+    assert_eq!(
+        r.status.last_operation.as_ref().unwrap().outcome,
+        Some(Outcome::Failed)
+    );
+    assert_eq!(r.status.phase, Phase::Blocked);
+    assert!(
+        h.reasons().contains(&"ScaleOutFailed".to_string()),
+        "{:?}",
+        h.reasons()
+    );
+    assert_eq!(
+        condition(&r.status, DEGRADED),
+        ("True".into(), "ClusterNotRunning".into())
+    );
+    // Blocked is reported once, not on every resync.
+    h.clock.advance(Duration::from_secs(300));
+    h.pass().await;
+    assert_eq!(
+        h.reasons()
+            .iter()
+            .filter(|r| *r == "ClusterNotRunning")
+            .count(),
+        1
+    );
+}
+
+#[tokio::test]
+async fn paused_reports_the_plan_but_never_acts() {
+    let mut h = Harness::new((3, 0), (5, 2));
+    h.spec.paused = true;
+    let r = h.pass().await;
+    assert_eq!(r.status.phase, Phase::Paused);
+    assert_eq!(r.status.plan.len(), 2);
+    assert_eq!(condition(&r.status, DEGRADED).0, "False");
+    assert!(h.model.writes().is_empty());
+}
+
+#[tokio::test]
+async fn cooldown_requeues_for_the_remaining_time() {
+    let mut h = Harness::new((3, 0), (3, 2));
+    h.spec.cooldown_seconds = 120;
+    h.spec.max_step = 1;
+    h.pass().await;
+    h.clock.advance(Duration::from_secs(30));
+    let r = h.pass().await; // completes the first operation
+    assert_eq!(r.status.phase, Phase::Waiting);
+    assert_eq!(r.requeue_after, Some(Duration::from_secs(121)));
+}
+
+#[test]
+fn tokens_are_deterministic_and_distinct() {
+    let op = task_out_0_to_2();
+    assert_eq!(
+        operation_token("u", 1, 1, &op),
+        operation_token("u", 1, 1, &op)
+    );
+    assert_ne!(
+        operation_token("u", 1, 1, &op),
+        operation_token("u", 1, 2, &op)
+    );
+    assert_ne!(
+        operation_token("u", 1, 1, &op),
+        operation_token("u", 2, 1, &op)
+    );
+    // The same uid, generation and step (two CLI runs without a uid) but a
+    // different operation: a different token, or the cloud would drop it.
+    let other = clusterscale_core::plan::Operation {
+        from_count: 2,
+        to_count: 4,
+        ..op.clone()
+    };
+    assert_ne!(
+        operation_token("u", 1, 1, &op),
+        operation_token("u", 1, 1, &other)
+    );
+    assert!(operation_token("u", 1, 1, &op).len() <= 64);
+}
+
+#[tokio::test]
+async fn without_idempotency_tokens_an_unconfirmed_call_is_never_resent() {
+    // A cloud without idempotency tokens (Huawei MRS): after a crash between the
+    // write-ahead record and the call, the engine only observes; once the settle
+    // time has passed with no effect, the operation is declared not applied and
+    // planned afresh under a new token.
+    let mut h = Harness::new((3, 0), (3, 2));
+    h.cloud = SimulatedCloud::new(h.model.clone()).with_capabilities(
+        clusterscale_core::cloud::Capabilities {
+            idempotent_scale_out: false,
+            ..clusterscale_core::cloud::Capabilities::ALL
+        },
+    );
+    let token = operation_token("uid-1", 1, 1, &task_out_0_to_2());
+    h.store.status = ScaledClusterStatus {
+        observed_generation: Some(1),
+        step: 1,
+        pending_operation: Some(unsent_task_out(&token, h.clock.now())),
+        ..Default::default()
+    };
+    let r = h.pass().await;
+    assert!(r.started.is_none(), "not re-sent");
+    h.clock.advance(Duration::from_secs(30));
+    let r = h.pass().await;
+    assert!(r.started.is_none(), "not re-sent before the settle time");
+    assert!(h.model.writes().is_empty());
+    h.clock.advance(Duration::from_secs(31));
+    let r = h.pass().await;
+    assert_eq!(
+        r.finished.as_ref().and_then(|f| f.outcome),
+        Some(Outcome::NotApplied)
+    );
+    let started = r.started.expect("planned afresh");
+    assert_ne!(started.id, token, "a new step, a new token");
+    let r = h.run(20).await;
+    assert_eq!(r.status.phase, Phase::Converged);
+    assert_eq!(h.model.writes().len(), 1);
+}
+
+#[tokio::test]
+async fn an_unconfirmed_scale_in_is_never_resent() {
+    // No cloud deduplicates scale-in calls: re-sending could remove other nodes.
+    let mut h = Harness::new((3, 4), (3, 2));
+    let op = clusterscale_core::plan::Operation {
+        group: NodeGroup::Task,
+        direction: Direction::In,
+        count: 2,
+        from_count: 4,
+        to_count: 2,
+    };
+    let token = operation_token("uid-1", 1, 1, &op);
+    h.store.status = ScaledClusterStatus {
+        observed_generation: Some(1),
+        step: 1,
+        pending_operation: Some(OperationRecord {
+            direction: Direction::In,
+            from_count: 4,
+            to_count: 2,
+            ..unsent_task_out(&token, h.clock.now())
+        }),
+        ..Default::default()
+    };
+    let r = h.pass().await;
+    assert!(r.started.is_none(), "not re-sent");
+    h.clock.advance(Duration::from_secs(61));
+    let r = h.pass().await;
+    assert_eq!(
+        r.finished.as_ref().and_then(|f| f.outcome),
+        Some(Outcome::NotApplied)
+    );
+    assert!(
+        r.started.is_some(),
+        "planned afresh once the call is known not applied"
+    );
+    let r = h.run(20).await;
+    assert_eq!(r.status.phase, Phase::Converged);
+    assert_eq!(h.model.writes().len(), 1);
+}
+
+#[tokio::test]
+async fn a_refused_resend_keeps_the_pending_record() {
+    let mut h = Harness::new((3, 0), (3, 2));
+    h.model.fail_next(
+        "scale_out",
+        CloudError::new(
+            ErrorClass::Transient,
+            "scale_out",
+            "InternalError",
+            "timeout",
+        )
+        .effect_unknown(),
+    );
+    let r = h.pass().await;
+    let pending = r
+        .status
+        .pending_operation
+        .clone()
+        .expect("kept after an ambiguous error");
+    // The re-send is refused as busy: that says nothing about the first send.
+    h.model.fail_next(
+        "scale_out",
+        CloudError::new(
+            ErrorClass::Busy,
+            "scale_out",
+            "ResourceInUse.InstanceInProcess",
+            "instance is in a flow",
+        ),
+    );
+    h.clock.advance(Duration::from_secs(10));
+    let r = h.pass().await;
+    let still = r.status.pending_operation.clone().expect("still pending");
+    assert_eq!(still.id, pending.id);
+    assert!(r.status.last_operation.is_none(), "no false Failed record");
+    assert!(
+        !h.reasons().iter().any(|e| e == "ScaleOutFailed"),
+        "{:?}",
+        h.reasons()
+    );
+    // No more re-sends; observation decides, then a fresh operation converges.
+    h.clock.advance(Duration::from_secs(10));
+    let r = h.pass().await;
+    assert!(r.started.is_none());
+    let r = h.run(30).await;
+    assert_eq!(r.status.phase, Phase::Converged);
+    assert_eq!(h.model.writes().len(), 1);
+}
+
+fn operations_needed(from: i32, to: i32, max_step: i32) -> usize {
+    let diff = (to - from).unsigned_abs() as i32;
+    if diff == 0 {
+        0
+    } else if max_step <= 0 {
+        1
+    } else {
+        ((diff + max_step - 1) / max_step) as usize
+    }
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(48))]
+
+    /// Reconciling repeatedly against the simulated cloud (timed operations,
+    /// busy lock, real engine) converges, with exactly the operations the
+    /// difference needs, whenever the target is reachable.
+    #[test]
+    fn repeated_passes_converge_against_the_simulated_cloud(
+        init_core in 3..40i32, init_task in 0..60i32,
+        core in 3..40i32, task in 0..60i32, max_step in 0..8i32,
+    ) {
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+        let (status, writes) = runtime.block_on(async {
+            let mut h = Harness::new((init_core, init_task), (core, task));
+            h.spec.max_step = max_step;
+            let r = h.run(400).await;
+            (r.status, h.model.writes().len())
+        });
+        let observed = status.observed.clone().expect("observed");
+        proptest::prop_assert_eq!(status.phase, Phase::Converged, "{:?}", status.message);
+        proptest::prop_assert_eq!((observed.core, observed.task), (core, task));
+        let needed = operations_needed(init_core, core, max_step) + operations_needed(init_task, task, max_step);
+        proptest::prop_assert_eq!(writes, needed);
+    }
+}
+
+/// A Transient error in the cloud's own envelope (effect Refused) ends the
+/// operation at once: no pending record, no same-token re-send, no grace,
+/// and no cooldown (nothing changed). After the class's backoff the next
+/// pass observes afresh and plans a new operation with a new token.
+#[tokio::test]
+async fn refused_transient_is_over_at_once_and_replanned_with_a_new_token() {
+    let mut h = Harness::new((3, 0), (3, 2));
+    h.spec.cooldown_seconds = 600;
+    h.model.fail_next(
+        "scale_out",
+        CloudError::new(
+            ErrorClass::Transient,
+            "scale_out",
+            "InternalError",
+            "refused",
+        ),
+    );
+    let r = h.pass().await;
+    assert!(r.status.pending_operation.is_none(), "not held pending");
+    let first = r.status.last_operation.clone().expect("recorded");
+    assert!(!first.accepted);
+    assert_eq!(first.outcome, Some(Outcome::Failed));
+    assert_eq!(r.requeue_after, Some(ErrorClass::Transient.retry_after()));
+    assert_eq!(
+        r.status.phase,
+        Phase::Waiting,
+        "retryable: waits, not Failed"
+    );
+    h.clock.advance(ErrorClass::Transient.retry_after());
+    let r = h.pass().await;
+    let second = r
+        .started
+        .expect("a new operation at once, no cooldown after a refusal");
+    assert_ne!(
+        second.id, first.id,
+        "a new token, never the refused one again"
+    );
+    let r = h.run(20).await;
+    assert_eq!(r.status.phase, Phase::Converged);
+    assert_eq!(h.model.writes().len(), 1);
+    let resends = h
+        .model
+        .journal()
+        .iter()
+        .filter(|j| j.action == "scale_out")
+        .count();
+    assert_eq!(resends, 2, "the refused call and the new one, nothing else");
+}
+
+/// The same error with its effect unknown keeps the operation pending and
+/// resolves it by observation (and, with a token, a same-token re-send).
+#[tokio::test]
+async fn unknown_effect_keeps_the_operation_pending() {
+    let mut h = Harness::new((3, 0), (3, 2));
+    h.model.fail_next(
+        "scale_out",
+        CloudError::new(ErrorClass::Transient, "scale_out", "Timeout", "timed out")
+            .effect_unknown(),
+    );
+    let r = h.pass().await;
+    let pending = r.status.pending_operation.clone().expect("pending");
+    assert!(!pending.accepted);
+    assert!(r.status.last_operation.is_none());
+}
+
+/// A cloud whose finished operations report partial completion, and whose
+/// counts fall `short` of the target until told otherwise.
+struct PartialCloud {
+    inner: SimulatedCloud,
+    short: std::sync::atomic::AtomicI32,
+}
+
+#[async_trait]
+impl Cloud for PartialCloud {
+    fn kind(&self) -> clusterscale_core::api::CloudKind {
+        self.inner.kind()
+    }
+    fn capabilities(&self) -> clusterscale_core::cloud::Capabilities {
+        self.inner.capabilities()
+    }
+    async fn observe(&self) -> Result<ObservedCluster, CloudError> {
+        let mut o = self.inner.observe().await?;
+        if o.state.is_running() && o.task > 0 {
+            o.task -= self.short.load(std::sync::atomic::Ordering::SeqCst);
+        }
+        Ok(o)
+    }
+    async fn scale_out(
+        &self,
+        req: &ScaleRequest,
+    ) -> Result<clusterscale_core::cloud::Submitted, CloudError> {
+        self.inner.scale_out(req).await
+    }
+    async fn scale_in(
+        &self,
+        req: &ScaleRequest,
+    ) -> Result<clusterscale_core::cloud::Submitted, CloudError> {
+        self.inner.scale_in(req).await
+    }
+    async fn operation_status(
+        &self,
+        op: &OperationRecord,
+    ) -> Result<OperationProgress, CloudError> {
+        Ok(match self.inner.operation_status(op).await? {
+            OperationProgress::Succeeded => {
+                OperationProgress::PartiallyCompleted("Apply For Resource: 1 of 2".into())
+            }
+            other => other,
+        })
+    }
+}
+
+/// Partially completed and short of the target: Failed, saying so; the rest
+/// is planned afresh. Reached: Succeeded.
+#[tokio::test]
+async fn partially_completed_operation_is_decided_by_the_counts() {
+    let h = Harness::new((3, 0), (3, 2));
+    let cloud = PartialCloud {
+        inner: SimulatedCloud::new(h.model.clone()),
+        short: std::sync::atomic::AtomicI32::new(1),
+    };
+    let target = Target {
+        uid: "uid-partial",
+        generation: 1,
+        spec: &h.spec,
+    };
+    let mut store = MemoryStore::default();
+    let mut status = ScaledClusterStatus::default();
+    let mut finished = None;
+    for _ in 0..20 {
+        let r = reconcile(
+            target,
+            &status,
+            &cloud,
+            h.clock.as_ref(),
+            &mut store,
+            &h.config,
+        )
+        .await
+        .unwrap();
+        status = r.status.clone();
+        if let Some(f) = r.finished {
+            finished = Some(f);
+            break;
+        }
+        h.clock
+            .advance(r.requeue_after.unwrap_or(Duration::from_secs(10)));
+    }
+    let f = finished.expect("resolved");
+    assert_eq!(f.outcome, Some(Outcome::Failed), "{f:?}");
+    let m = f.message.unwrap_or_default();
+    assert!(
+        m.contains("1 of 2") && m.contains("task is 1, not 2"),
+        "{m}"
+    );
+    // The shortfall is made good by a new operation, which then reaches it.
+    cloud.short.store(0, std::sync::atomic::Ordering::SeqCst);
+    let mut done = None;
+    for _ in 0..20 {
+        h.clock.advance(Duration::from_secs(10));
+        let r = reconcile(
+            target,
+            &status,
+            &cloud,
+            h.clock.as_ref(),
+            &mut store,
+            &h.config,
+        )
+        .await
+        .unwrap();
+        status = r.status.clone();
+        if let Some(f) = r.finished {
+            done = Some(f);
+            break;
+        }
+    }
+    let f = done.expect("second resolved");
+    assert_eq!(f.outcome, Some(Outcome::Succeeded), "{:?}", f.message);
+}

@@ -1,0 +1,301 @@
+//! `clusterscale-fake-cloud`: wire-compatible fake Tencent EMR and Huawei MRS
+//! endpoints over the simulated cluster model, verifying signatures. For
+//! tests, demos and users' own CI.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::huawei::{HuaweiFake, HuaweiFakeConfig};
+use crate::tencent::{TencentFake, TencentFakeConfig};
+use crate::{FakeFaults, FakeOptions, Malformed};
+use clusterscale_core::clock::SystemClock;
+use clusterscale_sim::{SimConfig, SimModel};
+
+/// Options of `clusterscale-fake-cloud`.
+#[derive(clap::Args, Debug, Clone)]
+pub struct FakeCloudArgs {
+    /// Serve a fake Tencent EMR endpoint on this address (port 0 picks a free port).
+    #[arg(long)]
+    pub tencent: Option<SocketAddr>,
+    /// Serve a fake Huawei MRS (and IAM) endpoint on this address.
+    #[arg(long)]
+    pub huawei: Option<SocketAddr>,
+    /// Tencent cluster id (InstanceId) served.
+    #[arg(long, default_value = "emr-fake0001")]
+    pub tencent_instance_id: String,
+    /// Huawei cluster id served.
+    #[arg(long, default_value = "a1b2c3d4-e5f6-4a5b-8c9d-0e1f2a3b4c5d")]
+    pub huawei_cluster_id: String,
+    /// Multi-instance mode: serve N Tencent instances, `emr-<prefix>00000`
+    /// to `emr-<prefix><N-1, 5 digits>`, each with its own simulated
+    /// cluster (made on first use), instead of --tencent-instance-id. They
+    /// share one account: credentials, faults, --throttle-per-second
+    /// windows (per action, across instances) and the journal.
+    #[arg(long, value_name = "N", conflicts_with = "tencent_instance_id")]
+    pub tencent_instances: Option<usize>,
+    /// The <prefix> of --tencent-instances ids (lowercase letters and digits).
+    #[arg(long, default_value = "fake", value_name = "PREFIX")]
+    pub tencent_instance_prefix: String,
+    /// Multi-instance mode: serve N Huawei clusters, UUID-shaped ids
+    /// `<prefix>-0000-4000-8000-000000000000` to `...-<N-1, 12 digits>`,
+    /// each with its own simulated cluster, instead of --huawei-cluster-id.
+    /// They share one account: IAM users, access keys, tokens, faults,
+    /// throttling windows and the journal.
+    #[arg(long, value_name = "N", conflicts_with = "huawei_cluster_id")]
+    pub huawei_clusters: Option<usize>,
+    /// The <prefix> of --huawei-clusters ids (8 lowercase hex digits).
+    #[arg(long, default_value = "c1a55ca1", value_name = "HEX8")]
+    pub huawei_cluster_prefix: String,
+    /// SecretId the Tencent fake accepts (default: $TENCENTCLOUD_SECRET_ID).
+    #[arg(long, env = "TENCENTCLOUD_SECRET_ID", hide_env_values = true)]
+    pub tencent_secret_id: Option<String>,
+    /// SecretKey the Tencent fake verifies signatures with (default: $TENCENTCLOUD_SECRET_KEY).
+    #[arg(long, env = "TENCENTCLOUD_SECRET_KEY", hide_env_values = true)]
+    pub tencent_secret_key: Option<String>,
+    /// Core nodes each fake cluster starts with.
+    #[arg(long, default_value_t = 3)]
+    pub initial_core: i32,
+    /// Task nodes each fake cluster starts with.
+    #[arg(long, default_value_t = 0)]
+    pub initial_task: i32,
+    /// Seconds one scale operation takes.
+    #[arg(long, default_value_t = 5)]
+    pub operation_seconds: u64,
+    /// Account quota on Core+Task (besides the 500 cap).
+    #[arg(long)]
+    pub quota: Option<i32>,
+    /// Fraction of requests (0-1) answered with the cloud's internal error.
+    #[arg(long, default_value_t = 0.0)]
+    pub transient_failure_rate: f64,
+    /// Throttle each action above this many requests per second (per
+    /// account: across every instance of a multi-instance fake), with the
+    /// cloud's throttling error (Tencent `RequestLimitExceeded`, Huawei
+    /// HTTP 429 `APIGW.0308`). Tencent EMR allows 20.
+    #[arg(long)]
+    pub throttle_per_second: Option<u32>,
+    /// Delay every answer by this many milliseconds.
+    #[arg(long, default_value_t = 0)]
+    pub delay_ms: u64,
+    /// Fraction of scale writes (0-1) refused with the cloud's own error body
+    /// (Tencent `InternalError`, Huawei HTTP 500 `MRS.300`); nothing applied.
+    #[arg(long, default_value_t = 0.0)]
+    pub write_refusal_rate: f64,
+    /// Fraction of scale writes applied whose answer is lost (HTTP 504).
+    #[arg(long, default_value_t = 0.0)]
+    pub lost_answer_rate: f64,
+    /// A lost answer is a connection reset after the status line, not a 504.
+    #[arg(long)]
+    pub lost_answer_reset: bool,
+    /// Fraction of scale writes answered by a proxy's HTML 502 page.
+    #[arg(long, default_value_t = 0.0)]
+    pub proxy_error_rate: f64,
+    /// Whether the write behind a proxy error page is applied.
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+    pub proxy_error_applies: bool,
+    /// Fraction of scale writes (0-1) whose answer, after the write was
+    /// handled (and maybe applied), is replaced by a malformed one (see
+    /// --malformed-kinds).
+    #[arg(long, default_value_t = 0.0)]
+    pub malformed_write_rate: f64,
+    /// Fraction of other requests (reads, IAM tokens) answered with a
+    /// malformed answer after being handled.
+    #[arg(long, default_value_t = 0.0)]
+    pub malformed_read_rate: f64,
+    /// The malformed answers drawn from, comma-separated: invalid-json,
+    /// truncated, unknown-fields (valid, with fields the client does not
+    /// know: it must accept them), wrong-type (a needed field of the wrong
+    /// type), html-200 and html-502 (a proxy's HTML page). Default: all.
+    #[arg(long, value_delimiter = ',', value_name = "KIND,...")]
+    pub malformed_kinds: Vec<String>,
+    /// Seed of the write faults and of the malformed answers (same seed,
+    /// same faults); default random.
+    #[arg(long)]
+    pub fault_seed: Option<u64>,
+    /// Directory for the JSON-lines journals (tencent.jsonl, huawei.jsonl).
+    #[arg(long)]
+    pub journal_dir: Option<PathBuf>,
+}
+
+/// Run until killed. Prints one `<cloud> listening on http://ADDR` line per endpoint.
+pub async fn run(args: FakeCloudArgs) -> Result<(), String> {
+    if args.tencent.is_none() && args.huawei.is_none() {
+        return Err("give --tencent ADDR and/or --huawei ADDR".into());
+    }
+    for (flag, rate) in [
+        ("--transient-failure-rate", args.transient_failure_rate),
+        ("--write-refusal-rate", args.write_refusal_rate),
+        ("--lost-answer-rate", args.lost_answer_rate),
+        ("--proxy-error-rate", args.proxy_error_rate),
+        ("--malformed-write-rate", args.malformed_write_rate),
+        ("--malformed-read-rate", args.malformed_read_rate),
+    ] {
+        if !(0.0..=1.0).contains(&rate) {
+            return Err(format!("{flag} must be between 0 and 1"));
+        }
+    }
+    if args.write_refusal_rate + args.lost_answer_rate + args.proxy_error_rate > 1.0 {
+        return Err(
+            "--write-refusal-rate, --lost-answer-rate and --proxy-error-rate must add up to at most 1"
+                .into(),
+        );
+    }
+    let malformed_kinds = args
+        .malformed_kinds
+        .iter()
+        .map(|k| {
+            Malformed::from_name(k).ok_or_else(|| {
+                format!(
+                    "--malformed-kinds: unknown kind `{k}` (one of {})",
+                    Malformed::ALL.map(Malformed::name).join(", ")
+                )
+            })
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let faults = FakeFaults {
+        transient_failure_rate: args.transient_failure_rate,
+        throttle_per_second: args.throttle_per_second,
+        delay_ms: args.delay_ms,
+        write_refusal_rate: args.write_refusal_rate,
+        lost_answer_rate: args.lost_answer_rate,
+        lost_answer_reset: args.lost_answer_reset,
+        proxy_error_rate: args.proxy_error_rate,
+        proxy_error_drops_write: !args.proxy_error_applies,
+        seed: args.fault_seed,
+        malformed_write_rate: args.malformed_write_rate,
+        malformed_read_rate: args.malformed_read_rate,
+        malformed_kinds,
+    };
+    let options = |file: &str| FakeOptions {
+        faults: faults.clone(),
+        journal_path: args.journal_dir.as_ref().map(|d| d.join(file)),
+        ..FakeOptions::default()
+    };
+    let sim = SimConfig {
+        initial_core: args.initial_core,
+        initial_task: args.initial_task,
+        operation_time: Duration::from_secs(args.operation_seconds),
+        quota: args.quota,
+    };
+    let model: crate::tencent::ModelFactory =
+        Arc::new(move |id: &str| Arc::new(SimModel::new(id, sim.clone(), Arc::new(SystemClock))));
+    if let Some(dir) = &args.journal_dir {
+        std::fs::create_dir_all(dir)
+            .map_err(|e| format!("--journal-dir {}: {e}", dir.display()))?;
+    }
+    let mut servers = Vec::new();
+    if let Some(addr) = args.tencent {
+        let (Some(id), Some(key)) = (&args.tencent_secret_id, &args.tencent_secret_key) else {
+            return Err("the Tencent fake needs the credentials it accepts: set TENCENTCLOUD_SECRET_ID and TENCENTCLOUD_SECRET_KEY (or --tencent-secret-id/--tencent-secret-key)".into());
+        };
+        let mut config = TencentFakeConfig::new(id.clone(), key.clone());
+        config.options = options("tencent.jsonl");
+        let listener = bind(addr).await?;
+        let fake = match args.tencent_instances {
+            Some(n) => {
+                let ids = tencent_fleet_ids(&args.tencent_instance_prefix, n)?;
+                println!("tencent serving {n} instances {}..{}", ids[0], ids[n - 1]);
+                TencentFake::fleet(ids, model.clone(), config)
+            }
+            None => TencentFake::new(model(&args.tencent_instance_id), config),
+        }
+        .map_err(|e| format!("the Tencent fake: {e}"))?;
+        println!("tencent listening on http://{}", local(&listener));
+        servers.push(tokio::spawn(fake.serve(listener)));
+    }
+    if let Some(addr) = args.huawei {
+        let mut config = HuaweiFakeConfig::from_env();
+        config.options = options("huawei.jsonl");
+        let listener = bind(addr).await?;
+        let fake = match args.huawei_clusters {
+            Some(n) => {
+                let ids = huawei_fleet_ids(&args.huawei_cluster_prefix, n)?;
+                println!("huawei serving {n} clusters {}..{}", ids[0], ids[n - 1]);
+                HuaweiFake::fleet(ids, model.clone(), config)
+            }
+            None => {
+                config.cluster_id = Some(args.huawei_cluster_id.clone());
+                HuaweiFake::new(model(&args.huawei_cluster_id), config)
+            }
+        }
+        .map_err(|e| format!("the Huawei fake: {e}"))?;
+        println!("huawei listening on http://{}", local(&listener));
+        servers.push(tokio::spawn(fake.serve(listener)));
+    }
+    for s in servers {
+        match s.await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => return Err(format!("fake server stopped: {e}")),
+            Err(e) => return Err(format!("fake server task: {e}")),
+        }
+    }
+    Ok(())
+}
+
+async fn bind(addr: SocketAddr) -> Result<tokio::net::TcpListener, String> {
+    if !addr.ip().is_loopback() {
+        tracing::warn!(%addr, "the fake cloud listens beyond loopback; it accepts only its configured credentials");
+    }
+    tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|e| format!("cannot listen on {addr}: {e}"))
+}
+
+fn local(l: &tokio::net::TcpListener) -> String {
+    l.local_addr()
+        .map(|a| a.to_string())
+        .unwrap_or_else(|_| "?".into())
+}
+
+/// The instance ids of `--tencent-instances N`: `emr-<prefix>00000`...
+pub fn tencent_fleet_ids(prefix: &str, n: usize) -> Result<Vec<String>, String> {
+    if n == 0 {
+        return Err("--tencent-instances must be at least 1".into());
+    }
+    if prefix.is_empty()
+        || !prefix
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit())
+    {
+        return Err("--tencent-instance-prefix must be lowercase letters and digits".into());
+    }
+    Ok((0..n).map(|i| format!("emr-{prefix}{i:05}")).collect())
+}
+
+/// The cluster ids of `--huawei-clusters N`: `<prefix>-0000-4000-8000-<i, 12 digits>`.
+pub fn huawei_fleet_ids(prefix: &str, n: usize) -> Result<Vec<String>, String> {
+    if n == 0 {
+        return Err("--huawei-clusters must be at least 1".into());
+    }
+    if prefix.len() != 8
+        || !prefix
+            .chars()
+            .all(|c| c.is_ascii_digit() || ('a'..='f').contains(&c))
+    {
+        return Err("--huawei-cluster-prefix must be 8 lowercase hex digits".into());
+    }
+    if n > 1_000_000_000_000 {
+        return Err("--huawei-clusters is too large".into());
+    }
+    Ok((0..n)
+        .map(|i| format!("{prefix}-0000-4000-8000-{i:012}"))
+        .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fleet_ids_are_shaped_like_the_clouds_ids() {
+        let t = tencent_fleet_ids("fake", 3).unwrap();
+        assert_eq!(t, ["emr-fake00000", "emr-fake00001", "emr-fake00002"]);
+        let h = huawei_fleet_ids("c1a55ca1", 2).unwrap();
+        assert_eq!(h[1], "c1a55ca1-0000-4000-8000-000000000001");
+        assert_eq!(h[1].len(), 36);
+        assert!(tencent_fleet_ids("Fake", 1).is_err());
+        assert!(tencent_fleet_ids("fake", 0).is_err());
+        assert!(huawei_fleet_ids("xyz", 1).is_err());
+    }
+}

@@ -1,0 +1,1689 @@
+//! A wire-compatible fake Huawei Cloud MRS (v1.1) and IAM token endpoint
+//! over a [`SimModel`], for tests, demos and users' own CI.
+//!
+//! One listener serves both:
+//! - `POST /v3/auth/tokens`: IAM password tokens (201, `X-Subject-Token`);
+//! - `GET|PUT /v1.1/{project_id}/cluster_infos/{cluster_id}`: cluster detail, resize;
+//! - `GET /v1.1/{project_id}/clusters/{cluster_id}/hosts`: hosts, paged.
+//!
+//! Like the real service it
+//! - verifies `SDK-HMAC-SHA256` signatures by recomputing them with the known
+//!   SK (or checks `X-Auth-Token` against the tokens it issued), answers
+//!   `401 APIGW.0301` otherwise, and locks an AK for 5 minutes after 5
+//!   consecutive failures;
+//! - answers `12000017` when the cluster is not running, `12000018` while a
+//!   resize runs, `12000002` on bad parameters (including the 500-node and
+//!   3-Core limits), `12000003` for another cluster id;
+//! - uses the real shapes: camelCase detail with string counts,
+//!   `{"result":"succeeded"}`, `{"error_code","error_msg"}`, `X-Request-Id`;
+//! - keeps a failed resize as `clusterState: running, scale: scaling-error`;
+//! - can end an operation in `clusterState: abnormal` with some hosts not
+//!   running ([`HuaweiFake::end_next_operation_abnormal`]), and then answers
+//!   resizes with `12000080` until [`HuaweiFake::clear_abnormal`];
+//! - lists hosts in the SDK's spelling (`CoreNode`, `running`) or the
+//!   reference example's (`Core`, `ACTIVE`, no `node_group_name`):
+//!   [`HuaweiFake::set_host_style`].
+//!
+//! Faults and the journal are the shared ones of [`crate`]
+//! ([`FakeControl`]; the `/_fake/` control routes when enabled): injected
+//! errors are rendered in Huawei's envelope, throttling as `429 APIGW.0308`,
+//! transient failures as `500 MRS.300`. The model's own faults
+//! ([`SimModel::fail_next`], `Faults::lose_responses`, `fail_operations`)
+//! apply too; a lost answer becomes `504 APIGW.0201` after the resize was
+//! applied. Resizes draw [`WriteFault`]s: refused with `500 MRS.300`
+//! (nothing applied), applied and answered `504 APIGW.0201`, or answered by
+//! an nginx-style HTML 502 page (applied unless `proxyErrorDropsWrite`).
+//! Journal actions are the SDK's operation names: [`ACTION_TOKEN`],
+//! [`ACTION_SHOW`], [`ACTION_HOSTS`], [`ACTION_RESIZE`].
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use axum::body::{to_bytes, Body};
+use axum::extract::{Request, State};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode};
+use axum::response::Response;
+use axum::Router;
+use jiff::{SignedDuration, Timestamp};
+use serde_json::{json, Value};
+
+use super::{
+    control_routes, malform_json, redact, request_id, Admission, FakeControl, FakeOptions,
+    InjectedError, Journal, JournalLine, Malformed, WriteFault,
+};
+use clusterscale_core::api::{NodeGroup, MAX_TOTAL, MIN_CORE};
+use clusterscale_core::cloud::{CloudError, ErrorClass};
+use clusterscale_huawei::sign::{self, RequestParts};
+use clusterscale_huawei::token::{AUTH_TOKEN_HEADER, SUBJECT_TOKEN_HEADER, TOKEN_PATH};
+use clusterscale_huawei::wire::{
+    ClusterDetail, ClusterDetailResponse, Host, ListHostsResponse, NodeGroupV10, TokenRequest,
+    NODE_ID_ORDERADD, RESULT_SUCCEEDED, SCALE_IN, SCALE_OUT,
+};
+use clusterscale_huawei::{errors as hw_errors, ENV_VARS};
+use clusterscale_sim::{SimError, SimModel};
+
+/// Actions (the SDK's operation names), as journaled and as matched by
+/// [`InjectedError::action`].
+pub const ACTION_TOKEN: &str = "KeystoneCreateUserTokenByPassword";
+pub const ACTION_SHOW: &str = "ShowClusterDetails";
+pub const ACTION_HOSTS: &str = "ListHosts";
+pub const ACTION_RESIZE: &str = "UpdateClusterScaling";
+
+/// Consecutive signature failures after which an AK is locked.
+pub const LOCK_AFTER_FAILURES: u32 = 5;
+/// How long a locked AK stays locked.
+pub const LOCK_DURATION: Duration = Duration::from_secs(300);
+/// Largest accepted difference between `X-Sdk-Date` and the fake's clock.
+pub const MAX_CLOCK_SKEW: Duration = Duration::from_secs(15 * 60);
+/// Largest request body read.
+const MAX_BODY: usize = 1 << 20;
+
+/// An AK/SK pair the fake accepts. `Debug` hides the SK and token.
+#[derive(Clone, PartialEq, Eq)]
+pub struct FakeAccessKey {
+    pub access_key: String,
+    pub secret_key: String,
+    /// When set, requests must carry (and sign) this `X-Security-Token`.
+    pub security_token: Option<String>,
+}
+
+/// An IAM user the fake issues tokens to. `Debug` hides the password.
+#[derive(Clone, PartialEq, Eq)]
+pub struct FakeUser {
+    pub username: String,
+    pub password: String,
+    pub domain_name: String,
+}
+
+impl std::fmt::Debug for FakeAccessKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FakeAccessKey")
+            .field("access_key", &self.access_key)
+            .field("secret_key", &"<redacted>")
+            .field("temporary", &self.security_token.is_some())
+            .finish()
+    }
+}
+
+impl std::fmt::Debug for FakeUser {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FakeUser")
+            .field("username", &self.username)
+            .field("password", &"<redacted>")
+            .field("domain_name", &self.domain_name)
+            .finish()
+    }
+}
+
+/// Settings of the fake: Huawei's, and the shared [`FakeOptions`].
+#[derive(Clone, Debug)]
+pub struct HuaweiFakeConfig {
+    /// Faults, journal file, clock, control routes.
+    pub options: FakeOptions,
+    /// Project id served; `None` serves any.
+    pub project_id: Option<String>,
+    /// Cluster id served (the model); `None` serves any id.
+    pub cluster_id: Option<String>,
+    pub access_keys: Vec<FakeAccessKey>,
+    pub users: Vec<FakeUser>,
+    /// Node group names the cluster reports.
+    pub core_group: String,
+    pub task_group: String,
+    /// Master nodes shown (not part of the model).
+    pub master_nodes: i32,
+    /// Lifetime of issued tokens (IAM: 24 h).
+    pub token_ttl: Duration,
+}
+
+/// Demo credentials used when the environment has none.
+pub const DEMO_ACCESS_KEY: &str = "HWFAKEACCESSKEY00001";
+pub const DEMO_SECRET_KEY: &str = "HwFakeSecretKey0000000000000000000000001";
+pub const DEMO_USERNAME: &str = "clusterscale";
+pub const DEMO_PASSWORD: &str = "fake-password";
+pub const DEMO_DOMAIN: &str = "clusterscale-demo";
+
+impl Default for HuaweiFakeConfig {
+    fn default() -> Self {
+        Self {
+            options: FakeOptions::default(),
+            project_id: None,
+            cluster_id: None,
+            access_keys: vec![FakeAccessKey {
+                access_key: DEMO_ACCESS_KEY.into(),
+                secret_key: DEMO_SECRET_KEY.into(),
+                security_token: None,
+            }],
+            users: vec![FakeUser {
+                username: DEMO_USERNAME.into(),
+                password: DEMO_PASSWORD.into(),
+                domain_name: DEMO_DOMAIN.into(),
+            }],
+            core_group: "core_node_analysis_group".into(),
+            task_group: "task_node_analysis_group".into(),
+            master_nodes: 2,
+            token_ttl: Duration::from_secs(24 * 3600),
+        }
+    }
+}
+
+impl HuaweiFakeConfig {
+    /// Accept the credentials of the environment the client reads
+    /// (`HUAWEICLOUD_SDK_AK` / `_SK` / `_SECURITY_TOKEN`, `HUAWEICLOUD_USERNAME`
+    /// / `_PASSWORD` / `_DOMAIN_NAME`); where a set is absent, the demo
+    /// credentials ([`DEMO_ACCESS_KEY`], [`DEMO_USERNAME`], ...).
+    pub fn from_env() -> Self {
+        let var = |key: &str| {
+            ENV_VARS
+                .iter()
+                .find(|(k, _)| *k == key)
+                .and_then(|(_, v)| std::env::var(v).ok())
+                .map(|v| v.trim_end_matches(['\n', '\r']).to_string())
+                .filter(|v| !v.is_empty())
+        };
+        let mut o = Self::default();
+        if let (Some(ak), Some(sk)) = (var("accessKey"), var("secretKey")) {
+            o.access_keys = vec![FakeAccessKey {
+                access_key: ak,
+                secret_key: sk,
+                security_token: var("securityToken"),
+            }];
+        }
+        if let (Some(u), Some(p), Some(d)) = (var("username"), var("password"), var("domainName")) {
+            o.users = vec![FakeUser {
+                username: u,
+                password: p,
+                domain_name: d,
+            }];
+        }
+        o
+    }
+}
+
+/// How ListHosts spells host types and states.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum HostStyle {
+    /// The SDK's comment: `MasterNode` / `CoreNode` / `TaskNode`, `running`,
+    /// with `node_group_name`.
+    #[default]
+    Sdk,
+    /// The reference's example reply (OTC `querying_a_host_list.rst`):
+    /// `Master` / `Core` / `Task`, `ACTIVE`, no `node_group_name`.
+    Otc,
+}
+
+impl HostStyle {
+    fn host_type(self, group: Option<NodeGroup>) -> &'static str {
+        match (self, group) {
+            (HostStyle::Sdk, None) => "MasterNode",
+            (HostStyle::Sdk, Some(NodeGroup::Core)) => "CoreNode",
+            (HostStyle::Sdk, Some(NodeGroup::Task)) => "TaskNode",
+            (HostStyle::Otc, None) => "Master",
+            (HostStyle::Otc, Some(NodeGroup::Core)) => "Core",
+            (HostStyle::Otc, Some(NodeGroup::Task)) => "Task",
+        }
+    }
+
+    fn status(self, healthy: bool) -> &'static str {
+        match (self, healthy) {
+            (HostStyle::Sdk, true) => "running",
+            (HostStyle::Sdk, false) => "abnormal",
+            (HostStyle::Otc, true) => "ACTIVE",
+            (HostStyle::Otc, false) => "SHUTOFF",
+        }
+    }
+}
+
+#[derive(Debug, Default)]
+struct AkState {
+    consecutive_failures: u32,
+    locked_until: Option<Instant>,
+}
+
+#[derive(Clone, Debug)]
+struct IssuedToken {
+    expires_at: Timestamp,
+    project_id: String,
+}
+
+/// What the account shares across the clusters of a fleet.
+#[derive(Debug, Default)]
+struct Account {
+    ak: HashMap<String, AkState>,
+    tokens: HashMap<String, IssuedToken>,
+}
+
+#[derive(Debug, Default)]
+struct FakeState {
+    /// `clusterState` forced by a test (e.g. `frozen`); resizes get 12000017.
+    state_override: Option<String>,
+    /// The last resize failed: `(stageDesc, errorInfo)`; cleared by the next accepted resize.
+    scale_error: Option<(String, String)>,
+    last_direction_out: bool,
+    /// The Task group exists (has had nodes) and its spec.
+    task_group_spec: Option<Value>,
+    host_style: HostStyle,
+    /// The next accepted resize ends `abnormal` with this many hosts down.
+    abnormal_armed: Option<usize>,
+    /// An accepted resize runs that ends `abnormal` with this many hosts down.
+    abnormal_when_done: Option<usize>,
+    /// The cluster is `abnormal`, with this many Core/Task hosts not running.
+    abnormal: Option<usize>,
+}
+
+struct Inner {
+    model: Arc<SimModel>,
+    opts: HuaweiFakeConfig,
+    options: FakeOptions,
+    control: Arc<FakeControl>,
+    state: Mutex<FakeState>,
+    account: Arc<Mutex<Account>>,
+    requests: Arc<AtomicU64>,
+}
+
+/// The clusters of a multi-instance fake, created on first use.
+struct Fleet {
+    ids: std::collections::HashSet<String>,
+    instances: Mutex<HashMap<String, Arc<Inner>>>,
+    make_model: ModelFactory,
+    /// Serves IAM, and answers requests naming no cluster of the fleet.
+    default: Arc<Inner>,
+}
+
+impl Fleet {
+    /// The cluster a request's path names (`/v1.1/{project}/cluster_infos/{id}`,
+    /// `/v1.1/{project}/clusters/{id}/hosts`); anything else goes to the
+    /// default cluster.
+    fn route(&self, path: &str) -> Arc<Inner> {
+        let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
+        let named = match segments.as_slice() {
+            ["v1.1", _, "cluster_infos", c] | ["v1.1", _, "clusters", c, "hosts"] => Some(*c),
+            _ => None,
+        };
+        let Some(id) = named.filter(|id| self.ids.contains(*id)) else {
+            return self.default.clone();
+        };
+        let mut instances = self.instances.lock().unwrap_or_else(|e| e.into_inner());
+        instances
+            .entry(id.to_string())
+            .or_insert_with(|| Arc::new(self.default.sibling(id, (self.make_model)(id))))
+            .clone()
+    }
+}
+
+/// Makes the model of one fleet cluster, from its id.
+pub type ModelFactory = Arc<dyn Fn(&str) -> Arc<SimModel> + Send + Sync>;
+
+/// The fake. Cheap to clone; every clone serves the same state.
+#[derive(Clone)]
+pub struct HuaweiFake {
+    inner: Arc<Inner>,
+    fleet: Option<Arc<Fleet>>,
+}
+
+impl std::fmt::Debug for HuaweiFake {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HuaweiFake")
+            .field("model", &self.inner.model.id())
+            .field("requests", &self.requests())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Serve the fake MRS and IAM on `listener` until the task is dropped.
+/// This is what `clusterscale-fake-cloud --huawei ADDR` runs.
+pub async fn serve_huawei(
+    listener: tokio::net::TcpListener,
+    model: Arc<SimModel>,
+    config: HuaweiFakeConfig,
+) -> std::io::Result<()> {
+    HuaweiFake::new(model, config)?.serve(listener).await
+}
+
+impl HuaweiFake {
+    /// A fake over `model`. Fails only when the journal file cannot be opened.
+    pub fn new(model: Arc<SimModel>, config: HuaweiFakeConfig) -> std::io::Result<Self> {
+        let options = config.options.clone();
+        let state = initial_state(&model);
+        let journal = Journal::open(options.journal_path.as_deref())?;
+        let control = Arc::new(FakeControl::new(options.faults.clone(), journal));
+        Ok(Self {
+            inner: Arc::new(Inner {
+                model,
+                opts: config,
+                options,
+                control,
+                state: Mutex::new(state),
+                account: Arc::default(),
+                requests: Arc::default(),
+            }),
+            fleet: None,
+        })
+    }
+
+    /// A multi-instance fake: one account (IAM users, access keys and
+    /// their lockouts, issued tokens, faults and throttling windows, one
+    /// journal) serving every cluster id of `ids`, each with its own model,
+    /// made by `make_model` on the first request naming it. Other ids are
+    /// answered `12000003` (not found). `ids` must not be empty.
+    pub fn fleet(
+        ids: Vec<String>,
+        make_model: ModelFactory,
+        mut config: HuaweiFakeConfig,
+    ) -> std::io::Result<Self> {
+        let first = ids.first().cloned().ok_or_else(|| {
+            std::io::Error::new(std::io::ErrorKind::InvalidInput, "a fleet needs an id")
+        })?;
+        config.cluster_id = Some(first.clone());
+        let mut fake = Self::new(make_model(&first), config)?;
+        fake.fleet = Some(Arc::new(Fleet {
+            ids: ids.into_iter().collect(),
+            instances: Mutex::new(HashMap::from([(first, fake.inner.clone())])),
+            make_model,
+            default: fake.inner.clone(),
+        }));
+        Ok(fake)
+    }
+
+    /// The models of the clusters used so far, by id (the one model in
+    /// single-instance mode).
+    pub fn models(&self) -> Vec<Arc<SimModel>> {
+        match &self.fleet {
+            Some(f) => {
+                let instances = f.instances.lock().unwrap_or_else(|e| e.into_inner());
+                let mut models: Vec<_> = instances.values().map(|i| i.model.clone()).collect();
+                models.sort_by(|a, b| a.id().cmp(b.id()));
+                models
+            }
+            None => vec![self.inner.model.clone()],
+        }
+    }
+
+    /// The axum router: MRS and IAM, plus the `/_fake/` control routes
+    /// when [`FakeOptions::control_routes`] is set.
+    pub fn router(&self) -> Router {
+        let api = match &self.fleet {
+            Some(fleet) => Router::new()
+                .fallback(handle_fleet)
+                .with_state(fleet.clone()),
+            None => Router::new()
+                .fallback(handle)
+                .with_state(self.inner.clone()),
+        };
+        if self.inner.options.control_routes {
+            control_routes(self.inner.control.clone()).merge(api)
+        } else {
+            api
+        }
+    }
+
+    /// The shared fault state and journal.
+    pub fn control(&self) -> &Arc<FakeControl> {
+        &self.inner.control
+    }
+
+    /// Serve on `listener` until the task is dropped.
+    pub async fn serve(self, listener: tokio::net::TcpListener) -> std::io::Result<()> {
+        if let Ok(addr) = listener.local_addr() {
+            tracing::info!(%addr, "fake Huawei MRS + IAM listening");
+        }
+        axum::serve(listener, self.router()).await
+    }
+
+    pub fn model(&self) -> &Arc<SimModel> {
+        &self.inner.model
+    }
+
+    /// Requests received so far (all routes).
+    pub fn requests(&self) -> u64 {
+        self.inner.requests.load(Ordering::Relaxed)
+    }
+
+    /// Every request so far.
+    pub fn journal(&self) -> Vec<JournalLine> {
+        self.inner.control.journal()
+    }
+
+    /// Requests that changed (or started changing) the cluster.
+    pub fn writes(&self) -> Vec<JournalLine> {
+        self.journal().into_iter().filter(|l| l.write).collect()
+    }
+
+    /// Answer the next authenticated request of `action` (one of the
+    /// `ACTION_*` names) with Huawei error `code`.
+    pub fn inject(&self, action: &str, code: &str, message: &str) {
+        self.inner.control.inject(InjectedError {
+            action: Some(action.to_string()),
+            code: code.to_string(),
+            message: message.to_string(),
+            http_status: None,
+        });
+    }
+
+    /// Invalidate every issued token (as IAM does when a user changes).
+    pub fn revoke_tokens(&self) {
+        self.inner.account().tokens.clear();
+    }
+
+    /// Tokens issued and still valid.
+    pub fn tokens_issued(&self) -> usize {
+        self.inner.account().tokens.len()
+    }
+
+    /// Force `clusterState` (e.g. `frozen`, `abnormal`); `None` restores the model's.
+    pub fn set_cluster_state(&self, state: Option<&str>) {
+        self.lock().state_override = state.map(str::to_string);
+    }
+
+    /// Spell ListHosts types and states the SDK's way or the reference's (OTC).
+    pub fn set_host_style(&self, style: HostStyle) {
+        self.lock().host_style = style;
+    }
+
+    /// The next accepted resize, once done, leaves the cluster `abnormal`
+    /// with the last `hosts_down` Core/Task hosts not running (the counts
+    /// are the operation's target).
+    pub fn end_next_operation_abnormal(&self, hosts_down: usize) {
+        self.lock().abnormal_armed = Some(hosts_down);
+    }
+
+    /// The cluster is healthy (`running`) again.
+    pub fn clear_abnormal(&self) {
+        let mut s = self.lock();
+        s.abnormal = None;
+        s.abnormal_when_done = None;
+        s.abnormal_armed = None;
+    }
+
+    /// Whether `access_key` is locked after repeated signature failures.
+    pub fn is_locked(&self, access_key: &str) -> bool {
+        self.inner
+            .account()
+            .ak
+            .get(access_key)
+            .and_then(|a| a.locked_until)
+            .is_some_and(|t| t > Instant::now())
+    }
+
+    fn lock(&self) -> MutexGuard<'_, FakeState> {
+        self.inner.lock()
+    }
+}
+
+impl Inner {
+    fn lock(&self) -> MutexGuard<'_, FakeState> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn account(&self) -> MutexGuard<'_, Account> {
+        self.account.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Another cluster `id` of the same account: the same settings,
+    /// [`FakeControl`] and [`Account`], its own model and state.
+    fn sibling(&self, id: &str, model: Arc<SimModel>) -> Inner {
+        let mut opts = self.opts.clone();
+        opts.cluster_id = Some(id.to_string());
+        Inner {
+            state: Mutex::new(initial_state(&model)),
+            model,
+            opts,
+            options: self.options.clone(),
+            control: self.control.clone(),
+            account: self.account.clone(),
+            requests: self.requests.clone(),
+        }
+    }
+}
+
+fn initial_state(model: &SimModel) -> FakeState {
+    FakeState {
+        task_group_spec: (model.config().initial_task > 0).then(default_task_spec),
+        ..FakeState::default()
+    }
+}
+
+async fn handle_fleet(State(fleet): State<Arc<Fleet>>, request: Request) -> Response {
+    let inner = fleet.route(request.uri().path());
+    handle(State(inner), request).await
+}
+
+fn default_task_spec() -> Value {
+    json!({"node_size": "c6.2xlarge.4.linux.bigdata", "data_volume_type": "SAS", "data_volume_count": 1, "data_volume_size": 600})
+}
+
+/// An answer before journaling.
+struct Answer {
+    status: StatusCode,
+    body: Value,
+    code: Option<String>,
+    write: bool,
+    detail: String,
+    extra_header: Option<(&'static str, String)>,
+    /// A non-JSON body (a gateway's HTML page).
+    raw: Option<String>,
+    /// Cut the connection after the status line (a lost answer).
+    reset: bool,
+}
+
+impl Answer {
+    fn ok(status: StatusCode, body: Value) -> Self {
+        Self {
+            status,
+            body,
+            code: None,
+            write: false,
+            detail: String::new(),
+            extra_header: None,
+            raw: None,
+            reset: false,
+        }
+    }
+
+    fn error(status: StatusCode, code: &str, message: impl Into<String>) -> Self {
+        let message = message.into();
+        Self {
+            status,
+            body: json!({"error_code": code, "error_msg": message}),
+            code: Some(code.to_string()),
+            write: false,
+            detail: message,
+            extra_header: None,
+            raw: None,
+            reset: false,
+        }
+    }
+
+    fn invalid(message: impl Into<String>) -> Self {
+        Self::error(
+            StatusCode::BAD_REQUEST,
+            "12000002",
+            format!("Invalid parameter: {}", message.into()),
+        )
+    }
+
+    fn apigw(message: impl Into<String>) -> Self {
+        Self::error(
+            StatusCode::UNAUTHORIZED,
+            "APIGW.0301",
+            format!(
+                "Incorrect IAM authentication information: {}",
+                message.into()
+            ),
+        )
+    }
+}
+
+/// How a request authenticated.
+enum Principal {
+    AkSk(String),
+    Token,
+}
+
+async fn handle(State(inner): State<Arc<Inner>>, request: Request) -> Response {
+    inner.requests.fetch_add(1, Ordering::Relaxed);
+    let request_id = request_id();
+    let (parts, body) = request.into_parts();
+    let method = parts.method.clone();
+    let path = parts.uri.path().to_string();
+    let raw_query = parts.uri.query().unwrap_or_default().to_string();
+    let bytes = to_bytes(body, MAX_BODY).await;
+    let (answer, action, principal, body_value) = match &bytes {
+        Ok(bytes) => {
+            let (answer, action, principal) =
+                route(&inner, &method, &path, &raw_query, &parts.headers, bytes);
+            (answer, action, principal, body_for_journal(bytes))
+        }
+        Err(e) => (
+            Answer::invalid(format!("cannot read the body: {e}")),
+            "unknown",
+            String::new(),
+            Value::Null,
+        ),
+    };
+    let delay = inner.control.delay();
+    if !delay.is_zero() {
+        tokio::time::sleep(delay).await;
+    }
+    let query: serde_json::Map<String, Value> = parse_query(&raw_query)
+        .into_iter()
+        .map(|(k, v)| (k, Value::String(v)))
+        .collect();
+    let outcome = if answer.reset {
+        "connection reset".to_string()
+    } else if answer.status.is_success() {
+        "ok".to_string()
+    } else {
+        answer
+            .code
+            .clone()
+            .unwrap_or_else(|| format!("HTTP {}", answer.status.as_u16()))
+    };
+    // A malformed answer in place of a JSON one (the request was handled).
+    let malformed = if answer.reset || answer.raw.is_some() {
+        None
+    } else {
+        inner.control.malformed(action == ACTION_RESIZE)
+    };
+    let outcome = match malformed {
+        Some(kind) => format!("{outcome}; {}", kind.note()),
+        None => outcome,
+    };
+    let status = match malformed {
+        Some(Malformed::Html200) => StatusCode::OK,
+        Some(Malformed::Html502) => StatusCode::BAD_GATEWAY,
+        _ => answer.status,
+    };
+    inner.control.record(JournalLine {
+        at: inner.options.clock.now(),
+        cloud: "huawei".into(),
+        action: action.to_string(),
+        request_id: request_id.clone(),
+        params: redact(&json!({
+            "method": method.as_str(),
+            "path": path,
+            "query": query,
+            "principal": principal,
+            "body": body_value,
+            "detail": answer.detail,
+        })),
+        outcome,
+        http_status: status.as_u16(),
+        write: answer.write,
+    });
+    if answer.reset {
+        return super::reset_response(answer.status);
+    }
+    let (content_type, text) = match (&answer.raw, malformed) {
+        (Some(raw), _) => ("text/html", raw.clone()),
+        (None, Some(Malformed::Html200 | Malformed::Html502)) => (
+            "text/html",
+            proxy_page(StatusCode::BAD_GATEWAY).raw.unwrap_or_default(),
+        ),
+        (None, Some(kind)) => (
+            "application/json;charset=UTF-8",
+            malform_json(kind, &answer.body.to_string(), NEEDED_FIELDS),
+        ),
+        (None, None) => ("application/json;charset=UTF-8", answer.body.to_string()),
+    };
+    let mut response = Response::new(Body::from(text));
+    *response.status_mut() = status;
+    let headers = response.headers_mut();
+    headers.insert("content-type", HeaderValue::from_static(content_type));
+    if let Ok(v) = HeaderValue::from_str(&request_id) {
+        headers.insert("x-request-id", v);
+    }
+    if let Some((name, value)) = answer.extra_header {
+        if let Ok(v) = HeaderValue::from_str(&value) {
+            headers.insert(name, v);
+        }
+    }
+    response
+}
+
+/// The request body as journaled: JSON when it is JSON, else a short text.
+fn body_for_journal(bytes: &[u8]) -> Value {
+    if bytes.is_empty() {
+        return Value::Null;
+    }
+    serde_json::from_slice(bytes).unwrap_or_else(|_| {
+        Value::String(String::from_utf8_lossy(bytes).chars().take(200).collect())
+    })
+}
+
+/// The fields a [`Malformed::WrongType`] answer spoils, the first present:
+/// the error code, the cluster's state, the host list, the resize result,
+/// the token.
+const NEEDED_FIELDS: &[&str] = &[
+    "error_code",
+    "clusterState",
+    "hosts",
+    "result",
+    "expires_at",
+];
+
+/// The route of a request: `(answer, action, principal)`.
+fn route(
+    inner: &Inner,
+    method: &Method,
+    path: &str,
+    raw_query: &str,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> (Answer, &'static str, String) {
+    if path.trim_end_matches('/') == TOKEN_PATH {
+        if method != Method::POST {
+            return (
+                Answer::error(StatusCode::METHOD_NOT_ALLOWED, "IAM.0001", "use POST"),
+                ACTION_TOKEN,
+                String::new(),
+            );
+        }
+        if let Some(a) = injected(inner, ACTION_TOKEN) {
+            return (a, ACTION_TOKEN, String::new());
+        }
+        let (answer, who) = issue_token(inner, body);
+        return (answer, ACTION_TOKEN, who);
+    }
+    let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
+    let (action, project, cluster) = match (method, segments.as_slice()) {
+        (&Method::GET, ["v1.1", p, "cluster_infos", c]) => (ACTION_SHOW, *p, *c),
+        (&Method::PUT, ["v1.1", p, "cluster_infos", c]) => (ACTION_RESIZE, *p, *c),
+        (&Method::GET, ["v1.1", p, "clusters", c, "hosts"]) => (ACTION_HOSTS, *p, *c),
+        _ => {
+            return (
+                Answer::error(
+                    StatusCode::NOT_FOUND,
+                    "APIGW.0101",
+                    format!("The API does not exist: {method} {path}"),
+                ),
+                "unknown",
+                String::new(),
+            )
+        }
+    };
+    let query = parse_query(raw_query);
+    let principal = match authenticate(inner, method, path, &query, headers, body, project) {
+        Ok(p) => p,
+        Err((answer, who)) => return (*answer, action, who),
+    };
+    let who = match &principal {
+        Principal::AkSk(ak) => format!("ak:{ak}"),
+        Principal::Token => "token".to_string(),
+    };
+    if let Some(a) = injected(inner, action) {
+        return (a, action, who);
+    }
+    if inner
+        .opts
+        .project_id
+        .as_deref()
+        .is_some_and(|p| p != project)
+    {
+        return (
+            Answer::error(
+                StatusCode::FORBIDDEN,
+                "12000001",
+                format!("project {project} is not accessible"),
+            ),
+            action,
+            who,
+        );
+    }
+    if inner
+        .opts
+        .cluster_id
+        .as_deref()
+        .is_some_and(|c| c != cluster)
+    {
+        return (
+            Answer::error(
+                StatusCode::NOT_FOUND,
+                "12000003",
+                format!("The cluster does not exist: {cluster}"),
+            ),
+            action,
+            who,
+        );
+    }
+    let answer = match action {
+        ACTION_SHOW => show(inner, cluster),
+        ACTION_HOSTS => hosts(inner, &query),
+        _ => resize_with_faults(inner, body),
+    };
+    (answer, action, who)
+}
+
+/// A resize under the write faults ([`FakeControl::write_fault`]).
+fn resize_with_faults(inner: &Inner, body: &[u8]) -> Answer {
+    match inner.control.write_fault() {
+        WriteFault::None => resize(inner, body),
+        // MRS handled it and refused: its own body, HTTP 500, nothing applied.
+        WriteFault::Refuse => {
+            let mut a = Answer::error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "MRS.300",
+                "System error.",
+            );
+            a.detail = "write fault: refused, not applied".into();
+            a
+        }
+        WriteFault::LoseAnswer { reset: true } => {
+            let applied = resize(inner, body);
+            let mut a = Answer::ok(StatusCode::OK, Value::Null);
+            a.reset = true;
+            a.code = Some("connection reset".into());
+            a.write = applied.write;
+            a.detail = "write fault: connection reset after the answer's status line".into();
+            a
+        }
+        WriteFault::LoseAnswer { reset: false } => {
+            let applied = resize(inner, body);
+            let mut a = Answer::error(
+                StatusCode::GATEWAY_TIMEOUT,
+                "APIGW.0201",
+                "Request timeout.",
+            );
+            a.write = applied.write;
+            a.detail = format!(
+                "write fault: answer lost after {}",
+                if applied.write {
+                    "applying"
+                } else {
+                    "a refusal"
+                }
+            );
+            a
+        }
+        WriteFault::ProxyError { applied } => {
+            let write = applied && resize(inner, body).write;
+            let mut a = proxy_page(StatusCode::BAD_GATEWAY);
+            a.write = write;
+            a.detail = format!(
+                "write fault: proxy 502 page, {}",
+                if write { "applied" } else { "not applied" }
+            );
+            a
+        }
+    }
+}
+
+/// A proxy's HTML error page (no MRS or gateway body).
+fn proxy_page(status: StatusCode) -> Answer {
+    let mut a = Answer::error(status, "", "");
+    a.code = None;
+    let reason = status.canonical_reason().unwrap_or("Error");
+    a.raw = Some(format!(
+        "<html>\r\n<head><title>{code} {reason}</title></head>\r\n<body>\r\n<center><h1>{code} {reason}</h1></center>\r\n<hr><center>nginx</center>\r\n</body>\r\n</html>\r\n",
+        code = status.as_u16()
+    ));
+    a
+}
+
+/// The shared faults, rendered the way Huawei answers.
+fn injected(inner: &Inner, action: &str) -> Option<Answer> {
+    let mut a = match inner.control.admit(action) {
+        Admission::Proceed => return None,
+        Admission::Inject(e) => match e.http_status {
+            Some(status) => {
+                let status = StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_GATEWAY);
+                let mut a = Answer::error(status, "", e.message.clone());
+                a.code = None;
+                a.raw = Some(format!("<html><body><h1>{status}</h1></body></html>"));
+                a
+            }
+            None => {
+                let class = hw_errors::lookup(&e.code).map(|r| r.class).unwrap_or(ErrorClass::Invalid);
+                let message = if e.message.is_empty() {
+                    hw_errors::lookup(&e.code).map(|r| r.meaning.to_string()).unwrap_or_default()
+                } else {
+                    e.message.clone()
+                };
+                Answer::error(status_for(class), &e.code, message)
+            }
+        },
+        Admission::Throttle { limit } => Answer::error(
+            StatusCode::TOO_MANY_REQUESTS,
+            "APIGW.0308",
+            format!("The throttling threshold has been reached: policy user over ratelimit, limit:{limit}, time:1 second"),
+        ),
+        Admission::Transient => Answer::error(StatusCode::INTERNAL_SERVER_ERROR, "MRS.300", "System error."),
+    };
+    a.detail = format!("injected: {}", a.detail);
+    Some(a)
+}
+
+/// The HTTP status Huawei uses for an error class.
+fn status_for(class: ErrorClass) -> StatusCode {
+    match class {
+        ErrorClass::Throttled => StatusCode::TOO_MANY_REQUESTS,
+        ErrorClass::Auth => StatusCode::UNAUTHORIZED,
+        ErrorClass::NotFound => StatusCode::NOT_FOUND,
+        ErrorClass::Transient => StatusCode::INTERNAL_SERVER_ERROR,
+        _ => StatusCode::BAD_REQUEST,
+    }
+}
+
+fn parse_query(raw: &str) -> Vec<(String, String)> {
+    raw.split('&')
+        .filter(|p| !p.is_empty())
+        .map(|p| {
+            let (k, v) = p.split_once('=').unwrap_or((p, ""));
+            (
+                String::from_utf8_lossy(&sign::percent_decode(k)).into_owned(),
+                String::from_utf8_lossy(&sign::percent_decode(v)).into_owned(),
+            )
+        })
+        .collect()
+}
+
+fn header<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h str> {
+    headers.get(name).and_then(|v| v.to_str().ok())
+}
+
+/// A refusal and who was refused.
+fn deny(answer: Answer, who: &str) -> (Box<Answer>, String) {
+    (Box::new(answer), who.to_string())
+}
+
+/// Check AK/SK or token. `Err((answer, principal))` on failure.
+fn authenticate(
+    inner: &Inner,
+    method: &Method,
+    path: &str,
+    query: &[(String, String)],
+    headers: &HeaderMap,
+    body: &[u8],
+    project: &str,
+) -> Result<Principal, (Box<Answer>, String)> {
+    if let Some(token) = header(headers, AUTH_TOKEN_HEADER) {
+        let now = inner.options.clock.now();
+        let mut s = inner.account();
+        s.tokens.retain(|_, t| t.expires_at > now);
+        return match s.tokens.get(token) {
+            Some(t) if t.project_id == project => Ok(Principal::Token),
+            Some(_) => Err(deny(
+                Answer::apigw("the token is scoped to another project"),
+                "token",
+            )),
+            None => Err(deny(
+                Answer::apigw("the token is invalid or expired"),
+                "token",
+            )),
+        };
+    }
+    let Some(authorization) = header(headers, "authorization") else {
+        return Err(deny(
+            Answer::apigw("no Authorization or X-Auth-Token header"),
+            "",
+        ));
+    };
+    let auth = sign::parse_authorization(authorization)
+        .map_err(|e| deny(Answer::apigw(e.to_string()), ""))?;
+    let who = format!("ak:{}", auth.access_key);
+    let locked = {
+        let mut s = inner.account();
+        let entry = s.ak.entry(auth.access_key.clone()).or_default();
+        match entry.locked_until {
+            Some(t) if t > Instant::now() => true,
+            Some(_) => {
+                entry.locked_until = None;
+                entry.consecutive_failures = 0;
+                false
+            }
+            None => false,
+        }
+    };
+    if locked {
+        return Err(deny(
+            Answer::apigw(format!(
+                "the access key is locked for {}s after {LOCK_AFTER_FAILURES} consecutive authentication failures",
+                LOCK_DURATION.as_secs()
+            )),
+            &who,
+        ));
+    }
+    match verify_signature(inner, &auth, method, path, query, headers, body) {
+        Ok(()) => {
+            if let Some(a) = inner.account().ak.get_mut(&auth.access_key) {
+                a.consecutive_failures = 0;
+            }
+            Ok(Principal::AkSk(auth.access_key))
+        }
+        Err(reason) => {
+            let mut s = inner.account();
+            let entry = s.ak.entry(auth.access_key.clone()).or_default();
+            entry.consecutive_failures += 1;
+            if entry.consecutive_failures >= LOCK_AFTER_FAILURES {
+                entry.locked_until = Some(Instant::now() + LOCK_DURATION);
+                tracing::warn!(access_key = %auth.access_key, "fake MRS: access key locked");
+            }
+            Err(deny(Answer::apigw(reason), &who))
+        }
+    }
+}
+
+fn verify_signature(
+    inner: &Inner,
+    auth: &sign::Authorization,
+    method: &Method,
+    path: &str,
+    query: &[(String, String)],
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Result<(), String> {
+    let key = inner
+        .opts
+        .access_keys
+        .iter()
+        .find(|k| k.access_key == auth.access_key)
+        .ok_or_else(|| format!("access key {} not found", auth.access_key))?;
+    let signed = &auth.signed_headers;
+    for required in ["host", "x-sdk-date"] {
+        if !signed.iter().any(|h| h == required) {
+            return Err(format!("header {required} must be signed"));
+        }
+    }
+    // Headers the SDK always signs when it sends them.
+    for name in ["x-project-id", "x-security-token", "content-type"] {
+        if headers.contains_key(name) && !signed.iter().any(|h| h == name) {
+            return Err(format!("header {name} is sent but not signed"));
+        }
+    }
+    if let Some(expected) = &key.security_token {
+        if header(headers, "x-security-token") != Some(expected.as_str()) {
+            return Err("temporary credentials need their X-Security-Token".into());
+        }
+    }
+    let date = header(headers, "x-sdk-date").ok_or("no X-Sdk-Date header")?;
+    let at = sign::parse_sdk_date(date).map_err(|e| e.to_string())?;
+    let skew = inner.options.clock.now().duration_since(at).abs();
+    if skew > SignedDuration::try_from(MAX_CLOCK_SKEW).unwrap_or(SignedDuration::MAX) {
+        return Err(format!(
+            "the signature expired: X-Sdk-Date {date} is {}s away",
+            skew.as_secs()
+        ));
+    }
+    let received: Vec<(String, String)> = headers
+        .iter()
+        .filter_map(|(k, v)| {
+            v.to_str()
+                .ok()
+                .map(|v| (k.as_str().to_string(), v.to_string()))
+        })
+        .collect();
+    let parts = RequestParts {
+        method: method.as_str(),
+        path,
+        query,
+        headers: &received,
+        body,
+    };
+    let expected = sign::sign_with_headers(&key.access_key, &key.secret_key, &parts, signed)
+        .map_err(|e| e.to_string())?;
+    if sign::signatures_equal(&expected.signature, &auth.signature) {
+        Ok(())
+    } else {
+        Err("verify aksk signature fail".into())
+    }
+}
+
+fn issue_token(inner: &Inner, body: &[u8]) -> (Answer, String) {
+    let request: TokenRequest = match serde_json::from_slice(body) {
+        Ok(r) => r,
+        Err(e) => {
+            return (
+                Answer::error(
+                    StatusCode::BAD_REQUEST,
+                    "IAM.0011",
+                    format!("Request body is invalid: {e}"),
+                ),
+                String::new(),
+            )
+        }
+    };
+    let user = &request.auth.identity.password.user;
+    let who = format!("user:{}@{}", user.name, user.domain.name);
+    if !request
+        .auth
+        .identity
+        .methods
+        .iter()
+        .any(|m| m == "password")
+    {
+        return (
+            Answer::error(
+                StatusCode::BAD_REQUEST,
+                "IAM.0011",
+                "only the password method is supported",
+            ),
+            who,
+        );
+    }
+    let known = inner.opts.users.iter().any(|u| {
+        u.username == user.name && u.password == user.password && u.domain_name == user.domain.name
+    });
+    if !known {
+        let mut a = Answer::error(
+            StatusCode::UNAUTHORIZED,
+            "401",
+            "The username or password is wrong.",
+        );
+        a.body = json!({"error": {"code": 401, "message": "The username or password is wrong.", "title": "Unauthorized"}});
+        return (a, who);
+    }
+    let project = request.auth.scope.project.id.clone();
+    if inner
+        .opts
+        .project_id
+        .as_deref()
+        .is_some_and(|p| p != project)
+        || project.is_empty()
+    {
+        let mut a = Answer::error(
+            StatusCode::BAD_REQUEST,
+            "IAM.0011",
+            format!("project {project:?} not found"),
+        );
+        a.detail = format!("unknown project {project:?}");
+        return (a, who);
+    }
+    let now = inner.options.clock.now();
+    let ttl =
+        SignedDuration::try_from(inner.opts.token_ttl).unwrap_or(SignedDuration::from_hours(24));
+    let expires_at = now + ttl;
+    let token = format!(
+        "MIIFAKE{:032x}{:032x}",
+        rand::random::<u128>(),
+        rand::random::<u128>()
+    );
+    inner.account().tokens.insert(
+        token.clone(),
+        IssuedToken {
+            expires_at,
+            project_id: project.clone(),
+        },
+    );
+    let fmt = |t: Timestamp| t.strftime("%Y-%m-%dT%H:%M:%S%.6fZ").to_string();
+    let mut a = Answer::ok(
+        StatusCode::CREATED,
+        json!({"token": {
+            "expires_at": fmt(expires_at),
+            "issued_at": fmt(now),
+            "methods": ["password"],
+            "project": {"id": project, "name": "cn-north-4"},
+            "user": {"name": user.name, "domain": {"name": user.domain.name}}
+        }}),
+    );
+    a.extra_header = Some((SUBJECT_TOKEN_HEADER, token));
+    a.detail = format!("token for {who}, expires {expires_at}");
+    (a, who)
+}
+
+/// An operation armed to end `abnormal` has ended: the cluster is abnormal.
+fn settle_abnormal(inner: &Inner) {
+    let done = inner.model.operation().is_none();
+    let mut s = inner.lock();
+    if done {
+        if let Some(n) = s.abnormal_when_done.take() {
+            s.abnormal = Some(n);
+        }
+    }
+}
+
+/// A failed model operation becomes Huawei's `running` + `scaling-error`.
+fn sync_failure(inner: &Inner) {
+    if let Some(reason) = inner.model.failure() {
+        inner.model.repair();
+        let mut s = inner.lock();
+        let stage = if s.last_direction_out {
+            "Cluster expansion failed"
+        } else {
+            "Cluster shrink failed"
+        };
+        s.scale_error = Some((stage.to_string(), reason));
+    }
+}
+
+struct Counts {
+    core: i32,
+    task: i32,
+}
+
+fn counts(inner: &Inner) -> Result<Counts, Box<Answer>> {
+    let observed = inner
+        .model
+        .observe()
+        .map_err(|e| Box::new(model_error(e)))?;
+    Ok(Counts {
+        core: observed.core,
+        task: observed.task,
+    })
+}
+
+fn show(inner: &Inner, cluster: &str) -> Answer {
+    sync_failure(inner);
+    settle_abnormal(inner);
+    let c = match counts(inner) {
+        Ok(c) => c,
+        Err(a) => return *a,
+    };
+    let operation = inner.model.operation();
+    let s = inner.lock();
+    let (state, scale, stage, error_info) = if let Some(forced) = &s.state_override {
+        (forced.clone(), String::new(), String::new(), String::new())
+    } else if s.abnormal.is_some() && operation.is_none() {
+        (
+            "abnormal".into(),
+            String::new(),
+            String::new(),
+            String::new(),
+        )
+    } else if let Some(op) = &operation {
+        let (v, stage) = match op.direction {
+            clusterscale_core::api::Direction::Out => ("scaling-out", "Adding node to the cluster"),
+            clusterscale_core::api::Direction::In => {
+                ("scaling-in", "Removing node from the cluster")
+            }
+        };
+        (
+            v.to_string(),
+            v.to_string(),
+            stage.to_string(),
+            String::new(),
+        )
+    } else if let Some((stage, info)) = &s.scale_error {
+        (
+            "running".into(),
+            "scaling-error".into(),
+            stage.clone(),
+            info.clone(),
+        )
+    } else {
+        (
+            "running".into(),
+            String::new(),
+            String::new(),
+            String::new(),
+        )
+    };
+    let master = inner.opts.master_nodes.max(0);
+    let mut node_groups = vec![
+        group(
+            "master_node_default_group",
+            master,
+            "c6.4xlarge.4.linux.bigdata",
+        ),
+        group(&inner.opts.core_group, c.core, "c6.2xlarge.4.linux.bigdata"),
+    ];
+    let mut task_groups = Vec::new();
+    if c.task > 0 || s.task_group_spec.is_some() {
+        let size = s
+            .task_group_spec
+            .as_ref()
+            .and_then(|v| v["node_size"].as_str())
+            .unwrap_or("c6.2xlarge.4.linux.bigdata")
+            .to_string();
+        let g = group(&inner.opts.task_group, c.task, &size);
+        node_groups.push(g.clone());
+        task_groups.push(g);
+    }
+    let detail = ClusterDetail {
+        cluster_id: cluster.to_string(),
+        cluster_name: inner.model.id().to_string(),
+        cluster_version: "MRS 3.1.0".into(),
+        cluster_state: state,
+        scale,
+        stage_desc: stage,
+        error_info,
+        total_node_num: Some(i64::from(master + c.core + c.task)),
+        master_node_num: Some(i64::from(master)),
+        core_node_num: Some(i64::from(c.core)),
+        node_groups,
+        task_node_groups: task_groups,
+        update_at: inner.options.clock.now().as_second().to_string(),
+    };
+    match serde_json::to_value(ClusterDetailResponse { cluster: detail }) {
+        Ok(v) => Answer::ok(StatusCode::OK, v),
+        Err(e) => Answer::error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "MRS.300",
+            format!("System error: {e}"),
+        ),
+    }
+}
+
+fn group(name: &str, n: i32, size: &str) -> NodeGroupV10 {
+    NodeGroupV10 {
+        group_name: name.to_string(),
+        node_num: Some(i64::from(n)),
+        node_size: Some(size.to_string()),
+        data_volume_type: Some("SAS".into()),
+        data_volume_count: Some(1),
+        data_volume_size: Some(600),
+    }
+}
+
+fn hosts(inner: &Inner, query: &[(String, String)]) -> Answer {
+    let number = |name: &str, default: usize| -> Result<usize, Box<Answer>> {
+        match query.iter().find(|(k, _)| k == name) {
+            None => Ok(default),
+            Some((_, v)) => v.parse::<usize>().ok().filter(|n| *n >= 1).ok_or_else(|| {
+                Box::new(Answer::invalid(format!(
+                    "{name} must be a positive integer, got {v:?}"
+                )))
+            }),
+        }
+    };
+    let (size, page) = match (number("pageSize", 10), number("currentPage", 1)) {
+        (Ok(s), Ok(p)) => (s, p),
+        (Err(a), _) | (_, Err(a)) => return *a,
+    };
+    settle_abnormal(inner);
+    let (style, down) = {
+        let s = inner.lock();
+        (s.host_style, s.abnormal.unwrap_or(0))
+    };
+    let group_name = |name: &str| (style == HostStyle::Sdk).then(|| name.to_string());
+    let mut all: Vec<Host> = (1..=inner.opts.master_nodes.max(0))
+        .map(|i| Host {
+            id: format!("{}-master-{i:04}", inner.model.id()),
+            name: format!("node-master{i}"),
+            ip: format!("192.168.0.{i}"),
+            status: style.status(true).into(),
+            host_type: style.host_type(None).into(),
+            resource_id: Some(format!("res-master-{i}")),
+            flavor: Some("c6.4xlarge.4.linux.bigdata".into()),
+            node_group_name: group_name("master_node_default_group"),
+        })
+        .collect();
+    let nodes = inner.model.nodes();
+    let first_down = nodes.len().saturating_sub(down);
+    for (i, n) in nodes.into_iter().enumerate() {
+        let (group, short) = match n.group {
+            NodeGroup::Core => (&inner.opts.core_group, "core"),
+            NodeGroup::Task => (&inner.opts.task_group, "task"),
+        };
+        all.push(Host {
+            id: n.id.clone(),
+            name: format!("node-ana-{short}{:04}", n.serial),
+            ip: format!("192.168.{}.{}", 1 + n.serial / 250, 1 + n.serial % 250),
+            status: style.status(i < first_down).into(),
+            host_type: style.host_type(Some(n.group)).into(),
+            resource_id: Some(format!("res-{}", n.id)),
+            flavor: Some("c6.2xlarge.4.linux.bigdata".into()),
+            node_group_name: group_name(group),
+        });
+    }
+    let total = all.len();
+    let pick: Vec<Host> = all
+        .into_iter()
+        .skip((page - 1).saturating_mul(size))
+        .take(size)
+        .collect();
+    let mut a = match serde_json::to_value(ListHostsResponse {
+        hosts: pick,
+        total: Some(total as i64),
+    }) {
+        Ok(v) => Answer::ok(StatusCode::OK, v),
+        Err(e) => Answer::error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "MRS.300",
+            format!("System error: {e}"),
+        ),
+    };
+    a.detail = format!("page {page} of size {size}, {total} hosts");
+    a
+}
+
+/// A model refusal as Huawei's code.
+fn model_error(e: SimError) -> Answer {
+    match e {
+        SimError::Busy { flow_id } => Answer::error(
+            StatusCode::BAD_REQUEST,
+            "12000018",
+            format!("The cluster is being scaled (operation {flow_id}); try again later"),
+        ),
+        SimError::NotRunning(r) => Answer::error(
+            StatusCode::BAD_REQUEST,
+            "12000017",
+            format!("The cluster is not in the running state: {r}"),
+        ),
+        SimError::Quota { limit, requested } => Answer::error(
+            StatusCode::BAD_REQUEST,
+            "12000030",
+            format!(
+                "The number of nodes exceeds the quota: {requested} requested, {limit} allowed"
+            ),
+        ),
+        SimError::Invalid(m) => Answer::invalid(m),
+        SimError::NodeNotFound(id) => Answer::invalid(format!(
+            "server_ids: {id} is not a Task node of the cluster"
+        )),
+        SimError::Injected(e) => injected_cloud_error(&e),
+    }
+}
+
+fn injected_cloud_error(e: &CloudError) -> Answer {
+    let mut a = Answer::error(status_for(e.class), &e.code, e.message.clone());
+    a.detail = format!("injected: {}", e.message);
+    a
+}
+
+/// `PUT cluster_infos`: validate like MRS, then start the model operation.
+fn resize(inner: &Inner, body: &[u8]) -> Answer {
+    sync_failure(inner);
+    let v: Value = match serde_json::from_slice(body) {
+        Ok(v) => v,
+        Err(e) => return Answer::invalid(format!("the body is not JSON: {e}")),
+    };
+    for field in ["service_id", "plan_id"] {
+        if !v.get(field).is_some_and(Value::is_string) {
+            return Answer::invalid(format!("{field} is required (a string)"));
+        }
+    }
+    if !v.get("previous_values").is_some_and(Value::is_object) {
+        return Answer::invalid("previous_values is required (an object)");
+    }
+    let Some(p) = v.get("parameters").and_then(Value::as_object) else {
+        return Answer::invalid("parameters is required (an object)");
+    };
+    if p.get("node_id").and_then(Value::as_str) != Some(NODE_ID_ORDERADD) {
+        return Answer::invalid(format!("parameters.node_id must be {NODE_ID_ORDERADD}"));
+    }
+    let out = match p.get("scale_type").and_then(Value::as_str) {
+        Some(SCALE_OUT) => true,
+        Some(SCALE_IN) => false,
+        other => {
+            return Answer::invalid(format!(
+                "parameters.scale_type must be scale_out or scale_in, got {other:?}"
+            ))
+        }
+    };
+    let group_name = p
+        .get("node_group")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    let group = if group_name == inner.opts.core_group {
+        NodeGroup::Core
+    } else if group_name == inner.opts.task_group {
+        NodeGroup::Task
+    } else {
+        return Answer::invalid(format!(
+            "parameters.node_group {group_name:?} is not a node group of the cluster ({}, {})",
+            inner.opts.core_group, inner.opts.task_group
+        ));
+    };
+    let instances = match p.get("instances") {
+        Some(Value::Number(n)) => n.as_i64(),
+        Some(Value::String(s)) => s.parse::<i64>().ok(),
+        _ => None,
+    };
+    let Some(instances) = instances.filter(|n| *n > 0 && *n <= i64::from(MAX_TOTAL)) else {
+        return Answer::invalid("parameters.instances must be a positive integer");
+    };
+    let instances = instances as i32;
+    for flag in ["skip_bootstrap_scripts", "scale_without_start"] {
+        match p.get(flag) {
+            None | Some(Value::Bool(_)) => {}
+            Some(Value::String(s)) if s == "true" || s == "false" => {}
+            Some(other) => {
+                return Answer::invalid(format!("parameters.{flag} must be a boolean, got {other}"))
+            }
+        }
+    }
+    let server_ids: Option<Vec<String>> = match p.get("server_ids") {
+        None | Some(Value::Null) => None,
+        Some(Value::Array(a)) => {
+            let ids: Vec<String> = a
+                .iter()
+                .filter_map(|x| x.as_str().map(str::to_string))
+                .collect();
+            if ids.len() != a.len() {
+                return Answer::invalid("parameters.server_ids must be a list of strings");
+            }
+            Some(ids)
+        }
+        Some(_) => return Answer::invalid("parameters.server_ids must be a list"),
+    };
+
+    // State first: a busy or stopped cluster refuses any resize.
+    if inner.model.operation().is_some() {
+        let flow = inner
+            .model
+            .operation()
+            .map(|o| o.flow_id)
+            .unwrap_or_default();
+        return model_error(SimError::Busy { flow_id: flow });
+    }
+    if let Some(state) = inner.lock().state_override.clone() {
+        return model_error(SimError::NotRunning(state));
+    }
+    settle_abnormal(inner);
+    if let Some(down) = inner.lock().abnormal {
+        return Answer::error(
+            StatusCode::BAD_REQUEST,
+            "12000080",
+            format!("{down} nodes in the cluster are not running. Try again later."),
+        );
+    }
+    let c = match counts(inner) {
+        Ok(c) => c,
+        Err(a) => return *a,
+    };
+    let mut task_spec = None;
+    if out {
+        let room = MAX_TOTAL - c.core - c.task;
+        if instances > room {
+            return Answer::invalid(format!(
+                "instances {instances} exceeds the limit: at most {room} nodes can be added (500 minus {} Core and Task nodes)",
+                c.core + c.task
+            ));
+        }
+        if server_ids.is_some() {
+            return Answer::invalid("server_ids applies to Task scale-in only");
+        }
+        if group == NodeGroup::Task && c.task == 0 {
+            match validate_task_node_info(p.get("task_node_info")) {
+                Ok(spec) => task_spec = Some(spec),
+                Err(a) => return *a,
+            }
+        }
+    } else {
+        match group {
+            NodeGroup::Core => {
+                if server_ids.is_some() {
+                    return Answer::invalid("server_ids applies to Task scale-in only");
+                }
+                if c.core - instances < MIN_CORE {
+                    return Answer::invalid(format!(
+                        "scale-in needs more than {MIN_CORE} Core nodes to remain: {} Core nodes, {instances} requested",
+                        c.core
+                    ));
+                }
+            }
+            NodeGroup::Task => {
+                if instances > c.task {
+                    return Answer::invalid(format!(
+                        "instances {instances} exceeds the {} Task nodes",
+                        c.task
+                    ));
+                }
+                if let Some(ids) = &server_ids {
+                    let mut unique = ids.clone();
+                    unique.sort();
+                    unique.dedup();
+                    if ids.len() != instances as usize || unique.len() != ids.len() {
+                        return Answer::invalid(format!(
+                            "server_ids must list {instances} distinct nodes, got {}",
+                            ids.len()
+                        ));
+                    }
+                }
+            }
+        }
+    }
+    let result = if out {
+        inner.model.scale_out(group, instances, None)
+    } else {
+        inner.model.scale_in(
+            group,
+            instances,
+            server_ids.as_deref().unwrap_or_default(),
+            None,
+        )
+    };
+    match result {
+        Ok(sub) => {
+            let mut s = inner.lock();
+            s.scale_error = None;
+            s.last_direction_out = out;
+            s.abnormal_when_done = s.abnormal_armed.take();
+            if let Some(spec) = task_spec {
+                s.task_group_spec = Some(spec);
+            }
+            let mut a = Answer::ok(StatusCode::OK, json!({"result": RESULT_SUCCEEDED}));
+            a.write = true;
+            a.detail = format!(
+                "{} {group_name} {instances}{}",
+                if out { SCALE_OUT } else { SCALE_IN },
+                if sub.node_ids.is_empty() {
+                    String::new()
+                } else {
+                    format!(" nodes {}", sub.node_ids.join(","))
+                }
+            );
+            a
+        }
+        Err(SimError::Injected(e)) if e.code == "ResponseLost" => {
+            // Applied, but the answer is "lost": a gateway timeout.
+            let mut s = inner.lock();
+            s.scale_error = None;
+            s.last_direction_out = out;
+            s.abnormal_when_done = s.abnormal_armed.take();
+            let mut a = Answer::error(
+                StatusCode::GATEWAY_TIMEOUT,
+                "APIGW.0201",
+                "Request timeout (injected: the resize was applied)",
+            );
+            a.write = true;
+            a
+        }
+        Err(e) => model_error(e),
+    }
+}
+
+fn validate_task_node_info(v: Option<&Value>) -> Result<Value, Box<Answer>> {
+    let refuse = |m: String| Box::new(Answer::invalid(m));
+    let Some(info) = v.and_then(Value::as_object) else {
+        return Err(refuse(
+            "task_node_info is required when the cluster has no Task nodes".into(),
+        ));
+    };
+    let size = info
+        .get("node_size")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    if size.is_empty() {
+        return Err(refuse("task_node_info.node_size is required".into()));
+    }
+    let kind = info
+        .get("data_volume_type")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    if !["SATA", "SAS", "SSD", "GPSSD"].contains(&kind) {
+        return Err(refuse(format!(
+            "task_node_info.data_volume_type must be SATA, SAS, SSD or GPSSD, got {kind:?}"
+        )));
+    }
+    for field in ["data_volume_count", "data_volume_size"] {
+        let n = info.get(field).and_then(Value::as_i64).unwrap_or(0);
+        if n <= 0 {
+            return Err(refuse(format!(
+                "task_node_info.{field} must be a positive integer"
+            )));
+        }
+    }
+    Ok(Value::Object(info.clone()))
+}

@@ -1,0 +1,849 @@
+//! An in-process model of a managed Hadoop cluster.
+//!
+//! [`SimModel`] is the state machine (running / scaling-out / scaling-in /
+//! failed), with timed operations, a busy lock, a quota, idempotency tokens,
+//! injectable failures and a journal of every call. It backs three things:
+//! the `simulated` cloud of the spec ([`SimulatedCloud`]), the wire-compatible
+//! fake servers in `clusterscale-fakes`, and the engine's unit tests.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use jiff::{SignedDuration, Timestamp};
+
+use clusterscale_core::api::{
+    CloudKind, Direction, NodeGroup, OperationRecord, ScaledClusterSpec, SecretRef, SimulatedSpec,
+    MAX_TOTAL,
+};
+use clusterscale_core::clock::Clock;
+use clusterscale_core::cloud::credentials::Credentials;
+use clusterscale_core::cloud::provider::{CloudProvider, Connect, SecretKeys};
+use clusterscale_core::cloud::{
+    Capabilities, Cloud, CloudError, ClusterState, ErrorClass, Node, ObservedCluster,
+    OperationProgress, ScaleRequest, Submitted,
+};
+
+/// How long a repeated idempotency token returns the first answer.
+pub const TOKEN_WINDOW: Duration = Duration::from_secs(300);
+
+/// Settings of a simulated cluster.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SimConfig {
+    pub initial_core: i32,
+    pub initial_task: i32,
+    /// How long one operation takes.
+    pub operation_time: Duration,
+    /// Largest Core+Task the account's quota allows (besides the 500 cap).
+    pub quota: Option<i32>,
+}
+
+impl Default for SimConfig {
+    fn default() -> Self {
+        Self {
+            initial_core: 3,
+            initial_task: 0,
+            operation_time: Duration::from_secs(30),
+            quota: None,
+        }
+    }
+}
+
+impl From<&SimulatedSpec> for SimConfig {
+    fn from(s: &SimulatedSpec) -> Self {
+        Self {
+            initial_core: s.initial_core.max(0),
+            initial_task: s.initial_task.max(0),
+            operation_time: Duration::from_secs(s.operation_seconds.max(0) as u64),
+            quota: s.quota,
+        }
+    }
+}
+
+/// Why the model refused a call. The fakes map these to each cloud's codes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum SimError {
+    /// An operation is running.
+    Busy { flow_id: String },
+    /// The cluster is not running (failed or otherwise).
+    NotRunning(String),
+    /// The quota or the 500 cap would be exceeded.
+    Quota { limit: i32, requested: i32 },
+    /// Bad parameters (count <= 0, unknown node, below 3 Core, ...).
+    Invalid(String),
+    /// A node id that the cluster does not have.
+    NodeNotFound(String),
+    /// An injected failure, returned verbatim.
+    Injected(CloudError),
+}
+
+/// A node of the model.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SimNode {
+    pub id: String,
+    pub group: NodeGroup,
+    pub serial: i64,
+    pub removable: bool,
+}
+
+/// The operation in flight.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SimOperation {
+    pub flow_id: String,
+    pub group: NodeGroup,
+    pub direction: Direction,
+    pub count: i32,
+    pub node_ids: Vec<String>,
+    pub started: Timestamp,
+    pub finishes: Timestamp,
+    /// The operation will end in failure with this message.
+    pub will_fail: Option<String>,
+}
+
+/// What became of a flow.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum FlowState {
+    Running,
+    Succeeded,
+    Failed(String),
+}
+
+/// One journal line: every call the model received.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct JournalEntry {
+    pub at: Timestamp,
+    pub action: String,
+    pub detail: String,
+    /// ok, or the error.
+    pub outcome: String,
+    /// True for a call that changed (or started changing) the cluster.
+    pub write: bool,
+}
+
+/// Failure injection.
+#[derive(Clone, Debug, Default)]
+pub struct Faults {
+    /// Errors returned by the next calls of an action (`observe`, `scale_out`, `scale_in`), in order.
+    pub next: HashMap<String, VecDeque<CloudError>>,
+    /// The next operations started will fail when they finish.
+    pub fail_operations: u32,
+    /// Apply the next scale call, but report a transient error to the caller
+    /// (the answer is "lost on the way back").
+    pub lose_responses: u32,
+}
+
+#[derive(Debug)]
+struct State {
+    nodes: Vec<SimNode>,
+    next_serial: i64,
+    next_flow: i64,
+    operation: Option<SimOperation>,
+    failed: Option<String>,
+    flows: HashMap<String, FlowState>,
+    tokens: HashMap<String, (Timestamp, Submitted)>,
+    journal: Vec<JournalEntry>,
+    faults: Faults,
+}
+
+/// The simulated cluster. Cheap to share: wrap it in an `Arc`.
+pub struct SimModel {
+    id: String,
+    config: SimConfig,
+    clock: Arc<dyn Clock>,
+    state: Mutex<State>,
+}
+
+impl std::fmt::Debug for SimModel {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SimModel")
+            .field("id", &self.id)
+            .field("config", &self.config)
+            .finish_non_exhaustive()
+    }
+}
+
+impl SimModel {
+    pub fn new(id: impl Into<String>, config: SimConfig, clock: Arc<dyn Clock>) -> Self {
+        let mut state = State {
+            nodes: Vec::new(),
+            next_serial: 1,
+            next_flow: 1000,
+            operation: None,
+            failed: None,
+            flows: HashMap::new(),
+            tokens: HashMap::new(),
+            journal: Vec::new(),
+            faults: Faults::default(),
+        };
+        let id: String = id.into();
+        for (group, n) in [
+            (NodeGroup::Core, config.initial_core),
+            (NodeGroup::Task, config.initial_task),
+        ] {
+            for _ in 0..n {
+                add_node(&mut state, &id, group);
+            }
+        }
+        Self {
+            id,
+            config,
+            clock,
+            state: Mutex::new(state),
+        }
+    }
+
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
+    pub fn config(&self) -> &SimConfig {
+        &self.config
+    }
+
+    pub fn now(&self) -> Timestamp {
+        self.clock.now()
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Complete the running operation if its time has come.
+    fn advance(&self, s: &mut State) {
+        let now = self.clock.now();
+        let due = s.operation.as_ref().is_some_and(|op| now >= op.finishes);
+        if !due {
+            return;
+        }
+        let op = s.operation.take().expect("checked above");
+        if let Some(reason) = op.will_fail {
+            s.failed = Some(reason.clone());
+            s.flows.insert(op.flow_id, FlowState::Failed(reason));
+            return;
+        }
+        match op.direction {
+            Direction::Out => {
+                for _ in 0..op.count {
+                    add_node(s, &self.id, op.group);
+                }
+            }
+            Direction::In => s.nodes.retain(|n| !op.node_ids.contains(&n.id)),
+        }
+        s.flows.insert(op.flow_id, FlowState::Succeeded);
+    }
+
+    fn record(
+        &self,
+        s: &mut State,
+        action: &str,
+        detail: String,
+        outcome: &Result<(), String>,
+        write: bool,
+    ) {
+        s.journal.push(JournalEntry {
+            at: self.clock.now(),
+            action: action.to_string(),
+            detail,
+            outcome: match outcome {
+                Ok(()) => "ok".to_string(),
+                Err(e) => e.clone(),
+            },
+            write,
+        });
+    }
+
+    fn injected(s: &mut State, action: &str) -> Option<CloudError> {
+        s.faults.next.get_mut(action).and_then(VecDeque::pop_front)
+    }
+
+    /// Current state, counts and nodes.
+    pub fn observe(&self) -> Result<ObservedCluster, SimError> {
+        let mut s = self.lock();
+        self.advance(&mut s);
+        if let Some(e) = Self::injected(&mut s, "observe") {
+            self.record(
+                &mut s,
+                "observe",
+                String::new(),
+                &Err(e.code.clone()),
+                false,
+            );
+            return Err(SimError::Injected(e));
+        }
+        let state = if let Some(op) = &s.operation {
+            ClusterState::Busy(format!("scaling-{}", op.direction.as_str()))
+        } else if let Some(reason) = &s.failed {
+            ClusterState::Failed(reason.clone())
+        } else {
+            ClusterState::Running
+        };
+        let count = |g| s.nodes.iter().filter(|n| n.group == g).count() as i32;
+        let observed = ObservedCluster {
+            state,
+            core: count(NodeGroup::Core),
+            task: count(NodeGroup::Task),
+            nodes: s
+                .nodes
+                .iter()
+                .map(|n| Node {
+                    id: n.id.clone(),
+                    group: n.group,
+                    removable: n.removable,
+                    added_order: n.serial,
+                })
+                .collect(),
+            last_resize_failed: None,
+            unmanaged: Default::default(),
+        };
+        self.record(&mut s, "observe", String::new(), &Ok(()), false);
+        Ok(observed)
+    }
+
+    /// The nodes, for fakes that list them.
+    pub fn nodes(&self) -> Vec<SimNode> {
+        let mut s = self.lock();
+        self.advance(&mut s);
+        s.nodes.clone()
+    }
+
+    /// The running operation, if any.
+    pub fn operation(&self) -> Option<SimOperation> {
+        let mut s = self.lock();
+        self.advance(&mut s);
+        s.operation.clone()
+    }
+
+    /// The failure reason when the cluster is in a failed state.
+    pub fn failure(&self) -> Option<String> {
+        let mut s = self.lock();
+        self.advance(&mut s);
+        s.failed.clone()
+    }
+
+    /// Clear a failed state (an operator fixing the cluster by hand).
+    pub fn repair(&self) {
+        self.lock().failed = None;
+    }
+
+    /// Add `count` nodes to `group`. A repeated `token` within five minutes
+    /// returns the first answer and changes nothing.
+    pub fn scale_out(
+        &self,
+        group: NodeGroup,
+        count: i32,
+        token: Option<&str>,
+    ) -> Result<Submitted, SimError> {
+        self.start("scale_out", group, Direction::Out, count, token, &[])
+    }
+
+    /// Remove `count` nodes of `group`: `prefer` first (all must exist and be
+    /// removable), then the most recently added removable nodes.
+    pub fn scale_in(
+        &self,
+        group: NodeGroup,
+        count: i32,
+        prefer: &[String],
+        token: Option<&str>,
+    ) -> Result<Submitted, SimError> {
+        self.start("scale_in", group, Direction::In, count, token, prefer)
+    }
+
+    fn start(
+        &self,
+        action: &str,
+        group: NodeGroup,
+        direction: Direction,
+        count: i32,
+        token: Option<&str>,
+        prefer: &[String],
+    ) -> Result<Submitted, SimError> {
+        let mut s = self.lock();
+        self.advance(&mut s);
+        let now = self.clock.now();
+        let detail = format!(
+            "group={} count={count} token={} prefer={prefer:?}",
+            group.as_str(),
+            token.unwrap_or("-")
+        );
+        let window = SignedDuration::try_from(TOKEN_WINDOW).expect("small duration");
+        s.tokens
+            .retain(|_, (at, _)| now.duration_since(*at) < window);
+        if let Some((_, previous)) = token.and_then(|t| s.tokens.get(t)) {
+            let previous = previous.clone();
+            self.record(
+                &mut s,
+                action,
+                format!("{detail} (repeated token: no new operation)"),
+                &Ok(()),
+                false,
+            );
+            return Ok(previous);
+        }
+        let result = self.try_start(&mut s, group, direction, count, prefer, now);
+        let outcome = result.as_ref().map(|_| ()).map_err(|e| format!("{e:?}"));
+        self.record(&mut s, action, detail, &outcome, result.is_ok());
+        let submitted = result?;
+        if let Some(t) = token {
+            s.tokens.insert(t.to_string(), (now, submitted.clone()));
+        }
+        if s.faults.lose_responses > 0 {
+            s.faults.lose_responses -= 1;
+            return Err(SimError::Injected(
+                CloudError::new(
+                    ErrorClass::Transient,
+                    action,
+                    "ResponseLost",
+                    "the operation was applied but the answer was lost (injected)",
+                )
+                .effect_unknown(),
+            ));
+        }
+        Ok(submitted)
+    }
+
+    fn try_start(
+        &self,
+        s: &mut State,
+        group: NodeGroup,
+        direction: Direction,
+        count: i32,
+        prefer: &[String],
+        now: Timestamp,
+    ) -> Result<Submitted, SimError> {
+        let action = match direction {
+            Direction::Out => "scale_out",
+            Direction::In => "scale_in",
+        };
+        if let Some(e) = Self::injected(s, action) {
+            return Err(SimError::Injected(e));
+        }
+        if let Some(op) = &s.operation {
+            return Err(SimError::Busy {
+                flow_id: op.flow_id.clone(),
+            });
+        }
+        if let Some(reason) = &s.failed {
+            return Err(SimError::NotRunning(reason.clone()));
+        }
+        if count <= 0 {
+            return Err(SimError::Invalid(format!(
+                "count must be > 0 (got {count})"
+            )));
+        }
+        let in_group: Vec<&SimNode> = s.nodes.iter().filter(|n| n.group == group).collect();
+        let node_ids = match direction {
+            Direction::Out => {
+                let total = s.nodes.len() as i32 + count;
+                let limit = self.config.quota.unwrap_or(MAX_TOTAL).min(MAX_TOTAL);
+                if total > limit {
+                    return Err(SimError::Quota {
+                        limit,
+                        requested: total,
+                    });
+                }
+                Vec::new()
+            }
+            Direction::In => {
+                if group == NodeGroup::Core && in_group.len() as i32 - count < 3 {
+                    return Err(SimError::Invalid(format!(
+                        "removing {count} of {} Core nodes would leave fewer than 3",
+                        in_group.len()
+                    )));
+                }
+                let mut chosen: Vec<String> = Vec::new();
+                for id in prefer.iter().take(count as usize) {
+                    match in_group.iter().find(|n| &n.id == id) {
+                        Some(n) if n.removable => chosen.push(id.clone()),
+                        Some(_) => {
+                            return Err(SimError::Invalid(format!("node {id} cannot be removed")))
+                        }
+                        None => return Err(SimError::NodeNotFound(id.clone())),
+                    }
+                }
+                let mut rest: Vec<&&SimNode> = in_group
+                    .iter()
+                    .filter(|n| n.removable && !chosen.contains(&n.id))
+                    .collect();
+                rest.sort_by_key(|n| std::cmp::Reverse(n.serial));
+                for n in rest {
+                    if chosen.len() as i32 >= count {
+                        break;
+                    }
+                    chosen.push(n.id.clone());
+                }
+                if (chosen.len() as i32) < count {
+                    return Err(SimError::Invalid(format!(
+                        "only {} removable {} nodes, {count} requested",
+                        chosen.len(),
+                        group.as_str()
+                    )));
+                }
+                chosen
+            }
+        };
+        let flow_id = s.next_flow.to_string();
+        s.next_flow += 1;
+        let will_fail = if s.faults.fail_operations > 0 {
+            s.faults.fail_operations -= 1;
+            Some(format!("simulated failure of flow {flow_id}"))
+        } else {
+            None
+        };
+        let duration =
+            SignedDuration::try_from(self.config.operation_time).expect("small duration");
+        s.operation = Some(SimOperation {
+            flow_id: flow_id.clone(),
+            group,
+            direction,
+            count,
+            node_ids: node_ids.clone(),
+            started: now,
+            finishes: now + duration,
+            will_fail,
+        });
+        s.flows.insert(flow_id.clone(), FlowState::Running);
+        Ok(Submitted {
+            request_id: Some(format!("sim-req-{}", s.journal.len() + 1)),
+            flow_id: Some(flow_id.clone()),
+            trace_id: Some(format!("sim-trace-{flow_id}")),
+            node_ids,
+            unmatched_preferred: Vec::new(),
+        })
+    }
+
+    /// The state of a flow started by this model.
+    pub fn flow(&self, flow_id: &str) -> Option<FlowState> {
+        let mut s = self.lock();
+        self.advance(&mut s);
+        let flow = s.flows.get(flow_id).cloned();
+        let outcome = match &flow {
+            Some(_) => Ok(()),
+            None => Err("unknown flow".to_string()),
+        };
+        self.record(
+            &mut s,
+            "flow_status",
+            format!("flow={flow_id}"),
+            &outcome,
+            false,
+        );
+        flow
+    }
+
+    /// Change the fault settings.
+    pub fn with_faults<R>(&self, f: impl FnOnce(&mut Faults) -> R) -> R {
+        f(&mut self.lock().faults)
+    }
+
+    /// Queue an error for the next call of `action` (`observe`, `scale_out`, `scale_in`).
+    pub fn fail_next(&self, action: &str, error: CloudError) {
+        self.with_faults(|f| {
+            f.next
+                .entry(action.to_string())
+                .or_default()
+                .push_back(error)
+        });
+    }
+
+    /// Every call so far.
+    pub fn journal(&self) -> Vec<JournalEntry> {
+        self.lock().journal.clone()
+    }
+
+    /// Calls that started an operation.
+    pub fn writes(&self) -> Vec<JournalEntry> {
+        self.lock()
+            .journal
+            .iter()
+            .filter(|e| e.write)
+            .cloned()
+            .collect()
+    }
+}
+
+fn add_node(s: &mut State, cluster: &str, group: NodeGroup) {
+    let serial = s.next_serial;
+    s.next_serial += 1;
+    s.nodes.push(SimNode {
+        id: format!("{cluster}-{}-{serial:04}", group.as_str()),
+        group,
+        serial,
+        removable: true,
+    });
+}
+
+/// Map a model refusal to the simulated cloud's error (codes are the model's own).
+pub fn sim_error_to_cloud(action: &str, e: SimError) -> CloudError {
+    match e {
+        SimError::Busy { flow_id } => CloudError::new(
+            ErrorClass::Busy,
+            action,
+            "Busy",
+            format!("an operation (flow {flow_id}) is already running"),
+        ),
+        SimError::NotRunning(r) => CloudError::new(
+            ErrorClass::Busy,
+            action,
+            "NotRunning",
+            format!("cluster is not running: {r}"),
+        ),
+        SimError::Quota { limit, requested } => CloudError::new(
+            ErrorClass::Quota,
+            action,
+            "QuotaExceeded",
+            format!("{requested} nodes requested, quota allows {limit}"),
+        ),
+        SimError::Invalid(m) => CloudError::new(ErrorClass::Invalid, action, "InvalidParameter", m),
+        SimError::NodeNotFound(id) => CloudError::new(
+            ErrorClass::Invalid,
+            action,
+            "NodeNotFound",
+            format!("node {id} not found"),
+        ),
+        SimError::Injected(e) => e,
+    }
+}
+
+/// The simulated cloud behind the provider seam: no Secret, no target key
+/// (each resource has its own model), every capability.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct SimulatedProvider;
+
+impl CloudProvider for SimulatedProvider {
+    const KIND: CloudKind = CloudKind::Simulated;
+    type Spec = SimulatedSpec;
+    const SECRET_KEYS: SecretKeys = SecretKeys {
+        sets: &[],
+        expected: "",
+    };
+    const CAPABILITIES: Capabilities = Capabilities::ALL;
+
+    fn block(spec: &ScaledClusterSpec) -> Option<&SimulatedSpec> {
+        spec.simulated.as_ref()
+    }
+
+    fn secret_ref(_: &SimulatedSpec) -> Option<&SecretRef> {
+        None
+    }
+
+    fn credentials_from_env() -> Credentials {
+        Credentials::new("environment")
+    }
+
+    fn target_key(_: &SimulatedSpec) -> Option<String> {
+        None
+    }
+
+    /// A fresh model named `with.name`, starting from the spec.
+    fn connect(block: &SimulatedSpec, with: Connect<'_>) -> Result<Arc<dyn Cloud>, String> {
+        let model = SimModel::new(with.name.to_string(), SimConfig::from(block), with.clock);
+        Ok(Arc::new(SimulatedCloud::new(Arc::new(model))))
+    }
+}
+
+/// The `simulated` cloud: the [`Cloud`] trait over a [`SimModel`].
+#[derive(Clone, Debug)]
+pub struct SimulatedCloud {
+    model: Arc<SimModel>,
+    capabilities: Capabilities,
+}
+
+impl SimulatedCloud {
+    pub fn new(model: Arc<SimModel>) -> Self {
+        Self {
+            model,
+            capabilities: Capabilities::ALL,
+        }
+    }
+
+    /// Restrict what the simulated cloud supports (to test capability rules).
+    pub fn with_capabilities(mut self, capabilities: Capabilities) -> Self {
+        self.capabilities = capabilities;
+        self
+    }
+
+    pub fn model(&self) -> &Arc<SimModel> {
+        &self.model
+    }
+}
+
+#[async_trait]
+impl Cloud for SimulatedCloud {
+    fn kind(&self) -> CloudKind {
+        CloudKind::Simulated
+    }
+
+    fn capabilities(&self) -> Capabilities {
+        self.capabilities
+    }
+
+    async fn observe(&self) -> Result<ObservedCluster, CloudError> {
+        self.model
+            .observe()
+            .map_err(|e| sim_error_to_cloud("observe", e))
+    }
+
+    async fn scale_out(&self, req: &ScaleRequest) -> Result<Submitted, CloudError> {
+        self.model
+            .scale_out(req.group, req.count, Some(&req.token))
+            .map_err(|e| sim_error_to_cloud("scale_out", e))
+    }
+
+    async fn scale_in(&self, req: &ScaleRequest) -> Result<Submitted, CloudError> {
+        self.model
+            // Like TerminateTasks / MRS: scale-in calls carry no idempotency token.
+            .scale_in(req.group, req.count, &req.prefer_nodes, None)
+            .map_err(|e| sim_error_to_cloud("scale_in", e))
+    }
+
+    async fn operation_status(
+        &self,
+        op: &OperationRecord,
+    ) -> Result<OperationProgress, CloudError> {
+        let Some(flow_id) = &op.flow_id else {
+            return Ok(OperationProgress::Unknown);
+        };
+        Ok(match self.model.flow(flow_id) {
+            Some(FlowState::Running) => OperationProgress::Running,
+            Some(FlowState::Succeeded) => OperationProgress::Succeeded,
+            Some(FlowState::Failed(m)) => OperationProgress::Failed(m),
+            None => OperationProgress::Unknown,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clusterscale_core::clock::ManualClock;
+
+    fn model(core: i32, task: i32) -> (Arc<ManualClock>, SimModel) {
+        let clock = Arc::new(ManualClock::default());
+        let config = SimConfig {
+            initial_core: core,
+            initial_task: task,
+            operation_time: Duration::from_secs(30),
+            quota: Some(20),
+        };
+        (clock.clone(), SimModel::new("sim", config, clock))
+    }
+
+    #[test]
+    fn operation_takes_time_and_locks_the_cluster() {
+        let (clock, m) = model(3, 0);
+        m.scale_out(NodeGroup::Task, 2, Some("t1")).unwrap();
+        let o = m.observe().unwrap();
+        assert_eq!(o.state, ClusterState::Busy("scaling-out".into()));
+        assert_eq!(o.task, 0);
+        assert!(matches!(
+            m.scale_out(NodeGroup::Core, 1, Some("t2")),
+            Err(SimError::Busy { .. })
+        ));
+        clock.advance(Duration::from_secs(30));
+        let o = m.observe().unwrap();
+        assert_eq!((o.state, o.core, o.task), (ClusterState::Running, 3, 2));
+        assert_eq!(m.writes().len(), 1, "the refused call is not a write");
+    }
+
+    #[test]
+    fn repeated_token_does_not_scale_twice() {
+        let (clock, m) = model(3, 0);
+        let a = m.scale_out(NodeGroup::Task, 2, Some("same")).unwrap();
+        clock.advance(Duration::from_secs(31));
+        let b = m.scale_out(NodeGroup::Task, 2, Some("same")).unwrap();
+        assert_eq!(a, b);
+        clock.advance(Duration::from_secs(31));
+        assert_eq!(m.observe().unwrap().task, 2);
+        clock.advance(TOKEN_WINDOW);
+        m.scale_out(NodeGroup::Task, 2, Some("same")).unwrap();
+        assert_eq!(
+            m.writes().len(),
+            2,
+            "a token older than the window is new again"
+        );
+    }
+
+    #[test]
+    fn quota_core_minimum_and_preferred_nodes() {
+        let (clock, m) = model(4, 3);
+        assert!(matches!(
+            m.scale_out(NodeGroup::Task, 14, None),
+            Err(SimError::Quota {
+                limit: 20,
+                requested: 21
+            })
+        ));
+        assert!(matches!(
+            m.scale_in(NodeGroup::Core, 2, &[], None),
+            Err(SimError::Invalid(_))
+        ));
+        let nodes = m.nodes();
+        let oldest_task = nodes
+            .iter()
+            .find(|n| n.group == NodeGroup::Task)
+            .unwrap()
+            .id
+            .clone();
+        let newest_task = nodes
+            .iter()
+            .rev()
+            .find(|n| n.group == NodeGroup::Task)
+            .unwrap()
+            .id
+            .clone();
+        let s = m
+            .scale_in(NodeGroup::Task, 2, std::slice::from_ref(&oldest_task), None)
+            .unwrap();
+        assert_eq!(s.node_ids, vec![oldest_task.clone(), newest_task]);
+        clock.advance(Duration::from_secs(30));
+        let left: Vec<_> = m
+            .nodes()
+            .into_iter()
+            .filter(|n| n.group == NodeGroup::Task)
+            .collect();
+        assert_eq!(left.len(), 1);
+        assert_ne!(left[0].id, oldest_task);
+        assert!(matches!(
+            m.scale_in(NodeGroup::Task, 1, &["nope".into()], None),
+            Err(SimError::NodeNotFound(_))
+        ));
+    }
+
+    #[test]
+    fn failed_operation_leaves_cluster_failed() {
+        let (clock, m) = model(3, 0);
+        m.with_faults(|f| f.fail_operations = 1);
+        let s = m.scale_out(NodeGroup::Task, 1, None).unwrap();
+        clock.advance(Duration::from_secs(30));
+        assert!(matches!(
+            m.observe().unwrap().state,
+            ClusterState::Failed(_)
+        ));
+        assert!(matches!(
+            m.flow(s.flow_id.as_deref().unwrap()),
+            Some(FlowState::Failed(_))
+        ));
+        assert!(matches!(
+            m.scale_out(NodeGroup::Task, 1, None),
+            Err(SimError::NotRunning(_))
+        ));
+    }
+
+    #[test]
+    fn injected_errors_come_back_in_order() {
+        let (_clock, m) = model(3, 0);
+        m.fail_next(
+            "scale_out",
+            CloudError::new(ErrorClass::Capacity, "scale_out", "SoldOut", "no stock"),
+        );
+        match m.scale_out(NodeGroup::Task, 1, None) {
+            Err(SimError::Injected(e)) => assert_eq!(e.code, "SoldOut"),
+            other => panic!("unexpected {other:?}"),
+        }
+        assert!(m.scale_out(NodeGroup::Task, 1, None).is_ok());
+        let journal = m.journal();
+        assert_eq!(journal.len(), 2);
+        assert!(journal[0].outcome.contains("SoldOut"));
+    }
+}

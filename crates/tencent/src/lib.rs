@@ -1,0 +1,131 @@
+//! Tencent Cloud EMR, API 2019-01-03 (cloud-apis.md part A).
+//!
+//! - [`sign`]: TC3-HMAC-SHA256 signing (and verification, for the fake).
+//! - [`wire`]: request and response bodies of the six actions used.
+//! - [`errors`]: the error-code table.
+//! - [`client`]: [`TencentCloud`], the [`Cloud`](clusterscale_core::cloud::Cloud) implementation.
+//!
+//! # Credentials
+//!
+//! | Secret key  | Environment variable          | Meaning                           |
+//! |-------------|-------------------------------|-----------------------------------|
+//! | `secretId`  | `TENCENTCLOUD_SECRET_ID`      | SecretId (required)               |
+//! | `secretKey` | `TENCENTCLOUD_SECRET_KEY`     | SecretKey (required)              |
+//! | `token`     | `TENCENTCLOUD_SESSION_TOKEN`  | STS token, sent as `X-TC-Token`   |
+//!
+//! The environment variable names are the ones the official SDKs read.
+
+pub mod client;
+pub mod errors;
+pub mod sign;
+pub mod wire;
+
+pub use client::{TencentCloud, TencentOptions};
+
+use std::sync::Arc;
+
+use clusterscale_core::api::{CloudKind, ScaledClusterSpec, SecretRef, TencentSpec};
+use clusterscale_core::cloud::credentials::{Credentials, MissingCredential};
+use clusterscale_core::cloud::http::{parse_endpoint, Endpoint};
+use clusterscale_core::cloud::provider::{CloudProvider, Connect, SecretKeys};
+use clusterscale_core::cloud::{Capabilities, Cloud};
+
+/// The default API endpoint (the international site is `emr.intl.tencentcloudapi.com`).
+pub const DEFAULT_ENDPOINT: &str = "https://emr.tencentcloudapi.com";
+/// The service name in the credential scope.
+pub const SERVICE: &str = "emr";
+/// Requests per second per (SecretId, action), as Tencent documents for the scaling actions.
+pub const DEFAULT_RATE_LIMIT: u32 = 20;
+
+/// Secret key: SecretId.
+pub const KEY_SECRET_ID: &str = "secretId";
+/// Secret key: SecretKey.
+pub const KEY_SECRET_KEY: &str = "secretKey";
+/// Secret key: STS session token (optional).
+pub const KEY_TOKEN: &str = "token";
+
+/// Environment variables read by [`credentials_from_env`], as `(Secret key, variable)` pairs.
+pub const ENV_VARS: &[(&str, &str)] = &[
+    (KEY_SECRET_ID, "TENCENTCLOUD_SECRET_ID"),
+    (KEY_SECRET_KEY, "TENCENTCLOUD_SECRET_KEY"),
+    (KEY_TOKEN, "TENCENTCLOUD_SESSION_TOKEN"),
+];
+
+/// Tencent credentials from the environment (for the CLI), under the same key
+/// names as the Secret.
+pub fn credentials_from_env() -> Credentials {
+    Credentials::from_env(ENV_VARS)
+}
+
+/// Tencent Cloud EMR behind the provider seam.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct TencentProvider;
+
+impl CloudProvider for TencentProvider {
+    const KIND: CloudKind = CloudKind::Tencent;
+    type Spec = TencentSpec;
+    const SECRET_KEYS: SecretKeys = SecretKeys {
+        sets: &[&[KEY_SECRET_ID, KEY_SECRET_KEY]],
+        expected: "secretId, secretKey (optional token)",
+    };
+    const CAPABILITIES: Capabilities = Capabilities {
+        max_out_per_call: Some(client::MAX_OUT_PER_CALL),
+        token_window: client::CLIENT_TOKEN_WINDOW,
+        ..Capabilities::ALL
+    };
+
+    fn block(spec: &ScaledClusterSpec) -> Option<&TencentSpec> {
+        spec.tencent.as_ref()
+    }
+
+    fn secret_ref(block: &TencentSpec) -> Option<&SecretRef> {
+        Some(&block.credentials_secret_ref)
+    }
+
+    fn credentials_from_env() -> Credentials {
+        credentials_from_env()
+    }
+
+    fn target_key(t: &TencentSpec) -> Option<String> {
+        Some(format!("tencent/{}/{}", t.region, t.instance_id))
+    }
+
+    fn connect(block: &TencentSpec, with: Connect<'_>) -> Result<Arc<dyn Cloud>, String> {
+        let options = TencentOptions {
+            clock: with.clock,
+            rate_limit_per_second: with
+                .options
+                .tencent_rate_limit
+                .unwrap_or(DEFAULT_RATE_LIMIT)
+                .max(1),
+            ..TencentOptions::default()
+        };
+        TencentCloud::new(block, with.creds, options)
+            .map(|c| Arc::new(c) as Arc<dyn Cloud>)
+            .map_err(|e| e.to_string())
+    }
+}
+
+/// The EMR endpoint: `spec.tencent.endpoint` (http:// only for loopback) or
+/// [`DEFAULT_ENDPOINT`].
+pub fn endpoint(spec: &TencentSpec) -> Result<Endpoint, ConfigError> {
+    let url = match &spec.endpoint {
+        Some(e) if !e.trim().is_empty() => e.trim(),
+        _ => DEFAULT_ENDPOINT,
+    };
+    parse_endpoint("spec.tencent.endpoint", url).map_err(ConfigError::Endpoint)
+}
+
+/// A spec or credential problem found before any call.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum ConfigError {
+    /// The endpoint is not acceptable (the message names the field).
+    #[error("{0}")]
+    Endpoint(String),
+    /// A required credential key is absent.
+    #[error(transparent)]
+    Missing(#[from] MissingCredential),
+    /// A spec field is empty or out of range (the message names it).
+    #[error("{0}")]
+    Spec(String),
+}
