@@ -22,7 +22,6 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use support::*;
 
-const HUAWEI_PROJECT: &str = "0123456789abcdef0123456789abcdef";
 /// Task targets each cluster goes through, after its initial 0.
 const TARGETS: [i32; 8] = [6, 2, 8, 0, 6, 2, 8, 4];
 const MAX_STEP: i32 = 2;
@@ -52,32 +51,12 @@ fn huawei_id(fake: usize) -> String {
     format!("0c4a05f0-0000-4000-8000-00000000000{fake}")
 }
 
-fn manifest(c: &Cluster, endpoint: &str, task: i32) -> String {
+fn cluster_manifest(c: &Cluster, endpoint: &str, task: i32) -> String {
     let cloud = match c.cloud {
-        Cloud::Tencent => format!(
-            "tencent: {{region: ap-guangzhou, instanceId: {}, payMode: 0, endpoint: \"{endpoint}\", credentialsSecretRef: {{name: tc-creds}}}}",
-            instance(c.fake)
-        ),
-        Cloud::Huawei => format!(
-            "huawei: {{region: cn-north-4, projectId: \"{HUAWEI_PROJECT}\", clusterId: {}, endpoint: \"{endpoint}\", credentialsSecretRef: {{name: hw-creds}}, taskNodeSpec: {{nodeSize: c6.4xlarge.4.linux.bigdata, dataVolumeType: SATA, dataVolumeCount: 1, dataVolumeSize: 600}}}}",
-            huawei_id(c.fake)
-        ),
+        Cloud::Tencent => tencent_block(&instance(c.fake), endpoint, "tc-creds"),
+        Cloud::Huawei => huawei_block(&huawei_id(c.fake), endpoint, "hw-creds"),
     };
-    format!(
-        r#"
-apiVersion: clusterscale.io/v1alpha1
-kind: ScaledCluster
-metadata: {{name: {name}}}
-spec:
-  {cloud}
-  core: {{count: {CORE}}}
-  task: {{count: {task}, min: 0, max: 20}}
-  scaleIn: {{allowed: true, gracefulTimeoutSeconds: 0}}
-  maxStep: {MAX_STEP}
-  cooldownSeconds: 0
-"#,
-        name = c.name
-    )
+    manifest(&c.name, &cloud, CORE, task, &fast_policy(MAX_STEP))
 }
 
 /// Operations needed to walk `history`: ceil(|change| / maxStep) per change.
@@ -86,15 +65,6 @@ fn operations_needed(history: &[i32]) -> usize {
         .windows(2)
         .map(|w| ((w[1] - w[0]).abs() + MAX_STEP - 1) / MAX_STEP)
         .sum::<i32>() as usize
-}
-
-fn converged_at(sc: &clusterscale::api::ScaledCluster, task: i32) -> bool {
-    is_ready(sc)
-        && observed(sc) == Some((CORE, task))
-        && sc
-            .status
-            .as_ref()
-            .is_some_and(|s| s.pending_operation.is_none())
 }
 
 #[tokio::test]
@@ -167,7 +137,7 @@ async fn random_sigkills_never_duplicate_an_operation() {
         })
         .collect();
     for c in &clusters {
-        t.apply_ok(&manifest(c, &endpoint(c), TARGETS[0]));
+        t.apply_ok(&cluster_manifest(c, &endpoint(c), TARGETS[0]));
     }
 
     // Kill at random instants; between kills, move every converged cluster on.
@@ -182,7 +152,7 @@ async fn random_sigkills_never_duplicate_an_operation() {
         for c in clusters.iter_mut() {
             let current = *c.history.last().expect("history");
             if let Some(sc) = t.get(&c.name).await {
-                if converged_at(&sc, current) {
+                if converged_at(&sc, CORE, current) {
                     // Cycle through the targets, so operations run until the last kill.
                     let next = TARGETS[(c.history.len() - 1) % TARGETS.len()];
                     c.history.push(next);
@@ -210,7 +180,7 @@ async fn random_sigkills_never_duplicate_an_operation() {
             // A kill between the write-ahead record and a Huawei call costs
             // the 120 s acceptance grace before the record is dropped.
             Duration::from_secs(300),
-            |sc| converged_at(sc, target),
+            |sc| converged_at(sc, CORE, target),
         )
         .await;
     }

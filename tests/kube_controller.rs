@@ -23,20 +23,9 @@ const CONVERGE: Duration = Duration::from_secs(60);
 const SHORT: Duration = Duration::from_secs(30);
 const TENCENT_INSTANCE: &str = "emr-kube0001";
 const HUAWEI_CLUSTER: &str = "0f1e2d3c-4b5a-4968-8776-655443322110";
-const HUAWEI_PROJECT: &str = "0123456789abcdef0123456789abcdef";
 
 fn simulated(name: &str, core: i32, task: i32, operation_seconds: i32) -> String {
-    format!(
-        r#"
-apiVersion: clusterscale.io/v1alpha1
-kind: ScaledCluster
-metadata: {{name: {name}}}
-spec:
-  simulated: {{initialCore: 3, initialTask: 0, operationSeconds: {operation_seconds}}}
-  core: {{count: {core}}}
-  task: {{count: {task}, min: 0, max: 20}}
-"#
-    )
+    manifest(name, &simulated_block(operation_seconds), core, task, &[])
 }
 
 fn tencent(
@@ -47,45 +36,22 @@ fn tencent(
     core: i32,
     task: i32,
 ) -> String {
-    format!(
-        r#"
-apiVersion: clusterscale.io/v1alpha1
-kind: ScaledCluster
-metadata: {{name: {name}}}
-spec:
-  tencent:
-    region: ap-guangzhou
-    instanceId: {instance}
-    payMode: 0
-    endpoint: {endpoint}
-    credentialsSecretRef: {{name: {secret}}}
-  core: {{count: {core}}}
-  task: {{count: {task}, min: 0, max: 20}}
-"#
+    manifest(
+        name,
+        &tencent_block(instance, endpoint, secret),
+        core,
+        task,
+        &[],
     )
 }
 
 fn huawei(name: &str, endpoint: &str, secret: &str, core: i32, task: i32) -> String {
-    format!(
-        r#"
-apiVersion: clusterscale.io/v1alpha1
-kind: ScaledCluster
-metadata: {{name: {name}}}
-spec:
-  huawei:
-    region: cn-north-4
-    projectId: "{HUAWEI_PROJECT}"
-    clusterId: {HUAWEI_CLUSTER}
-    endpoint: {endpoint}
-    credentialsSecretRef: {{name: {secret}}}
-    taskNodeSpec:
-      nodeSize: c6.4xlarge.4.linux.bigdata
-      dataVolumeType: SATA
-      dataVolumeCount: 1
-      dataVolumeSize: 600
-  core: {{count: {core}}}
-  task: {{count: {task}, min: 0, max: 20}}
-"#
+    manifest(
+        name,
+        &huawei_block(HUAWEI_CLUSTER, endpoint, secret),
+        core,
+        task,
+        &[],
     )
 }
 

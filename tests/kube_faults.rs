@@ -27,7 +27,6 @@ use clusterscale::api::ScaledCluster;
 use clusterscale_fakes::{JournalLine, MALFORMED_NOTE};
 use support::*;
 
-const HUAWEI_PROJECT: &str = "0123456789abcdef0123456789abcdef";
 const TENCENT: usize = 3;
 const HUAWEI: usize = 2;
 const RATE_LIMIT: usize = 4;
@@ -43,32 +42,6 @@ fn tencent_id(i: usize) -> String {
 
 fn huawei_id(i: usize) -> String {
     format!("fa017000-0000-4000-8000-{i:012}")
-}
-
-fn manifest(name: &str, cloud: &str, task: i32) -> String {
-    format!(
-        r#"
-apiVersion: clusterscale.io/v1alpha1
-kind: ScaledCluster
-metadata: {{name: {name}}}
-spec:
-  {cloud}
-  core: {{count: {CORE}}}
-  task: {{count: {task}, min: 0, max: 20}}
-  scaleIn: {{allowed: true, gracefulTimeoutSeconds: 0}}
-  maxStep: {MAX_STEP}
-  cooldownSeconds: 0
-"#
-    )
-}
-
-fn converged_at(sc: &ScaledCluster, task: i32) -> bool {
-    is_ready(sc)
-        && observed(sc) == Some((CORE, task))
-        && sc
-            .status
-            .as_ref()
-            .is_some_and(|s| s.pending_operation.is_none())
 }
 
 /// Requests per (action, whole second) of a journal.
@@ -172,24 +145,24 @@ async fn faults_and_malformed_answers_converge_without_duplicates_within_the_rat
     for i in 0..TENCENT {
         clusters.push((
             format!("emr-{i}"),
-            format!(
-                "tencent: {{region: ap-guangzhou, instanceId: {}, payMode: 0, endpoint: \"{tencent}\", credentialsSecretRef: {{name: tc-creds}}}}",
-                tencent_id(i)
-            ),
+            tencent_block(&tencent_id(i), &tencent, "tc-creds"),
         ));
     }
     for i in 0..HUAWEI {
         clusters.push((
             format!("mrs-{i}"),
-            format!(
-                "huawei: {{region: cn-north-4, projectId: \"{HUAWEI_PROJECT}\", clusterId: {}, endpoint: \"{huawei}\", credentialsSecretRef: {{name: hw-creds}}, taskNodeSpec: {{nodeSize: c6.4xlarge.4.linux.bigdata, dataVolumeType: SATA, dataVolumeCount: 1, dataVolumeSize: 600}}}}",
-                huawei_id(i)
-            ),
+            huawei_block(&huawei_id(i), &huawei, "hw-creds"),
         ));
     }
     let start = Instant::now();
     for (name, cloud) in &clusters {
-        t.apply_ok(&manifest(name, cloud, TARGETS[1]));
+        t.apply_ok(&manifest(
+            name,
+            cloud,
+            CORE,
+            TARGETS[1],
+            &fast_policy(MAX_STEP),
+        ));
     }
     let mut opts = OperatorOpts::new("faults");
     // The backoff's cap lowered from 150 s: at 30% transient failures a
@@ -249,7 +222,7 @@ async fn faults_and_malformed_answers_converge_without_duplicates_within_the_rat
                 name,
                 &format!("{name} Ready at {CORE}/{target} through the faults"),
                 Duration::from_secs(900),
-                |sc| converged_at(sc, target),
+                |sc| converged_at(sc, CORE, target),
             )
             .await;
         }

@@ -710,6 +710,63 @@ pub fn observed(sc: &ScaledCluster) -> Option<(i32, i32)> {
         .map(|o| (o.core, o.task))
 }
 
+/// Ready at `(core, task)` with no operation pending.
+pub fn converged_at(sc: &ScaledCluster, core: i32, task: i32) -> bool {
+    is_ready(sc)
+        && observed(sc) == Some((core, task))
+        && sc
+            .status
+            .as_ref()
+            .is_some_and(|s| s.pending_operation.is_none())
+}
+
+/// The Huawei project id the kube tests' specs use.
+pub const HUAWEI_PROJECT: &str = "0123456789abcdef0123456789abcdef";
+
+/// A `ScaledCluster` manifest for `kubectl apply`: `cloud` is the spec's
+/// cloud block (YAML, one or more lines, unindented), then `core`, `task`
+/// (with min 0 and max 20) and `more`: further spec fields, one per entry.
+pub fn manifest(name: &str, cloud: &str, core: i32, task: i32, more: &[String]) -> String {
+    let mut spec: Vec<String> = cloud.lines().map(str::to_string).collect();
+    spec.push(format!("core: {{count: {core}}}"));
+    spec.push(format!("task: {{count: {task}, min: 0, max: 20}}"));
+    spec.extend(more.iter().cloned());
+    let spec: String = spec.iter().map(|l| format!("  {l}\n")).collect();
+    format!(
+        "\napiVersion: clusterscale.io/v1alpha1\nkind: ScaledCluster\nmetadata: {{name: {name}}}\nspec:\n{spec}"
+    )
+}
+
+/// Spec fields for tests that walk many targets fast: every scale-in
+/// allowed at once, at most `max_step` nodes per operation, no cooldown.
+pub fn fast_policy(max_step: i32) -> Vec<String> {
+    vec![
+        "scaleIn: {allowed: true, gracefulTimeoutSeconds: 0}".to_string(),
+        format!("maxStep: {max_step}"),
+        "cooldownSeconds: 0".to_string(),
+    ]
+}
+
+/// `spec.simulated`, starting at 3 Core and 0 Task nodes.
+pub fn simulated_block(operation_seconds: i32) -> String {
+    format!("simulated: {{initialCore: 3, initialTask: 0, operationSeconds: {operation_seconds}}}")
+}
+
+/// `spec.tencent` for instance `instance` behind `endpoint`, credentials in Secret `secret`.
+pub fn tencent_block(instance: &str, endpoint: &str, secret: &str) -> String {
+    format!(
+        "tencent: {{region: ap-guangzhou, instanceId: {instance}, payMode: 0, endpoint: \"{endpoint}\", credentialsSecretRef: {{name: {secret}}}}}"
+    )
+}
+
+/// `spec.huawei` for cluster `cluster` of [`HUAWEI_PROJECT`] behind
+/// `endpoint`, credentials in Secret `secret`, with a Task node spec.
+pub fn huawei_block(cluster: &str, endpoint: &str, secret: &str) -> String {
+    format!(
+        "huawei: {{region: cn-north-4, projectId: \"{HUAWEI_PROJECT}\", clusterId: {cluster}, endpoint: \"{endpoint}\", credentialsSecretRef: {{name: {secret}}}, taskNodeSpec: {{nodeSize: c6.4xlarge.4.linux.bigdata, dataVolumeType: SATA, dataVolumeCount: 1, dataVolumeSize: 600}}}}"
+    )
+}
+
 /// Options of one `clusterscale run`.
 #[derive(Clone, Debug)]
 pub struct OperatorOpts {

@@ -53,6 +53,7 @@ use super::{
     control_routes, malform_json, redact, request_id, Admission, FakeControl, FakeOptions,
     InjectedError, Journal, JournalLine, Malformed, WriteFault,
 };
+use crate::fleet::{Fleet, Member};
 use clusterscale_core::api::{NodeGroup, MAX_TOTAL, MIN_CORE};
 use clusterscale_core::cloud::{CloudError, ErrorClass};
 use clusterscale_huawei::sign::{self, RequestParts};
@@ -282,44 +283,24 @@ struct Inner {
     requests: Arc<AtomicU64>,
 }
 
-/// The clusters of a multi-instance fake, created on first use.
-struct Fleet {
-    ids: std::collections::HashSet<String>,
-    instances: Mutex<HashMap<String, Arc<Inner>>>,
-    make_model: ModelFactory,
-    /// Serves IAM, and answers requests naming no cluster of the fleet.
-    default: Arc<Inner>,
-}
+pub use crate::fleet::ModelFactory;
 
-impl Fleet {
-    /// The cluster a request's path names (`/v1.1/{project}/cluster_infos/{id}`,
-    /// `/v1.1/{project}/clusters/{id}/hosts`); anything else goes to the
-    /// default cluster.
-    fn route(&self, path: &str) -> Arc<Inner> {
-        let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
-        let named = match segments.as_slice() {
-            ["v1.1", _, "cluster_infos", c] | ["v1.1", _, "clusters", c, "hosts"] => Some(*c),
-            _ => None,
-        };
-        let Some(id) = named.filter(|id| self.ids.contains(*id)) else {
-            return self.default.clone();
-        };
-        let mut instances = self.instances.lock().unwrap_or_else(|e| e.into_inner());
-        instances
-            .entry(id.to_string())
-            .or_insert_with(|| Arc::new(self.default.sibling(id, (self.make_model)(id))))
-            .clone()
+/// The cluster a request's path names (`/v1.1/{project}/cluster_infos/{id}`,
+/// `/v1.1/{project}/clusters/{id}/hosts`); anything else (IAM, unknown ids)
+/// goes to the fleet's default cluster.
+fn named_cluster(path: &str) -> Option<&str> {
+    let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
+    match segments.as_slice() {
+        ["v1.1", _, "cluster_infos", c] | ["v1.1", _, "clusters", c, "hosts"] => Some(*c),
+        _ => None,
     }
 }
-
-/// Makes the model of one fleet cluster, from its id.
-pub type ModelFactory = Arc<dyn Fn(&str) -> Arc<SimModel> + Send + Sync>;
 
 /// The fake. Cheap to clone; every clone serves the same state.
 #[derive(Clone)]
 pub struct HuaweiFake {
     inner: Arc<Inner>,
-    fleet: Option<Arc<Fleet>>,
+    fleet: Option<Arc<Fleet<Inner>>>,
 }
 
 impl std::fmt::Debug for HuaweiFake {
@@ -372,17 +353,15 @@ impl HuaweiFake {
         make_model: ModelFactory,
         mut config: HuaweiFakeConfig,
     ) -> std::io::Result<Self> {
-        let first = ids.first().cloned().ok_or_else(|| {
-            std::io::Error::new(std::io::ErrorKind::InvalidInput, "a fleet needs an id")
-        })?;
+        let first = Fleet::<Inner>::first(&ids)?;
         config.cluster_id = Some(first.clone());
         let mut fake = Self::new(make_model(&first), config)?;
-        fake.fleet = Some(Arc::new(Fleet {
-            ids: ids.into_iter().collect(),
-            instances: Mutex::new(HashMap::from([(first, fake.inner.clone())])),
+        fake.fleet = Some(Arc::new(Fleet::new(
+            ids,
             make_model,
-            default: fake.inner.clone(),
-        }));
+            first,
+            fake.inner.clone(),
+        )));
         Ok(fake)
     }
 
@@ -390,12 +369,7 @@ impl HuaweiFake {
     /// single-instance mode).
     pub fn models(&self) -> Vec<Arc<SimModel>> {
         match &self.fleet {
-            Some(f) => {
-                let instances = f.instances.lock().unwrap_or_else(|e| e.into_inner());
-                let mut models: Vec<_> = instances.values().map(|i| i.model.clone()).collect();
-                models.sort_by(|a, b| a.id().cmp(b.id()));
-                models
-            }
+            Some(f) => f.models(),
             None => vec![self.inner.model.clone()],
         }
     }
@@ -519,6 +493,12 @@ impl Inner {
     fn account(&self) -> MutexGuard<'_, Account> {
         self.account.lock().unwrap_or_else(|e| e.into_inner())
     }
+}
+
+impl Member for Inner {
+    fn model(&self) -> &Arc<SimModel> {
+        &self.model
+    }
 
     /// Another cluster `id` of the same account: the same settings,
     /// [`FakeControl`] and [`Account`], its own model and state.
@@ -544,8 +524,8 @@ fn initial_state(model: &SimModel) -> FakeState {
     }
 }
 
-async fn handle_fleet(State(fleet): State<Arc<Fleet>>, request: Request) -> Response {
-    let inner = fleet.route(request.uri().path());
+async fn handle_fleet(State(fleet): State<Arc<Fleet<Inner>>>, request: Request) -> Response {
+    let inner = fleet.member(named_cluster(request.uri().path()));
     handle(State(inner), request).await
 }
 

@@ -36,6 +36,7 @@
 //! [`tencent`].
 
 pub mod cli;
+pub mod fleet;
 pub mod huawei;
 pub mod tencent;
 

@@ -59,6 +59,7 @@ use super::{
     control_routes, malform_json, redact, request_id, Admission, FakeControl, FakeOptions,
     InjectedError, Journal, JournalLine, Malformed, WriteFault,
 };
+use crate::fleet::{Fleet, Member};
 use clusterscale_core::api::{Direction, NodeGroup};
 use clusterscale_core::clock::Clock;
 use clusterscale_core::cloud::credentials::SecretString;
@@ -122,42 +123,20 @@ pub struct TencentFake {
     /// Multi-instance mode: every instance id of the fleet has its own
     /// model and book; the account (credentials, faults, rate limits,
     /// journal) is shared.
-    fleet: Option<Arc<Fleet>>,
+    fleet: Option<Arc<Fleet<Inner>>>,
 }
 
-/// Makes the model of one fleet instance, from its id.
-pub type ModelFactory = Arc<dyn Fn(&str) -> Arc<SimModel> + Send + Sync>;
+pub use crate::fleet::ModelFactory;
 
-/// The instances of a multi-instance fake, created on first use.
-struct Fleet {
-    ids: std::collections::HashSet<String>,
-    /// Instance id -> its endpoint state; the first id's is `default`.
-    instances: Mutex<HashMap<String, Arc<Inner>>>,
-    make_model: ModelFactory,
-    /// Answers requests naming no instance of the fleet (InstanceNotFound).
-    default: Arc<Inner>,
-}
-
-impl Fleet {
-    /// The instance a request names: `InstanceId`, or the first of
-    /// `InstanceIds` (DescribeInstances); unknown ids go to the default
-    /// instance, which answers `ResourceNotFound.InstanceNotFound`.
-    fn route(&self, body: &[u8]) -> Arc<Inner> {
-        let named = serde_json::from_slice::<Value>(body).ok().and_then(|v| {
-            v.get("InstanceId")
-                .and_then(Value::as_str)
-                .or_else(|| v.get("InstanceIds")?.get(0)?.as_str())
-                .map(str::to_string)
-        });
-        let Some(id) = named.filter(|id| self.ids.contains(id)) else {
-            return self.default.clone();
-        };
-        let mut instances = self.instances.lock().unwrap_or_else(|e| e.into_inner());
-        instances
-            .entry(id.clone())
-            .or_insert_with(|| Arc::new(self.default.sibling((self.make_model)(&id))))
-            .clone()
-    }
+/// The instance a request names: `InstanceId`, or the first of
+/// `InstanceIds` (DescribeInstances). Unknown ids go to the fleet's default
+/// instance, which answers `ResourceNotFound.InstanceNotFound`.
+fn named_instance(body: &[u8]) -> Option<String> {
+    let v = serde_json::from_slice::<Value>(body).ok()?;
+    v.get("InstanceId")
+        .and_then(Value::as_str)
+        .or_else(|| v.get("InstanceIds")?.get(0)?.as_str())
+        .map(str::to_string)
 }
 
 /// Serve a fake EMR endpoint for `model` on `listener` until the process ends.
@@ -206,17 +185,14 @@ impl TencentFake {
         make_model: ModelFactory,
         config: TencentFakeConfig,
     ) -> std::io::Result<Self> {
-        let first = ids.first().cloned().ok_or_else(|| {
-            std::io::Error::new(std::io::ErrorKind::InvalidInput, "a fleet needs an id")
-        })?;
+        let first = Fleet::<Inner>::first(&ids)?;
         let mut fake = Self::new(make_model(&first), config)?;
-        let instances = HashMap::from([(first, fake.inner.clone())]);
-        fake.fleet = Some(Arc::new(Fleet {
-            ids: ids.into_iter().collect(),
-            instances: Mutex::new(instances),
+        fake.fleet = Some(Arc::new(Fleet::new(
+            ids,
             make_model,
-            default: fake.inner.clone(),
-        }));
+            first,
+            fake.inner.clone(),
+        )));
         Ok(fake)
     }
 
@@ -224,12 +200,7 @@ impl TencentFake {
     /// single-instance mode).
     pub fn models(&self) -> Vec<Arc<SimModel>> {
         match &self.fleet {
-            Some(f) => {
-                let instances = f.instances.lock().unwrap_or_else(|e| e.into_inner());
-                let mut models: Vec<_> = instances.values().map(|i| i.model.clone()).collect();
-                models.sort_by(|a, b| a.id().cmp(b.id()));
-                models
-            }
+            Some(f) => f.models(),
             None => vec![self.inner.model.clone()],
         }
     }
@@ -436,11 +407,11 @@ impl Reply {
 }
 
 async fn handle_fleet(
-    State(fleet): State<Arc<Fleet>>,
+    State(fleet): State<Arc<Fleet<Inner>>>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let inner = fleet.route(&body);
+    let inner = fleet.member(named_instance(&body).as_deref());
     handle(State(inner), headers, body).await
 }
 
@@ -632,11 +603,15 @@ fn injected_reply(e: InjectedError) -> Reply {
     }
 }
 
-impl Inner {
+impl Member for Inner {
+    fn model(&self) -> &Arc<SimModel> {
+        &self.model
+    }
+
     /// Another instance of the same account: the same credentials, clock
     /// and [`FakeControl`] (faults, throttling windows, journal), its own
     /// model and book.
-    fn sibling(&self, model: Arc<SimModel>) -> Inner {
+    fn sibling(&self, _id: &str, model: Arc<SimModel>) -> Inner {
         let started = model.now();
         Inner {
             clock: self.clock.clone(),
@@ -653,7 +628,9 @@ impl Inner {
             writes: tokio::sync::Mutex::new(()),
         }
     }
+}
 
+impl Inner {
     async fn process(
         &self,
         action: &str,
