@@ -14,23 +14,15 @@ set -euo pipefail
 
 DEFAULT_HELM_VERSION=v3.22.0
 HELM_VERSION=${HELM_VERSION:-$DEFAULT_HELM_VERSION}
-CACHE=${CLUSTERSCALE_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/clusterscale}
+BUILD_NAME=build-helm
+# shellcheck source=lib/build-cache.sh
+source "$(dirname "$0")/lib/build-cache.sh"
 OUT_DIR=$CACHE/helm-$HELM_VERSION
 BIN=$OUT_DIR/helm
 
-log() { echo "build-helm: $*" >&2; }
-die() { echo "build-helm: ERROR: $*" >&2; exit 1; }
-
-command -v go >/dev/null 2>&1 || die "'go' not found in PATH"
-mkdir -p "$OUT_DIR"
-exec 9>"$OUT_DIR/.lock"
-flock 9
-
-if [ -x "$BIN" ] && [ "${HELM_BUILD_FORCE:-0}" != 1 ]; then
-	log "cached: $BIN"
-	echo "$BIN"
-	exit 0
-fi
+need_go
+lock_dir "$OUT_DIR"
+exit_if_cached "$BIN" "${HELM_BUILD_FORCE:-0}"
 
 # helm v3.22's go.mod is satisfied by the local toolchain; never fetch another.
 export GOTOOLCHAIN=local

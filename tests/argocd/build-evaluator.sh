@@ -25,23 +25,16 @@ export GOFLAGS="${GOFLAGS:-} -buildvcs=false"
 export GO111MODULE=on
 
 HERE=$(cd "$(dirname "$0")" && pwd)
-CACHE=${CLUSTERSCALE_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/clusterscale}
+BUILD_NAME=build-evaluator
+# shellcheck source=../../hack/lib/build-cache.sh
+source "$HERE/../../hack/lib/build-cache.sh"
 OUT_DIR=$CACHE/argocd-lua-$ARGOCD_VERSION
 SRC_HASH=$(sha256sum "$HERE/evaluator/main.go" | cut -c1-12)
 BIN=$OUT_DIR/argocd-health-eval-$SRC_HASH
 
-log() { echo "build-evaluator: $*" >&2; }
-die() { echo "build-evaluator: ERROR: $*" >&2; exit 1; }
-
-command -v go >/dev/null 2>&1 || die "'go' not found in PATH"
-mkdir -p "$OUT_DIR"
-exec 9>"$OUT_DIR/.lock"
-flock 9
-
-if [ -x "$BIN" ] && [ "${ARGOCD_BUILD_FORCE:-0}" != 1 ]; then
-	echo "$BIN"
-	exit 0
-fi
+need_go
+lock_dir "$OUT_DIR"
+exit_if_cached "$BIN" "${ARGOCD_BUILD_FORCE:-0}"
 
 WORK=$OUT_DIR/build
 rm -rf "$WORK"

@@ -9,11 +9,13 @@ set -euo pipefail
 # Newest version of github.com/prometheus-operator/prometheus-operator the Go
 # module proxy serves here (v0.95.x is refused).
 VERSION=${PROMETHEUS_OPERATOR_VERSION:-v0.94.0}
-CACHE=${CLUSTERSCALE_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/clusterscale}
+BUILD_NAME=prometheus-crds
+# shellcheck source=../../hack/lib/build-cache.sh
+source "$(dirname "$0")/../../hack/lib/build-cache.sh"
 OUT=$CACHE/prometheus-operator-$VERSION/monitoring.coreos.com_servicemonitors.yaml
 
 if [ ! -s "$OUT" ]; then
-	command -v go >/dev/null 2>&1 || { echo "prometheus-crds: 'go' not found" >&2; exit 1; }
+	need_go
 	mkdir -p "$(dirname "$OUT")"
 	work=$(mktemp -d)
 	trap 'rm -rf "$work"' EXIT

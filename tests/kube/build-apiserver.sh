@@ -23,13 +23,12 @@ set -euo pipefail
 # (requires go >= 1.26.0). Pinned so test runs are reproducible.
 DEFAULT_KUBE_VERSION=v1.37.2
 
-CACHE=${CLUSTERSCALE_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/clusterscale}
+BUILD_NAME=build-apiserver
+# shellcheck source=../../hack/lib/build-cache.sh
+source "$(dirname "$0")/../../hack/lib/build-cache.sh"
 KUBE_VERSION=${KUBE_VERSION:-$DEFAULT_KUBE_VERSION}
 
-log() { echo "build-apiserver: $*" >&2; }
-die() { echo "build-apiserver: ERROR: $*" >&2; exit 1; }
-
-command -v go >/dev/null 2>&1 || die "'go' not found in PATH (need Go >= the version k8s.io/kubernetes requires)"
+need_go "need Go >= the version k8s.io/kubernetes requires"
 
 # Never let `go` silently download a different toolchain: we want to know if
 # the local one is too old.
