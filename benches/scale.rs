@@ -310,10 +310,51 @@ async fn apiserver_requests(client: &Client) -> HashMap<String, f64> {
             .and_then(|v| v.parse().ok())
             .unwrap_or(0.0);
         *out.entry("all".into()).or_insert(0.0) += v;
-        if label("resource") == "scaledclusters" && label("verb") == "PATCH" {
+        let verb = label("verb");
+        if label("resource") == "scaledclusters" && verb == "PATCH" {
             *out.entry("status writes".into()).or_insert(0.0) += v;
         }
+        if label("resource") == "events" && matches!(verb.as_str(), "POST" | "PATCH") {
+            *out.entry("event writes".into()).or_insert(0.0) += v;
+        }
+        if label("resource") == "leases" {
+            *out.entry("lease".into()).or_insert(0.0) += v;
+        }
     }
+    out
+}
+
+/// CPU seconds (user + system) a process has used so far.
+fn cpu_seconds(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // Fields after the command's closing parenthesis; utime and stime are 14 and 15.
+    let rest = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = |i: usize| f.get(i - 3).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+    (ticks(14) + ticks(15)) / 100.0 // USER_HZ is 100 on Linux
+}
+
+/// The pids of this benchmark's etcd and kube-apiserver: the processes
+/// whose command line names its data directory.
+fn server_pids(dir: &std::path::Path) -> Vec<(String, u32)> {
+    let dir = dir.to_string_lossy();
+    let mut out = Vec::new();
+    for e in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+        let Ok(pid) = e.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        let cmd = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+        let cmd = String::from_utf8_lossy(&cmd).replace('\0', " ");
+        if !cmd.contains(dir.as_ref()) {
+            continue;
+        }
+        for name in ["kube-apiserver", "etcd"] {
+            if cmd.split(' ').next().is_some_and(|c| c.ends_with(name)) {
+                out.push((name.to_string(), pid));
+            }
+        }
+    }
+    out.sort();
     out
 }
 
@@ -336,6 +377,11 @@ struct Row {
     quiet_writes: f64,
     quiet_observations_per_cluster: f64,
     takeover_s: f64,
+    /// From the operator's start to all Ready: apiserver status writes and
+    /// Event writes per cluster, and CPU seconds of the operator, the
+    /// kube-apiserver and etcd.
+    converge_writes: (f64, f64),
+    converge_cpu: Vec<(String, f64)>,
     /// `--cloud tencent`: fake calls per observation in the quiet window,
     /// per action.
     calls_per_observation: Vec<(String, f64)>,
@@ -433,6 +479,9 @@ async fn run_one(n: usize, a: &Args) -> Row {
         })
     };
 
+    let servers = server_pids(&server.dir);
+    let cpu0: Vec<f64> = servers.iter().map(|(_, p)| cpu_seconds(*p)).collect();
+    let api0 = apiserver_requests(&client).await;
     let (mut leader, metrics) = operator(&server, "bench-leader", a.quiet_seconds.max(1));
     let t0 = Instant::now();
     loop {
@@ -447,6 +496,15 @@ async fn run_one(n: usize, a: &Args) -> Row {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     let ready_s = t0.elapsed().as_secs_f64();
+    let mut converge_cpu = vec![("operator".to_string(), cpu_seconds(leader.id()))];
+    for ((name, pid), before) in servers.iter().zip(&cpu0) {
+        converge_cpu.push((name.clone(), cpu_seconds(*pid) - before));
+    }
+    let api1 = apiserver_requests(&client).await;
+    let grew = |k: &str| {
+        (api1.get(k).copied().unwrap_or(0.0) - api0.get(k).copied().unwrap_or(0.0)) / n as f64
+    };
+    let converge_writes = (grew("status writes"), grew("event writes"));
 
     // The probe: 20 patches per second, each to a different cluster.
     let patches = a.probe_patches.min(n);
@@ -539,6 +597,8 @@ async fn run_one(n: usize, a: &Args) -> Row {
 
     Row {
         n,
+        converge_writes,
+        converge_cpu,
         create_s,
         ready_s,
         rss_mib,
@@ -606,6 +666,22 @@ fn main() {
             r.quiet_writes,
             r.quiet_observations_per_cluster,
             r.takeover_s
+        );
+    }
+    println!("\nuntil all Ready (a profile of the convergence):");
+    for r in &rows {
+        let cpu: Vec<String> = r
+            .converge_cpu
+            .iter()
+            .map(|(k, v)| format!("{k} {v:.1} s"))
+            .collect();
+        println!(
+            "N = {}: per cluster {:.2} status writes and {:.2} Event writes; CPU: {} (of {:.1} s x 2 cores)",
+            r.n,
+            r.converge_writes.0,
+            r.converge_writes.1,
+            cpu.join(", "),
+            r.ready_s
         );
     }
     if a.cloud == "tencent" {
