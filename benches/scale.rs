@@ -311,7 +311,11 @@ async fn apiserver_requests(client: &Client) -> HashMap<String, f64> {
             .unwrap_or(0.0);
         *out.entry("all".into()).or_insert(0.0) += v;
         let verb = label("verb");
-        if label("resource") == "scaledclusters" && verb == "PATCH" {
+        // Status writes are server-side apply: verb APPLY (PATCH counted too).
+        if label("resource") == "scaledclusters"
+            && label("subresource") == "status"
+            && matches!(verb.as_str(), "APPLY" | "PATCH" | "PUT")
+        {
             *out.entry("status writes".into()).or_insert(0.0) += v;
         }
         if label("resource") == "events" && matches!(verb.as_str(), "POST" | "PATCH") {
@@ -330,7 +334,11 @@ fn cpu_seconds(pid: u32) -> f64 {
     // Fields after the command's closing parenthesis; utime and stime are 14 and 15.
     let rest = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
     let f: Vec<&str> = rest.split_whitespace().collect();
-    let ticks = |i: usize| f.get(i - 3).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+    let ticks = |i: usize| {
+        f.get(i - 3)
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
     (ticks(14) + ticks(15)) / 100.0 // USER_HZ is 100 on Linux
 }
 

@@ -5,6 +5,7 @@ pub mod clouds;
 pub use clusterscale_lease as lease;
 pub mod metrics;
 pub mod reconciler;
+pub mod recorders;
 pub mod run;
 pub mod secrets;
 pub mod selector;

@@ -11,7 +11,7 @@ use kube::api::{Patch, PatchParams};
 use kube::core::DynamicObject;
 use kube::discovery::ApiResource;
 use kube::runtime::controller::Action;
-use kube::runtime::events::{Event, EventType as KubeEventType, Recorder};
+use kube::runtime::events::{Event, EventType as KubeEventType};
 use kube::runtime::reflector::{ObjectRef, Store};
 use kube::{Api, Client, Resource, ResourceExt};
 use tracing::{info, warn, Instrument};
@@ -20,6 +20,7 @@ use super::backoff::{backs_off, Backoffs};
 use super::claims::ClaimIndex;
 use super::clouds::CloudCache;
 use super::metrics::{InstrumentedCloud, Metrics};
+use super::recorders::Recorders;
 use super::secrets;
 use super::status::{status_patch, KubeStatusStore, FIELD_MANAGER};
 use crate::api::conditions::{self, Desired};
@@ -36,7 +37,7 @@ pub type Guarded = DeserializeGuard<ScaledCluster>;
 /// Shared state of every reconcile.
 pub struct Context {
     pub client: Client,
-    pub recorder: Recorder,
+    pub recorders: Recorders,
     pub metrics: Metrics,
     pub clouds: CloudCache,
     pub clock: Arc<dyn Clock>,
@@ -226,7 +227,7 @@ async fn publish(
             action: e.action.clone(),
             secondary: None,
         };
-        if let Err(err) = ctx.recorder.publish(&event, &reference).await {
+        if let Err(err) = ctx.recorders.publish(&event, &reference).await {
             warn!(error = %err, reason = %e.reason, "publishing event failed");
         }
     }

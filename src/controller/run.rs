@@ -11,7 +11,7 @@ use k8s_openapi::api::core::v1::Secret;
 use kube::api::ListParams;
 use kube::core::PartialObjectMeta;
 use kube::runtime::controller::Action;
-use kube::runtime::events::{Recorder, Reporter};
+use kube::runtime::events::Reporter;
 use kube::runtime::{predicates, reflector, watcher, Controller, PredicateConfig, WatchStreamExt};
 use kube::{Api, Client};
 use tracing::{error, info, warn};
@@ -22,6 +22,7 @@ use super::clouds::CloudCache;
 use super::lease::{LeaderElector, LeaseConfig};
 use super::metrics::Metrics;
 use super::reconciler::{self, clusters_using_secret, Context, Guarded};
+use super::recorders::Recorders;
 use crate::api::ScaledCluster;
 use crate::clock::SystemClock;
 use crate::cloud::connect::ConnectOptions;
@@ -165,7 +166,7 @@ pub async fn run(args: RunArgs) -> Result<(), RunError> {
     let stores: Vec<_> = controllers.iter().map(Controller::store).collect();
     let ctx = Arc::new(Context {
         client: client.clone(),
-        recorder: Recorder::new(
+        recorders: Recorders::new(
             client.clone(),
             Reporter {
                 controller: "clusterscale".into(),

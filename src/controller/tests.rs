@@ -15,7 +15,7 @@ use kube::client::Body;
 use kube::core::error_boundary::InvalidObject;
 use kube::core::DeserializeGuard;
 use kube::runtime::controller::Action;
-use kube::runtime::events::{Recorder, Reporter};
+use kube::runtime::events::Reporter;
 use kube::runtime::watcher;
 use kube::{Client, ResourceExt};
 use serde_json::{json, Value};
@@ -25,6 +25,7 @@ use tokio::time::timeout;
 use super::clouds::CloudCache;
 use super::metrics::Metrics;
 use super::reconciler::{self, Context, Guarded};
+use super::recorders::Recorders;
 use crate::api::{ScaledCluster, ScaledClusterStatus};
 use crate::clock::ManualClock;
 use crate::engine::{operation_token, EngineConfig};
@@ -192,7 +193,7 @@ fn context(
     let client = Client::new(service, "default");
     let clock = Arc::new(ManualClock::new(start()));
     let ctx = Context {
-        recorder: Recorder::new(
+        recorders: Recorders::new(
             client.clone(),
             Reporter {
                 controller: "clusterscale".into(),
