@@ -188,12 +188,11 @@ async fn reconcile_cluster(cluster: &ScaledCluster, ctx: &Context) -> Result<Act
     };
     publish(ctx, cluster.object_ref(&()), &report.events).await;
     record_metrics(ctx, cluster, &report);
-    Ok(
-        match requeue_after(&ctx.backoffs, &uid, target.generation, &report) {
-            Some(d) => Action::requeue(d),
-            None => Action::await_change(),
-        },
-    )
+    let requeue = requeue_after(&ctx.backoffs, &uid, target.generation, &report);
+    Ok(match requeue {
+        Some(d) => Action::requeue(d),
+        None => Action::await_change(),
+    })
 }
 
 /// When to look again: the engine's delay, grown by the resource's backoff
