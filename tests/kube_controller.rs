@@ -1035,3 +1035,148 @@ async fn secrets_grep_finds_a_planted_secret() {
     });
     t.kubectl_ok(&["delete", "scl", "leaky"]);
 }
+
+/// The operator's `backing off` log lines, oldest first: (streak, retry in ms).
+fn backoff_lines(op: &Operator) -> Vec<(u64, u64)> {
+    let field = |line: &str, key: &str| -> Option<u64> {
+        line.split_whitespace()
+            .find_map(|w| w.strip_prefix(key))
+            .and_then(|v| v.trim_matches('"').parse().ok())
+    };
+    op.log_text()
+        .lines()
+        .filter(|l| l.contains("backing off"))
+        .filter_map(|l| Some((field(l, "streak=")?, field(l, "retry_in_ms=")?)))
+        .collect()
+}
+
+/// Issue 10's report: a spec patch seemingly unreconciled for minutes while a
+/// backoff requeue was scheduled. The resource fails on every call (the fake
+/// answers every request with InternalError: Transient, 10 s floor) until its
+/// backoff is at the 150 s cap; then the spec is patched. The watch event
+/// must be reconciled at once (kube-runtime's scheduler keeps the earlier of
+/// two requests for one object), and that pass, which fails too, must retry
+/// at the floor: a new generation starts a new streak. Then the cloud
+/// recovers and the change is made, well within the old streak's 150 s.
+#[tokio::test]
+async fn spec_change_during_a_long_backoff_is_reconciled_at_once() {
+    let t = TestNs::new("backoff").await;
+    let fake = FakeCloud::start(
+        &t,
+        "tencent",
+        &[
+            "--tencent",
+            "127.0.0.1:0",
+            "--tencent-instance-id",
+            TENCENT_INSTANCE,
+            "--operation-seconds",
+            "1",
+            "--transient-failure-rate",
+            "1",
+        ],
+    );
+    let endpoint = fake.tencent.clone().expect("tencent");
+    tencent_secret(&t, "tc-creds");
+    // The default backoff cap (150 s).
+    let op = Operator::start(&t, "backoff");
+    t.apply_ok(&tencent(
+        "emr",
+        &endpoint,
+        TENCENT_INSTANCE,
+        "tc-creds",
+        3,
+        1,
+    ));
+    // Every pass fails on its first call: one journal line per pass. Each
+    // change of the Secret reconciles at once, so the streak grows without
+    // waiting out its delays: 10, 20, 40, 80, then 150 s (plus jitter).
+    let passes = || fake.journal("tencent").len();
+    let mut touches = 0;
+    while passes() < 6 {
+        let seen = passes();
+        if seen > 0 {
+            touches += 1;
+            t.kubectl_ok(&[
+                "label",
+                "secret",
+                "tc-creds",
+                &format!("touch=n{touches}"),
+                "--overwrite",
+            ]);
+        }
+        t.wait_for("a pass after the Secret changed", SHORT, || async {
+            (passes() > seen).then_some(())
+        })
+        .await;
+        t.check(touches <= 20, || {
+            format!("{touches} Secret changes, {} passes", passes())
+        });
+    }
+    // Let the last pass finish (its status write and its requeue).
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let before = t.get_ok("emr").await;
+    let generation = before.metadata.generation.expect("generation");
+    let logged_before = backoff_lines(&op).len();
+    let passes_before = passes();
+
+    let patched = std::time::Instant::now();
+    t.kubectl_ok(&[
+        "patch",
+        "scl",
+        "emr",
+        "--type=merge",
+        "-p",
+        r#"{"spec":{"task":{"count":2}}}"#,
+    ]);
+    t.wait_sc(
+        "emr",
+        "the patched generation observed while a 150 s+ backoff was scheduled",
+        SHORT,
+        |sc| sc.status.as_ref().and_then(|s| s.observed_generation) > Some(generation),
+    )
+    .await;
+    let observed_in = patched.elapsed();
+    t.check(passes() > passes_before, || {
+        "the patched generation was recorded without a call to the cloud".into()
+    });
+    // The cloud recovers: the change is made after the floor's delay, not
+    // after the old streak's 150 s or more.
+    let resp = reqwest::Client::new()
+        .put(format!("{endpoint}/_fake/faults"))
+        .header("content-type", "application/json")
+        .body("{}")
+        .send()
+        .await
+        .expect("PUT /_fake/faults");
+    t.check(resp.status().is_success(), || {
+        format!("PUT /_fake/faults: {}", resp.status())
+    });
+    let recovered = std::time::Instant::now();
+    t.wait_sc(
+        "emr",
+        "Ready at 3/2 once the cloud answers again (well before the old streak's 150 s)",
+        Duration::from_secs(90),
+        |sc| is_ready(sc) && observed(sc) == Some((3, 2)),
+    )
+    .await;
+    let converged_in = recovered.elapsed();
+
+    // The pass of the patched generation failed too (the cloud still failed
+    // then): it started a new streak, at the floor.
+    let lines = backoff_lines(&op);
+    let last_before = lines[..logged_before].last().copied();
+    let after = lines.get(logged_before).copied();
+    eprintln!(
+        "backoff: {touches} Secret changes, {passes_before} failed passes; last backoff before the patch \
+         {last_before:?} (streak, ms); patched generation observed in {observed_in:?}; its pass's backoff \
+         {after:?}; converged {converged_in:?} after the cloud recovered"
+    );
+    t.check(
+        last_before.is_some_and(|(streak, ms)| streak >= 5 && ms >= 150_000),
+        || format!("the backoff before the patch was not at the cap: {lines:?}"),
+    );
+    t.check(after.is_some_and(|(streak, ms)| streak == 1 && ms < 20_000), || {
+        format!("the patched generation's failed pass did not start a new streak at the 10 s floor: {after:?}")
+    });
+    check_tencent_writes(&t, &fake, 1);
+}

@@ -16,7 +16,7 @@ use kube::runtime::reflector::{ObjectRef, Store};
 use kube::{Api, Client, Resource, ResourceExt};
 use tracing::{info, warn, Instrument};
 
-use super::backoff::{backs_off, Backoffs};
+use super::backoff::{backs_off, Backoffs, Failure};
 use super::claims::ClaimIndex;
 use super::clouds::CloudCache;
 use super::metrics::{InstrumentedCloud, Metrics};
@@ -189,21 +189,44 @@ async fn reconcile_cluster(cluster: &ScaledCluster, ctx: &Context) -> Result<Act
     };
     publish(ctx, cluster.object_ref(&()), &report.events).await;
     record_metrics(ctx, cluster, &report);
-    Ok(match requeue_after(ctx, &uid, &report) {
+    let requeue = requeue_after(&ctx.backoffs, &uid, target.generation, &report);
+    Ok(match requeue {
         Some(d) => Action::requeue(d),
         None => Action::await_change(),
     })
 }
 
 /// When to look again: the engine's delay, grown by the resource's backoff
-/// while it keeps failing with a retryable class (the engine's delay is the floor).
-fn requeue_after(ctx: &Context, uid: &str, report: &Report) -> Option<Duration> {
+/// while it keeps failing on the same call with a retryable class (the
+/// engine's delay is the floor; see [`super::backoff`] for what one streak is).
+fn requeue_after(
+    backoffs: &Backoffs,
+    uid: &str,
+    generation: i64,
+    report: &Report,
+) -> Option<Duration> {
     match (&report.error, report.requeue_after) {
         (Some(e), Some(floor)) if backs_off(e.class) => {
-            Some(ctx.backoffs.failed(uid, e.class, floor))
+            let retry = backoffs.failed(
+                uid,
+                Failure {
+                    class: e.class,
+                    action: e.action.clone(),
+                    floor,
+                    generation,
+                },
+            );
+            info!(
+                class = e.class.as_str(),
+                action = %e.action,
+                streak = retry.streak,
+                retry_in_ms = retry.delay.as_millis() as u64,
+                "backing off"
+            );
+            Some(retry.delay)
         }
         _ => {
-            ctx.backoffs.reset(uid);
+            backoffs.reset(uid);
             report.requeue_after
         }
     }
@@ -373,4 +396,143 @@ pub fn clusters_using_secret(
         })
         .map(|g| ObjectRef::from_obj(g.as_ref()))
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cloud::{CloudError, ErrorClass};
+
+    fn report(error: Option<(ErrorClass, &str)>, requeue_s: Option<u64>) -> Report {
+        Report {
+            status: Default::default(),
+            requeue_after: requeue_s.map(Duration::from_secs),
+            events: Vec::new(),
+            error: error.map(|(class, action)| CloudError::new(class, action, "Code", "message")),
+            started: None,
+            finished: None,
+            observed: None,
+        }
+    }
+
+    enum Want {
+        /// Backing off: within [base, 2 * base) seconds, still failing.
+        Band(u64),
+        /// The engine's delay as it is, and the backoff reset.
+        Exact(Option<u64>),
+    }
+
+    #[test]
+    fn requeue_grows_by_streak_and_otherwise_keeps_the_engines_delay() {
+        use ErrorClass::{Auth, Throttled, Transient};
+        use Want::{Band, Exact};
+        let describe = "DescribeInstances";
+        let scale = "ScaleOutInstance";
+        let table = [
+            (
+                "first failure: the floor",
+                Some((Transient, describe)),
+                Some(10),
+                1,
+                Band(10),
+            ),
+            (
+                "the same call again",
+                Some((Transient, describe)),
+                Some(10),
+                1,
+                Band(20),
+            ),
+            (
+                "and again",
+                Some((Transient, describe)),
+                Some(10),
+                1,
+                Band(40),
+            ),
+            (
+                "the spec changed",
+                Some((Transient, describe)),
+                Some(10),
+                2,
+                Band(10),
+            ),
+            (
+                "again, in the new generation",
+                Some((Transient, describe)),
+                Some(10),
+                2,
+                Band(20),
+            ),
+            (
+                "the observation passed, the write failed",
+                Some((Transient, scale)),
+                Some(10),
+                2,
+                Band(10),
+            ),
+            (
+                "the write again, throttled",
+                Some((Throttled, scale)),
+                Some(5),
+                2,
+                Band(5),
+            ),
+            (
+                "throttled again",
+                Some((Throttled, scale)),
+                Some(5),
+                2,
+                Band(10),
+            ),
+            (
+                "not retryable: the class's own delay",
+                Some((Auth, describe)),
+                Some(600),
+                2,
+                Exact(Some(600)),
+            ),
+            (
+                "after the reset, the floor",
+                Some((Transient, describe)),
+                Some(10),
+                2,
+                Band(10),
+            ),
+            ("converged: resync", None, Some(300), 2, Exact(Some(300))),
+            (
+                "again failing",
+                Some((Transient, describe)),
+                Some(10),
+                2,
+                Band(10),
+            ),
+            (
+                "nothing proposed: wait for a change",
+                Some((Transient, describe)),
+                None,
+                2,
+                Exact(None),
+            ),
+        ];
+        let backoffs = Backoffs::default().with_seed(11);
+        for (name, error, requeue_s, generation, want) in table {
+            let got = requeue_after(&backoffs, "uid-1", generation, &report(error, requeue_s));
+            match want {
+                Band(base) => {
+                    let base = Duration::from_secs(base);
+                    assert!(
+                        got.is_some_and(|d| d >= base && d < base * 2),
+                        "{name}: {got:?}, want [{base:?}, {:?})",
+                        base * 2
+                    );
+                    assert_eq!(backoffs.len(), 1, "{name}");
+                }
+                Exact(s) => {
+                    assert_eq!(got, s.map(Duration::from_secs), "{name}");
+                    assert!(backoffs.is_empty(), "{name}: not reset");
+                }
+            }
+        }
+    }
 }

@@ -76,7 +76,7 @@ pub struct RunArgs {
     #[arg(long, default_value_t = 10)]
     pub poll_seconds: u64,
     /// Largest delay, before jitter, of the per-resource exponential backoff
-    /// after Transient, Throttled and Busy errors (tests lower it).
+    /// while one call keeps failing with Transient, Throttled or Busy.
     #[arg(long, default_value_t = super::backoff::CAP.as_secs())]
     pub backoff_cap_seconds: u64,
 }
