@@ -19,8 +19,8 @@ use tracing::{info, warn, Instrument};
 use super::backoff::{backs_off, Backoffs, Failure};
 use super::claims::ClaimIndex;
 use super::clouds::CloudCache;
+use super::events::Recorder;
 use super::metrics::{InstrumentedCloud, Metrics};
-use super::recorders::Recorders;
 use super::secrets;
 use super::status::{status_patch, KubeStatusStore, FIELD_MANAGER};
 use crate::api::conditions::{self, Desired};
@@ -37,7 +37,7 @@ pub type Guarded = DeserializeGuard<ScaledCluster>;
 /// Shared state of every reconcile.
 pub struct Context {
     pub client: Client,
-    pub recorders: Recorders,
+    pub recorder: Recorder,
     pub metrics: Metrics,
     pub clouds: CloudCache,
     pub clock: Arc<dyn Clock>,
@@ -250,7 +250,7 @@ async fn publish(
             action: e.action.clone(),
             secondary: None,
         };
-        if let Err(err) = ctx.recorders.publish(&event, &reference).await {
+        if let Err(err) = ctx.recorder.publish(&event, &reference).await {
             warn!(error = %err, reason = %e.reason, "publishing event failed");
         }
     }

@@ -19,10 +19,10 @@ use tracing::{error, info, warn};
 use super::admin;
 use super::claims::ClaimIndex;
 use super::clouds::CloudCache;
+use super::events::Recorder;
 use super::lease::{LeaderElector, LeaseConfig};
 use super::metrics::Metrics;
 use super::reconciler::{self, clusters_using_secret, Context, Guarded};
-use super::recorders::Recorders;
 use crate::api::ScaledCluster;
 use crate::clock::SystemClock;
 use crate::cloud::connect::ConnectOptions;
@@ -166,7 +166,7 @@ pub async fn run(args: RunArgs) -> Result<(), RunError> {
     let stores: Vec<_> = controllers.iter().map(Controller::store).collect();
     let ctx = Arc::new(Context {
         client: client.clone(),
-        recorders: Recorders::new(
+        recorder: Recorder::new(
             client.clone(),
             Reporter {
                 controller: "clusterscale".into(),

@@ -23,9 +23,9 @@ use tokio::task::JoinHandle;
 use tokio::time::timeout;
 
 use super::clouds::CloudCache;
+use super::events::Recorder;
 use super::metrics::Metrics;
 use super::reconciler::{self, Context, Guarded};
-use super::recorders::Recorders;
 use crate::api::{ScaledCluster, ScaledClusterStatus};
 use crate::clock::ManualClock;
 use crate::engine::{operation_token, EngineConfig};
@@ -193,7 +193,7 @@ fn context(
     let client = Client::new(service, "default");
     let clock = Arc::new(ManualClock::new(start()));
     let ctx = Context {
-        recorders: Recorders::new(
+        recorder: Recorder::new(
             client.clone(),
             Reporter {
                 controller: "clusterscale".into(),

@@ -18,11 +18,16 @@
 #
 # Environment:
 #   APISERVER_READY_TIMEOUT  seconds to wait for /readyz (default 60)
+#   APISERVER_PROFILING      "true" serves Go's /debug/pprof on the secure port
+#                            (admin kubeconfig: kubectl get --raw
+#                            '/debug/pprof/profile?seconds=30' > cpu.pprof; go tool pprof -top);
+#                            off by default, as in a hardened control plane
 #   KUBE_VERSION etc.        passed through to build-apiserver.sh
 set -euo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 READY_TIMEOUT=${APISERVER_READY_TIMEOUT:-60}
+PROFILING=${APISERVER_PROFILING:-false}
 # First IP of this range (10.0.0.1) becomes the `kubernetes` Service ClusterIP.
 SERVICE_CIDR=10.0.0.0/24
 
@@ -270,7 +275,7 @@ cmd_start() {
 		--etcd-servers="$etcd_url" \
 		--endpoint-reconciler-type=none \
 		--allow-privileged=true \
-		--profiling=false
+		--profiling="$PROFILING"
 
 	write_kubeconfig "$DIR/kubeconfig" admin "$(cat "$DIR/admin.token")"
 	write_kubeconfig "$DIR/operator.kubeconfig" clusterscale-operator "$(cat "$DIR/operator.token")"

@@ -178,8 +178,11 @@ pub async fn run(args: FakeCloudArgs) -> Result<(), String> {
         operation_time: Duration::from_secs(args.operation_seconds),
         quota: args.quota,
     };
-    let model: crate::tencent::ModelFactory =
-        Arc::new(move |id: &str| Arc::new(SimModel::new(id, sim.clone(), Arc::new(SystemClock))));
+    // The account's wire journal (`/_fake/journal`) records every request; the
+    // models' own journals would only grow with every observation.
+    let model: crate::tencent::ModelFactory = Arc::new(move |id: &str| {
+        Arc::new(SimModel::new(id, sim.clone(), Arc::new(SystemClock)).with_journal_limit(0))
+    });
     if let Some(dir) = &args.journal_dir {
         std::fs::create_dir_all(dir)
             .map_err(|e| format!("--journal-dir {}: {e}", dir.display()))?;

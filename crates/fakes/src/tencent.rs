@@ -649,13 +649,13 @@ impl Inner {
             "DescribeClusterFlowStatusDetail" => (self.describe_flow(params, visible), false),
             write_action => {
                 let _serial = self.writes.lock().await;
-                let before = self.model.writes().len();
+                let before = self.model.write_count();
                 let reply = match write_action {
                     "ScaleOutInstance" => self.scale_out(params, visible),
                     "TerminateTasks" => self.terminate_tasks(params, visible),
                     _ => self.terminate_cluster_nodes(params, visible),
                 };
-                (reply, self.model.writes().len() > before)
+                (reply, self.model.write_count() > before)
             }
         };
         match admitted.lose_answer {

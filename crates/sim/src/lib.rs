@@ -142,7 +142,12 @@ struct State {
     failed: Option<String>,
     flows: HashMap<String, FlowState>,
     tokens: HashMap<String, (Timestamp, Submitted)>,
-    journal: Vec<JournalEntry>,
+    /// The most recent calls, at most `journal_limit` of them.
+    journal: VecDeque<JournalEntry>,
+    journal_limit: usize,
+    /// Every call so far, and those that wrote (the journal may have dropped some).
+    calls: u64,
+    write_calls: u64,
     faults: Faults,
 }
 
@@ -173,7 +178,10 @@ impl SimModel {
             failed: None,
             flows: HashMap::new(),
             tokens: HashMap::new(),
-            journal: Vec::new(),
+            journal: VecDeque::new(),
+            journal_limit: usize::MAX,
+            calls: 0,
+            write_calls: 0,
             faults: Faults::default(),
         };
         let id: String = id.into();
@@ -191,6 +199,21 @@ impl SimModel {
             clock,
             state: Mutex::new(state),
         }
+    }
+
+    /// Keep only the last `limit` journal lines (none with 0). A model that
+    /// serves a long-lived resource (the spec's `simulated` cloud, a fake's
+    /// instance) would otherwise grow by one line per observation, forever:
+    /// at 10,000 resources that was a third of the operator's heap.
+    pub fn with_journal_limit(self, limit: usize) -> Self {
+        {
+            let mut s = self.lock();
+            s.journal_limit = limit;
+            while s.journal.len() > limit {
+                s.journal.pop_front();
+            }
+        }
+        self
     }
 
     pub fn id(&self) -> &str {
@@ -241,7 +264,15 @@ impl SimModel {
         outcome: &Result<(), String>,
         write: bool,
     ) {
-        s.journal.push(JournalEntry {
+        s.calls += 1;
+        s.write_calls += u64::from(write);
+        if s.journal_limit == 0 {
+            return;
+        }
+        if s.journal.len() >= s.journal_limit {
+            s.journal.pop_front();
+        }
+        s.journal.push_back(JournalEntry {
             at: self.clock.now(),
             action: action.to_string(),
             detail,
@@ -504,7 +535,7 @@ impl SimModel {
         });
         s.flows.insert(flow_id.clone(), FlowState::Running);
         Ok(Submitted {
-            request_id: Some(format!("sim-req-{}", s.journal.len() + 1)),
+            request_id: Some(format!("sim-req-{}", s.calls + 1)),
             flow_id: Some(flow_id.clone()),
             trace_id: Some(format!("sim-trace-{flow_id}")),
             node_ids,
@@ -548,7 +579,12 @@ impl SimModel {
 
     /// Every call so far.
     pub fn journal(&self) -> Vec<JournalEntry> {
-        self.lock().journal.clone()
+        self.lock().journal.iter().cloned().collect()
+    }
+
+    /// How many calls started an operation, including any the journal dropped.
+    pub fn write_count(&self) -> u64 {
+        self.lock().write_calls
     }
 
     /// Calls that started an operation.
@@ -637,7 +673,9 @@ impl CloudProvider for SimulatedProvider {
 
     /// A fresh model named `with.name`, starting from the spec.
     fn connect(block: &SimulatedSpec, with: Connect<'_>) -> Result<Arc<dyn Cloud>, String> {
-        let model = SimModel::new(with.name.to_string(), SimConfig::from(block), with.clock);
+        // Nobody reads the journal of the operator's own simulated cloud.
+        let model = SimModel::new(with.name.to_string(), SimConfig::from(block), with.clock)
+            .with_journal_limit(0);
         Ok(Arc::new(SimulatedCloud::new(Arc::new(model))))
     }
 }
@@ -744,6 +782,33 @@ mod tests {
         let o = m.observe().unwrap();
         assert_eq!((o.state, o.core, o.task), (ClusterState::Running, 3, 2));
         assert_eq!(m.writes().len(), 1, "the refused call is not a write");
+    }
+
+    #[test]
+    fn a_bounded_journal_keeps_the_last_lines_and_counts_every_call() {
+        let (clock, m) = model(3, 0);
+        let m = m.with_journal_limit(2);
+        m.observe().unwrap();
+        let first = m.scale_out(NodeGroup::Task, 1, Some("t1")).unwrap();
+        clock.advance(Duration::from_secs(31));
+        m.observe().unwrap();
+        m.observe().unwrap();
+        let journal = m.journal();
+        assert_eq!(journal.len(), 2);
+        assert!(journal.iter().all(|l| l.action == "observe"));
+        assert!(m.writes().is_empty(), "the write's line was dropped");
+        assert_eq!(m.write_count(), 1, "but it is still counted");
+
+        let (_, silent) = model(3, 0);
+        let silent = silent.with_journal_limit(0);
+        silent.observe().unwrap();
+        let second = silent.scale_out(NodeGroup::Task, 1, Some("t1")).unwrap();
+        assert!(silent.journal().is_empty());
+        assert_eq!(silent.write_count(), 1);
+        assert_eq!(
+            first.request_id, second.request_id,
+            "request ids number the calls, journal or not"
+        );
     }
 
     #[test]
