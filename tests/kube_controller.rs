@@ -1180,3 +1180,60 @@ async fn spec_change_during_a_long_backoff_is_reconciled_at_once() {
     });
     check_tencent_writes(&t, &fake, 1);
 }
+
+/// The status store's compare-and-swap on the real apiserver: the first write
+/// creates `status` (a new object has none), a write from the resourceVersion
+/// it returned succeeds and replaces the status whole, and a write from a
+/// stale resourceVersion is refused with a conflict and changes nothing.
+#[tokio::test]
+async fn status_writes_are_a_compare_and_swap() {
+    use clusterscale::api::{Phase, ScaledClusterStatus};
+    use clusterscale::controller::status::KubeStatusStore;
+    use clusterscale::engine::StatusStore;
+
+    let t = TestNs::new("status-cas").await;
+    t.apply_ok(&simulated("cas", 3, 0, 3));
+    let created = t.get_ok("cas").await;
+    let stale = created.metadata.resource_version.clone();
+    let mut store = KubeStatusStore::new(t.api.clone(), "cas", stale.clone());
+    let first = ScaledClusterStatus {
+        phase: Phase::Pending,
+        message: Some("first".into()),
+        cloud: Some("simulated".into()),
+        ..Default::default()
+    };
+    store
+        .save(&first)
+        .await
+        .expect("a write from the object's resourceVersion");
+    let second = ScaledClusterStatus {
+        phase: Phase::Converged,
+        ..Default::default()
+    };
+    store
+        .save(&second)
+        .await
+        .expect("a write from the returned resourceVersion");
+    let now = t.get_ok("cas").await;
+    let status = now.status.clone().expect("a status");
+    t.check(status.phase == Phase::Converged, || format!("{status:?}"));
+    t.check(status.message.is_none() && status.cloud.is_none(), || {
+        format!("the status is replaced whole, not merged: {status:?}")
+    });
+    t.check(
+        status.selector.as_deref() == Some("clusterscale.io/scaledcluster=cas"),
+        || format!("every write carries the scale selector: {status:?}"),
+    );
+
+    let mut late = KubeStatusStore::new(t.api.clone(), "cas", stale);
+    let refused = late
+        .save(&first)
+        .await
+        .expect_err("a stale write is refused");
+    t.check(refused.conflict, || format!("409 Conflict, got: {refused}"));
+    let after = t.get_ok("cas").await;
+    t.check(
+        after.metadata.resource_version == now.metadata.resource_version,
+        || "the refused write changed the object".to_string(),
+    );
+}
