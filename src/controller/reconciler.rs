@@ -7,6 +7,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use kube::api::{Patch, PatchParams};
 use kube::core::DynamicObject;
 use kube::discovery::ApiResource;
 use kube::runtime::controller::Action;
@@ -21,7 +22,7 @@ use super::clouds::CloudCache;
 use super::events::Recorder;
 use super::metrics::{InstrumentedCloud, Metrics};
 use super::secrets;
-use super::status::{status_params, status_patch, KubeStatusStore};
+use super::status::{status_patch, KubeStatusStore, FIELD_MANAGER};
 use crate::api::conditions::{self, Desired};
 use crate::api::validate::{describe, validate_spec};
 use crate::api::{NodeGroup, Precondition, ScaledCluster, ScaledClusterStatus};
@@ -348,7 +349,12 @@ async fn report_undeserializable(
         ..Default::default()
     };
     let patch = status_patch(&name, &status, None);
-    api.patch_status(&name, &status_params(), &patch).await?;
+    api.patch_status(
+        &name,
+        &PatchParams::apply(FIELD_MANAGER).force(),
+        &Patch::Apply(patch),
+    )
+    .await?;
     let reference = ObjectRef::<Guarded>::from_obj(obj).erase();
     let reference = k8s_openapi::api::core::v1::ObjectReference {
         api_version: Some("clusterscale.io/v1alpha1".into()),

@@ -35,7 +35,7 @@ const NAME: &str = "emr-prod";
 const UID: &str = "6f1c1a9e-0c1b-4d7e-9d55-2b8f7c1d0a11";
 const GENERATION: i64 = 3;
 
-const STATUS_URI: &str = "/apis/clusterscale.io/v1alpha1/namespaces/analytics/scaledclusters/emr-prod/status?&fieldManager=clusterscale";
+const STATUS_URI: &str = "/apis/clusterscale.io/v1alpha1/namespaces/analytics/scaledclusters/emr-prod/status?&force=true&fieldManager=clusterscale";
 const EVENTS_URI: &str = "/apis/events.k8s.io/v1/namespaces/analytics/events?";
 const STATUS_GET_URI: &str =
     "/apis/clusterscale.io/v1alpha1/namespaces/analytics/scaledclusters/emr-prod/status";
@@ -71,7 +71,7 @@ fn failure(code: StatusCode, reason: &str, message: &str) -> (StatusCode, Value)
 }
 
 impl Expect {
-    /// The status patch; the API server answers with `object` carrying the patched status.
+    /// The SSA status patch; the API server answers with `object` carrying the applied status.
     /// Every status patch carries the scale subresource's selector.
     fn status_patch(object: &ScaledCluster) -> Self {
         let selector = crate::api::scale_selector(&object.name_any());
@@ -80,12 +80,11 @@ impl Expect {
             method: Method::PATCH,
             uri: STATUS_URI,
             reply: Box::new(move |body| {
-                let status = applied_status(body);
                 assert_eq!(
-                    status["selector"], selector,
+                    body["status"]["selector"], selector,
                     "a status patch without status.selector removes it, and HPA/KEDA stop"
                 );
-                object["status"] = status.clone();
+                object["status"] = body["status"].clone();
                 (StatusCode::OK, object)
             }),
         }
@@ -154,13 +153,6 @@ fn verify(
                 parts.method,
                 parts.uri
             );
-            if expect.uri == STATUS_URI {
-                assert_eq!(
-                    parts.headers.get("content-type").map(|v| v.as_bytes()),
-                    Some(&b"application/json-patch+json"[..]),
-                    "{what}: a status write is a JSON patch"
-                );
-            }
             let (status, reply) = (expect.reply)(&body);
             let response = Response::builder()
                 .status(status)
@@ -250,8 +242,8 @@ fn tencent_spec() -> Value {
 /// The object as the watch delivers it after the API server applied `patch`.
 fn with_applied_status(obj: &ScaledCluster, patch: &Value) -> ScaledCluster {
     let mut next = obj.clone();
-    let status: ScaledClusterStatus = serde_json::from_value(applied_status(patch).clone())
-        .expect("the patched status deserialises");
+    let status: ScaledClusterStatus =
+        serde_json::from_value(patch["status"].clone()).expect("the patched status deserialises");
     next.status = Some(status);
     next
 }
@@ -288,26 +280,15 @@ fn condition<'a>(status: &'a Value, type_: &str) -> &'a Value {
         .unwrap_or_else(|| panic!("no {type_} condition in {status}"))
 }
 
-/// Asserts a status patch's shape (a JSON patch: at most the resourceVersion
-/// precondition, then the whole status, nothing about the spec) and returns its status.
+/// Asserts an apply patch's envelope (SSA needs apiVersion and kind) and returns its status.
 fn applied_status(body: &Value) -> &Value {
-    let ops = body
-        .as_array()
-        .unwrap_or_else(|| panic!("a JSON patch: {body}"));
-    let (last, rest) = ops.split_last().unwrap_or_else(|| panic!("empty patch"));
-    assert_eq!(
-        (&last["op"], &last["path"]),
-        (&json!("add"), &json!("/status")),
-        "{body}"
+    assert_eq!(body["apiVersion"], "clusterscale.io/v1alpha1", "{body}");
+    assert_eq!(body["kind"], "ScaledCluster", "{body}");
+    assert!(
+        body.get("spec").is_none(),
+        "a status patch carries no spec: {body}"
     );
-    for op in rest {
-        assert_eq!(
-            (&op["op"], &op["path"]),
-            (&json!("replace"), &json!("/metadata/resourceVersion")),
-            "a status patch touches nothing but the status and its precondition: {body}"
-        );
-    }
-    &last["value"]
+    &body["status"]
 }
 
 fn assert_event(body: &Value, type_: &str, reason: &str) {
@@ -745,8 +726,7 @@ async fn a_stale_read_loses_the_compare_and_swap_and_stops() {
     .expect("reconcile finishes");
     let (_, bodies) = verifier.await.expect("verifier");
     assert_eq!(
-        bodies[0][0],
-        json!({"op": "replace", "path": "/metadata/resourceVersion", "value": "41"}),
+        bodies[0]["metadata"]["resourceVersion"], "41",
         "{}",
         bodies[0]
     );
