@@ -220,6 +220,7 @@ fn ending_reason(e: &drive::Ending) -> String {
 fn options(tencent_rate_limit: u32) -> ConnectOptions {
     ConnectOptions {
         tencent_rate_limit: Some(tencent_rate_limit),
+        http: None,
     }
 }
 

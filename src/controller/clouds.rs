@@ -51,7 +51,7 @@ impl CloudCache {
                 return Ok(e.cloud.clone());
             }
         }
-        let cloud = build(cluster, creds, clock, self.options)?;
+        let cloud = build(cluster, creds, clock, self.options.clone())?;
         entries.insert(
             uid,
             Entry {

@@ -106,8 +106,9 @@ impl Recorder {
         self.cache.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Series currently cached (for tests and the benchmark's reasoning).
-    pub fn cached_series(&self) -> usize {
+    /// Series currently cached.
+    #[cfg(test)]
+    fn cached_series(&self) -> usize {
         self.cache().series.len()
     }
 

@@ -176,6 +176,7 @@ pub async fn run(args: RunArgs) -> Result<(), RunError> {
         metrics: metrics.clone(),
         clouds: CloudCache::new(ConnectOptions {
             tencent_rate_limit: Some(args.tencent_rate_limit),
+            http: Some(crate::cloud::http::client()),
         }),
         clock: Arc::new(SystemClock),
         engine: EngineConfig {

@@ -276,6 +276,12 @@ impl HuaweiCloud {
         self
     }
 
+    /// Send MRS and IAM requests through `http` (shared with other clients).
+    pub fn with_http(mut self, http: reqwest::Client) -> Self {
+        self.http = http;
+        self
+    }
+
     /// Change how long calls are refused after an authentication failure.
     pub fn with_auth_hold_off(mut self, hold_off: Duration) -> Self {
         self.auth_hold_off = hold_off;

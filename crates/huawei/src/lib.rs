@@ -119,8 +119,16 @@ impl CloudProvider for HuaweiProvider {
     }
 
     fn connect(block: &HuaweiSpec, with: Connect<'_>) -> Result<Arc<dyn Cloud>, String> {
+        let http = with.options.http;
         HuaweiCloud::new(block, with.creds)
-            .map(|c| Arc::new(c.with_clock(with.clock)) as Arc<dyn Cloud>)
+            .map(|c| {
+                let c = c.with_clock(with.clock);
+                let c = match http {
+                    Some(http) => c.with_http(http),
+                    None => c,
+                };
+                Arc::new(c) as Arc<dyn Cloud>
+            })
             .map_err(|e| e.to_string())
     }
 }

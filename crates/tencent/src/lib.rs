@@ -98,6 +98,7 @@ impl CloudProvider for TencentProvider {
                 .tencent_rate_limit
                 .unwrap_or(DEFAULT_RATE_LIMIT)
                 .max(1),
+            http: with.options.http,
             ..TencentOptions::default()
         };
         TencentCloud::new(block, with.creds, options)
