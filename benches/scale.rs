@@ -211,13 +211,39 @@ fn is_ready(sc: &ScaledCluster) -> bool {
     })
 }
 
+/// `BENCH_LEADER_WRAPPER`: a command line that the leader runs under, for a
+/// profile of the operator at scale, e.g. `heaptrack -o /tmp/heap` (then
+/// `heaptrack_print -f /tmp/heap.zst`). The bench then measures neither the
+/// leader's RSS (the wrapper's pid is not the operator's) nor the takeover.
+const WRAPPER_ENV: &str = "BENCH_LEADER_WRAPPER";
+const LEADER: &str = "bench-leader";
+
+fn leader_wrapper() -> Vec<String> {
+    std::env::var(WRAPPER_ENV)
+        .map(|w| w.split_whitespace().map(String::from).collect())
+        .unwrap_or_default()
+}
+
 /// The `clusterscale run` of the benchmark: release build, all of namespace
 /// `bench`, its Lease there too, JSON logs to a file.
 fn operator(a: &Apiserver, identity: &str, resync: u64) -> (Child, SocketAddr) {
     let metrics = free_addr();
     let health = free_addr();
     let log = a.dir.join(format!("operator-{identity}.log"));
-    let child = Command::new(BIN)
+    let wrapper = if identity == LEADER {
+        leader_wrapper()
+    } else {
+        Vec::new()
+    };
+    let mut command = match wrapper.split_first() {
+        Some((program, args)) => {
+            let mut c = Command::new(program);
+            c.args(args).arg(BIN);
+            c
+        }
+        None => Command::new(BIN),
+    };
+    let child = command
         .env("KUBECONFIG", &a.kubeconfig)
         .env("RUST_LOG", "info,kube=warn")
         .args(["run", "--namespace", NS, "--lease-namespace", NS])
@@ -493,7 +519,7 @@ async fn run_one(n: usize, a: &Args) -> Row {
     let servers = server_pids(&server.dir);
     let cpu0: Vec<f64> = servers.iter().map(|(_, p)| cpu_seconds(*p)).collect();
     let api0 = apiserver_requests(&client).await;
-    let (mut leader, metrics) = operator(&server, "bench-leader", a.quiet_seconds.max(1));
+    let (mut leader, metrics) = operator(&server, LEADER, a.quiet_seconds.max(1));
     let t0 = Instant::now();
     loop {
         let count = ready.lock().unwrap().values().filter(|r| **r).count();
@@ -561,7 +587,12 @@ async fn run_one(n: usize, a: &Args) -> Row {
     // The quiet window's reconciles write nothing: observe, compare, requeue.
     let quiet_sum = sum - metric_sum(&m0, "clusterscale_reconcile_duration_seconds_sum", "");
     let quiet_count = count - metric_sum(&m0, "clusterscale_reconcile_duration_seconds_count", "");
-    let rss_mib = peak_rss_mib(leader.id());
+    let wrapped = !leader_wrapper().is_empty();
+    let rss_mib = if wrapped {
+        f64::NAN
+    } else {
+        peak_rss_mib(leader.id())
+    };
     let mut calls_per_observation: Vec<(String, f64)> = match (&j0, &j1) {
         (Some(j0), Some(j1)) if observations > 0.0 => j1
             .iter()
@@ -575,36 +606,17 @@ async fn run_one(n: usize, a: &Args) -> Row {
     };
     calls_per_observation.sort_by(|a, b| a.0.cmp(&b.0));
 
-    // Takeover: a follower, then SIGKILL the leader.
-    let (mut follower, follower_metrics) =
-        operator(&server, "bench-follower", a.quiet_seconds.max(1));
-    let ready_probe = Instant::now();
-    loop {
-        let health = follower_metrics; // metrics and health are separate; /metrics answers once bound
-        if let Some((200, _)) = Operator::http_get(health, "/metrics").await {
-            break;
-        }
-        assert!(
-            ready_probe.elapsed() < Duration::from_secs(60),
-            "the follower did not start"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    tokio::time::sleep(Duration::from_secs(2)).await;
-    let _ = leader.kill();
-    let _ = leader.wait();
-    let killed = Instant::now();
-    loop {
-        let text = get_text(format!("http://{follower_metrics}/metrics")).await;
-        if metric_sum(&text, "clusterscale_leader", "") >= 1.0 {
-            break;
-        }
-        assert!(killed.elapsed() < Duration::from_secs(120), "no takeover");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    let takeover_s = killed.elapsed().as_secs_f64();
-    let _ = follower.kill();
-    let _ = follower.wait();
+    let takeover_s = if wrapped {
+        // Let the wrapped operator exit on its own (a profiler writes its
+        // data then); the wrapper's pid is not the operator's.
+        let _ = Command::new("pkill")
+            .args(["-TERM", "-f", &format!("--identity {LEADER}")])
+            .status();
+        let _ = leader.wait();
+        f64::NAN
+    } else {
+        takeover(&server, &mut leader, a.quiet_seconds).await
+    };
     watch.abort();
     drop(fake);
     server.stop_in_background();
@@ -642,6 +654,38 @@ async fn run_one(n: usize, a: &Args) -> Row {
         takeover_s,
         calls_per_observation,
     }
+}
+
+/// Seconds from SIGKILL of `leader` until a follower started now leads.
+async fn takeover(server: &Apiserver, leader: &mut Child, resync: u64) -> f64 {
+    let (mut follower, follower_metrics) = operator(server, "bench-follower", resync.max(1));
+    let ready_probe = Instant::now();
+    loop {
+        let health = follower_metrics; // metrics and health are separate; /metrics answers once bound
+        if let Some((200, _)) = Operator::http_get(health, "/metrics").await {
+            break;
+        }
+        assert!(
+            ready_probe.elapsed() < Duration::from_secs(60),
+            "the follower did not start"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let _ = leader.kill();
+    let _ = leader.wait();
+    let killed = Instant::now();
+    loop {
+        let text = get_text(format!("http://{follower_metrics}/metrics")).await;
+        if metric_sum(&text, "clusterscale_leader", "") >= 1.0 {
+            break;
+        }
+        assert!(killed.elapsed() < Duration::from_secs(120), "no takeover");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let _ = follower.kill();
+    let _ = follower.wait();
+    killed.elapsed().as_secs_f64()
 }
 
 fn main() {
