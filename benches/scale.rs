@@ -608,10 +608,19 @@ async fn run_one(n: usize, a: &Args) -> Row {
 
     let takeover_s = if wrapped {
         // Let the wrapped operator exit on its own (a profiler writes its
-        // data then); the wrapper's pid is not the operator's.
+        // data then); the wrapper's pid is not the operator's, its metrics
+        // address names it.
         let _ = Command::new("pkill")
-            .args(["-TERM", "-f", &format!("--identity {LEADER}")])
+            .args(["-TERM", "-f", "--", &format!("--metrics-addr {metrics} ")])
             .status();
+        let stopping = Instant::now();
+        while leader.try_wait().ok().flatten().is_none() {
+            if stopping.elapsed() > Duration::from_secs(60) {
+                let _ = leader.kill();
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
         let _ = leader.wait();
         f64::NAN
     } else {
