@@ -119,17 +119,13 @@ impl CloudProvider for HuaweiProvider {
     }
 
     fn connect(block: &HuaweiSpec, with: Connect<'_>) -> Result<Arc<dyn Cloud>, String> {
-        let http = with.options.http;
-        HuaweiCloud::new(block, with.creds)
-            .map(|c| {
-                let c = c.with_clock(with.clock);
-                let c = match http {
-                    Some(http) => c.with_http(http),
-                    None => c,
-                };
-                Arc::new(c) as Arc<dyn Cloud>
-            })
-            .map_err(|e| e.to_string())
+        let mut cloud = HuaweiCloud::new(block, with.creds)
+            .map_err(|e| e.to_string())?
+            .with_clock(with.clock);
+        if let Some(http) = with.options.http {
+            cloud = cloud.with_http(http);
+        }
+        Ok(Arc::new(cloud))
     }
 }
 

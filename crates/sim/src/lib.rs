@@ -577,7 +577,8 @@ impl SimModel {
         });
     }
 
-    /// Every call so far.
+    /// The calls the journal kept: every call so far, unless
+    /// [`Self::with_journal_limit`] bounded it.
     pub fn journal(&self) -> Vec<JournalEntry> {
         self.lock().journal.iter().cloned().collect()
     }
