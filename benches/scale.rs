@@ -521,10 +521,17 @@ async fn run_one(n: usize, a: &Args) -> Row {
     let api0 = apiserver_requests(&client).await;
     let (mut leader, metrics) = operator(&server, LEADER, a.quiet_seconds.max(1));
     let t0 = Instant::now();
+    let mut progress = 30;
     loop {
         let count = ready.lock().unwrap().values().filter(|r| **r).count();
         if count == n {
             break;
+        }
+        // Progress, so that a run that stalls (a fleet past its account's
+        // ceiling) shows how far it got.
+        if t0.elapsed() >= Duration::from_secs(progress) {
+            eprintln!("  {progress:>5} s: {count}/{n} Ready");
+            progress += 30;
         }
         assert!(
             t0.elapsed() < Duration::from_secs(1800),

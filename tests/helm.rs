@@ -402,6 +402,7 @@ fn default_values_render_a_least_privilege_two_replica_operator() {
             "--poll-seconds=10",
             "--concurrency=32",
             "--tencent-rate-limit=20",
+            "--backoff-cap-seconds=150",
         ]
     );
     // Every rendered flag is one `clusterscale run` accepts.
@@ -471,6 +472,7 @@ fn non_default_values_render_namespaced_rbac_and_the_optional_objects() {
         "--poll-seconds=20",
         "--concurrency=8",
         "--tencent-rate-limit=10",
+        "--backoff-cap-seconds=600",
     ] {
         assert!(a.iter().any(|x| x == want), "{want} not in {a:?}");
     }

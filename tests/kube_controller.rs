@@ -1237,3 +1237,111 @@ async fn status_writes_are_a_compare_and_swap() {
         || "the refused write changed the object".to_string(),
     );
 }
+
+/// While a new resource of an account waits for its first reconcile, the
+/// account's converged resources do not resync: their passes are deferred
+/// without a cloud call, and resume once the new one has been observed.
+#[tokio::test]
+async fn new_resources_come_before_resyncs() {
+    let t = TestNs::new("backlog").await;
+    let fake = FakeCloud::start(
+        &t,
+        "tencent",
+        &[
+            "--tencent",
+            "127.0.0.1:0",
+            "--tencent-instances",
+            "2",
+            "--operation-seconds",
+            "1",
+        ],
+    );
+    let endpoint = fake.tencent.clone().expect("tencent");
+    let (steady, late) = ("emr-fake00000", "emr-fake00001");
+    tencent_secret(&t, "tc-creds");
+    let mut opts = OperatorOpts::new("backlog");
+    opts.extra = vec!["--resync-seconds".into(), "2".into()];
+    let op = Operator::start_with(&t, opts);
+    let metrics = op.metrics;
+    let describes = |id: &str| {
+        fake.journal("tencent")
+            .iter()
+            .filter(|l| l.action == "DescribeInstances" && l.params.to_string().contains(id))
+            .count()
+    };
+    let scrape = |name: &'static str| async move {
+        let (_, body) = Operator::http_get(metrics, "/metrics").await?;
+        sample(&body, name)
+    };
+
+    t.apply_ok(&tencent("steady", &endpoint, steady, "tc-creds", 3, 0));
+    t.wait_sc("steady", "steady Ready at 3/0", CONVERGE, |sc| {
+        converged_at(sc, 3, 0)
+    })
+    .await;
+    let first = describes(steady);
+    t.wait_for("steady resyncing every 2 s", SHORT, || async {
+        (describes(steady) >= first + 2).then_some(())
+    })
+    .await;
+
+    // Slow answers: the new resource's first observation takes 2 x 8 s.
+    let faults = |body: &'static str| {
+        let url = format!("{endpoint}/_fake/faults");
+        async move {
+            let resp = reqwest::Client::new()
+                .put(url)
+                .header("content-type", "application/json")
+                .body(body)
+                .send()
+                .await
+                .expect("PUT /_fake/faults");
+            assert!(
+                resp.status().is_success(),
+                "PUT /_fake/faults: {}",
+                resp.status()
+            );
+        }
+    };
+    faults(r#"{"delayMs": 8000}"#).await;
+    let before = describes(steady);
+    t.apply_ok(&tencent("late", &endpoint, late, "tc-creds", 3, 0));
+    t.wait_for("clusterscale_backlog 1 while late waits", SHORT, || async {
+        (scrape("clusterscale_backlog").await == Some(1.0)).then_some(())
+    })
+    .await;
+    t.wait_sc("late", "late's first generation observed", CONVERGE, |sc| {
+        sc.status.as_ref().and_then(|s| s.observed_generation) == Some(1)
+    })
+    .await;
+    let during = describes(steady) - before;
+    let deferred = scrape(r#"clusterscale_reconciles_total{outcome="deferred"}"#).await;
+    faults("{}").await;
+    eprintln!(
+        "backlog: while late waited (~16 s, resync 2 s), steady made {during} DescribeInstances call(s); \
+         deferred passes: {deferred:?}"
+    );
+    // One resync may have been on its way when late appeared.
+    t.check(during <= 1, || {
+        format!("steady resynced {during} times while late waited for its first observation")
+    });
+    t.check(deferred.is_some_and(|n| n >= 1.0), || {
+        format!("no deferred pass counted: {deferred:?}")
+    });
+
+    // The backlog drained: steady resyncs again, late is Ready.
+    t.wait_for("clusterscale_backlog 0", SHORT, || async {
+        (scrape("clusterscale_backlog").await == Some(0.0)).then_some(())
+    })
+    .await;
+    let after = describes(steady);
+    t.wait_for("steady resyncing again", SHORT, || async {
+        (describes(steady) >= after + 2).then_some(())
+    })
+    .await;
+    t.wait_sc("late", "late Ready at 3/0", CONVERGE, |sc| {
+        converged_at(sc, 3, 0)
+    })
+    .await;
+    check_tencent_writes(&t, &fake, 0);
+}

@@ -3,13 +3,11 @@
 //! streams (before the reflector), so that the duplicate check of a reconcile
 //! is a map lookup instead of a scan of every cached object.
 
-use std::collections::{BTreeSet, HashMap, HashSet};
-use std::sync::Mutex;
+use std::collections::{BTreeSet, HashMap};
 
-use kube::runtime::watcher::Event;
 use kube::ResourceExt;
 
-use super::reconciler::Guarded;
+use super::index::{Entries, WatchIndex};
 use crate::api::ScaledCluster;
 
 /// Older first; namespace/name breaks ties within the same second.
@@ -28,21 +26,18 @@ pub fn claim_order(c: &ScaledCluster) -> ClaimOrder {
 
 #[derive(Clone, Debug)]
 struct Claim {
-    /// Which watch stream reported it (one per watched namespace).
-    source: usize,
     key: String,
     order: ClaimOrder,
 }
 
+/// The claims: by uid, and by remote target in claim order.
 #[derive(Default, Debug)]
-struct State {
+pub struct Claims {
     by_uid: HashMap<String, Claim>,
     by_key: HashMap<String, BTreeSet<(ClaimOrder, String)>>,
-    /// uids listed since each source's last `Init`, for the relist swap.
-    relisting: HashMap<usize, HashSet<String>>,
 }
 
-impl State {
+impl Entries for Claims {
     fn remove(&mut self, uid: &str) {
         if let Some(old) = self.by_uid.remove(uid) {
             if let Some(set) = self.by_key.get_mut(&old.key) {
@@ -54,112 +49,49 @@ impl State {
         }
     }
 
-    fn apply(&mut self, source: usize, obj: &Guarded) {
-        let Some(uid) = obj.uid() else {
-            return;
-        };
-        self.remove(&uid);
-        // Only live, deserializable objects with a target claim anything.
-        let Ok(cluster) = obj.0.as_ref() else {
-            return;
-        };
-        if cluster.metadata.deletion_timestamp.is_some() {
-            return;
-        }
+    fn insert(&mut self, uid: &str, cluster: &ScaledCluster) -> bool {
+        // Only objects with a target claim anything.
         let Some(key) = crate::cloud::provider::target_key(&cluster.spec) else {
-            return;
+            return false;
         };
         let order = claim_order(cluster);
         self.by_key
             .entry(key.clone())
             .or_default()
-            .insert((order.clone(), uid.clone()));
-        self.by_uid.insert(uid, Claim { source, key, order });
+            .insert((order.clone(), uid.to_string()));
+        self.by_uid.insert(uid.to_string(), Claim { key, order });
+        true
     }
 }
 
-/// Remote target -> claimants. Cheap to share (`Arc`); every method takes the lock briefly.
-#[derive(Default, Debug)]
-pub struct ClaimIndex {
-    state: Mutex<State>,
-}
+/// Remote target -> claimants.
+pub type ClaimIndex = WatchIndex<Claims>;
 
-impl ClaimIndex {
-    pub fn new() -> Self {
-        Self::default()
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
-        // A panic while holding the lock leaves a consistent map (every update
-        // is a remove then an insert): keep going.
-        self.state.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    /// Feed one event of watch stream `source`, in stream order.
-    pub fn observe(&self, source: usize, event: &Event<Guarded>) {
-        let mut s = self.lock();
-        match event {
-            Event::Apply(obj) => s.apply(source, obj),
-            Event::Delete(obj) => {
-                if let Some(uid) = obj.uid() {
-                    s.remove(&uid);
-                }
-            }
-            Event::Init => {
-                s.relisting.insert(source, HashSet::new());
-            }
-            Event::InitApply(obj) => {
-                s.apply(source, obj);
-                if let Some(uid) = obj.uid() {
-                    s.relisting.entry(source).or_default().insert(uid);
-                }
-            }
-            Event::InitDone => {
-                // Whatever this source held and the relist did not return was
-                // deleted while the watch was down.
-                let seen = s.relisting.remove(&source).unwrap_or_default();
-                let gone: Vec<String> = s
-                    .by_uid
-                    .iter()
-                    .filter(|(uid, c)| c.source == source && !seen.contains(*uid))
-                    .map(|(uid, _)| uid.clone())
-                    .collect();
-                for uid in gone {
-                    s.remove(&uid);
-                }
-            }
-        }
-    }
-
+impl WatchIndex<Claims> {
     /// The namespace/name of the oldest other live ScaledCluster that targets
     /// the same remote cluster as `cluster` and is older than it.
     pub fn older_claimant(&self, cluster: &ScaledCluster) -> Option<String> {
         let key = crate::cloud::provider::target_key(&cluster.spec)?;
         let me = claim_order(cluster);
         let uid = cluster.metadata.uid.clone().unwrap_or_default();
-        let s = self.lock();
-        s.by_key
-            .get(&key)?
-            .iter()
-            .take_while(|(order, _)| *order < me)
-            .find(|(_, other)| *other != uid)
-            .map(|((_, ns, name), _)| format!("{ns}/{name}"))
-    }
-
-    /// Number of claims held (for tests and metrics).
-    pub fn len(&self) -> usize {
-        self.lock().by_uid.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
+        self.with(|claims| {
+            claims
+                .by_key
+                .get(&key)?
+                .iter()
+                .take_while(|(order, _)| *order < me)
+                .find(|(_, other)| *other != uid)
+                .map(|((_, ns, name), _)| format!("{ns}/{name}"))
+        })
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::controller::reconciler::Guarded;
     use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+    use kube::runtime::watcher::Event;
 
     fn cluster(ns: &str, name: &str, uid: &str, created: i64, target: &str) -> ScaledCluster {
         let mut c: ScaledCluster = serde_json::from_value(serde_json::json!({

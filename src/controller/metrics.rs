@@ -112,6 +112,7 @@ struct Inner {
     nodes: Family<NodeLabels, Gauge>,
     operations: Family<OperationLabels, Counter>,
     leader: Gauge,
+    backlog: Gauge,
 }
 
 /// The `class` label of `clusterscale_errors_total`: a typed class, never a bare string.
@@ -211,6 +212,12 @@ impl Metrics {
             "1 while this replica is the leader (or leader election is off), else 0",
             leader.clone(),
         );
+        let backlog = Gauge::default();
+        registry.register(
+            "clusterscale_backlog",
+            "Resources whose current generation waits for its first reconcile (new or changed); while an account has some, its resyncs wait",
+            backlog.clone(),
+        );
         Self {
             inner: Arc::new(Inner {
                 registry,
@@ -222,8 +229,25 @@ impl Metrics {
                 nodes,
                 operations,
                 leader,
+                backlog,
             }),
         }
+    }
+
+    /// A resync was deferred for its account's backlog: counted as a
+    /// reconcile with outcome `deferred`, but not timed (it did no work).
+    pub fn deferred(&self) {
+        self.inner
+            .reconciles
+            .get_or_create(&OutcomeLabels {
+                outcome: "deferred".to_string(),
+            })
+            .inc();
+    }
+
+    /// The backlog's size ([`super::backlog::Backlog::waiting`]).
+    pub fn set_backlog(&self, waiting: usize) {
+        self.inner.backlog.set(waiting as i64);
     }
 
     /// One reconcile pass ended with `outcome` (e.g. `ok`, `requeue`,

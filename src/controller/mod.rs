@@ -1,8 +1,10 @@
 pub mod admin;
+pub mod backlog;
 pub mod backoff;
 pub mod claims;
 pub mod clouds;
 pub mod events;
+pub mod index;
 pub use clusterscale_lease as lease;
 pub mod metrics;
 pub mod reconciler;

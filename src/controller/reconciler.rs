@@ -16,6 +16,7 @@ use kube::runtime::reflector::{ObjectRef, Store};
 use kube::{Api, Client, Resource, ResourceExt};
 use tracing::{info, warn, Instrument};
 
+use super::backlog::{Backlog, Decision};
 use super::backoff::{backs_off, Backoffs, Failure};
 use super::claims::ClaimIndex;
 use super::clouds::CloudCache;
@@ -46,6 +47,8 @@ pub struct Context {
     pub claims: Arc<ClaimIndex>,
     /// Per-resource exponential backoff of the retryable cloud errors.
     pub backoffs: Backoffs,
+    /// New and changed resources per account, fed by the watch streams: their resyncs wait.
+    pub backlog: Arc<Backlog>,
 }
 
 /// A failure of the Kubernetes side (the engine records cloud errors in status itself).
@@ -82,6 +85,25 @@ impl Error {
 pub async fn reconcile(obj: Arc<Guarded>, ctx: Arc<Context>) -> Result<Action, Error> {
     let namespace = obj.namespace().unwrap_or_default();
     let name = obj.name_any();
+    if let Ok(cluster) = &obj.0 {
+        if let Decision::Defer {
+            after,
+            waiting,
+            warn,
+        } = ctx.backlog.decide(cluster, std::time::Instant::now())
+        {
+            if warn {
+                warn!(
+                    %namespace,
+                    account_secret = %super::backlog::account(cluster).2,
+                    waiting,
+                    "resyncs deferred: resources of this account wait for their first reconcile; past the account's request budget (clusters per resync period) split the fleet across accounts or raise --resync-seconds"
+                );
+            }
+            ctx.metrics.deferred();
+            return Ok(Action::requeue(after));
+        }
+    }
     let span = tracing::info_span!("reconcile", namespace = %namespace, scaledcluster = %name);
     let start = std::time::Instant::now();
     let result = async {
@@ -117,6 +139,7 @@ async fn reconcile_cluster(cluster: &ScaledCluster, ctx: &Context) -> Result<Act
         // We own nothing in the cloud: deleting the resource leaves the cluster as it is.
         ctx.clouds.forget(&uid);
         ctx.backoffs.reset(&uid);
+        ctx.backlog.forget(&uid);
         ctx.metrics.forget(&namespace, &name);
         return Ok(Action::await_change());
     }

@@ -17,6 +17,7 @@ use kube::{Api, Client};
 use tracing::{error, info, warn};
 
 use super::admin;
+use super::backlog::Backlog;
 use super::claims::ClaimIndex;
 use super::clouds::CloudCache;
 use super::events::Recorder;
@@ -130,6 +131,7 @@ pub async fn run(args: RunArgs) -> Result<(), RunError> {
         args.namespaces.iter().cloned().map(Some).collect()
     };
     let claims = Arc::new(ClaimIndex::new());
+    let backlog = Arc::new(Backlog::new());
     let controllers: Vec<Controller<Guarded>> = namespaces
         .iter()
         .enumerate()
@@ -146,11 +148,15 @@ pub async fn run(args: RunArgs) -> Result<(), RunError> {
             if let Some(selector) = &args.selector {
                 config = config.labels(selector);
             }
-            let index = claims.clone();
+            let (index, waiting, gauge) = (claims.clone(), backlog.clone(), metrics.clone());
             let changes = watcher(api, config)
                 .default_backoff()
                 .modify(strip_bookkeeping)
-                .inspect_ok(move |event| index.observe(source, event))
+                .inspect_ok(move |event| {
+                    index.observe(source, event);
+                    waiting.observe(source, event);
+                    gauge.set_backlog(waiting.waiting());
+                })
                 .reflect(writer)
                 .applied_objects()
                 .predicate_filter(predicates::generation, PredicateConfig::default());
@@ -185,6 +191,7 @@ pub async fn run(args: RunArgs) -> Result<(), RunError> {
             ..EngineConfig::default()
         },
         claims,
+        backlog,
         backoffs: super::backoff::Backoffs::new(Duration::from_secs(
             args.backoff_cap_seconds.max(1),
         )),

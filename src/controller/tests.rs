@@ -207,6 +207,7 @@ fn context(
         engine: EngineConfig::default(),
         claims,
         backoffs: Default::default(),
+        backlog: Default::default(),
     };
     (Arc::new(ctx), handle, clock)
 }

@@ -1,0 +1,372 @@
+//! New and changed resources before resyncs.
+//!
+//! A cloud account's request budget (Tencent: 20 per second per action)
+//! bounds how many resources it can observe per resync period. Past that
+//! ceiling the resyncs of converged resources would take the whole budget,
+//! and the controller's queue, which releases due items in no fair order,
+//! would let resources that were never reconciled starve behind them (seen
+//! at 10,000 resources on one account, docs/benchmarks.md).
+//!
+//! So the backlog is the resources whose current generation has not been
+//! reconciled yet (`status.observedGeneration` behind `metadata.generation`:
+//! new, or changed), counted per account, and kept from the watch streams
+//! like the claims. While an account has a backlog, the pass of one of its
+//! resources that would only resync (converged, Ready, no operation
+//! pending) is deferred without a cloud call, for a few seconds at a time
+//! and for at most [`DEFER_LIMIT`] in a row, so that drift is still found
+//! when a backlog never drains (a resource whose status cannot be written).
+//! A resource with an operation pending, an error or a new generation is
+//! never deferred.
+
+use std::collections::HashMap;
+use std::hash::{Hash, Hasher};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use kube::runtime::watcher::Event;
+use kube::ResourceExt;
+
+use super::index::{Entries, WatchIndex};
+use super::reconciler::Guarded;
+use crate::api::conditions::{self, READY};
+use crate::api::ScaledCluster;
+
+/// The longest a resync waits in a row for its account's backlog.
+pub const DEFER_LIMIT: Duration = Duration::from_secs(15 * 60);
+/// A deferred pass is tried again after this, plus a spread of up to as much again.
+pub const RECHECK: Duration = Duration::from_secs(5);
+/// At most one warning per account in this period.
+const WARN_EVERY: Duration = Duration::from_secs(60);
+
+/// One request budget, as far as the controller can tell without reading
+/// the Secret: the namespace, the cloud and the credentials Secret.
+pub type Account = (String, &'static str, String);
+
+/// The account of `cluster`.
+pub fn account(cluster: &ScaledCluster) -> Account {
+    let spec = &cluster.spec;
+    let (cloud, secret) = match crate::cloud::provider::of(spec) {
+        Some(p) => (
+            p.kind().as_str(),
+            p.secret_name(spec).unwrap_or_default().to_string(),
+        ),
+        None => ("", String::new()),
+    };
+    (cluster.namespace().unwrap_or_default(), cloud, secret)
+}
+
+/// Whether `cluster`'s current generation waits for its first reconcile.
+pub fn waits(cluster: &ScaledCluster) -> bool {
+    let observed = cluster.status.as_ref().and_then(|s| s.observed_generation);
+    observed != Some(cluster.metadata.generation.unwrap_or(0))
+}
+
+/// Whether `cluster`'s pass would only resync: converged, Ready, nothing pending.
+fn only_resyncs(cluster: &ScaledCluster) -> bool {
+    let Some(status) = &cluster.status else {
+        return false;
+    };
+    cluster.metadata.deletion_timestamp.is_none()
+        && !waits(cluster)
+        && status.pending_operation.is_none()
+        && conditions::find(&status.conditions, READY).is_some_and(|c| c.status == "True")
+}
+
+/// The waiting resources, per account.
+#[derive(Default, Debug)]
+pub struct Waiting {
+    by_uid: HashMap<String, Account>,
+    per_account: HashMap<Account, usize>,
+}
+
+impl Entries for Waiting {
+    fn insert(&mut self, uid: &str, cluster: &ScaledCluster) -> bool {
+        if !waits(cluster) {
+            return false;
+        }
+        let account = account(cluster);
+        *self.per_account.entry(account.clone()).or_default() += 1;
+        self.by_uid.insert(uid.to_string(), account);
+        true
+    }
+
+    fn remove(&mut self, uid: &str) {
+        if let Some(account) = self.by_uid.remove(uid) {
+            if let Some(n) = self.per_account.get_mut(&account) {
+                *n -= 1;
+                if *n == 0 {
+                    self.per_account.remove(&account);
+                }
+            }
+        }
+    }
+}
+
+impl Waiting {
+    /// Resources of `account` that wait, other than `uid`.
+    fn others(&self, account: &Account, uid: &str) -> usize {
+        let n = self.per_account.get(account).copied().unwrap_or(0);
+        let me = self.by_uid.get(uid).is_some_and(|a| a == account);
+        n - usize::from(me)
+    }
+}
+
+/// What to do with a pass.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Decision {
+    Serve,
+    /// Try again after `after`; `waiting` resources of the account come
+    /// first. `warn`: the first deferral on this account in a while.
+    Defer {
+        after: Duration,
+        waiting: usize,
+        warn: bool,
+    },
+}
+
+#[derive(Default, Debug)]
+struct Deferrals {
+    /// uid -> when its resync was first deferred, while it is.
+    since: HashMap<String, Instant>,
+    /// account -> when a deferral on it was last logged.
+    warned: HashMap<Account, Instant>,
+}
+
+/// The backlog and the resyncs it holds back.
+#[derive(Default, Debug)]
+pub struct Backlog {
+    waiting: WatchIndex<Waiting>,
+    deferrals: Mutex<Deferrals>,
+}
+
+impl Backlog {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Feed one event of watch stream `source`, in stream order.
+    pub fn observe(&self, source: usize, event: &Event<Guarded>) {
+        self.waiting.observe(source, event);
+        if let Event::Delete(obj) = event {
+            if let Some(uid) = obj.uid() {
+                self.forget(&uid);
+            }
+        }
+    }
+
+    /// Resources waiting for the first reconcile of their generation.
+    pub fn waiting(&self) -> usize {
+        self.waiting.len()
+    }
+
+    /// Whether to run `cluster`'s pass now.
+    pub fn decide(&self, cluster: &ScaledCluster, now: Instant) -> Decision {
+        let uid = cluster.metadata.uid.clone().unwrap_or_default();
+        let account = account(cluster);
+        let waiting = if only_resyncs(cluster) {
+            self.waiting.with(|w| w.others(&account, &uid))
+        } else {
+            0
+        };
+        let mut d = self.deferrals.lock().unwrap_or_else(|p| p.into_inner());
+        if waiting == 0 {
+            d.since.remove(&uid);
+            return Decision::Serve;
+        }
+        let since = *d.since.entry(uid.clone()).or_insert(now);
+        if now.saturating_duration_since(since) >= DEFER_LIMIT {
+            d.since.remove(&uid);
+            return Decision::Serve;
+        }
+        let warn = d
+            .warned
+            .get(&account)
+            .is_none_or(|t| now.saturating_duration_since(*t) >= WARN_EVERY);
+        if warn {
+            d.warned.insert(account, now);
+        }
+        Decision::Defer {
+            after: RECHECK + spread(&uid),
+            waiting,
+            warn,
+        }
+    }
+
+    /// Drop what is held for a deleted resource.
+    pub fn forget(&self, uid: &str) {
+        let mut d = self.deferrals.lock().unwrap_or_else(|p| p.into_inner());
+        d.since.remove(uid);
+    }
+}
+
+/// A stable per-resource share of [`RECHECK`], so that deferred passes do
+/// not come back all at once.
+fn spread(uid: &str) -> Duration {
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    uid.hash(&mut h);
+    let max = RECHECK.as_millis() as u64;
+    Duration::from_millis(h.finish() % max.max(1))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use kube::core::DeserializeGuard;
+
+    /// A simulated cluster in `ns` using Secret `secret` (or none), at
+    /// `generation`, with status observed at `observed` and Ready as given.
+    fn cluster(
+        ns: &str,
+        uid: &str,
+        generation: i64,
+        observed: Option<i64>,
+        ready: bool,
+    ) -> ScaledCluster {
+        let status = observed.map(|g| {
+            serde_json::json!({
+                "observedGeneration": g,
+                "conditions": [{
+                    "type": "Ready", "status": if ready { "True" } else { "False" },
+                    "reason": "r", "message": "", "lastTransitionTime": "2026-12-03T00:00:00Z"
+                }]
+            })
+        });
+        serde_json::from_value(serde_json::json!({
+            "apiVersion": "clusterscale.io/v1alpha1",
+            "kind": "ScaledCluster",
+            "metadata": {"name": uid, "namespace": ns, "uid": uid, "generation": generation},
+            "spec": {"simulated": {}, "core": {"count": 3}},
+            "status": status,
+        }))
+        .expect("fixture")
+    }
+
+    fn apply(b: &Backlog, c: &ScaledCluster) {
+        b.observe(0, &Event::Apply(DeserializeGuard(Ok(c.clone()))));
+    }
+
+    fn deferred(d: Decision) -> Option<usize> {
+        match d {
+            Decision::Defer { waiting, after, .. } => {
+                assert!(after >= RECHECK && after < RECHECK * 2, "{after:?}");
+                Some(waiting)
+            }
+            Decision::Serve => None,
+        }
+    }
+
+    #[test]
+    fn a_resync_waits_while_its_account_has_new_or_changed_resources() {
+        let b = Backlog::new();
+        let converged = cluster("a", "c1", 1, Some(1), true);
+        let new = cluster("a", "n1", 1, None, false);
+        let changed = cluster("a", "n2", 3, Some(2), true);
+        let elsewhere = cluster("b", "c2", 1, Some(1), true);
+        for c in [&converged, &new, &changed, &elsewhere] {
+            apply(&b, c);
+        }
+        assert_eq!(b.waiting(), 2);
+        let now = Instant::now();
+        assert_eq!(deferred(b.decide(&converged, now)), Some(2));
+        // The waiting ones, and another account's resyncs, run.
+        assert_eq!(b.decide(&new, now), Decision::Serve);
+        assert_eq!(b.decide(&changed, now), Decision::Serve);
+        assert_eq!(b.decide(&elsewhere, now), Decision::Serve);
+
+        // Their status catches up: the backlog drains and the resync runs.
+        apply(&b, &cluster("a", "n1", 1, Some(1), true));
+        assert_eq!(deferred(b.decide(&converged, now)), Some(1));
+        b.observe(0, &Event::Delete(DeserializeGuard(Ok(changed.clone()))));
+        assert_eq!(b.waiting(), 0);
+        assert_eq!(b.decide(&converged, now), Decision::Serve);
+    }
+
+    #[test]
+    fn only_a_pure_resync_is_deferred() {
+        let b = Backlog::new();
+        apply(&b, &cluster("a", "new", 1, None, false));
+        let now = Instant::now();
+        // Not Ready (an error, a precondition): retried on its own schedule.
+        assert_eq!(
+            b.decide(&cluster("a", "x", 1, Some(1), false), now),
+            Decision::Serve
+        );
+        // An operation pending: its poll is never held back.
+        let mut pending = cluster("a", "y", 1, Some(1), true);
+        pending.status.as_mut().unwrap().pending_operation = Some(
+            serde_json::from_value(serde_json::json!({
+                "id": "t", "group": "task", "direction": "out", "count": 1,
+                "fromCount": 0, "toCount": 1, "startedAt": "2026-12-03T00:00:00Z"
+            }))
+            .expect("operation fixture"),
+        );
+        assert_eq!(b.decide(&pending, now), Decision::Serve);
+        // Being deleted.
+        let mut deleting = cluster("a", "z", 1, Some(1), true);
+        deleting.metadata.deletion_timestamp = Some(
+            k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(jiff::Timestamp::now()),
+        );
+        assert_eq!(b.decide(&deleting, now), Decision::Serve);
+    }
+
+    #[test]
+    fn accounts_are_told_apart_by_secret_and_namespace() {
+        let with_secret = |ns: &str, uid: &str, secret: &str, observed: Option<i64>| {
+            let mut c = cluster(ns, uid, 1, observed, true);
+            c.spec.simulated = None;
+            c.spec.tencent = Some(
+                serde_json::from_value(serde_json::json!({
+                    "region": "ap-guangzhou", "instanceId": uid, "payMode": 0,
+                    "credentialsSecretRef": {"name": secret}
+                }))
+                .expect("tencent fixture"),
+            );
+            c
+        };
+        let b = Backlog::new();
+        apply(&b, &with_secret("a", "w", "one", None));
+        let now = Instant::now();
+        assert!(deferred(b.decide(&with_secret("a", "c1", "one", Some(1)), now)).is_some());
+        assert_eq!(
+            b.decide(&with_secret("a", "c2", "two", Some(1)), now),
+            Decision::Serve
+        );
+        assert_eq!(
+            b.decide(&with_secret("b", "c3", "one", Some(1)), now),
+            Decision::Serve
+        );
+    }
+
+    #[test]
+    fn a_resync_waits_at_most_the_limit_then_runs_once() {
+        let b = Backlog::new();
+        apply(&b, &cluster("a", "stuck", 1, None, false));
+        let converged = cluster("a", "c", 1, Some(1), true);
+        let t0 = Instant::now();
+        match b.decide(&converged, t0) {
+            Decision::Defer { warn, .. } => assert!(warn, "the first deferral warns"),
+            Decision::Serve => panic!("not deferred"),
+        }
+        match b.decide(&converged, t0 + Duration::from_secs(30)) {
+            Decision::Defer { warn, .. } => assert!(!warn, "one warning a minute"),
+            Decision::Serve => panic!("not deferred"),
+        }
+        assert_eq!(b.decide(&converged, t0 + DEFER_LIMIT), Decision::Serve);
+        // Served: the next deferral starts a new limit.
+        let t1 = t0 + DEFER_LIMIT + Duration::from_secs(1);
+        assert!(deferred(b.decide(&converged, t1)).is_some());
+        assert!(deferred(b.decide(&converged, t1 + DEFER_LIMIT / 2)).is_some());
+    }
+
+    #[test]
+    fn a_relist_drops_what_vanished() {
+        let b = Backlog::new();
+        apply(&b, &cluster("a", "gone", 1, None, false));
+        let kept = cluster("a", "kept", 1, None, false);
+        apply(&b, &kept);
+        b.observe(0, &Event::Init);
+        b.observe(0, &Event::InitApply(DeserializeGuard(Ok(kept))));
+        b.observe(0, &Event::InitDone);
+        assert_eq!(b.waiting(), 1);
+    }
+}
