@@ -1,24 +1,33 @@
-//! New and changed resources before resyncs.
+//! New and changed resources, and operations in flight, before resyncs.
 //!
 //! A cloud account's request budget (Tencent: 20 per second per action)
 //! bounds how many resources it can observe per resync period. Past that
 //! ceiling the resyncs of converged resources would take the whole budget,
-//! and the controller's queue, which releases due items in no fair order,
-//! would let resources that were never reconciled starve behind them (seen
-//! at 10,000 resources on one account, docs/benchmarks.md).
+//! and the controller's queue, which releases due items in no fair order
+//! once every worker is busy, lets some resources starve behind them: at
+//! 10,000 resources on one account, resources never reconciled at all; at
+//! 1,000 on a 20 s resync, operations whose polls never came
+//! (docs/benchmarks.md).
 //!
-//! So the backlog is the resources whose current generation has not been
-//! reconciled yet (`status.observedGeneration` behind `metadata.generation`:
-//! new, or changed), counted per account, and kept from the watch streams
-//! like the claims. While an account has a backlog, the pass of one of its
-//! resources that would only resync (converged, Ready, no operation
-//! pending) is deferred without a cloud call, for a few seconds at a time
-//! and for at most [`DEFER_LIMIT`] in a row, so that drift is still found
-//! when a backlog never drains (a resource whose status cannot be written).
-//! A resource with an operation pending, an error or a new generation is
-//! never deferred.
+//! So the controller keeps, per account and from the watch streams like the
+//! claims, the resources that come first:
+//! - **waiting**: their current generation has not been reconciled yet
+//!   (`status.observedGeneration` behind `metadata.generation`: new, or
+//!   changed);
+//! - **in flight**: an operation is pending; such a resource is *overdue*
+//!   when its last pass began longer ago than twice the poll interval plus
+//!   10 s.
+//!
+//! While an account has a waiting or an overdue resource, the pass of one of
+//! its resources that would only resync (converged, Ready, nothing pending)
+//! is deferred without a cloud call, for a few seconds at a time and for at
+//! most [`DEFER_LIMIT`] in a row, so that drift is still found when the
+//! backlog never drains (a resource whose status cannot be written). An
+//! operation in flight, an error being retried or a new generation is never
+//! deferred. An account that is not saturated defers nothing: its new
+//! resources are reconciled at once and its polls are on time.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::hash::{Hash, Hasher};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -61,6 +70,13 @@ pub fn waits(cluster: &ScaledCluster) -> bool {
     observed != Some(cluster.metadata.generation.unwrap_or(0))
 }
 
+fn in_flight(cluster: &ScaledCluster) -> bool {
+    cluster
+        .status
+        .as_ref()
+        .is_some_and(|s| s.pending_operation.is_some())
+}
+
 /// Whether `cluster`'s pass would only resync: converged, Ready, nothing pending.
 fn only_resyncs(cluster: &ScaledCluster) -> bool {
     let Some(status) = &cluster.status else {
@@ -68,45 +84,85 @@ fn only_resyncs(cluster: &ScaledCluster) -> bool {
     };
     cluster.metadata.deletion_timestamp.is_none()
         && !waits(cluster)
-        && status.pending_operation.is_none()
+        && !in_flight(cluster)
         && conditions::find(&status.conditions, READY).is_some_and(|c| c.status == "True")
 }
 
-/// The waiting resources, per account.
-#[derive(Default, Debug)]
-pub struct Waiting {
-    by_uid: HashMap<String, Account>,
-    per_account: HashMap<Account, usize>,
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Waiting,
+    InFlight,
 }
 
-impl Entries for Waiting {
+/// The resources that come first, per account.
+#[derive(Default, Debug)]
+pub struct Priority {
+    by_uid: HashMap<String, (Account, Kind)>,
+    waiting: HashMap<Account, usize>,
+    waiting_total: usize,
+    in_flight: HashMap<Account, HashSet<String>>,
+}
+
+impl Entries for Priority {
     fn insert(&mut self, uid: &str, cluster: &ScaledCluster) -> bool {
-        if !waits(cluster) {
+        let kind = if waits(cluster) {
+            Kind::Waiting
+        } else if in_flight(cluster) {
+            Kind::InFlight
+        } else {
             return false;
-        }
+        };
         let account = account(cluster);
-        *self.per_account.entry(account.clone()).or_default() += 1;
-        self.by_uid.insert(uid.to_string(), account);
+        match kind {
+            Kind::Waiting => {
+                *self.waiting.entry(account.clone()).or_default() += 1;
+                self.waiting_total += 1;
+            }
+            Kind::InFlight => {
+                self.in_flight
+                    .entry(account.clone())
+                    .or_default()
+                    .insert(uid.to_string());
+            }
+        }
+        self.by_uid.insert(uid.to_string(), (account, kind));
         true
     }
 
     fn remove(&mut self, uid: &str) {
-        if let Some(account) = self.by_uid.remove(uid) {
-            if let Some(n) = self.per_account.get_mut(&account) {
-                *n -= 1;
-                if *n == 0 {
-                    self.per_account.remove(&account);
+        let Some((account, kind)) = self.by_uid.remove(uid) else {
+            return;
+        };
+        match kind {
+            Kind::Waiting => {
+                self.waiting_total -= 1;
+                if let Some(n) = self.waiting.get_mut(&account) {
+                    *n -= 1;
+                    if *n == 0 {
+                        self.waiting.remove(&account);
+                    }
+                }
+            }
+            Kind::InFlight => {
+                if let Some(set) = self.in_flight.get_mut(&account) {
+                    set.remove(uid);
+                    if set.is_empty() {
+                        self.in_flight.remove(&account);
+                    }
                 }
             }
         }
     }
 }
 
-impl Waiting {
+impl Priority {
     /// Resources of `account` that wait, other than `uid`.
-    fn others(&self, account: &Account, uid: &str) -> usize {
-        let n = self.per_account.get(account).copied().unwrap_or(0);
-        let me = self.by_uid.get(uid).is_some_and(|a| a == account);
+    fn waiting_others(&self, account: &Account, uid: &str) -> usize {
+        let n = self.waiting.get(account).copied().unwrap_or(0);
+        let me = self
+            .by_uid
+            .get(uid)
+            .is_some_and(|(a, k)| a == account && *k == Kind::Waiting);
         n - usize::from(me)
     }
 }
@@ -115,17 +171,21 @@ impl Waiting {
 #[derive(Debug, PartialEq, Eq)]
 pub enum Decision {
     Serve,
-    /// Try again after `after`; `waiting` resources of the account come
-    /// first. `warn`: the first deferral on this account in a while.
+    /// Try again after `after`: `waiting` resources of the account wait for
+    /// their first reconcile and `overdue` operations for their poll.
+    /// `warn`: the first deferral on this account in a while.
     Defer {
         after: Duration,
         waiting: usize,
+        overdue: usize,
         warn: bool,
     },
 }
 
 #[derive(Default, Debug)]
 struct Deferrals {
+    /// uid -> when its last pass began (in this process).
+    served: HashMap<String, Instant>,
     /// uid -> when its resync was first deferred, while it is.
     since: HashMap<String, Instant>,
     /// account -> when a deferral on it was last logged.
@@ -133,20 +193,33 @@ struct Deferrals {
 }
 
 /// The backlog and the resyncs it holds back.
-#[derive(Default, Debug)]
+#[derive(Debug)]
 pub struct Backlog {
-    waiting: WatchIndex<Waiting>,
+    priority: WatchIndex<Priority>,
     deferrals: Mutex<Deferrals>,
+    /// An operation whose last pass began longer ago than this is overdue.
+    overdue_after: Duration,
+}
+
+impl Default for Backlog {
+    fn default() -> Self {
+        Self::new(crate::engine::EngineConfig::default().poll)
+    }
 }
 
 impl Backlog {
-    pub fn new() -> Self {
-        Self::default()
+    /// `poll`: the interval between polls of an operation in flight.
+    pub fn new(poll: Duration) -> Self {
+        Self {
+            priority: WatchIndex::new(),
+            deferrals: Mutex::default(),
+            overdue_after: poll * 2 + Duration::from_secs(10),
+        }
     }
 
     /// Feed one event of watch stream `source`, in stream order.
     pub fn observe(&self, source: usize, event: &Event<Guarded>) {
-        self.waiting.observe(source, event);
+        self.priority.observe(source, event);
         if let Event::Delete(obj) = event {
             if let Some(uid) = obj.uid() {
                 self.forget(&uid);
@@ -156,27 +229,46 @@ impl Backlog {
 
     /// Resources waiting for the first reconcile of their generation.
     pub fn waiting(&self) -> usize {
-        self.waiting.len()
+        self.priority.with(|p| p.waiting_total)
     }
 
     /// Whether to run `cluster`'s pass now.
     pub fn decide(&self, cluster: &ScaledCluster, now: Instant) -> Decision {
         let uid = cluster.metadata.uid.clone().unwrap_or_default();
         let account = account(cluster);
-        let waiting = if only_resyncs(cluster) {
-            self.waiting.with(|w| w.others(&account, &uid))
+        let (waiting, in_flight) = if only_resyncs(cluster) {
+            self.priority.with(|p| {
+                let waiting = p.waiting_others(&account, &uid);
+                // Only needed when nothing waits; usually a handful.
+                let in_flight: Vec<String> = match (waiting, p.in_flight.get(&account)) {
+                    (0, Some(set)) => set.iter().cloned().collect(),
+                    _ => Vec::new(),
+                };
+                (waiting, in_flight)
+            })
         } else {
-            0
+            (0, Vec::new())
         };
         let mut d = self.deferrals.lock().unwrap_or_else(|p| p.into_inner());
-        if waiting == 0 {
+        let overdue = in_flight
+            .iter()
+            .filter(|u| {
+                d.served
+                    .get(*u)
+                    .is_none_or(|t| now.saturating_duration_since(*t) > self.overdue_after)
+            })
+            .count();
+        let serve = |d: &mut Deferrals| {
             d.since.remove(&uid);
-            return Decision::Serve;
+            d.served.insert(uid.clone(), now);
+            Decision::Serve
+        };
+        if waiting == 0 && overdue == 0 {
+            return serve(&mut d);
         }
         let since = *d.since.entry(uid.clone()).or_insert(now);
         if now.saturating_duration_since(since) >= DEFER_LIMIT {
-            d.since.remove(&uid);
-            return Decision::Serve;
+            return serve(&mut d);
         }
         let warn = d
             .warned
@@ -188,6 +280,7 @@ impl Backlog {
         Decision::Defer {
             after: RECHECK + spread(&uid),
             waiting,
+            overdue,
             warn,
         }
     }
@@ -196,6 +289,7 @@ impl Backlog {
     pub fn forget(&self, uid: &str) {
         let mut d = self.deferrals.lock().unwrap_or_else(|p| p.into_inner());
         d.since.remove(uid);
+        d.served.remove(uid);
     }
 }
 
@@ -257,7 +351,7 @@ mod tests {
 
     #[test]
     fn a_resync_waits_while_its_account_has_new_or_changed_resources() {
-        let b = Backlog::new();
+        let b = Backlog::new(Duration::from_secs(10));
         let converged = cluster("a", "c1", 1, Some(1), true);
         let new = cluster("a", "n1", 1, None, false);
         let changed = cluster("a", "n2", 3, Some(2), true);
@@ -283,7 +377,7 @@ mod tests {
 
     #[test]
     fn only_a_pure_resync_is_deferred() {
-        let b = Backlog::new();
+        let b = Backlog::new(Duration::from_secs(10));
         apply(&b, &cluster("a", "new", 1, None, false));
         let now = Instant::now();
         // Not Ready (an error, a precondition): retried on its own schedule.
@@ -310,6 +404,47 @@ mod tests {
     }
 
     #[test]
+    fn an_overdue_operation_holds_resyncs_back_and_an_on_time_one_does_not() {
+        let poll = Duration::from_secs(1);
+        let b = Backlog::new(poll);
+        let converged = cluster("a", "c", 1, Some(1), true);
+        let mut scaling = cluster("a", "s", 1, Some(1), false);
+        scaling.status.as_mut().unwrap().pending_operation = Some(
+            serde_json::from_value(serde_json::json!({
+                "id": "t", "group": "task", "direction": "out", "count": 1,
+                "fromCount": 0, "toCount": 1, "startedAt": "2026-12-03T00:00:00Z"
+            }))
+            .expect("operation fixture"),
+        );
+        apply(&b, &converged);
+        apply(&b, &scaling);
+        assert_eq!(b.waiting(), 0, "an operation in flight is not waiting");
+        let t0 = Instant::now();
+        // Not polled yet in this process: overdue.
+        match b.decide(&converged, t0) {
+            Decision::Defer { overdue, .. } => assert_eq!(overdue, 1),
+            Decision::Serve => panic!("not deferred for an operation never polled"),
+        }
+        // Its poll runs; while it keeps its schedule, resyncs run.
+        assert_eq!(b.decide(&scaling, t0), Decision::Serve);
+        let on_time = t0 + poll * 2 + Duration::from_secs(10);
+        assert_eq!(b.decide(&converged, on_time), Decision::Serve);
+        // Its poll is late (the workers are busy with resyncs): they wait.
+        let late = on_time + Duration::from_millis(1);
+        assert!(matches!(
+            b.decide(&converged, late),
+            Decision::Defer {
+                overdue: 1,
+                waiting: 0,
+                ..
+            }
+        ));
+        // The operation ended: nothing to wait for.
+        apply(&b, &cluster("a", "s", 1, Some(1), true));
+        assert_eq!(b.decide(&converged, late), Decision::Serve);
+    }
+
+    #[test]
     fn accounts_are_told_apart_by_secret_and_namespace() {
         let with_secret = |ns: &str, uid: &str, secret: &str, observed: Option<i64>| {
             let mut c = cluster(ns, uid, 1, observed, true);
@@ -323,7 +458,7 @@ mod tests {
             );
             c
         };
-        let b = Backlog::new();
+        let b = Backlog::new(Duration::from_secs(10));
         apply(&b, &with_secret("a", "w", "one", None));
         let now = Instant::now();
         assert!(deferred(b.decide(&with_secret("a", "c1", "one", Some(1)), now)).is_some());
@@ -339,7 +474,7 @@ mod tests {
 
     #[test]
     fn a_resync_waits_at_most_the_limit_then_runs_once() {
-        let b = Backlog::new();
+        let b = Backlog::new(Duration::from_secs(10));
         apply(&b, &cluster("a", "stuck", 1, None, false));
         let converged = cluster("a", "c", 1, Some(1), true);
         let t0 = Instant::now();
@@ -360,7 +495,7 @@ mod tests {
 
     #[test]
     fn a_relist_drops_what_vanished() {
-        let b = Backlog::new();
+        let b = Backlog::new(Duration::from_secs(10));
         apply(&b, &cluster("a", "gone", 1, None, false));
         let kept = cluster("a", "kept", 1, None, false);
         apply(&b, &kept);

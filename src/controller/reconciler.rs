@@ -89,6 +89,7 @@ pub async fn reconcile(obj: Arc<Guarded>, ctx: Arc<Context>) -> Result<Action, E
         if let Decision::Defer {
             after,
             waiting,
+            overdue,
             warn,
         } = ctx.backlog.decide(cluster, std::time::Instant::now())
         {
@@ -97,7 +98,8 @@ pub async fn reconcile(obj: Arc<Guarded>, ctx: Arc<Context>) -> Result<Action, E
                     %namespace,
                     account_secret = %super::backlog::account(cluster).2,
                     waiting,
-                    "resyncs deferred: resources of this account wait for their first reconcile; past the account's request budget (clusters per resync period) split the fleet across accounts or raise --resync-seconds"
+                    overdue,
+                    "resyncs deferred: resources of this account wait for their first reconcile (waiting) or their operation's poll (overdue); if this lasts, the fleet is past the account's request budget per resync period: split it across accounts or raise --resync-seconds"
                 );
             }
             ctx.metrics.deferred();

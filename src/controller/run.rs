@@ -131,7 +131,7 @@ pub async fn run(args: RunArgs) -> Result<(), RunError> {
         args.namespaces.iter().cloned().map(Some).collect()
     };
     let claims = Arc::new(ClaimIndex::new());
-    let backlog = Arc::new(Backlog::new());
+    let backlog = Arc::new(Backlog::new(Duration::from_secs(args.poll_seconds.max(1))));
     let controllers: Vec<Controller<Guarded>> = namespaces
         .iter()
         .enumerate()
