@@ -1315,7 +1315,7 @@ async fn new_resources_come_before_resyncs() {
     })
     .await;
     let during = describes(steady) - before;
-    let deferred = scrape(r#"clusterscale_reconciles_total{outcome="deferred"}"#).await;
+    let deferred = scrape(r#"clusterscale_reconciles_total{outcome="deferred_backlog"}"#).await;
     faults("{}").await;
     eprintln!(
         "backlog: while late waited (~16 s, resync 2 s), steady made {during} DescribeInstances call(s); \
@@ -1343,5 +1343,92 @@ async fn new_resources_come_before_resyncs() {
         converged_at(sc, 3, 0)
     })
     .await;
+    check_tencent_writes(&t, &fake, 0);
+}
+
+/// Past the account's budget, resyncs are admitted at its rate and spread
+/// over every resource: six converged resources resynced every second on an
+/// account of 2 observations/s are each observed several times in 15 s,
+/// and the account's rate is kept.
+#[tokio::test]
+async fn resyncs_past_the_budget_are_spread_evenly() {
+    const N: usize = 6;
+    const WINDOW: Duration = Duration::from_secs(15);
+    let t = TestNs::new("budget").await;
+    let fake = FakeCloud::start(
+        &t,
+        "tencent",
+        &[
+            "--tencent",
+            "127.0.0.1:0",
+            "--tencent-instances",
+            &N.to_string(),
+        ],
+    );
+    let endpoint = fake.tencent.clone().expect("tencent");
+    tencent_secret(&t, "tc-creds");
+    let mut opts = OperatorOpts::new("budget");
+    opts.extra = ["--resync-seconds", "1", "--tencent-rate-limit", "2"]
+        .map(String::from)
+        .to_vec();
+    let op = Operator::start_with(&t, opts);
+    let ids: Vec<String> = (0..N).map(|i| format!("emr-fake{i:05}")).collect();
+    for (i, id) in ids.iter().enumerate() {
+        t.apply_ok(&tencent(
+            &format!("sc-{i}"),
+            &endpoint,
+            id,
+            "tc-creds",
+            3,
+            0,
+        ));
+    }
+    for i in 0..N {
+        t.wait_sc(&format!("sc-{i}"), "Ready at 3/0", CONVERGE, |sc| {
+            converged_at(sc, 3, 0)
+        })
+        .await;
+    }
+    let describes = || {
+        let journal = fake.journal("tencent");
+        ids.iter()
+            .map(|id| {
+                journal
+                    .iter()
+                    .filter(|l| {
+                        l.action == "DescribeInstances" && l.params.to_string().contains(id)
+                    })
+                    .count()
+            })
+            .collect::<Vec<_>>()
+    };
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let before = describes();
+    tokio::time::sleep(WINDOW).await;
+    let after = describes();
+    let per: Vec<usize> = after.iter().zip(&before).map(|(a, b)| a - b).collect();
+    let total: usize = per.iter().sum();
+    let body = Operator::http_get(op.metrics, "/metrics")
+        .await
+        .map(|(_, b)| b)
+        .unwrap_or_default();
+    let deferred = sample(
+        &body,
+        r#"clusterscale_reconciles_total{outcome="deferred_budget"}"#,
+    );
+    eprintln!(
+        "budget: {N} resources, resync 1 s, 2 observations/s: {total} observations in {WINDOW:?}, \
+         per resource {per:?}; deferred for the budget: {deferred:?}"
+    );
+    // Slots are handed out in the order resyncs ask: a round robin, about 5 each.
+    t.check(per.iter().all(|n| *n >= 3), || {
+        format!("some resource was resynced less than 3 times in {WINDOW:?}: {per:?}")
+    });
+    t.check(total <= 2 * WINDOW.as_secs() as usize + 4, || {
+        format!("{total} observations in {WINDOW:?} exceed 2/s")
+    });
+    t.check(deferred.is_some_and(|n| n >= 1.0), || {
+        format!("no resync was deferred for the budget: {deferred:?}")
+    });
     check_tencent_writes(&t, &fake, 0);
 }

@@ -26,6 +26,15 @@
 //! operation in flight, an error being retried or a new generation is never
 //! deferred. An account that is not saturated defers nothing: its new
 //! resources are reconciled at once and its polls are on time.
+//!
+//! And resyncs are admitted within the account's budget
+//! ([`Provider::observations_per_second`]): one past it is given the next
+//! free slot of the budget and deferred until then, instead of waiting in
+//! the cloud client's rate limiter. Waiting there, resyncs would keep every
+//! worker busy, and the queue's unfair order would resync some resources
+//! every period and others never; with slots, the workers stay free and
+//! resyncs run in the order they fell due. A fleet past its ceiling is
+//! resynced less often than `--resync-seconds`, evenly, with a warning.
 
 use std::collections::{HashMap, HashSet};
 use std::hash::{Hash, Hasher};
@@ -39,10 +48,16 @@ use super::index::{Entries, WatchIndex};
 use super::reconciler::Guarded;
 use crate::api::conditions::{self, READY};
 use crate::api::ScaledCluster;
+use crate::cloud::connect::ConnectOptions;
+#[cfg(doc)]
+use crate::cloud::provider::Provider;
 
 /// The longest a resync waits in a row for its account's backlog.
 pub const DEFER_LIMIT: Duration = Duration::from_secs(15 * 60);
-/// A deferred pass is tried again after this, plus a spread of up to as much again.
+/// A deferred pass is tried again after this (or a quarter of the resync
+/// period, if shorter), plus a spread of up to as much again: well before the
+/// resources just resynced come back, so that admission favours those that
+/// waited.
 pub const RECHECK: Duration = Duration::from_secs(5);
 /// At most one warning per account in this period.
 const WARN_EVERY: Duration = Duration::from_secs(60);
@@ -167,17 +182,25 @@ impl Priority {
     }
 }
 
+/// Why a resync waits.
+#[derive(Debug, PartialEq, Eq, Clone, Copy)]
+pub enum Why {
+    /// `waiting` resources of the account wait for their first reconcile
+    /// and `overdue` operations for their poll.
+    Backlog { waiting: usize, overdue: usize },
+    /// The account's resyncs already use its `per_second` observations.
+    Budget { per_second: u32 },
+}
+
 /// What to do with a pass.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Decision {
     Serve,
-    /// Try again after `after`: `waiting` resources of the account wait for
-    /// their first reconcile and `overdue` operations for their poll.
-    /// `warn`: the first deferral on this account in a while.
+    /// Try again after `after`. `warn`: the first deferral on this account
+    /// in a while.
     Defer {
         after: Duration,
-        waiting: usize,
-        overdue: usize,
+        why: Why,
         warn: bool,
     },
 }
@@ -190,7 +213,47 @@ struct Deferrals {
     since: HashMap<String, Instant>,
     /// account -> when a deferral on it was last logged.
     warned: HashMap<Account, Instant>,
+    /// account -> the first free slot of its resyncs' budget.
+    next_slot: HashMap<Account, Instant>,
+    /// uid -> the slot a deferred resync holds.
+    reserved: HashMap<String, Instant>,
 }
+
+impl Deferrals {
+    /// The slot of a resync of `uid` on `account`, whose cloud allows
+    /// `per_second` observations: `None` to run now, else when to come back.
+    /// Slots are handed out in the order resyncs ask, one per 1/`per_second`
+    /// (a virtual-time queue, as GCRA's): first come, first served, and no
+    /// share of the budget wasted.
+    fn slot(
+        &mut self,
+        account: &Account,
+        uid: &str,
+        per_second: u32,
+        now: Instant,
+    ) -> Option<Instant> {
+        if let Some(at) = self.reserved.get(uid).copied() {
+            if at <= now + SLOT_EARLY {
+                self.reserved.remove(uid);
+                return None;
+            }
+            return Some(at);
+        }
+        let interval = Duration::from_secs(1) / per_second.max(1);
+        let next = self.next_slot.entry(account.clone()).or_insert(now);
+        if *next <= now {
+            *next = now + interval;
+            return None;
+        }
+        let at = *next;
+        *next += interval;
+        self.reserved.insert(uid.to_string(), at);
+        Some(at)
+    }
+}
+
+/// A pass that comes back this much before its slot is served (timers fire late, not early).
+const SLOT_EARLY: Duration = Duration::from_millis(5);
 
 /// The backlog and the resyncs it holds back.
 #[derive(Debug)]
@@ -199,21 +262,30 @@ pub struct Backlog {
     deferrals: Mutex<Deferrals>,
     /// An operation whose last pass began longer ago than this is overdue.
     overdue_after: Duration,
+    /// What the clients are built with (the budgets depend on it).
+    options: ConnectOptions,
+    /// How long a deferred pass waits, before its spread.
+    recheck: Duration,
 }
 
 impl Default for Backlog {
     fn default() -> Self {
-        Self::new(crate::engine::EngineConfig::default().poll)
+        let engine = crate::engine::EngineConfig::default();
+        Self::new(engine.poll, engine.resync, ConnectOptions::default())
     }
 }
 
 impl Backlog {
-    /// `poll`: the interval between polls of an operation in flight.
-    pub fn new(poll: Duration) -> Self {
+    /// `poll`: the interval between polls of an operation in flight;
+    /// `resync`: between resyncs; `options`: those of the cloud clients
+    /// (rate limits).
+    pub fn new(poll: Duration, resync: Duration, options: ConnectOptions) -> Self {
         Self {
             priority: WatchIndex::new(),
             deferrals: Mutex::default(),
             overdue_after: poll * 2 + Duration::from_secs(10),
+            options,
+            recheck: RECHECK.min(resync / 4).max(Duration::from_millis(100)),
         }
     }
 
@@ -236,7 +308,8 @@ impl Backlog {
     pub fn decide(&self, cluster: &ScaledCluster, now: Instant) -> Decision {
         let uid = cluster.metadata.uid.clone().unwrap_or_default();
         let account = account(cluster);
-        let (waiting, in_flight) = if only_resyncs(cluster) {
+        let resync = only_resyncs(cluster);
+        let (waiting, in_flight) = if resync {
             self.priority.with(|p| {
                 let waiting = p.waiting_others(&account, &uid);
                 // Only needed when nothing waits; usually a handful.
@@ -260,16 +333,30 @@ impl Backlog {
             .count();
         let serve = |d: &mut Deferrals| {
             d.since.remove(&uid);
+            d.reserved.remove(&uid);
             d.served.insert(uid.clone(), now);
             Decision::Serve
         };
-        if waiting == 0 && overdue == 0 {
-            return serve(&mut d);
-        }
-        let since = *d.since.entry(uid.clone()).or_insert(now);
-        if now.saturating_duration_since(since) >= DEFER_LIMIT {
-            return serve(&mut d);
-        }
+        let (why, after) = if waiting > 0 || overdue > 0 {
+            let since = *d.since.entry(uid.clone()).or_insert(now);
+            if now.saturating_duration_since(since) >= DEFER_LIMIT {
+                return serve(&mut d);
+            }
+            (
+                Why::Backlog { waiting, overdue },
+                self.recheck + spread(&uid, self.recheck),
+            )
+        } else {
+            let budget = crate::cloud::provider::of(&cluster.spec)
+                .and_then(|p| p.observations_per_second(&self.options));
+            match budget {
+                Some(per_second) if resync => match d.slot(&account, &uid, per_second, now) {
+                    Some(at) => (Why::Budget { per_second }, at - now),
+                    None => return serve(&mut d),
+                },
+                _ => return serve(&mut d),
+            }
+        };
         let warn = d
             .warned
             .get(&account)
@@ -277,12 +364,7 @@ impl Backlog {
         if warn {
             d.warned.insert(account, now);
         }
-        Decision::Defer {
-            after: RECHECK + spread(&uid),
-            waiting,
-            overdue,
-            warn,
-        }
+        Decision::Defer { after, why, warn }
     }
 
     /// Drop what is held for a deleted resource.
@@ -290,15 +372,16 @@ impl Backlog {
         let mut d = self.deferrals.lock().unwrap_or_else(|p| p.into_inner());
         d.since.remove(uid);
         d.served.remove(uid);
+        d.reserved.remove(uid);
     }
 }
 
-/// A stable per-resource share of [`RECHECK`], so that deferred passes do
-/// not come back all at once.
-fn spread(uid: &str) -> Duration {
+/// A stable per-resource share of `max`, so that deferred passes do not
+/// come back all at once.
+fn spread(uid: &str, max: Duration) -> Duration {
     let mut h = std::collections::hash_map::DefaultHasher::new();
     uid.hash(&mut h);
-    let max = RECHECK.as_millis() as u64;
+    let max = max.as_millis() as u64;
     Duration::from_millis(h.finish() % max.max(1))
 }
 
@@ -339,19 +422,29 @@ mod tests {
         b.observe(0, &Event::Apply(DeserializeGuard(Ok(c.clone()))));
     }
 
+    /// The waiting count of a deferral for the backlog.
     fn deferred(d: Decision) -> Option<usize> {
         match d {
-            Decision::Defer { waiting, after, .. } => {
+            Decision::Defer {
+                why: Why::Backlog { waiting, .. },
+                after,
+                ..
+            } => {
                 assert!(after >= RECHECK && after < RECHECK * 2, "{after:?}");
                 Some(waiting)
             }
+            Decision::Defer { why, .. } => panic!("deferred for {why:?}"),
             Decision::Serve => None,
         }
     }
 
     #[test]
     fn a_resync_waits_while_its_account_has_new_or_changed_resources() {
-        let b = Backlog::new(Duration::from_secs(10));
+        let b = Backlog::new(
+            Duration::from_secs(10),
+            Duration::from_secs(300),
+            ConnectOptions::default(),
+        );
         let converged = cluster("a", "c1", 1, Some(1), true);
         let new = cluster("a", "n1", 1, None, false);
         let changed = cluster("a", "n2", 3, Some(2), true);
@@ -377,7 +470,11 @@ mod tests {
 
     #[test]
     fn only_a_pure_resync_is_deferred() {
-        let b = Backlog::new(Duration::from_secs(10));
+        let b = Backlog::new(
+            Duration::from_secs(10),
+            Duration::from_secs(300),
+            ConnectOptions::default(),
+        );
         apply(&b, &cluster("a", "new", 1, None, false));
         let now = Instant::now();
         // Not Ready (an error, a precondition): retried on its own schedule.
@@ -406,7 +503,7 @@ mod tests {
     #[test]
     fn an_overdue_operation_holds_resyncs_back_and_an_on_time_one_does_not() {
         let poll = Duration::from_secs(1);
-        let b = Backlog::new(poll);
+        let b = Backlog::new(poll, Duration::from_secs(300), ConnectOptions::default());
         let converged = cluster("a", "c", 1, Some(1), true);
         let mut scaling = cluster("a", "s", 1, Some(1), false);
         scaling.status.as_mut().unwrap().pending_operation = Some(
@@ -421,10 +518,13 @@ mod tests {
         assert_eq!(b.waiting(), 0, "an operation in flight is not waiting");
         let t0 = Instant::now();
         // Not polled yet in this process: overdue.
-        match b.decide(&converged, t0) {
-            Decision::Defer { overdue, .. } => assert_eq!(overdue, 1),
-            Decision::Serve => panic!("not deferred for an operation never polled"),
-        }
+        assert!(matches!(
+            b.decide(&converged, t0),
+            Decision::Defer {
+                why: Why::Backlog { overdue: 1, .. },
+                ..
+            }
+        ));
         // Its poll runs; while it keeps its schedule, resyncs run.
         assert_eq!(b.decide(&scaling, t0), Decision::Serve);
         let on_time = t0 + poll * 2 + Duration::from_secs(10);
@@ -434,8 +534,10 @@ mod tests {
         assert!(matches!(
             b.decide(&converged, late),
             Decision::Defer {
-                overdue: 1,
-                waiting: 0,
+                why: Why::Backlog {
+                    overdue: 1,
+                    waiting: 0
+                },
                 ..
             }
         ));
@@ -458,7 +560,11 @@ mod tests {
             );
             c
         };
-        let b = Backlog::new(Duration::from_secs(10));
+        let b = Backlog::new(
+            Duration::from_secs(10),
+            Duration::from_secs(300),
+            ConnectOptions::default(),
+        );
         apply(&b, &with_secret("a", "w", "one", None));
         let now = Instant::now();
         assert!(deferred(b.decide(&with_secret("a", "c1", "one", Some(1)), now)).is_some());
@@ -473,8 +579,82 @@ mod tests {
     }
 
     #[test]
+    fn resyncs_are_admitted_within_the_accounts_budget() {
+        let tencent = |ns: &str, uid: &str, ready: bool| {
+            let mut c = cluster(ns, uid, 1, Some(1), ready);
+            c.spec.simulated = None;
+            c.spec.tencent = Some(
+                serde_json::from_value(serde_json::json!({
+                    "region": "ap-guangzhou", "instanceId": uid, "payMode": 0,
+                    "credentialsSecretRef": {"name": "creds"}
+                }))
+                .expect("tencent fixture"),
+            );
+            c
+        };
+        let options = ConnectOptions {
+            tencent_rate_limit: Some(20),
+            ..ConnectOptions::default()
+        };
+        let b = Backlog::new(Duration::from_secs(10), Duration::from_secs(300), options);
+        let t0 = Instant::now();
+        let ms = |n: u64| Duration::from_millis(n);
+        let slot = |d: Decision| match d {
+            Decision::Defer {
+                why: Why::Budget { per_second: 20 },
+                after,
+                ..
+            } => after,
+            d => panic!("not deferred for the budget: {d:?}"),
+        };
+        assert_eq!(b.decide(&tencent("a", "c1", true), t0), Decision::Serve);
+        // Past 20/s the next resyncs get the next slots, 50 ms apart, in the
+        // order they asked, and are not sent to the client's limiter.
+        assert_eq!(slot(b.decide(&tencent("a", "c2", true), t0)), ms(50));
+        assert_eq!(slot(b.decide(&tencent("a", "c3", true), t0)), ms(100));
+        // Asking again before its slot changes nothing.
+        assert_eq!(
+            slot(b.decide(&tencent("a", "c2", true), t0 + ms(20))),
+            ms(30)
+        );
+        // Another account has its own budget; a pass that is not a resync has none.
+        assert_eq!(b.decide(&tencent("b", "c4", true), t0), Decision::Serve);
+        assert_eq!(b.decide(&tencent("a", "e1", false), t0), Decision::Serve);
+        // The simulated cloud has no limit.
+        let sim = cluster("a", "s1", 1, Some(1), true);
+        assert_eq!(b.decide(&sim, t0), Decision::Serve);
+        assert_eq!(b.decide(&sim, t0), Decision::Serve);
+        // At its slot each runs; a newcomer queues behind them.
+        assert_eq!(
+            b.decide(&tencent("a", "c2", true), t0 + ms(50)),
+            Decision::Serve
+        );
+        assert_eq!(
+            slot(b.decide(&tencent("a", "c5", true), t0 + ms(60))),
+            ms(90)
+        );
+        assert_eq!(
+            b.decide(&tencent("a", "c3", true), t0 + ms(101)),
+            Decision::Serve
+        );
+        // Once the queue is empty and a slot has passed, a resync runs at once.
+        assert_eq!(
+            b.decide(&tencent("a", "c5", true), t0 + ms(150)),
+            Decision::Serve
+        );
+        assert_eq!(
+            b.decide(&tencent("a", "c1", true), t0 + ms(400)),
+            Decision::Serve
+        );
+    }
+
+    #[test]
     fn a_resync_waits_at_most_the_limit_then_runs_once() {
-        let b = Backlog::new(Duration::from_secs(10));
+        let b = Backlog::new(
+            Duration::from_secs(10),
+            Duration::from_secs(300),
+            ConnectOptions::default(),
+        );
         apply(&b, &cluster("a", "stuck", 1, None, false));
         let converged = cluster("a", "c", 1, Some(1), true);
         let t0 = Instant::now();
@@ -495,7 +675,11 @@ mod tests {
 
     #[test]
     fn a_relist_drops_what_vanished() {
-        let b = Backlog::new(Duration::from_secs(10));
+        let b = Backlog::new(
+            Duration::from_secs(10),
+            Duration::from_secs(300),
+            ConnectOptions::default(),
+        );
         apply(&b, &cluster("a", "gone", 1, None, false));
         let kept = cluster("a", "kept", 1, None, false);
         apply(&b, &kept);

@@ -234,13 +234,18 @@ impl Metrics {
         }
     }
 
-    /// A resync was deferred for its account's backlog: counted as a
-    /// reconcile with outcome `deferred`, but not timed (it did no work).
-    pub fn deferred(&self) {
+    /// A resync was deferred, for its account's backlog or its budget:
+    /// counted as a reconcile with outcome `deferred_backlog` or
+    /// `deferred_budget`, but not timed (it did no work).
+    pub fn deferred(&self, why: super::backlog::Why) {
+        let outcome = match why {
+            super::backlog::Why::Backlog { .. } => "deferred_backlog",
+            super::backlog::Why::Budget { .. } => "deferred_budget",
+        };
         self.inner
             .reconciles
             .get_or_create(&OutcomeLabels {
-                outcome: "deferred".to_string(),
+                outcome: outcome.to_string(),
             })
             .inc();
     }

@@ -16,7 +16,7 @@ use kube::runtime::reflector::{ObjectRef, Store};
 use kube::{Api, Client, Resource, ResourceExt};
 use tracing::{info, warn, Instrument};
 
-use super::backlog::{Backlog, Decision};
+use super::backlog::{Backlog, Decision, Why};
 use super::backoff::{backs_off, Backoffs, Failure};
 use super::claims::ClaimIndex;
 use super::clouds::CloudCache;
@@ -86,23 +86,23 @@ pub async fn reconcile(obj: Arc<Guarded>, ctx: Arc<Context>) -> Result<Action, E
     let namespace = obj.namespace().unwrap_or_default();
     let name = obj.name_any();
     if let Ok(cluster) = &obj.0 {
-        if let Decision::Defer {
-            after,
-            waiting,
-            overdue,
-            warn,
-        } = ctx.backlog.decide(cluster, std::time::Instant::now())
+        if let Decision::Defer { after, why, warn } =
+            ctx.backlog.decide(cluster, std::time::Instant::now())
         {
             if warn {
-                warn!(
-                    %namespace,
-                    account_secret = %super::backlog::account(cluster).2,
-                    waiting,
-                    overdue,
-                    "resyncs deferred: resources of this account wait for their first reconcile (waiting) or their operation's poll (overdue); if this lasts, the fleet is past the account's request budget per resync period: split it across accounts or raise --resync-seconds"
-                );
+                let secret = super::backlog::account(cluster).2;
+                match why {
+                    Why::Backlog { waiting, overdue } => warn!(
+                        %namespace, account_secret = %secret, waiting, overdue,
+                        "resyncs deferred: resources of this account wait for their first reconcile (waiting) or their operation's poll (overdue); if this lasts, the fleet is past the account's request budget: split it across accounts or raise --resync-seconds"
+                    ),
+                    Why::Budget { per_second } => warn!(
+                        %namespace, account_secret = %secret, observations_per_second = per_second,
+                        "resyncs deferred: this account's resyncs use its whole request budget, so the fleet is past the account's ceiling (observations per second x --resync-seconds) and each resource is resynced less often than --resync-seconds: split the fleet across accounts or raise --resync-seconds"
+                    ),
+                }
             }
-            ctx.metrics.deferred();
+            ctx.metrics.deferred(why);
             return Ok(Action::requeue(after));
         }
     }

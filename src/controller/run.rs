@@ -131,7 +131,15 @@ pub async fn run(args: RunArgs) -> Result<(), RunError> {
         args.namespaces.iter().cloned().map(Some).collect()
     };
     let claims = Arc::new(ClaimIndex::new());
-    let backlog = Arc::new(Backlog::new(Duration::from_secs(args.poll_seconds.max(1))));
+    let options = ConnectOptions {
+        tencent_rate_limit: Some(args.tencent_rate_limit),
+        http: Some(crate::cloud::http::client()),
+    };
+    let backlog = Arc::new(Backlog::new(
+        Duration::from_secs(args.poll_seconds.max(1)),
+        Duration::from_secs(args.resync_seconds.max(1)),
+        options.clone(),
+    ));
     let controllers: Vec<Controller<Guarded>> = namespaces
         .iter()
         .enumerate()
@@ -180,10 +188,7 @@ pub async fn run(args: RunArgs) -> Result<(), RunError> {
             },
         ),
         metrics: metrics.clone(),
-        clouds: CloudCache::new(ConnectOptions {
-            tencent_rate_limit: Some(args.tencent_rate_limit),
-            http: Some(crate::cloud::http::client()),
-        }),
+        clouds: CloudCache::new(options),
         clock: Arc::new(SystemClock),
         engine: EngineConfig {
             poll: Duration::from_secs(args.poll_seconds.max(1)),

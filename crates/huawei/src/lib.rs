@@ -39,7 +39,7 @@ use std::time::Duration;
 use clusterscale_core::api::{CloudKind, HuaweiSpec, ScaledClusterSpec, SecretRef};
 use clusterscale_core::cloud::credentials::{Credentials, MissingCredential, SecretString};
 use clusterscale_core::cloud::http::{parse_endpoint, Endpoint};
-use clusterscale_core::cloud::provider::{CloudProvider, Connect, SecretKeys};
+use clusterscale_core::cloud::provider::{CloudProvider, Connect, ConnectOptions, SecretKeys};
 use clusterscale_core::cloud::{Capabilities, Cloud};
 
 /// Secret key: access key id (AK/SK mode).
@@ -126,6 +126,10 @@ impl CloudProvider for HuaweiProvider {
             cloud = cloud.with_http(http);
         }
         Ok(Arc::new(cloud))
+    }
+
+    fn observations_per_second(_: &ConnectOptions) -> Option<u32> {
+        Some(client::REQUESTS_PER_SECOND)
     }
 }
 

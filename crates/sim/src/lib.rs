@@ -19,7 +19,7 @@ use clusterscale_core::api::{
 };
 use clusterscale_core::clock::Clock;
 use clusterscale_core::cloud::credentials::Credentials;
-use clusterscale_core::cloud::provider::{CloudProvider, Connect, SecretKeys};
+use clusterscale_core::cloud::provider::{CloudProvider, Connect, ConnectOptions, SecretKeys};
 use clusterscale_core::cloud::{
     Capabilities, Cloud, CloudError, ClusterState, ErrorClass, Node, ObservedCluster,
     OperationProgress, ScaleRequest, Submitted,
@@ -678,6 +678,11 @@ impl CloudProvider for SimulatedProvider {
         let model = SimModel::new(with.name.to_string(), SimConfig::from(block), with.clock)
             .with_journal_limit(0);
         Ok(Arc::new(SimulatedCloud::new(Arc::new(model))))
+    }
+
+    /// In memory: no limit.
+    fn observations_per_second(_: &ConnectOptions) -> Option<u32> {
+        None
     }
 }
 

@@ -27,7 +27,7 @@ use std::sync::Arc;
 use clusterscale_core::api::{CloudKind, ScaledClusterSpec, SecretRef, TencentSpec};
 use clusterscale_core::cloud::credentials::{Credentials, MissingCredential};
 use clusterscale_core::cloud::http::{parse_endpoint, Endpoint};
-use clusterscale_core::cloud::provider::{CloudProvider, Connect, SecretKeys};
+use clusterscale_core::cloud::provider::{CloudProvider, Connect, ConnectOptions, SecretKeys};
 use clusterscale_core::cloud::{Capabilities, Cloud};
 
 /// The default API endpoint (the international site is `emr.intl.tencentcloudapi.com`).
@@ -104,6 +104,16 @@ impl CloudProvider for TencentProvider {
         TencentCloud::new(block, with.creds, options)
             .map(|c| Arc::new(c) as Arc<dyn Cloud>)
             .map_err(|e| e.to_string())
+    }
+
+    /// One observation is one `DescribeInstances` and one `DescribeClusterNodes`.
+    fn observations_per_second(options: &ConnectOptions) -> Option<u32> {
+        Some(
+            options
+                .tencent_rate_limit
+                .unwrap_or(DEFAULT_RATE_LIMIT)
+                .max(1),
+        )
     }
 }
 

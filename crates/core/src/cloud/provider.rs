@@ -69,6 +69,10 @@ pub trait CloudProvider: Sync + 'static {
     fn target_key(block: &Self::Spec) -> Option<String>;
     /// Build the client. Errors name the spec field or credential key.
     fn connect(block: &Self::Spec, with: Connect<'_>) -> Result<Arc<dyn Cloud>, String>;
+    /// Observations per second one account allows (its per-action request
+    /// rate, each action being called about once per observation); `None`:
+    /// no limit. The controller admits resyncs within it.
+    fn observations_per_second(options: &ConnectOptions) -> Option<u32>;
 }
 
 /// A [`CloudProvider`] seen through a whole spec.
@@ -82,6 +86,7 @@ pub trait Provider: Sync {
     fn credentials_from_env(&self) -> Credentials;
     fn target_key(&self, spec: &ScaledClusterSpec) -> Option<String>;
     fn capabilities(&self) -> Capabilities;
+    fn observations_per_second(&self, options: &ConnectOptions) -> Option<u32>;
     fn connect(
         &self,
         spec: &ScaledClusterSpec,
@@ -118,6 +123,10 @@ impl<P: CloudProvider> Provider for P {
 
     fn capabilities(&self) -> Capabilities {
         P::CAPABILITIES
+    }
+
+    fn observations_per_second(&self, options: &ConnectOptions) -> Option<u32> {
+        P::observations_per_second(options)
     }
 
     fn connect(
