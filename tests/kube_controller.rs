@@ -81,6 +81,47 @@ fn fake_tencent(t: &TestNs, operation_seconds: u64) -> FakeCloud {
     )
 }
 
+/// A fake Tencent endpoint serving `n` instances, `emr-fake00000`..., each at 3/0.
+fn fake_tencent_fleet(t: &TestNs, n: usize) -> (FakeCloud, String, Vec<String>) {
+    let fake = FakeCloud::start(
+        t,
+        "tencent",
+        &[
+            "--tencent",
+            "127.0.0.1:0",
+            "--tencent-instances",
+            &n.to_string(),
+            "--operation-seconds",
+            "1",
+        ],
+    );
+    let endpoint = fake.tencent.clone().expect("tencent");
+    let ids = (0..n).map(|i| format!("emr-fake{i:05}")).collect();
+    (fake, endpoint, ids)
+}
+
+/// `DescribeInstances` requests for instance `id` in the fake's journal.
+fn describes(fake: &FakeCloud, id: &str) -> usize {
+    fake.journal("tencent")
+        .iter()
+        .filter(|l| l.action == "DescribeInstances" && l.params.to_string().contains(id))
+        .count()
+}
+
+/// Replace the fake's faults (`{}`: none).
+async fn put_faults(t: &TestNs, endpoint: &str, body: &str) {
+    let resp = reqwest::Client::new()
+        .put(format!("{endpoint}/_fake/faults"))
+        .header("content-type", "application/json")
+        .body(body.to_string())
+        .send()
+        .await
+        .expect("PUT /_fake/faults");
+    t.check(resp.status().is_success(), || {
+        format!("PUT /_fake/faults: {}", resp.status())
+    });
+}
+
 fn param<'a>(line: &'a JournalLine, key: &str) -> Option<&'a serde_json::Value> {
     line.params.get(key)
 }
@@ -1141,16 +1182,7 @@ async fn spec_change_during_a_long_backoff_is_reconciled_at_once() {
     });
     // The cloud recovers: the change is made after the floor's delay, not
     // after the old streak's 150 s or more.
-    let resp = reqwest::Client::new()
-        .put(format!("{endpoint}/_fake/faults"))
-        .header("content-type", "application/json")
-        .body("{}")
-        .send()
-        .await
-        .expect("PUT /_fake/faults");
-    t.check(resp.status().is_success(), || {
-        format!("PUT /_fake/faults: {}", resp.status())
-    });
+    put_faults(&t, &endpoint, "{}").await;
     let recovered = std::time::Instant::now();
     t.wait_sc(
         "emr",
@@ -1244,31 +1276,13 @@ async fn status_writes_are_a_compare_and_swap() {
 #[tokio::test]
 async fn new_resources_come_before_resyncs() {
     let t = TestNs::new("backlog").await;
-    let fake = FakeCloud::start(
-        &t,
-        "tencent",
-        &[
-            "--tencent",
-            "127.0.0.1:0",
-            "--tencent-instances",
-            "2",
-            "--operation-seconds",
-            "1",
-        ],
-    );
-    let endpoint = fake.tencent.clone().expect("tencent");
-    let (steady, late) = ("emr-fake00000", "emr-fake00001");
+    let (fake, endpoint, ids) = fake_tencent_fleet(&t, 2);
+    let (steady, late) = (ids[0].as_str(), ids[1].as_str());
     tencent_secret(&t, "tc-creds");
     let mut opts = OperatorOpts::new("backlog");
     opts.extra = vec!["--resync-seconds".into(), "2".into()];
     let op = Operator::start_with(&t, opts);
     let metrics = op.metrics;
-    let describes = |id: &str| {
-        fake.journal("tencent")
-            .iter()
-            .filter(|l| l.action == "DescribeInstances" && l.params.to_string().contains(id))
-            .count()
-    };
     let scrape = |name: &'static str| async move {
         let (_, body) = Operator::http_get(metrics, "/metrics").await?;
         sample(&body, name)
@@ -1279,32 +1293,15 @@ async fn new_resources_come_before_resyncs() {
         converged_at(sc, 3, 0)
     })
     .await;
-    let first = describes(steady);
+    let first = describes(&fake, steady);
     t.wait_for("steady resyncing every 2 s", SHORT, || async {
-        (describes(steady) >= first + 2).then_some(())
+        (describes(&fake, steady) >= first + 2).then_some(())
     })
     .await;
 
     // Slow answers: the new resource's first observation takes 2 x 8 s.
-    let faults = |body: &'static str| {
-        let url = format!("{endpoint}/_fake/faults");
-        async move {
-            let resp = reqwest::Client::new()
-                .put(url)
-                .header("content-type", "application/json")
-                .body(body)
-                .send()
-                .await
-                .expect("PUT /_fake/faults");
-            assert!(
-                resp.status().is_success(),
-                "PUT /_fake/faults: {}",
-                resp.status()
-            );
-        }
-    };
-    faults(r#"{"delayMs": 8000}"#).await;
-    let before = describes(steady);
+    put_faults(&t, &endpoint, r#"{"delayMs": 8000}"#).await;
+    let before = describes(&fake, steady);
     t.apply_ok(&tencent("late", &endpoint, late, "tc-creds", 3, 0));
     t.wait_for("clusterscale_backlog 1 while late waits", SHORT, || async {
         (scrape("clusterscale_backlog").await == Some(1.0)).then_some(())
@@ -1314,9 +1311,9 @@ async fn new_resources_come_before_resyncs() {
         sc.status.as_ref().and_then(|s| s.observed_generation) == Some(1)
     })
     .await;
-    let during = describes(steady) - before;
+    let during = describes(&fake, steady) - before;
     let deferred = scrape(r#"clusterscale_reconciles_total{outcome="deferred_backlog"}"#).await;
-    faults("{}").await;
+    put_faults(&t, &endpoint, "{}").await;
     eprintln!(
         "backlog: while late waited (~16 s, resync 2 s), steady made {during} DescribeInstances call(s); \
          deferred passes: {deferred:?}"
@@ -1334,9 +1331,9 @@ async fn new_resources_come_before_resyncs() {
         (scrape("clusterscale_backlog").await == Some(0.0)).then_some(())
     })
     .await;
-    let after = describes(steady);
+    let after = describes(&fake, steady);
     t.wait_for("steady resyncing again", SHORT, || async {
-        (describes(steady) >= after + 2).then_some(())
+        (describes(&fake, steady) >= after + 2).then_some(())
     })
     .await;
     t.wait_sc("late", "late Ready at 3/0", CONVERGE, |sc| {
@@ -1355,24 +1352,13 @@ async fn resyncs_past_the_budget_are_spread_evenly() {
     const N: usize = 6;
     const WINDOW: Duration = Duration::from_secs(15);
     let t = TestNs::new("budget").await;
-    let fake = FakeCloud::start(
-        &t,
-        "tencent",
-        &[
-            "--tencent",
-            "127.0.0.1:0",
-            "--tencent-instances",
-            &N.to_string(),
-        ],
-    );
-    let endpoint = fake.tencent.clone().expect("tencent");
+    let (fake, endpoint, ids) = fake_tencent_fleet(&t, N);
     tencent_secret(&t, "tc-creds");
     let mut opts = OperatorOpts::new("budget");
     opts.extra = ["--resync-seconds", "1", "--tencent-rate-limit", "2"]
         .map(String::from)
         .to_vec();
     let op = Operator::start_with(&t, opts);
-    let ids: Vec<String> = (0..N).map(|i| format!("emr-fake{i:05}")).collect();
     for (i, id) in ids.iter().enumerate() {
         t.apply_ok(&tencent(
             &format!("sc-{i}"),
@@ -1389,23 +1375,15 @@ async fn resyncs_past_the_budget_are_spread_evenly() {
         })
         .await;
     }
-    let describes = || {
-        let journal = fake.journal("tencent");
+    let counts = || {
         ids.iter()
-            .map(|id| {
-                journal
-                    .iter()
-                    .filter(|l| {
-                        l.action == "DescribeInstances" && l.params.to_string().contains(id)
-                    })
-                    .count()
-            })
+            .map(|id| describes(&fake, id))
             .collect::<Vec<_>>()
     };
     tokio::time::sleep(Duration::from_secs(3)).await;
-    let before = describes();
+    let before = counts();
     tokio::time::sleep(WINDOW).await;
-    let after = describes();
+    let after = counts();
     let per: Vec<usize> = after.iter().zip(&before).map(|(a, b)| a - b).collect();
     let total: usize = per.iter().sum();
     let body = Operator::http_get(op.metrics, "/metrics")

@@ -418,6 +418,43 @@ mod tests {
         .expect("fixture")
     }
 
+    /// The same on Tencent, with credentials Secret `secret`.
+    fn tencent(
+        ns: &str,
+        uid: &str,
+        secret: &str,
+        observed: Option<i64>,
+        ready: bool,
+    ) -> ScaledCluster {
+        let mut c = cluster(ns, uid, 1, observed, ready);
+        c.spec.simulated = None;
+        c.spec.tencent = Some(
+            serde_json::from_value(serde_json::json!({
+                "region": "ap-guangzhou", "instanceId": uid, "payMode": 0,
+                "credentialsSecretRef": {"name": secret}
+            }))
+            .expect("tencent fixture"),
+        );
+        c
+    }
+
+    /// `c` with an operation pending.
+    fn scaling(mut c: ScaledCluster) -> ScaledCluster {
+        c.status.as_mut().expect("a status").pending_operation = Some(
+            serde_json::from_value(serde_json::json!({
+                "id": "t", "group": "task", "direction": "out", "count": 1,
+                "fromCount": 0, "toCount": 1, "startedAt": "2026-12-03T00:00:00Z"
+            }))
+            .expect("operation fixture"),
+        );
+        c
+    }
+
+    /// A backlog with a 10 s poll, a 300 s resync and `options`.
+    fn backlog(options: ConnectOptions) -> Backlog {
+        Backlog::new(Duration::from_secs(10), Duration::from_secs(300), options)
+    }
+
     fn apply(b: &Backlog, c: &ScaledCluster) {
         b.observe(0, &Event::Apply(DeserializeGuard(Ok(c.clone()))));
     }
@@ -440,11 +477,7 @@ mod tests {
 
     #[test]
     fn a_resync_waits_while_its_account_has_new_or_changed_resources() {
-        let b = Backlog::new(
-            Duration::from_secs(10),
-            Duration::from_secs(300),
-            ConnectOptions::default(),
-        );
+        let b = backlog(ConnectOptions::default());
         let converged = cluster("a", "c1", 1, Some(1), true);
         let new = cluster("a", "n1", 1, None, false);
         let changed = cluster("a", "n2", 3, Some(2), true);
@@ -470,11 +503,7 @@ mod tests {
 
     #[test]
     fn only_a_pure_resync_is_deferred() {
-        let b = Backlog::new(
-            Duration::from_secs(10),
-            Duration::from_secs(300),
-            ConnectOptions::default(),
-        );
+        let b = backlog(ConnectOptions::default());
         apply(&b, &cluster("a", "new", 1, None, false));
         let now = Instant::now();
         // Not Ready (an error, a precondition): retried on its own schedule.
@@ -483,14 +512,7 @@ mod tests {
             Decision::Serve
         );
         // An operation pending: its poll is never held back.
-        let mut pending = cluster("a", "y", 1, Some(1), true);
-        pending.status.as_mut().unwrap().pending_operation = Some(
-            serde_json::from_value(serde_json::json!({
-                "id": "t", "group": "task", "direction": "out", "count": 1,
-                "fromCount": 0, "toCount": 1, "startedAt": "2026-12-03T00:00:00Z"
-            }))
-            .expect("operation fixture"),
-        );
+        let pending = scaling(cluster("a", "y", 1, Some(1), true));
         assert_eq!(b.decide(&pending, now), Decision::Serve);
         // Being deleted.
         let mut deleting = cluster("a", "z", 1, Some(1), true);
@@ -505,14 +527,7 @@ mod tests {
         let poll = Duration::from_secs(1);
         let b = Backlog::new(poll, Duration::from_secs(300), ConnectOptions::default());
         let converged = cluster("a", "c", 1, Some(1), true);
-        let mut scaling = cluster("a", "s", 1, Some(1), false);
-        scaling.status.as_mut().unwrap().pending_operation = Some(
-            serde_json::from_value(serde_json::json!({
-                "id": "t", "group": "task", "direction": "out", "count": 1,
-                "fromCount": 0, "toCount": 1, "startedAt": "2026-12-03T00:00:00Z"
-            }))
-            .expect("operation fixture"),
-        );
+        let scaling = scaling(cluster("a", "s", 1, Some(1), false));
         apply(&b, &converged);
         apply(&b, &scaling);
         assert_eq!(b.waiting(), 0, "an operation in flight is not waiting");
@@ -548,23 +563,9 @@ mod tests {
 
     #[test]
     fn accounts_are_told_apart_by_secret_and_namespace() {
-        let with_secret = |ns: &str, uid: &str, secret: &str, observed: Option<i64>| {
-            let mut c = cluster(ns, uid, 1, observed, true);
-            c.spec.simulated = None;
-            c.spec.tencent = Some(
-                serde_json::from_value(serde_json::json!({
-                    "region": "ap-guangzhou", "instanceId": uid, "payMode": 0,
-                    "credentialsSecretRef": {"name": secret}
-                }))
-                .expect("tencent fixture"),
-            );
-            c
-        };
-        let b = Backlog::new(
-            Duration::from_secs(10),
-            Duration::from_secs(300),
-            ConnectOptions::default(),
-        );
+        let with_secret =
+            |ns: &str, uid: &str, secret: &str, observed| tencent(ns, uid, secret, observed, true);
+        let b = backlog(ConnectOptions::default());
         apply(&b, &with_secret("a", "w", "one", None));
         let now = Instant::now();
         assert!(deferred(b.decide(&with_secret("a", "c1", "one", Some(1)), now)).is_some());
@@ -580,23 +581,12 @@ mod tests {
 
     #[test]
     fn resyncs_are_admitted_within_the_accounts_budget() {
-        let tencent = |ns: &str, uid: &str, ready: bool| {
-            let mut c = cluster(ns, uid, 1, Some(1), ready);
-            c.spec.simulated = None;
-            c.spec.tencent = Some(
-                serde_json::from_value(serde_json::json!({
-                    "region": "ap-guangzhou", "instanceId": uid, "payMode": 0,
-                    "credentialsSecretRef": {"name": "creds"}
-                }))
-                .expect("tencent fixture"),
-            );
-            c
-        };
+        let tencent = |ns: &str, uid: &str, ready: bool| tencent(ns, uid, "creds", Some(1), ready);
         let options = ConnectOptions {
             tencent_rate_limit: Some(20),
             ..ConnectOptions::default()
         };
-        let b = Backlog::new(Duration::from_secs(10), Duration::from_secs(300), options);
+        let b = backlog(options);
         let t0 = Instant::now();
         let ms = |n: u64| Duration::from_millis(n);
         let slot = |d: Decision| match d {
@@ -650,11 +640,7 @@ mod tests {
 
     #[test]
     fn a_resync_waits_at_most_the_limit_then_runs_once() {
-        let b = Backlog::new(
-            Duration::from_secs(10),
-            Duration::from_secs(300),
-            ConnectOptions::default(),
-        );
+        let b = backlog(ConnectOptions::default());
         apply(&b, &cluster("a", "stuck", 1, None, false));
         let converged = cluster("a", "c", 1, Some(1), true);
         let t0 = Instant::now();
@@ -675,11 +661,7 @@ mod tests {
 
     #[test]
     fn a_relist_drops_what_vanished() {
-        let b = Backlog::new(
-            Duration::from_secs(10),
-            Duration::from_secs(300),
-            ConnectOptions::default(),
-        );
+        let b = backlog(ConnectOptions::default());
         apply(&b, &cluster("a", "gone", 1, None, false));
         let kept = cluster("a", "kept", 1, None, false);
         apply(&b, &kept);
