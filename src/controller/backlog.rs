@@ -347,6 +347,8 @@ impl Backlog {
                 self.recheck + spread(&uid, self.recheck),
             )
         } else {
+            // A streak of deferrals for the backlog, if any, has ended.
+            d.since.remove(&uid);
             let budget = crate::cloud::provider::of(&cluster.spec)
                 .and_then(|p| p.observations_per_second(&self.options));
             match budget {
@@ -390,8 +392,8 @@ mod tests {
     use super::*;
     use kube::core::DeserializeGuard;
 
-    /// A simulated cluster in `ns` using Secret `secret` (or none), at
-    /// `generation`, with status observed at `observed` and Ready as given.
+    /// A simulated cluster `uid` in `ns` at `generation`, with its status
+    /// observed at `observed` (no status when `None`) and Ready as given.
     fn cluster(
         ns: &str,
         uid: &str,
