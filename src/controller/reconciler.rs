@@ -47,7 +47,8 @@ pub struct Context {
     pub claims: Arc<ClaimIndex>,
     /// Per-resource exponential backoff of the retryable cloud errors.
     pub backoffs: Backoffs,
-    /// New and changed resources per account, fed by the watch streams: their resyncs wait.
+    /// Per account, fed by the watch streams: new and changed resources and
+    /// overdue polls, ahead of which resyncs wait, and the resyncs' budget slots.
     pub backlog: Arc<Backlog>,
 }
 

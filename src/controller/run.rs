@@ -135,11 +135,12 @@ pub async fn run(args: RunArgs) -> Result<(), RunError> {
         tencent_rate_limit: Some(args.tencent_rate_limit),
         http: Some(crate::cloud::http::client()),
     };
-    let backlog = Arc::new(Backlog::new(
-        Duration::from_secs(args.poll_seconds.max(1)),
-        Duration::from_secs(args.resync_seconds.max(1)),
-        options.clone(),
-    ));
+    let engine = EngineConfig {
+        poll: Duration::from_secs(args.poll_seconds.max(1)),
+        resync: Duration::from_secs(args.resync_seconds.max(1)),
+        ..EngineConfig::default()
+    };
+    let backlog = Arc::new(Backlog::new(engine.poll, engine.resync, options.clone()));
     let controllers: Vec<Controller<Guarded>> = namespaces
         .iter()
         .enumerate()
@@ -190,11 +191,7 @@ pub async fn run(args: RunArgs) -> Result<(), RunError> {
         metrics: metrics.clone(),
         clouds: CloudCache::new(options),
         clock: Arc::new(SystemClock),
-        engine: EngineConfig {
-            poll: Duration::from_secs(args.poll_seconds.max(1)),
-            resync: Duration::from_secs(args.resync_seconds.max(1)),
-            ..EngineConfig::default()
-        },
+        engine,
         claims,
         backlog,
         backoffs: super::backoff::Backoffs::new(Duration::from_secs(
