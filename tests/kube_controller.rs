@@ -1220,7 +1220,7 @@ async fn spec_change_during_a_long_backoff_is_reconciled_at_once() {
 #[tokio::test]
 async fn status_writes_are_a_compare_and_swap() {
     use clusterscale::api::{Phase, ScaledClusterStatus};
-    use clusterscale::controller::status::KubeStatusStore;
+    use clusterscale::controller::reconcile::status::KubeStatusStore;
     use clusterscale::engine::StatusStore;
 
     let t = TestNs::new("status-cas").await;

@@ -18,7 +18,7 @@ use crate::cloud::simulated::{SimConfig, SimModel, SimulatedCloud};
 use crate::cloud::Cloud;
 use crate::engine::{EngineConfig, Target};
 use crate::manifest;
-use crate::plan::{self, Decision, PlanInput};
+use crate::plan::{self, NextMove, PlanInput};
 
 use drive::{drive, print_summary, DriveOptions};
 
@@ -303,11 +303,11 @@ async fn plan_cmd(file: &Path, options: ConnectOptions, out: &mut dyn Write) -> 
             s.count
         );
     }
-    let _ = match &p.decision {
-        Decision::Converged => writeln!(out, "next: none (converged)"),
-        Decision::Execute(op) => writeln!(out, "next: {op}"),
-        Decision::Wait(r) => writeln!(out, "next: wait ({r})"),
-        Decision::Blocked(r) => writeln!(out, "next: blocked ({r})"),
+    let _ = match &p.next {
+        NextMove::Converged => writeln!(out, "next: none (converged)"),
+        NextMove::Execute(op) => writeln!(out, "next: {op}"),
+        NextMove::Wait(r) => writeln!(out, "next: wait ({r})"),
+        NextMove::Blocked(r) => writeln!(out, "next: blocked ({r})"),
     };
     0
 }

@@ -1,17 +1,18 @@
-pub mod admin;
-pub mod backlog;
-pub mod backoff;
-pub mod claims;
-pub mod clouds;
-pub mod events;
-pub mod index;
-pub use clusterscale_lease as lease;
-pub mod metrics;
-pub mod reconciler;
+//! The controller: `clusterscale run`.
+//!
+//! - [`watch`]: state fed by the watch streams, before the reflector: the
+//!   index they share, the duplicate-target claims and the backlog. It knows
+//!   nothing of reconciling.
+//! - [`reconcile`]: one pass of one ScaledCluster: credentials, the cloud
+//!   client, the engine pass, the status writes, Events and the backoff.
+//! - [`serve`]: what the replica serves: `/metrics`, `/healthz`, `/readyz`.
+//! - [`run`]: the wiring of the three, and leader election.
+
+pub mod reconcile;
 pub mod run;
-pub mod secrets;
 pub mod selector;
-pub mod status;
+pub mod serve;
+pub mod watch;
 
 #[cfg(test)]
 mod tests;

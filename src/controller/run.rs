@@ -6,24 +6,31 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use std::future::Future;
+
+use futures::future::BoxFuture;
 use futures::{FutureExt, StreamExt, TryStreamExt};
 use k8s_openapi::api::core::v1::Secret;
 use kube::api::ListParams;
 use kube::core::PartialObjectMeta;
 use kube::runtime::controller::Action;
 use kube::runtime::events::Reporter;
+use kube::runtime::reflector::Store;
 use kube::runtime::{predicates, reflector, watcher, Controller, PredicateConfig, WatchStreamExt};
 use kube::{Api, Client};
 use tracing::{error, info, warn};
 
-use super::admin;
-use super::backlog::Backlog;
-use super::claims::ClaimIndex;
-use super::clouds::CloudCache;
-use super::events::Recorder;
-use super::lease::{LeaderElector, LeaseConfig};
-use super::metrics::Metrics;
-use super::reconciler::{self, clusters_using_secret, Context, Guarded};
+use clusterscale_lease::{LeaderElector, LeaseConfig};
+
+use super::reconcile::backoff::{self, Backoffs};
+use super::reconcile::clouds::CloudCache;
+use super::reconcile::events::Recorder;
+use super::reconcile::reconciler::{self, clusters_using_secret, Context};
+use super::serve::admin;
+use super::serve::metrics::Metrics;
+use super::watch::backlog::Backlog;
+use super::watch::claims::ClaimIndex;
+use super::watch::ClusterOrInvalid;
 use crate::api::ScaledCluster;
 use crate::clock::SystemClock;
 use crate::cloud::connect::ConnectOptions;
@@ -78,7 +85,7 @@ pub struct RunArgs {
     pub poll_seconds: u64,
     /// Largest delay, before jitter, of the per-resource exponential backoff
     /// while one call keeps failing with Transient, Throttled or Busy.
-    #[arg(long, default_value_t = super::backoff::CAP.as_secs())]
+    #[arg(long, default_value_t = backoff::CAP.as_secs())]
     pub backoff_cap_seconds: u64,
 }
 
@@ -105,32 +112,57 @@ pub enum RunError {
 }
 
 /// Run the controller until SIGTERM/SIGINT, or until the lease is lost.
+///
+/// Warm standby: every replica starts its watches at once and is Ready when
+/// its caches are synced, leader or not, so that a Deployment's rolling
+/// update can make a new pod Ready while the old leader lives. Only the
+/// holder of the Lease reconciles (and so writes): until then each reconcile
+/// is a no-op, and on becoming leader every cached object is reconciled at
+/// once (`reconcile_all_on`), with no fresh list.
 pub async fn run(args: RunArgs) -> Result<(), RunError> {
     crate::telemetry::init(args.log_format);
     let client = Client::try_default().await.map_err(RunError::Connect)?;
     check_crd(&client, args.namespaces.first().map(String::as_str)).await?;
-
-    let identity = args.identity.clone().unwrap_or_else(default_identity);
     let metrics = Metrics::default();
     let ready = Arc::new(AtomicBool::new(false));
     spawn_admin(&args, metrics.clone(), ready.clone()).await?;
-
-    // Warm standby: every replica starts its watches at once and is Ready
-    // when its caches are synced, leader or not, so that a Deployment's
-    // rolling update can make a new pod Ready while the old leader lives.
-    // Only the holder of the Lease reconciles (and so writes): until then
-    // each reconcile is a no-op, and on becoming leader every cached object
-    // is reconciled at once (`reconcile_all_on`), with no fresh list.
+    let identity = args.identity.clone().unwrap_or_else(default_identity);
     let leading = Arc::new(AtomicBool::new(!args.leader_elect));
     metrics.set_leader(!args.leader_elect);
-    let mut takeover_triggers = Vec::new();
 
-    let namespaces: Vec<Option<String>> = if args.namespaces.is_empty() {
+    let ctx = context(&args, &client, &identity, &metrics);
+    let watched = watch(&args, &client, &ctx);
+    let stores: Vec<_> = watched.controllers.iter().map(Controller::store).collect();
+    let runs = drive(watched.controllers, &args, &client, &stores, &ctx, &leading);
+    let all = until_stopped(runs, stores, ready);
+    if !args.leader_elect {
+        all.await;
+        info!("controller stopped");
+        return Ok(());
+    }
+    lead(
+        &args,
+        &client,
+        identity,
+        all,
+        &watched.takeover,
+        &leading,
+        &metrics,
+    )
+    .await
+}
+
+/// The namespaces to watch, one watch stream each; `None`: all of them.
+fn namespaces(args: &RunArgs) -> Vec<Option<String>> {
+    if args.namespaces.is_empty() {
         vec![None]
     } else {
         args.namespaces.iter().cloned().map(Some).collect()
-    };
-    let claims = Arc::new(ClaimIndex::new());
+    }
+}
+
+/// The state every reconcile shares.
+fn context(args: &RunArgs, client: &Client, identity: &str, metrics: &Metrics) -> Arc<Context> {
     let options = ConnectOptions {
         tencent_rate_limit: Some(args.tencent_rate_limit),
         http: Some(crate::cloud::http::client()),
@@ -140,77 +172,99 @@ pub async fn run(args: RunArgs) -> Result<(), RunError> {
         resync: Duration::from_secs(args.resync_seconds.max(1)),
         ..EngineConfig::default()
     };
-    let backlog = Arc::new(Backlog::new(engine.poll, engine.resync, options.clone()));
-    let controllers: Vec<Controller<Guarded>> = namespaces
-        .iter()
-        .enumerate()
-        .map(|(source, ns)| {
-            let api: Api<Guarded> = match ns {
-                Some(ns) => Api::namespaced(client.clone(), ns),
-                None => Api::all(client.clone()),
-            };
-            // Our own status writes would otherwise trigger a reconcile (and a
-            // cloud read) each: react to spec changes (generation, which
-            // `kubectl scale` bumps too), and let the requeue schedule poll.
-            let (reader, writer) = reflector::store();
-            let mut config = watcher::Config::default();
-            if let Some(selector) = &args.selector {
-                config = config.labels(selector);
-            }
-            let (index, waiting, gauge) = (claims.clone(), backlog.clone(), metrics.clone());
-            let changes = watcher(api, config)
-                .default_backoff()
-                .modify(strip_bookkeeping)
-                .inspect_ok(move |event| {
-                    index.observe(source, event);
-                    waiting.observe(source, event);
-                    gauge.set_backlog(waiting.waiting());
-                })
-                .reflect(writer)
-                .applied_objects()
-                .predicate_filter(predicates::generation, PredicateConfig::default());
-            let (trigger, on_takeover) = futures::channel::mpsc::unbounded::<()>();
-            takeover_triggers.push(trigger);
-            Controller::for_stream(changes, reader)
-                .with_config(
-                    kube::runtime::controller::Config::default().concurrency(args.concurrency),
-                )
-                .reconcile_all_on(on_takeover)
-        })
-        .collect();
-    let stores: Vec<_> = controllers.iter().map(Controller::store).collect();
-    let ctx = Arc::new(Context {
+    Arc::new(Context {
         client: client.clone(),
         recorder: Recorder::new(
             client.clone(),
             Reporter {
                 controller: "clusterscale".into(),
-                instance: Some(identity.clone()),
+                instance: Some(identity.to_string()),
             },
         ),
         metrics: metrics.clone(),
+        backlog: Arc::new(Backlog::new(engine.poll, engine.resync, options.clone())),
         clouds: CloudCache::new(options),
         clock: Arc::new(SystemClock),
         engine,
-        claims,
-        backlog,
-        backoffs: super::backoff::Backoffs::new(Duration::from_secs(
-            args.backoff_cap_seconds.max(1),
-        )),
-    });
+        claims: Arc::new(ClaimIndex::new()),
+        backoffs: Backoffs::new(Duration::from_secs(args.backoff_cap_seconds.max(1))),
+    })
+}
 
+/// One controller per watched namespace, and the triggers that make each
+/// reconcile everything it caches when this replica becomes the leader.
+struct Watched {
+    controllers: Vec<Controller<ClusterOrInvalid>>,
+    takeover: Vec<futures::channel::mpsc::UnboundedSender<()>>,
+}
+
+/// Start watching: the ScaledClusters of each namespace feed the claims and
+/// the backlog (before the reflector), then the cache and the controller.
+fn watch(args: &RunArgs, client: &Client, ctx: &Context) -> Watched {
+    let mut watched = Watched {
+        controllers: Vec::new(),
+        takeover: Vec::new(),
+    };
+    for (source, ns) in namespaces(args).into_iter().enumerate() {
+        let api: Api<ClusterOrInvalid> = match &ns {
+            Some(ns) => Api::namespaced(client.clone(), ns),
+            None => Api::all(client.clone()),
+        };
+        // Our own status writes would otherwise trigger a reconcile (and a
+        // cloud read) each: react to spec changes (generation, which
+        // `kubectl scale` bumps too), and let the requeue schedule poll.
+        let (reader, writer) = reflector::store();
+        let mut config = watcher::Config::default();
+        if let Some(selector) = &args.selector {
+            config = config.labels(selector);
+        }
+        let (claims, backlog, metrics) =
+            (ctx.claims.clone(), ctx.backlog.clone(), ctx.metrics.clone());
+        let changes = watcher(api, config)
+            .default_backoff()
+            .modify(strip_bookkeeping)
+            .inspect_ok(move |event| {
+                claims.observe(source, event);
+                backlog.observe(source, event);
+                metrics.set_backlog(backlog.waiting());
+            })
+            .reflect(writer)
+            .applied_objects()
+            .predicate_filter(predicates::generation, PredicateConfig::default());
+        let (trigger, on_takeover) = futures::channel::mpsc::unbounded::<()>();
+        watched.takeover.push(trigger);
+        watched.controllers.push(
+            Controller::for_stream(changes, reader)
+                .with_config(
+                    kube::runtime::controller::Config::default().concurrency(args.concurrency),
+                )
+                .reconcile_all_on(on_takeover),
+        );
+    }
+    watched
+}
+
+/// Run each controller: reconcile while `leading`, and again when a Secret
+/// that a ScaledCluster uses changes.
+fn drive(
+    controllers: Vec<Controller<ClusterOrInvalid>>,
+    args: &RunArgs,
+    client: &Client,
+    stores: &[Store<ClusterOrInvalid>],
+    ctx: &Arc<Context>,
+    leading: &Arc<AtomicBool>,
+) -> Vec<BoxFuture<'static, ()>> {
     let mut runs = Vec::new();
-    for (controller, ns) in controllers.into_iter().zip(namespaces) {
+    for (controller, ns) in controllers.into_iter().zip(namespaces(args)) {
         let secrets: Api<PartialObjectMeta<Secret>> = match &ns {
             Some(ns) => Api::namespaced(client.clone(), ns),
             None => Api::all(client.clone()),
         };
         // Metadata only: the operator never holds every Secret's data in memory.
         let secret_changes = watcher(secrets, watcher::Config::default()).touched_objects();
-        let mapper_stores = stores.clone();
-        let ctx = ctx.clone();
+        let mapper_stores = stores.to_vec();
         let leading = leading.clone();
-        let reconcile = move |obj: Arc<Guarded>, ctx: Arc<Context>| {
+        let reconcile = move |obj: Arc<ClusterOrInvalid>, ctx: Arc<Context>| {
             let leading = leading.load(Ordering::SeqCst);
             async move {
                 if leading {
@@ -228,7 +282,7 @@ pub async fn run(args: RunArgs) -> Result<(), RunError> {
                 clusters_using_secret(&mapper_stores, &namespace, &name)
             })
             .shutdown_on_signal()
-            .run(reconcile, reconciler::error_policy, ctx)
+            .run(reconcile, reconciler::error_policy, ctx.clone())
             .for_each(|result| async move {
                 if let Err(e) = result {
                     warn!(error = %e, "reconcile error");
@@ -236,35 +290,49 @@ pub async fn run(args: RunArgs) -> Result<(), RunError> {
             });
         runs.push(run.boxed());
     }
+    runs
+}
 
-    // Ready once every watch cache has its first list. This wait is polled in
-    // the same task as the controllers, never in a task of its own: a store's
-    // readiness is a oneshot channel that keeps only the waker of the last
-    // poll, so a waiter in another task either loses the wake-up (and /readyz
-    // stays 503 for good) or steals it from the controller's runner.
-    let ready_flag = ready.clone();
-    let stores_ready = stores.clone();
+/// Every controller until they stop (on a signal), and Ready once every
+/// watch cache has its first list.
+///
+/// The readiness wait is polled in the same task as the controllers, never
+/// in a task of its own: a store's readiness is a oneshot channel that keeps
+/// only the waker of the last poll, so a waiter in another task either loses
+/// the wake-up (and /readyz stays 503 for good) or steals it from the
+/// controller's runner.
+async fn until_stopped(
+    runs: Vec<BoxFuture<'static, ()>>,
+    stores: Vec<Store<ClusterOrInvalid>>,
+    ready: Arc<AtomicBool>,
+) {
     let readiness = async move {
-        for s in stores_ready {
+        for s in stores {
             let _ = s.wait_until_ready().await;
         }
-        ready_flag.store(true, Ordering::SeqCst);
+        ready.store(true, Ordering::SeqCst);
         info!("watch caches synced; ready");
     };
     let controllers = futures::future::join_all(runs);
-    let all = async move {
-        tokio::pin!(controllers);
-        tokio::select! {
-            _ = &mut controllers => return,
-            _ = readiness => {}
-        }
-        controllers.await;
-    };
-    if !args.leader_elect {
-        all.await;
-        info!("controller stopped");
-        return Ok(());
+    tokio::pin!(controllers);
+    tokio::select! {
+        _ = &mut controllers => return,
+        _ = readiness => {}
     }
+    controllers.await;
+}
+
+/// Follow until this replica holds the Lease, then lead: reconcile every
+/// cached object, renew, and exit when the lease is lost.
+async fn lead(
+    args: &RunArgs,
+    client: &Client,
+    identity: String,
+    all: impl Future<Output = ()>,
+    takeover: &[futures::channel::mpsc::UnboundedSender<()>],
+    leading: &AtomicBool,
+    metrics: &Metrics,
+) -> Result<(), RunError> {
     let elector = LeaderElector::new(
         client.clone(),
         LeaseConfig::new(
@@ -285,7 +353,7 @@ pub async fn run(args: RunArgs) -> Result<(), RunError> {
     leading.store(true, Ordering::SeqCst);
     metrics.set_leader(true);
     info!(identity = %identity, lease = %args.lease_name, "became the leader; reconciling every ScaledCluster");
-    for trigger in &takeover_triggers {
+    for trigger in takeover {
         let _ = trigger.unbounded_send(());
     }
     let leadership = elector.spawn_renewal();
@@ -305,7 +373,7 @@ pub async fn run(args: RunArgs) -> Result<(), RunError> {
 
 /// Drop what the controller never reads before an object enters the cache:
 /// managedFields and kubectl's last-applied copy are most of a small object's size.
-fn strip_bookkeeping(obj: &mut Guarded) {
+fn strip_bookkeeping(obj: &mut ClusterOrInvalid) {
     let meta = kube::Resource::meta_mut(obj);
     meta.managed_fields = None;
     if let Some(a) = meta.annotations.as_mut() {

@@ -22,10 +22,11 @@ use serde_json::{json, Value};
 use tokio::task::JoinHandle;
 use tokio::time::timeout;
 
-use super::clouds::CloudCache;
-use super::events::Recorder;
-use super::metrics::Metrics;
-use super::reconciler::{self, Context, Guarded};
+use super::reconcile::clouds::CloudCache;
+use super::reconcile::events::Recorder;
+use super::reconcile::reconciler::{self, Context};
+use super::serve::metrics::Metrics;
+use super::watch::ClusterOrInvalid;
 use crate::api::{ScaledCluster, ScaledClusterStatus};
 use crate::clock::ManualClock;
 use crate::engine::{operation_token, EngineConfig};
@@ -187,7 +188,7 @@ fn start() -> Timestamp {
 const START_JSON: &str = "2023-11-14T22:13:20Z";
 
 fn context(
-    claims: Arc<crate::controller::claims::ClaimIndex>,
+    claims: Arc<crate::controller::watch::claims::ClaimIndex>,
 ) -> (Arc<Context>, ApiServerHandle, Arc<ManualClock>) {
     let (service, handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
     let client = Client::new(service, "default");
@@ -253,7 +254,7 @@ fn with_applied_status(obj: &ScaledCluster, patch: &Value) -> ScaledCluster {
 async fn run(
     ctx: &Arc<Context>,
     handle: ApiServerHandle,
-    obj: Guarded,
+    obj: ClusterOrInvalid,
     script: Vec<Expect>,
 ) -> (Action, Vec<Value>, ApiServerHandle) {
     let verifier = verify(handle, script);
@@ -664,7 +665,7 @@ async fn the_younger_of_two_claimants_of_one_cluster_does_not_touch_it() {
         tencent_spec(),
     );
     let obj = cluster(tencent_spec());
-    let claims = Arc::new(crate::controller::claims::ClaimIndex::new());
+    let claims = Arc::new(crate::controller::watch::claims::ClaimIndex::new());
     for o in [&older, &obj] {
         claims.observe(0, &watcher::Event::Apply(DeserializeGuard(Ok(o.clone()))));
     }

@@ -123,19 +123,23 @@ impl fmt::Display for Operation {
     }
 }
 
-/// What to do now.
+/// What the planner decides to do next with the cluster.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Decision {
+pub enum NextMove {
+    /// Nothing: the counts are reached.
     Converged,
+    /// Nothing yet: the reason passes by itself (an operation, a cooldown).
     Wait(Reason),
+    /// Nothing until something changes (the spec, the cloud).
     Blocked(Reason),
+    /// This operation.
     Execute(Operation),
 }
 
-/// The planner's answer: the decision plus what it saw on the way.
+/// The planner's answer: the next move plus what it saw on the way.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Plan {
-    pub decision: Decision,
+    pub next: NextMove,
     /// The remaining steps to converge, in execution order (before maxStep splitting).
     pub steps: Vec<PlanStep>,
     /// The Task count the plan aims at (after clamping).
@@ -215,9 +219,9 @@ pub fn plan(input: &PlanInput<'_>) -> Plan {
     let desired_core = spec.core.count.max(MIN_CORE);
     let (desired_task, clamp) = desired_task(spec);
     let steps = steps(observed, desired_core, desired_task);
-    let decision = decide(input, &steps);
+    let next = decide(input, &steps);
     Plan {
-        decision,
+        next,
         steps,
         desired_core,
         desired_task,
@@ -225,13 +229,13 @@ pub fn plan(input: &PlanInput<'_>) -> Plan {
     }
 }
 
-fn decide(input: &PlanInput<'_>, steps: &[PlanStep]) -> Decision {
+fn decide(input: &PlanInput<'_>, steps: &[PlanStep]) -> NextMove {
     let spec = input.spec;
     let observed = input.observed;
 
     // 1. The lock.
     if let Some(p) = input.pending {
-        return Decision::Wait(Reason::new(
+        return NextMove::Wait(Reason::new(
             ReasonKind::OperationPending,
             format!(
                 "operation {} ({} {} {}) is still pending",
@@ -245,19 +249,19 @@ fn decide(input: &PlanInput<'_>, steps: &[PlanStep]) -> Decision {
     match &observed.state {
         ClusterState::Running => {}
         ClusterState::Busy(d) => {
-            return Decision::Wait(Reason::new(
+            return NextMove::Wait(Reason::new(
                 ReasonKind::ClusterBusy,
                 format!("the cloud reports the cluster busy ({d})"),
             ))
         }
         ClusterState::Failed(d) => {
-            return Decision::Blocked(Reason::new(
+            return NextMove::Blocked(Reason::new(
                 ReasonKind::ClusterNotRunning,
                 format!("the cluster is in a failed state ({d}); fix it in the cloud console"),
             ))
         }
         ClusterState::Unavailable(d) => {
-            return Decision::Wait(Reason::new(
+            return NextMove::Wait(Reason::new(
                 ReasonKind::ClusterNotRunning,
                 format!("the cluster is not running ({d})"),
             ))
@@ -266,18 +270,18 @@ fn decide(input: &PlanInput<'_>, steps: &[PlanStep]) -> Decision {
 
     // 3. Converged.
     let Some(next) = steps.first() else {
-        return Decision::Converged;
+        return NextMove::Converged;
     };
 
     // 4. paused / dryRun.
     if spec.paused {
-        return Decision::Blocked(Reason::new(
+        return NextMove::Blocked(Reason::new(
             ReasonKind::Paused,
             format!("spec.paused is true; {} step(s) not taken", steps.len()),
         ));
     }
     if spec.dry_run {
-        return Decision::Blocked(Reason::new(
+        return NextMove::Blocked(Reason::new(
             ReasonKind::DryRun,
             format!(
                 "spec.dryRun is true; {} step(s) planned, none taken",
@@ -288,7 +292,7 @@ fn decide(input: &PlanInput<'_>, steps: &[PlanStep]) -> Decision {
 
     // 7. Policy and capability.
     if next.direction == Direction::In && !spec.scale_in.allowed {
-        return Decision::Blocked(Reason::new(
+        return NextMove::Blocked(Reason::new(
             ReasonKind::ScaleInDisallowed,
             format!(
                 "removing {} {} node(s) needs spec.scaleIn.allowed=true",
@@ -298,7 +302,7 @@ fn decide(input: &PlanInput<'_>, steps: &[PlanStep]) -> Decision {
         ));
     }
     if !input.capabilities.supports(next.group, next.direction) {
-        return Decision::Blocked(Reason::new(
+        return NextMove::Blocked(Reason::new(
             ReasonKind::Unsupported,
             format!(
                 "this cloud cannot scale {} {} by API",
@@ -311,7 +315,7 @@ fn decide(input: &PlanInput<'_>, steps: &[PlanStep]) -> Decision {
         && spec.scale_in.graceful_timeout_seconds > 0
         && !input.capabilities.graceful_scale_in
     {
-        return Decision::Blocked(Reason::new(
+        return NextMove::Blocked(Reason::new(
             ReasonKind::Unsupported,
             "spec.scaleIn.gracefulTimeoutSeconds is set but this cloud has no graceful decommission; set it to 0",
         ));
@@ -323,7 +327,7 @@ fn decide(input: &PlanInput<'_>, steps: &[PlanStep]) -> Decision {
         let ready_at = finished + cooldown;
         if input.now < ready_at {
             let left = input.now.duration_until(ready_at).as_secs();
-            return Decision::Wait(Reason::new(
+            return NextMove::Wait(Reason::new(
                 ReasonKind::Cooldown,
                 format!(
                     "cooling down for {left}s more (spec.cooldownSeconds={})",
@@ -346,7 +350,7 @@ fn decide(input: &PlanInput<'_>, steps: &[PlanStep]) -> Decision {
             }
             let room = MAX_TOTAL - (observed.core + observed.task);
             if room <= 0 {
-                return Decision::Blocked(Reason::new(
+                return NextMove::Blocked(Reason::new(
                     ReasonKind::TotalMaximum,
                     format!(
                         "Core+Task is already {} (limit {MAX_TOTAL}); cannot add {} node(s)",
@@ -361,7 +365,7 @@ fn decide(input: &PlanInput<'_>, steps: &[PlanStep]) -> Decision {
             if next.group == NodeGroup::Core {
                 let removable = have - MIN_CORE;
                 if removable <= 0 {
-                    return Decision::Blocked(Reason::new(
+                    return NextMove::Blocked(Reason::new(
                         ReasonKind::CoreMinimum,
                         format!("Core is {have}; it may never go below {MIN_CORE}"),
                     ));
@@ -375,7 +379,7 @@ fn decide(input: &PlanInput<'_>, steps: &[PlanStep]) -> Decision {
         Direction::Out => have + count,
         Direction::In => have - count,
     };
-    Decision::Execute(Operation {
+    NextMove::Execute(Operation {
         group: next.group,
         direction: next.direction,
         count,

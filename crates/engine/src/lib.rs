@@ -34,7 +34,7 @@ use clusterscale_core::clock::Clock;
 use clusterscale_core::cloud::{
     Cloud, CloudError, ClusterState, ObservedCluster, OperationProgress, ScaleRequest,
 };
-use clusterscale_core::plan::{self, Decision, Operation, PlanInput, ReasonKind};
+use clusterscale_core::plan::{self, NextMove, Operation, PlanInput, ReasonKind};
 
 pub mod resolve;
 
@@ -368,8 +368,8 @@ impl<'a> Pass<'a> {
             .map(|c| format!(" ({c})"))
             .unwrap_or_default();
 
-        match plan.decision {
-            Decision::Converged => {
+        match plan.next {
+            NextMove::Converged => {
                 let msg = format!(
                     "Core {} / Task {} as desired{clamp}",
                     observed.core, observed.task
@@ -380,7 +380,7 @@ impl<'a> Pass<'a> {
                 self.commit(store).await?;
                 Ok(Some(self.config.resync))
             }
-            Decision::Wait(reason) => {
+            NextMove::Wait(reason) => {
                 let msg = format!("{}{clamp}", reason.message);
                 self.set_phase(Phase::Waiting, msg.clone());
                 self.set_conditions(false, reason.kind.as_str(), &msg, true, None);
@@ -396,7 +396,7 @@ impl<'a> Pass<'a> {
                 };
                 Ok(Some(wait))
             }
-            Decision::Blocked(reason) => {
+            NextMove::Blocked(reason) => {
                 let msg = format!("{}{clamp}", reason.message);
                 let (phase, degraded) = match reason.kind {
                     ReasonKind::Paused | ReasonKind::DryRun => (Phase::Paused, None),
@@ -422,7 +422,7 @@ impl<'a> Pass<'a> {
                 self.commit(store).await?;
                 Ok(Some(self.config.resync))
             }
-            Decision::Execute(op) => self.execute(cloud, store, op).await,
+            NextMove::Execute(op) => self.execute(cloud, store, op).await,
         }
     }
 

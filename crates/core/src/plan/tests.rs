@@ -26,12 +26,12 @@ fn pending_op() -> OperationRecord {
     OperationRecord::test().id("op-1").started_at(ts(0))
 }
 
-fn exec(group: NodeGroup, direction: Direction, count: i32, from: i32) -> Decision {
+fn exec(group: NodeGroup, direction: Direction, count: i32, from: i32) -> NextMove {
     let to = match direction {
         Direction::Out => from + count,
         Direction::In => from - count,
     };
-    Decision::Execute(Operation {
+    NextMove::Execute(Operation {
         group,
         direction,
         count,
@@ -46,15 +46,15 @@ enum Want {
     Converged,
     Wait(ReasonKind),
     Blocked(ReasonKind),
-    Exec(Decision),
+    Exec(NextMove),
 }
 
-fn kind(d: &Decision) -> Want {
+fn kind(d: &NextMove) -> Want {
     match d {
-        Decision::Converged => Want::Converged,
-        Decision::Wait(r) => Want::Wait(r.kind),
-        Decision::Blocked(r) => Want::Blocked(r.kind),
-        e @ Decision::Execute(_) => Want::Exec(e.clone()),
+        NextMove::Converged => Want::Converged,
+        NextMove::Wait(r) => Want::Wait(r.kind),
+        NextMove::Blocked(r) => Want::Blocked(r.kind),
+        e @ NextMove::Execute(_) => Want::Exec(e.clone()),
     }
 }
 
@@ -339,11 +339,8 @@ fn planner_rules_table() {
             now: ts(0),
             capabilities: c.caps,
         });
-        if kind(&got.decision) != c.want {
-            failures.push(format!(
-                "{}: want {:?}, got {:?}",
-                c.name, c.want, got.decision
-            ));
+        if kind(&got.next) != c.want {
+            failures.push(format!("{}: want {:?}, got {:?}", c.name, c.want, got.next));
         }
     }
     assert!(
@@ -380,7 +377,7 @@ fn clamp_is_reported() {
         now: ts(0),
         capabilities: Capabilities::ALL,
     });
-    assert_eq!(p.decision, Decision::Converged);
+    assert_eq!(p.next, NextMove::Converged);
     assert_eq!(p.desired_task, 5);
     let note = p.clamp.expect("clamp reported");
     assert!(
@@ -451,7 +448,7 @@ proptest! {
     #[test]
     fn never_below_3_core_or_above_500_total(s in arb_spec(), o in arb_observed()) {
         let p = plan(&PlanInput { spec: &s, observed: &o, pending: None, last_finished: None, now: ts(0), capabilities: Capabilities::ALL });
-        if let Decision::Execute(op) = p.decision {
+        if let NextMove::Execute(op) = p.next {
             prop_assert!(op.count > 0);
             let (core, task) = match op.group {
                 NodeGroup::Core => (op.to_count, o.task),
@@ -476,7 +473,7 @@ proptest! {
             last_finished: None, now: ts(0), capabilities: Capabilities::ALL,
         });
         if has_pending || !o.state.is_running() {
-            prop_assert!(!matches!(p.decision, Decision::Execute(_)), "{:?}", p.decision);
+            prop_assert!(!matches!(p.next, NextMove::Execute(_)), "{:?}", p.next);
         }
     }
 
@@ -496,12 +493,12 @@ proptest! {
         let bound = 2 + (1000 / step) as usize;
         for _ in 0..=bound {
             let p = plan(&PlanInput { spec: &s, observed: &o, pending: None, last_finished: None, now: ts(0), capabilities: Capabilities::ALL });
-            match p.decision {
-                Decision::Converged => {
+            match p.next {
+                NextMove::Converged => {
                     prop_assert_eq!((o.core, o.task), (s.core.count, want_task));
                     return Ok(());
                 }
-                Decision::Execute(op) => match op.group {
+                NextMove::Execute(op) => match op.group {
                     NodeGroup::Core => o.core = op.to_count,
                     NodeGroup::Task => o.task = op.to_count,
                 },

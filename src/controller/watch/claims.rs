@@ -10,8 +10,16 @@ use kube::ResourceExt;
 use super::index::{Entries, WatchIndex};
 use crate::api::ScaledCluster;
 
-/// Older first; namespace/name breaks ties within the same second.
-pub type ClaimOrder = (i64, String, String);
+/// The order in which claims on one remote cluster are honoured: older
+/// first; namespace/name breaks ties within the same second. (The derived
+/// order compares the fields in this order.)
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct ClaimOrder {
+    /// The creation time, in seconds since the epoch (`i64::MAX` when unset).
+    pub created: i64,
+    pub namespace: String,
+    pub name: String,
+}
 
 /// The order in which claims on one remote cluster are honoured.
 pub fn claim_order(c: &ScaledCluster) -> ClaimOrder {
@@ -21,7 +29,11 @@ pub fn claim_order(c: &ScaledCluster) -> ClaimOrder {
         .as_ref()
         .map(|t| t.0.as_second())
         .unwrap_or(i64::MAX);
-    (created, c.namespace().unwrap_or_default(), c.name_any())
+    ClaimOrder {
+        created,
+        namespace: c.namespace().unwrap_or_default(),
+        name: c.name_any(),
+    }
 }
 
 #[derive(Clone, Debug)]
@@ -81,7 +93,7 @@ impl WatchIndex<Claims> {
                 .iter()
                 .take_while(|(order, _)| *order < me)
                 .find(|(_, other)| *other != uid)
-                .map(|((_, ns, name), _)| format!("{ns}/{name}"))
+                .map(|(order, _)| format!("{}/{}", order.namespace, order.name))
         })
     }
 }
@@ -89,7 +101,7 @@ impl WatchIndex<Claims> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::controller::reconciler::Guarded;
+    use crate::controller::watch::ClusterOrInvalid;
     use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
     use kube::runtime::watcher::Event;
 
@@ -108,7 +120,7 @@ mod tests {
         c
     }
 
-    fn g(c: &ScaledCluster) -> Guarded {
+    fn g(c: &ScaledCluster) -> ClusterOrInvalid {
         kube::core::DeserializeGuard(Ok(c.clone()))
     }
 
@@ -206,7 +218,7 @@ mod tests {
     fn undeserializable_and_targetless_objects_claim_nothing() {
         let idx = ClaimIndex::new();
         let a = cluster("a", "a", "u1", 100, "emr-1");
-        let mut bad: Guarded = g(&a);
+        let mut bad: ClusterOrInvalid = g(&a);
         bad.0 = Err(kube::core::error_boundary::InvalidObject {
             error: "wrong type".into(),
             metadata: a.metadata.clone(),

@@ -16,24 +16,22 @@ use kube::runtime::reflector::{ObjectRef, Store};
 use kube::{Api, Client, Resource, ResourceExt};
 use tracing::{info, warn, Instrument};
 
-use super::backlog::{Backlog, Decision, Why};
 use super::backoff::{backs_off, Backoffs, Failure};
-use super::claims::ClaimIndex;
 use super::clouds::CloudCache;
 use super::events::Recorder;
-use super::metrics::{InstrumentedCloud, Metrics};
+use super::instrumented::InstrumentedCloud;
 use super::secrets;
 use super::status::{status_patch, KubeStatusStore, FIELD_MANAGER};
 use crate::api::conditions::{self, Desired};
 use crate::api::validate::{describe, validate_spec};
 use crate::api::{NodeGroup, Precondition, ScaledCluster, ScaledClusterStatus};
 use crate::clock::Clock;
+use crate::controller::serve::metrics::{ErrorLabel, Metrics};
+use crate::controller::watch::backlog::{self, Backlog, DeferReason, PassAdmission};
+use crate::controller::watch::claims::ClaimIndex;
+use crate::controller::watch::ClusterOrInvalid;
 use crate::engine::{self, EngineConfig, EngineEvent, EventType, Report, Target};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
-use kube::core::DeserializeGuard;
-
-/// The watched object: a ScaledCluster, or the error of one that does not deserialize.
-pub type Guarded = DeserializeGuard<ScaledCluster>;
 
 /// Shared state of every reconcile.
 pub struct Context {
@@ -61,7 +59,7 @@ pub enum Error {
     Kube(#[from] kube::Error),
 }
 
-impl super::metrics::ErrorLabel for Error {
+impl ErrorLabel for Error {
     fn error_label(&self) -> &str {
         self.metric_label()
     }
@@ -83,27 +81,30 @@ impl Error {
 }
 
 /// Reconcile one object.
-pub async fn reconcile(obj: Arc<Guarded>, ctx: Arc<Context>) -> Result<Action, Error> {
+pub async fn reconcile(obj: Arc<ClusterOrInvalid>, ctx: Arc<Context>) -> Result<Action, Error> {
     let namespace = obj.namespace().unwrap_or_default();
     let name = obj.name_any();
     if let Ok(cluster) = &obj.0 {
-        if let Decision::Defer { after, why, warn } =
-            ctx.backlog.decide(cluster, std::time::Instant::now())
+        if let PassAdmission::Defer {
+            after,
+            reason,
+            warn,
+        } = ctx.backlog.decide(cluster, std::time::Instant::now())
         {
             if warn {
-                let secret = super::backlog::account(cluster).2;
-                match why {
-                    Why::Backlog { waiting, overdue } => warn!(
+                let secret = backlog::account(cluster).secret;
+                match reason {
+                    DeferReason::Backlog { waiting, overdue } => warn!(
                         %namespace, account_secret = %secret, waiting, overdue,
                         "resyncs deferred: resources of this account wait for their first reconcile (waiting) or their operation's poll (overdue); if this lasts, the fleet is past the account's request budget: split it across accounts or raise --resync-seconds"
                     ),
-                    Why::Budget { per_second } => warn!(
+                    DeferReason::Budget { per_second } => warn!(
                         %namespace, account_secret = %secret, observations_per_second = per_second,
                         "resyncs deferred: this account's resyncs use its whole request budget, so the fleet is past the account's ceiling (observations per second x --resync-seconds) and each resource is resynced less often than --resync-seconds: split the fleet across accounts or raise --resync-seconds"
                     ),
                 }
             }
-            ctx.metrics.deferred(why);
+            ctx.metrics.deferred(reason.metric_label());
             return Ok(Action::requeue(after));
         }
     }
@@ -124,7 +125,7 @@ pub async fn reconcile(obj: Arc<Guarded>, ctx: Arc<Context>) -> Result<Action, E
 
 /// Requeue after a Kubernetes-side failure; at once after a write conflict
 /// (the watch brings the fresh object).
-pub fn error_policy(_obj: Arc<Guarded>, error: &Error, ctx: Arc<Context>) -> Action {
+pub fn error_policy(_obj: Arc<ClusterOrInvalid>, error: &Error, ctx: Arc<Context>) -> Action {
     ctx.metrics.error(error);
     if error.is_conflict() {
         info!(error = %error, "status changed underneath; starting over");
@@ -330,7 +331,7 @@ fn record_metrics(ctx: &Context, cluster: &ScaledCluster, report: &Report) {
 /// An object that does not even deserialize (a wrong type stored on an old
 /// apiserver, say): report it on the object itself rather than breaking the watch.
 async fn report_undeserializable(
-    obj: &Guarded,
+    obj: &ClusterOrInvalid,
     error: &str,
     ctx: &Context,
 ) -> Result<Action, Error> {
@@ -381,7 +382,7 @@ async fn report_undeserializable(
         &Patch::Apply(patch),
     )
     .await?;
-    let reference = ObjectRef::<Guarded>::from_obj(obj).erase();
+    let reference = ObjectRef::<ClusterOrInvalid>::from_obj(obj).erase();
     let reference = k8s_openapi::api::core::v1::ObjectReference {
         api_version: Some("clusterscale.io/v1alpha1".into()),
         kind: Some("ScaledCluster".into()),
@@ -406,10 +407,10 @@ async fn report_undeserializable(
 
 /// The ScaledClusters in `stores` that use Secret `namespace/name`.
 pub fn clusters_using_secret(
-    stores: &[Store<Guarded>],
+    stores: &[Store<ClusterOrInvalid>],
     namespace: &str,
     name: &str,
-) -> Vec<ObjectRef<Guarded>> {
+) -> Vec<ObjectRef<ClusterOrInvalid>> {
     stores
         .iter()
         .flat_map(|s| s.state())

@@ -44,8 +44,7 @@ use std::time::{Duration, Instant};
 use kube::runtime::watcher::Event;
 use kube::ResourceExt;
 
-use super::index::{Entries, WatchIndex};
-use super::reconciler::Guarded;
+use super::index::{ClusterOrInvalid, Entries, WatchIndex};
 use crate::api::conditions::{self, READY};
 use crate::api::ScaledCluster;
 use crate::cloud::connect::ConnectOptions;
@@ -63,8 +62,15 @@ pub const RECHECK: Duration = Duration::from_secs(5);
 const WARN_EVERY: Duration = Duration::from_secs(60);
 
 /// One request budget, as far as the controller can tell without reading
-/// the Secret: the namespace, the cloud and the credentials Secret.
-pub type Account = (String, &'static str, String);
+/// the Secret.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Account {
+    pub namespace: String,
+    /// The cloud's name (`tencent`, ...); empty when the spec names none.
+    pub cloud: &'static str,
+    /// The credentials Secret's name; empty when the cloud needs none.
+    pub secret: String,
+}
 
 /// The account of `cluster`.
 pub fn account(cluster: &ScaledCluster) -> Account {
@@ -76,7 +82,11 @@ pub fn account(cluster: &ScaledCluster) -> Account {
         ),
         None => ("", String::new()),
     };
-    (cluster.namespace().unwrap_or_default(), cloud, secret)
+    Account {
+        namespace: cluster.namespace().unwrap_or_default(),
+        cloud,
+        secret,
+    }
 }
 
 /// Whether `cluster`'s current generation waits for its first reconcile.
@@ -103,8 +113,9 @@ fn only_resyncs(cluster: &ScaledCluster) -> bool {
         && conditions::find(&status.conditions, READY).is_some_and(|c| c.status == "True")
 }
 
+/// Why a resource comes before resyncs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Kind {
+enum Urgency {
     Waiting,
     InFlight,
 }
@@ -112,7 +123,7 @@ enum Kind {
 /// The resources that come first, per account.
 #[derive(Default, Debug)]
 pub struct Priority {
-    by_uid: HashMap<String, (Account, Kind)>,
+    by_uid: HashMap<String, (Account, Urgency)>,
     waiting: HashMap<Account, usize>,
     waiting_total: usize,
     in_flight: HashMap<Account, HashSet<String>>,
@@ -121,19 +132,19 @@ pub struct Priority {
 impl Entries for Priority {
     fn insert(&mut self, uid: &str, cluster: &ScaledCluster) -> bool {
         let kind = if waits(cluster) {
-            Kind::Waiting
+            Urgency::Waiting
         } else if in_flight(cluster) {
-            Kind::InFlight
+            Urgency::InFlight
         } else {
             return false;
         };
         let account = account(cluster);
         match kind {
-            Kind::Waiting => {
+            Urgency::Waiting => {
                 *self.waiting.entry(account.clone()).or_default() += 1;
                 self.waiting_total += 1;
             }
-            Kind::InFlight => {
+            Urgency::InFlight => {
                 self.in_flight
                     .entry(account.clone())
                     .or_default()
@@ -149,7 +160,7 @@ impl Entries for Priority {
             return;
         };
         match kind {
-            Kind::Waiting => {
+            Urgency::Waiting => {
                 self.waiting_total -= 1;
                 if let Some(n) = self.waiting.get_mut(&account) {
                     *n -= 1;
@@ -158,7 +169,7 @@ impl Entries for Priority {
                     }
                 }
             }
-            Kind::InFlight => {
+            Urgency::InFlight => {
                 if let Some(set) = self.in_flight.get_mut(&account) {
                     set.remove(uid);
                     if set.is_empty() {
@@ -177,14 +188,14 @@ impl Priority {
         let me = self
             .by_uid
             .get(uid)
-            .is_some_and(|(a, k)| a == account && *k == Kind::Waiting);
+            .is_some_and(|(a, k)| a == account && *k == Urgency::Waiting);
         n - usize::from(me)
     }
 }
 
-/// Why a resync waits.
+/// DeferReason a resync waits.
 #[derive(Debug, PartialEq, Eq, Clone, Copy)]
-pub enum Why {
+pub enum DeferReason {
     /// `waiting` resources of the account wait for their first reconcile
     /// and `overdue` operations for their poll.
     Backlog { waiting: usize, overdue: usize },
@@ -192,15 +203,26 @@ pub enum Why {
     Budget { per_second: u32 },
 }
 
-/// What to do with a pass.
+impl DeferReason {
+    /// The `outcome` label of the deferred pass in `clusterscale_reconciles_total`.
+    pub fn metric_label(&self) -> &'static str {
+        match self {
+            DeferReason::Backlog { .. } => "deferred_backlog",
+            DeferReason::Budget { .. } => "deferred_budget",
+        }
+    }
+}
+
+/// Whether a pass runs now or waits.
 #[derive(Debug, PartialEq, Eq)]
-pub enum Decision {
-    Serve,
+pub enum PassAdmission {
+    /// Run it now.
+    Run,
     /// Try again after `after`. `warn`: the first deferral on this account
     /// in a while.
     Defer {
         after: Duration,
-        why: Why,
+        reason: DeferReason,
         warn: bool,
     },
 }
@@ -290,7 +312,7 @@ impl Backlog {
     }
 
     /// Feed one event of watch stream `source`, in stream order.
-    pub fn observe(&self, source: usize, event: &Event<Guarded>) {
+    pub fn observe(&self, source: usize, event: &Event<ClusterOrInvalid>) {
         self.priority.observe(source, event);
         if let Event::Delete(obj) = event {
             if let Some(uid) = obj.uid() {
@@ -305,7 +327,7 @@ impl Backlog {
     }
 
     /// Whether to run `cluster`'s pass now.
-    pub fn decide(&self, cluster: &ScaledCluster, now: Instant) -> Decision {
+    pub fn decide(&self, cluster: &ScaledCluster, now: Instant) -> PassAdmission {
         let uid = cluster.metadata.uid.clone().unwrap_or_default();
         let account = account(cluster);
         let resync = only_resyncs(cluster);
@@ -335,15 +357,15 @@ impl Backlog {
             d.since.remove(&uid);
             d.reserved.remove(&uid);
             d.served.insert(uid.clone(), now);
-            Decision::Serve
+            PassAdmission::Run
         };
-        let (why, after) = if waiting > 0 || overdue > 0 {
+        let (reason, after) = if waiting > 0 || overdue > 0 {
             let since = *d.since.entry(uid.clone()).or_insert(now);
             if now.saturating_duration_since(since) >= DEFER_LIMIT {
                 return serve(&mut d);
             }
             (
-                Why::Backlog { waiting, overdue },
+                DeferReason::Backlog { waiting, overdue },
                 self.recheck + spread(&uid, self.recheck),
             )
         } else {
@@ -353,7 +375,7 @@ impl Backlog {
                 .and_then(|p| p.observations_per_second(&self.options));
             match budget {
                 Some(per_second) if resync => match d.slot(&account, &uid, per_second, now) {
-                    Some(at) => (Why::Budget { per_second }, at - now),
+                    Some(at) => (DeferReason::Budget { per_second }, at - now),
                     None => return serve(&mut d),
                 },
                 _ => return serve(&mut d),
@@ -366,7 +388,11 @@ impl Backlog {
         if warn {
             d.warned.insert(account, now);
         }
-        Decision::Defer { after, why, warn }
+        PassAdmission::Defer {
+            after,
+            reason,
+            warn,
+        }
     }
 
     /// Drop what is held for a deleted resource.
@@ -462,18 +488,18 @@ mod tests {
     }
 
     /// The waiting count of a deferral for the backlog.
-    fn deferred(d: Decision) -> Option<usize> {
+    fn deferred(d: PassAdmission) -> Option<usize> {
         match d {
-            Decision::Defer {
-                why: Why::Backlog { waiting, .. },
+            PassAdmission::Defer {
+                reason: DeferReason::Backlog { waiting, .. },
                 after,
                 ..
             } => {
                 assert!(after >= RECHECK && after < RECHECK * 2, "{after:?}");
                 Some(waiting)
             }
-            Decision::Defer { why, .. } => panic!("deferred for {why:?}"),
-            Decision::Serve => None,
+            PassAdmission::Defer { reason, .. } => panic!("deferred for {reason:?}"),
+            PassAdmission::Run => None,
         }
     }
 
@@ -491,16 +517,16 @@ mod tests {
         let now = Instant::now();
         assert_eq!(deferred(b.decide(&converged, now)), Some(2));
         // The waiting ones, and another account's resyncs, run.
-        assert_eq!(b.decide(&new, now), Decision::Serve);
-        assert_eq!(b.decide(&changed, now), Decision::Serve);
-        assert_eq!(b.decide(&elsewhere, now), Decision::Serve);
+        assert_eq!(b.decide(&new, now), PassAdmission::Run);
+        assert_eq!(b.decide(&changed, now), PassAdmission::Run);
+        assert_eq!(b.decide(&elsewhere, now), PassAdmission::Run);
 
         // Their status catches up: the backlog drains and the resync runs.
         apply(&b, &cluster("a", "n1", 1, Some(1), true));
         assert_eq!(deferred(b.decide(&converged, now)), Some(1));
         b.observe(0, &Event::Delete(DeserializeGuard(Ok(changed.clone()))));
         assert_eq!(b.waiting(), 0);
-        assert_eq!(b.decide(&converged, now), Decision::Serve);
+        assert_eq!(b.decide(&converged, now), PassAdmission::Run);
     }
 
     #[test]
@@ -511,17 +537,17 @@ mod tests {
         // Not Ready (an error, a precondition): retried on its own schedule.
         assert_eq!(
             b.decide(&cluster("a", "x", 1, Some(1), false), now),
-            Decision::Serve
+            PassAdmission::Run
         );
         // An operation pending: its poll is never held back.
         let pending = scaling(cluster("a", "y", 1, Some(1), true));
-        assert_eq!(b.decide(&pending, now), Decision::Serve);
+        assert_eq!(b.decide(&pending, now), PassAdmission::Run);
         // Being deleted.
         let mut deleting = cluster("a", "z", 1, Some(1), true);
         deleting.metadata.deletion_timestamp = Some(
             k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(jiff::Timestamp::now()),
         );
-        assert_eq!(b.decide(&deleting, now), Decision::Serve);
+        assert_eq!(b.decide(&deleting, now), PassAdmission::Run);
     }
 
     #[test]
@@ -537,21 +563,21 @@ mod tests {
         // Not polled yet in this process: overdue.
         assert!(matches!(
             b.decide(&converged, t0),
-            Decision::Defer {
-                why: Why::Backlog { overdue: 1, .. },
+            PassAdmission::Defer {
+                reason: DeferReason::Backlog { overdue: 1, .. },
                 ..
             }
         ));
         // Its poll runs; while it keeps its schedule, resyncs run.
-        assert_eq!(b.decide(&scaling, t0), Decision::Serve);
+        assert_eq!(b.decide(&scaling, t0), PassAdmission::Run);
         let on_time = t0 + poll * 2 + Duration::from_secs(10);
-        assert_eq!(b.decide(&converged, on_time), Decision::Serve);
+        assert_eq!(b.decide(&converged, on_time), PassAdmission::Run);
         // Its poll is late (the workers are busy with resyncs): they wait.
         let late = on_time + Duration::from_millis(1);
         assert!(matches!(
             b.decide(&converged, late),
-            Decision::Defer {
-                why: Why::Backlog {
+            PassAdmission::Defer {
+                reason: DeferReason::Backlog {
                     overdue: 1,
                     waiting: 0
                 },
@@ -560,7 +586,7 @@ mod tests {
         ));
         // The operation ended: nothing to wait for.
         apply(&b, &cluster("a", "s", 1, Some(1), true));
-        assert_eq!(b.decide(&converged, late), Decision::Serve);
+        assert_eq!(b.decide(&converged, late), PassAdmission::Run);
     }
 
     #[test]
@@ -573,11 +599,11 @@ mod tests {
         assert!(deferred(b.decide(&with_secret("a", "c1", "one", Some(1)), now)).is_some());
         assert_eq!(
             b.decide(&with_secret("a", "c2", "two", Some(1)), now),
-            Decision::Serve
+            PassAdmission::Run
         );
         assert_eq!(
             b.decide(&with_secret("b", "c3", "one", Some(1)), now),
-            Decision::Serve
+            PassAdmission::Run
         );
     }
 
@@ -591,15 +617,15 @@ mod tests {
         let b = backlog(options);
         let t0 = Instant::now();
         let ms = |n: u64| Duration::from_millis(n);
-        let slot = |d: Decision| match d {
-            Decision::Defer {
-                why: Why::Budget { per_second: 20 },
+        let slot = |d: PassAdmission| match d {
+            PassAdmission::Defer {
+                reason: DeferReason::Budget { per_second: 20 },
                 after,
                 ..
             } => after,
             d => panic!("not deferred for the budget: {d:?}"),
         };
-        assert_eq!(b.decide(&tencent("a", "c1", true), t0), Decision::Serve);
+        assert_eq!(b.decide(&tencent("a", "c1", true), t0), PassAdmission::Run);
         // Past 20/s the next resyncs get the next slots, 50 ms apart, in the
         // order they asked, and are not sent to the client's limiter.
         assert_eq!(slot(b.decide(&tencent("a", "c2", true), t0)), ms(50));
@@ -610,16 +636,16 @@ mod tests {
             ms(30)
         );
         // Another account has its own budget; a pass that is not a resync has none.
-        assert_eq!(b.decide(&tencent("b", "c4", true), t0), Decision::Serve);
-        assert_eq!(b.decide(&tencent("a", "e1", false), t0), Decision::Serve);
+        assert_eq!(b.decide(&tencent("b", "c4", true), t0), PassAdmission::Run);
+        assert_eq!(b.decide(&tencent("a", "e1", false), t0), PassAdmission::Run);
         // The simulated cloud has no limit.
         let sim = cluster("a", "s1", 1, Some(1), true);
-        assert_eq!(b.decide(&sim, t0), Decision::Serve);
-        assert_eq!(b.decide(&sim, t0), Decision::Serve);
+        assert_eq!(b.decide(&sim, t0), PassAdmission::Run);
+        assert_eq!(b.decide(&sim, t0), PassAdmission::Run);
         // At its slot each runs; a newcomer queues behind them.
         assert_eq!(
             b.decide(&tencent("a", "c2", true), t0 + ms(50)),
-            Decision::Serve
+            PassAdmission::Run
         );
         assert_eq!(
             slot(b.decide(&tencent("a", "c5", true), t0 + ms(60))),
@@ -627,16 +653,16 @@ mod tests {
         );
         assert_eq!(
             b.decide(&tencent("a", "c3", true), t0 + ms(101)),
-            Decision::Serve
+            PassAdmission::Run
         );
         // Once the queue is empty and a slot has passed, a resync runs at once.
         assert_eq!(
             b.decide(&tencent("a", "c5", true), t0 + ms(150)),
-            Decision::Serve
+            PassAdmission::Run
         );
         assert_eq!(
             b.decide(&tencent("a", "c1", true), t0 + ms(400)),
-            Decision::Serve
+            PassAdmission::Run
         );
     }
 
@@ -647,14 +673,14 @@ mod tests {
         let converged = cluster("a", "c", 1, Some(1), true);
         let t0 = Instant::now();
         match b.decide(&converged, t0) {
-            Decision::Defer { warn, .. } => assert!(warn, "the first deferral warns"),
-            Decision::Serve => panic!("not deferred"),
+            PassAdmission::Defer { warn, .. } => assert!(warn, "the first deferral warns"),
+            PassAdmission::Run => panic!("not deferred"),
         }
         match b.decide(&converged, t0 + Duration::from_secs(30)) {
-            Decision::Defer { warn, .. } => assert!(!warn, "one warning a minute"),
-            Decision::Serve => panic!("not deferred"),
+            PassAdmission::Defer { warn, .. } => assert!(!warn, "one warning a minute"),
+            PassAdmission::Run => panic!("not deferred"),
         }
-        assert_eq!(b.decide(&converged, t0 + DEFER_LIMIT), Decision::Serve);
+        assert_eq!(b.decide(&converged, t0 + DEFER_LIMIT), PassAdmission::Run);
         // Served: the next deferral starts a new limit.
         let t1 = t0 + DEFER_LIMIT + Duration::from_secs(1);
         assert!(deferred(b.decide(&converged, t1)).is_some());

@@ -1,5 +1,5 @@
-//! Prometheus metrics of the controller, and a [`Cloud`] decorator that
-//! times and counts every cloud call.
+//! Prometheus metrics of the controller. The cloud calls are counted by
+//! `reconcile::instrumented::InstrumentedCloud`.
 //!
 //! | metric | type | labels |
 //! | --- | --- | --- |
@@ -18,9 +18,8 @@
 //! deleted.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use async_trait::async_trait;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -28,11 +27,8 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::{Registry, Unit};
 
-use crate::api::{CloudKind, Direction, FailureClass, NodeGroup, OperationRecord, Precondition};
-use crate::cloud::{
-    Capabilities, Cloud, CloudError, ErrorClass, ObservedCluster, OperationProgress, ScaleRequest,
-    Submitted,
-};
+use crate::api::{CloudKind, Direction, FailureClass, NodeGroup, Precondition};
+use crate::cloud::ErrorClass;
 
 /// Content type of [`Metrics::encode`]'s output (OpenMetrics text, which
 /// Prometheus scrapes natively).
@@ -234,23 +230,19 @@ impl Metrics {
         }
     }
 
-    /// A resync was deferred, for its account's backlog or its budget:
-    /// counted as a reconcile with outcome `deferred_backlog` or
-    /// `deferred_budget`, but not timed (it did no work).
-    pub fn deferred(&self, why: super::backlog::Why) {
-        let outcome = match why {
-            super::backlog::Why::Backlog { .. } => "deferred_backlog",
-            super::backlog::Why::Budget { .. } => "deferred_budget",
-        };
+    /// A resync was deferred (for its account's backlog or its budget,
+    /// `reason` says which: `deferred_backlog`, `deferred_budget`): counted
+    /// as a reconcile with that outcome, but not timed (it did no work).
+    pub fn deferred(&self, reason: &str) {
         self.inner
             .reconciles
             .get_or_create(&OutcomeLabels {
-                outcome: outcome.to_string(),
+                outcome: reason.to_string(),
             })
             .inc();
     }
 
-    /// The backlog's size ([`super::backlog::Backlog::waiting`]).
+    /// The backlog's size (`watch::backlog::Backlog::waiting`).
     pub fn set_backlog(&self, waiting: usize) {
         self.inner.backlog.set(waiting as i64);
     }
@@ -374,102 +366,18 @@ fn node_labels(namespace: &str, name: &str, group: NodeGroup, kind: &str) -> Nod
     }
 }
 
-/// A [`Cloud`] that records `clusterscale_cloud_calls_total` and
-/// `clusterscale_cloud_call_duration_seconds` for every call of the cloud it
-/// wraps, and otherwise behaves exactly like it.
-///
-/// A call whose future is dropped before it completes is not recorded.
-pub struct InstrumentedCloud {
-    inner: Arc<dyn Cloud>,
-    metrics: Metrics,
-}
-
-impl InstrumentedCloud {
-    /// Wraps `inner`; calls are recorded in `metrics`.
-    pub fn new(inner: Arc<dyn Cloud>, metrics: Metrics) -> Self {
-        Self { inner, metrics }
-    }
-
-    /// The wrapped cloud.
-    pub fn inner(&self) -> &Arc<dyn Cloud> {
-        &self.inner
-    }
-
-    fn record<T>(&self, action: &str, started: Instant, result: &Result<T, CloudError>) {
-        let outcome = match result {
-            Ok(_) => OK,
-            Err(e) => e.class.as_str(),
-        };
-        self.metrics
-            .cloud_call(self.inner.kind(), action, outcome, started.elapsed());
-    }
-}
-
-impl std::fmt::Debug for InstrumentedCloud {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("InstrumentedCloud")
-            .field("cloud", &self.inner.kind())
-            .finish_non_exhaustive()
-    }
-}
-
-#[async_trait]
-impl Cloud for InstrumentedCloud {
-    fn kind(&self) -> CloudKind {
-        self.inner.kind()
-    }
-
-    fn capabilities(&self) -> Capabilities {
-        self.inner.capabilities()
-    }
-
-    async fn observe(&self) -> Result<ObservedCluster, CloudError> {
-        let started = Instant::now();
-        let result = self.inner.observe().await;
-        self.record(action::OBSERVE, started, &result);
-        result
-    }
-
-    async fn scale_out(&self, req: &ScaleRequest) -> Result<Submitted, CloudError> {
-        let started = Instant::now();
-        let result = self.inner.scale_out(req).await;
-        self.record(action::SCALE_OUT, started, &result);
-        result
-    }
-
-    async fn scale_in(&self, req: &ScaleRequest) -> Result<Submitted, CloudError> {
-        let started = Instant::now();
-        let result = self.inner.scale_in(req).await;
-        self.record(action::SCALE_IN, started, &result);
-        result
-    }
-
-    async fn operation_status(
-        &self,
-        op: &OperationRecord,
-    ) -> Result<OperationProgress, CloudError> {
-        let started = Instant::now();
-        let result = self.inner.operation_status(op).await;
-        self.record(action::OPERATION_STATUS, started, &result);
-        result
-    }
+/// The value of the sample line of `text` that starts with `series `
+/// (exact series name and labels), if any.
+#[cfg(test)]
+pub(crate) fn sample(text: &str, series: &str) -> Option<f64> {
+    text.lines()
+        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' '))
+        .and_then(|v| v.split(' ').next()?.parse().ok())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    use crate::clock::ManualClock;
-    use crate::cloud::simulated::{SimConfig, SimModel, SimulatedCloud};
-    use crate::cloud::ErrorClass;
-
-    /// The value of the sample line that starts with `series ` (exact
-    /// series name and labels), if any.
-    fn sample(text: &str, series: &str) -> Option<f64> {
-        text.lines()
-            .find_map(|l| l.strip_prefix(series)?.strip_prefix(' '))
-            .and_then(|v| v.split(' ').next()?.parse().ok())
-    }
 
     const FAMILIES: [&str; 8] = [
         "clusterscale_reconciles",
@@ -681,98 +589,5 @@ mod tests {
         assert_eq!(text.matches(r#"name="emr-b""#).count(), 4);
         // Forgetting something unknown is harmless.
         m.forget("nowhere", "nothing");
-    }
-
-    fn sim() -> (Arc<SimModel>, InstrumentedCloud, Metrics) {
-        let clock = Arc::new(ManualClock::default());
-        let model = Arc::new(SimModel::new("sim-1", SimConfig::default(), clock));
-        let metrics = Metrics::new();
-        let cloud = InstrumentedCloud::new(
-            Arc::new(SimulatedCloud::new(model.clone())),
-            metrics.clone(),
-        );
-        (model, cloud, metrics)
-    }
-
-    fn request(group: NodeGroup, count: i32, token: &str) -> ScaleRequest {
-        ScaleRequest {
-            group,
-            count,
-            from_count: 0,
-            token: token.into(),
-            prefer_nodes: Vec::new(),
-            graceful_timeout_seconds: 0,
-        }
-    }
-
-    fn calls(m: &Metrics, action: &str, outcome: &str) -> Option<f64> {
-        sample(
-            &m.encode(),
-            &format!(
-                r#"clusterscale_cloud_calls_total{{cloud="simulated",action="{action}",outcome="{outcome}"}}"#
-            ),
-        )
-    }
-
-    #[tokio::test]
-    async fn instrumented_cloud_delegates_and_records_outcomes() {
-        let (model, cloud, metrics) = sim();
-        assert_eq!(cloud.kind(), CloudKind::Simulated);
-        assert_eq!(cloud.capabilities(), Capabilities::ALL);
-
-        let observed = cloud.observe().await.expect("observe");
-        assert_eq!(observed.core, 3);
-        assert_eq!(calls(&metrics, action::OBSERVE, OK), Some(1.0));
-
-        let submitted = cloud
-            .scale_out(&request(NodeGroup::Task, 2, "t-1"))
-            .await
-            .expect("scale out");
-        assert_eq!(calls(&metrics, action::SCALE_OUT, OK), Some(1.0));
-        assert_eq!(model.writes().len(), 1, "the call reached the cloud");
-
-        // The cluster is busy with that operation: the next write is refused.
-        let busy = cloud
-            .scale_in(&request(NodeGroup::Task, 1, "t-2"))
-            .await
-            .expect_err("busy");
-        assert_eq!(busy.class, ErrorClass::Busy);
-        assert_eq!(calls(&metrics, action::SCALE_IN, "Busy"), Some(1.0));
-
-        // An injected failure is recorded with its class.
-        model.fail_next(
-            "observe",
-            CloudError::new(
-                ErrorClass::Throttled,
-                "Describe",
-                "RequestLimitExceeded",
-                "slow down",
-            ),
-        );
-        let throttled = cloud.observe().await.expect_err("throttled");
-        assert_eq!(throttled.class, ErrorClass::Throttled);
-        assert_eq!(calls(&metrics, action::OBSERVE, "Throttled"), Some(1.0));
-        assert_eq!(calls(&metrics, action::OBSERVE, OK), Some(1.0));
-
-        let op = OperationRecord::test()
-            .id("t-1")
-            .started_at(jiff::Timestamp::UNIX_EPOCH)
-            .submitted(&Submitted {
-                trace_id: None,
-                node_ids: Vec::new(),
-                ..submitted.clone()
-            });
-        let progress = cloud.operation_status(&op).await.expect("status");
-        assert_eq!(progress, OperationProgress::Running);
-        assert_eq!(calls(&metrics, action::OPERATION_STATUS, OK), Some(1.0));
-
-        let text = metrics.encode();
-        assert_eq!(
-            sample(
-                &text,
-                r#"clusterscale_cloud_call_duration_seconds_count{cloud="simulated",action="observe"}"#
-            ),
-            Some(2.0)
-        );
     }
 }

@@ -11,8 +11,13 @@ use std::sync::{Mutex, MutexGuard};
 use kube::runtime::watcher::Event;
 use kube::ResourceExt;
 
-use super::reconciler::Guarded;
+use kube::core::DeserializeGuard;
+
 use crate::api::ScaledCluster;
+
+/// What the watch streams carry: a ScaledCluster, or the error of an object
+/// that does not deserialize as one (reported on the object, not dropped).
+pub type ClusterOrInvalid = DeserializeGuard<ScaledCluster>;
 
 /// What an index holds per live, deserializable ScaledCluster.
 pub trait Entries: Default {
@@ -39,7 +44,7 @@ impl<E: Entries> State<E> {
         }
     }
 
-    fn apply(&mut self, source: usize, obj: &Guarded) {
+    fn apply(&mut self, source: usize, obj: &ClusterOrInvalid) {
         let Some(uid) = obj.uid() else {
             return;
         };
@@ -83,7 +88,7 @@ impl<E: Entries> WatchIndex<E> {
     }
 
     /// Feed one event of watch stream `source`, in stream order.
-    pub fn observe(&self, source: usize, event: &Event<Guarded>) {
+    pub fn observe(&self, source: usize, event: &Event<ClusterOrInvalid>) {
         let mut s = self.lock();
         match event {
             Event::Apply(obj) => s.apply(source, obj),
