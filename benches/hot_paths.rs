@@ -8,12 +8,12 @@ use std::hint::black_box;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use clusterscale::api::ScaledClusterSpec;
-use clusterscale::clock::{Clock, ManualClock};
-use clusterscale::cloud::simulated::{SimConfig, SimModel, SimulatedCloud};
-use clusterscale::cloud::{Capabilities, ClusterState, ObservedCluster};
-use clusterscale::engine::{self, EngineConfig, MemoryStore, Target};
-use clusterscale::plan::{plan, PlanInput};
+use clusterscale_core::api::ScaledClusterSpec;
+use clusterscale_core::clock::{Clock, ManualClock};
+use clusterscale_core::cloud::{Capabilities, ClusterState, ObservedCluster};
+use clusterscale_core::plan::{plan, PlanInput};
+use clusterscale_engine::{EngineConfig, MemoryStore, Target};
+use clusterscale_sim::{SimConfig, SimModel, SimulatedCloud};
 
 fn spec(core: i32, task: i32) -> ScaledClusterSpec {
     ScaledClusterSpec {
@@ -65,7 +65,7 @@ fn main() {
 
     let body = br#"{"InstanceId":"emr-abcd1234","PayMode":0,"TimeUnit":"s","TimeSpan":3600,"ClientToken":"cs-0123456789abcdef01234567-1","TaskCount":2}"#;
     measure("TC3-HMAC-SHA256 sign (Tencent)", n(200_000), |i| {
-        let input = clusterscale::cloud::tencent::sign::SigningInput {
+        let input = clusterscale_tencent::sign::SigningInput {
             secret_id: "AKIDz8krbsJ5yKBZQpn74WFkmLPx3EXAMPLE",
             secret_key: "Gu5t9xGARNpq86cd98joQYCN3EXAMPLE",
             service: "emr",
@@ -74,7 +74,7 @@ fn main() {
             timestamp: 1_700_000_000 + i64::from(i),
             payload: body,
         };
-        black_box(clusterscale::cloud::tencent::sign::sign(&input).expect("signs"));
+        black_box(clusterscale_tencent::sign::sign(&input).expect("signs"));
     });
 
     let headers = vec![
@@ -90,7 +90,7 @@ fn main() {
         ("X-Sdk-Date".to_string(), "20240115T083000Z".to_string()),
     ];
     measure("SDK-HMAC-SHA256 sign (Huawei)", n(200_000), |_| {
-        let parts = clusterscale::cloud::huawei::sign::RequestParts {
+        let parts = clusterscale_huawei::sign::RequestParts {
             method: "PUT",
             path: "/v1.1/0123456789abcdef0123456789abcdef/cluster_infos/a1b2c3d4-e5f6-4a5b-8c9d-0e1f2a3b4c5d",
             query: &[],
@@ -98,7 +98,7 @@ fn main() {
             body,
         };
         black_box(
-            clusterscale::cloud::huawei::sign::sign(
+            clusterscale_huawei::sign::sign(
                 "HWEXAMPLEAK0000MRS01",
                 "HwExampleSecretKey0000000000000000000MRS01",
                 &parts,
@@ -136,7 +136,7 @@ fn main() {
         runtime.block_on(async {
             loop {
                 let current = store.status.clone();
-                let report = engine::reconcile(
+                let report = clusterscale_engine::reconcile(
                     target,
                     &current,
                     &cloud,
@@ -147,7 +147,7 @@ fn main() {
                 .await
                 .expect("memory store");
                 passes += 1;
-                if report.status.phase == clusterscale::api::Phase::Converged {
+                if report.status.phase == clusterscale_core::api::Phase::Converged {
                     break;
                 }
                 clock.advance(report.requeue_after.unwrap_or(Duration::from_secs(10)));

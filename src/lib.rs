@@ -3,13 +3,9 @@
 //! controller converge the real cluster to them, one safe operation at a time.
 //!
 //! This crate is the operator: the controller, the CLI and telemetry, over
-//! the workspace's crates, which it re-exports under their old paths
-//! (`clusterscale::api`, `clusterscale::cloud::tencent`, ...). It never links
-//! `clusterscale-fakes`; the fake clouds are the separate
-//! `clusterscale-fake-cloud` binary.
-
-pub use clusterscale_core::{api, clock, manifest, plan, testing};
-pub use clusterscale_engine as engine;
+//! the workspace's crates (`clusterscale-core` for the resource, the planner
+//! and the cloud trait; `clusterscale-engine` for one pass; one crate per
+//! cloud). [`cloud`] is the one place that lists the clouds.
 
 pub mod cli;
 pub mod cloud;

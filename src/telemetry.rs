@@ -11,7 +11,7 @@
 //!
 //! ```text
 //! {"timestamp":"2025-01-01T00:00:00.000000Z","level":"INFO",
-//!  "fields":{"message":"scaled out","count":2},"target":"clusterscale::engine",
+//!  "fields":{"message":"scaled out","count":2},"target":"clusterscale_engine",
 //!  "span":{"namespace":"ops","scaledcluster":"emr-a","name":"reconcile"},
 //!  "spans":[{"namespace":"ops","scaledcluster":"emr-a","name":"reconcile"}]}
 //! ```

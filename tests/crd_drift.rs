@@ -7,7 +7,7 @@ fn committed_crd_matches_the_rust_types() {
         "/crds/scaledcluster.yaml"
     ))
     .expect("crds/scaledcluster.yaml exists");
-    let generated = clusterscale::api::crd_yaml();
+    let generated = clusterscale_core::api::crd_yaml();
     assert!(
         committed == generated,
         "crds/scaledcluster.yaml is stale; regenerate it with:\n  cargo run -q -- crd > crds/scaledcluster.yaml"
@@ -16,7 +16,7 @@ fn committed_crd_matches_the_rust_types() {
 
 #[test]
 fn crd_carries_the_rules_and_subresources() {
-    let crd = clusterscale::api::crd_yaml();
+    let crd = clusterscale_core::api::crd_yaml();
     for needle in [
         "shortNames:\n    - scl",
         "specReplicasPath: .spec.task.count",

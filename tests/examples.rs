@@ -9,7 +9,7 @@ fn every_example_is_a_valid_scaledcluster() {
         if path.extension().and_then(|e| e.to_str()) != Some("yaml") {
             continue;
         }
-        let cluster = clusterscale::manifest::load(&path).unwrap_or_else(|e| panic!("{e}"));
+        let cluster = clusterscale_core::manifest::load(&path).unwrap_or_else(|e| panic!("{e}"));
         assert!(cluster.spec.cloud().is_some(), "{}", path.display());
         seen += 1;
     }

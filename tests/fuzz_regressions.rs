@@ -3,8 +3,8 @@
 //! the invariant it broke. The inputs are in tests/data/fuzz/, byte for byte
 //! as libFuzzer wrote them.
 
-use clusterscale::cloud::huawei::client::choose_task_hosts;
-use clusterscale::cloud::huawei::wire::ListHostsResponse;
+use clusterscale_huawei::client::choose_task_hosts;
+use clusterscale_huawei::wire::ListHostsResponse;
 
 /// huawei_response: ListHosts named one Task host twice (as pages that moved
 /// between requests do); a scale-in chose it twice, so the resize would have

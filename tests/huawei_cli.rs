@@ -131,9 +131,9 @@ fn params(line: &Value) -> &Value {
 
 /// Task node ids, read with the library client (same credentials).
 async fn task_ids(fake: &FakeCloud) -> Vec<String> {
-    use clusterscale::api::HuaweiSpec;
-    use clusterscale::cloud::credentials::Credentials;
-    use clusterscale::cloud::huawei::HuaweiCloud;
+    use clusterscale_core::api::HuaweiSpec;
+    use clusterscale_core::cloud::credentials::Credentials;
+    use clusterscale_huawei::HuaweiCloud;
     let spec = HuaweiSpec::test()
         .cluster(PROJECT, CLUSTER)
         .endpoint(fake.base.clone());

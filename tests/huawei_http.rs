@@ -8,22 +8,22 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use clusterscale::api::{
+use clusterscale_core::api::{
     HuaweiSpec, HuaweiTaskNodeSpec, NodeGroup, Outcome, Phase, ScaledClusterSpec,
     ScaledClusterStatus,
 };
-use clusterscale::clock::{Clock, ManualClock};
-use clusterscale::cloud::credentials::Credentials;
-use clusterscale::cloud::huawei::wire::{ClusterDetail, ClusterDetailResponse, NodeGroupV10};
-use clusterscale::cloud::huawei::HuaweiCloud;
-use clusterscale::cloud::simulated::{SimConfig, SimModel};
-use clusterscale::cloud::{Cloud, ClusterState, ErrorClass, OperationProgress, ScaleRequest};
-use clusterscale::engine::{reconcile, EngineConfig, MemoryStore, Report, Target};
+use clusterscale_core::clock::{Clock, ManualClock};
+use clusterscale_core::cloud::credentials::Credentials;
+use clusterscale_core::cloud::{Cloud, ClusterState, ErrorClass, OperationProgress, ScaleRequest};
+use clusterscale_engine::{reconcile, EngineConfig, MemoryStore, Report, Target};
 use clusterscale_fakes::huawei::{
     FakeAccessKey, FakeUser, HostStyle, HuaweiFake, HuaweiFakeConfig, ACTION_HOSTS, ACTION_RESIZE,
     ACTION_SHOW, ACTION_TOKEN,
 };
 use clusterscale_fakes::JournalLine;
+use clusterscale_huawei::wire::{ClusterDetail, ClusterDetailResponse, NodeGroupV10};
+use clusterscale_huawei::HuaweiCloud;
+use clusterscale_sim::{SimConfig, SimModel};
 
 const PROJECT: &str = "0123456789abcdef0123456789abcdef";
 const CLUSTER: &str = "a1b2c3d4-e5f6-4a5b-8c9d-0e1f2a3b4c5d";
@@ -613,7 +613,7 @@ async fn scale_out_beyond_the_room_left_is_refused_without_a_put() {
 
 /// A correctly signed raw PUT, bypassing the client's pre-checks.
 async fn raw_put(env: &Env, body: serde_json::Value) -> (u16, serde_json::Value) {
-    use clusterscale::cloud::huawei::sign;
+    use clusterscale_huawei::sign;
     let base = env.spec.endpoint.clone().unwrap();
     let host = base.trim_start_matches("http://").to_string();
     let path = format!("/v1.1/{PROJECT}/cluster_infos/{CLUSTER}");
@@ -1145,7 +1145,7 @@ async fn malformed_body_names_the_action_and_request_id() {
 
 #[test]
 fn signing_vectors_reproduce_through_the_public_api() {
-    use clusterscale::cloud::huawei::sign::{sign, RequestParts};
+    use clusterscale_huawei::sign::{sign, RequestParts};
     let all: serde_json::Value =
         serde_json::from_str(include_str!("data/huawei_sdk_hmac.json")).expect("vectors parse");
     for v in all["vectors"].as_array().unwrap() {
@@ -1192,10 +1192,10 @@ fn signing_vectors_reproduce_through_the_public_api() {
 /// and Core 5 -> 4 with a preferred node.
 #[tokio::test]
 async fn engine_converges_against_the_fake() {
-    use clusterscale::api::ScaledClusterSpec;
     use clusterscale::cli::drive::{drive, DriveOptions, Ending};
-    use clusterscale::clock::SystemClock;
-    use clusterscale::engine::{EngineConfig, Target};
+    use clusterscale_core::api::ScaledClusterSpec;
+    use clusterscale_core::clock::SystemClock;
+    use clusterscale_engine::{EngineConfig, Target};
 
     let clock = Arc::new(SystemClock);
     let model = Arc::new(SimModel::new(
@@ -1612,7 +1612,7 @@ async fn mrs_error_body_is_a_refusal_and_is_not_held_for_the_grace() {
         (
             ErrorClass::Transient,
             "MRS.300",
-            clusterscale::cloud::Effect::Refused
+            clusterscale_core::cloud::Effect::Refused
         )
     );
     assert!(
@@ -1668,7 +1668,7 @@ async fn lost_answer_and_html_502_cause_no_duplicate_resize() {
         let e = first.error.clone().expect("no clear answer");
         assert_eq!(
             e.effect,
-            clusterscale::cloud::Effect::Unknown,
+            clusterscale_core::cloud::Effect::Unknown,
             "{name}: {e}"
         );
         assert!(first.status.pending_operation.is_some(), "{name}");
@@ -1711,7 +1711,7 @@ async fn html_502_with_the_write_dropped_waits_the_grace_then_applies_once() {
     let (r, elapsed, _) = converge_from(&spec, first.status, &cloud, &env.clock).await;
     assert_eq!(r.status.phase, Phase::Converged);
     assert!(
-        elapsed >= clusterscale::cloud::huawei::client::ACCEPT_GRACE,
+        elapsed >= clusterscale_huawei::client::ACCEPT_GRACE,
         "an unknown outcome waits the grace: {elapsed:?}"
     );
     let resizes = env.resizes();
@@ -1905,7 +1905,7 @@ async fn fleet_clusters_are_independent_and_share_the_account_throttle() {
 /// resize is an unknown outcome, never a refusal.
 #[tokio::test]
 async fn malformed_answers_name_action_and_request_id() {
-    use clusterscale::cloud::Effect;
+    use clusterscale_core::cloud::Effect;
     use clusterscale_fakes::{FakeFaults, Malformed};
     let env = start("malformed_hw", 3, 1).await;
     let cloud = env.client(&env.aksk());

@@ -13,7 +13,7 @@ mod support;
 
 use std::collections::BTreeSet;
 
-use clusterscale::api::ScaledCluster;
+use clusterscale_core::api::ScaledCluster;
 use kube::api::{Patch, PatchParams, PostParams};
 use serde_json::{json, Value};
 use support::*;
@@ -354,7 +354,7 @@ fn rules(v: &serde_yaml_ng::Value, out: &mut Vec<(String, String)>) {
 #[test]
 fn every_cel_rule_of_the_crd_has_a_case() {
     let crd: serde_yaml_ng::Value =
-        serde_yaml_ng::from_str(&clusterscale::api::crd_yaml()).expect("the CRD parses");
+        serde_yaml_ng::from_str(&clusterscale_core::api::crd_yaml()).expect("the CRD parses");
     let mut found = Vec::new();
     rules(&crd, &mut found);
     let in_crd: BTreeSet<&str> = found.iter().map(|(_, m)| m.as_str()).collect();

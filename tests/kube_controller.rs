@@ -12,7 +12,7 @@ mod support;
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
-use clusterscale::api::Outcome;
+use clusterscale_core::api::Outcome;
 use clusterscale_fakes::JournalLine;
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
@@ -613,7 +613,7 @@ async fn fake_clouds_converge() {
 }
 
 fn has_condition_in(
-    status: &clusterscale::api::ScaledClusterStatus,
+    status: &clusterscale_core::api::ScaledClusterStatus,
     type_: &str,
     want: &str,
 ) -> bool {
@@ -1219,9 +1219,9 @@ async fn spec_change_during_a_long_backoff_is_reconciled_at_once() {
 /// stale resourceVersion is refused with a conflict and changes nothing.
 #[tokio::test]
 async fn status_writes_are_a_compare_and_swap() {
-    use clusterscale::api::{Phase, ScaledClusterStatus};
     use clusterscale::controller::reconcile::status::KubeStatusStore;
-    use clusterscale::engine::StatusStore;
+    use clusterscale_core::api::{Phase, ScaledClusterStatus};
+    use clusterscale_engine::StatusStore;
 
     let t = TestNs::new("status-cas").await;
     t.apply_ok(&simulated("cas", 3, 0, 3));

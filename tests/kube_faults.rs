@@ -23,7 +23,7 @@ mod support;
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
-use clusterscale::api::ScaledCluster;
+use clusterscale_core::api::ScaledCluster;
 use clusterscale_fakes::{JournalLine, MALFORMED_NOTE};
 use support::*;
 

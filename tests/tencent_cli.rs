@@ -135,10 +135,10 @@ fn text(o: &Output) -> String {
 
 /// Task nodes, oldest first, read with the library client (same credentials).
 async fn task_ids(fake: &FakeCloud) -> Vec<String> {
-    use clusterscale::api::{NodeGroup, TencentSpec};
-    use clusterscale::cloud::credentials::Credentials;
-    use clusterscale::cloud::tencent::{TencentCloud, TencentOptions};
-    use clusterscale::cloud::Cloud;
+    use clusterscale_core::api::{NodeGroup, TencentSpec};
+    use clusterscale_core::cloud::credentials::Credentials;
+    use clusterscale_core::cloud::Cloud;
+    use clusterscale_tencent::{TencentCloud, TencentOptions};
     let spec = TencentSpec::test()
         .instance(INSTANCE)
         .secret("c")

@@ -4,10 +4,10 @@
 use std::io::Write;
 use std::time::{Duration, Instant};
 
-use crate::api::{OperationRecord, Phase, ScaledClusterStatus};
-use crate::clock::Clock;
-use crate::cloud::{Cloud, CloudError};
-use crate::engine::{self, EngineConfig, EngineEvent, EventType, MemoryStore, Target};
+use clusterscale_core::api::{OperationRecord, Phase, ScaledClusterStatus};
+use clusterscale_core::clock::Clock;
+use clusterscale_core::cloud::{Cloud, CloudError};
+use clusterscale_engine::{EngineConfig, EngineEvent, EventType, MemoryStore, Target};
 
 /// How the loop ends.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -73,13 +73,19 @@ pub async fn drive(
     };
     let ending = loop {
         let current = store.status.clone();
-        let report =
-            match engine::reconcile(target, &current, cloud, clock, &mut store, &options.engine)
-                .await
-            {
-                Ok(r) => r,
-                Err(e) => break Ending::Failed(e.to_string()),
-            };
+        let report = match clusterscale_engine::reconcile(
+            target,
+            &current,
+            cloud,
+            clock,
+            &mut store,
+            &options.engine,
+        )
+        .await
+        {
+            Ok(r) => r,
+            Err(e) => break Ending::Failed(e.to_string()),
+        };
         let at = stamp(elapsed(clock));
         for event in &report.events {
             print_event(out, &at, event);
@@ -205,7 +211,7 @@ pub fn progress_line(target: Target<'_>, status: &ScaledClusterStatus) -> String
         .map(|o| (o.core, o.task))
         .unwrap_or_default();
     let want_core = target.spec.core.count;
-    let (want_task, _) = crate::plan::desired_task(target.spec);
+    let (want_task, _) = clusterscale_core::plan::desired_task(target.spec);
     let bar = bar(core + task, want_core + want_task);
     let state = status
         .observed

@@ -11,14 +11,14 @@ use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 
-use crate::api::{self, ScaledCluster};
-use crate::clock::{Clock, ScaledClock, SystemClock};
-use crate::cloud::connect::ConnectOptions;
-use crate::cloud::simulated::{SimConfig, SimModel, SimulatedCloud};
-use crate::cloud::Cloud;
-use crate::engine::{EngineConfig, Target};
-use crate::manifest;
-use crate::plan::{self, NextMove, PlanInput};
+use clusterscale_core::api::{self, ScaledCluster};
+use clusterscale_core::clock::{Clock, ScaledClock, SystemClock};
+use clusterscale_core::cloud::provider::ConnectOptions;
+use clusterscale_core::cloud::Cloud;
+use clusterscale_core::manifest;
+use clusterscale_core::plan::{self, NextMove, PlanInput};
+use clusterscale_engine::{EngineConfig, Target};
+use clusterscale_sim::{SimConfig, SimModel, SimulatedCloud};
 
 use drive::{drive, print_summary, DriveOptions};
 
@@ -59,7 +59,7 @@ pub enum Command {
         #[arg(short = 'f', long = "file")]
         file: PathBuf,
         /// Tencent requests per second per (SecretId, action); EMR allows 20.
-        #[arg(long, default_value_t = crate::cloud::tencent::DEFAULT_RATE_LIMIT)]
+        #[arg(long, default_value_t = clusterscale_tencent::DEFAULT_RATE_LIMIT)]
         tencent_rate_limit: u32,
     },
     /// Execute the plan: one operation, or with --wait until converged.
@@ -76,7 +76,7 @@ pub enum Command {
         #[arg(long, default_value_t = 10)]
         poll: u64,
         /// Tencent requests per second per (SecretId, action); EMR allows 20.
-        #[arg(long, default_value_t = crate::cloud::tencent::DEFAULT_RATE_LIMIT)]
+        #[arg(long, default_value_t = clusterscale_tencent::DEFAULT_RATE_LIMIT)]
         tencent_rate_limit: u32,
     },
 }
@@ -238,7 +238,7 @@ pub fn connect(
 ) -> Result<Arc<dyn Cloud>, String> {
     let spec = &cluster.spec;
     let name = cluster.metadata.name.as_deref().unwrap_or("sim");
-    let creds = crate::cloud::connect::credentials_from_env(spec);
+    let creds = crate::cloud::credentials_from_env(spec);
     crate::cloud::connect(spec, name, &creds, clock, options)
 }
 

@@ -31,11 +31,11 @@ use super::serve::metrics::Metrics;
 use super::watch::backlog::Backlog;
 use super::watch::claims::ClaimIndex;
 use super::watch::ClusterOrInvalid;
-use crate::api::ScaledCluster;
-use crate::clock::SystemClock;
-use crate::cloud::connect::ConnectOptions;
-use crate::engine::EngineConfig;
 use crate::telemetry::LogFormat;
+use clusterscale_core::api::ScaledCluster;
+use clusterscale_core::clock::SystemClock;
+use clusterscale_core::cloud::provider::ConnectOptions;
+use clusterscale_engine::EngineConfig;
 
 /// Options of `clusterscale run`.
 #[derive(clap::Args, Debug, Clone)]
@@ -78,7 +78,7 @@ pub struct RunArgs {
     #[arg(long, default_value_t = 300)]
     pub resync_seconds: u64,
     /// Tencent requests per second per (SecretId, action); EMR allows 20.
-    #[arg(long, default_value_t = crate::cloud::tencent::DEFAULT_RATE_LIMIT)]
+    #[arg(long, default_value_t = clusterscale_tencent::DEFAULT_RATE_LIMIT)]
     pub tencent_rate_limit: u32,
     /// Seconds between polls while an operation runs.
     #[arg(long, default_value_t = 10)]
@@ -165,7 +165,7 @@ fn namespaces(args: &RunArgs) -> Vec<Option<String>> {
 fn context(args: &RunArgs, client: &Client, identity: &str, metrics: &Metrics) -> Arc<Context> {
     let options = ConnectOptions {
         tencent_rate_limit: Some(args.tencent_rate_limit),
-        http: Some(crate::cloud::http::client()),
+        http: Some(clusterscale_core::cloud::http::client()),
     };
     let engine = EngineConfig {
         poll: Duration::from_secs(args.poll_seconds.max(1)),

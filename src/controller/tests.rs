@@ -27,9 +27,9 @@ use super::reconcile::events::Recorder;
 use super::reconcile::reconciler::{self, Context};
 use super::serve::metrics::Metrics;
 use super::watch::ClusterOrInvalid;
-use crate::api::{ScaledCluster, ScaledClusterStatus};
-use crate::clock::ManualClock;
-use crate::engine::{operation_token, EngineConfig};
+use clusterscale_core::api::{ScaledCluster, ScaledClusterStatus};
+use clusterscale_core::clock::ManualClock;
+use clusterscale_engine::{operation_token, EngineConfig};
 
 const NS: &str = "analytics";
 const NAME: &str = "emr-prod";
@@ -75,7 +75,7 @@ impl Expect {
     /// The SSA status patch; the API server answers with `object` carrying the applied status.
     /// Every status patch carries the scale subresource's selector.
     fn status_patch(object: &ScaledCluster) -> Self {
-        let selector = crate::api::scale_selector(&object.name_any());
+        let selector = clusterscale_core::api::scale_selector(&object.name_any());
         let mut object = serde_json::to_value(object).expect("object serialises");
         Self {
             method: Method::PATCH,
@@ -363,9 +363,9 @@ async fn scale_out_writes_ahead_then_records_acceptance_then_publishes_the_event
         UID,
         GENERATION,
         1,
-        &crate::plan::Operation {
-            group: crate::api::NodeGroup::Task,
-            direction: crate::api::Direction::Out,
+        &clusterscale_core::plan::Operation {
+            group: clusterscale_core::api::NodeGroup::Task,
+            direction: clusterscale_core::api::Direction::Out,
             count: 2,
             from_count: 0,
             to_count: 2,
@@ -571,7 +571,7 @@ async fn an_invalid_spec_is_reported_and_waits_for_a_change() {
 /// name the offending field, without touching a Secret or the cloud.
 #[tokio::test]
 async fn every_refused_spec_names_its_field_in_the_conditions() {
-    for (field, words, spec) in crate::testing::refusals() {
+    for (field, words, spec) in clusterscale_core::testing::refusals() {
         let (ctx, handle, _) = context(Default::default());
         let obj = cluster(serde_json::to_value(&spec).expect("spec serialises"));
         let (action, bodies, _) = run(

@@ -24,7 +24,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
-use clusterscale::api::ScaledCluster;
+use clusterscale_core::api::ScaledCluster;
 use clusterscale_fakes::JournalLine;
 use k8s_openapi::api::core::v1::Namespace;
 use k8s_openapi::api::events::v1::Event;

@@ -4,6 +4,7 @@ use std::path::Path;
 
 use crate::api::validate::{describe, validate_spec};
 use crate::api::ScaledCluster;
+use kube::Resource;
 
 /// Bad input: the CLI exits 2 with this message.
 #[derive(Debug, thiserror::Error)]
@@ -51,7 +52,7 @@ pub fn parse(text: &str) -> Result<ScaledCluster, String> {
             .get("kind")
             .and_then(|k| k.as_str())
             .unwrap_or_default();
-        if kind != "ScaledCluster" {
+        if kind != ScaledCluster::kind(&()) {
             continue;
         }
         // Name the offending field: `spec.core.count: invalid type: ...`.

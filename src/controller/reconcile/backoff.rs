@@ -16,7 +16,7 @@
 //! *some* failure, and a streak of "passes with an error" climbs to the cap
 //! even though every call keeps getting through most of the time. The streak
 //! therefore counts consecutive passes that failed on **the same call**
-//! ([`CloudError::action`](crate::cloud::CloudError::action), e.g.
+//! ([`CloudError::action`](clusterscale_core::cloud::CloudError::action), e.g.
 //! `DescribeInstances` or `ScaleOutInstance`) with the same class and floor,
 //! for the same generation of the resource ([`Failure`]). Anything else starts
 //! a new streak at the floor:
@@ -39,7 +39,7 @@ use std::time::Duration;
 
 use backon::{BackoffBuilder, ExponentialBackoff, ExponentialBuilder};
 
-use crate::cloud::ErrorClass;
+use clusterscale_core::cloud::ErrorClass;
 
 /// Largest delay before jitter (so at most twice this with jitter): well under
 /// the default resync of 5 minutes.

@@ -8,12 +8,12 @@ use std::sync::{Arc, Mutex};
 
 use sha2::{Digest, Sha256};
 
-use crate::api::{CloudKind, ScaledCluster, ScaledClusterSpec};
-use crate::clock::Clock;
-use crate::cloud::connect::ConnectOptions;
-use crate::cloud::credentials::Credentials;
-use crate::cloud::provider::provider;
-use crate::cloud::Cloud;
+use crate::cloud::provider;
+use clusterscale_core::api::{CloudKind, ScaledCluster, ScaledClusterSpec};
+use clusterscale_core::clock::Clock;
+use clusterscale_core::cloud::credentials::Credentials;
+use clusterscale_core::cloud::provider::ConnectOptions;
+use clusterscale_core::cloud::Cloud;
 
 struct Entry {
     fingerprint: String,

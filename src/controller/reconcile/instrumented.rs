@@ -6,11 +6,11 @@ use std::time::Instant;
 
 use async_trait::async_trait;
 
-use crate::api::{CloudKind, OperationRecord};
-use crate::cloud::{
+use crate::controller::serve::metrics::{action, Metrics, OK};
+use clusterscale_core::api::{CloudKind, OperationRecord};
+use clusterscale_core::cloud::{
     Capabilities, Cloud, CloudError, ObservedCluster, OperationProgress, ScaleRequest, Submitted,
 };
-use crate::controller::serve::metrics::{action, Metrics, OK};
 
 /// A [`Cloud`] that records `clusterscale_cloud_calls_total` and
 /// `clusterscale_cloud_call_duration_seconds` for every call of the cloud it
@@ -97,11 +97,11 @@ impl Cloud for InstrumentedCloud {
 mod tests {
     use super::*;
 
-    use crate::api::NodeGroup;
-    use crate::clock::ManualClock;
-    use crate::cloud::simulated::{SimConfig, SimModel, SimulatedCloud};
-    use crate::cloud::ErrorClass;
     use crate::controller::serve::metrics::sample;
+    use clusterscale_core::api::NodeGroup;
+    use clusterscale_core::clock::ManualClock;
+    use clusterscale_core::cloud::ErrorClass;
+    use clusterscale_sim::{SimConfig, SimModel, SimulatedCloud};
 
     fn sim() -> (Arc<SimModel>, InstrumentedCloud, Metrics) {
         let clock = Arc::new(ManualClock::default());

@@ -22,15 +22,15 @@ use super::events::Recorder;
 use super::instrumented::InstrumentedCloud;
 use super::secrets;
 use super::status::{status_patch, KubeStatusStore, FIELD_MANAGER};
-use crate::api::conditions::{self, Desired};
-use crate::api::validate::{describe, validate_spec};
-use crate::api::{NodeGroup, Precondition, ScaledCluster, ScaledClusterStatus};
-use crate::clock::Clock;
 use crate::controller::serve::metrics::{ErrorLabel, Metrics};
 use crate::controller::watch::backlog::{self, Backlog, DeferReason, PassAdmission};
 use crate::controller::watch::claims::ClaimIndex;
 use crate::controller::watch::ClusterOrInvalid;
-use crate::engine::{self, EngineConfig, EngineEvent, EventType, Report, Target};
+use clusterscale_core::api::conditions::{self, Desired};
+use clusterscale_core::api::validate::{describe, validate_spec};
+use clusterscale_core::api::{NodeGroup, Precondition, ScaledCluster, ScaledClusterStatus};
+use clusterscale_core::clock::Clock;
+use clusterscale_engine::{EngineConfig, EngineEvent, EventType, Report, Target};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 
 /// Shared state of every reconcile.
@@ -54,7 +54,7 @@ pub struct Context {
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     #[error(transparent)]
-    Engine(#[from] engine::EngineError),
+    Engine(#[from] clusterscale_engine::EngineError),
     #[error("kubernetes API: {0}")]
     Kube(#[from] kube::Error),
 }
@@ -76,7 +76,7 @@ impl Error {
 
     /// A status write lost a compare-and-swap: nothing was written.
     pub fn is_conflict(&self) -> bool {
-        matches!(self, Error::Engine(engine::EngineError::Store(e)) if e.conflict)
+        matches!(self, Error::Engine(clusterscale_engine::EngineError::Store(e)) if e.conflict)
     }
 }
 
@@ -166,7 +166,7 @@ async fn reconcile_cluster(cluster: &ScaledCluster, ctx: &Context) -> Result<Act
                 Precondition::DuplicateTarget,
                 format!(
                     "{} is also managed by ScaledCluster {winner}, which is older; this resource will not act until that one is deleted or retargeted",
-                    crate::cloud::provider::target_key(&cluster.spec).unwrap_or_default()
+                    crate::cloud::target_key(&cluster.spec).unwrap_or_default()
                 ),
             )
         })
@@ -185,7 +185,7 @@ async fn reconcile_cluster(cluster: &ScaledCluster, ctx: &Context) -> Result<Act
         Err((reason, message)) => {
             info!(class = reason.as_str(), %message, "not reconciling");
             ctx.metrics.error(&reason);
-            let mut report = engine::record_precondition_failure(
+            let mut report = clusterscale_engine::record_precondition_failure(
                 target,
                 &current,
                 ctx.clock.as_ref(),
@@ -203,7 +203,7 @@ async fn reconcile_cluster(cluster: &ScaledCluster, ctx: &Context) -> Result<Act
         }
         Ok(cloud) => {
             let cloud = InstrumentedCloud::new(cloud, ctx.metrics.clone());
-            engine::reconcile(
+            clusterscale_engine::reconcile(
                 target,
                 &current,
                 &cloud,
@@ -298,7 +298,7 @@ fn record_metrics(ctx: &Context, cluster: &ScaledCluster, report: &Report) {
     let namespace = cluster.namespace().unwrap_or_default();
     let name = cluster.name_any();
     let cloud = cluster.spec.cloud();
-    let (task, _) = crate::plan::desired_task(&cluster.spec);
+    let (task, _) = clusterscale_core::plan::desired_task(&cluster.spec);
     let observed = report.observed.as_ref();
     ctx.metrics.nodes(
         &namespace,
@@ -370,7 +370,7 @@ async fn report_undeserializable(
     }
     let status = ScaledClusterStatus {
         observed_generation: obj.meta().generation,
-        phase: crate::api::Phase::Failed,
+        phase: clusterscale_core::api::Phase::Failed,
         message: Some(message.clone()),
         conditions,
         ..Default::default()
@@ -384,8 +384,8 @@ async fn report_undeserializable(
     .await?;
     let reference = ObjectRef::<ClusterOrInvalid>::from_obj(obj).erase();
     let reference = k8s_openapi::api::core::v1::ObjectReference {
-        api_version: Some("clusterscale.io/v1alpha1".into()),
-        kind: Some("ScaledCluster".into()),
+        api_version: Some(ScaledCluster::api_version(&()).into_owned()),
+        kind: Some(ScaledCluster::kind(&()).into_owned()),
         name: Some(reference.name),
         namespace: reference.namespace,
         uid: obj.meta().uid.clone(),
@@ -428,7 +428,7 @@ pub fn clusters_using_secret(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::cloud::{CloudError, ErrorClass};
+    use clusterscale_core::cloud::{CloudError, ErrorClass};
 
     fn report(error: Option<(ErrorClass, &str)>, requeue_s: Option<u64>) -> Report {
         Report {

@@ -3,9 +3,9 @@
 use k8s_openapi::api::core::v1::Secret;
 use kube::{Api, Client};
 
-use crate::api::{CloudKind, ScaledClusterSpec};
-use crate::cloud::credentials::Credentials;
-use crate::cloud::provider::{self, SecretKeys};
+use clusterscale_core::api::{CloudKind, ScaledClusterSpec};
+use clusterscale_core::cloud::credentials::Credentials;
+use clusterscale_core::cloud::provider::SecretKeys;
 
 /// Why credentials could not be read; reported as Degraded/CredentialsMissing.
 #[derive(Debug, thiserror::Error)]
@@ -29,7 +29,7 @@ pub enum CredentialsError {
 
 /// The Secret a spec refers to, if any.
 pub fn secret_name(spec: &ScaledClusterSpec) -> Option<&str> {
-    provider::of(spec)?.secret_name(spec)
+    crate::cloud::of(spec)?.secret_name(spec)
 }
 
 /// Read the credentials of `spec` from its namespace. Values stay redacted in every output.
@@ -63,7 +63,7 @@ pub async fn read(
         creds.insert(&key, String::from_utf8_lossy(&value.0).into_owned());
     }
     let SecretKeys { sets, expected } =
-        provider::provider(spec.cloud().unwrap_or(CloudKind::Simulated)).secret_keys();
+        crate::cloud::provider(spec.cloud().unwrap_or(CloudKind::Simulated)).secret_keys();
     if !sets.is_empty() && !sets.iter().any(|set| set.iter().all(|k| creds.has(k))) {
         let first = sets[0];
         let missing: Vec<&str> = first.iter().copied().filter(|k| !creds.has(k)).collect();

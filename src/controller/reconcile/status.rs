@@ -11,11 +11,11 @@
 
 use async_trait::async_trait;
 use kube::api::{Patch, PatchParams};
-use kube::Api;
+use kube::{Api, Resource};
 use serde_json::json;
 
-use crate::api::{scale_selector, ScaledCluster, ScaledClusterStatus};
-use crate::engine::{StatusStore, StoreError};
+use clusterscale_core::api::{scale_selector, ScaledCluster, ScaledClusterStatus};
+use clusterscale_engine::{StatusStore, StoreError};
 
 /// The field manager of every status write.
 pub const FIELD_MANAGER: &str = "clusterscale";
@@ -63,8 +63,8 @@ pub fn status_patch(
         ..status.clone()
     };
     let mut patch = json!({
-        "apiVersion": "clusterscale.io/v1alpha1",
-        "kind": "ScaledCluster",
+        "apiVersion": ScaledCluster::api_version(&()),
+        "kind": ScaledCluster::kind(&()),
         "status": status,
     });
     if let Some(rv) = resource_version {

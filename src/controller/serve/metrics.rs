@@ -27,8 +27,8 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::{Registry, Unit};
 
-use crate::api::{CloudKind, Direction, FailureClass, NodeGroup, Precondition};
-use crate::cloud::ErrorClass;
+use clusterscale_core::api::{CloudKind, Direction, FailureClass, NodeGroup, Precondition};
+use clusterscale_core::cloud::ErrorClass;
 
 /// Content type of [`Metrics::encode`]'s output (OpenMetrics text, which
 /// Prometheus scrapes natively).
@@ -260,7 +260,7 @@ impl Metrics {
     }
 
     /// A reconcile failed with an error of `class` (an [`ErrorClass`], a
-    /// [`Precondition`](crate::api::Precondition), or the controller's own).
+    /// [`Precondition`](clusterscale_core::api::Precondition), or the controller's own).
     pub fn error(&self, class: &(impl ErrorLabel + ?Sized)) {
         self.inner
             .errors

@@ -45,11 +45,11 @@ use kube::runtime::watcher::Event;
 use kube::ResourceExt;
 
 use super::index::{ClusterOrInvalid, Entries, WatchIndex};
-use crate::api::conditions::{self, READY};
-use crate::api::ScaledCluster;
-use crate::cloud::connect::ConnectOptions;
+use clusterscale_core::api::conditions::{self, READY};
+use clusterscale_core::api::ScaledCluster;
+use clusterscale_core::cloud::provider::ConnectOptions;
 #[cfg(doc)]
-use crate::cloud::provider::Provider;
+use clusterscale_core::cloud::provider::Provider;
 
 /// The longest a resync waits in a row for its account's backlog.
 pub const DEFER_LIMIT: Duration = Duration::from_secs(15 * 60);
@@ -75,7 +75,7 @@ pub struct Account {
 /// The account of `cluster`.
 pub fn account(cluster: &ScaledCluster) -> Account {
     let spec = &cluster.spec;
-    let (cloud, secret) = match crate::cloud::provider::of(spec) {
+    let (cloud, secret) = match crate::cloud::of(spec) {
         Some(p) => (
             p.kind().as_str(),
             p.secret_name(spec).unwrap_or_default().to_string(),
@@ -292,7 +292,7 @@ pub struct Backlog {
 
 impl Default for Backlog {
     fn default() -> Self {
-        let engine = crate::engine::EngineConfig::default();
+        let engine = clusterscale_engine::EngineConfig::default();
         Self::new(engine.poll, engine.resync, ConnectOptions::default())
     }
 }
@@ -371,7 +371,7 @@ impl Backlog {
         } else {
             // A streak of deferrals for the backlog, if any, has ended.
             d.since.remove(&uid);
-            let budget = crate::cloud::provider::of(&cluster.spec)
+            let budget = crate::cloud::of(&cluster.spec)
                 .and_then(|p| p.observations_per_second(&self.options));
             match budget {
                 Some(per_second) if resync => match d.slot(&account, &uid, per_second, now) {

@@ -8,7 +8,7 @@ use std::collections::{BTreeSet, HashMap};
 use kube::ResourceExt;
 
 use super::index::{Entries, WatchIndex};
-use crate::api::ScaledCluster;
+use clusterscale_core::api::ScaledCluster;
 
 /// The order in which claims on one remote cluster are honoured: older
 /// first; namespace/name breaks ties within the same second. (The derived
@@ -63,7 +63,7 @@ impl Entries for Claims {
 
     fn insert(&mut self, uid: &str, cluster: &ScaledCluster) -> bool {
         // Only objects with a target claim anything.
-        let Some(key) = crate::cloud::provider::target_key(&cluster.spec) else {
+        let Some(key) = crate::cloud::target_key(&cluster.spec) else {
             return false;
         };
         let order = claim_order(cluster);
@@ -83,7 +83,7 @@ impl WatchIndex<Claims> {
     /// The namespace/name of the oldest other live ScaledCluster that targets
     /// the same remote cluster as `cluster` and is older than it.
     pub fn older_claimant(&self, cluster: &ScaledCluster) -> Option<String> {
-        let key = crate::cloud::provider::target_key(&cluster.spec)?;
+        let key = crate::cloud::target_key(&cluster.spec)?;
         let me = claim_order(cluster);
         let uid = cluster.metadata.uid.clone().unwrap_or_default();
         self.with(|claims| {

@@ -13,7 +13,7 @@ use kube::ResourceExt;
 
 use kube::core::DeserializeGuard;
 
-use crate::api::ScaledCluster;
+use clusterscale_core::api::ScaledCluster;
 
 /// What the watch streams carry: a ScaledCluster, or the error of an object
 /// that does not deserialize as one (reported on the object, not dropped).

@@ -6,7 +6,7 @@
 //! capabilities and how its client is built); [`Provider`] is the same seen
 //! through a spec, for callers that do not know which cloud they hold. The
 //! one exhaustive `match` on [`CloudKind`] that lists the providers is
-//! `clusterscale::cloud::provider::provider`, in the operator crate, the only
+//! `clusterscale::cloud::provider`, in the operator crate, the only
 //! crate that depends on every cloud.
 
 use std::sync::Arc;

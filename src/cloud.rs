@@ -1,13 +1,18 @@
-//! The one place that lists the clouds: [`provider`] maps each
-//! [`CloudKind`] to its crate's [`CloudProvider`]. Adding a cloud is its
-//! crate, a `CloudKind` variant and one arm here; the compiler flags the rest.
+//! The clouds, as the operator sees them: the one `match` that lists them
+//! ([`provider`]), and the client for a spec's cloud ([`connect`]), one place
+//! for the CLI and the controller. The trait and types are
+//! `clusterscale-core`'s; each cloud is its own crate.
 
-pub use clusterscale_core::cloud::provider::*;
+use std::sync::Arc;
 
-use super::huawei::HuaweiProvider;
-use super::simulated::SimulatedProvider;
-use super::tencent::TencentProvider;
-use crate::api::{CloudKind, ScaledClusterSpec};
+use clusterscale_core::api::{CloudKind, ScaledClusterSpec};
+use clusterscale_core::clock::Clock;
+use clusterscale_core::cloud::credentials::Credentials;
+use clusterscale_core::cloud::provider::{Connect, ConnectOptions, Provider};
+use clusterscale_core::cloud::Cloud;
+use clusterscale_huawei::HuaweiProvider;
+use clusterscale_sim::SimulatedProvider;
+use clusterscale_tencent::TencentProvider;
 
 /// The provider of `kind`: the one place that lists the clouds.
 pub fn provider(kind: CloudKind) -> &'static dyn Provider {
@@ -29,10 +34,45 @@ pub fn target_key(spec: &ScaledClusterSpec) -> Option<String> {
     of(spec)?.target_key(spec)
 }
 
+/// The client for the spec's cloud, with `creds` from a Secret or the
+/// environment; `name` names in-process state (the simulated model, which
+/// starts afresh with each client). Errors name the spec field or credential key.
+pub fn connect(
+    spec: &ScaledClusterSpec,
+    name: &str,
+    creds: &Credentials,
+    clock: Arc<dyn Clock>,
+    options: ConnectOptions,
+) -> Result<Arc<dyn Cloud>, String> {
+    let Some(provider) = of(spec) else {
+        return Err(format!(
+            "spec: exactly one of {} must be set",
+            CloudKind::choices()
+        ));
+    };
+    provider.connect(
+        spec,
+        Connect {
+            name,
+            creds,
+            clock,
+            options,
+        },
+    )
+}
+
+/// Credentials for `spec` from the environment variables the vendors' SDKs use.
+pub fn credentials_from_env(spec: &ScaledClusterSpec) -> Credentials {
+    match of(spec) {
+        Some(p) => p.credentials_from_env(),
+        None => Credentials::new("environment"),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::api::{HuaweiSpec, TencentSpec};
+    use clusterscale_core::api::{HuaweiSpec, TencentSpec};
 
     fn tencent() -> ScaledClusterSpec {
         ScaledClusterSpec::test().tencent(TencentSpec::test())
