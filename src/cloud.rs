@@ -1,14 +1,18 @@
 //! The clouds, as the operator sees them: the one `match` that lists them
-//! ([`provider`]), and the client for a spec's cloud ([`connect`]), one place
-//! for the CLI and the controller. The trait and types are
+//! ([`provider`]), and what the CLI and the controller ask of a spec's
+//! cloud through it: its rules ([`validate`]), its command-line knobs
+//! ([`CloudArgs`]) and its client ([`connect`]). The trait and types are
 //! `clusterscale-core`'s; each cloud is its own crate.
 
 use std::sync::Arc;
 
+use clusterscale_core::api::validate::{validate_spec, Violation};
 use clusterscale_core::api::{CloudKind, ScaledClusterSpec};
 use clusterscale_core::clock::Clock;
 use clusterscale_core::cloud::credentials::Credentials;
-use clusterscale_core::cloud::provider::{Connect, ConnectOptions, Provider};
+use clusterscale_core::cloud::provider::{
+    Connect, ConnectError, ConnectOptions, KnobsByKind, Provider,
+};
 use clusterscale_core::cloud::Cloud;
 use clusterscale_huawei::HuaweiProvider;
 use clusterscale_sim::SimulatedProvider;
@@ -34,21 +38,75 @@ pub fn target_key(spec: &ScaledClusterSpec) -> Option<String> {
     of(spec)?.target_key(spec)
 }
 
+/// Every rule `spec` breaks: the cloud-neutral ones, then its cloud's.
+pub fn validate(spec: &ScaledClusterSpec) -> Vec<Violation> {
+    let mut violations = validate_spec(spec);
+    if let Some(p) = of(spec) {
+        violations.extend(p.validate(spec));
+    }
+    violations
+}
+
+/// Every cloud's command-line knobs (`--tencent-rate-limit`, ...), flattened
+/// into `run`, `plan` and `apply`: each provider adds its own flags
+/// ([`Provider::augment_args`]) and reads them back.
+#[derive(Clone, Debug, Default)]
+pub struct CloudArgs {
+    knobs: KnobsByKind,
+}
+
+impl CloudArgs {
+    /// The options the clients are built with: these knobs, and `http`.
+    pub fn options(&self, http: Option<reqwest::Client>) -> ConnectOptions {
+        ConnectOptions {
+            knobs: self.knobs.clone(),
+            http,
+        }
+    }
+}
+
+impl clap::FromArgMatches for CloudArgs {
+    fn from_arg_matches(matches: &clap::ArgMatches) -> Result<Self, clap::Error> {
+        let mut knobs = KnobsByKind::default();
+        for kind in CloudKind::ALL {
+            knobs.set_erased(kind, provider(kind).knobs_from(matches)?);
+        }
+        Ok(Self { knobs })
+    }
+
+    fn update_from_arg_matches(&mut self, matches: &clap::ArgMatches) -> Result<(), clap::Error> {
+        *self = Self::from_arg_matches(matches)?;
+        Ok(())
+    }
+}
+
+impl clap::Args for CloudArgs {
+    fn augment_args(cmd: clap::Command) -> clap::Command {
+        CloudKind::ALL
+            .into_iter()
+            .fold(cmd, |cmd, kind| provider(kind).augment_args(cmd))
+    }
+
+    fn augment_args_for_update(cmd: clap::Command) -> clap::Command {
+        Self::augment_args(cmd)
+    }
+}
+
 /// The client for the spec's cloud, with `creds` from a Secret or the
 /// environment; `name` names in-process state (the simulated model, which
-/// starts afresh with each client). Errors name the spec field or credential key.
+/// starts afresh with each client). Errors name the spec field or credential key,
+/// and say which of the two is wrong ([`ConnectError::precondition`]).
 pub fn connect(
     spec: &ScaledClusterSpec,
     name: &str,
     creds: &Credentials,
     clock: Arc<dyn Clock>,
     options: ConnectOptions,
-) -> Result<Arc<dyn Cloud>, String> {
+) -> Result<Arc<dyn Cloud>, ConnectError> {
     let Some(provider) = of(spec) else {
-        return Err(format!(
-            "spec: exactly one of {} must be set",
-            CloudKind::choices()
-        ));
+        return Err(ConnectError::NoCloud {
+            choices: CloudKind::choices(),
+        });
     };
     provider.connect(
         spec,
@@ -72,7 +130,60 @@ pub fn credentials_from_env(spec: &ScaledClusterSpec) -> Credentials {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use clusterscale_core::api::validate::describe;
     use clusterscale_core::api::{HuaweiSpec, TencentSpec};
+    use clusterscale_core::testing::refusals;
+
+    #[test]
+    fn every_refusal_names_its_field() {
+        for (field, words, spec) in refusals() {
+            let v = validate(&spec);
+            assert_eq!(
+                v.len(),
+                1,
+                "{field} ({words}): want exactly one violation, got {v:?}"
+            );
+            assert_eq!(v[0].field, field, "{v:?}");
+            assert!(
+                v[0].message.contains(words),
+                "{field}: {:?} should contain {words:?}",
+                v[0].message
+            );
+            let line = describe(&v);
+            assert!(line.starts_with(&format!("{field}: ")), "{line}");
+        }
+    }
+
+    /// Every field name the rules report (the cloud-neutral ones and each
+    /// cloud's) has a case in `refusals`: a new rule without a test fails here.
+    #[test]
+    fn every_field_in_the_rules_has_a_refusal_case() {
+        let core = include_str!("../crates/core/src/api/validate.rs");
+        let sources = [
+            &core[..core.find("#[cfg(test)]").expect("test section")],
+            include_str!("../crates/tencent/src/validate.rs"),
+            include_str!("../crates/huawei/src/validate.rs"),
+            include_str!("../crates/sim/src/validate.rs"),
+        ];
+        assert_eq!(
+            sources.len(),
+            1 + CloudKind::ALL.len(),
+            "every cloud's validate.rs is scanned"
+        );
+        let fields: std::collections::BTreeSet<&str> = sources
+            .iter()
+            .flat_map(|rules| rules.split('"').skip(1).step_by(2))
+            .filter(|lit| {
+                lit.starts_with("spec")
+                    && lit
+                        .chars()
+                        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '+' | ' '))
+            })
+            .collect();
+        let covered: std::collections::BTreeSet<&str> = refusals().iter().map(|r| r.0).collect();
+        assert!(fields.len() >= 19, "found only {fields:?}");
+        assert_eq!(fields, covered);
+    }
 
     fn tencent() -> ScaledClusterSpec {
         ScaledClusterSpec::test().tencent(TencentSpec::test())

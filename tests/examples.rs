@@ -11,6 +11,12 @@ fn every_example_is_a_valid_scaledcluster() {
         }
         let cluster = clusterscale_core::manifest::load(&path).unwrap_or_else(|e| panic!("{e}"));
         assert!(cluster.spec.cloud().is_some(), "{}", path.display());
+        assert_eq!(
+            clusterscale::cloud::validate(&cluster.spec),
+            [],
+            "{}",
+            path.display()
+        );
         seen += 1;
     }
     assert!(
@@ -60,19 +66,12 @@ fn examples_ship_their_secrets_and_autoscalers_target_scaledclusters() {
                 ns.to_string(),
                 s(doc, &["metadata", "name"]).unwrap().to_string(),
             ));
-            for (cloud, sets) in [
-                ("tencent", &[&["secretId", "secretKey"][..]][..]),
-                (
-                    "huawei",
-                    &[
-                        &["accessKey", "secretKey"][..],
-                        &["username", "password", "domainName"][..],
-                    ][..],
-                ),
-            ] {
-                let Some(name) = s(doc, &["spec", cloud, "credentialsSecretRef", "name"]) else {
-                    continue;
-                };
+            // The keys are the provider's own: the ones the controller reads.
+            let cluster: clusterscale_core::api::ScaledCluster =
+                serde_yaml_ng::from_value(doc.clone()).expect("a ScaledCluster");
+            let provider = clusterscale::cloud::of(&cluster.spec).expect("one cloud");
+            if let Some(name) = provider.secret_name(&cluster.spec) {
+                let sets = provider.secret_keys().sets;
                 let secret = docs
                     .iter()
                     .find(|d| {

@@ -11,11 +11,13 @@ use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 
+use crate::cloud::CloudArgs;
+use clusterscale_core::api::validate::describe;
 use clusterscale_core::api::{self, ScaledCluster};
 use clusterscale_core::clock::{Clock, ScaledClock, SystemClock};
-use clusterscale_core::cloud::provider::ConnectOptions;
+use clusterscale_core::cloud::provider::{ConnectError, ConnectOptions};
 use clusterscale_core::cloud::Cloud;
-use clusterscale_core::manifest;
+use clusterscale_core::manifest::{self, InputError};
 use clusterscale_core::plan::{self, NextMove, PlanInput};
 use clusterscale_engine::{EngineConfig, Target};
 use clusterscale_sim::{SimConfig, SimModel, SimulatedCloud};
@@ -58,9 +60,8 @@ pub enum Command {
     Plan {
         #[arg(short = 'f', long = "file")]
         file: PathBuf,
-        /// Tencent requests per second per (SecretId, action); EMR allows 20.
-        #[arg(long, default_value_t = clusterscale_tencent::DEFAULT_RATE_LIMIT)]
-        tencent_rate_limit: u32,
+        #[command(flatten)]
+        clouds: CloudArgs,
     },
     /// Execute the plan: one operation, or with --wait until converged.
     Apply {
@@ -75,9 +76,8 @@ pub enum Command {
         /// Poll interval in seconds while an operation runs.
         #[arg(long, default_value_t = 10)]
         poll: u64,
-        /// Tencent requests per second per (SecretId, action); EMR allows 20.
-        #[arg(long, default_value_t = clusterscale_tencent::DEFAULT_RATE_LIMIT)]
-        tencent_rate_limit: u32,
+        #[command(flatten)]
+        clouds: CloudArgs,
     },
 }
 
@@ -101,32 +101,43 @@ pub async fn run(cli: Cli) -> i32 {
             speed,
             timeout,
         } => simulate(&file, speed, timeout, &mut out).await,
-        Command::Plan {
-            file,
-            tencent_rate_limit,
-        } => plan_cmd(&file, options(tencent_rate_limit), &mut out).await,
+        Command::Plan { file, clouds } => plan_cmd(&file, clouds.options(None), &mut out).await,
         Command::Apply {
             file,
             wait,
             timeout,
             poll,
-            tencent_rate_limit,
+            clouds,
         } => {
             let timing = ApplyTiming {
                 wait,
                 timeout,
                 poll,
             };
-            apply(&file, timing, options(tencent_rate_limit), &mut out).await
+            apply(&file, timing, clouds.options(None), &mut out).await
         }
     }
 }
 
+/// The manifest in `file`, parsed and checked against every rule (the
+/// cloud-neutral ones by the manifest reader, the cloud's own here).
 fn load(file: &Path) -> Result<ScaledCluster, i32> {
-    manifest::load(file).map_err(|e| {
+    let cluster = manifest::load(file).map_err(|e| {
         eprintln!("error: {e}");
         EXIT_BAD_INPUT
-    })
+    })?;
+    let violations = crate::cloud::validate(&cluster.spec);
+    if !violations.is_empty() {
+        eprintln!(
+            "error: {}",
+            InputError::Invalid {
+                path: file.display().to_string(),
+                message: describe(&violations),
+            }
+        );
+        return Err(EXIT_BAD_INPUT);
+    }
+    Ok(cluster)
 }
 
 /// The identity that operation tokens derive from. A manifest file has no
@@ -216,14 +227,6 @@ fn ending_reason(e: &drive::Ending) -> String {
     }
 }
 
-/// The cloud for a manifest, with credentials from the environment.
-fn options(tencent_rate_limit: u32) -> ConnectOptions {
-    ConnectOptions {
-        tencent_rate_limit: Some(tencent_rate_limit),
-        http: None,
-    }
-}
-
 /// How `apply` runs.
 struct ApplyTiming {
     wait: bool,
@@ -235,7 +238,7 @@ pub fn connect(
     cluster: &ScaledCluster,
     clock: Arc<dyn Clock>,
     options: ConnectOptions,
-) -> Result<Arc<dyn Cloud>, String> {
+) -> Result<Arc<dyn Cloud>, ConnectError> {
     let spec = &cluster.spec;
     let name = cluster.metadata.name.as_deref().unwrap_or("sim");
     let creds = crate::cloud::credentials_from_env(spec);
@@ -349,4 +352,45 @@ async fn apply(
         eprintln!("error: {}", ending_reason(&summary.ending));
     }
     code
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    /// clap's own consistency checks over every subcommand (unique ids and
+    /// groups: each cloud's flattened knobs among them).
+    #[test]
+    fn the_command_line_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn each_clouds_knobs_reach_its_provider() {
+        let cli = Cli::try_parse_from([
+            "clusterscale",
+            "plan",
+            "-f",
+            "x.yaml",
+            "--tencent-rate-limit",
+            "7",
+        ])
+        .expect("parses");
+        let Command::Plan { clouds, .. } = cli.command else {
+            panic!("not plan");
+        };
+        let options = clouds.options(None);
+        let tencent = crate::cloud::provider(api::CloudKind::Tencent);
+        assert_eq!(tencent.observations_per_second(&options), Some(7));
+        let defaults = CloudArgs::default().options(None);
+        assert_eq!(
+            tencent.observations_per_second(&defaults),
+            Some(clusterscale_tencent::DEFAULT_RATE_LIMIT)
+        );
+        assert_eq!(
+            crate::cloud::provider(api::CloudKind::Huawei).observations_per_second(&options),
+            Some(5)
+        );
+    }
 }

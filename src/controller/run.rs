@@ -31,10 +31,10 @@ use super::serve::metrics::Metrics;
 use super::watch::backlog::Backlog;
 use super::watch::claims::ClaimIndex;
 use super::watch::ClusterOrInvalid;
+use crate::cloud::CloudArgs;
 use crate::telemetry::LogFormat;
 use clusterscale_core::api::ScaledCluster;
 use clusterscale_core::clock::SystemClock;
-use clusterscale_core::cloud::provider::ConnectOptions;
 use clusterscale_engine::EngineConfig;
 
 /// Options of `clusterscale run`.
@@ -77,9 +77,6 @@ pub struct RunArgs {
     /// Seconds between resyncs of a converged resource, to catch drift made outside the operator.
     #[arg(long, default_value_t = 300)]
     pub resync_seconds: u64,
-    /// Tencent requests per second per (SecretId, action); EMR allows 20.
-    #[arg(long, default_value_t = clusterscale_tencent::DEFAULT_RATE_LIMIT)]
-    pub tencent_rate_limit: u32,
     /// Seconds between polls while an operation runs.
     #[arg(long, default_value_t = 10)]
     pub poll_seconds: u64,
@@ -87,6 +84,8 @@ pub struct RunArgs {
     /// while one call keeps failing with Transient, Throttled or Busy.
     #[arg(long, default_value_t = backoff::CAP.as_secs())]
     pub backoff_cap_seconds: u64,
+    #[command(flatten)]
+    pub clouds: CloudArgs,
 }
 
 /// Why the controller stopped.
@@ -163,10 +162,9 @@ fn namespaces(args: &RunArgs) -> Vec<Option<String>> {
 
 /// The state every reconcile shares.
 fn context(args: &RunArgs, client: &Client, identity: &str, metrics: &Metrics) -> Arc<Context> {
-    let options = ConnectOptions {
-        tencent_rate_limit: Some(args.tencent_rate_limit),
-        http: Some(clusterscale_core::cloud::http::client()),
-    };
+    let options = args
+        .clouds
+        .options(Some(clusterscale_core::cloud::http::client()));
     let engine = EngineConfig {
         poll: Duration::from_secs(args.poll_seconds.max(1)),
         resync: Duration::from_secs(args.resync_seconds.max(1)),

@@ -17,6 +17,7 @@
 //! to be resolved as after a crash. Whether to retry at all is the class's
 //! [`retryable`](clusterscale_core::cloud::ErrorClass::retryable), a separate question.
 
+use std::fmt;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -174,8 +175,60 @@ pub struct Report {
 /// Things a reconcile can fail on that are not the cloud's answer.
 #[derive(Debug, thiserror::Error)]
 pub enum EngineError {
-    #[error(transparent)]
-    Store(#[from] StoreError),
+    /// A status write failed, and the pass stopped there: nothing after it
+    /// happened (after a failed write-ahead, no cloud call).
+    #[error("writing the status ({write}): {source}")]
+    WriteStatus {
+        write: StatusWrite,
+        #[source]
+        source: StoreError,
+    },
+}
+
+impl EngineError {
+    /// The status changed underneath (a lost compare-and-swap): nothing was
+    /// written, and the pass must start again from fresh state.
+    pub fn is_conflict(&self) -> bool {
+        match self {
+            EngineError::WriteStatus { source, .. } => source.conflict,
+        }
+    }
+}
+
+/// Which status write of a pass: each records a different step.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StatusWrite {
+    /// The spec, its credentials or its claim on the cluster cannot be used.
+    Precondition,
+    /// An observation of the cluster failed.
+    ObserveFailed,
+    /// The pending operation still runs.
+    Progress,
+    /// What the plan decided: converged, waiting or blocked.
+    Plan,
+    /// The write-ahead record of an operation, before its cloud call.
+    WriteAhead,
+    /// The cloud's answer to an operation's call.
+    CallOutcome,
+}
+
+impl StatusWrite {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StatusWrite::Precondition => "precondition",
+            StatusWrite::ObserveFailed => "observation failed",
+            StatusWrite::Progress => "progress",
+            StatusWrite::Plan => "plan",
+            StatusWrite::WriteAhead => "write-ahead",
+            StatusWrite::CallOutcome => "call outcome",
+        }
+    }
+}
+
+impl fmt::Display for StatusWrite {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
 /// The deterministic idempotency token of one logical operation: a function
@@ -239,7 +292,7 @@ pub async fn record_precondition_failure(
     let config = EngineConfig::default();
     let mut pass = Pass::new(target, current, clock, &config);
     pass.fail_precondition(reason, message);
-    pass.commit(store).await?;
+    pass.commit(store, StatusWrite::Precondition).await?;
     Ok(pass.into_report(None))
 }
 
@@ -305,7 +358,7 @@ impl<'a> Pass<'a> {
         let violations = validate_spec(spec);
         if !violations.is_empty() {
             self.fail_precondition(Precondition::InvalidSpec, &describe(&violations));
-            self.commit(store).await?;
+            self.commit(store, StatusWrite::Precondition).await?;
             return Ok(None);
         }
 
@@ -316,7 +369,7 @@ impl<'a> Pass<'a> {
                 let wait = e.retry_after();
                 self.cloud_error(e);
                 self.set_conditions_for_error();
-                self.commit(store).await?;
+                self.commit(store, StatusWrite::ObserveFailed).await?;
                 return Ok(Some(wait));
             }
         };
@@ -329,7 +382,7 @@ impl<'a> Pass<'a> {
                 Resolution::StillRunning(message) => {
                     self.set_phase(phase_of(pending.direction), message.clone());
                     self.set_conditions(false, "OperationInProgress", &message, true, None);
-                    self.commit(store).await?;
+                    self.commit(store, StatusWrite::Progress).await?;
                     return Ok(Some(self.config.poll));
                 }
                 Resolution::Resend => return self.resend(cloud, store, pending).await,
@@ -377,14 +430,14 @@ impl<'a> Pass<'a> {
                 self.set_phase(Phase::Converged, msg.clone());
                 self.status.last_error = None;
                 self.set_conditions(true, "Converged", &msg, false, None);
-                self.commit(store).await?;
+                self.commit(store, StatusWrite::Plan).await?;
                 Ok(Some(self.config.resync))
             }
             NextMove::Wait(reason) => {
                 let msg = format!("{}{clamp}", reason.message);
                 self.set_phase(Phase::Waiting, msg.clone());
                 self.set_conditions(false, reason.kind.as_str(), &msg, true, None);
-                self.commit(store).await?;
+                self.commit(store, StatusWrite::Plan).await?;
                 let wait = match reason.kind {
                     ReasonKind::Cooldown => {
                         let ready = last_finished.unwrap_or(self.now)
@@ -419,7 +472,7 @@ impl<'a> Pass<'a> {
                         msg.clone(),
                     ));
                 }
-                self.commit(store).await?;
+                self.commit(store, StatusWrite::Plan).await?;
                 Ok(Some(self.config.resync))
             }
             NextMove::Execute(op) => self.execute(cloud, store, op).await,
@@ -471,7 +524,7 @@ impl<'a> Pass<'a> {
         self.status.pending_operation = Some(record.clone());
         self.set_phase(phase_of(record.direction), message.clone());
         self.set_conditions(false, reason, &message, true, None);
-        self.commit(store).await?;
+        self.commit(store, StatusWrite::WriteAhead).await?;
         self.call(cloud, store, record).await
     }
 
@@ -534,7 +587,7 @@ impl<'a> Pass<'a> {
                 self.status.last_error = None;
                 self.set_conditions(false, "OperationInProgress", &msg, true, None);
                 self.started = Some(record);
-                self.commit(store).await?;
+                self.commit(store, StatusWrite::CallOutcome).await?;
                 Ok(Some(self.config.poll))
             }
             Err(e) if !e.may_have_applied() && record.attempts > 1 => {
@@ -547,7 +600,7 @@ impl<'a> Pass<'a> {
                 self.status.pending_operation = Some(record);
                 self.cloud_error(e);
                 self.set_conditions_for_error();
-                self.commit(store).await?;
+                self.commit(store, StatusWrite::CallOutcome).await?;
                 Ok(Some(wait))
             }
             Err(e) if !e.may_have_applied() => {
@@ -585,7 +638,7 @@ impl<'a> Pass<'a> {
                         .unwrap_or_default(),
                 );
                 self.set_conditions_for_error();
-                self.commit(store).await?;
+                self.commit(store, StatusWrite::CallOutcome).await?;
                 Ok(Some(wait))
             }
             Err(e) => {
@@ -597,7 +650,7 @@ impl<'a> Pass<'a> {
                 self.status.pending_operation = Some(record);
                 self.cloud_error(e);
                 self.set_conditions_for_error();
-                self.commit(store).await?;
+                self.commit(store, StatusWrite::CallOutcome).await?;
                 Ok(Some(wait))
             }
         }
@@ -852,11 +905,18 @@ impl<'a> Pass<'a> {
         );
     }
 
-    /// Save when anything changed.
-    async fn commit(&mut self, store: &mut dyn StatusStore) -> Result<(), StoreError> {
+    /// Save when anything changed; `write` names the step it records.
+    async fn commit(
+        &mut self,
+        store: &mut dyn StatusStore,
+        write: StatusWrite,
+    ) -> Result<(), EngineError> {
         self.status.observed_generation = Some(self.target.generation);
         if self.status != self.previous {
-            store.save(&self.status).await?;
+            store
+                .save(&self.status)
+                .await
+                .map_err(|source| EngineError::WriteStatus { write, source })?;
             self.previous = self.status.clone();
         }
         Ok(())

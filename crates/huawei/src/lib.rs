@@ -29,6 +29,7 @@ pub mod client;
 pub mod errors;
 pub mod sign;
 pub mod token;
+pub mod validate;
 pub mod wire;
 
 pub use client::{HuaweiCloud, NodeGroups};
@@ -36,10 +37,13 @@ pub use client::{HuaweiCloud, NodeGroups};
 use std::sync::Arc;
 use std::time::Duration;
 
+use clusterscale_core::api::validate::Violation;
 use clusterscale_core::api::{CloudKind, HuaweiSpec, ScaledClusterSpec, SecretRef};
 use clusterscale_core::cloud::credentials::{Credentials, MissingCredential, SecretString};
 use clusterscale_core::cloud::http::{parse_endpoint, Endpoint};
-use clusterscale_core::cloud::provider::{CloudProvider, Connect, ConnectOptions, SecretKeys};
+use clusterscale_core::cloud::provider::{
+    CloudProvider, Connect, ConnectError, NoKnobs, SecretKeys,
+};
 use clusterscale_core::cloud::{Capabilities, Cloud};
 
 /// Secret key: access key id (AK/SK mode).
@@ -79,6 +83,7 @@ pub struct HuaweiProvider;
 impl CloudProvider for HuaweiProvider {
     const KIND: CloudKind = CloudKind::Huawei;
     type Spec = HuaweiSpec;
+    type Knobs = NoKnobs;
     const SECRET_KEYS: SecretKeys = SecretKeys {
         sets: &[
             &[KEY_ACCESS_KEY, KEY_SECRET_KEY],
@@ -103,6 +108,10 @@ impl CloudProvider for HuaweiProvider {
         spec.huawei.as_ref()
     }
 
+    fn validate(block: &HuaweiSpec) -> Vec<Violation> {
+        validate::validate(block)
+    }
+
     fn secret_ref(block: &HuaweiSpec) -> Option<&SecretRef> {
         Some(&block.credentials_secret_ref)
     }
@@ -118,17 +127,15 @@ impl CloudProvider for HuaweiProvider {
         ))
     }
 
-    fn connect(block: &HuaweiSpec, with: Connect<'_>) -> Result<Arc<dyn Cloud>, String> {
-        let mut cloud = HuaweiCloud::new(block, with.creds)
-            .map_err(|e| e.to_string())?
-            .with_clock(with.clock);
+    fn connect(block: &HuaweiSpec, with: Connect<'_>) -> Result<Arc<dyn Cloud>, ConnectError> {
+        let mut cloud = HuaweiCloud::new(block, with.creds)?.with_clock(with.clock);
         if let Some(http) = with.options.http {
             cloud = cloud.with_http(http);
         }
         Ok(Arc::new(cloud))
     }
 
-    fn observations_per_second(_: &ConnectOptions) -> Option<u32> {
+    fn observations_per_second(_: &NoKnobs) -> Option<u32> {
         Some(client::REQUESTS_PER_SECOND)
     }
 }
@@ -225,6 +232,17 @@ impl AuthConfig {
         match self {
             AuthConfig::AkSk(_) => "ak-sk",
             AuthConfig::Password(_) => "token",
+        }
+    }
+}
+
+impl From<ConfigError> for ConnectError {
+    fn from(e: ConfigError) -> Self {
+        match e {
+            ConfigError::Endpoint(message) | ConfigError::Spec(message) => {
+                ConnectError::Spec(message)
+            }
+            ConfigError::Missing(missing) => ConnectError::MissingCredential(missing),
         }
     }
 }

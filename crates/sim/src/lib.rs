@@ -6,6 +6,8 @@
 //! the `simulated` cloud of the spec ([`SimulatedCloud`]), the wire-compatible
 //! fake servers in `clusterscale-fakes`, and the engine's unit tests.
 
+pub mod validate;
+
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
@@ -13,13 +15,16 @@ use std::time::Duration;
 use async_trait::async_trait;
 use jiff::{SignedDuration, Timestamp};
 
+use clusterscale_core::api::validate::Violation;
 use clusterscale_core::api::{
     CloudKind, Direction, NodeGroup, OperationRecord, ScaledClusterSpec, SecretRef, SimulatedSpec,
     MAX_TOTAL,
 };
 use clusterscale_core::clock::Clock;
 use clusterscale_core::cloud::credentials::Credentials;
-use clusterscale_core::cloud::provider::{CloudProvider, Connect, ConnectOptions, SecretKeys};
+use clusterscale_core::cloud::provider::{
+    CloudProvider, Connect, ConnectError, NoKnobs, SecretKeys,
+};
 use clusterscale_core::cloud::{
     Capabilities, Cloud, CloudError, ClusterState, ErrorClass, Node, ObservedCluster,
     OperationProgress, ScaleRequest, Submitted,
@@ -650,6 +655,7 @@ pub struct SimulatedProvider;
 impl CloudProvider for SimulatedProvider {
     const KIND: CloudKind = CloudKind::Simulated;
     type Spec = SimulatedSpec;
+    type Knobs = NoKnobs;
     const SECRET_KEYS: SecretKeys = SecretKeys {
         sets: &[],
         expected: "",
@@ -658,6 +664,10 @@ impl CloudProvider for SimulatedProvider {
 
     fn block(spec: &ScaledClusterSpec) -> Option<&SimulatedSpec> {
         spec.simulated.as_ref()
+    }
+
+    fn validate(block: &SimulatedSpec) -> Vec<Violation> {
+        validate::validate(block)
     }
 
     fn secret_ref(_: &SimulatedSpec) -> Option<&SecretRef> {
@@ -673,7 +683,7 @@ impl CloudProvider for SimulatedProvider {
     }
 
     /// A fresh model named `with.name`, starting from the spec.
-    fn connect(block: &SimulatedSpec, with: Connect<'_>) -> Result<Arc<dyn Cloud>, String> {
+    fn connect(block: &SimulatedSpec, with: Connect<'_>) -> Result<Arc<dyn Cloud>, ConnectError> {
         // Nobody reads the journal of the operator's own simulated cloud.
         let model = SimModel::new(with.name.to_string(), SimConfig::from(block), with.clock)
             .with_journal_limit(0);
@@ -681,7 +691,7 @@ impl CloudProvider for SimulatedProvider {
     }
 
     /// In memory: no limit.
-    fn observations_per_second(_: &ConnectOptions) -> Option<u32> {
+    fn observations_per_second(_: &NoKnobs) -> Option<u32> {
         None
     }
 }

@@ -18,16 +18,18 @@
 pub mod client;
 pub mod errors;
 pub mod sign;
+pub mod validate;
 pub mod wire;
 
 pub use client::{TencentCloud, TencentOptions};
 
 use std::sync::Arc;
 
+use clusterscale_core::api::validate::Violation;
 use clusterscale_core::api::{CloudKind, ScaledClusterSpec, SecretRef, TencentSpec};
 use clusterscale_core::cloud::credentials::{Credentials, MissingCredential};
 use clusterscale_core::cloud::http::{parse_endpoint, Endpoint};
-use clusterscale_core::cloud::provider::{CloudProvider, Connect, ConnectOptions, SecretKeys};
+use clusterscale_core::cloud::provider::{CloudProvider, Connect, ConnectError, SecretKeys};
 use clusterscale_core::cloud::{Capabilities, Cloud};
 
 /// The default API endpoint (the international site is `emr.intl.tencentcloudapi.com`).
@@ -57,6 +59,28 @@ pub fn credentials_from_env() -> Credentials {
     Credentials::from_env(ENV_VARS)
 }
 
+/// Tencent's command-line knobs: flags of `run`, `plan` and `apply`.
+#[derive(clap::Args, Clone, Copy, Debug, PartialEq, Eq)]
+// No argument group: several clouds' knobs are flattened into one command.
+#[group(skip)]
+pub struct TencentKnobs {
+    /// Tencent requests per second per (SecretId, action); EMR allows 20.
+    #[arg(
+        long = "tencent-rate-limit",
+        value_name = "TENCENT_RATE_LIMIT",
+        default_value_t = DEFAULT_RATE_LIMIT
+    )]
+    pub rate_limit: u32,
+}
+
+impl Default for TencentKnobs {
+    fn default() -> Self {
+        Self {
+            rate_limit: DEFAULT_RATE_LIMIT,
+        }
+    }
+}
+
 /// Tencent Cloud EMR behind the provider seam.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct TencentProvider;
@@ -64,6 +88,7 @@ pub struct TencentProvider;
 impl CloudProvider for TencentProvider {
     const KIND: CloudKind = CloudKind::Tencent;
     type Spec = TencentSpec;
+    type Knobs = TencentKnobs;
     const SECRET_KEYS: SecretKeys = SecretKeys {
         sets: &[&[KEY_SECRET_ID, KEY_SECRET_KEY]],
         expected: "secretId, secretKey (optional token)",
@@ -78,6 +103,10 @@ impl CloudProvider for TencentProvider {
         spec.tencent.as_ref()
     }
 
+    fn validate(block: &TencentSpec) -> Vec<Violation> {
+        validate::validate(block)
+    }
+
     fn secret_ref(block: &TencentSpec) -> Option<&SecretRef> {
         Some(&block.credentials_secret_ref)
     }
@@ -90,30 +119,21 @@ impl CloudProvider for TencentProvider {
         Some(format!("tencent/{}/{}", t.region, t.instance_id))
     }
 
-    fn connect(block: &TencentSpec, with: Connect<'_>) -> Result<Arc<dyn Cloud>, String> {
+    fn connect(block: &TencentSpec, with: Connect<'_>) -> Result<Arc<dyn Cloud>, ConnectError> {
         let options = TencentOptions {
             clock: with.clock,
-            rate_limit_per_second: with
-                .options
-                .tencent_rate_limit
-                .unwrap_or(DEFAULT_RATE_LIMIT)
-                .max(1),
+            rate_limit_per_second: Self::knobs(&with.options).rate_limit.max(1),
             http: with.options.http,
             ..TencentOptions::default()
         };
         TencentCloud::new(block, with.creds, options)
             .map(|c| Arc::new(c) as Arc<dyn Cloud>)
-            .map_err(|e| e.to_string())
+            .map_err(ConnectError::from)
     }
 
     /// One observation is one `DescribeInstances` and one `DescribeClusterNodes`.
-    fn observations_per_second(options: &ConnectOptions) -> Option<u32> {
-        Some(
-            options
-                .tencent_rate_limit
-                .unwrap_or(DEFAULT_RATE_LIMIT)
-                .max(1),
-        )
+    fn observations_per_second(knobs: &TencentKnobs) -> Option<u32> {
+        Some(knobs.rate_limit.max(1))
     }
 }
 
@@ -139,4 +159,15 @@ pub enum ConfigError {
     /// A spec field is empty or out of range (the message names it).
     #[error("{0}")]
     Spec(String),
+}
+
+impl From<ConfigError> for ConnectError {
+    fn from(e: ConfigError) -> Self {
+        match e {
+            ConfigError::Endpoint(message) | ConfigError::Spec(message) => {
+                ConnectError::Spec(message)
+            }
+            ConfigError::Missing(missing) => ConnectError::MissingCredential(missing),
+        }
+    }
 }

@@ -12,7 +12,7 @@ use crate::cloud::provider;
 use clusterscale_core::api::{CloudKind, ScaledCluster, ScaledClusterSpec};
 use clusterscale_core::clock::Clock;
 use clusterscale_core::cloud::credentials::Credentials;
-use clusterscale_core::cloud::provider::ConnectOptions;
+use clusterscale_core::cloud::provider::{ConnectError, ConnectOptions};
 use clusterscale_core::cloud::Cloud;
 
 struct Entry {
@@ -42,7 +42,7 @@ impl CloudCache {
         cluster: &ScaledCluster,
         creds: &Credentials,
         clock: Arc<dyn Clock>,
-    ) -> Result<Arc<dyn Cloud>, String> {
+    ) -> Result<Arc<dyn Cloud>, ConnectError> {
         let uid = cluster.metadata.uid.clone().unwrap_or_default();
         let fingerprint = fingerprint(cluster, creds);
         let mut entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
@@ -114,7 +114,7 @@ pub fn build(
     creds: &Credentials,
     clock: Arc<dyn Clock>,
     options: ConnectOptions,
-) -> Result<Arc<dyn Cloud>, String> {
+) -> Result<Arc<dyn Cloud>, ConnectError> {
     let name = format!(
         "{}-{}",
         cluster.metadata.namespace.as_deref().unwrap_or("default"),

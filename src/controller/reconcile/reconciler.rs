@@ -27,10 +27,10 @@ use crate::controller::watch::backlog::{self, Backlog, DeferReason, PassAdmissio
 use crate::controller::watch::claims::ClaimIndex;
 use crate::controller::watch::ClusterOrInvalid;
 use clusterscale_core::api::conditions::{self, Desired};
-use clusterscale_core::api::validate::{describe, validate_spec};
+use clusterscale_core::api::validate::describe;
 use clusterscale_core::api::{NodeGroup, Precondition, ScaledCluster, ScaledClusterStatus};
 use clusterscale_core::clock::Clock;
-use clusterscale_engine::{EngineConfig, EngineEvent, EventType, Report, Target};
+use clusterscale_engine::{EngineConfig, EngineError, EngineEvent, EventType, Report, Target};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 
 /// Shared state of every reconcile.
@@ -50,13 +50,19 @@ pub struct Context {
     pub backlog: Arc<Backlog>,
 }
 
-/// A failure of the Kubernetes side (the engine records cloud errors in status itself).
+/// A failure of the Kubernetes side, named after the step that failed (the
+/// engine records cloud errors in status itself).
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
+    /// One of the engine's status writes (it names which).
     #[error(transparent)]
-    Engine(#[from] clusterscale_engine::EngineError),
-    #[error("kubernetes API: {0}")]
-    Kube(#[from] kube::Error),
+    WriteStatus(#[from] EngineError),
+    /// Reading the status of an object that does not deserialize.
+    #[error("reading the status of an object that does not deserialize: {0}")]
+    ReadInvalidStatus(#[source] kube::Error),
+    /// Writing the status of an object that does not deserialize.
+    #[error("writing the status of an object that does not deserialize: {0}")]
+    WriteInvalidStatus(#[source] kube::Error),
 }
 
 impl ErrorLabel for Error {
@@ -69,14 +75,14 @@ impl Error {
     pub fn metric_label(&self) -> &'static str {
         match self {
             _ if self.is_conflict() => "Conflict",
-            Error::Engine(_) => "StatusWrite",
-            Error::Kube(_) => "Kube",
+            Error::WriteStatus(_) => "StatusWrite",
+            Error::ReadInvalidStatus(_) | Error::WriteInvalidStatus(_) => "Kube",
         }
     }
 
     /// A status write lost a compare-and-swap: nothing was written.
     pub fn is_conflict(&self) -> bool {
-        matches!(self, Error::Engine(clusterscale_engine::EngineError::Store(e)) if e.conflict)
+        matches!(self, Error::WriteStatus(e) if e.is_conflict())
     }
 }
 
@@ -157,7 +163,7 @@ async fn reconcile_cluster(cluster: &ScaledCluster, ctx: &Context) -> Result<Act
     };
     // Dereference: the spec's own rules, the same remote cluster claimed twice,
     // the Secret, the client. Any failure is recorded without touching the cloud.
-    let violations = validate_spec(&cluster.spec);
+    let violations = crate::cloud::validate(&cluster.spec);
     let blocked = if !violations.is_empty() {
         Some((Precondition::InvalidSpec, describe(&violations)))
     } else {
@@ -178,7 +184,7 @@ async fn reconcile_cluster(cluster: &ScaledCluster, ctx: &Context) -> Result<Act
             Ok(creds) => ctx
                 .clouds
                 .get(cluster, &creds, ctx.clock.clone())
-                .map_err(|e| (Precondition::InvalidSpec, e)),
+                .map_err(|e| (e.precondition(), e.to_string())),
         },
     };
     let report = match cloud {
@@ -346,7 +352,10 @@ async fn report_undeserializable(
     // The watch gives us only the metadata of such an object: read its status
     // so that the conditions keep their transition times and an unchanged
     // report is neither written nor announced again.
-    let current = api.get_status(&name).await?;
+    let current = api
+        .get_status(&name)
+        .await
+        .map_err(Error::ReadInvalidStatus)?;
     let current_status = current.data.get("status");
     let current_conditions: Vec<Condition> = current_status
         .and_then(|s| s.get("conditions"))
@@ -381,7 +390,8 @@ async fn report_undeserializable(
         &PatchParams::apply(FIELD_MANAGER).force(),
         &Patch::Apply(patch),
     )
-    .await?;
+    .await
+    .map_err(Error::WriteInvalidStatus)?;
     let reference = ObjectRef::<ClusterOrInvalid>::from_obj(obj).erase();
     let reference = k8s_openapi::api::core::v1::ObjectReference {
         api_version: Some(ScaledCluster::api_version(&()).into_owned()),

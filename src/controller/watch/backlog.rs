@@ -610,10 +610,10 @@ mod tests {
     #[test]
     fn resyncs_are_admitted_within_the_accounts_budget() {
         let tencent = |ns: &str, uid: &str, ready: bool| tencent(ns, uid, "creds", Some(1), ready);
-        let options = ConnectOptions {
-            tencent_rate_limit: Some(20),
-            ..ConnectOptions::default()
-        };
+        let options = ConnectOptions::default().with_knobs(
+            clusterscale_core::api::CloudKind::Tencent,
+            clusterscale_tencent::TencentKnobs { rate_limit: 20 },
+        );
         let b = backlog(options);
         let t0 = Instant::now();
         let ms = |n: u64| Duration::from_millis(n);

@@ -334,7 +334,7 @@ fn any_json_list(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
 macro_rules! clouds {
     ($($variant:ident => $field:ident),+ $(,)?) => {
         /// Which cloud a spec targets.
-        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
         pub enum CloudKind {
             $($variant),+
         }

@@ -1,0 +1,23 @@
+//! The rules of `spec.simulated` ([`CloudProvider::validate`](clusterscale_core::cloud::provider::CloudProvider::validate)),
+//! in the same words as the CRD's CEL rules.
+
+use clusterscale_core::api::validate::Violation;
+use clusterscale_core::api::SimulatedSpec;
+
+/// The violations of `s`; empty when valid.
+pub fn validate(s: &SimulatedSpec) -> Vec<Violation> {
+    let mut out = Vec::new();
+    if s.initial_core < 0 || s.initial_task < 0 {
+        out.push(Violation::new(
+            "spec.simulated.initialCore",
+            "initialCore and initialTask must be >= 0",
+        ));
+    }
+    if s.operation_seconds < 0 {
+        out.push(Violation::new(
+            "spec.simulated.operationSeconds",
+            "must be >= 0",
+        ));
+    }
+    out
+}
