@@ -3,7 +3,7 @@
 //! the invariant it broke. The inputs are in tests/data/fuzz/, byte for byte
 //! as libFuzzer wrote them.
 
-use clusterscale_huawei::client::choose_task_hosts;
+use clusterscale_huawei::interpret::choose_task_hosts;
 use clusterscale_huawei::wire::ListHostsResponse;
 
 /// huawei_response: ListHosts named one Task host twice (as pages that moved

@@ -17,9 +17,9 @@
 
 use clusterscale_core::api::{HuaweiSpec, NodeGroup, SecretRef};
 use clusterscale_core::cloud::credentials::SecretString;
-use clusterscale_huawei::client::{
+use clusterscale_huawei::client::{ACTION_HOSTS, ACTION_RESIZE, ACTION_SHOW};
+use clusterscale_huawei::interpret::{
     abnormal_detail, choose_task_hosts, host_group, hosts_to_nodes, interpret, unmatched_preferred,
-    ACTION_HOSTS, ACTION_RESIZE, ACTION_SHOW,
 };
 use clusterscale_huawei::errors::{from_response, parse_error_body};
 use clusterscale_huawei::token::{CachedToken, ACTION as IAM};

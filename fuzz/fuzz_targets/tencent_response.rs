@@ -13,7 +13,7 @@
 //!   starts with the status and quotes at most 200 characters of the body.
 #![no_main]
 
-use clusterscale_tencent::client::{
+use clusterscale_tencent::interpret::{
     cluster_state, flow_progress, http_status_error, parse_envelope,
 };
 use clusterscale_tencent::wire;

@@ -5,6 +5,7 @@
 //! - [`wire`]: request and response bodies.
 //! - [`errors`]: the error-code table.
 //! - [`client`]: [`HuaweiCloud`], the [`Cloud`](clusterscale_core::cloud::Cloud) implementation.
+//! - [`interpret`]: cluster detail and hosts to state, counts, progress, pre-checks and the hosts a scale-in names; pure, no I/O.
 //!
 //! # Credentials
 //!
@@ -27,12 +28,14 @@
 
 pub mod client;
 pub mod errors;
+pub mod interpret;
 pub mod sign;
 pub mod token;
 pub mod validate;
 pub mod wire;
 
-pub use client::{HuaweiCloud, NodeGroups};
+pub use client::HuaweiCloud;
+pub use interpret::NodeGroups;
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -4,6 +4,7 @@
 //! - [`wire`]: request and response bodies of the six actions used.
 //! - [`errors`]: the error-code table.
 //! - [`client`]: [`TencentCloud`], the [`Cloud`](clusterscale_core::cloud::Cloud) implementation.
+//! - [`interpret`]: answers to state, progress, counts and scale-in choice; pure, no I/O.
 //!
 //! # Credentials
 //!
@@ -17,6 +18,7 @@
 
 pub mod client;
 pub mod errors;
+pub mod interpret;
 pub mod sign;
 pub mod validate;
 pub mod wire;
