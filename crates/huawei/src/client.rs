@@ -66,12 +66,12 @@ use super::wire::{
     ListHostsResponse, ResultResponse, TaskNodeInfo, NODE_ID_ORDERADD, RESULT_SUCCEEDED, SCALE_IN,
     SCALE_OUT,
 };
-use super::{errors, iam_endpoint, mrs_endpoint, AkSk, AuthConfig, ConfigError};
+use super::{errors, iam_endpoint, mrs_endpoint, AkSk, AuthConfig};
 use clusterscale_core::api::{CloudKind, Direction, HuaweiSpec, NodeGroup, OperationRecord};
 use clusterscale_core::clock::{Clock, SystemClock};
 use clusterscale_core::cloud::credentials::{Credentials, SecretString};
 use clusterscale_core::cloud::http::{self, malformed, transport_error, Endpoint, RateLimits};
-use clusterscale_core::cloud::provider::CloudProvider;
+use clusterscale_core::cloud::provider::{CloudProvider, ConnectError};
 use clusterscale_core::cloud::{
     Capabilities, Cloud, CloudError, ClusterState, ErrorClass, ObservedCluster, OperationProgress,
     ScaleRequest, Submitted,
@@ -205,14 +205,14 @@ impl HuaweiCloud {
     /// A client for `spec` with `creds` (a Secret or [`super::credentials_from_env`]).
     /// Checks the endpoints, the required spec fields and the credential keys;
     /// sends nothing.
-    pub fn new(spec: &HuaweiSpec, creds: &Credentials) -> Result<Self, ConfigError> {
+    pub fn new(spec: &HuaweiSpec, creds: &Credentials) -> Result<Self, ConnectError> {
         for (field, value) in [
             ("spec.huawei.region", &spec.region),
             ("spec.huawei.projectId", &spec.project_id),
             ("spec.huawei.clusterId", &spec.cluster_id),
         ] {
             if value.trim().is_empty() {
-                return Err(ConfigError::Spec(format!("{field} must not be empty")));
+                return Err(ConnectError::Spec(format!("{field} must not be empty")));
             }
         }
         let endpoint = mrs_endpoint(spec)?;
@@ -249,7 +249,7 @@ impl HuaweiCloud {
 
     /// A client with credentials from the environment ([`super::ENV_VARS`]),
     /// for the CLI.
-    pub fn from_env(spec: &HuaweiSpec) -> Result<Self, ConfigError> {
+    pub fn from_env(spec: &HuaweiSpec) -> Result<Self, ConnectError> {
         Self::new(spec, &super::credentials_from_env())
     }
 

@@ -145,36 +145,22 @@ impl CloudProvider for HuaweiProvider {
 
 /// The MRS endpoint: `spec.huawei.endpoint` (http:// only for loopback) or
 /// `https://mrs.{region}.myhuaweicloud.com`.
-pub fn mrs_endpoint(spec: &HuaweiSpec) -> Result<Endpoint, ConfigError> {
+pub fn mrs_endpoint(spec: &HuaweiSpec) -> Result<Endpoint, ConnectError> {
     let url = match &spec.endpoint {
         Some(e) if !e.trim().is_empty() => e.trim().to_string(),
         _ => format!("https://mrs.{}.myhuaweicloud.com", spec.region),
     };
-    parse_endpoint("spec.huawei.endpoint", &url).map_err(ConfigError::Endpoint)
+    parse_endpoint("spec.huawei.endpoint", &url).map_err(ConnectError::Spec)
 }
 
 /// The IAM endpoint: `spec.huawei.iamEndpoint` (http:// only for loopback)
 /// or `https://iam.{region}.myhuaweicloud.com`.
-pub fn iam_endpoint(spec: &HuaweiSpec) -> Result<Endpoint, ConfigError> {
+pub fn iam_endpoint(spec: &HuaweiSpec) -> Result<Endpoint, ConnectError> {
     let url = match &spec.iam_endpoint {
         Some(e) if !e.trim().is_empty() => e.trim().to_string(),
         _ => format!("https://iam.{}.myhuaweicloud.com", spec.region),
     };
-    parse_endpoint("spec.huawei.iamEndpoint", &url).map_err(ConfigError::Endpoint)
-}
-
-/// A spec or credential problem found before any call.
-#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-pub enum ConfigError {
-    /// An endpoint is not acceptable (message names the field).
-    #[error("{0}")]
-    Endpoint(String),
-    /// A required credential key is absent.
-    #[error(transparent)]
-    Missing(#[from] MissingCredential),
-    /// A required spec field is empty.
-    #[error("{0}")]
-    Spec(String),
+    parse_endpoint("spec.huawei.iamEndpoint", &url).map_err(ConnectError::Spec)
 }
 
 /// The AK/SK pair.
@@ -205,7 +191,7 @@ pub enum AuthConfig {
 
 impl AuthConfig {
     /// Choose by the keys present (see the module docs).
-    pub fn from_credentials(creds: &Credentials) -> Result<Self, ConfigError> {
+    pub fn from_credentials(creds: &Credentials) -> Result<Self, ConnectError> {
         if creds.has(KEY_ACCESS_KEY) || creds.has(KEY_SECRET_KEY) {
             return Ok(AuthConfig::AkSk(AkSk {
                 access_key: creds.require(KEY_ACCESS_KEY)?.expose().trim().to_string(),
@@ -235,17 +221,6 @@ impl AuthConfig {
         match self {
             AuthConfig::AkSk(_) => "ak-sk",
             AuthConfig::Password(_) => "token",
-        }
-    }
-}
-
-impl From<ConfigError> for ConnectError {
-    fn from(e: ConfigError) -> Self {
-        match e {
-            ConfigError::Endpoint(message) | ConfigError::Spec(message) => {
-                ConnectError::Spec(message)
-            }
-            ConfigError::Missing(missing) => ConnectError::MissingCredential(missing),
         }
     }
 }

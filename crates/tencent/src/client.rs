@@ -75,14 +75,12 @@ use super::interpret::{
 };
 use super::sign::{sign, SigningInput};
 use super::wire::{self, NodeHardwareInfo};
-use super::{
-    endpoint, ConfigError, DEFAULT_RATE_LIMIT, KEY_SECRET_ID, KEY_SECRET_KEY, KEY_TOKEN, SERVICE,
-};
+use super::{endpoint, DEFAULT_RATE_LIMIT, KEY_SECRET_ID, KEY_SECRET_KEY, KEY_TOKEN, SERVICE};
 use clusterscale_core::api::{CloudKind, NodeGroup, OperationRecord, TencentSpec, MIN_CORE};
 use clusterscale_core::clock::{Clock, SystemClock};
 use clusterscale_core::cloud::credentials::{Credentials, SecretString};
 use clusterscale_core::cloud::http::{self, malformed, transport_error, Endpoint, RateLimits};
-use clusterscale_core::cloud::provider::CloudProvider;
+use clusterscale_core::cloud::provider::{CloudProvider, ConnectError};
 use clusterscale_core::cloud::{
     Capabilities, Cloud, CloudError, ClusterState, ErrorClass, ObservedCluster, OperationProgress,
     ScaleRequest, Submitted,
@@ -184,7 +182,7 @@ impl TencentCloud {
         spec: &TencentSpec,
         credentials: &Credentials,
         options: TencentOptions,
-    ) -> Result<Self, ConfigError> {
+    ) -> Result<Self, ConnectError> {
         // An identifier, never containing blanks: forgive copy-paste whitespace.
         let secret_id = SecretString::new(credentials.require(KEY_SECRET_ID)?.expose().trim());
         let secret_key = credentials.require(KEY_SECRET_KEY)?.clone();
@@ -195,13 +193,13 @@ impl TencentCloud {
                 .chars()
                 .all(|c| c.is_ascii_alphanumeric() || c == '-')
         {
-            return Err(ConfigError::Spec(format!(
+            return Err(ConnectError::Spec(format!(
                 "spec.tencent.region: {region:?} is not a region name (e.g. ap-guangzhou)"
             )));
         }
         let instance_id = spec.instance_id.trim();
         if instance_id.is_empty() {
-            return Err(ConfigError::Spec(
+            return Err(ConnectError::Spec(
                 "spec.tencent.instanceId must not be empty".into(),
             ));
         }
@@ -209,7 +207,7 @@ impl TencentCloud {
             0 => ("s", 3600),
             1 => ("m", 1),
             other => {
-                return Err(ConfigError::Spec(format!(
+                return Err(ConnectError::Spec(format!(
                     "spec.tencent.payMode must be 0 (pay-as-you-go) or 1 (monthly), got {other}"
                 )))
             }
@@ -220,7 +218,7 @@ impl TencentCloud {
         };
         let time_span = spec.time_span.unwrap_or(default_span);
         if time_span <= 0 {
-            return Err(ConfigError::Spec(format!(
+            return Err(ConnectError::Spec(format!(
                 "spec.tencent.timeSpan must be > 0, got {time_span}"
             )));
         }

@@ -29,7 +29,7 @@ use std::sync::Arc;
 
 use clusterscale_core::api::validate::Violation;
 use clusterscale_core::api::{CloudKind, ScaledClusterSpec, SecretRef, TencentSpec};
-use clusterscale_core::cloud::credentials::{Credentials, MissingCredential};
+use clusterscale_core::cloud::credentials::Credentials;
 use clusterscale_core::cloud::http::{parse_endpoint, Endpoint};
 use clusterscale_core::cloud::provider::{CloudProvider, Connect, ConnectError, SecretKeys};
 use clusterscale_core::cloud::{Capabilities, Cloud};
@@ -128,9 +128,7 @@ impl CloudProvider for TencentProvider {
             http: with.options.http,
             ..TencentOptions::default()
         };
-        TencentCloud::new(block, with.creds, options)
-            .map(|c| Arc::new(c) as Arc<dyn Cloud>)
-            .map_err(ConnectError::from)
+        TencentCloud::new(block, with.creds, options).map(|c| Arc::new(c) as Arc<dyn Cloud>)
     }
 
     /// One observation is one `DescribeInstances` and one `DescribeClusterNodes`.
@@ -141,35 +139,10 @@ impl CloudProvider for TencentProvider {
 
 /// The EMR endpoint: `spec.tencent.endpoint` (http:// only for loopback) or
 /// [`DEFAULT_ENDPOINT`].
-pub fn endpoint(spec: &TencentSpec) -> Result<Endpoint, ConfigError> {
+pub fn endpoint(spec: &TencentSpec) -> Result<Endpoint, ConnectError> {
     let url = match &spec.endpoint {
         Some(e) if !e.trim().is_empty() => e.trim(),
         _ => DEFAULT_ENDPOINT,
     };
-    parse_endpoint("spec.tencent.endpoint", url).map_err(ConfigError::Endpoint)
-}
-
-/// A spec or credential problem found before any call.
-#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-pub enum ConfigError {
-    /// The endpoint is not acceptable (the message names the field).
-    #[error("{0}")]
-    Endpoint(String),
-    /// A required credential key is absent.
-    #[error(transparent)]
-    Missing(#[from] MissingCredential),
-    /// A spec field is empty or out of range (the message names it).
-    #[error("{0}")]
-    Spec(String),
-}
-
-impl From<ConfigError> for ConnectError {
-    fn from(e: ConfigError) -> Self {
-        match e {
-            ConfigError::Endpoint(message) | ConfigError::Spec(message) => {
-                ConnectError::Spec(message)
-            }
-            ConfigError::Missing(missing) => ConnectError::MissingCredential(missing),
-        }
-    }
+    parse_endpoint("spec.tencent.endpoint", url).map_err(ConnectError::Spec)
 }
