@@ -412,6 +412,21 @@ fn default_values_render_a_least_privilege_two_replica_operator() {
         let flag = a.split('=').next().unwrap();
         assert!(help.contains(flag), "`clusterscale run` has no {flag}");
     }
+    // And every cloud's knob (a flag named after its cloud) has a chart value.
+    let rendered = args(&objs);
+    for kind in clusterscale_core::api::CloudKind::ALL {
+        let prefix = format!("--{kind}-");
+        for flag in help
+            .split_whitespace()
+            .filter(|w| w.starts_with(&prefix))
+            .map(|w| w.trim_end_matches(','))
+        {
+            assert!(
+                rendered.iter().any(|a| a.starts_with(&format!("{flag}="))),
+                "the chart sets no value for {flag}"
+            );
+        }
+    }
 
     assert_eq!(
         rules(find(&objs, "ClusterRole", "", RELEASE)),
