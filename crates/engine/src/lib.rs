@@ -51,7 +51,7 @@ pub trait StatusStore: Send {
 
 /// The status could not be saved.
 #[derive(Debug, thiserror::Error)]
-#[error("saving status failed: {message}")]
+#[error("{message}")]
 pub struct StoreError {
     pub message: String,
     /// Somebody else changed the resource since it was read: nothing was
@@ -177,7 +177,7 @@ pub struct Report {
 pub enum EngineError {
     /// A status write failed, and the pass stopped there: nothing after it
     /// happened (after a failed write-ahead, no cloud call).
-    #[error("writing the status ({write}): {source}")]
+    #[error("saving the status ({write}): {source}")]
     WriteStatus {
         write: StatusWrite,
         #[source]

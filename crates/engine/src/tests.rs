@@ -225,7 +225,18 @@ async fn no_write_ahead_no_call() {
         &h.config,
     )
     .await;
-    assert!(r.is_err());
+    // The error names the write that failed.
+    match r {
+        Err(e @ EngineError::WriteStatus { write, .. }) => {
+            assert_eq!(write, StatusWrite::WriteAhead);
+            assert!(!e.is_conflict());
+            assert_eq!(
+                e.to_string(),
+                "saving the status (write-ahead): apiserver unavailable"
+            );
+        }
+        Ok(_) => panic!("the write-ahead failed, the pass did not"),
+    }
     assert!(
         h.model.writes().is_empty(),
         "the cloud was called without a saved write-ahead record"
