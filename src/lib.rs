@@ -8,7 +8,7 @@
 //! `clusterscale-fakes`; the fake clouds are the separate
 //! `clusterscale-fake-cloud` binary.
 
-pub use clusterscale_core::{api, clock, manifest, plan, testing};
+pub use clusterscale_core::{api, clock, manifest, plan};
 pub use clusterscale_engine as engine;
 
 pub mod cli;

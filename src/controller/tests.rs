@@ -570,7 +570,7 @@ async fn an_invalid_spec_is_reported_and_waits_for_a_change() {
 /// name the offending field, without touching a Secret or the cloud.
 #[tokio::test]
 async fn every_refused_spec_names_its_field_in_the_conditions() {
-    for (field, words, spec) in crate::testing::refusals() {
+    for (field, words, spec) in clusterscale_core::testing::refusals() {
         let (ctx, handle, _) = context(Default::default());
         let obj = cluster(serde_json::to_value(&spec).expect("spec serialises"));
         let (action, bodies, _) = run(

@@ -7,18 +7,18 @@ use std::time::{Duration, Instant};
 
 use axum::body::Bytes;
 use axum::http::HeaderMap;
-use clusterscale::api::{Direction, NodeGroup, OperationRecord, TencentSpec};
-use clusterscale::clock::{Clock, ManualClock};
-use clusterscale::cloud::credentials::Credentials;
-use clusterscale::cloud::http::RateLimits;
-use clusterscale::cloud::simulated::{SimConfig, SimModel};
-use clusterscale::cloud::tencent::{sign, TencentCloud, TencentOptions};
-use clusterscale::cloud::{
+use clusterscale_core::api::{Direction, NodeGroup, OperationRecord, TencentSpec};
+use clusterscale_core::clock::{Clock, ManualClock};
+use clusterscale_core::cloud::credentials::Credentials;
+use clusterscale_core::cloud::http::RateLimits;
+use clusterscale_core::cloud::{
     Cloud, CloudError, ClusterState, ErrorClass, OperationProgress, ScaleRequest, Submitted,
 };
 use clusterscale_fakes::{
     FakeControl, FakeFaults, InjectedError, JournalLine, Malformed, TencentFake, TencentFakeConfig,
 };
+use clusterscale_sim::{SimConfig, SimModel};
+use clusterscale_tencent::{sign, TencentCloud, TencentOptions};
 use jiff::Timestamp;
 
 const SECRET_ID: &str = "AKIDfakeTestSecretId000000000000000";
@@ -587,7 +587,7 @@ async fn clock_skew_is_signature_expire_with_a_hint() {
 #[tokio::test]
 async fn session_token_is_sent_as_x_tc_token() {
     let env = Env::start_with(3, 0, |c| {
-        c.token = Some(clusterscale::cloud::credentials::SecretString::new(
+        c.token = Some(clusterscale_core::cloud::credentials::SecretString::new(
             "sts-token-1",
         ))
     })
@@ -761,7 +761,7 @@ async fn control_routes_drive_a_fake_over_http() {
         .unwrap_err();
     assert_eq!(
         (e.code.as_str(), e.effect),
-        ("InternalError", clusterscale::cloud::Effect::Refused)
+        ("InternalError", clusterscale_core::cloud::Effect::Refused)
     );
     assert!(env.model.writes().is_empty());
 }
@@ -1056,9 +1056,9 @@ async fn fake_validates_requests_like_the_real_endpoint() {
 
 // --- §1: a refused call is not a lost call ---------------------------------
 
-use clusterscale::api::{Outcome, Phase, ScaledClusterSpec, ScaledClusterStatus};
-use clusterscale::cloud::Effect;
-use clusterscale::engine::{reconcile, EngineConfig, MemoryStore, Report, Target};
+use clusterscale_core::api::{Outcome, Phase, ScaledClusterSpec, ScaledClusterStatus};
+use clusterscale_core::cloud::Effect;
+use clusterscale_engine::{reconcile, EngineConfig, MemoryStore, Report, Target};
 
 /// Seed of the write faults (same seed, same faults).
 const FAULT_SEED: u64 = 11;
