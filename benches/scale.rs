@@ -43,7 +43,7 @@ use futures::{StreamExt, TryStreamExt};
 use kube::api::{Patch, PatchParams, PostParams};
 use kube::runtime::{watcher, WatchStreamExt};
 use kube::{Api, Client, ResourceExt};
-use support::{free_addr, Apiserver, Operator, BIN, FAKE_BIN};
+use support::{fake_cloud_bin, free_addr, Apiserver, Operator, BIN};
 
 const NS: &str = "bench";
 
@@ -118,7 +118,7 @@ fn start_fake(a: &Apiserver, n: usize, delay_ms: u64) -> Fake {
     let dir = a.dir.join("fake-cloud");
     std::fs::create_dir_all(&dir).expect("fake dir");
     let out = dir.join("stdout");
-    let child = Command::new(FAKE_BIN)
+    let child = Command::new(fake_cloud_bin())
         .env("RUST_LOG", "warn")
         .args(["--tencent", "127.0.0.1:0"])
         .args(["--tencent-instances", &n.to_string()])

@@ -211,6 +211,93 @@ async fn cli_aksk_scale_out_and_in_core_and_task() {
         .all(|l| l["params"]["principal"] == format!("ak:{AK}")));
 }
 
+/// The real engine, as `clusterscale apply --wait` runs it (`cli::drive`, in
+/// this process), against the fake: Core 3 -> 5 and Task 0 -> 2, one
+/// operation at a time, then Task 2 -> 1 and Core 5 -> 4 with a preferred node.
+#[tokio::test]
+async fn engine_converges_against_the_fake() {
+    use clusterscale::cli::drive::{drive, DriveOptions, Ending};
+    use clusterscale_core::api::{HuaweiSpec, HuaweiTaskNodeSpec, ScaledClusterSpec};
+    use clusterscale_core::clock::SystemClock;
+    use clusterscale_core::cloud::credentials::Credentials;
+    use clusterscale_engine::{EngineConfig, Target};
+    use clusterscale_huawei::HuaweiCloud;
+
+    let clock = SystemClock;
+    let fake = FakeCloud::start(3, 0, 1);
+    let mut huawei = HuaweiSpec::test()
+        .cluster(PROJECT, CLUSTER)
+        .endpoint(fake.base.clone())
+        .iam_endpoint(fake.base.clone());
+    huawei.task_node_spec = Some(HuaweiTaskNodeSpec {
+        node_size: "c6.2xlarge.4.linux.bigdata".into(),
+        data_volume_type: "SAS".into(),
+        data_volume_count: 1,
+        data_volume_size: 600,
+    });
+    let mut spec = ScaledClusterSpec::test()
+        .huawei(huawei.clone())
+        .counts(5, 2);
+    let creds = Credentials::new("test secret")
+        .with("accessKey", AK)
+        .with("secretKey", SK);
+    let cloud = HuaweiCloud::new(&huawei, &creds).unwrap();
+    let options = DriveOptions {
+        once: false,
+        timeout: Duration::from_secs(60),
+        speed: 1.0,
+        engine: EngineConfig {
+            poll: Duration::from_millis(200),
+            ..EngineConfig::default()
+        },
+    };
+    let mut out = Vec::new();
+    let target = Target {
+        uid: "uid-engine",
+        generation: 1,
+        spec: &spec,
+    };
+    let summary = drive(target, &cloud, &clock, &options, &mut out).await;
+    let text = String::from_utf8_lossy(&out).to_string();
+    assert_eq!(summary.ending, Ending::Converged, "{text}");
+    assert_eq!(summary.operations, 2, "{text}");
+    let writes = fake.writes();
+    assert_eq!(writes.len(), 2);
+    assert_eq!(params(&writes[0])["node_group"], "core_node_analysis_group");
+    assert_eq!(
+        params(&writes[1])["task_node_info"]["node_size"],
+        "c6.2xlarge.4.linux.bigdata"
+    );
+
+    // Scale in: Task first, with a preferred node, then Core.
+    let ids = task_ids(&fake).await;
+    assert_eq!(ids.len(), 2);
+    spec.core.count = 4;
+    spec.task.count = 1;
+    spec.scale_in.prefer_nodes = vec![ids[0].clone()];
+    let target = Target {
+        uid: "uid-engine",
+        generation: 2,
+        spec: &spec,
+    };
+    let summary = drive(target, &cloud, &clock, &options, &mut out).await;
+    let text = String::from_utf8_lossy(&out).to_string();
+    assert_eq!(summary.ending, Ending::Converged, "{text}");
+    let writes = fake.writes();
+    assert_eq!(writes.len(), 4, "{text}");
+    assert_eq!(
+        params(&writes[2])["server_ids"],
+        serde_json::json!([ids[0]])
+    );
+    assert_eq!(params(&writes[3])["node_group"], "core_node_analysis_group");
+    assert!(task_ids(&fake).await.iter().all(|id| *id != ids[0]));
+    // Never two writes while one ran: every write found the cluster idle.
+    assert!(
+        fake.journal().iter().all(|l| l["outcome"] != "12000018"),
+        "{text}"
+    );
+}
+
 #[tokio::test]
 async fn cli_token_scale_out_and_in() {
     let fake = FakeCloud::start(3, 0, 1);
@@ -324,7 +411,7 @@ async fn cli_bounds_are_checked_before_any_call() {
 /// 501, which MRS refuses (growth at most 500 minus Core+Task). The planner
 /// removes the Task node first, or, when scale-in is not allowed, stops
 /// before any write. It never plans growth beyond the room left, so the
-/// client's own pre-check is tested in tests/huawei_http.rs
+/// client's own pre-check is tested in crates/fakes/tests/huawei_http.rs
 /// (scale_out_beyond_the_room_left_is_refused_without_a_put).
 #[tokio::test]
 async fn cli_near_500_nodes_makes_room_before_growing() {

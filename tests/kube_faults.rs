@@ -24,7 +24,6 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
 use clusterscale_core::api::ScaledCluster;
-use clusterscale_fakes::{JournalLine, MALFORMED_NOTE};
 use support::*;
 
 const TENCENT: usize = 3;

@@ -244,7 +244,7 @@ async fn cli_plan_then_apply_scales_core_and_task_out_and_in() {
 /// DescribeClusterNodes twice within milliseconds when it removes Task
 /// nodes (the observation, then the choice of nodes), so this checks that
 /// the flag reaches the client and paces every action. The client's pacing
-/// itself is tested in tests/tencent_http.rs
+/// itself is tested in crates/fakes/tests/tencent_http.rs
 /// (client_rate_limit_keeps_every_second_under_the_fake_throttle).
 #[tokio::test]
 async fn cli_tencent_rate_limit_paces_every_action() {

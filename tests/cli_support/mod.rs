@@ -10,8 +10,11 @@ use std::process::{Child, Command, Stdio};
 use serde_json::Value;
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_clusterscale");
-/// The fake clouds: a binary of their own, never part of `clusterscale`.
-pub const FAKE_BIN: &str = env!("CARGO_BIN_EXE_clusterscale-fake-cloud");
+#[path = "../support/fake_cloud.rs"]
+mod fake_cloud;
+/// The fake clouds: `clusterscale-fake-cloud`, a binary of `crates/fakes`,
+/// never part of `clusterscale`; built on first use.
+pub use fake_cloud::fake_cloud_bin;
 
 /// Every variable either cloud's client reads for credentials; removed before each run.
 pub const CREDENTIAL_VARS: &[&str] = &[
@@ -33,10 +36,10 @@ pub fn command(env: &[(&str, &str)]) -> Command {
 
 /// `clusterscale-fake-cloud` with only the credentials in `env`, and quiet logs.
 pub fn fake_command(env: &[(&str, &str)]) -> Command {
-    command_of(FAKE_BIN, env)
+    command_of(fake_cloud_bin(), env)
 }
 
-fn command_of(bin: &str, env: &[(&str, &str)]) -> Command {
+fn command_of(bin: impl AsRef<std::ffi::OsStr>, env: &[(&str, &str)]) -> Command {
     let mut c = Command::new(bin);
     for v in CREDENTIAL_VARS {
         c.env_remove(v);

@@ -10,7 +10,7 @@
 #   7. check the ServiceAccount's rights with kubectl auth can-i
 #   8. helm uninstall: the CRD and the ScaledClusters are kept
 #
-# Usage: tests/e2e/run.sh        (needs target/debug/clusterscale; builds it if missing)
+# Usage: tests/e2e/run.sh        (needs target/debug/clusterscale and clusterscale-fake-cloud; builds them if missing)
 # Environment: E2E_KEEP=1 keeps the work directory; E2E_TIMEOUT (seconds, default 120) per wait.
 set -euo pipefail
 
@@ -31,7 +31,9 @@ fail() {
 }
 
 BIN=$ROOT/target/debug/clusterscale
-[ -x "$BIN" ] || cargo build --quiet --bin clusterscale
+FAKE=$ROOT/target/debug/clusterscale-fake-cloud
+# The fake clouds are a binary of crates/fakes; a plain `cargo build` builds both.
+[ -x "$BIN" ] && [ -x "$FAKE" ] || cargo build --quiet --bin clusterscale --bin clusterscale-fake-cloud
 HELM=$(bash hack/build-helm.sh)
 bash tests/kube/build-apiserver.sh >/dev/null
 
@@ -75,7 +77,7 @@ TENCENTCLOUD_SECRET_ID=$(secret_value tencent.yaml secretId) \
 	TENCENTCLOUD_SECRET_KEY=$(secret_value tencent.yaml secretKey) \
 	HUAWEICLOUD_SDK_AK=$(secret_value huawei.yaml accessKey) \
 	HUAWEICLOUD_SDK_SK=$(secret_value huawei.yaml secretKey) \
-	"$ROOT/target/debug/clusterscale-fake-cloud" --tencent 127.0.0.1:0 --huawei 127.0.0.1:0 \
+	"$FAKE" --tencent 127.0.0.1:0 --huawei 127.0.0.1:0 \
 	--tencent-instance-id "$TENCENT_ID" --huawei-cluster-id "$HUAWEI_ID" \
 	--operation-seconds 2 --journal-dir "$WORK/journal" >"$WORK/fake.out" 2>"$WORK/fake.err" &
 PIDS+=($!)

@@ -25,7 +25,6 @@ use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use clusterscale_core::api::ScaledCluster;
-use clusterscale_fakes::JournalLine;
 use k8s_openapi::api::core::v1::Namespace;
 use k8s_openapi::api::events::v1::Event;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
@@ -35,15 +34,48 @@ use kube::{Api, Client};
 
 /// The `clusterscale` binary under test.
 pub const BIN: &str = env!("CARGO_BIN_EXE_clusterscale");
-/// The fake clouds: a binary of their own, never part of `clusterscale`.
-pub const FAKE_BIN: &str = env!("CARGO_BIN_EXE_clusterscale-fake-cloud");
+#[path = "fake_cloud.rs"]
+mod fake_cloud;
+/// The fake clouds: `clusterscale-fake-cloud`, a binary of `crates/fakes`,
+/// never part of `clusterscale`; built on first use.
+pub use fake_cloud::fake_cloud_bin;
 /// The CRD's name.
 pub const CRD_NAME: &str = "scaledclusters.clusterscale.io";
 /// Credentials the fake Tencent endpoint accepts (test values, not secrets).
 pub const TENCENT_SECRET_ID: &str = "AKIDclusterscaleKubeTest0001";
 pub const TENCENT_SECRET_KEY: &str = "clusterscaleKubeTestSecretKey0001";
-/// Credentials the fake Huawei endpoint accepts when its environment has none.
-pub use clusterscale_fakes::huawei::{DEMO_ACCESS_KEY as HUAWEI_AK, DEMO_SECRET_KEY as HUAWEI_SK};
+/// Credentials the fake Huawei endpoint accepts when its environment has none
+/// (`clusterscale_fakes::huawei::DEMO_ACCESS_KEY` and `DEMO_SECRET_KEY`, as
+/// literals: this package does not link the fakes).
+pub const HUAWEI_AK: &str = "HWFAKEACCESSKEY00001";
+pub const HUAWEI_SK: &str = "HwFakeSecretKey0000000000000000000000001";
+
+/// One request as a fake saw it: a line of its JSON-lines journal, as
+/// `clusterscale_fakes::JournalLine` writes it (this package does not link
+/// the fakes, so it reads the file).
+#[derive(Clone, Debug, PartialEq, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct JournalLine {
+    /// When the request arrived (the fake's clock).
+    pub at: jiff::Timestamp,
+    /// `tencent`, `huawei`.
+    pub cloud: String,
+    /// The cloud's action or API name.
+    pub action: String,
+    /// The request id the fake answered with.
+    pub request_id: String,
+    /// The request parameters (values of keys naming secrets or passwords redacted).
+    pub params: serde_json::Value,
+    /// `ok`, the cloud's error code, or `HTTP <status>`.
+    pub outcome: String,
+    pub http_status: u16,
+    /// True when the request started a change of the cluster.
+    pub write: bool,
+}
+
+/// What a journal line's `outcome` carries after `; ` when its answer was
+/// replaced by a malformed one (`clusterscale_fakes::MALFORMED_NOTE`).
+pub const MALFORMED_NOTE: &str = "malformed answer: ";
 
 /// Environment variables the binaries read for credentials or identity;
 /// removed from every child so that the developer's own never leak in.
@@ -911,7 +943,7 @@ impl FakeCloud {
         std::fs::create_dir_all(&journal_dir).expect("journal dir");
         let out_path = journal_dir.join("stdout");
         let log = journal_dir.join("stderr.log");
-        let mut cmd = Command::new(FAKE_BIN);
+        let mut cmd = Command::new(fake_cloud_bin());
         scrub(&mut cmd);
         let child = cmd
             .args(["--tencent-secret-id", TENCENT_SECRET_ID])

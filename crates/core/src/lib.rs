@@ -8,4 +8,7 @@ pub mod clock;
 pub mod cloud;
 pub mod manifest;
 pub mod plan;
+// Fixture builders for tests and benches: `cfg(test)` here, the `testing`
+// feature for other crates (in their `[dev-dependencies]`).
+#[cfg(any(test, feature = "testing"))]
 pub mod testing;

@@ -1147,7 +1147,8 @@ async fn malformed_body_names_the_action_and_request_id() {
 fn signing_vectors_reproduce_through_the_public_api() {
     use clusterscale_huawei::sign::{sign, RequestParts};
     let all: serde_json::Value =
-        serde_json::from_str(include_str!("data/huawei_sdk_hmac.json")).expect("vectors parse");
+        serde_json::from_str(include_str!("../../../tests/data/huawei_sdk_hmac.json"))
+            .expect("vectors parse");
     for v in all["vectors"].as_array().unwrap() {
         let i = &v["inputs"];
         let headers: Vec<(String, String)> = i["headers"]
@@ -1185,124 +1186,6 @@ fn signing_vectors_reproduce_through_the_public_api() {
             v["name"]
         );
     }
-}
-
-/// The real engine (as `clusterscale apply --wait` runs it) against the fake:
-/// Core 3 -> 5 and Task 0 -> 2, one operation at a time, then Task 2 -> 1
-/// and Core 5 -> 4 with a preferred node.
-#[tokio::test]
-async fn engine_converges_against_the_fake() {
-    use clusterscale::cli::drive::{drive, DriveOptions, Ending};
-    use clusterscale_core::api::ScaledClusterSpec;
-    use clusterscale_core::clock::SystemClock;
-    use clusterscale_engine::{EngineConfig, Target};
-
-    let clock = Arc::new(SystemClock);
-    let model = Arc::new(SimModel::new(
-        "mrs-engine",
-        SimConfig {
-            initial_core: 3,
-            initial_task: 0,
-            operation_time: Duration::from_millis(300),
-            quota: None,
-        },
-        clock.clone(),
-    ));
-    let env = start("engine", 3, 0).await;
-    // Serve a second fake over a model on the wall clock.
-    let fake = HuaweiFake::new(
-        model.clone(),
-        HuaweiFakeConfig {
-            project_id: Some(PROJECT.into()),
-            access_keys: vec![FakeAccessKey {
-                access_key: env.ak.clone(),
-                secret_key: SK.into(),
-                security_token: None,
-            }],
-            ..HuaweiFakeConfig::default()
-        },
-    )
-    .unwrap();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let base = format!("http://{}", listener.local_addr().unwrap());
-    tokio::spawn(fake.clone().serve(listener));
-    let mut huawei = env.spec.clone();
-    huawei.endpoint = Some(base.clone());
-    huawei.iam_endpoint = Some(base);
-    huawei.task_node_spec = Some(HuaweiTaskNodeSpec {
-        node_size: "c6.2xlarge.4.linux.bigdata".into(),
-        data_volume_type: "SAS".into(),
-        data_volume_count: 1,
-        data_volume_size: 600,
-    });
-    let mut spec = ScaledClusterSpec::test()
-        .huawei(huawei.clone())
-        .counts(5, 2);
-    let cloud = HuaweiCloud::new(&huawei, &env.aksk()).unwrap();
-    let options = DriveOptions {
-        once: false,
-        timeout: Duration::from_secs(60),
-        speed: 1.0,
-        engine: EngineConfig {
-            poll: Duration::from_millis(200),
-            ..EngineConfig::default()
-        },
-    };
-    let mut out = Vec::new();
-    let target = Target {
-        uid: "uid-engine",
-        generation: 1,
-        spec: &spec,
-    };
-    let summary = drive(target, &cloud, clock.as_ref(), &options, &mut out).await;
-    let text = String::from_utf8_lossy(&out).to_string();
-    assert_eq!(summary.ending, Ending::Converged, "{text}");
-    assert_eq!(summary.operations, 2, "{text}");
-    let writes = fake.writes();
-    assert_eq!(writes.len(), 2);
-    assert_eq!(
-        writes[0].params["body"]["parameters"]["node_group"],
-        "core_node_analysis_group"
-    );
-    assert_eq!(
-        writes[1].params["body"]["parameters"]["task_node_info"]["node_size"],
-        "c6.2xlarge.4.linux.bigdata"
-    );
-
-    // Scale in: Task first, with a preferred node, then Core.
-    let task_ids: Vec<String> = model
-        .nodes()
-        .into_iter()
-        .filter(|n| n.group == NodeGroup::Task)
-        .map(|n| n.id)
-        .collect();
-    spec.core.count = 4;
-    spec.task.count = 1;
-    spec.scale_in.prefer_nodes = vec![task_ids[0].clone()];
-    let target = Target {
-        uid: "uid-engine",
-        generation: 2,
-        spec: &spec,
-    };
-    let summary = drive(target, &cloud, clock.as_ref(), &options, &mut out).await;
-    let text = String::from_utf8_lossy(&out).to_string();
-    assert_eq!(summary.ending, Ending::Converged, "{text}");
-    let writes = fake.writes();
-    assert_eq!(writes.len(), 4, "{text}");
-    assert_eq!(
-        writes[2].params["body"]["parameters"]["server_ids"],
-        serde_json::json!([task_ids[0]])
-    );
-    assert_eq!(
-        writes[3].params["body"]["parameters"]["node_group"],
-        "core_node_analysis_group"
-    );
-    assert!(model.nodes().iter().all(|n| n.id != task_ids[0]));
-    // Never two writes while one ran: every write found the cluster idle.
-    assert!(
-        fake.journal().iter().all(|l| l.outcome != "12000018"),
-        "{text}"
-    );
 }
 
 /// issue 9 §2: an operation that ends with the cluster `abnormal` succeeded
