@@ -1,6 +1,6 @@
 //! Admission of ScaledClusters by a real kube-apiserver (tests/kube/apiserver.sh):
 //! every CEL rule of the CRD (`x_kube(validation = Rule::new(...))` in
-//! src/api/mod.rs, generated into crds/scaledcluster.yaml) refuses a
+//! crates/core/src/api/mod.rs, generated into crds/scaledcluster.yaml) refuses a
 //! violating object with the rule's own message at the field's path, and
 //! admits the valid values at the rule's edges.
 //!

@@ -448,7 +448,7 @@ async fn invalid_spec_rejected_by_cel() {
 #[tokio::test]
 async fn invalid_object_stored_anyway_is_degraded() {
     // The CRD has no CEL rule for simulated.operationSeconds >= 0; only the
-    // controller's validation (src/api/validate.rs) enforces it. So this
+    // controller's validation (crates/sim/src/validate.rs) enforces it. So this
     // object is stored, as an object breaking any rule would be on an
     // apiserver that drops x-kubernetes-validations (1.20).
     let t = TestNs::new("invalid-stored").await;

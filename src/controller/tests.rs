@@ -566,7 +566,7 @@ async fn an_invalid_spec_is_reported_and_waits_for_a_change() {
     assert!(note.contains("spec.core.count"), "{note}");
 }
 
-/// Every refusal of `validate_spec` (src/api/validate.rs) ends in a Degraded
+/// Every refusal of `crate::cloud::validate` (the cloud-neutral rules and each cloud's) ends in a Degraded
 /// condition, a Ready=False condition, lastError and a Warning Event that
 /// name the offending field, without touching a Secret or the cloud.
 #[tokio::test]
