@@ -15,7 +15,7 @@ use tracing_subscriber::{fmt, EnvFilter, Registry};
 /// Exit code for bad flags, as `clusterscale`'s (`clusterscale::cli::EXIT_BAD_INPUT`).
 const EXIT_BAD_INPUT: i32 = 2;
 
-/// Log filter when `RUST_LOG` is unset, empty or invalid, as `clusterscale`'s
+/// Log filter when `RUST_LOG` is unset or invalid, as `clusterscale`'s
 /// (`clusterscale::telemetry::DEFAULT_FILTER`).
 const DEFAULT_FILTER: &str = "info,kube=warn,tower=warn,hyper=warn";
 
@@ -26,20 +26,12 @@ struct Cli {
     args: FakeCloudArgs,
 }
 
-/// Human-readable log lines on stderr, as `clusterscale`'s text format
-/// (`clusterscale::telemetry::init(LogFormat::Text)`).
+/// Human-readable log lines on stderr; the filter from `RUST_LOG`, else
+/// [`DEFAULT_FILTER`].
 fn init_logging() {
-    let (filter, warning) = match std::env::var(EnvFilter::DEFAULT_ENV) {
-        Ok(spec) if !spec.trim().is_empty() => match EnvFilter::try_new(&spec) {
-            Ok(filter) => (filter, None),
-            Err(e) => (
-                EnvFilter::new(DEFAULT_FILTER),
-                Some(format!("ignoring invalid RUST_LOG {spec:?}: {e}")),
-            ),
-        },
-        _ => (EnvFilter::new(DEFAULT_FILTER), None),
-    };
-    let installed = Registry::default()
+    let filter =
+        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(DEFAULT_FILTER));
+    let _ = Registry::default()
         .with(filter)
         .with(
             fmt::layer()
@@ -47,11 +39,7 @@ fn init_logging() {
                 .with_ansi(std::io::stderr().is_terminal())
                 .with_target(true),
         )
-        .try_init()
-        .is_ok();
-    if let (true, Some(warning)) = (installed, warning) {
-        tracing::warn!("{warning}");
-    }
+        .try_init();
 }
 
 #[tokio::main]
