@@ -17,7 +17,7 @@
 
 use clusterscale_core::api::{HuaweiSpec, NodeGroup, SecretRef};
 use clusterscale_core::cloud::credentials::SecretString;
-use clusterscale_huawei::client::{ACTION_HOSTS, ACTION_RESIZE, ACTION_SHOW};
+use clusterscale_huawei::wire::{ACTION_HOSTS, ACTION_RESIZE, ACTION_SHOW};
 use clusterscale_huawei::interpret::{
     abnormal_detail, choose_task_hosts, host_group, hosts_to_nodes, interpret, unmatched_preferred,
 };

@@ -77,10 +77,7 @@ use clusterscale_core::cloud::{
     ScaleRequest, Submitted,
 };
 
-/// Action names used in errors and rate-limit buckets.
-pub const ACTION_SHOW: &str = "GET cluster_infos";
-pub const ACTION_HOSTS: &str = "GET hosts";
-pub const ACTION_RESIZE: &str = "PUT cluster_infos";
+use super::wire::{ACTION_HOSTS, ACTION_RESIZE, ACTION_SHOW};
 
 /// Requests per second per (account, action). Huawei does not publish a
 /// per-action limit for these APIs; this keeps a controller well below any.

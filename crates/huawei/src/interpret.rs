@@ -5,8 +5,7 @@
 //! rules against an observation. [`client`](super::client) sends the
 //! requests and calls these.
 
-use super::client::ACTION_RESIZE;
-use super::wire::{ClusterDetail, Host};
+use super::wire::{ClusterDetail, Host, ACTION_RESIZE};
 use clusterscale_core::api::{
     Direction, HuaweiSpec, NodeGroup, OperationRecord, MAX_TOTAL, MIN_CORE,
 };

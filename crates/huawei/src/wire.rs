@@ -7,6 +7,11 @@
 use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::Value;
 
+/// Action names used in errors and rate-limit buckets.
+pub const ACTION_SHOW: &str = "GET cluster_infos";
+pub const ACTION_HOSTS: &str = "GET hosts";
+pub const ACTION_RESIZE: &str = "PUT cluster_infos";
+
 /// `node_id` of every resize request.
 pub const NODE_ID_ORDERADD: &str = "node_orderadd";
 /// `scale_type` values.
