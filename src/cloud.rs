@@ -189,6 +189,53 @@ mod tests {
         ScaledClusterSpec::test().tencent(TencentSpec::test())
     }
 
+    /// A client that cannot be built says which input is wrong: a missing
+    /// credential reports as credentials, an unusable field as the spec.
+    #[test]
+    fn connect_errors_name_the_input_at_fault() {
+        use clusterscale_core::api::Precondition;
+        use clusterscale_core::clock::SystemClock;
+        let attempt = |spec: &ScaledClusterSpec, creds: &Credentials| {
+            connect(
+                spec,
+                "t",
+                creds,
+                Arc::new(SystemClock),
+                ConnectOptions::default(),
+            )
+            .err()
+            .expect("refused")
+        };
+        let keys = Credentials::new("test")
+            .with("secretId", "AKID")
+            .with("secretKey", "key");
+        let e = attempt(&tencent(), &Credentials::new("Secret data/tc"));
+        assert!(
+            matches!(&e, ConnectError::MissingCredential(m) if m.key == "secretId"),
+            "{e:?}"
+        );
+        assert_eq!(e.precondition(), Precondition::CredentialsMissing);
+
+        let mut spec = tencent();
+        if let Some(t) = spec.tencent.as_mut() {
+            t.endpoint = Some("ftp://emr.example.com/path".into());
+        }
+        let e = attempt(&spec, &keys);
+        assert!(e.to_string().contains("spec.tencent.endpoint"), "{e}");
+        assert_eq!(e.precondition(), Precondition::InvalidSpec);
+
+        let huawei = ScaledClusterSpec::test().huawei(HuaweiSpec::test());
+        let e = attempt(&huawei, &Credentials::new("Secret data/hw"));
+        assert_eq!(e.precondition(), Precondition::CredentialsMissing, "{e}");
+
+        let mut none = tencent();
+        none.tencent = None;
+        none.simulated = None;
+        let e = attempt(&none, &keys);
+        assert!(matches!(e, ConnectError::NoCloud { .. }), "{e:?}");
+        assert_eq!(e.precondition(), Precondition::InvalidSpec);
+    }
+
     #[test]
     fn every_kind_has_its_own_provider() {
         for kind in CloudKind::ALL {
