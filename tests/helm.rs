@@ -403,6 +403,7 @@ fn default_values_render_a_least_privilege_two_replica_operator() {
             "--concurrency=32",
             "--tencent-rate-limit=20",
             "--backoff-cap-seconds=150",
+            "--degraded-after-seconds=600",
         ]
     );
     // Every rendered flag is one `clusterscale run` accepts.

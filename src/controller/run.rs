@@ -84,6 +84,10 @@ pub struct RunArgs {
     /// while one call keeps failing with Transient, Throttled or Busy.
     #[arg(long, default_value_t = backoff::CAP.as_secs())]
     pub backoff_cap_seconds: u64,
+    /// Seconds that errors which retrying gets past (Transient, Throttled,
+    /// Busy, Capacity) may persist before a ScaledCluster reports Degraded.
+    #[arg(long, alias = "degraded-after", default_value_t = clusterscale_engine::DEGRADED_AFTER.as_secs())]
+    pub degraded_after_seconds: u64,
     #[command(flatten)]
     pub clouds: CloudArgs,
 }
@@ -168,6 +172,7 @@ fn context(args: &RunArgs, client: &Client, identity: &str, metrics: &Metrics) -
     let engine = EngineConfig {
         poll: Duration::from_secs(args.poll_seconds.max(1)),
         resync: Duration::from_secs(args.resync_seconds.max(1)),
+        degraded_after: Duration::from_secs(args.degraded_after_seconds.max(1)),
         ..EngineConfig::default()
     };
     Arc::new(Context {

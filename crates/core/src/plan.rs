@@ -54,6 +54,20 @@ pub enum ReasonKind {
 }
 
 impl ReasonKind {
+    /// A block the user chose in the spec (paused, dryRun, scaleIn.allowed,
+    /// the Core minimum and the total maximum that the spec asks past): it
+    /// is reported, but it is not a degradation.
+    pub fn users_choice(self) -> bool {
+        matches!(
+            self,
+            ReasonKind::Paused
+                | ReasonKind::DryRun
+                | ReasonKind::ScaleInDisallowed
+                | ReasonKind::CoreMinimum
+                | ReasonKind::TotalMaximum
+        )
+    }
+
     /// CamelCase reason for conditions and events.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -246,6 +260,14 @@ fn decide(input: &PlanInput<'_>, steps: &[PlanStep]) -> NextMove {
             ),
         ));
     }
+    // 2. Converged: the counts are reached, whatever the cloud says of the
+    // cluster's health (an MRS cluster `abnormal` for one unhealthy node is at
+    // its target); that health is reported beside, not as a failure to converge.
+    let Some(next) = steps.first() else {
+        return NextMove::Converged;
+    };
+
+    // 3. No new operation unless the cluster is running.
     match &observed.state {
         ClusterState::Running => {}
         ClusterState::Busy(d) => {
@@ -267,11 +289,6 @@ fn decide(input: &PlanInput<'_>, steps: &[PlanStep]) -> NextMove {
             ))
         }
     }
-
-    // 3. Converged.
-    let Some(next) = steps.first() else {
-        return NextMove::Converged;
-    };
 
     // 4. paused / dryRun.
     if spec.paused {

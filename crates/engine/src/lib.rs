@@ -94,6 +94,9 @@ pub struct EngineConfig {
     pub resync: Duration,
     /// How long an unconfirmed call may show no effect before it is declared not applied.
     pub settle: Duration,
+    /// How long errors that retrying gets past (throttled, busy, transient,
+    /// sold out) may persist before the resource reports Degraded.
+    pub degraded_after: Duration,
 }
 
 impl Default for EngineConfig {
@@ -102,9 +105,25 @@ impl Default for EngineConfig {
             poll: Duration::from_secs(10),
             resync: Duration::from_secs(300),
             settle: Duration::from_secs(60),
+            degraded_after: DEGRADED_AFTER,
         }
     }
 }
+
+/// The default of [`EngineConfig::degraded_after`].
+pub const DEGRADED_AFTER: Duration = Duration::from_secs(600);
+
+/// The condition that reports the cloud's own view of the cluster's health,
+/// apart from whether the counts are reached.
+pub const CLUSTER_HEALTHY: &str = "ClusterHealthy";
+
+/// The Ready reason of a cluster at its clamped Task count that differs from
+/// `spec.task.count` (outside `[task.min, task.max]`).
+pub const TASK_CLAMPED: &str = "TaskClamped";
+
+/// The Degraded reason while errors that retrying gets past persist for
+/// less than [`EngineConfig::degraded_after`].
+pub const RETRYING: &str = "Retrying";
 
 /// The resource being reconciled.
 #[derive(Clone, Copy, Debug)]
@@ -429,7 +448,14 @@ impl<'a> Pass<'a> {
                 );
                 self.set_phase(Phase::Converged, msg.clone());
                 self.status.last_error = None;
-                self.set_conditions(true, "Converged", &msg, false, None);
+                if plan.clamp.is_some() {
+                    // At the clamped count, which the spec's own task.min or
+                    // task.max chose: not Ready for the count asked, not Degraded.
+                    self.users_choice(TASK_CLAMPED, &msg);
+                    self.set_conditions(false, TASK_CLAMPED, &msg, false, None);
+                } else {
+                    self.set_conditions(true, "Converged", &msg, false, None);
+                }
                 self.commit(store, StatusWrite::Plan).await?;
                 Ok(Some(self.config.resync))
             }
@@ -455,8 +481,20 @@ impl<'a> Pass<'a> {
                     ReasonKind::Paused | ReasonKind::DryRun => (Phase::Paused, None),
                     kind => (Phase::Blocked, Some(kind.as_str())),
                 };
-                let changed = self.previous.phase != phase
-                    || self.previous.message.as_deref() != Some(msg.as_str());
+                let degraded = degraded.filter(|_| !reason.kind.users_choice());
+                if reason.kind.users_choice() {
+                    self.users_choice(reason.kind.as_str(), &msg);
+                } else {
+                    let changed = self.previous.phase != phase
+                        || self.previous.message.as_deref() != Some(msg.as_str());
+                    if changed {
+                        self.events.push(EngineEvent::warning(
+                            reason.kind.as_str(),
+                            "Plan",
+                            msg.clone(),
+                        ));
+                    }
+                }
                 self.set_phase(phase, msg.clone());
                 self.set_conditions(
                     false,
@@ -465,13 +503,6 @@ impl<'a> Pass<'a> {
                     false,
                     degraded.map(|d| (d, msg.as_str())),
                 );
-                if changed {
-                    self.events.push(EngineEvent::warning(
-                        reason.kind.as_str(),
-                        "Plan",
-                        msg.clone(),
-                    ));
-                }
                 self.commit(store, StatusWrite::Plan).await?;
                 Ok(Some(self.config.resync))
             }
@@ -613,7 +644,14 @@ impl<'a> Pass<'a> {
                 record.finished_at = Some(time(self.now));
                 record.outcome = Some(Outcome::Failed);
                 record.message = Some(e.to_string());
-                self.events.push(EngineEvent::warning(
+                // A refusal that retrying gets past is part of normal life
+                // (Normal); the others need help (Warning).
+                let event = if e.class.heals_by_retry() {
+                    EngineEvent::normal
+                } else {
+                    EngineEvent::warning
+                };
+                self.events.push(event(
                     &format!("{verb}Failed"),
                     &op_action(verb, &record),
                     e.to_string(),
@@ -772,23 +810,24 @@ impl<'a> Pass<'a> {
         }
     }
 
+    /// Record a cloud error in `lastError`; [`Pass::set_conditions_for_error`]
+    /// then says what it means. `lastError.at` is when this error was first
+    /// seen or, for errors that retrying gets past, when their streak began
+    /// (a streak: such errors one after another, with no pass in between that
+    /// got past them).
     fn cloud_error(&mut self, e: CloudError) {
-        let changed = self.previous.last_error.as_ref().is_none_or(|prev| {
-            prev.code != e.code || prev.action.as_deref() != Some(e.action.as_str())
-        });
-        if changed {
-            self.events.push(EngineEvent::warning(
-                e.class.as_str(),
-                &e.action,
-                e.to_string(),
-            ));
-        }
         let same_as_before = self.status.last_error.as_ref().filter(|prev| {
             prev.code == e.code
                 && prev.message == e.message
                 && prev.action.as_deref() == Some(e.action.as_str())
         });
+        let streak = self
+            .previous
+            .last_error
+            .as_ref()
+            .filter(|_| e.class.heals_by_retry() && self.previous_retrying());
         let at = same_as_before
+            .or(streak)
             .map(|p| p.at.clone())
             .unwrap_or_else(|| time(self.now));
         self.status.last_error = Some(ErrorRecord {
@@ -841,34 +880,160 @@ impl<'a> Pass<'a> {
         );
     }
 
+    /// Whether the previous pass ended in an error that retrying gets past:
+    /// the streak such an error continues.
+    fn previous_retrying(&self) -> bool {
+        let Some(prev) = &self.previous.last_error else {
+            return false;
+        };
+        let retryable = prev.class.cloud().is_some_and(ErrorClass::heals_by_retry);
+        let degraded = conditions::find(&self.previous.conditions, DEGRADED);
+        retryable
+            && degraded.is_some_and(|c| {
+                (c.status == "False" && c.reason == RETRYING)
+                    || (c.status == "True" && c.reason == prev.class.as_str())
+            })
+    }
+
+    /// The conditions and Events of the error in `lastError`:
+    /// - one that retrying gets past, for less than `degraded_after` since its
+    ///   streak began: Ready as it was, Degraded False (`Retrying`), a Normal
+    ///   Event when the streak begins;
+    /// - the same past `degraded_after`: Ready False, Degraded True with the
+    ///   last code and request id, a Warning Event once;
+    /// - any other: Ready False, Degraded True, a Warning Event per change of
+    ///   the error.
     fn set_conditions_for_error(&mut self) {
         let Some(e) = self.status.last_error.clone() else {
             return;
         };
-        let msg = format!(
-            "{} {}: {}",
-            e.action.as_deref().unwrap_or("cloud call"),
-            e.code,
-            e.message
-        );
+        let action = e.action.as_deref().unwrap_or("cloud call");
+        let request = e
+            .request_id
+            .as_deref()
+            .map(|r| format!(" (request id {r})"))
+            .unwrap_or_default();
+        let msg = format!("{action} {}: {}{request}", e.code, e.message);
         let progressing = self.status.pending_operation.is_some();
         let ready_reason = if progressing {
             "OperationInProgress"
         } else {
             "Error"
         };
-        // Busy and Throttled are the normal life of a shared cluster, not degradation.
-        let degraded = !matches!(
-            e.class.cloud(),
-            Some(ErrorClass::Busy | ErrorClass::Throttled)
-        );
+        let class = e.class.as_str();
+        let was_degraded = conditions::find(&self.previous.conditions, DEGRADED)
+            .is_some_and(|c| c.status == "True");
+        let heals = e.class.cloud().is_some_and(ErrorClass::heals_by_retry);
+        if heals {
+            let since =
+                SignedDuration::try_from(self.config.degraded_after).unwrap_or(SignedDuration::MAX);
+            let persisting = self.now.duration_since(e.at.0) >= since;
+            let begins = !self.previous_retrying();
+            if !persisting {
+                if begins {
+                    self.events
+                        .push(EngineEvent::normal(RETRYING, action, msg.clone()));
+                }
+                let retrying = format!(
+                    "{msg}; retrying since {}, Degraded after {}s",
+                    e.at.0,
+                    self.config.degraded_after.as_secs()
+                );
+                // Ready stays as it was: a retry is expected to get past it.
+                let ready = conditions::find(&self.status.conditions, READY)
+                    .map(|c| (c.status == "True", c.reason.clone(), c.message.clone()));
+                let (ready, reason, message) =
+                    ready.unwrap_or((false, ready_reason.to_string(), msg.clone()));
+                self.set_conditions(ready, &reason, &message, progressing, None);
+                self.set_degraded(false, RETRYING, &retrying);
+                return;
+            }
+            let persisted = format!("{msg}; failing since {}", e.at.0);
+            if !was_degraded {
+                self.events
+                    .push(EngineEvent::warning(class, action, persisted.clone()));
+            }
+            self.set_conditions(
+                false,
+                ready_reason,
+                &msg,
+                progressing,
+                Some((class, persisted.as_str())),
+            );
+            return;
+        }
+        let changed = self
+            .previous
+            .last_error
+            .as_ref()
+            .is_none_or(|prev| prev.code != e.code || prev.action.as_deref() != Some(action))
+            || !was_degraded;
+        if changed {
+            self.events
+                .push(EngineEvent::warning(class, action, msg.clone()));
+        }
         self.set_conditions(
             false,
             ready_reason,
             &msg,
             progressing,
-            degraded.then_some((e.class.as_str(), msg.as_str())),
+            Some((class, msg.as_str())),
         );
+    }
+
+    /// Set Degraded alone, the others as they are.
+    fn set_degraded(&mut self, status: bool, reason: &str, message: &str) {
+        let desired: Vec<Desired> = self
+            .status
+            .conditions
+            .iter()
+            .filter_map(|c| {
+                let type_ = condition_type(&c.type_)?;
+                Some(if type_ == DEGRADED {
+                    Desired::new(DEGRADED, status, reason, message)
+                } else {
+                    Desired {
+                        type_,
+                        status: c.status == "True",
+                        reason: c.reason.clone(),
+                        message: c.message.clone(),
+                    }
+                })
+            })
+            .collect();
+        self.status.conditions = conditions::merge(
+            &self.status.conditions,
+            &desired,
+            Some(self.target.generation),
+            time(self.now),
+        );
+    }
+
+    /// A block or clamp that the spec chose: a Normal Event when it begins or
+    /// its message changes, never once per pass.
+    fn users_choice(&mut self, reason: &str, message: &str) {
+        let ready = conditions::find(&self.previous.conditions, READY);
+        let changed = ready.is_none_or(|c| c.reason != reason || c.message != message);
+        if changed {
+            self.events
+                .push(EngineEvent::normal(reason, "Plan", message.to_string()));
+        }
+    }
+
+    /// `ClusterHealthy` from the cloud's own view of the cluster, and a
+    /// Warning Event when it turns unhealthy (or the reason changes).
+    fn health(&self, state: &ClusterState) -> Desired {
+        match state {
+            ClusterState::Running => Desired::new(CLUSTER_HEALTHY, true, "Running", ""),
+            ClusterState::Busy(d) => Desired::new(CLUSTER_HEALTHY, true, "Busy", d.clone()),
+            ClusterState::Failed(d) => Desired::new(CLUSTER_HEALTHY, false, "Failed", d.clone()),
+            ClusterState::Unavailable(d) if d.starts_with("abnormal") => {
+                Desired::new(CLUSTER_HEALTHY, false, "Abnormal", d.clone())
+            }
+            ClusterState::Unavailable(d) => {
+                Desired::new(CLUSTER_HEALTHY, false, "Unavailable", d.clone())
+            }
+        }
     }
 
     fn set_phase(&mut self, phase: Phase, message: String) {
@@ -884,6 +1049,30 @@ impl<'a> Pass<'a> {
         progressing: bool,
         degraded: Option<(&str, &str)>,
     ) {
+        // The cloud's view of the cluster: from this pass's observation, else as it was.
+        let health = match &self.observed {
+            Some(o) => Some(self.health(&o.state)),
+            None => conditions::find(&self.status.conditions, CLUSTER_HEALTHY).map(|c| Desired {
+                type_: CLUSTER_HEALTHY,
+                status: c.status == "True",
+                reason: c.reason.clone(),
+                message: c.message.clone(),
+            }),
+        };
+        if let Some(h) = health.as_ref().filter(|h| !h.status) {
+            let before = conditions::find(&self.previous.conditions, CLUSTER_HEALTHY);
+            let announced = self
+                .events
+                .iter()
+                .any(|e| e.reason == h.reason && e.action == "Observe");
+            if !announced && before.is_none_or(|c| c.status == "True" || c.reason != h.reason) {
+                self.events.push(EngineEvent::warning(
+                    &h.reason,
+                    "Observe",
+                    format!("the cloud reports the cluster {}: {}", h.reason, h.message),
+                ));
+            }
+        }
         let desired = [
             Desired::new(READY, ready, reason, message),
             Desired::new(
@@ -897,6 +1086,7 @@ impl<'a> Pass<'a> {
                 None => Desired::new(DEGRADED, false, "AsExpected", ""),
             },
         ];
+        let desired: Vec<Desired> = desired.into_iter().chain(health).collect();
         self.status.conditions = conditions::merge(
             &self.status.conditions,
             &desired,
@@ -921,6 +1111,13 @@ impl<'a> Pass<'a> {
         }
         Ok(())
     }
+}
+
+/// The `&'static str` of a condition type this engine sets.
+fn condition_type(type_: &str) -> Option<&'static str> {
+    [READY, PROGRESSING, DEGRADED, CLUSTER_HEALTHY]
+        .into_iter()
+        .find(|t| *t == type_)
 }
 
 fn phase_of(d: Direction) -> Phase {

@@ -3,9 +3,10 @@
 use std::sync::Arc;
 
 use super::*;
+use clusterscale_core::api::CloudKind;
 use clusterscale_core::api::NodeGroup;
 use clusterscale_core::clock::ManualClock;
-use clusterscale_core::cloud::ErrorClass;
+use clusterscale_core::cloud::{Capabilities, ErrorClass, Submitted};
 use clusterscale_sim::{SimConfig, SimModel, SimulatedCloud};
 
 struct Harness {
@@ -802,4 +803,293 @@ async fn partially_completed_operation_is_decided_by_the_counts() {
     }
     let f = done.expect("second resolved");
     assert_eq!(f.outcome, Some(Outcome::Succeeded), "{:?}", f.message);
+}
+
+/// The Events of `h` as (type, reason), from event `from` on.
+fn events_since(h: &Harness, from: usize) -> Vec<(EventType, String)> {
+    h.events[from..]
+        .iter()
+        .map(|e| (e.type_, e.reason.clone()))
+        .collect()
+}
+
+fn transient(action: &str) -> CloudError {
+    CloudError::new(ErrorClass::Transient, action, "InternalError", "try again")
+        .with_request_id(Some("req-7".into()))
+}
+
+/// The table of README "What the conditions say", row by row: counts
+/// reached, nothing pending.
+#[tokio::test]
+async fn conditions_table_converged_is_ready_and_quiet() {
+    let mut h = Harness::new((3, 2), (3, 2));
+    let r = h.pass().await;
+    assert_eq!(
+        condition(&r.status, READY),
+        ("True".into(), "Converged".into())
+    );
+    assert_eq!(condition(&r.status, DEGRADED).0, "False");
+    let before = h.events.len();
+    h.clock.advance(Duration::from_secs(300));
+    h.pass().await;
+    assert_eq!(events_since(&h, before), [], "a resync says nothing");
+}
+
+/// An operation running: Ready False naming it, Degraded False, Normal at
+/// start and end.
+#[tokio::test]
+async fn conditions_table_operation_is_normal_at_start_and_end() {
+    let mut h = Harness::new((3, 0), (3, 2));
+    let r = h.pass().await;
+    assert_eq!(
+        condition(&r.status, READY),
+        ("False".into(), "OperationInProgress".into())
+    );
+    assert_eq!(condition(&r.status, DEGRADED).0, "False");
+    let r = h.run(20).await;
+    assert_eq!(r.status.phase, Phase::Converged);
+    assert!(
+        h.events.iter().all(|e| e.type_ == EventType::Normal),
+        "{:?}",
+        h.events
+    );
+    assert_eq!(h.reasons(), ["ScaleOutStarted", "ScaleOutCompleted"]);
+}
+
+/// A retryable error: Ready unchanged and Degraded False for less than
+/// `degraded_after` (one Normal Event per streak); past it, Degraded True
+/// with the code and request id (one Warning); a pass that gets past it ends
+/// the streak.
+#[tokio::test]
+async fn conditions_table_retryable_errors_degrade_only_when_they_persist() {
+    let mut h = Harness::new((3, 2), (3, 2));
+    h.config.degraded_after = Duration::from_secs(600);
+    h.pass().await;
+    let before = h.events.len();
+    for _ in 0..3 {
+        h.clock.advance(Duration::from_secs(120));
+        h.model.fail_next("observe", transient("DescribeInstances"));
+        let r = h.pass().await;
+        assert_eq!(
+            condition(&r.status, READY),
+            ("True".into(), "Converged".into()),
+            "Ready as it was"
+        );
+        assert_eq!(
+            condition(&r.status, DEGRADED),
+            ("False".into(), RETRYING.into())
+        );
+    }
+    assert_eq!(
+        events_since(&h, before),
+        [(EventType::Normal, RETRYING.to_string())],
+        "one Normal Event per streak"
+    );
+    // 360 s into the streak; 4 more minutes cross the 600 s.
+    let before = h.events.len();
+    for _ in 0..3 {
+        h.clock.advance(Duration::from_secs(120));
+        h.model.fail_next("observe", transient("DescribeInstances"));
+        h.pass().await;
+    }
+    let r = h.store.status.clone();
+    assert_eq!(condition(&r, DEGRADED), ("True".into(), "Transient".into()));
+    assert_eq!(condition(&r, READY), ("False".into(), "Error".into()));
+    let degraded = conditions::find(&r.conditions, DEGRADED).unwrap();
+    assert!(
+        degraded.message.contains("InternalError") && degraded.message.contains("req-7"),
+        "{}",
+        degraded.message
+    );
+    assert_eq!(
+        events_since(&h, before),
+        [(EventType::Warning, "Transient".to_string())],
+        "one Warning when it persists"
+    );
+    // A pass that gets past it: the streak is over.
+    h.clock.advance(Duration::from_secs(60));
+    let r = h.pass().await;
+    assert_eq!(condition(&r.status, READY).0, "True");
+    assert_eq!(condition(&r.status, DEGRADED).0, "False");
+    // The next error starts a new streak: not Degraded at once.
+    h.clock.advance(Duration::from_secs(60));
+    h.model.fail_next("observe", transient("DescribeInstances"));
+    let r = h.pass().await;
+    assert_eq!(
+        condition(&r.status, DEGRADED),
+        ("False".into(), RETRYING.into())
+    );
+}
+
+/// A permanent error: Degraded True at once, one Warning per change.
+#[tokio::test]
+async fn conditions_table_permanent_errors_degrade_at_once() {
+    let mut h = Harness::new((3, 2), (3, 2));
+    h.pass().await;
+    let before = h.events.len();
+    let auth = || {
+        CloudError::new(
+            ErrorClass::Auth,
+            "DescribeInstances",
+            "AuthFailure.SignatureFailure",
+            "bad signature",
+        )
+    };
+    for _ in 0..2 {
+        h.clock.advance(Duration::from_secs(60));
+        h.model.fail_next("observe", auth());
+        let r = h.pass().await;
+        assert_eq!(
+            condition(&r.status, DEGRADED),
+            ("True".into(), "Auth".into())
+        );
+        assert_eq!(condition(&r.status, READY).0, "False");
+    }
+    assert_eq!(
+        events_since(&h, before),
+        [(EventType::Warning, "Auth".to_string())]
+    );
+}
+
+/// The user's own choice (paused, dryRun, scale-in not allowed, a task
+/// clamp): Ready False naming it, Degraded False, a Normal Event once.
+#[tokio::test]
+async fn conditions_table_users_choice_is_reported_not_degraded() {
+    type Edit = fn(&mut ScaledClusterSpec);
+    let cases: [(&str, (i32, i32), Edit); 4] = [
+        ("Paused", (3, 4), |s| s.paused = true),
+        ("DryRun", (3, 4), |s| s.dry_run = true),
+        ("ScaleInDisallowed", (3, 0), |s| s.scale_in.allowed = false),
+        (TASK_CLAMPED, (3, 2), |s| {
+            s.task.count = 1;
+            s.task.min = 2;
+        }),
+    ];
+    for (reason, want, edit) in cases {
+        let mut h = Harness::new((3, 2), want);
+        edit(&mut h.spec);
+        for _ in 0..3 {
+            let r = h.pass().await;
+            assert_eq!(
+                condition(&r.status, READY),
+                ("False".into(), reason.into()),
+                "{reason}"
+            );
+            assert_eq!(condition(&r.status, DEGRADED).0, "False", "{reason}");
+            h.clock.advance(Duration::from_secs(300));
+        }
+        assert_eq!(
+            events_since(&h, 0),
+            [(EventType::Normal, reason.to_string())],
+            "{reason}: once per change, not once per pass"
+        );
+        assert!(h.model.writes().is_empty(), "{reason}: no cloud write");
+    }
+}
+
+/// A cloud whose observed state is set by the test (an MRS cluster
+/// `abnormal` for one unhealthy node), otherwise the simulated one.
+struct WithState {
+    inner: SimulatedCloud,
+    state: ClusterState,
+}
+
+#[async_trait]
+impl Cloud for WithState {
+    fn kind(&self) -> CloudKind {
+        self.inner.kind()
+    }
+    fn capabilities(&self) -> Capabilities {
+        self.inner.capabilities()
+    }
+    async fn observe(&self) -> Result<ObservedCluster, CloudError> {
+        let mut o = self.inner.observe().await?;
+        o.state = self.state.clone();
+        Ok(o)
+    }
+    async fn scale_out(&self, req: &ScaleRequest) -> Result<Submitted, CloudError> {
+        self.inner.scale_out(req).await
+    }
+    async fn scale_in(&self, req: &ScaleRequest) -> Result<Submitted, CloudError> {
+        self.inner.scale_in(req).await
+    }
+    async fn operation_status(
+        &self,
+        op: &OperationRecord,
+    ) -> Result<OperationProgress, CloudError> {
+        self.inner.operation_status(op).await
+    }
+}
+
+/// Counts reached on an `abnormal` cluster: converged and Ready, with the
+/// cloud's view beside it (ClusterHealthy False, Abnormal, one Warning);
+/// counts not reached: no new operation while it is abnormal.
+#[tokio::test]
+async fn abnormal_cluster_at_its_counts_is_converged_and_reported_apart() {
+    let abnormal =
+        ClusterState::Unavailable("abnormal: 1 node(s) not running (node-task0002)".into());
+    for (want, converged) in [((3, 2), true), ((3, 4), false)] {
+        let h = Harness::new((3, 2), want);
+        let cloud = WithState {
+            inner: h.cloud.clone(),
+            state: abnormal.clone(),
+        };
+        let mut store = MemoryStore::default();
+        let mut events = Vec::new();
+        for _ in 0..2 {
+            let current = store.status.clone();
+            let target = Target {
+                uid: "uid-1",
+                generation: 1,
+                spec: &h.spec,
+            };
+            let r = reconcile(
+                target,
+                &current,
+                &cloud,
+                h.clock.as_ref(),
+                &mut store,
+                &h.config,
+            )
+            .await
+            .expect("memory store");
+            events.extend(r.events.iter().map(|e| (e.type_, e.reason.clone())));
+            h.clock.advance(Duration::from_secs(60));
+        }
+        let s = &store.status;
+        assert_eq!(
+            condition(s, CLUSTER_HEALTHY),
+            ("False".into(), "Abnormal".into())
+        );
+        let healthy = conditions::find(&s.conditions, CLUSTER_HEALTHY).unwrap();
+        assert!(
+            healthy.message.contains("1 node(s) not running"),
+            "{}",
+            healthy.message
+        );
+        assert_eq!(condition(s, DEGRADED).0, "False");
+        assert!(
+            s.observed
+                .as_ref()
+                .and_then(|o| o.state.as_deref())
+                .is_some_and(|st| st.contains("abnormal")),
+            "{:?}",
+            s.observed
+        );
+        assert_eq!(
+            events
+                .iter()
+                .filter(|(t, r)| *t == EventType::Warning && r == "Abnormal")
+                .count(),
+            1,
+            "one Warning: {events:?}"
+        );
+        if converged {
+            assert_eq!(s.phase, Phase::Converged);
+            assert_eq!(condition(s, READY), ("True".into(), "Converged".into()));
+        } else {
+            assert_ne!(s.phase, Phase::Converged);
+            assert!(h.model.writes().is_empty(), "no operation while abnormal");
+        }
+    }
 }

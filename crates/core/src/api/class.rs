@@ -33,6 +33,16 @@ pub enum ErrorClass {
 }
 
 impl ErrorClass {
+    /// Whether retrying alone is expected to get past it (throttled, busy,
+    /// transient, sold out): such an error degrades a resource only when it
+    /// persists; the others need somebody's help at once.
+    pub fn heals_by_retry(self) -> bool {
+        matches!(
+            self,
+            ErrorClass::Throttled | ErrorClass::Busy | ErrorClass::Transient | ErrorClass::Capacity
+        )
+    }
+
     pub const ALL: [ErrorClass; 9] = [
         ErrorClass::Throttled,
         ErrorClass::Busy,

@@ -5,8 +5,13 @@
 --   3. spec.paused true                               -> Suspended
 --   4. metadata.generation ~= status.observedGeneration -> Progressing
 --   5. Progressing condition True                     -> Progressing
---   6. Ready condition True                           -> Healthy
---   7. otherwise                                      -> Progressing
+--   6. Ready condition True                           -> Healthy (with the cloud's own
+--      view when ClusterHealthy is False: an MRS cluster at its counts
+--      but `abnormal` for one unhealthy node)
+--   7. otherwise                                      -> Progressing (an operation,
+--      or a block the spec chose: paused, dryRun, scaleIn.allowed, clamps)
+-- Degraded is True only when the operator cannot progress without help
+-- (a permanent error, or a retryable one past --degraded-after-seconds).
 -- Uses no `string` or `math` functions: argocd-cm checks run without them.
 local hs = {}
 
@@ -74,6 +79,10 @@ local ready = condition(status, "Ready")
 if ready ~= nil and ready.status == "True" then
   hs.status = "Healthy"
   hs.message = text(ready.message)
+  local cluster = condition(status, "ClusterHealthy")
+  if cluster ~= nil and cluster.status == "False" then
+    hs.message = hs.message .. " (the cloud reports the cluster " .. text(cluster.reason) .. ": " .. text(cluster.message) .. ")"
+  end
   return hs
 end
 
