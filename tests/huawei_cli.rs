@@ -585,3 +585,29 @@ async fn cli_apply_wait_converges_with_30_percent_refusals() {
         text(&o)
     );
 }
+
+/// A resize that leaves the MRS cluster `abnormal` (one host down) at its
+/// counts: `apply --wait` converges and exits 0, and says what the cloud
+/// reports of the cluster (the Abnormal Event), with exactly one resize.
+#[tokio::test]
+async fn cli_apply_wait_converges_on_an_abnormal_cluster_at_its_counts() {
+    let fake = FakeCloud::start(3, 0, 2);
+    reqwest::Client::new()
+        .put(format!("{}/_fake/abnormal", fake.base))
+        .json(&serde_json::json!({"hostsDown": 1}))
+        .send()
+        .await
+        .and_then(|r| r.error_for_status())
+        .expect("the fake takes the abnormal end");
+    let env = aksk_env();
+    let o = apply_wait(&env, &fake.manifest(4, 0, ""));
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    assert!(out.contains("summary: converged"), "{}", text(&o));
+    assert!(
+        out.contains("Abnormal") && out.contains("not running"),
+        "{}",
+        text(&o)
+    );
+    assert_eq!(fake.writes().len(), 1, "{:?}", fake.journal());
+}

@@ -118,6 +118,29 @@ impl std::fmt::Debug for FakeUser {
     }
 }
 
+/// `PUT /_fake/abnormal` (`{"hostsDown": N}`): the next accepted resize
+/// ends `abnormal` with N hosts down ([`HuaweiFake::end_next_operation_abnormal`]);
+/// `DELETE /_fake/abnormal`: healthy again ([`HuaweiFake::clear_abnormal`]).
+/// For a fake run as a process (the CLI tests).
+fn abnormal_routes(fake: HuaweiFake) -> Router {
+    #[derive(serde::Deserialize)]
+    #[serde(rename_all = "camelCase")]
+    struct Arm {
+        hosts_down: usize,
+    }
+    async fn arm(State(fake): State<HuaweiFake>, axum::Json(a): axum::Json<Arm>) -> StatusCode {
+        fake.end_next_operation_abnormal(a.hosts_down);
+        StatusCode::NO_CONTENT
+    }
+    async fn clear(State(fake): State<HuaweiFake>) -> StatusCode {
+        fake.clear_abnormal();
+        StatusCode::NO_CONTENT
+    }
+    Router::new()
+        .route("/_fake/abnormal", axum::routing::put(arm).delete(clear))
+        .with_state(fake)
+}
+
 /// Settings of the fake: Huawei's, and the shared [`FakeOptions`].
 #[derive(Clone, Debug)]
 pub struct HuaweiFakeConfig {
@@ -386,6 +409,10 @@ impl HuaweiFake {
                 .with_state(self.inner.clone()),
         };
         if self.inner.options.control_routes {
+            let api = match &self.fleet {
+                Some(_) => api,
+                None => api.merge(abnormal_routes(self.clone())),
+            };
             control_routes(self.inner.control.clone()).merge(api)
         } else {
             api

@@ -14,7 +14,9 @@
 //!   separate process (`clusterscale-fake-cloud`) can be driven by tests:
 //!   - `GET /_fake/journal`: every request so far, as a JSON array;
 //!   - `GET /_fake/faults`, `PUT /_fake/faults` (a [`FakeFaults`] body);
-//!   - `POST /_fake/inject` (an [`InjectedError`] body): fail a next request.
+//!   - `POST /_fake/inject` (an [`InjectedError`] body): fail a next request;
+//!   - Huawei only: `PUT /_fake/abnormal` (`{"hostsDown": N}`) and
+//!     `DELETE /_fake/abnormal`, the next resize ending `abnormal`.
 //!
 //! Scale writes also draw from a seeded sequence ([`FakeFaults::seed`]):
 //! refused with the cloud's own error body, applied with the answer lost

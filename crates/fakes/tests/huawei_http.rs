@@ -1214,6 +1214,20 @@ async fn abnormal_after_an_operation_succeeds_then_the_plan_waits() {
     let done = r.finished.clone().expect("resolved");
     assert_eq!(done.outcome, Some(Outcome::Succeeded), "{:?}", done.message);
     assert!(done.message.unwrap().contains("abnormal"));
+    // At its counts: converged and Ready; the cloud's view apart.
+    assert_eq!(r.status.phase, Phase::Converged, "{:?}", r.status.message);
+    let condition = |t: &str| {
+        r.status
+            .conditions
+            .iter()
+            .find(|c| c.type_ == t)
+            .map(|c| (c.status.clone(), c.reason.clone()))
+    };
+    assert_eq!(condition("Ready"), Some(("True".into(), "Converged".into())));
+    assert_eq!(
+        condition("ClusterHealthy"),
+        Some(("False".into(), "Abnormal".into()))
+    );
 
     // More wanted while abnormal: the plan waits with the reason, no PUT.
     spec.core.count = 5;
