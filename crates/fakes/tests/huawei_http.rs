@@ -1223,7 +1223,10 @@ async fn abnormal_after_an_operation_succeeds_then_the_plan_waits() {
             .find(|c| c.type_ == t)
             .map(|c| (c.status.clone(), c.reason.clone()))
     };
-    assert_eq!(condition("Ready"), Some(("True".into(), "Converged".into())));
+    assert_eq!(
+        condition("Ready"),
+        Some(("True".into(), "Converged".into()))
+    );
     assert_eq!(
         condition("ClusterHealthy"),
         Some(("False".into(), "Abnormal".into()))

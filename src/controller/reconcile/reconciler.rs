@@ -306,6 +306,8 @@ fn record_metrics(ctx: &Context, cluster: &ScaledCluster, report: &Report) {
     let cloud = cluster.spec.cloud();
     let (task, _) = clusterscale_core::plan::desired_task(&cluster.spec);
     let observed = report.observed.as_ref();
+    ctx.metrics
+        .conditions(&namespace, &name, &report.status.conditions);
     ctx.metrics.nodes(
         &namespace,
         &name,

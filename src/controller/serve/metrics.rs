@@ -10,6 +10,7 @@
 //! | `clusterscale_cloud_call_duration_seconds` | histogram | `cloud`, `action` |
 //! | `clusterscale_nodes` | gauge | `namespace`, `name`, `group`, `kind` |
 //! | `clusterscale_operations_total` | counter | `cloud`, `direction`, `outcome` |
+//! | `clusterscale_condition` | gauge | `namespace`, `name`, `type` |
 //! | `clusterscale_leader` | gauge | |
 //!
 //! Label values come from small fixed sets (outcomes, [`ErrorClass`] names,
@@ -86,6 +87,13 @@ struct NodeLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ConditionLabels {
+    namespace: String,
+    name: String,
+    r#type: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct OperationLabels {
     cloud: String,
     direction: String,
@@ -106,6 +114,7 @@ struct Inner {
     cloud_calls: Family<CloudCallLabels, Counter>,
     cloud_call_duration: HistogramFamily<CloudActionLabels>,
     nodes: Family<NodeLabels, Gauge>,
+    conditions: Family<ConditionLabels, Gauge>,
     operations: Family<OperationLabels, Counter>,
     leader: Gauge,
     backlog: Gauge,
@@ -202,6 +211,12 @@ impl Metrics {
             "Scale operations, by cloud, direction and outcome",
             operations.clone(),
         );
+        let conditions = Family::<ConditionLabels, Gauge>::default();
+        registry.register(
+            "clusterscale_condition",
+            "1 while the ScaledCluster's condition (Ready, Progressing, Degraded, ClusterHealthy) is True, else 0",
+            conditions.clone(),
+        );
         let leader = Gauge::default();
         registry.register(
             "clusterscale_leader",
@@ -223,6 +238,7 @@ impl Metrics {
                 cloud_calls,
                 cloud_call_duration,
                 nodes,
+                conditions,
                 operations,
                 leader,
                 backlog,
@@ -316,7 +332,27 @@ impl Metrics {
     }
 
     /// Removes every node gauge of a deleted resource.
+    /// The resource's conditions, as `clusterscale_condition{type}` 1 (True) or 0.
+    pub fn conditions(
+        &self,
+        namespace: &str,
+        name: &str,
+        conditions: &[k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition],
+    ) {
+        for c in conditions {
+            self.inner
+                .conditions
+                .get_or_create(&condition_labels(namespace, name, &c.type_))
+                .set(i64::from(c.status == "True"));
+        }
+    }
+
     pub fn forget(&self, namespace: &str, name: &str) {
+        for type_ in CONDITION_TYPES {
+            self.inner
+                .conditions
+                .remove(&condition_labels(namespace, name, type_));
+        }
         for group in [NodeGroup::Core, NodeGroup::Task] {
             for kind in ["desired", "observed"] {
                 self.inner
@@ -357,6 +393,17 @@ impl Metrics {
     }
 }
 
+/// The condition types a ScaledCluster reports (what [`Metrics::forget`] removes).
+const CONDITION_TYPES: [&str; 4] = ["Ready", "Progressing", "Degraded", "ClusterHealthy"];
+
+fn condition_labels(namespace: &str, name: &str, type_: &str) -> ConditionLabels {
+    ConditionLabels {
+        namespace: namespace.to_string(),
+        name: name.to_string(),
+        r#type: type_.to_string(),
+    }
+}
+
 fn node_labels(namespace: &str, name: &str, group: NodeGroup, kind: &str) -> NodeLabels {
     NodeLabels {
         namespace: namespace.to_string(),
@@ -379,13 +426,30 @@ pub(crate) fn sample(text: &str, series: &str) -> Option<f64> {
 mod tests {
     use super::*;
 
-    const FAMILIES: [&str; 8] = [
+    fn condition(
+        type_: &str,
+        status: &str,
+    ) -> k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition {
+        k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition {
+            type_: type_.into(),
+            status: status.into(),
+            reason: "r".into(),
+            message: String::new(),
+            observed_generation: None,
+            last_transition_time: k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
+                jiff::Timestamp::UNIX_EPOCH,
+            ),
+        }
+    }
+
+    const FAMILIES: [&str; 9] = [
         "clusterscale_reconciles",
         "clusterscale_reconcile_duration_seconds",
         "clusterscale_errors",
         "clusterscale_cloud_calls",
         "clusterscale_cloud_call_duration_seconds",
         "clusterscale_nodes",
+        "clusterscale_condition",
         "clusterscale_operations",
         "clusterscale_leader",
     ];
@@ -481,6 +545,7 @@ mod tests {
             Duration::from_millis(300),
         );
         m.nodes("ops", "emr-a", NodeGroup::Task, 5, Some(3));
+        m.conditions("ops", "emr-a", &[condition("Ready", "True")]);
         m.operation(CloudKind::Huawei, Direction::In, "succeeded");
         m.set_leader(true);
         let text = m.encode();
@@ -583,10 +648,40 @@ mod tests {
             m.nodes("ops", "emr-a", group, 3, Some(3));
             m.nodes("ops", "emr-b", group, 4, Some(4));
         }
+        let condition =
+            |type_: &str, status: &str| k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition {
+                type_: type_.into(),
+                status: status.into(),
+                reason: "r".into(),
+                message: String::new(),
+                observed_generation: None,
+                last_transition_time: k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
+                    jiff::Timestamp::UNIX_EPOCH,
+                ),
+            };
+        let both = [condition("Ready", "False"), condition("Degraded", "True")];
+        m.conditions("ops", "emr-a", &both);
+        m.conditions("ops", "emr-b", &both);
+        let text = m.encode();
+        assert_eq!(
+            sample(
+                &text,
+                r#"clusterscale_condition{namespace="ops",name="emr-a",type="Degraded"}"#
+            ),
+            Some(1.0),
+            "{text}"
+        );
+        assert_eq!(
+            sample(
+                &text,
+                r#"clusterscale_condition{namespace="ops",name="emr-a",type="Ready"}"#
+            ),
+            Some(0.0)
+        );
         m.forget("ops", "emr-a");
         let text = m.encode();
         assert!(!text.contains(r#"name="emr-a""#), "{text}");
-        assert_eq!(text.matches(r#"name="emr-b""#).count(), 4);
+        assert_eq!(text.matches(r#"name="emr-b""#).count(), 6);
         // Forgetting something unknown is harmless.
         m.forget("nowhere", "nothing");
     }
