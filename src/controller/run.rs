@@ -20,7 +20,7 @@ use kube::runtime::{predicates, reflector, watcher, Controller, PredicateConfig,
 use kube::{Api, Client};
 use tracing::{error, info, warn};
 
-use clusterscale_lease::{LeaderElector, LeaseConfig};
+use clusterscale_lease::{LeaderElector, LeaseConfig, LeaseFence};
 
 use super::reconcile::backoff::{self, Backoffs};
 use super::reconcile::clouds::CloudCache;
@@ -35,7 +35,7 @@ use crate::cloud::CloudArgs;
 use crate::telemetry::LogFormat;
 use clusterscale_core::api::ScaledCluster;
 use clusterscale_core::clock::SystemClock;
-use clusterscale_engine::EngineConfig;
+use clusterscale_engine::{AlwaysOpen, EngineConfig, Fence};
 
 /// Options of `clusterscale run`.
 #[derive(clap::Args, Debug, Clone)]
@@ -133,26 +133,41 @@ pub async fn run(args: RunArgs) -> Result<(), RunError> {
     let leading = Arc::new(AtomicBool::new(!args.leader_elect));
     metrics.set_leader(!args.leader_elect);
 
-    let ctx = context(&args, &client, &identity, &metrics);
+    let elector = args.leader_elect.then(|| {
+        LeaderElector::new(
+            client.clone(),
+            LeaseConfig::new(
+                args.lease_namespace.clone(),
+                args.lease_name.clone(),
+                identity.clone(),
+            ),
+        )
+    });
+    let fence: Arc<dyn Fence> = match &elector {
+        Some(elector) => Arc::new(LeaderFence(elector.fence())),
+        None => Arc::new(AlwaysOpen),
+    };
+    let ctx = context(&args, &client, &identity, &metrics, fence);
     let watched = watch(&args, &client, &ctx);
     let stores: Vec<_> = watched.controllers.iter().map(Controller::store).collect();
     let runs = drive(watched.controllers, &args, &client, &stores, &ctx, &leading);
     let all = until_stopped(runs, stores, ready);
-    if !args.leader_elect {
+    let Some(elector) = elector else {
         all.await;
         info!("controller stopped");
         return Ok(());
+    };
+    lead(&args, elector, all, &watched.takeover, &leading, &metrics).await
+}
+
+/// The engine's fence: the leader lease, by the monotonic clock.
+#[derive(Debug)]
+struct LeaderFence(LeaseFence);
+
+impl Fence for LeaderFence {
+    fn is_open(&self) -> bool {
+        self.0.is_open()
     }
-    lead(
-        &args,
-        &client,
-        identity,
-        all,
-        &watched.takeover,
-        &leading,
-        &metrics,
-    )
-    .await
 }
 
 /// The namespaces to watch, one watch stream each; `None`: all of them.
@@ -165,7 +180,13 @@ fn namespaces(args: &RunArgs) -> Vec<Option<String>> {
 }
 
 /// The state every reconcile shares.
-fn context(args: &RunArgs, client: &Client, identity: &str, metrics: &Metrics) -> Arc<Context> {
+fn context(
+    args: &RunArgs,
+    client: &Client,
+    identity: &str,
+    metrics: &Metrics,
+    fence: Arc<dyn Fence>,
+) -> Arc<Context> {
     let options = args
         .clouds
         .options(Some(clusterscale_core::cloud::http::client()));
@@ -173,6 +194,7 @@ fn context(args: &RunArgs, client: &Client, identity: &str, metrics: &Metrics) -
         poll: Duration::from_secs(args.poll_seconds.max(1)),
         resync: Duration::from_secs(args.resync_seconds.max(1)),
         degraded_after: Duration::from_secs(args.degraded_after_seconds.max(1)),
+        fence,
         ..EngineConfig::default()
     };
     Arc::new(Context {
@@ -329,21 +351,13 @@ async fn until_stopped(
 /// cached object, renew, and exit when the lease is lost.
 async fn lead(
     args: &RunArgs,
-    client: &Client,
-    identity: String,
+    elector: LeaderElector,
     all: impl Future<Output = ()>,
     takeover: &[futures::channel::mpsc::UnboundedSender<()>],
     leading: &AtomicBool,
     metrics: &Metrics,
 ) -> Result<(), RunError> {
-    let elector = LeaderElector::new(
-        client.clone(),
-        LeaseConfig::new(
-            args.lease_namespace.clone(),
-            args.lease_name.clone(),
-            identity.clone(),
-        ),
-    );
+    let identity = elector.config().identity.clone();
     tokio::pin!(all);
     info!(identity = %identity, lease = %args.lease_name, "following: watching and Ready, waiting for the leader lease");
     tokio::select! {

@@ -18,6 +18,7 @@
 //! [`retryable`](clusterscale_core::cloud::ErrorClass::retryable), a separate question.
 
 use std::fmt;
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -97,6 +98,32 @@ pub struct EngineConfig {
     /// How long errors that retrying gets past (throttled, busy, transient,
     /// sold out) may persist before the resource reports Degraded.
     pub degraded_after: Duration,
+    /// Checked immediately before every scale call: closed, the call is not
+    /// made ([`EngineError::FenceClosed`]).
+    pub fence: Arc<dyn Fence>,
+}
+
+/// Whether this process may still write to the cloud, checked in the task
+/// that makes the call, immediately before it: a leader frozen (a paused
+/// VM, a stopped process, CPU starvation) between its write-ahead record and
+/// its cloud call may have been replaced meanwhile, and the new leader may
+/// have settled that operation. The operator's fence is the leader lease by
+/// the monotonic clock (`clusterscale_lease::LeaseFence`); without leader
+/// election it is [`AlwaysOpen`]. Like [`Clock`], it keeps Kubernetes out of
+/// the engine.
+pub trait Fence: Send + Sync + fmt::Debug {
+    fn is_open(&self) -> bool;
+}
+
+/// The fence of a process that is the only writer (the CLI, or
+/// `--leader-elect=false`).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct AlwaysOpen;
+
+impl Fence for AlwaysOpen {
+    fn is_open(&self) -> bool {
+        true
+    }
 }
 
 impl Default for EngineConfig {
@@ -106,6 +133,7 @@ impl Default for EngineConfig {
             resync: Duration::from_secs(300),
             settle: Duration::from_secs(60),
             degraded_after: DEGRADED_AFTER,
+            fence: Arc::new(AlwaysOpen),
         }
     }
 }
@@ -202,6 +230,13 @@ pub enum EngineError {
         #[source]
         source: StoreError,
     },
+    /// The fence was closed immediately before a scale call: no call was
+    /// made and nothing recorded after the write-ahead record, which whoever
+    /// writes next resolves by observation.
+    #[error(
+        "the fence closed before the cloud call (this process may no longer write): no call made"
+    )]
+    FenceClosed,
 }
 
 impl EngineError {
@@ -210,6 +245,7 @@ impl EngineError {
     pub fn is_conflict(&self) -> bool {
         match self {
             EngineError::WriteStatus { source, .. } => source.conflict,
+            EngineError::FenceClosed => false,
         }
     }
 }
@@ -575,6 +611,9 @@ impl<'a> Pass<'a> {
             prefer_nodes: spec.scale_in.prefer_nodes.clone(),
             graceful_timeout_seconds: spec.scale_in.graceful_timeout_seconds,
         };
+        if !self.config.fence.is_open() {
+            return Err(EngineError::FenceClosed);
+        }
         let result = match record.direction {
             Direction::Out => cloud.scale_out(&req).await,
             Direction::In => cloud.scale_in(&req).await,

@@ -236,7 +236,7 @@ async fn no_write_ahead_no_call() {
                 "saving the status (write-ahead): apiserver unavailable"
             );
         }
-        Ok(_) => panic!("the write-ahead failed, the pass did not"),
+        other => panic!("the write-ahead failed, not {other:?}"),
     }
     assert!(
         h.model.writes().is_empty(),
@@ -1092,4 +1092,64 @@ async fn abnormal_cluster_at_its_counts_is_converged_and_reported_apart() {
             assert!(h.model.writes().is_empty(), "no operation while abnormal");
         }
     }
+}
+
+/// A fence that the test closes.
+#[derive(Debug, Default)]
+struct TestFence(std::sync::atomic::AtomicBool);
+
+impl Fence for TestFence {
+    fn is_open(&self) -> bool {
+        !self.0.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
+/// A closed fence stops the scale call in the task that would make it: the
+/// write-ahead record is stored, the cloud is not called, nothing after it
+/// is recorded; once open again (for whoever writes next) the same record
+/// is sent with its token, once.
+#[tokio::test]
+async fn a_closed_fence_makes_no_cloud_call_and_records_nothing_more() {
+    let mut h = Harness::new((3, 0), (3, 2));
+    let fence = Arc::new(TestFence::default());
+    fence.0.store(true, std::sync::atomic::Ordering::SeqCst);
+    h.config.fence = fence.clone();
+    let target = Target {
+        uid: "uid-1",
+        generation: 1,
+        spec: &h.spec,
+    };
+    let r = reconcile(
+        target,
+        &ScaledClusterStatus::default(),
+        &h.cloud,
+        h.clock.as_ref(),
+        &mut h.store,
+        &h.config,
+    )
+    .await;
+    assert!(matches!(r, Err(EngineError::FenceClosed)), "{r:?}");
+    assert!(
+        h.model.writes().is_empty(),
+        "no call through a closed fence"
+    );
+    let pending = h
+        .store
+        .status
+        .pending_operation
+        .clone()
+        .expect("the write-ahead record was stored before the fence");
+    assert!(!pending.accepted);
+    let saved = h.store.status.clone();
+    fence.0.store(false, std::sync::atomic::Ordering::SeqCst);
+    h.clock.advance(Duration::from_secs(1));
+    let r = h.run(20).await;
+    assert_eq!(r.status.phase, Phase::Converged);
+    let writes = h.model.writes();
+    assert_eq!(writes.len(), 1, "{writes:?}");
+    assert_eq!(
+        saved.pending_operation.map(|p| p.id),
+        r.status.last_operation.map(|o| o.id),
+        "the stored record is the one sent"
+    );
 }

@@ -342,6 +342,14 @@ impl LeaderElector {
         &self.cfg
     }
 
+    /// The fence in front of this replica's cloud writes ([`LeaseFence`]).
+    pub fn fence(&self) -> LeaseFence {
+        LeaseFence {
+            last_renewed: self.last_renewed.clone(),
+            cfg: self.cfg.clone(),
+        }
+    }
+
     /// Waits until this identity holds the Lease.
     ///
     /// Retries every `retry_period` (plus up to 20% jitter) for as long as it
@@ -540,6 +548,46 @@ impl LeaderElector {
     }
 }
 
+/// Whether this replica may still write as the leader, by the monotonic
+/// clock, at the moment it asks: checked immediately before each cloud
+/// write, in the task that makes it. The renewal task exits the process
+/// when the lease is lost, but a replica frozen past its lease (a paused VM
+/// or container, SIGSTOP, CPU starvation) wakes with two tasks racing: the
+/// renewal task that would exit, and a reconcile whose next step is the
+/// cloud call. The fence decides that race where the write happens.
+///
+/// Shares the elector's record of its last successful renewal; closed before
+/// the first acquire and after [`LeaderElector::release`].
+#[derive(Clone, Debug)]
+pub struct LeaseFence {
+    last_renewed: Arc<Mutex<Option<Instant>>>,
+    cfg: Arc<LeaseConfig>,
+}
+
+impl LeaseFence {
+    /// True while the last successful renewal still covers this instant.
+    pub fn is_open(&self) -> bool {
+        let last = *self.last_renewed.lock().unwrap_or_else(|e| e.into_inner());
+        fence_open(last, Instant::now(), &self.cfg)
+    }
+}
+
+/// The fence's arithmetic: open while `now` is before the last successful
+/// renewal's start + `lease_duration` - a safety margin. The margin is the
+/// renew deadline's slack (`lease_duration - renew_deadline`): the time the
+/// Lease stays ours after this replica has stopped counting on it, which
+/// absorbs clock skew between nodes and the call's own time on the wire.
+/// So the fence closes at `started + renew_deadline`, when the renewal task
+/// gives up too, and never later. Closed when nothing was renewed.
+pub fn fence_open(last_renewed: Option<Instant>, now: Instant, cfg: &LeaseConfig) -> bool {
+    let Some(started) = last_renewed else {
+        return false;
+    };
+    let margin = cfg.lease_duration.saturating_sub(cfg.renew_deadline);
+    let deadline = started + cfg.lease_duration.saturating_sub(margin);
+    now < deadline
+}
+
 /// Handle on a leadership being renewed in the background.
 ///
 /// Dropping it stops the renewal (the Lease then expires); prefer
@@ -605,10 +653,33 @@ fn jittered(period: Duration) -> Duration {
 #[cfg(test)]
 mod tests {
     use super::*;
-
     use http::{Method, Request, Response, StatusCode};
     use kube::client::Body;
     use serde_json::{json, Value};
+
+    #[test]
+    fn the_fence_closes_at_the_renew_deadline_after_the_last_renewal() {
+        let cfg = LeaseConfig::new("ns", "lease", "me");
+        assert!(cfg.lease_duration > cfg.renew_deadline);
+        let t = Instant::now();
+        let open = |now: Instant| fence_open(Some(t), now, &cfg);
+        assert!(open(t), "just renewed");
+        assert!(open(t + cfg.renew_deadline - Duration::from_millis(1)));
+        assert!(
+            !open(t + cfg.renew_deadline),
+            "the margin is the renew deadline's slack"
+        );
+        assert!(
+            !open(t + cfg.lease_duration),
+            "never up to the lease's own end"
+        );
+        assert!(
+            !fence_open(None, t, &cfg),
+            "closed before the first acquire"
+        );
+        // A replica frozen for longer than its lease wakes to a closed fence.
+        assert!(!open(t + cfg.lease_duration + Duration::from_secs(150)));
+    }
 
     fn t(secs: i64) -> Timestamp {
         Timestamp::from_second(1_700_000_000 + secs).expect("valid timestamp")

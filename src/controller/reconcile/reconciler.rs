@@ -14,7 +14,7 @@ use kube::runtime::controller::Action;
 use kube::runtime::events::{Event, EventType as KubeEventType};
 use kube::runtime::reflector::{ObjectRef, Store};
 use kube::{Api, Client, Resource, ResourceExt};
-use tracing::{info, warn, Instrument};
+use tracing::{error, info, warn, Instrument};
 
 use super::backoff::{backs_off, Backoffs, Failure};
 use super::clouds::CloudCache;
@@ -56,13 +56,26 @@ pub struct Context {
 pub enum Error {
     /// One of the engine's status writes (it names which).
     #[error(transparent)]
-    WriteStatus(#[from] EngineError),
+    WriteStatus(EngineError),
+    /// The lease fence closed immediately before a cloud call: no call was
+    /// made; the process exits as on lease loss.
+    #[error(transparent)]
+    Fenced(EngineError),
     /// Reading the status of an object that does not deserialize.
     #[error("reading the status of an object that does not deserialize: {0}")]
     ReadInvalidStatus(#[source] kube::Error),
     /// Writing the status of an object that does not deserialize.
     #[error("writing the status of an object that does not deserialize: {0}")]
     WriteInvalidStatus(#[source] kube::Error),
+}
+
+impl From<EngineError> for Error {
+    fn from(e: EngineError) -> Self {
+        match e {
+            EngineError::WriteStatus { .. } => Error::WriteStatus(e),
+            EngineError::FenceClosed => Error::Fenced(e),
+        }
+    }
 }
 
 impl ErrorLabel for Error {
@@ -76,6 +89,7 @@ impl Error {
         match self {
             _ if self.is_conflict() => "Conflict",
             Error::WriteStatus(_) => "StatusWrite",
+            Error::Fenced(_) => "Fenced",
             Error::ReadInvalidStatus(_) | Error::WriteInvalidStatus(_) => "Kube",
         }
     }
@@ -136,6 +150,12 @@ pub fn error_policy(_obj: Arc<ClusterOrInvalid>, error: &Error, ctx: Arc<Context
     if error.is_conflict() {
         info!(error = %error, "status changed underneath; starting over");
         return Action::requeue(Duration::from_secs(1));
+    }
+    if matches!(error, Error::Fenced(_)) {
+        // The lease's renewal task ends the process within a retry period;
+        // until then nothing more is tried for this resource.
+        error!(error = %error, "the leader lease no longer covers a cloud write; not writing, exiting as on lease loss");
+        return Action::await_change();
     }
     warn!(error = %error, "reconcile failed; retrying");
     Action::requeue(Duration::from_secs(5))
