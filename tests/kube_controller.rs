@@ -1409,3 +1409,131 @@ async fn resyncs_past_the_budget_are_spread_evenly() {
     });
     check_tencent_writes(&t, &fake, 0);
 }
+
+/// README "What the conditions say", on the real apiserver, one row each:
+/// - half of the writes refused before effect (Tencent `InternalError`):
+///   converges, and Degraded is never True on the way;
+/// - a scale-in the spec blocks: Ready False naming it, Degraded False, a
+///   Normal Event and no Warning;
+/// - paused with a new count: no Warning Event;
+/// - a wrong secret key: Degraded True within a minute, naming
+///   authentication.
+#[tokio::test]
+async fn conditions_tell_the_truth() {
+    let t = TestNs::new("conditions").await;
+    let (fake, endpoint, ids) = fake_tencent_fleet(&t, 2);
+    put_faults(&t, &endpoint, r#"{"writeRefusalRate": 0.5, "seed": 5}"#).await;
+    tencent_secret(&t, "tc-creds");
+    t.secret(
+        "tc-wrong",
+        &[
+            ("secretId", TENCENT_SECRET_ID),
+            ("secretKey", "not-the-key-the-cloud-knows"),
+        ],
+    );
+    let _op = Operator::start(&t, "conditions");
+    let mut policy = fast_policy(5);
+    policy.push("scaleIn: {allowed: false}".into());
+    policy.retain(|l| !l.starts_with("scaleIn: {allowed: true"));
+    t.apply_ok(&manifest(
+        "refused",
+        &tencent_block(&ids[0], &endpoint, "tc-creds"),
+        5,
+        0,
+        &fast_policy(5),
+    ));
+    t.apply_ok(&manifest(
+        "wrong-key",
+        &tencent_block(&ids[1], &endpoint, "tc-wrong"),
+        4,
+        0,
+        &[],
+    ));
+    t.apply_ok(&manifest(
+        "blocked",
+        "simulated: {initialCore: 3, initialTask: 2, operationSeconds: 1}",
+        3,
+        0,
+        &policy,
+    ));
+    t.apply_ok(&manifest(
+        "paused",
+        &simulated_block(1),
+        3,
+        4,
+        &["paused: true".to_string()],
+    ));
+
+    // Row: refused writes. Watch every status until converged.
+    let mut degraded_seen = Vec::new();
+    let deadline = std::time::Instant::now() + Duration::from_secs(180);
+    loop {
+        if let Some(sc) = t.get("refused").await {
+            if let Some(c) = condition(&sc, "Degraded").filter(|c| c.status == "True") {
+                degraded_seen.push(format!("{}: {}", c.reason, c.message));
+            }
+            if converged_at(&sc, 5, 0) {
+                break;
+            }
+        }
+        if std::time::Instant::now() > deadline {
+            t.fail("refused: not converged at 5/0 within 180 s");
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    t.check(degraded_seen.is_empty(), || {
+        format!("Degraded was True on the way: {degraded_seen:?}")
+    });
+    let refusals = fake
+        .journal("tencent")
+        .iter()
+        .filter(|l| l.action == "ScaleOutInstance" && l.outcome != "ok")
+        .count();
+    t.check(refusals > 0, || {
+        "the fake refused no write: the row was not exercised".into()
+    });
+
+    // Row: a wrong secret key.
+    let (_, degraded) = t.wait_degraded("wrong-key", "Auth", CONVERGE).await;
+    t.check(degraded.message.contains("AuthFailure"), || {
+        format!("Degraded should name the authentication failure: {degraded:?}")
+    });
+
+    // Row: a scale-in the spec blocks.
+    let sc = t
+        .wait_sc(
+            "blocked",
+            "blocked: Ready False, ScaleInDisallowed",
+            SHORT,
+            |sc| {
+                condition(sc, "Ready")
+                    .is_some_and(|c| c.status == "False" && c.reason == "ScaleInDisallowed")
+            },
+        )
+        .await;
+    t.check(has_condition(&sc, "Degraded", "False"), || {
+        format!("a block the spec chose is not Degraded: {:?}", sc.status)
+    });
+    t.wait_events("blocked", "ScaleInDisallowed", 1, SHORT)
+        .await;
+
+    // Row: paused with a new count.
+    t.wait_sc("paused", "paused: Ready False, Paused", SHORT, |sc| {
+        condition(sc, "Ready").is_some_and(|c| c.reason == "Paused")
+    })
+    .await;
+    // Give a few more passes a chance to misbehave.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    for name in ["blocked", "paused", "refused"] {
+        let warnings: Vec<String> = t
+            .events_for(name)
+            .await
+            .into_iter()
+            .filter(|e| e.type_.as_deref() == Some("Warning"))
+            .map(|e| format!("{:?}: {:?}", e.reason, e.note))
+            .collect();
+        t.check(warnings.is_empty(), || {
+            format!("{name}: no Warning Event expected, got {warnings:?}")
+        });
+    }
+}
