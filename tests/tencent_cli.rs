@@ -443,6 +443,71 @@ async fn cli_bad_input_exits_2_before_any_call() {
     assert!(fake.journal().is_empty(), "{:?}", fake.journal());
 }
 
+/// A field this clusterscale does not know (a misspelling, or a block of a
+/// newer release) is refused with exit 2 and every such field named by its
+/// path, by `plan`, `apply` and `simulate` alike, and before anything else:
+/// here there are no credentials at all, which the same manifest without the
+/// unknown fields is refused for instead. Planning without the block would
+/// have removed nodes the user meant to keep.
+#[test]
+fn cli_refuses_unknown_fields_before_anything_else() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let known = format!(
+        "apiVersion: clusterscale.io/v1alpha1
+kind: ScaledCluster
+metadata: {{name: analytics, namespace: data}}
+spec:
+  tencent:
+    region: ap-guangzhou
+    instanceId: {INSTANCE}
+    credentialsSecretRef: {{name: tencent-credentials}}
+  core: {{count: 3}}
+  task: {{count: 2}}
+"
+    );
+    let unknown = known.replace(
+        &format!("instanceId: {INSTANCE}"),
+        &format!("instanceId: {INSTANCE}\n    instanceID: emr-other"),
+    ) + "  taskPools:\n    - {name: keep-me, count: 4}\n";
+    let known_path = dir.path().join("known.yaml");
+    let unknown_path = dir.path().join("unknown.yaml");
+    std::fs::write(&known_path, &known).expect("manifest written");
+    std::fs::write(&unknown_path, &unknown).expect("manifest written");
+
+    let o = cli_support::command(&[])
+        .args(["plan", "-f"])
+        .arg(&known_path)
+        .output()
+        .expect("clusterscale runs");
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("credential \"secretId\" missing") && !err.contains("unknown field"),
+        "{}",
+        text(&o)
+    );
+
+    for subcommand in ["plan", "apply", "simulate"] {
+        let o = cli_support::command(&[])
+            .args([subcommand, "-f"])
+            .arg(&unknown_path)
+            .output()
+            .expect("clusterscale runs");
+        assert_eq!(o.status.code(), Some(2), "{subcommand}: {}", text(&o));
+        assert!(o.stdout.is_empty(), "{subcommand}: {}", text(&o));
+        assert_eq!(
+            String::from_utf8_lossy(&o.stderr).trim_end(),
+            format!(
+                "error: {}: unknown field(s) spec.tencent.instanceID, spec.taskPools \
+                 (this clusterscale does not know them; a newer one may; remove them or upgrade)",
+                unknown_path.display()
+            ),
+            "{subcommand}: {}",
+            text(&o)
+        );
+    }
+}
+
 /// Two `apply` runs of manifests without a uid (what users keep in Git):
 /// the second run's operation must not carry the first run's ClientToken,
 /// or Tencent would drop it as a duplicate and the run would report success

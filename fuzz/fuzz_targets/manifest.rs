@@ -2,14 +2,16 @@
 //! (`manifest::parse`, then the controller's own rules).
 //!
 //! Invariants beyond "no panic":
-//! - a parse error is a non-empty message;
+//! - a parse error is a non-empty message; one of unknown fields names at
+//!   least one field, each in the message, and never the known top-level
+//!   `apiVersion`, `kind` or `status`;
 //! - a parsed ScaledCluster survives a YAML round trip unchanged (what the
 //!   CLI read is what it would write), and so does its validation verdict;
 //! - every violation names a `spec` field, and `describe` lists them all.
 #![no_main]
 
 use clusterscale_core::api::validate::{describe, validate_spec};
-use clusterscale_core::manifest::parse;
+use clusterscale_core::manifest::{parse, ParseError};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
@@ -17,7 +19,17 @@ fuzz_target!(|data: &[u8]| {
         return;
     };
     match parse(text) {
-        Err(message) => assert!(!message.is_empty()),
+        Err(e) => {
+            let message = e.to_string();
+            assert!(!message.is_empty());
+            if let ParseError::UnknownFields { fields, .. } = &e {
+                assert!(!fields.is_empty(), "{e:?}");
+                for f in fields {
+                    assert!(message.contains(f.as_str()), "{f} not in {message}");
+                    assert!(!["apiVersion", "kind", "status"].contains(&f.as_str()), "{e:?}");
+                }
+            }
+        }
         Ok(cluster) => {
             let violations = validate_spec(&cluster.spec);
             for v in &violations {
