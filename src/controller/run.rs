@@ -222,6 +222,7 @@ fn watch(args: &RunArgs, client: &Client, ctx: &Context) -> Watched {
             .default_backoff()
             .modify(strip_bookkeeping)
             .inspect_ok(move |event| {
+                metrics.watch_event_at(std::time::SystemTime::now());
                 claims.observe(source, event);
                 backlog.observe(source, event);
                 metrics.set_backlog(backlog.waiting());

@@ -126,6 +126,9 @@ pub async fn reconcile(obj: Arc<ClusterOrInvalid>, ctx: Arc<Context>) -> Result<
     .await;
     let outcome = if result.is_ok() { "ok" } else { "error" };
     ctx.metrics.reconcile(outcome, start.elapsed());
+    if result.is_ok() {
+        ctx.metrics.reconciled_at(std::time::SystemTime::now());
+    }
     result
 }
 
