@@ -209,6 +209,7 @@ fn context(
         claims,
         backoffs: Default::default(),
         backlog: Default::default(),
+        liveness: Default::default(),
     };
     (Arc::new(ctx), handle, clock)
 }

@@ -22,6 +22,7 @@ use super::events::Recorder;
 use super::instrumented::InstrumentedCloud;
 use super::secrets;
 use super::status::{status_patch, KubeStatusStore, FIELD_MANAGER};
+use crate::controller::serve::liveness::Liveness;
 use crate::controller::serve::metrics::{ErrorLabel, Metrics};
 use crate::controller::watch::backlog::{self, Backlog, DeferReason, PassAdmission};
 use crate::controller::watch::claims::ClaimIndex;
@@ -48,6 +49,8 @@ pub struct Context {
     /// Per account, fed by the watch streams: new and changed resources and
     /// overdue polls, ahead of which resyncs wait, and the resyncs' budget slots.
     pub backlog: Arc<Backlog>,
+    /// What `/livez` decides on: each pass's outcome goes in.
+    pub liveness: Liveness,
 }
 
 /// A failure of the Kubernetes side, named after the step that failed (the
@@ -126,6 +129,8 @@ pub async fn reconcile(obj: Arc<ClusterOrInvalid>, ctx: Arc<Context>) -> Result<
     .await;
     let outcome = if result.is_ok() { "ok" } else { "error" };
     ctx.metrics.reconcile(outcome, start.elapsed());
+    ctx.liveness
+        .reconciled(result.is_ok(), std::time::Instant::now());
     if result.is_ok() {
         ctx.metrics.reconciled_at(std::time::SystemTime::now());
     }
