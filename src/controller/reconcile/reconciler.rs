@@ -138,7 +138,8 @@ pub async fn reconcile(obj: Arc<ClusterOrInvalid>, ctx: Arc<Context>) -> Result<
 }
 
 /// Requeue after a Kubernetes-side failure; at once after a write conflict
-/// (the watch brings the fresh object).
+/// that a fresh read did not resolve (the pass already ran again on the
+/// object read fresh, if it had changed).
 pub fn error_policy(_obj: Arc<ClusterOrInvalid>, error: &Error, ctx: Arc<Context>) -> Action {
     ctx.metrics.error(error);
     if error.is_conflict() {
@@ -149,7 +150,49 @@ pub fn error_policy(_obj: Arc<ClusterOrInvalid>, error: &Error, ctx: Arc<Context
     Action::requeue(Duration::from_secs(5))
 }
 
+/// One pass; if one of its status writes loses the compare-and-swap, read
+/// the object fresh from the apiserver (the watch cache may be stale: a
+/// half-open watch connection delivers nothing, not even our own last write)
+/// and, if its resourceVersion differs from the one the pass started from,
+/// run the pass again on it, once. The write-ahead rule holds either way: the
+/// second pass's writes are compare-and-swaps on the fresh resourceVersion, and
+/// a conflict there goes to `error_policy` as before.
 async fn reconcile_cluster(cluster: &ScaledCluster, ctx: &Context) -> Result<Action, Error> {
+    match pass(cluster, ctx).await {
+        Err(conflict) if conflict.is_conflict() => match read_fresh(cluster, ctx).await {
+            Some(fresh) => {
+                info!(
+                    cached = cluster.metadata.resource_version.as_deref().unwrap_or_default(),
+                    fresh = fresh.metadata.resource_version.as_deref().unwrap_or_default(),
+                    "status changed underneath; running the pass again on the object read fresh from the apiserver"
+                );
+                pass(&fresh, ctx).await
+            }
+            None => Err(conflict),
+        },
+        other => other,
+    }
+}
+
+/// `cluster` as the apiserver has it now, if its resourceVersion differs
+/// from the cached one (resourceVersions are opaque: compared for equality
+/// only). `None` when it is the same or cannot be read.
+async fn read_fresh(cluster: &ScaledCluster, ctx: &Context) -> Option<ScaledCluster> {
+    let namespace = cluster.namespace().unwrap_or_default();
+    let api: Api<ScaledCluster> = Api::namespaced(ctx.client.clone(), &namespace);
+    match api.get(&cluster.name_any()).await {
+        Ok(fresh) if fresh.metadata.resource_version != cluster.metadata.resource_version => {
+            Some(fresh)
+        }
+        Ok(_) => None,
+        Err(e) => {
+            warn!(error = %e, "reading the object after a lost compare-and-swap failed");
+            None
+        }
+    }
+}
+
+async fn pass(cluster: &ScaledCluster, ctx: &Context) -> Result<Action, Error> {
     let namespace = cluster.namespace().unwrap_or_default();
     let name = cluster.name_any();
     let uid = cluster.metadata.uid.clone().unwrap_or_default();
