@@ -165,9 +165,11 @@ pub async fn run(args: RunArgs) -> Result<(), RunError> {
         identity,
         all,
         &watched.takeover,
-        &leading,
-        &metrics,
-        &liveness,
+        &LeaderState {
+            flag: &leading,
+            metrics: &metrics,
+            liveness: &liveness,
+        },
     )
     .await
 }
@@ -355,6 +357,23 @@ async fn until_stopped(
     controllers.await;
 }
 
+/// Where this replica's leadership shows: the flag the reconciles read, the
+/// `clusterscale_leader` gauge, and the watchdog.
+struct LeaderState<'a> {
+    flag: &'a AtomicBool,
+    metrics: &'a Metrics,
+    liveness: &'a Liveness,
+}
+
+impl LeaderState<'_> {
+    fn set(&self, leading: bool) {
+        self.flag.store(leading, Ordering::SeqCst);
+        self.metrics.set_leader(leading);
+        self.liveness
+            .set_leading(leading, std::time::Instant::now());
+    }
+}
+
 /// Follow until this replica holds the Lease, then lead: reconcile every
 /// cached object, renew, and exit when the lease is lost.
 async fn lead(
@@ -363,9 +382,7 @@ async fn lead(
     identity: String,
     all: impl Future<Output = ()>,
     takeover: &[futures::channel::mpsc::UnboundedSender<()>],
-    leading: &AtomicBool,
-    metrics: &Metrics,
-    liveness: &Liveness,
+    state: &LeaderState<'_>,
 ) -> Result<(), RunError> {
     let elector = LeaderElector::new(
         client.clone(),
@@ -384,9 +401,7 @@ async fn lead(
         }
         acquired = elector.acquire() => acquired.map_err(|e| RunError::Lease(e.to_string()))?,
     }
-    leading.store(true, Ordering::SeqCst);
-    metrics.set_leader(true);
-    liveness.set_leading(true, std::time::Instant::now());
+    state.set(true);
     info!(identity = %identity, lease = %args.lease_name, "became the leader; reconciling every ScaledCluster");
     for trigger in takeover {
         let _ = trigger.unbounded_send(());
@@ -398,8 +413,7 @@ async fn lead(
         }
         _ = leadership.lost() => {
             error!(identity = %identity, "lost the leader lease; exiting");
-            metrics.set_leader(false);
-            liveness.set_leading(false, std::time::Instant::now());
+            state.set(false);
             return Err(RunError::LeaseLost);
         }
     }
