@@ -365,7 +365,7 @@ fn default_values_render_a_least_privilege_two_replica_operator() {
         serde_json::json!(["ALL"])
     );
     assert!(c["resources"]["requests"]["memory"].is_string());
-    assert_eq!(c["livenessProbe"]["httpGet"]["path"], "/healthz");
+    assert_eq!(c["livenessProbe"]["httpGet"]["path"], "/livez");
     assert_eq!(c["livenessProbe"]["httpGet"]["port"], "health");
     assert_eq!(c["readinessProbe"]["httpGet"]["path"], "/readyz");
     let port = |name: &str| {

@@ -1537,3 +1537,277 @@ async fn conditions_tell_the_truth() {
         });
     }
 }
+
+/// A TCP relay between the operator and the apiserver that can freeze
+/// connections: a frozen connection stays open both ways but forwards
+/// nothing more (what a NAT or load balancer that dropped its state, or a
+/// relay that stopped serving, looks like from the operator). TLS goes
+/// through untouched: the relay only copies bytes.
+mod relay {
+    use std::net::SocketAddr;
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+    use std::sync::{Arc, Mutex};
+
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::net::{TcpListener, TcpStream};
+
+    #[derive(Default)]
+    struct Shared {
+        /// One flag per connection, in the order they were opened.
+        connections: Mutex<Vec<Arc<AtomicBool>>>,
+        opened: AtomicUsize,
+    }
+
+    pub struct Relay {
+        pub addr: SocketAddr,
+        shared: Arc<Shared>,
+        task: tokio::task::JoinHandle<()>,
+    }
+
+    impl Relay {
+        pub async fn start(upstream: SocketAddr) -> Relay {
+            let listener = TcpListener::bind("127.0.0.1:0").await.expect("relay bind");
+            let addr = listener.local_addr().expect("relay addr");
+            let shared = Arc::new(Shared::default());
+            let s = shared.clone();
+            let task = tokio::spawn(async move {
+                while let Ok((client, _)) = listener.accept().await {
+                    let Ok(server) = TcpStream::connect(upstream).await else {
+                        continue;
+                    };
+                    let frozen = Arc::new(AtomicBool::new(false));
+                    s.connections
+                        .lock()
+                        .expect("relay lock")
+                        .push(frozen.clone());
+                    s.opened.fetch_add(1, Ordering::SeqCst);
+                    let (cr, cw) = client.into_split();
+                    let (sr, sw) = server.into_split();
+                    tokio::spawn(pump(cr, sw, frozen.clone()));
+                    tokio::spawn(pump(sr, cw, frozen));
+                }
+            });
+            Relay { addr, shared, task }
+        }
+
+        /// Freeze every connection open now; later ones pass. Returns how many.
+        pub fn freeze_open_connections(&self) -> usize {
+            let connections = self.shared.connections.lock().expect("relay lock");
+            for c in connections.iter() {
+                c.store(true, Ordering::SeqCst);
+            }
+            connections.len()
+        }
+
+        /// Connections opened so far.
+        pub fn opened(&self) -> usize {
+            self.shared.opened.load(Ordering::SeqCst)
+        }
+    }
+
+    impl Drop for Relay {
+        fn drop(&mut self) {
+            self.task.abort();
+        }
+    }
+
+    /// Copy `from` to `to` until EOF; once `frozen`, swallow everything and
+    /// keep both ends open (never close, never answer).
+    async fn pump(
+        mut from: tokio::net::tcp::OwnedReadHalf,
+        mut to: tokio::net::tcp::OwnedWriteHalf,
+        frozen: Arc<AtomicBool>,
+    ) {
+        let mut buf = vec![0u8; 64 * 1024];
+        loop {
+            let n = match from.read(&mut buf).await {
+                Ok(0) | Err(_) => {
+                    if frozen.load(Ordering::SeqCst) {
+                        break;
+                    }
+                    let _ = to.shutdown().await;
+                    return;
+                }
+                Ok(n) => n,
+            };
+            if frozen.load(Ordering::SeqCst) {
+                break;
+            }
+            if to.write_all(&buf[..n]).await.is_err() {
+                return;
+            }
+        }
+        // Frozen: hold the write half open for good, and keep reading (and
+        // dropping) so that the peer's writes do not fail either.
+        let _hold = to;
+        while let Ok(n) = from.read(&mut buf).await {
+            if n == 0 {
+                std::future::pending::<()>().await;
+            }
+        }
+        std::future::pending::<()>().await;
+    }
+}
+
+/// The operator's kubeconfig, pointing at `relay` instead of the apiserver;
+/// and the apiserver's address.
+fn kubeconfig_through(
+    t: &TestNs,
+    relay: std::net::SocketAddr,
+) -> (std::path::PathBuf, std::net::SocketAddr) {
+    let original = std::fs::read_to_string(&apiserver().kubeconfig).expect("kubeconfig");
+    let server = original
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("server: https://"))
+        .expect("a server: line in the kubeconfig")
+        .trim()
+        .to_string();
+    let upstream: std::net::SocketAddr = server.parse().expect("the server is ip:port");
+    let path = t.dir.join("kubeconfig-relay");
+    std::fs::write(
+        &path,
+        original.replace(
+            &format!("server: https://{server}"),
+            &format!("server: https://{relay}"),
+        ),
+    )
+    .expect("writing the relay kubeconfig");
+    (path, upstream)
+}
+
+/// The bug: the leader's watch connection went silent (half-open) and it
+/// never saw a spec change. Now every connection open at one moment is
+/// frozen (the watch of ScaledClusters among them: it is always open, and
+/// which pooled connection carries it is unknowable from outside TLS, so
+/// freezing them all is the reliable way to catch it, and what a NAT that
+/// drops its state does), and the spec is changed at once. Leader election is
+/// off (see below): the replica leads from the start.
+///
+/// Timeouts for the test: `--watch-timeout-seconds 5` (the watcher drops a
+/// stream silent for 5 + 5 = 10 s) and `--kube-request-timeout-seconds 3`
+/// (a request on a frozen pooled connection fails after 3 s). The bound:
+/// 10 s until the frozen watch is dropped, then at most a few requests lost on
+/// the other frozen connections (3 s each, plus the watcher's backoff, which
+/// starts at 0.8 s), then the pass, the scale-out and its poll (the fake's
+/// operation takes 2 s, polls every 1 s): 60 s is generous. Without the
+/// fix's timeouts kube's own idle timeout is 295 s and a request on a frozen
+/// connection waits forever.
+#[tokio::test]
+async fn half_open_watch_recovers_and_reconciles_the_change() {
+    let t = TestNs::new("half-open").await;
+    let fake = FakeCloud::start(
+        &t,
+        "tencent",
+        &[
+            "--tencent",
+            "127.0.0.1:0",
+            "--tencent-instance-id",
+            TENCENT_INSTANCE,
+            "--operation-seconds",
+            "2",
+        ],
+    );
+    tencent_secret(&t, "tc-creds");
+    let (_, upstream) = kubeconfig_through(&t, "127.0.0.1:1".parse().expect("addr"));
+    let relay = relay::Relay::start(upstream).await;
+    let (kubeconfig, _) = kubeconfig_through(&t, relay.addr);
+    let mut opts = OperatorOpts::new("half-open");
+    opts.kubeconfig = Some(kubeconfig);
+    // One replica, without leader election: with a Lease, its renewals would
+    // also land on frozen pooled connections and it would (rightly) step down
+    // after the 10 s renew deadline and exit, which is another way out (a
+    // follower takes over) than the one under test: this replica recovering
+    // by itself.
+    opts.extra = [
+        "--leader-elect=false",
+        "--kube-request-timeout-seconds",
+        "3",
+        "--watch-timeout-seconds",
+        "5",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    let mut op = Operator::start_with(&t, opts);
+    let endpoint = fake.tencent.clone().expect("tencent");
+    t.apply_ok(&tencent(
+        "emr",
+        &endpoint,
+        TENCENT_INSTANCE,
+        "tc-creds",
+        4,
+        2,
+    ));
+    t.wait_sc("emr", "emr Ready at 4/2", CONVERGE, |sc| {
+        is_ready(sc) && observed(sc) == Some((4, 2))
+    })
+    .await;
+    // Core 3 -> 4, task 0 -> 2.
+    check_tencent_writes(&t, &fake, 2);
+    // Let the operator's own last status write come back through its watch.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+
+    let frozen = relay.freeze_open_connections();
+    let opened_before = relay.opened();
+    let frozen_at = std::time::Instant::now();
+    t.apply_ok(&tencent(
+        "emr",
+        &endpoint,
+        TENCENT_INSTANCE,
+        "tc-creds",
+        4,
+        3,
+    ));
+    let generation = t.get_ok("emr").await.metadata.generation;
+    const RECOVERY: Duration = Duration::from_secs(60);
+    t.wait_sc("emr", "emr Ready at 4/3 after the freeze", RECOVERY, |sc| {
+        is_ready(sc)
+            && observed(sc) == Some((4, 3))
+            && sc.status.as_ref().and_then(|s| s.observed_generation) == generation
+    })
+    .await;
+    let took = frozen_at.elapsed();
+    eprintln!(
+        "half-open: froze {frozen} connection(s); the change was reconciled {:.1} s later over {} new connection(s)",
+        took.as_secs_f64(),
+        relay.opened() - opened_before
+    );
+    t.check(frozen >= 2, || {
+        format!("expected at least the two watches frozen, froze {frozen}")
+    });
+    t.check(relay.opened() > opened_before, || {
+        "recovered without a new connection: nothing was frozen that mattered".into()
+    });
+    // Exactly one more operation (task 2 -> 3): no duplicate, none lost.
+    check_tencent_writes(&t, &fake, 3);
+    t.check(op.try_wait().is_none(), || "the operator exited".into());
+    let livez = Operator::http_get(op.health, "/livez").await;
+    t.check(matches!(&livez, Some((200, _))), || {
+        format!("/livez: {livez:?}")
+    });
+    let metrics = Operator::http_get(op.metrics, "/metrics")
+        .await
+        .map(|(_, body)| body)
+        .unwrap_or_default();
+    let since_epoch = |name: &str| {
+        metrics
+            .lines()
+            .find_map(|l| l.strip_prefix(name)?.strip_prefix(' '))
+            .and_then(|v| v.trim().parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    let frozen_unix = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs_f64())
+        .unwrap_or_default()
+        - frozen_at.elapsed().as_secs_f64();
+    for name in [
+        "clusterscale_last_watch_event_timestamp_seconds",
+        "clusterscale_last_reconcile_timestamp_seconds",
+    ] {
+        let at = since_epoch(name);
+        t.check(at > frozen_unix, || {
+            format!("{name} = {at}, not after the freeze at {frozen_unix}")
+        });
+    }
+}

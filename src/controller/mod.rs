@@ -6,8 +6,10 @@
 //! - [`reconcile`]: one pass of one ScaledCluster: credentials, the cloud
 //!   client, the engine pass, the status writes, Events and the backoff.
 //! - [`serve`]: what the replica serves: `/metrics`, `/healthz`, `/readyz`.
+//! - [`client`]: the Kubernetes client, every request bounded in time.
 //! - [`run`]: the wiring of the three, and leader election.
 
+pub mod client;
 pub mod reconcile;
 pub mod run;
 pub mod selector;

@@ -27,6 +27,7 @@ use super::reconcile::clouds::CloudCache;
 use super::reconcile::events::Recorder;
 use super::reconcile::reconciler::{self, clusters_using_secret, Context};
 use super::serve::admin;
+use super::serve::liveness::{self, Liveness};
 use super::serve::metrics::Metrics;
 use super::watch::backlog::Backlog;
 use super::watch::claims::ClaimIndex;
@@ -88,6 +89,19 @@ pub struct RunArgs {
     /// Busy, Capacity) may persist before a ScaledCluster reports Degraded.
     #[arg(long, alias = "degraded-after", default_value_t = clusterscale_engine::DEGRADED_AFTER.as_secs())]
     pub degraded_after_seconds: u64,
+    /// Bound of one Kubernetes API request that is not a watch, and of a
+    /// watch request until its response starts (see `controller::client`).
+    #[arg(long, default_value_t = super::client::REQUEST_TIMEOUT.as_secs(), hide = true)]
+    pub kube_request_timeout_seconds: u64,
+    /// Server-side timeout of each watch (`timeoutSeconds`); the watcher drops a
+    /// stream that was silent for this plus 5 s and resumes on a new connection.
+    #[arg(long, default_value_t = super::client::WATCH_TIMEOUT_SECONDS, hide = true)]
+    pub watch_timeout_seconds: u32,
+    /// The watchdog's bound: `/livez` fails when this replica leads, passes
+    /// fail or resources wait, and neither a watch event nor a completed pass
+    /// came for this long (see `controller::serve::liveness`).
+    #[arg(long, default_value_t = liveness::DEFAULT_STALL.as_secs(), hide = true)]
+    pub livez_stall_seconds: u64,
     #[command(flatten)]
     pub clouds: CloudArgs,
 }
@@ -124,14 +138,20 @@ pub enum RunError {
 /// once (`reconcile_all_on`), with no fresh list.
 pub async fn run(args: RunArgs) -> Result<(), RunError> {
     crate::telemetry::init(args.log_format);
-    let client = Client::try_default().await.map_err(RunError::Connect)?;
+    let client = super::client::bounded_client(Duration::from_secs(
+        args.kube_request_timeout_seconds.max(1),
+    ))
+    .await
+    .map_err(RunError::Connect)?;
     check_crd(&client, args.namespaces.first().map(String::as_str)).await?;
     let metrics = Metrics::default();
     let ready = Arc::new(AtomicBool::new(false));
-    spawn_admin(&args, metrics.clone(), ready.clone()).await?;
+    let liveness = Liveness::new(Duration::from_secs(args.livez_stall_seconds.max(1)));
+    spawn_admin(&args, metrics.clone(), ready.clone(), liveness.clone()).await?;
     let identity = args.identity.clone().unwrap_or_else(default_identity);
     let leading = Arc::new(AtomicBool::new(!args.leader_elect));
     metrics.set_leader(!args.leader_elect);
+    liveness.set_leading(!args.leader_elect, std::time::Instant::now());
 
     let elector = args.leader_elect.then(|| {
         LeaderElector::new(
@@ -147,7 +167,7 @@ pub async fn run(args: RunArgs) -> Result<(), RunError> {
         Some(elector) => Arc::new(LeaderFence(elector.fence())),
         None => Arc::new(AlwaysOpen),
     };
-    let ctx = context(&args, &client, &identity, &metrics, fence);
+    let ctx = context(&args, &client, &identity, &metrics, fence, &liveness);
     let watched = watch(&args, &client, &ctx);
     let stores: Vec<_> = watched.controllers.iter().map(Controller::store).collect();
     let runs = drive(watched.controllers, &args, &client, &stores, &ctx, &leading);
@@ -157,7 +177,12 @@ pub async fn run(args: RunArgs) -> Result<(), RunError> {
         info!("controller stopped");
         return Ok(());
     };
-    lead(&args, elector, all, &watched.takeover, &leading, &metrics).await
+    let state = LeaderState {
+        flag: &leading,
+        metrics: &metrics,
+        liveness: &liveness,
+    };
+    lead(&args, elector, all, &watched.takeover, &state).await
 }
 
 /// The engine's fence: the leader lease, by the monotonic clock.
@@ -186,6 +211,7 @@ fn context(
     identity: &str,
     metrics: &Metrics,
     fence: Arc<dyn Fence>,
+    liveness: &Liveness,
 ) -> Arc<Context> {
     let options = args
         .clouds
@@ -213,6 +239,7 @@ fn context(
         engine,
         claims: Arc::new(ClaimIndex::new()),
         backoffs: Backoffs::new(Duration::from_secs(args.backoff_cap_seconds.max(1))),
+        liveness: liveness.clone(),
     })
 }
 
@@ -239,19 +266,26 @@ fn watch(args: &RunArgs, client: &Client, ctx: &Context) -> Watched {
         // cloud read) each: react to spec changes (generation, which
         // `kubectl scale` bumps too), and let the requeue schedule poll.
         let (reader, writer) = reflector::store();
-        let mut config = watcher::Config::default();
+        let mut config = watcher_config(args);
         if let Some(selector) = &args.selector {
             config = config.labels(selector);
         }
-        let (claims, backlog, metrics) =
-            (ctx.claims.clone(), ctx.backlog.clone(), ctx.metrics.clone());
+        let (claims, backlog, metrics, liveness) = (
+            ctx.claims.clone(),
+            ctx.backlog.clone(),
+            ctx.metrics.clone(),
+            ctx.liveness.clone(),
+        );
         let changes = watcher(api, config)
             .default_backoff()
             .modify(strip_bookkeeping)
             .inspect_ok(move |event| {
+                metrics.watch_event_at(std::time::SystemTime::now());
+                liveness.watch_event(std::time::Instant::now());
                 claims.observe(source, event);
                 backlog.observe(source, event);
                 metrics.set_backlog(backlog.waiting());
+                liveness.set_waiting(backlog.waiting());
             })
             .reflect(writer)
             .applied_objects()
@@ -286,7 +320,7 @@ fn drive(
             None => Api::all(client.clone()),
         };
         // Metadata only: the operator never holds every Secret's data in memory.
-        let secret_changes = watcher(secrets, watcher::Config::default()).touched_objects();
+        let secret_changes = watcher(secrets, watcher_config(args)).touched_objects();
         let mapper_stores = stores.to_vec();
         let leading = leading.clone();
         let reconcile = move |obj: Arc<ClusterOrInvalid>, ctx: Arc<Context>| {
@@ -347,6 +381,23 @@ async fn until_stopped(
     controllers.await;
 }
 
+/// Where this replica's leadership shows: the flag the reconciles read, the
+/// `clusterscale_leader` gauge, and the watchdog.
+struct LeaderState<'a> {
+    flag: &'a AtomicBool,
+    metrics: &'a Metrics,
+    liveness: &'a Liveness,
+}
+
+impl LeaderState<'_> {
+    fn set(&self, leading: bool) {
+        self.flag.store(leading, Ordering::SeqCst);
+        self.metrics.set_leader(leading);
+        self.liveness
+            .set_leading(leading, std::time::Instant::now());
+    }
+}
+
 /// Follow until this replica holds the Lease, then lead: reconcile every
 /// cached object, renew, and exit when the lease is lost.
 async fn lead(
@@ -354,8 +405,7 @@ async fn lead(
     elector: LeaderElector,
     all: impl Future<Output = ()>,
     takeover: &[futures::channel::mpsc::UnboundedSender<()>],
-    leading: &AtomicBool,
-    metrics: &Metrics,
+    state: &LeaderState<'_>,
 ) -> Result<(), RunError> {
     let identity = elector.config().identity.clone();
     tokio::pin!(all);
@@ -367,8 +417,7 @@ async fn lead(
         }
         acquired = elector.acquire() => acquired.map_err(|e| RunError::Lease(e.to_string()))?,
     }
-    leading.store(true, Ordering::SeqCst);
-    metrics.set_leader(true);
+    state.set(true);
     info!(identity = %identity, lease = %args.lease_name, "became the leader; reconciling every ScaledCluster");
     for trigger in takeover {
         let _ = trigger.unbounded_send(());
@@ -380,12 +429,19 @@ async fn lead(
         }
         _ = leadership.lost() => {
             error!(identity = %identity, "lost the leader lease; exiting");
-            metrics.set_leader(false);
+            state.set(false);
             return Err(RunError::LeaseLost);
         }
     }
     info!("controller stopped");
     Ok(())
+}
+
+/// Both watches' settings: kube's defaults with the server-side timeout from
+/// `--watch-timeout-seconds`, which also sets the watcher's idle timeout (that
+/// plus 5 s).
+fn watcher_config(args: &RunArgs) -> watcher::Config {
+    watcher::Config::default().timeout(args.watch_timeout_seconds.max(1))
 }
 
 /// Drop what the controller never reads before an object enters the cache:
@@ -417,6 +473,7 @@ async fn spawn_admin(
     args: &RunArgs,
     metrics: Metrics,
     ready: Arc<AtomicBool>,
+    liveness: Liveness,
 ) -> Result<(), RunError> {
     let listen = |addr: SocketAddr| async move {
         tokio::net::TcpListener::bind(addr)
@@ -425,12 +482,18 @@ async fn spawn_admin(
     };
     if args.metrics_addr == args.health_addr {
         let l = listen(args.metrics_addr).await?;
-        spawn_server(l, admin::router(Some(metrics), Some(ready)));
+        spawn_server(
+            l,
+            admin::router(Some(metrics), Some(ready)).merge(liveness::router(liveness)),
+        );
     } else {
         let m = listen(args.metrics_addr).await?;
         let h = listen(args.health_addr).await?;
         spawn_server(m, admin::router(Some(metrics), None));
-        spawn_server(h, admin::router(None, Some(ready)));
+        spawn_server(
+            h,
+            admin::router(None, Some(ready)).merge(liveness::router(liveness)),
+        );
     }
     Ok(())
 }

@@ -40,6 +40,8 @@ const STATUS_URI: &str = "/apis/clusterscale.io/v1alpha1/namespaces/analytics/sc
 const EVENTS_URI: &str = "/apis/events.k8s.io/v1/namespaces/analytics/events?";
 const STATUS_GET_URI: &str =
     "/apis/clusterscale.io/v1alpha1/namespaces/analytics/scaledclusters/emr-prod/status";
+const OBJECT_URI: &str =
+    "/apis/clusterscale.io/v1alpha1/namespaces/analytics/scaledclusters/emr-prod";
 const SECRET_URI: &str = "/api/v1/namespaces/analytics/secrets/emr-creds";
 
 /// Each verifier step, and each reconcile, must finish within this.
@@ -209,6 +211,7 @@ fn context(
         claims,
         backoffs: Default::default(),
         backlog: Default::default(),
+        liveness: Default::default(),
     };
     (Arc::new(ctx), handle, clock)
 }
@@ -719,7 +722,15 @@ async fn a_stale_read_loses_the_compare_and_swap_and_stops() {
             )
         }),
     };
-    let verifier = verify(handle, vec![conflict]);
+    // The fresh read finds the object as the cache had it: nothing to run
+    // again on, so the conflict stands.
+    let same = serde_json::to_value(&obj).expect("object");
+    let fresh_read = Expect {
+        method: Method::GET,
+        uri: OBJECT_URI,
+        reply: Box::new(move |_| (StatusCode::OK, same)),
+    };
+    let verifier = verify(handle, vec![conflict, fresh_read]);
     let result = timeout(
         STEP_TIMEOUT,
         reconciler::reconcile(Arc::new(DeserializeGuard(Ok(obj))), ctx.clone()),
@@ -749,4 +760,72 @@ async fn a_stale_read_loses_the_compare_and_swap_and_stops() {
         ),
         Action::requeue(Duration::from_secs(1))
     );
+}
+
+#[tokio::test]
+async fn a_lost_compare_and_swap_reads_the_object_fresh_and_runs_the_pass_on_it_once() {
+    // The cache is stale (resourceVersion 41); the apiserver has 42. The
+    // write-ahead patch on 41 loses; the object read fresh has 42, and the
+    // pass runs again on it: its write-ahead record goes out on 42, and only
+    // then the cloud call, its record and the event.
+    let (ctx, handle, _) = context(Default::default());
+    let spec = json!({
+        "simulated": {"initialCore": 3, "initialTask": 0, "operationSeconds": 30},
+        "core": {"count": 3},
+        "task": {"count": 2}
+    });
+    let mut stale = cluster(spec);
+    stale.metadata.resource_version = Some("41".into());
+    let mut fresh = stale.clone();
+    fresh.metadata.resource_version = Some("42".into());
+    let conflict = Expect {
+        method: Method::PATCH,
+        uri: STATUS_URI,
+        reply: Box::new(|_| {
+            failure(
+                StatusCode::CONFLICT,
+                "Conflict",
+                "the object has been modified; please apply your changes to the latest version and try again",
+            )
+        }),
+    };
+    let fresh_json = serde_json::to_value(&fresh).expect("object");
+    let fresh_read = Expect {
+        method: Method::GET,
+        uri: OBJECT_URI,
+        reply: Box::new(move |_| (StatusCode::OK, fresh_json)),
+    };
+    let (action, bodies, _) = run(
+        &ctx,
+        handle,
+        DeserializeGuard(Ok(stale)),
+        vec![
+            conflict,
+            fresh_read,
+            Expect::status_patch(&fresh),
+            Expect::status_patch(&fresh),
+            Expect::event(),
+        ],
+    )
+    .await;
+    assert_eq!(action, Action::requeue(EngineConfig::default().poll));
+    assert_eq!(
+        bodies[0]["metadata"]["resourceVersion"], "41",
+        "{}",
+        bodies[0]
+    );
+    assert_eq!(
+        bodies[2]["metadata"]["resourceVersion"], "42",
+        "{}",
+        bodies[2]
+    );
+    let ahead = applied_status(&bodies[2]);
+    assert_eq!(ahead["pendingOperation"]["accepted"], false, "{ahead}");
+    assert_eq!(
+        applied_status(&bodies[3])["pendingOperation"]["accepted"],
+        true,
+        "{}",
+        bodies[3]
+    );
+    assert_event(&bodies[4], "Normal", "ScaleOutStarted");
 }

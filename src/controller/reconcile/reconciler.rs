@@ -22,6 +22,7 @@ use super::events::Recorder;
 use super::instrumented::InstrumentedCloud;
 use super::secrets;
 use super::status::{status_patch, KubeStatusStore, FIELD_MANAGER};
+use crate::controller::serve::liveness::Liveness;
 use crate::controller::serve::metrics::{ErrorLabel, Metrics};
 use crate::controller::watch::backlog::{self, Backlog, DeferReason, PassAdmission};
 use crate::controller::watch::claims::ClaimIndex;
@@ -48,6 +49,8 @@ pub struct Context {
     /// Per account, fed by the watch streams: new and changed resources and
     /// overdue polls, ahead of which resyncs wait, and the resyncs' budget slots.
     pub backlog: Arc<Backlog>,
+    /// What `/livez` decides on: each pass's outcome goes in.
+    pub liveness: Liveness,
 }
 
 /// A failure of the Kubernetes side, named after the step that failed (the
@@ -140,11 +143,17 @@ pub async fn reconcile(obj: Arc<ClusterOrInvalid>, ctx: Arc<Context>) -> Result<
     .await;
     let outcome = if result.is_ok() { "ok" } else { "error" };
     ctx.metrics.reconcile(outcome, start.elapsed());
+    ctx.liveness
+        .reconciled(result.is_ok(), std::time::Instant::now());
+    if result.is_ok() {
+        ctx.metrics.reconciled_at(std::time::SystemTime::now());
+    }
     result
 }
 
 /// Requeue after a Kubernetes-side failure; at once after a write conflict
-/// (the watch brings the fresh object).
+/// that a fresh read did not resolve (the pass already ran again on the
+/// object read fresh, if it had changed).
 pub fn error_policy(_obj: Arc<ClusterOrInvalid>, error: &Error, ctx: Arc<Context>) -> Action {
     ctx.metrics.error(error);
     if error.is_conflict() {
@@ -161,7 +170,49 @@ pub fn error_policy(_obj: Arc<ClusterOrInvalid>, error: &Error, ctx: Arc<Context
     Action::requeue(Duration::from_secs(5))
 }
 
+/// One pass; if one of its status writes loses the compare-and-swap, read
+/// the object fresh from the apiserver (the watch cache may be stale: a
+/// half-open watch connection delivers nothing, not even our own last write)
+/// and, if its resourceVersion differs from the one the pass started from,
+/// run the pass again on it, once. The write-ahead rule holds either way: the
+/// second pass's writes are compare-and-swaps on the fresh resourceVersion, and
+/// a conflict there goes to `error_policy` as before.
 async fn reconcile_cluster(cluster: &ScaledCluster, ctx: &Context) -> Result<Action, Error> {
+    match pass(cluster, ctx).await {
+        Err(conflict) if conflict.is_conflict() => match read_fresh(cluster, ctx).await {
+            Some(fresh) => {
+                info!(
+                    cached = cluster.metadata.resource_version.as_deref().unwrap_or_default(),
+                    fresh = fresh.metadata.resource_version.as_deref().unwrap_or_default(),
+                    "status changed underneath; running the pass again on the object read fresh from the apiserver"
+                );
+                pass(&fresh, ctx).await
+            }
+            None => Err(conflict),
+        },
+        other => other,
+    }
+}
+
+/// `cluster` as the apiserver has it now, if its resourceVersion differs
+/// from the cached one (resourceVersions are opaque: compared for equality
+/// only). `None` when it is the same or cannot be read.
+async fn read_fresh(cluster: &ScaledCluster, ctx: &Context) -> Option<ScaledCluster> {
+    let namespace = cluster.namespace().unwrap_or_default();
+    let api: Api<ScaledCluster> = Api::namespaced(ctx.client.clone(), &namespace);
+    match api.get(&cluster.name_any()).await {
+        Ok(fresh) if fresh.metadata.resource_version != cluster.metadata.resource_version => {
+            Some(fresh)
+        }
+        Ok(_) => None,
+        Err(e) => {
+            warn!(error = %e, "reading the object after a lost compare-and-swap failed");
+            None
+        }
+    }
+}
+
+async fn pass(cluster: &ScaledCluster, ctx: &Context) -> Result<Action, Error> {
     let namespace = cluster.namespace().unwrap_or_default();
     let name = cluster.name_any();
     let uid = cluster.metadata.uid.clone().unwrap_or_default();

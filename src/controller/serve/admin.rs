@@ -1,7 +1,10 @@
-//! The admin HTTP server: `/metrics`, `/healthz` and `/readyz`.
+//! The admin HTTP server: `/metrics`, `/healthz` and `/readyz` (and `/livez`).
 //!
 //! * `/metrics`: every metric in the OpenMetrics text format.
-//! * `/healthz`: 200 as long as the process serves HTTP (liveness).
+//! * `/healthz`: 200 as long as the process serves HTTP.
+//! * `/livez` (`super::liveness`, merged in by `run` on the probes' listener):
+//!   the liveness probe, 200 unless this replica leads and has made no
+//!   progress for `--livez-stall-seconds` while there is work.
 //! * `/readyz`: 200 once the readiness flag is set, 503 before (and after it
 //!   is cleared again). The controller sets the flag once its watch caches
 //!   have synced, whether or not it leads: a follower is a warm standby and

@@ -12,14 +12,24 @@
 //! | `clusterscale_operations_total` | counter | `cloud`, `direction`, `outcome` |
 //! | `clusterscale_condition` | gauge | `namespace`, `name`, `type` |
 //! | `clusterscale_leader` | gauge | |
+//! | `clusterscale_backlog` | gauge | |
+//! | `clusterscale_last_reconcile_timestamp_seconds` | gauge | |
+//! | `clusterscale_last_watch_event_timestamp_seconds` | gauge | |
+//!
+//! The two timestamps are Unix times in seconds (0 until the first one):
+//! the last reconcile pass that completed without error, and the last event
+//! of a ScaledCluster watch stream (an object, a relist's start or end; the
+//! watcher's bookmarks are not events). `time() - ` either is how long it has
+//! been; `serve::liveness` fails `/livez` on the same facts.
 //!
 //! Label values come from small fixed sets (outcomes, [`ErrorClass`] names,
 //! cloud kinds, actions), except `namespace`/`name` of `clusterscale_nodes`,
 //! whose series are removed with [`Metrics::forget`] when the resource is
 //! deleted.
 
+use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
@@ -118,6 +128,8 @@ struct Inner {
     operations: Family<OperationLabels, Counter>,
     leader: Gauge,
     backlog: Gauge,
+    last_reconcile: Gauge<f64, AtomicU64>,
+    last_watch_event: Gauge<f64, AtomicU64>,
 }
 
 /// The `class` label of `clusterscale_errors_total`: a typed class, never a bare string.
@@ -229,6 +241,20 @@ impl Metrics {
             "Resources whose current generation waits for its first reconcile (new or changed); while an account has some, its resyncs wait",
             backlog.clone(),
         );
+        let last_reconcile = Gauge::<f64, AtomicU64>::default();
+        registry.register_with_unit(
+            "clusterscale_last_reconcile_timestamp",
+            "Unix time of the last reconcile pass that completed without error (0: none yet)",
+            Unit::Seconds,
+            last_reconcile.clone(),
+        );
+        let last_watch_event = Gauge::<f64, AtomicU64>::default();
+        registry.register_with_unit(
+            "clusterscale_last_watch_event_timestamp",
+            "Unix time of the last event of a ScaledCluster watch stream (0: none yet)",
+            Unit::Seconds,
+            last_watch_event.clone(),
+        );
         Self {
             inner: Arc::new(Inner {
                 registry,
@@ -242,6 +268,8 @@ impl Metrics {
                 operations,
                 leader,
                 backlog,
+                last_reconcile,
+                last_watch_event,
             }),
         }
     }
@@ -375,6 +403,16 @@ impl Metrics {
             .inc();
     }
 
+    /// A reconcile pass completed without error at `at`.
+    pub fn reconciled_at(&self, at: SystemTime) {
+        self.inner.last_reconcile.set(unix_seconds(at));
+    }
+
+    /// A ScaledCluster watch stream delivered an event at `at`.
+    pub fn watch_event_at(&self, at: SystemTime) {
+        self.inner.last_watch_event.set(unix_seconds(at));
+    }
+
     /// Whether this replica leads (1) or not (0).
     pub fn set_leader(&self, leader: bool) {
         self.inner.leader.set(i64::from(leader));
@@ -402,6 +440,12 @@ fn condition_labels(namespace: &str, name: &str, type_: &str) -> ConditionLabels
         name: name.to_string(),
         r#type: type_.to_string(),
     }
+}
+
+fn unix_seconds(at: SystemTime) -> f64 {
+    at.duration_since(SystemTime::UNIX_EPOCH)
+        .map(|d| d.as_secs_f64())
+        .unwrap_or(0.0)
 }
 
 fn node_labels(namespace: &str, name: &str, group: NodeGroup, kind: &str) -> NodeLabels {
@@ -442,7 +486,7 @@ mod tests {
         }
     }
 
-    const FAMILIES: [&str; 9] = [
+    const FAMILIES: [&str; 12] = [
         "clusterscale_reconciles",
         "clusterscale_reconcile_duration_seconds",
         "clusterscale_errors",
@@ -452,6 +496,9 @@ mod tests {
         "clusterscale_condition",
         "clusterscale_operations",
         "clusterscale_leader",
+        "clusterscale_backlog",
+        "clusterscale_last_reconcile_timestamp_seconds",
+        "clusterscale_last_watch_event_timestamp_seconds",
     ];
 
     #[test]
@@ -463,7 +510,32 @@ mod tests {
         assert!(text.contains("# UNIT clusterscale_reconcile_duration_seconds seconds"));
         assert!(text.contains("# TYPE clusterscale_leader gauge"));
         assert_eq!(sample(&text, "clusterscale_leader"), Some(0.0));
+        for name in [
+            "clusterscale_last_reconcile_timestamp_seconds",
+            "clusterscale_last_watch_event_timestamp_seconds",
+        ] {
+            assert!(text.contains(&format!("# TYPE {name} gauge")), "{text}");
+            assert!(text.contains(&format!("# UNIT {name} seconds")), "{text}");
+            assert_eq!(sample(&text, name), Some(0.0), "{name}");
+        }
         assert!(text.ends_with("# EOF\n"));
+    }
+
+    #[test]
+    fn liveness_timestamps_are_unix_seconds() {
+        let m = Metrics::new();
+        let at = SystemTime::UNIX_EPOCH + Duration::from_millis(1_700_000_000_500);
+        m.reconciled_at(at);
+        m.watch_event_at(at + Duration::from_secs(2));
+        let text = m.encode();
+        assert_eq!(
+            sample(&text, "clusterscale_last_reconcile_timestamp_seconds"),
+            Some(1_700_000_000.5)
+        );
+        assert_eq!(
+            sample(&text, "clusterscale_last_watch_event_timestamp_seconds"),
+            Some(1_700_000_002.5)
+        );
     }
 
     /// Every series the chart's Grafana dashboard queries is one the operator
@@ -523,6 +595,8 @@ mod tests {
             "clusterscale_reconcile_duration_seconds_bucket",
             "clusterscale_cloud_call_duration_seconds_bucket",
             "clusterscale_leader",
+            "clusterscale_last_reconcile_timestamp_seconds",
+            "clusterscale_last_watch_event_timestamp_seconds",
         ] {
             assert!(
                 queried.contains(wanted),
@@ -548,6 +622,8 @@ mod tests {
         m.conditions("ops", "emr-a", &[condition("Ready", "True")]);
         m.operation(CloudKind::Huawei, Direction::In, "succeeded");
         m.set_leader(true);
+        m.reconciled_at(SystemTime::now());
+        m.watch_event_at(SystemTime::now());
         let text = m.encode();
         for name in FAMILIES {
             assert!(

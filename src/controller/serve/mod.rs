@@ -2,4 +2,5 @@
 //! [`admin`] (`/metrics`, `/healthz`, `/readyz`).
 
 pub mod admin;
+pub mod liveness;
 pub mod metrics;
