@@ -123,6 +123,18 @@ impl CloudProvider for HuaweiProvider {
         credentials_from_env()
     }
 
+    /// The AK, else the IAM user (`domainName/username`).
+    fn account_id(creds: &Credentials) -> Option<String> {
+        let value = |key| creds.get(key).map(|v| v.expose().trim().to_string());
+        value(KEY_ACCESS_KEY).or_else(|| {
+            let user = value(KEY_USERNAME)?;
+            Some(format!(
+                "{}/{user}",
+                value(KEY_DOMAIN_NAME).unwrap_or_default()
+            ))
+        })
+    }
+
     fn target_key(h: &HuaweiSpec) -> Option<String> {
         Some(format!(
             "huawei/{}/{}/{}",

@@ -117,6 +117,13 @@ impl CloudProvider for TencentProvider {
         credentials_from_env()
     }
 
+    /// The SecretId.
+    fn account_id(creds: &Credentials) -> Option<String> {
+        creds
+            .get(KEY_SECRET_ID)
+            .map(|id| id.expose().trim().to_string())
+    }
+
     fn target_key(t: &TencentSpec) -> Option<String> {
         Some(format!("tencent/{}/{}", t.region, t.instance_id))
     }

@@ -252,10 +252,13 @@ async fn pass(cluster: &ScaledCluster, ctx: &Context) -> Result<Action, Error> {
         Some(b) => Err(b),
         None => match secrets::read(&ctx.client, &namespace, &cluster.spec).await {
             Err(e) => Err((Precondition::CredentialsMissing, e.to_string())),
-            Ok(creds) => ctx
-                .clouds
-                .get(cluster, &creds, ctx.clock.clone())
-                .map_err(|e| (e.precondition(), e.to_string())),
+            Ok(creds) => {
+                let account_id = crate::cloud::of(&cluster.spec).and_then(|p| p.account_id(&creds));
+                ctx.backlog.learn(cluster, account_id.as_deref());
+                ctx.clouds
+                    .get(cluster, &creds, ctx.clock.clone())
+                    .map_err(|e| (e.precondition(), e.to_string()))
+            }
         },
     };
     let report = match cloud {

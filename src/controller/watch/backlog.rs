@@ -41,6 +41,8 @@ use std::hash::{Hash, Hasher};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+use sha2::{Digest, Sha256};
+
 use kube::runtime::watcher::Event;
 use kube::ResourceExt;
 
@@ -61,8 +63,10 @@ pub const RECHECK: Duration = Duration::from_secs(5);
 /// At most one warning per account in this period.
 const WARN_EVERY: Duration = Duration::from_secs(60);
 
-/// One request budget, as far as the controller can tell without reading
-/// the Secret.
+/// The credentials Secret of a resource, as far as the watch streams tell
+/// (they carry no Secret data). Two of them are one request budget when they
+/// hold the same credentials, as passes learn ([`Backlog::learn`]): the cloud
+/// throttles by key, not by Secret.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct Account {
     pub namespace: String,
@@ -233,10 +237,10 @@ struct Deferrals {
     served: HashMap<String, Instant>,
     /// uid -> when its resync was first deferred, while it is.
     since: HashMap<String, Instant>,
-    /// account -> when a deferral on it was last logged.
-    warned: HashMap<Account, Instant>,
-    /// account -> the first free slot of its resyncs' budget.
-    next_slot: HashMap<Account, Instant>,
+    /// budget -> when a deferral on it was last logged.
+    warned: HashMap<String, Instant>,
+    /// budget -> the first free slot of its resyncs.
+    next_slot: HashMap<String, Instant>,
     /// uid -> the slot a deferred resync holds.
     reserved: HashMap<String, Instant>,
 }
@@ -247,13 +251,7 @@ impl Deferrals {
     /// Slots are handed out in the order resyncs ask, one per 1/`per_second`
     /// (a virtual-time queue, as GCRA's): first come, first served, and no
     /// share of the budget wasted.
-    fn slot(
-        &mut self,
-        account: &Account,
-        uid: &str,
-        per_second: u32,
-        now: Instant,
-    ) -> Option<Instant> {
+    fn slot(&mut self, budget: &str, uid: &str, per_second: u32, now: Instant) -> Option<Instant> {
         if let Some(at) = self.reserved.get(uid).copied() {
             if at <= now + SLOT_EARLY {
                 self.reserved.remove(uid);
@@ -262,7 +260,7 @@ impl Deferrals {
             return Some(at);
         }
         let interval = Duration::from_secs(1) / per_second.max(1);
-        let next = self.next_slot.entry(account.clone()).or_insert(now);
+        let next = self.next_slot.entry(budget.to_string()).or_insert(now);
         if *next <= now {
             *next = now + interval;
             return None;
@@ -274,6 +272,60 @@ impl Deferrals {
     }
 }
 
+/// Which Secrets hold the same credentials, as the passes that read them
+/// tell ([`Backlog::learn`]).
+#[derive(Default, Debug)]
+struct Identities {
+    /// Secret -> the identity of its credentials (a hash of the cloud's
+    /// account id: Tencent's SecretId, Huawei's AK).
+    of: HashMap<Account, String>,
+    /// identity -> the Secrets that hold it.
+    holders: HashMap<String, HashSet<Account>>,
+}
+
+impl Identities {
+    fn learn(&mut self, account: Account, identity: Option<String>) {
+        if self.of.get(&account) == identity.as_ref() {
+            return;
+        }
+        if let Some(old) = self.of.remove(&account) {
+            if let Some(set) = self.holders.get_mut(&old) {
+                set.remove(&account);
+                if set.is_empty() {
+                    self.holders.remove(&old);
+                }
+            }
+        }
+        if let Some(id) = identity {
+            self.holders
+                .entry(id.clone())
+                .or_default()
+                .insert(account.clone());
+            self.of.insert(account, id);
+        }
+    }
+
+    /// The Secrets that hold `account`'s credentials, itself included.
+    fn peers(&self, account: &Account) -> Vec<Account> {
+        match self.of.get(account).and_then(|id| self.holders.get(id)) {
+            Some(set) => set.iter().cloned().collect(),
+            None => vec![account.clone()],
+        }
+    }
+
+    /// The key of `account`'s request budget: its credentials' identity
+    /// once known, else the Secret.
+    fn budget(&self, account: &Account) -> String {
+        match self.of.get(account) {
+            Some(id) => id.clone(),
+            None => format!(
+                "secret {}/{} ({})",
+                account.namespace, account.secret, account.cloud
+            ),
+        }
+    }
+}
+
 /// A pass that comes back this much before its slot is served (timers fire late, not early).
 const SLOT_EARLY: Duration = Duration::from_millis(5);
 
@@ -282,6 +334,7 @@ const SLOT_EARLY: Duration = Duration::from_millis(5);
 pub struct Backlog {
     priority: WatchIndex<Priority>,
     deferrals: Mutex<Deferrals>,
+    identities: Mutex<Identities>,
     /// An operation whose last pass began longer ago than this is overdue.
     overdue_after: Duration,
     /// What the clients are built with (the budgets depend on it).
@@ -305,6 +358,7 @@ impl Backlog {
         Self {
             priority: WatchIndex::new(),
             deferrals: Mutex::default(),
+            identities: Mutex::default(),
             overdue_after: poll * 2 + Duration::from_secs(10),
             options,
             recheck: RECHECK.min(resync / 4).max(Duration::from_millis(100)),
@@ -321,6 +375,22 @@ impl Backlog {
         }
     }
 
+    /// Record whose credentials `cluster`'s Secret holds: `account_id` is the
+    /// cloud's account id of them (`Provider::account_id`), kept only as a
+    /// hash. Secrets with the same credentials then share one backlog and one
+    /// budget, in any namespace.
+    pub fn learn(&self, cluster: &ScaledCluster, account_id: Option<&str>) {
+        let account = account(cluster);
+        let identity = account_id.map(|id| {
+            let digest = Sha256::digest(format!("{}\0{}", account.cloud, id.trim()));
+            format!("{} account {}", account.cloud, hex::encode(&digest[..8]))
+        });
+        self.identities
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .learn(account, identity);
+    }
+
     /// Resources waiting for the first reconcile of their generation.
     pub fn waiting(&self) -> usize {
         self.priority.with(|p| p.waiting_total)
@@ -330,13 +400,22 @@ impl Backlog {
     pub fn decide(&self, cluster: &ScaledCluster, now: Instant) -> PassAdmission {
         let uid = cluster.metadata.uid.clone().unwrap_or_default();
         let account = account(cluster);
+        let (peers, budget_key) = {
+            let ids = self.identities.lock().unwrap_or_else(|p| p.into_inner());
+            (ids.peers(&account), ids.budget(&account))
+        };
         let resync = only_resyncs(cluster);
         let (waiting, in_flight) = if resync {
             self.priority.with(|p| {
-                let waiting = p.waiting_others(&account, &uid);
+                let waiting = peers.iter().map(|a| p.waiting_others(a, &uid)).sum();
                 // Only needed when nothing waits; usually a handful.
-                let in_flight: Vec<String> = match (waiting, p.in_flight.get(&account)) {
-                    (0, Some(set)) => set.iter().cloned().collect(),
+                let in_flight: Vec<String> = match waiting {
+                    0 => peers
+                        .iter()
+                        .filter_map(|a| p.in_flight.get(a))
+                        .flatten()
+                        .cloned()
+                        .collect(),
                     _ => Vec::new(),
                 };
                 (waiting, in_flight)
@@ -374,7 +453,7 @@ impl Backlog {
             let budget = crate::cloud::of(&cluster.spec)
                 .and_then(|p| p.observations_per_second(&self.options));
             match budget {
-                Some(per_second) if resync => match d.slot(&account, &uid, per_second, now) {
+                Some(per_second) if resync => match d.slot(&budget_key, &uid, per_second, now) {
                     Some(at) => (DeferReason::Budget { per_second }, at - now),
                     None => return serve(&mut d),
                 },
@@ -383,10 +462,10 @@ impl Backlog {
         };
         let warn = d
             .warned
-            .get(&account)
+            .get(&budget_key)
             .is_none_or(|t| now.saturating_duration_since(*t) >= WARN_EVERY);
         if warn {
-            d.warned.insert(account, now);
+            d.warned.insert(budget_key, now);
         }
         PassAdmission::Defer {
             after,
@@ -605,6 +684,53 @@ mod tests {
             b.decide(&with_secret("b", "c3", "one", Some(1)), now),
             PassAdmission::Run
         );
+    }
+
+    /// Two Secrets with the same keys, in two namespaces, are one account once
+    /// a pass has read them: one backlog and one budget (the cloud throttles
+    /// by key). Different keys stay apart.
+    #[test]
+    fn secrets_with_the_same_keys_are_one_account() {
+        let with_secret =
+            |ns: &str, uid: &str, secret: &str, observed| tencent(ns, uid, secret, observed, true);
+        let options = ConnectOptions::default().with_knobs(
+            clusterscale_core::api::CloudKind::Tencent,
+            clusterscale_tencent::TencentKnobs { rate_limit: 1 },
+        );
+        let b = backlog(options);
+        let (a1, b1, c1) = (
+            with_secret("a", "a1", "creds", Some(1)),
+            with_secret("b", "b1", "copy", Some(1)),
+            with_secret("c", "c1", "other", Some(1)),
+        );
+        b.learn(&a1, Some("AKIDsame"));
+        b.learn(&b1, Some(" AKIDsame "));
+        b.learn(&c1, Some("AKIDother"));
+        let now = Instant::now();
+        // Budget: one resync a second for the shared key, across namespaces.
+        assert_eq!(b.decide(&a1, now), PassAdmission::Run);
+        assert!(matches!(
+            b.decide(&b1, now),
+            PassAdmission::Defer {
+                reason: DeferReason::Budget { per_second: 1 },
+                ..
+            }
+        ));
+        assert_eq!(b.decide(&c1, now), PassAdmission::Run, "another key");
+        // Backlog: a new resource on the copy holds back the original's resyncs.
+        apply(&b, &with_secret("b", "new", "copy", None));
+        let later = now + Duration::from_secs(10);
+        assert!(deferred(b.decide(&a1, later)).is_some());
+        assert_eq!(b.decide(&c1, later), PassAdmission::Run);
+        // Keys rotated apart: two accounts again.
+        b.learn(&b1, Some("AKIDrotated"));
+        let much_later = now + Duration::from_secs(20);
+        b.observe(
+            0,
+            &Event::Delete(DeserializeGuard(Ok(with_secret("b", "new", "copy", None)))),
+        );
+        assert_eq!(b.decide(&a1, much_later), PassAdmission::Run);
+        assert_eq!(b.decide(&b1, much_later), PassAdmission::Run);
     }
 
     #[test]

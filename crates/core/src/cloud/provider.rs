@@ -153,6 +153,13 @@ pub trait CloudProvider: Sync + 'static {
     /// A stable key for the remote cluster, to find two resources aimed at
     /// the same one; `None` when it cannot be shared.
     fn target_key(block: &Self::Spec) -> Option<String>;
+    /// Who the cloud bills and throttles these credentials as (Tencent's
+    /// SecretId, Huawei's AK or IAM user): two Secrets with the same keys
+    /// are one account. `None`: no credentials, or none that name an account.
+    fn account_id(creds: &Credentials) -> Option<String> {
+        let _ = creds;
+        None
+    }
     /// Build the client.
     fn connect(block: &Self::Spec, with: Connect<'_>) -> Result<Arc<dyn Cloud>, ConnectError>;
     /// Observations per second one account allows (its per-action request
@@ -183,6 +190,7 @@ pub trait Provider: Sync {
     fn secret_keys(&self) -> SecretKeys;
     fn credentials_from_env(&self) -> Credentials;
     fn target_key(&self, spec: &ScaledClusterSpec) -> Option<String>;
+    fn account_id(&self, creds: &Credentials) -> Option<String>;
     fn capabilities(&self) -> Capabilities;
     fn observations_per_second(&self, options: &ConnectOptions) -> Option<u32>;
     /// Add this cloud's knobs to a command's flags.
@@ -228,6 +236,10 @@ impl<P: CloudProvider> Provider for P {
 
     fn target_key(&self, spec: &ScaledClusterSpec) -> Option<String> {
         P::block(spec).and_then(P::target_key)
+    }
+
+    fn account_id(&self, creds: &Credentials) -> Option<String> {
+        P::account_id(creds)
     }
 
     fn capabilities(&self) -> Capabilities {
