@@ -36,7 +36,8 @@ use crate::cloud::CloudArgs;
 use crate::telemetry::LogFormat;
 use clusterscale_core::api::ScaledCluster;
 use clusterscale_core::clock::SystemClock;
-use clusterscale_engine::{AlwaysOpen, EngineConfig, Fence};
+use clusterscale_core::cloud::fence::{AlwaysOpen, Fence};
+use clusterscale_engine::EngineConfig;
 
 /// Options of `clusterscale run`.
 #[derive(clap::Args, Debug, Clone)]

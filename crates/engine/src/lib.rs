@@ -33,6 +33,7 @@ use clusterscale_core::api::{
     Phase, Precondition, ScaledClusterSpec, ScaledClusterStatus,
 };
 use clusterscale_core::clock::Clock;
+use clusterscale_core::cloud::fence::{self, AlwaysOpen, Fence};
 use clusterscale_core::cloud::{
     Cloud, CloudError, ClusterState, ObservedCluster, OperationProgress, ScaleRequest,
 };
@@ -98,32 +99,10 @@ pub struct EngineConfig {
     /// How long errors that retrying gets past (throttled, busy, transient,
     /// sold out) may persist before the resource reports Degraded.
     pub degraded_after: Duration,
-    /// Checked immediately before every scale call: closed, the call is not
-    /// made ([`EngineError::FenceClosed`]).
+    /// Checked immediately before every scale call and every request of it
+    /// (`clusterscale_core::cloud::fence`): closed, nothing is sent
+    /// ([`EngineError::FenceClosed`]).
     pub fence: Arc<dyn Fence>,
-}
-
-/// Whether this process may still write to the cloud, checked in the task
-/// that makes the call, immediately before it: a leader frozen (a paused
-/// VM, a stopped process, CPU starvation) between its write-ahead record and
-/// its cloud call may have been replaced meanwhile, and the new leader may
-/// have settled that operation. The operator's fence is the leader lease by
-/// the monotonic clock (`clusterscale_lease::LeaseFence`); without leader
-/// election it is [`AlwaysOpen`]. Like [`Clock`], it keeps Kubernetes out of
-/// the engine.
-pub trait Fence: Send + Sync + fmt::Debug {
-    fn is_open(&self) -> bool;
-}
-
-/// The fence of a process that is the only writer (the CLI, or
-/// `--leader-elect=false`).
-#[derive(Clone, Copy, Debug, Default)]
-pub struct AlwaysOpen;
-
-impl Fence for AlwaysOpen {
-    fn is_open(&self) -> bool {
-        true
-    }
 }
 
 impl Default for EngineConfig {
@@ -614,10 +593,18 @@ impl<'a> Pass<'a> {
         if !self.config.fence.is_open() {
             return Err(EngineError::FenceClosed);
         }
-        let result = match record.direction {
-            Direction::Out => cloud.scale_out(&req).await,
-            Direction::In => cloud.scale_in(&req).await,
-        };
+        let result = fence::scope(self.config.fence.clone(), async {
+            match record.direction {
+                Direction::Out => cloud.scale_out(&req).await,
+                Direction::In => cloud.scale_in(&req).await,
+            }
+        })
+        .await;
+        if matches!(&result, Err(e) if fence::closed(e)) {
+            // Inside the call (a rate limiter, a token fetch, a pre-check
+            // read): nothing was sent; record nothing.
+            return Err(EngineError::FenceClosed);
+        }
         let verb = verb(record.direction);
         match result {
             Ok(sub) => {

@@ -1153,3 +1153,76 @@ async fn a_closed_fence_makes_no_cloud_call_and_records_nothing_more() {
         "the stored record is the one sent"
     );
 }
+
+/// A cloud whose scale calls wait (as in a rate limiter or a pre-check read)
+/// while the fence closes, then send their request through the clients'
+/// check: the request is not sent, and the engine records nothing.
+#[derive(Debug)]
+struct ClosesWhileWaiting {
+    inner: SimulatedCloud,
+    fence: Arc<TestFence>,
+}
+
+#[async_trait]
+impl Cloud for ClosesWhileWaiting {
+    fn kind(&self) -> CloudKind {
+        self.inner.kind()
+    }
+    fn capabilities(&self) -> Capabilities {
+        self.inner.capabilities()
+    }
+    async fn observe(&self) -> Result<ObservedCluster, CloudError> {
+        self.inner.observe().await
+    }
+    async fn scale_out(&self, req: &ScaleRequest) -> Result<Submitted, CloudError> {
+        self.fence
+            .0
+            .store(true, std::sync::atomic::Ordering::SeqCst);
+        fence::check("ScaleOutInstance")?;
+        self.inner.scale_out(req).await
+    }
+    async fn scale_in(&self, req: &ScaleRequest) -> Result<Submitted, CloudError> {
+        self.inner.scale_in(req).await
+    }
+    async fn operation_status(
+        &self,
+        op: &OperationRecord,
+    ) -> Result<OperationProgress, CloudError> {
+        self.inner.operation_status(op).await
+    }
+}
+
+#[tokio::test]
+async fn a_fence_that_closes_inside_the_call_stops_its_request() {
+    let mut h = Harness::new((3, 0), (3, 2));
+    let fence = Arc::new(TestFence::default());
+    h.config.fence = fence.clone();
+    let cloud = ClosesWhileWaiting {
+        inner: h.cloud.clone(),
+        fence,
+    };
+    let target = Target {
+        uid: "uid-1",
+        generation: 1,
+        spec: &h.spec,
+    };
+    let r = reconcile(
+        target,
+        &ScaledClusterStatus::default(),
+        &cloud,
+        h.clock.as_ref(),
+        &mut h.store,
+        &h.config,
+    )
+    .await;
+    assert!(matches!(r, Err(EngineError::FenceClosed)), "{r:?}");
+    assert!(h.model.writes().is_empty());
+    let pending = h
+        .store
+        .status
+        .pending_operation
+        .clone()
+        .expect("write-ahead");
+    assert!(!pending.accepted && pending.finished_at.is_none());
+    assert_eq!(h.store.status.last_error, None, "nothing recorded");
+}

@@ -70,6 +70,7 @@ use super::{errors, iam_endpoint, mrs_endpoint, AkSk, AuthConfig};
 use clusterscale_core::api::{CloudKind, Direction, HuaweiSpec, NodeGroup, OperationRecord};
 use clusterscale_core::clock::{Clock, SystemClock};
 use clusterscale_core::cloud::credentials::{Credentials, SecretString};
+use clusterscale_core::cloud::fence;
 use clusterscale_core::cloud::http::{self, malformed, transport_error, Endpoint, RateLimits};
 use clusterscale_core::cloud::provider::{CloudProvider, ConnectError};
 use clusterscale_core::cloud::{
@@ -680,6 +681,8 @@ impl HuaweiCloud {
         token: Option<&SecretString>,
     ) -> Result<Reply, CloudError> {
         self.limits.acquire(&self.account(), action).await;
+        // After any wait, immediately before the request is signed and sent.
+        fence::check(action)?;
         let query_string = sign::canonical_query(query);
         let url = if query_string.is_empty() {
             format!("{}{path}", self.endpoint.base)

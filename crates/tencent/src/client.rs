@@ -79,6 +79,7 @@ use super::{endpoint, DEFAULT_RATE_LIMIT, KEY_SECRET_ID, KEY_SECRET_KEY, KEY_TOK
 use clusterscale_core::api::{CloudKind, NodeGroup, OperationRecord, TencentSpec, MIN_CORE};
 use clusterscale_core::clock::{Clock, SystemClock};
 use clusterscale_core::cloud::credentials::{Credentials, SecretString};
+use clusterscale_core::cloud::fence;
 use clusterscale_core::cloud::http::{self, malformed, transport_error, Endpoint, RateLimits};
 use clusterscale_core::cloud::provider::{CloudProvider, ConnectError};
 use clusterscale_core::cloud::{
@@ -362,6 +363,8 @@ impl TencentCloud {
             )
         })?;
         self.limits.acquire(self.secret_id.expose(), action).await;
+        // After any wait, immediately before the request is signed and sent.
+        fence::check(action)?;
         let timestamp = self.clock.now().as_second();
         let signature = sign(&SigningInput {
             secret_id: self.secret_id.expose(),

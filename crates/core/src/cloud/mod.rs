@@ -3,6 +3,7 @@
 //! message and request id.
 
 pub mod credentials;
+pub mod fence;
 pub mod http;
 pub mod provider;
 
