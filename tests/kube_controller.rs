@@ -1811,3 +1811,113 @@ async fn half_open_watch_recovers_and_reconciles_the_change() {
         });
     }
 }
+
+/// Send `signal` (`STOP`, `CONT`) to process `pid`.
+fn signal(t: &TestNs, pid: u32, signal: &str) {
+    let ok = std::process::Command::new("kill")
+        .args([&format!("-{signal}"), &pid.to_string()])
+        .status()
+        .is_ok_and(|s| s.success());
+    t.check(ok, || format!("kill -{signal} {pid}"));
+}
+
+/// The fence, for real: two replicas on the real apiserver; the leader is
+/// frozen (SIGSTOP) right after its write-ahead record of a Tencent
+/// scale-in is stored, while its scale call still waits for the answer of
+/// its node listing (the fake answers after 4 s). It stays frozen past its
+/// Lease and the 60 s in which an unconfirmed call may still show; the other
+/// replica takes over, declares that record not applied, and converges with
+/// an operation of its own. Woken (SIGCONT), the old leader sends nothing:
+/// exactly one termination request reaches the cloud, and it exits.
+#[tokio::test]
+async fn a_frozen_leader_wakes_to_a_closed_fence() {
+    let t = TestNs::new("frozen").await;
+    let fake = FakeCloud::start(
+        &t,
+        "tencent",
+        &[
+            "--tencent",
+            "127.0.0.1:0",
+            "--tencent-instance-id",
+            TENCENT_INSTANCE,
+            "--initial-task",
+            "2",
+            "--operation-seconds",
+            "2",
+        ],
+    );
+    let endpoint = fake.tencent.clone().expect("tencent endpoint");
+    tencent_secret(&t, "tc-creds");
+    let mut a = Operator::start(&t, "replica-a");
+    let mut b = Operator::start(&t, "replica-b");
+    let holder = t
+        .wait_for("a Lease holder", SHORT, || {
+            lease_holder(&t, "clusterscale-leader")
+        })
+        .await;
+    let (leader, follower) = match holder.as_str() {
+        "replica-a" => (&mut a, &mut b),
+        "replica-b" => (&mut b, &mut a),
+        other => t.fail(&format!("unexpected Lease holder {other:?}")),
+    };
+    let follower_identity = follower.identity.clone();
+    put_faults(&t, &endpoint, r#"{"delayMs": 4000}"#).await;
+    t.apply_ok(&manifest(
+        "emr",
+        &tencent_block(TENCENT_INSTANCE, &endpoint, "tc-creds"),
+        3,
+        0,
+        &fast_policy(5),
+    ));
+    // The write-ahead record, not yet accepted: freeze the leader there.
+    t.wait_for("the write-ahead record", CONVERGE, || async {
+        let sc = t.get("emr").await?;
+        let pending = sc.status.as_ref()?.pending_operation.as_ref()?;
+        (!pending.accepted).then_some(())
+    })
+    .await;
+    signal(&t, leader.pid(), "STOP");
+    let frozen = std::time::Instant::now();
+    put_faults(&t, &endpoint, "{}").await;
+    t.wait_for("the follower holds the Lease", CONVERGE, || async {
+        lease_holder(&t, "clusterscale-leader")
+            .await
+            .filter(|h| *h == follower_identity)
+    })
+    .await;
+    t.wait_sc(
+        "emr",
+        "emr converged at 3/0 by the new leader",
+        Duration::from_secs(180),
+        |sc| converged_at(sc, 3, 0),
+    )
+    .await;
+    // Frozen past the Lease (15 s) and the 60 s settle, in any case.
+    let past = Duration::from_secs(80).saturating_sub(frozen.elapsed());
+    tokio::time::sleep(past).await;
+    signal(&t, leader.pid(), "CONT");
+    let exited = t
+        .wait_for("the woken leader exits", SHORT, || {
+            let status = leader.try_wait();
+            async move { status }
+        })
+        .await;
+    t.check(!exited.success(), || {
+        format!("the woken leader should exit as on lease loss: {exited:?}")
+    });
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let terminations: Vec<String> = fake
+        .journal("tencent")
+        .iter()
+        .filter(|l| l.action.starts_with("Terminate"))
+        .map(|l| format!("{} {} write={}", l.action, l.outcome, l.write))
+        .collect();
+    t.check(terminations.len() == 1, || {
+        format!("exactly one termination request, from the new leader: {terminations:?}")
+    });
+    let log = leader.log_text();
+    t.check(
+        !log.contains("\"TerminateTasks\"") || log.contains("fence"),
+        || "the woken leader's log should show the closed fence or the lease loss".into(),
+    );
+}
