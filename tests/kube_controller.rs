@@ -1829,6 +1829,13 @@ fn signal(t: &TestNs, pid: u32, signal: &str) {
 /// replica takes over, declares that record not applied, and converges with
 /// an operation of its own. Woken (SIGCONT), the old leader sends nothing:
 /// exactly one termination request reaches the cloud, and it exits.
+///
+/// On wake two tasks race: the lease renewal, which exits the process, and
+/// the reconcile, whose listing answer is in its socket. Without the fence
+/// the renewal usually wins here too (a run with the fence forced open also
+/// passed), so this test shows the outcome, not the fence's necessity; the
+/// fence's own tests are `crates/engine/src/tests.rs` (`a_closed_fence_*`,
+/// `a_fence_that_closes_inside_the_call_*`) and the lease's arithmetic.
 #[tokio::test]
 async fn a_frozen_leader_wakes_to_a_closed_fence() {
     let t = TestNs::new("frozen").await;
@@ -1915,9 +1922,4 @@ async fn a_frozen_leader_wakes_to_a_closed_fence() {
     t.check(terminations.len() == 1, || {
         format!("exactly one termination request, from the new leader: {terminations:?}")
     });
-    let log = leader.log_text();
-    t.check(
-        !log.contains("\"TerminateTasks\"") || log.contains("fence"),
-        || "the woken leader's log should show the closed fence or the lease loss".into(),
-    );
 }
