@@ -726,6 +726,22 @@ async fn lease_holder(t: &TestNs, lease: &str) -> Option<String> {
         .filter(|h| !h.is_empty())
 }
 
+/// Two replicas on one Lease, as (leader, follower) once one holds it.
+async fn two_replicas(t: &TestNs) -> (Operator, Operator) {
+    let a = Operator::start(t, "replica-a");
+    let b = Operator::start(t, "replica-b");
+    let holder = t
+        .wait_for("a Lease holder", SHORT, || {
+            lease_holder(t, "clusterscale-leader")
+        })
+        .await;
+    match holder.as_str() {
+        "replica-a" => (a, b),
+        "replica-b" => (b, a),
+        other => t.fail(&format!("unexpected Lease holder {other:?}")),
+    }
+}
+
 /// The value of a sample line `name` in Prometheus text, if present.
 fn sample(text: &str, name: &str) -> Option<f64> {
     text.lines()
@@ -747,18 +763,8 @@ async fn only_the_leader_writes() {
     let fake = fake_tencent(&t, 3);
     tencent_secret(&t, "tc-creds");
     let endpoint = fake.tencent.clone().expect("tencent endpoint");
-    let mut a = Operator::start(&t, "replica-a");
-    let mut b = Operator::start(&t, "replica-b");
-    let holder = t
-        .wait_for("a Lease holder", SHORT, || {
-            lease_holder(&t, "clusterscale-leader")
-        })
-        .await;
-    let (leader, follower) = match holder.as_str() {
-        "replica-a" => (&mut a, &mut b),
-        "replica-b" => (&mut b, &mut a),
-        other => t.fail(&format!("unexpected Lease holder {other:?}")),
-    };
+    let (mut leader, mut follower) = two_replicas(&t).await;
+    let (leader, follower) = (&mut leader, &mut follower);
     // Readiness does not depend on leadership: both replicas are Ready
     // (watches synced, warm standby) within 30 s, so a rolling update of a
     // two-replica Deployment can finish while the old leader lives.
@@ -1855,18 +1861,8 @@ async fn a_frozen_leader_wakes_to_a_closed_fence() {
     );
     let endpoint = fake.tencent.clone().expect("tencent endpoint");
     tencent_secret(&t, "tc-creds");
-    let mut a = Operator::start(&t, "replica-a");
-    let mut b = Operator::start(&t, "replica-b");
-    let holder = t
-        .wait_for("a Lease holder", SHORT, || {
-            lease_holder(&t, "clusterscale-leader")
-        })
-        .await;
-    let (leader, follower) = match holder.as_str() {
-        "replica-a" => (&mut a, &mut b),
-        "replica-b" => (&mut b, &mut a),
-        other => t.fail(&format!("unexpected Lease holder {other:?}")),
-    };
+    let (mut leader, mut follower) = two_replicas(&t).await;
+    let (leader, follower) = (&mut leader, &mut follower);
     let follower_identity = follower.identity.clone();
     put_faults(&t, &endpoint, r#"{"delayMs": 4000}"#).await;
     t.apply_ok(&manifest(

@@ -711,25 +711,10 @@ async fn a_stale_read_loses_the_compare_and_swap_and_stops() {
         "task": {"count": 2}
     }));
     obj.metadata.resource_version = Some("41".into());
-    let conflict = Expect {
-        method: Method::PATCH,
-        uri: STATUS_URI,
-        reply: Box::new(|_| {
-            failure(
-                StatusCode::CONFLICT,
-                "Conflict",
-                "the object has been modified; please apply your changes to the latest version and try again",
-            )
-        }),
-    };
+    let conflict = status_conflict();
     // The fresh read finds the object as the cache had it: nothing to run
     // again on, so the conflict stands.
-    let same = serde_json::to_value(&obj).expect("object");
-    let fresh_read = Expect {
-        method: Method::GET,
-        uri: OBJECT_URI,
-        reply: Box::new(move |_| (StatusCode::OK, same)),
-    };
+    let fresh_read = read_returns(&obj);
     let verifier = verify(handle, vec![conflict, fresh_read]);
     let result = timeout(
         STEP_TIMEOUT,
@@ -778,23 +763,8 @@ async fn a_lost_compare_and_swap_reads_the_object_fresh_and_runs_the_pass_on_it_
     stale.metadata.resource_version = Some("41".into());
     let mut fresh = stale.clone();
     fresh.metadata.resource_version = Some("42".into());
-    let conflict = Expect {
-        method: Method::PATCH,
-        uri: STATUS_URI,
-        reply: Box::new(|_| {
-            failure(
-                StatusCode::CONFLICT,
-                "Conflict",
-                "the object has been modified; please apply your changes to the latest version and try again",
-            )
-        }),
-    };
-    let fresh_json = serde_json::to_value(&fresh).expect("object");
-    let fresh_read = Expect {
-        method: Method::GET,
-        uri: OBJECT_URI,
-        reply: Box::new(move |_| (StatusCode::OK, fresh_json)),
-    };
+    let conflict = status_conflict();
+    let fresh_read = read_returns(&fresh);
     let (action, bodies, _) = run(
         &ctx,
         handle,
@@ -828,4 +798,29 @@ async fn a_lost_compare_and_swap_reads_the_object_fresh_and_runs_the_pass_on_it_
         bodies[3]
     );
     assert_event(&bodies[4], "Normal", "ScaleOutStarted");
+}
+
+/// The apiserver refuses a status patch: the object changed since it was read.
+fn status_conflict() -> Expect {
+    Expect {
+        method: Method::PATCH,
+        uri: STATUS_URI,
+        reply: Box::new(|_| {
+            failure(
+                StatusCode::CONFLICT,
+                "Conflict",
+                "the object has been modified; please apply your changes to the latest version and try again",
+            )
+        }),
+    }
+}
+
+/// A GET of the object answers `obj`.
+fn read_returns(obj: &ScaledCluster) -> Expect {
+    let json = serde_json::to_value(obj).expect("object");
+    Expect {
+        method: Method::GET,
+        uri: OBJECT_URI,
+        reply: Box::new(move |_| (StatusCode::OK, json)),
+    }
 }

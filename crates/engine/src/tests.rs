@@ -987,15 +987,18 @@ async fn conditions_table_users_choice_is_reported_not_degraded() {
     }
 }
 
-/// A cloud whose observed state is set by the test (an MRS cluster
-/// `abnormal` for one unhealthy node), otherwise the simulated one.
-struct WithState {
+/// The simulated cloud with what a test sets: the observed state (an MRS
+/// cluster `abnormal` for one unhealthy node), or a fence that closes while
+/// a scale-out waits inside the client, before its request.
+#[derive(Debug)]
+struct TestCloud {
     inner: SimulatedCloud,
-    state: ClusterState,
+    state: Option<ClusterState>,
+    closes: Option<Arc<TestFence>>,
 }
 
 #[async_trait]
-impl Cloud for WithState {
+impl Cloud for TestCloud {
     fn kind(&self) -> CloudKind {
         self.inner.kind()
     }
@@ -1004,10 +1007,16 @@ impl Cloud for WithState {
     }
     async fn observe(&self) -> Result<ObservedCluster, CloudError> {
         let mut o = self.inner.observe().await?;
-        o.state = self.state.clone();
+        if let Some(state) = &self.state {
+            o.state = state.clone();
+        }
         Ok(o)
     }
     async fn scale_out(&self, req: &ScaleRequest) -> Result<Submitted, CloudError> {
+        if let Some(fence) = &self.closes {
+            fence.0.store(true, std::sync::atomic::Ordering::SeqCst);
+            fence::check("ScaleOutInstance")?;
+        }
         self.inner.scale_out(req).await
     }
     async fn scale_in(&self, req: &ScaleRequest) -> Result<Submitted, CloudError> {
@@ -1030,9 +1039,10 @@ async fn abnormal_cluster_at_its_counts_is_converged_and_reported_apart() {
         ClusterState::Unavailable("abnormal: 1 node(s) not running (node-task0002)".into());
     for (want, converged) in [((3, 2), true), ((3, 4), false)] {
         let h = Harness::new((3, 2), want);
-        let cloud = WithState {
+        let cloud = TestCloud {
             inner: h.cloud.clone(),
-            state: abnormal.clone(),
+            state: Some(abnormal.clone()),
+            closes: None,
         };
         let mut store = MemoryStore::default();
         let mut events = Vec::new();
@@ -1154,52 +1164,18 @@ async fn a_closed_fence_makes_no_cloud_call_and_records_nothing_more() {
     );
 }
 
-/// A cloud whose scale calls wait (as in a rate limiter or a pre-check read)
-/// while the fence closes, then send their request through the clients'
-/// check: the request is not sent, and the engine records nothing.
-#[derive(Debug)]
-struct ClosesWhileWaiting {
-    inner: SimulatedCloud,
-    fence: Arc<TestFence>,
-}
-
-#[async_trait]
-impl Cloud for ClosesWhileWaiting {
-    fn kind(&self) -> CloudKind {
-        self.inner.kind()
-    }
-    fn capabilities(&self) -> Capabilities {
-        self.inner.capabilities()
-    }
-    async fn observe(&self) -> Result<ObservedCluster, CloudError> {
-        self.inner.observe().await
-    }
-    async fn scale_out(&self, req: &ScaleRequest) -> Result<Submitted, CloudError> {
-        self.fence
-            .0
-            .store(true, std::sync::atomic::Ordering::SeqCst);
-        fence::check("ScaleOutInstance")?;
-        self.inner.scale_out(req).await
-    }
-    async fn scale_in(&self, req: &ScaleRequest) -> Result<Submitted, CloudError> {
-        self.inner.scale_in(req).await
-    }
-    async fn operation_status(
-        &self,
-        op: &OperationRecord,
-    ) -> Result<OperationProgress, CloudError> {
-        self.inner.operation_status(op).await
-    }
-}
-
+/// A fence that closes while a scale call waits inside the client (as in a
+/// rate limiter or a pre-check read); the request then goes through the
+/// clients' check: it is not sent, and the engine records nothing.
 #[tokio::test]
 async fn a_fence_that_closes_inside_the_call_stops_its_request() {
     let mut h = Harness::new((3, 0), (3, 2));
     let fence = Arc::new(TestFence::default());
     h.config.fence = fence.clone();
-    let cloud = ClosesWhileWaiting {
+    let cloud = TestCloud {
         inner: h.cloud.clone(),
-        fence,
+        state: None,
+        closes: Some(fence),
     };
     let target = Target {
         uid: "uid-1",
