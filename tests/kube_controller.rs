@@ -66,18 +66,20 @@ fn tencent_secret(t: &TestNs, name: &str) {
 
 /// A fake Tencent endpoint serving TENCENT_INSTANCE, starting at 3/0.
 fn fake_tencent(t: &TestNs, operation_seconds: u64) -> FakeCloud {
-    FakeCloud::start(
-        t,
-        "tencent",
-        &[
-            "--tencent",
-            "127.0.0.1:0",
-            "--tencent-instance-id",
-            TENCENT_INSTANCE,
-            "--operation-seconds",
-            &operation_seconds.to_string(),
-        ],
-    )
+    fake_tencent_with(t, &["--operation-seconds", &operation_seconds.to_string()])
+}
+
+/// A fake Tencent endpoint serving TENCENT_INSTANCE, with `args` (initial
+/// counts, operation time, faults).
+fn fake_tencent_with(t: &TestNs, args: &[&str]) -> FakeCloud {
+    let mut all = vec![
+        "--tencent",
+        "127.0.0.1:0",
+        "--tencent-instance-id",
+        TENCENT_INSTANCE,
+    ];
+    all.extend_from_slice(args);
+    FakeCloud::start(t, "tencent", &all)
 }
 
 /// A fake Tencent endpoint serving `n` instances, `emr-fake00000`..., each at 3/0.
@@ -1107,19 +1109,9 @@ fn backoff_lines(op: &Operator) -> Vec<(u64, u64)> {
 #[tokio::test]
 async fn spec_change_during_a_long_backoff_is_reconciled_at_once() {
     let t = TestNs::new("backoff").await;
-    let fake = FakeCloud::start(
+    let fake = fake_tencent_with(
         &t,
-        "tencent",
-        &[
-            "--tencent",
-            "127.0.0.1:0",
-            "--tencent-instance-id",
-            TENCENT_INSTANCE,
-            "--operation-seconds",
-            "1",
-            "--transient-failure-rate",
-            "1",
-        ],
+        &["--operation-seconds", "1", "--transient-failure-rate", "1"],
     );
     let endpoint = fake.tencent.clone().expect("tencent");
     tencent_secret(&t, "tc-creds");
@@ -1845,20 +1837,7 @@ fn signal(t: &TestNs, pid: u32, signal: &str) {
 #[tokio::test]
 async fn a_frozen_leader_wakes_to_a_closed_fence() {
     let t = TestNs::new("frozen").await;
-    let fake = FakeCloud::start(
-        &t,
-        "tencent",
-        &[
-            "--tencent",
-            "127.0.0.1:0",
-            "--tencent-instance-id",
-            TENCENT_INSTANCE,
-            "--initial-task",
-            "2",
-            "--operation-seconds",
-            "2",
-        ],
-    );
+    let fake = fake_tencent_with(&t, &["--initial-task", "2", "--operation-seconds", "2"]);
     let endpoint = fake.tencent.clone().expect("tencent endpoint");
     tencent_secret(&t, "tc-creds");
     let (mut leader, mut follower) = two_replicas(&t).await;
