@@ -1898,3 +1898,70 @@ async fn a_frozen_leader_wakes_to_a_closed_fence() {
         format!("exactly one termination request, from the new leader: {terminations:?}")
     });
 }
+
+/// An MRS resize that ends `abnormal` (one host down) at its counts, through
+/// the controller: converged and Ready, the cloud's view apart (ClusterHealthy
+/// False, Abnormal, naming the host count; one Warning Event), and no second
+/// resize.
+#[tokio::test]
+async fn abnormal_mrs_cluster_at_its_counts_is_ready() {
+    let t = TestNs::new("abnormal").await;
+    let fake = FakeCloud::start(
+        &t,
+        "huawei",
+        &[
+            "--huawei",
+            "127.0.0.1:0",
+            "--huawei-cluster-id",
+            HUAWEI_CLUSTER,
+            "--operation-seconds",
+            "2",
+        ],
+    );
+    let endpoint = fake.huawei.clone().expect("huawei");
+    let armed = reqwest::Client::new()
+        .put(format!("{endpoint}/_fake/abnormal"))
+        .json(&serde_json::json!({"hostsDown": 1}))
+        .send()
+        .await
+        .is_ok_and(|r| r.status().is_success());
+    t.check(armed, || "PUT /_fake/abnormal".into());
+    t.secret(
+        "hw-creds",
+        &[("accessKey", HUAWEI_AK), ("secretKey", HUAWEI_SK)],
+    );
+    let _op = Operator::start(&t, "abnormal");
+    t.apply_ok(&huawei("mrs", &endpoint, "hw-creds", 4, 0));
+    let sc = t
+        .wait_sc("mrs", "mrs Ready at 4/0 while abnormal", CONVERGE, |sc| {
+            is_ready(sc)
+                && observed(sc) == Some((4, 0))
+                && condition(sc, "ClusterHealthy")
+                    .is_some_and(|c| c.status == "False" && c.reason == "Abnormal")
+        })
+        .await;
+    let healthy = condition(&sc, "ClusterHealthy").expect("ClusterHealthy");
+    t.check(healthy.message.contains("not running"), || {
+        format!("ClusterHealthy should say how many nodes are down: {healthy:?}")
+    });
+    t.check(has_condition(&sc, "Degraded", "False"), || {
+        format!("at its counts, not Degraded: {:?}", sc.status)
+    });
+    t.wait_events("mrs", "Abnormal", 1, SHORT).await;
+    // A few more passes: no second resize, no second Warning.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let abnormal_warnings = t
+        .events_for("mrs")
+        .await
+        .iter()
+        .filter(|e| e.reason.as_deref() == Some("Abnormal"))
+        .map(|e| e.series.as_ref().map_or(1, |s| s.count))
+        .sum::<i32>();
+    t.check(abnormal_warnings == 1, || {
+        format!("one Abnormal Warning, got {abnormal_warnings}")
+    });
+    let writes = fake.writes("huawei");
+    t.check(writes.len() == 1, || {
+        format!("exactly one resize, got {writes:#?}")
+    });
+}
