@@ -189,6 +189,34 @@ mod tests {
         ScaledClusterSpec::test().tencent(TencentSpec::test())
     }
 
+    /// Every client that sends requests checks the fence immediately before
+    /// each one leaves (`clusterscale_core::cloud::fence::check`); the
+    /// simulated cloud sends none.
+    #[test]
+    fn every_cloud_client_checks_the_fence_before_sending() {
+        let clients = [
+            (
+                CloudKind::Tencent,
+                include_str!("../crates/tencent/src/client.rs"),
+            ),
+            (
+                CloudKind::Huawei,
+                include_str!("../crates/huawei/src/client.rs"),
+            ),
+        ];
+        assert_eq!(
+            clients.len() + 1,
+            CloudKind::ALL.len(),
+            "every cloud but the simulated one is listed here"
+        );
+        for (kind, source) in clients {
+            assert!(
+                source.contains("fence::check(action)?;"),
+                "{kind}: no fence check before its requests"
+            );
+        }
+    }
+
     /// A client that cannot be built says which input is wrong: a missing
     /// credential reports as credentials, an unusable field as the spec.
     #[test]
