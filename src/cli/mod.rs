@@ -126,7 +126,10 @@ fn load(file: &Path) -> Result<ScaledCluster, i32> {
         eprintln!("error: {e}");
         EXIT_BAD_INPUT
     })?;
-    let violations = crate::cloud::validate(&cluster.spec);
+    // The cloud-neutral rules were checked by the reader; the block's here.
+    let violations = crate::cloud::of(&cluster.spec)
+        .map(|p| p.validate(&cluster.spec))
+        .unwrap_or_default();
     if !violations.is_empty() {
         eprintln!(
             "error: {}",

@@ -970,8 +970,8 @@ impl<'a> Pass<'a> {
                     .map(|c| (c.status == "True", c.reason.clone(), c.message.clone()));
                 let (ready, reason, message) =
                     ready.unwrap_or((false, ready_reason.to_string(), msg.clone()));
-                self.set_conditions(ready, &reason, &message, progressing, None);
-                self.set_degraded(false, RETRYING, &retrying);
+                let degraded = Desired::new(DEGRADED, false, RETRYING, retrying);
+                self.set_conditions_with(ready, &reason, &message, progressing, degraded);
                 return;
             }
             let persisted = format!("{msg}; failing since {}", e.at.0);
@@ -1007,34 +1007,6 @@ impl<'a> Pass<'a> {
         );
     }
 
-    /// Set Degraded alone, the others as they are.
-    fn set_degraded(&mut self, status: bool, reason: &str, message: &str) {
-        let desired: Vec<Desired> = self
-            .status
-            .conditions
-            .iter()
-            .filter_map(|c| {
-                let type_ = condition_type(&c.type_)?;
-                Some(if type_ == DEGRADED {
-                    Desired::new(DEGRADED, status, reason, message)
-                } else {
-                    Desired {
-                        type_,
-                        status: c.status == "True",
-                        reason: c.reason.clone(),
-                        message: c.message.clone(),
-                    }
-                })
-            })
-            .collect();
-        self.status.conditions = conditions::merge(
-            &self.status.conditions,
-            &desired,
-            Some(self.target.generation),
-            time(self.now),
-        );
-    }
-
     /// A block or clamp that the spec chose: a Normal Event when it begins or
     /// its message changes, never once per pass.
     fn users_choice(&mut self, reason: &str, message: &str) {
@@ -1067,6 +1039,8 @@ impl<'a> Pass<'a> {
         self.status.message = Some(message);
     }
 
+    /// Ready, Progressing, Degraded (True with `degraded`'s class and
+    /// message, else False) and ClusterHealthy.
     fn set_conditions(
         &mut self,
         ready: bool,
@@ -1074,6 +1048,21 @@ impl<'a> Pass<'a> {
         message: &str,
         progressing: bool,
         degraded: Option<(&str, &str)>,
+    ) {
+        let degraded = match degraded {
+            Some((class, msg)) => Desired::new(DEGRADED, true, class, msg),
+            None => Desired::new(DEGRADED, false, "AsExpected", ""),
+        };
+        self.set_conditions_with(ready, reason, message, progressing, degraded);
+    }
+
+    fn set_conditions_with(
+        &mut self,
+        ready: bool,
+        reason: &str,
+        message: &str,
+        progressing: bool,
+        degraded: Desired,
     ) {
         // The cloud's view of the cluster: from this pass's observation, else as it was.
         let health = match &self.observed {
@@ -1107,10 +1096,7 @@ impl<'a> Pass<'a> {
                 if progressing { reason } else { "Idle" },
                 if progressing { message } else { "" },
             ),
-            match degraded {
-                Some((class, msg)) => Desired::new(DEGRADED, true, class, msg),
-                None => Desired::new(DEGRADED, false, "AsExpected", ""),
-            },
+            degraded,
         ];
         let desired: Vec<Desired> = desired.into_iter().chain(health).collect();
         self.status.conditions = conditions::merge(
@@ -1137,13 +1123,6 @@ impl<'a> Pass<'a> {
         }
         Ok(())
     }
-}
-
-/// The `&'static str` of a condition type this engine sets.
-fn condition_type(type_: &str) -> Option<&'static str> {
-    [READY, PROGRESSING, DEGRADED, CLUSTER_HEALTHY]
-        .into_iter()
-        .find(|t| *t == type_)
 }
 
 fn phase_of(d: Direction) -> Phase {

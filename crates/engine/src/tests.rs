@@ -48,24 +48,33 @@ impl Harness {
     }
 
     async fn pass(&mut self) -> Report {
+        let cloud = self.cloud.clone();
+        let report = self
+            .pass_on(&cloud)
+            .await
+            .expect("memory store never fails");
+        self.events.extend(report.events.clone());
+        report
+    }
+
+    /// One pass on `cloud` (the simulated one, or a wrapper of it) from the
+    /// stored status.
+    async fn pass_on(&mut self, cloud: &dyn Cloud) -> Result<Report, EngineError> {
         let current = self.store.status.clone();
         let target = Target {
             uid: "uid-1",
             generation: 1,
             spec: &self.spec,
         };
-        let report = reconcile(
+        reconcile(
             target,
             &current,
-            &self.cloud,
+            cloud,
             self.clock.as_ref(),
             &mut self.store,
             &self.config,
         )
         .await
-        .expect("memory store never fails");
-        self.events.extend(report.events.clone());
-        report
     }
 
     /// Reconcile, advancing the clock by each requeue, until converged or `max` passes.
@@ -1038,35 +1047,19 @@ async fn abnormal_cluster_at_its_counts_is_converged_and_reported_apart() {
     let abnormal =
         ClusterState::Unavailable("abnormal: 1 node(s) not running (node-task0002)".into());
     for (want, converged) in [((3, 2), true), ((3, 4), false)] {
-        let h = Harness::new((3, 2), want);
+        let mut h = Harness::new((3, 2), want);
         let cloud = TestCloud {
             inner: h.cloud.clone(),
             state: Some(abnormal.clone()),
             closes: None,
         };
-        let mut store = MemoryStore::default();
         let mut events = Vec::new();
         for _ in 0..2 {
-            let current = store.status.clone();
-            let target = Target {
-                uid: "uid-1",
-                generation: 1,
-                spec: &h.spec,
-            };
-            let r = reconcile(
-                target,
-                &current,
-                &cloud,
-                h.clock.as_ref(),
-                &mut store,
-                &h.config,
-            )
-            .await
-            .expect("memory store");
+            let r = h.pass_on(&cloud).await.expect("memory store");
             events.extend(r.events.iter().map(|e| (e.type_, e.reason.clone())));
             h.clock.advance(Duration::from_secs(60));
         }
-        let s = &store.status;
+        let s = &h.store.status;
         assert_eq!(
             condition(s, CLUSTER_HEALTHY),
             ("False".into(), "Abnormal".into())
@@ -1124,20 +1117,8 @@ async fn a_closed_fence_makes_no_cloud_call_and_records_nothing_more() {
     let fence = Arc::new(TestFence::default());
     fence.0.store(true, std::sync::atomic::Ordering::SeqCst);
     h.config.fence = fence.clone();
-    let target = Target {
-        uid: "uid-1",
-        generation: 1,
-        spec: &h.spec,
-    };
-    let r = reconcile(
-        target,
-        &ScaledClusterStatus::default(),
-        &h.cloud,
-        h.clock.as_ref(),
-        &mut h.store,
-        &h.config,
-    )
-    .await;
+    let cloud = h.cloud.clone();
+    let r = h.pass_on(&cloud).await;
     assert!(matches!(r, Err(EngineError::FenceClosed)), "{r:?}");
     assert!(
         h.model.writes().is_empty(),
@@ -1177,20 +1158,7 @@ async fn a_fence_that_closes_inside_the_call_stops_its_request() {
         state: None,
         closes: Some(fence),
     };
-    let target = Target {
-        uid: "uid-1",
-        generation: 1,
-        spec: &h.spec,
-    };
-    let r = reconcile(
-        target,
-        &ScaledClusterStatus::default(),
-        &cloud,
-        h.clock.as_ref(),
-        &mut h.store,
-        &h.config,
-    )
-    .await;
+    let r = h.pass_on(&cloud).await;
     assert!(matches!(r, Err(EngineError::FenceClosed)), "{r:?}");
     assert!(h.model.writes().is_empty());
     let pending = h
