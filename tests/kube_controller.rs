@@ -1545,17 +1545,31 @@ mod relay {
     use std::net::SocketAddr;
     use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
     use std::sync::{Arc, Mutex};
+    use std::time::Duration;
 
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     use tokio::net::{TcpListener, TcpStream};
+
+    /// Once `pattern` passes from a client to the server, set `flag`.
+    struct Cue {
+        pattern: Vec<u8>,
+        flag: Arc<AtomicBool>,
+    }
 
     #[derive(Default)]
     struct Shared {
         /// One flag per connection, in the order they were opened.
         connections: Mutex<Vec<Arc<AtomicBool>>>,
         opened: AtomicUsize,
+        /// While set, nothing passes from the server to any client: the
+        /// bytes wait in the relay, unread, and pass on release.
+        hold: Arc<AtomicBool>,
+        cue: Mutex<Option<Cue>>,
     }
 
+    /// A TCP relay (TLS passes through untouched) with faults: freeze
+    /// connections for good (a half-open connection), or hold the server's
+    /// answers for a while.
     pub struct Relay {
         pub addr: SocketAddr,
         shared: Arc<Shared>,
@@ -1581,8 +1595,8 @@ mod relay {
                     s.opened.fetch_add(1, Ordering::SeqCst);
                     let (cr, cw) = client.into_split();
                     let (sr, sw) = server.into_split();
-                    tokio::spawn(pump(cr, sw, frozen.clone()));
-                    tokio::spawn(pump(sr, cw, frozen));
+                    tokio::spawn(pump(cr, sw, frozen.clone(), s.clone(), Way::Up));
+                    tokio::spawn(pump(sr, cw, frozen, s.clone(), Way::Down));
                 }
             });
             Relay { addr, shared, task }
@@ -1601,6 +1615,19 @@ mod relay {
         pub fn opened(&self) -> usize {
             self.shared.opened.load(Ordering::SeqCst)
         }
+
+        /// The switch that holds every answer of the server while set.
+        pub fn hold(&self) -> Arc<AtomicBool> {
+            self.shared.hold.clone()
+        }
+
+        /// Set `flag` as soon as `pattern` next passes to the server (once).
+        pub fn cue(&self, pattern: &str, flag: Arc<AtomicBool>) {
+            *self.shared.cue.lock().expect("relay lock") = Some(Cue {
+                pattern: pattern.as_bytes().to_vec(),
+                flag,
+            });
+        }
     }
 
     impl Drop for Relay {
@@ -1609,12 +1636,23 @@ mod relay {
         }
     }
 
-    /// Copy `from` to `to` until EOF; once `frozen`, swallow everything and
-    /// keep both ends open (never close, never answer).
+    #[derive(Clone, Copy, PartialEq)]
+    enum Way {
+        /// Client to server.
+        Up,
+        /// Server to client.
+        Down,
+    }
+
+    /// Copy `from` to `to` until EOF, with the relay's faults: answers wait
+    /// while held; a cue fires on the way up; once `frozen`, swallow
+    /// everything and keep both ends open (never close, never answer).
     async fn pump(
         mut from: tokio::net::tcp::OwnedReadHalf,
         mut to: tokio::net::tcp::OwnedWriteHalf,
         frozen: Arc<AtomicBool>,
+        shared: Arc<Shared>,
+        way: Way,
     ) {
         let mut buf = vec![0u8; 64 * 1024];
         loop {
@@ -1630,6 +1668,26 @@ mod relay {
             };
             if frozen.load(Ordering::SeqCst) {
                 break;
+            }
+            match way {
+                Way::Up => {
+                    let mut cue = shared.cue.lock().expect("relay lock");
+                    let hit = cue.as_ref().is_some_and(|c| {
+                        buf[..n]
+                            .windows(c.pattern.len())
+                            .any(|w| w == c.pattern.as_slice())
+                    });
+                    if hit {
+                        if let Some(c) = cue.take() {
+                            c.flag.store(true, Ordering::SeqCst);
+                        }
+                    }
+                }
+                Way::Down => {
+                    while shared.hold.load(Ordering::SeqCst) {
+                        tokio::time::sleep(Duration::from_millis(5)).await;
+                    }
+                }
             }
             if to.write_all(&buf[..n]).await.is_err() {
                 return;
@@ -1661,7 +1719,7 @@ fn kubeconfig_through(
         .trim()
         .to_string();
     let upstream: std::net::SocketAddr = server.parse().expect("the server is ip:port");
-    let path = t.dir.join("kubeconfig-relay");
+    let path = t.dir.join(format!("kubeconfig-relay-{}", relay.port()));
     std::fs::write(
         &path,
         original.replace(
@@ -1819,84 +1877,256 @@ fn signal(t: &TestNs, pid: u32, signal: &str) {
     t.check(ok, || format!("kill -{signal} {pid}"));
 }
 
-/// The fence, for real: two replicas on the real apiserver; the leader is
-/// frozen (SIGSTOP) right after its write-ahead record of a Tencent
-/// scale-in is stored, while its scale call still waits for the answer of
-/// its node listing (the fake answers after 4 s). It stays frozen past its
-/// Lease and the 60 s in which an unconfirmed call may still show; the other
-/// replica takes over, declares that record not applied, and converges with
-/// an operation of its own. Woken (SIGCONT), the old leader sends nothing:
-/// exactly one termination request reaches the cloud, and it exits.
+/// A replica whose apiserver traffic passes a relay that the test controls.
+struct Relayed {
+    op: Operator,
+    relay: relay::Relay,
+}
+
+/// Start replica `identity` through a relay of its own. Its apiserver
+/// requests wait up to 300 s (`--kube-request-timeout-seconds`), so that an
+/// answer that reached it while it was frozen is still read when it wakes,
+/// as with the default 30 s and a shorter freeze.
+async fn relayed_replica(t: &TestNs, identity: &str) -> Relayed {
+    let (_, upstream) = kubeconfig_through(t, "127.0.0.1:1".parse().expect("addr"));
+    let relay = relay::Relay::start(upstream).await;
+    let (kubeconfig, _) = kubeconfig_through(t, relay.addr);
+    let mut opts = OperatorOpts::new(identity);
+    opts.kubeconfig = Some(kubeconfig);
+    opts.extra = vec!["--kube-request-timeout-seconds".into(), "300".into()];
+    Relayed {
+        op: Operator::start_with(t, opts),
+        relay,
+    }
+}
+
+/// One change of the frozen-leader test.
+struct FenceCycle {
+    /// The ScaledCluster, and the cloud ("tencent" or "huawei").
+    name: &'static str,
+    cloud: &'static str,
+    /// The new Task count.
+    task: i32,
+    /// The journal action of the scale call.
+    write: &'static str,
+}
+
+/// The fence, for real, on the real apiserver, four changes on both clouds
+/// (scale-out and scale-in on each). Two replicas; each reaches the
+/// apiserver through a relay of its own. For each change:
 ///
-/// On wake two tasks race: the lease renewal, which exits the process, and
-/// the reconcile, whose listing answer is in its socket. Without the fence
-/// the renewal usually wins here too (a run with the fence forced open also
-/// passed), so this test shows the outcome, not the fence's necessity; the
-/// fence's own tests are `crates/engine/src/tests.rs` (`a_closed_fence_*`,
-/// `a_fence_that_closes_inside_the_call_*`) and the lease's arithmetic.
+/// - the leader's first cloud request of the pass (its observation) cues its
+///   relay to hold every apiserver answer; so the answer to its write-ahead
+///   record waits in the relay, with the leader waiting for it and its scale
+///   call next;
+/// - once the record shows in the apiserver, the leader is frozen (SIGSTOP)
+///   and the relay lets the answer through: it lies in the frozen leader's
+///   socket, which is the race of the issue (a paused VM, a stopped process);
+/// - the other replica takes the Lease, resolves the record (Tencent
+///   scale-out: re-sent with its ClientToken; otherwise declared not applied
+///   after 60 s, MRS 120 s, then planned anew) and converges;
+/// - then the old leader wakes (SIGCONT). Its renewal task exits the process,
+///   while its reconcile reads the record's answer and would go straight to
+///   the cloud: the fence closes that path. No scale call reaches the cloud
+///   after the wake, the cloud saw exactly one effective write for the
+///   change, and the old leader exits non-zero. A new replica joins as the
+///   next follower.
 #[tokio::test]
 async fn a_frozen_leader_wakes_to_a_closed_fence() {
     let t = TestNs::new("frozen").await;
-    let fake = fake_tencent_with(&t, &["--initial-task", "2", "--operation-seconds", "2"]);
-    let endpoint = fake.tencent.clone().expect("tencent endpoint");
+    let tencent_fake = fake_tencent_with(&t, &["--operation-seconds", "2"]);
+    let huawei_fake = FakeCloud::start(
+        &t,
+        "huawei",
+        &[
+            "--huawei",
+            "127.0.0.1:0",
+            "--huawei-cluster-id",
+            HUAWEI_CLUSTER,
+            "--operation-seconds",
+            "2",
+        ],
+    );
+    let upstream = |fake: &FakeCloud, cloud: &str| -> std::net::SocketAddr {
+        let endpoint = match cloud {
+            "tencent" => fake.tencent.clone(),
+            _ => fake.huawei.clone(),
+        };
+        endpoint
+            .and_then(|e| e.strip_prefix("http://").and_then(|a| a.parse().ok()))
+            .expect("the fake's address")
+    };
+    let tencent_relay = relay::Relay::start(upstream(&tencent_fake, "tencent")).await;
+    let huawei_relay = relay::Relay::start(upstream(&huawei_fake, "huawei")).await;
     tencent_secret(&t, "tc-creds");
-    let (mut leader, mut follower) = two_replicas(&t).await;
-    let (leader, follower) = (&mut leader, &mut follower);
-    let follower_identity = follower.identity.clone();
-    put_faults(&t, &endpoint, r#"{"delayMs": 4000}"#).await;
-    t.apply_ok(&manifest(
-        "emr",
-        &tencent_block(TENCENT_INSTANCE, &endpoint, "tc-creds"),
-        3,
-        0,
-        &fast_policy(5),
-    ));
-    // The write-ahead record, not yet accepted: freeze the leader there.
-    t.wait_for("the write-ahead record", CONVERGE, || async {
-        let sc = t.get("emr").await?;
-        let pending = sc.status.as_ref()?.pending_operation.as_ref()?;
-        (!pending.accepted).then_some(())
-    })
-    .await;
-    signal(&t, leader.pid(), "STOP");
-    let frozen = std::time::Instant::now();
-    put_faults(&t, &endpoint, "{}").await;
-    t.wait_for("the follower holds the Lease", CONVERGE, || async {
-        lease_holder(&t, "clusterscale-leader")
-            .await
-            .filter(|h| *h == follower_identity)
-    })
-    .await;
-    t.wait_sc(
-        "emr",
-        "emr converged at 3/0 by the new leader",
-        Duration::from_secs(180),
-        |sc| converged_at(sc, 3, 0),
-    )
-    .await;
-    // Frozen past the Lease (15 s) and the 60 s settle, in any case.
-    let past = Duration::from_secs(80).saturating_sub(frozen.elapsed());
-    tokio::time::sleep(past).await;
-    signal(&t, leader.pid(), "CONT");
-    let exited = t
-        .wait_for("the woken leader exits", SHORT, || {
-            let status = leader.try_wait();
-            async move { status }
+    t.secret(
+        "hw-creds",
+        &[("accessKey", HUAWEI_AK), ("secretKey", HUAWEI_SK)],
+    );
+    let spec = |cycle_name: &str, task: i32| match cycle_name {
+        "emr" => manifest(
+            "emr",
+            &tencent_block(
+                TENCENT_INSTANCE,
+                &format!("http://{}", tencent_relay.addr),
+                "tc-creds",
+            ),
+            3,
+            task,
+            &fast_policy(5),
+        ),
+        _ => manifest(
+            "mrs",
+            &huawei_block(
+                HUAWEI_CLUSTER,
+                &format!("http://{}", huawei_relay.addr),
+                "hw-creds",
+            ),
+            3,
+            task,
+            &fast_policy(5),
+        ),
+    };
+    let mut replicas = vec![
+        relayed_replica(&t, "replica-0").await,
+        relayed_replica(&t, "replica-1").await,
+    ];
+    let holder = t
+        .wait_for("a Lease holder", SHORT, || {
+            lease_holder(&t, "clusterscale-leader")
         })
         .await;
-    t.check(!exited.success(), || {
-        format!("the woken leader should exit as on lease loss: {exited:?}")
-    });
-    tokio::time::sleep(Duration::from_secs(2)).await;
-    let terminations: Vec<String> = fake
-        .journal("tencent")
-        .iter()
-        .filter(|l| l.action.starts_with("Terminate"))
-        .map(|l| format!("{} {} write={}", l.action, l.outcome, l.write))
-        .collect();
-    t.check(terminations.len() == 1, || {
-        format!("exactly one termination request, from the new leader: {terminations:?}")
-    });
+    if replicas[1].op.identity == holder {
+        replicas.swap(0, 1);
+    }
+    for name in ["emr", "mrs"] {
+        t.apply_ok(&spec(name, 0));
+        t.wait_sc(name, &format!("{name} Ready at 3/0"), CONVERGE, |sc| {
+            converged_at(sc, 3, 0)
+        })
+        .await;
+    }
+    let cycles = [
+        FenceCycle {
+            name: "emr",
+            cloud: "tencent",
+            task: 2,
+            write: "ScaleOutInstance",
+        },
+        FenceCycle {
+            name: "mrs",
+            cloud: "huawei",
+            task: 2,
+            write: "UpdateClusterScaling",
+        },
+        FenceCycle {
+            name: "emr",
+            cloud: "tencent",
+            task: 0,
+            write: "TerminateTasks",
+        },
+        FenceCycle {
+            name: "mrs",
+            cloud: "huawei",
+            task: 0,
+            write: "UpdateClusterScaling",
+        },
+    ];
+    for (n, cycle) in cycles.iter().enumerate() {
+        let (fake, cloud_relay) = match cycle.cloud {
+            "tencent" => (&tencent_fake, &tencent_relay),
+            _ => (&huawei_fake, &huawei_relay),
+        };
+        let effective = |fake: &FakeCloud| {
+            fake.writes(cycle.cloud)
+                .iter()
+                .filter(|l| l.action == cycle.write)
+                .count()
+        };
+        let effective_before = effective(fake);
+        let mut leader = replicas.remove(0);
+        let follower_identity = replicas[0].op.identity.clone();
+        let hold = leader.relay.hold();
+        // Every cloud request of a pass starts with the observation: the
+        // first one after the change cues the hold.
+        cloud_relay.cue(
+            if cycle.cloud == "tencent" {
+                "POST / "
+            } else {
+                "GET /v1.1/"
+            },
+            hold.clone(),
+        );
+        t.apply_ok(&spec(cycle.name, cycle.task));
+        let what = format!(
+            "cycle {n}: {}'s write-ahead record of Task -> {}",
+            cycle.name, cycle.task
+        );
+        t.wait_sc(cycle.name, &what, SHORT, |sc| {
+            sc.status
+                .as_ref()
+                .and_then(|s| s.pending_operation.as_ref())
+                .is_some_and(|p| !p.accepted && p.to_count == cycle.task)
+        })
+        .await;
+        signal(&t, leader.op.pid(), "STOP");
+        let frozen = std::time::Instant::now();
+        hold.store(false, std::sync::atomic::Ordering::SeqCst);
+        t.wait_for("the follower holds the Lease", CONVERGE, || async {
+            lease_holder(&t, "clusterscale-leader")
+                .await
+                .filter(|h| *h == follower_identity)
+        })
+        .await;
+        t.wait_sc(
+            cycle.name,
+            &format!(
+                "cycle {n}: {} converged at 3/{} by the new leader",
+                cycle.name, cycle.task
+            ),
+            Duration::from_secs(240),
+            |sc| converged_at(sc, 3, cycle.task),
+        )
+        .await;
+        eprintln!(
+            "cycle {n} ({} {} -> {}): settled {:.1} s after the freeze",
+            cycle.cloud,
+            cycle.write,
+            cycle.task,
+            frozen.elapsed().as_secs_f64()
+        );
+        // Frozen past the Lease (15 s) in any case.
+        tokio::time::sleep(Duration::from_secs(20).saturating_sub(frozen.elapsed())).await;
+        let woken = jiff::Timestamp::now();
+        signal(&t, leader.op.pid(), "CONT");
+        let exited = t
+            .wait_for("the woken leader exits", SHORT, || {
+                let status = leader.op.try_wait();
+                async move { status }
+            })
+            .await;
+        t.check(!exited.success(), || {
+            format!("cycle {n}: the woken leader should exit as on lease loss: {exited:?}")
+        });
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        let after_wake: Vec<String> = fake
+            .journal(cycle.cloud)
+            .iter()
+            .filter(|l| l.action == cycle.write && l.at >= woken)
+            .map(|l| format!("{} {} write={}", l.action, l.outcome, l.write))
+            .collect();
+        t.check(after_wake.is_empty(), || {
+            format!("cycle {n}: the woken leader sent a scale call: {after_wake:?}")
+        });
+        let writes = effective(fake) - effective_before;
+        t.check(writes == 1, || {
+            format!(
+                "cycle {n}: exactly one effective {} for the change, got {writes}",
+                cycle.write
+            )
+        });
+        replicas.push(relayed_replica(&t, &format!("replica-{}", n + 2)).await);
+    }
 }
 
 /// An MRS resize that ends `abnormal` (one host down) at its counts, through
