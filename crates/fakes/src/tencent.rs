@@ -1628,4 +1628,49 @@ mod tests {
         assert_eq!(code(injected_reply(e(None))), "InternalError");
         assert_eq!(code(injected_reply(e(Some(502)))), "HTTP 502");
     }
+
+    /// ScaleOutCluster's own checks: SPOTPAID for TASK only, no PREPAID,
+    /// known charge types and node flags, a positive count.
+    #[test]
+    fn scale_out_cluster_checks_charge_type_and_node_flag() {
+        use clusterscale_core::clock::ManualClock;
+        let clock = Arc::new(ManualClock::default());
+        let model = Arc::new(SimModel::new(
+            "emr-unit0001",
+            clusterscale_sim::SimConfig::default(),
+            clock,
+        ));
+        let fake = TencentFake::new(model.clone(), TencentFakeConfig::new("id", "key")).unwrap();
+        let call = |charge: &str, flag: &str, count: u64| {
+            let params = json!({
+                "InstanceChargeType": charge,
+                "InstanceId": "emr-unit0001",
+                "ScaleOutNodeConfig": {"NodeFlag": flag, "NodeCount": count},
+                "ClientToken": format!("t-{charge}-{flag}-{count}"),
+            });
+            match fake.inner.scale_out_cluster(&params, true) {
+                Ok(r) | Err(r) => code(r),
+            }
+        };
+        assert_eq!(
+            call("SPOTPAID", "CORE", 1),
+            "InvalidParameter.InvalidInstanceChargeType"
+        );
+        assert_eq!(
+            call("PREPAID", "TASK", 1),
+            "InvalidParameter.InvalidInstanceChargeType"
+        );
+        assert_eq!(
+            call("SPOT", "TASK", 1),
+            "InvalidParameter.InvalidInstanceChargeType"
+        );
+        assert_eq!(
+            call("SPOTPAID", "MASTER", 1),
+            "InvalidParameter.InvalidNodeFlag"
+        );
+        assert_eq!(call("SPOTPAID", "TASK", 0), "InvalidParameter.InvalidCount");
+        assert_eq!(model.write_count(), 0);
+        assert!(call("SPOTPAID", "TASK", 2).starts_with("ok "));
+        assert_eq!(model.write_count(), 1);
+    }
 }
