@@ -4,7 +4,23 @@
 //! One listener serves both:
 //! - `POST /v3/auth/tokens`: IAM password tokens (201, `X-Subject-Token`);
 //! - `GET|PUT /v1.1/{project_id}/cluster_infos/{cluster_id}`: cluster detail, resize;
-//! - `GET /v1.1/{project_id}/clusters/{cluster_id}/hosts`: hosts, paged.
+//! - `GET /v1.1/{project_id}/clusters/{cluster_id}/hosts`: hosts, paged;
+//! - MRS v2 (cloud-apis.md C1; bodies per huaweicloud-sdk-go-v3
+//!   `services/mrs/v2/model/`): `POST /v2/{project_id}/clusters/{cluster_id}/expand`
+//!   and `/shrink` (one node group; the group's count changes after the
+//!   operation time, the cluster `scaling-out`/`scaling-in` meanwhile),
+//!   `GET .../nodes` (`limit` 1-100, `offset` a page number from 1,
+//!   `node_group`; `billing_type` per group), `GET
+//!   /v2/{project_id}/autoscaling-policy/{cluster_id}` (a JSON array).
+//!
+//! Node groups follow the cluster type ([`FakeClusterType`], `clusterType` 0-3
+//! in the detail): analysis, streaming, hybrid (two Core and two Task groups)
+//! or custom (`node_group_1..n`). Each model node belongs to one group; the
+//! initial nodes are spread over their role's groups. v1.1's resize refuses a
+//! custom cluster with [`CUSTOM_V11_REFUSAL`]. Prepaid groups
+//! ([`GroupSettings::prepaid`], `PUT /_fake/prepaid`) answer an expand with
+//! an `order_id` and add nothing; auto-scaling policies
+//! ([`GroupSettings::policies`], `PUT /_fake/autoscaling`) are reported.
 //!
 //! Like the real service it
 //! - verifies `SDK-HMAC-SHA256` signatures by recomputing them with the known
@@ -34,7 +50,9 @@
 //! (nothing applied), applied and answered `504 APIGW.0201`, or answered by
 //! an nginx-style HTML 502 page (applied unless `proxyErrorDropsWrite`).
 //! Journal actions are the SDK's operation names: [`ACTION_TOKEN`],
-//! [`ACTION_SHOW`], [`ACTION_HOSTS`], [`ACTION_RESIZE`].
+//! [`ACTION_SHOW`], [`ACTION_HOSTS`], [`ACTION_RESIZE`], [`ACTION_EXPAND`],
+//! [`ACTION_SHRINK`], [`ACTION_NODES`], [`ACTION_POLICY`]; each has its own
+//! throttling window (`429 APIGW.0308`).
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};

@@ -13,7 +13,11 @@
 //! - Actions: `DescribeInstances`, `DescribeClusterNodes` (Limit at most 100;
 //!   `Offset` is a page number, as documented; both 0 returns every node),
 //!   `ScaleOutInstance` (answers `FlowId: 0` and a `TraceId`, as the current
-//!   API does), `TerminateTasks` (no flow id), `TerminateClusterNodes`
+//!   API does), `ScaleOutCluster` (TASK with POSTPAID_BY_HOUR or SPOTPAID,
+//!   CORE with POSTPAID_BY_HOUR; the new nodes list the request's `Tags` and
+//!   `ResourceSpec.InstanceType` as `Spec`; instance types set with
+//!   [`TencentFake::refuse_instance_types`] or `PUT /_fake/refused-specs`
+//!   are refused `ResourceUnavailable.ResourceSpecNotDefaultSpec`), `TerminateTasks` (no flow id), `TerminateClusterNodes`
 //!   (`FlowId`), `DescribeClusterFlowStatusDetail` (by `FlowId` or `TraceId`).
 //! - Cluster `Status`: 2 running; 4 scaling out; 16 destroying Task nodes
 //!   (after `TerminateTasks`); 24 scaling in (after `TerminateClusterNodes`);

@@ -6,6 +6,17 @@
 //! - preferred Task scale-in: `GET /v1.1/{project_id}/clusters/{cluster_id}/hosts` (paged);
 //! - resize: `PUT /v1.1/{project_id}/cluster_infos/{cluster_id}`.
 //!
+//! Node groups (cloud-apis.md C1), inherent methods not yet behind the trait:
+//! [`HuaweiCloud::expand_node_group`] / [`HuaweiCloud::shrink_node_group`]
+//! (`POST /v2/{project_id}/clusters/{cluster_id}/expand|shrink`),
+//! [`HuaweiCloud::list_nodes`] (`GET .../nodes`, paged by page number),
+//! [`HuaweiCloud::autoscaling_policies`] (`GET
+//! /v2/{project_id}/autoscaling-policy/{cluster_id}`) and
+//! [`HuaweiCloud::node_groups`] (`clusterType` and `nodeGroups[]` of the
+//! detail). They share the rate limiter, fence check, hold-off and request
+//! counter of the calls above; what their answers mean is read in
+//! [`interpret`](super::interpret) ([`expand_outcome`], [`nodes_by_group`](super::interpret::nodes_by_group), ...).
+//!
 //! This module builds, signs and sends those requests; what the answers mean
 //! (state, counts, group names, progress, the Task hosts a scale-in names)
 //! and the pre-checks of a resize are read in [`interpret`](super::interpret),
@@ -172,6 +183,13 @@ impl EarlierFailure {
 enum Auth {
     AkSk(AkSk),
     Token(TokenSource),
+}
+
+/// A request body and the `Content-Type` it is sent (and signed) with.
+#[derive(Clone, Copy)]
+struct Payload<'a> {
+    body: &'a [u8],
+    content_type: &'static str,
 }
 
 /// A raw HTTP answer.
@@ -840,8 +858,15 @@ impl HuaweiCloud {
         match &self.auth {
             Auth::AkSk(_) => check(
                 action,
-                self.exchange(action, method, path, query, body, content_type, None)
-                    .await?,
+                self.exchange(
+                    action,
+                    method,
+                    path,
+                    query,
+                    Payload { body, content_type },
+                    None,
+                )
+                .await?,
             ),
             Auth::Token(source) => {
                 let token = source.token(&self.http, self.clock.now()).await?;
@@ -851,8 +876,7 @@ impl HuaweiCloud {
                         method,
                         path,
                         query,
-                        body,
-                        content_type,
+                        Payload { body, content_type },
                         Some(&token),
                     )
                     .await?;
@@ -880,8 +904,7 @@ impl HuaweiCloud {
                         method,
                         path,
                         query,
-                        body,
-                        content_type,
+                        Payload { body, content_type },
                         Some(&fresh),
                     )
                     .await?,
@@ -897,10 +920,10 @@ impl HuaweiCloud {
         method: &Method,
         path: &str,
         query: &[(String, String)],
-        body: &[u8],
-        content_type: &'static str,
+        payload: Payload<'_>,
         token: Option<&SecretString>,
     ) -> Result<Reply, CloudError> {
+        let Payload { body, content_type } = payload;
         self.limits.acquire(&self.account(), action).await;
         // After any wait, immediately before the request is signed and sent.
         fence::check(action)?;

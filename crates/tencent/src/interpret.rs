@@ -358,7 +358,7 @@ pub fn node_tag<'a>(node: &'a NodeHardwareInfo, key: &str) -> Option<&'a str> {
         .map(|t| t.tag_value.as_deref().unwrap_or(""))
 }
 
-/// Managed Task nodes (see [`managed`]) per value of tag `key`; Task nodes
+/// Managed Task nodes (machines EMR's own auto-scaling did not add) per value of tag `key`; Task nodes
 /// without the tag are counted under `None` (the cluster's own Task nodes,
 /// or another tool's).
 pub fn task_nodes_by_tag(
