@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::huawei::{HuaweiFake, HuaweiFakeConfig};
+use crate::huawei::{FakeClusterType, FakePolicy, GroupSettings, HuaweiFake, HuaweiFakeConfig};
 use crate::tencent::{TencentFake, TencentFakeConfig};
 use crate::{FakeFaults, FakeOptions, Malformed};
 use clusterscale_core::clock::SystemClock;
@@ -113,6 +113,29 @@ pub struct FakeCloudArgs {
     /// same faults); default random.
     #[arg(long)]
     pub fault_seed: Option<u64>,
+    /// Huawei cluster type, which sets its node groups: analysis,
+    /// streaming, hybrid (both Core and both Task groups) or custom
+    /// (`node_group_1` master, `node_group_2` Core, the rest Task; see
+    /// --huawei-custom-groups). v1.1's resize refuses custom clusters.
+    #[arg(long, default_value = "analysis", value_name = "TYPE")]
+    pub huawei_cluster_type: String,
+    /// Node groups of a custom Huawei cluster (3 to 9).
+    #[arg(long, default_value_t = 3, value_name = "N")]
+    pub huawei_custom_groups: u8,
+    /// A prepaid (on-period) Huawei node group: its nodes list
+    /// `billing_type: on-period`, an expand answers an `order_id` and adds
+    /// nothing, a shrink is refused. Repeatable; `PUT /_fake/prepaid` changes it.
+    #[arg(long = "huawei-prepaid-group", value_name = "GROUP")]
+    pub huawei_prepaid_groups: Vec<String>,
+    /// An enabled Huawei auto-scaling policy, `GROUP:MIN:MAX`. Repeatable;
+    /// `PUT /_fake/autoscaling` changes them.
+    #[arg(long = "huawei-autoscaling", value_name = "GROUP:MIN:MAX")]
+    pub huawei_autoscaling: Vec<String>,
+    /// An instance type the Tencent fake's ScaleOutCluster refuses with
+    /// `ResourceUnavailable.ResourceSpecNotDefaultSpec`. Repeatable;
+    /// `PUT /_fake/refused-specs` changes them.
+    #[arg(long = "tencent-refused-instance-type", value_name = "TYPE")]
+    pub tencent_refused_instance_types: Vec<String>,
     /// Directory for the JSON-lines journals (tencent.jsonl, huawei.jsonl).
     #[arg(long)]
     pub journal_dir: Option<PathBuf>,
@@ -204,12 +227,29 @@ pub async fn run(args: FakeCloudArgs) -> Result<(), String> {
             None => TencentFake::new(model(&args.tencent_instance_id), config),
         }
         .map_err(|e| format!("the Tencent fake: {e}"))?;
+        let refused: Vec<&str> = args
+            .tencent_refused_instance_types
+            .iter()
+            .map(String::as_str)
+            .collect();
+        fake.refuse_instance_types(&refused);
         println!("tencent listening on http://{}", local(&listener));
         servers.push(tokio::spawn(fake.serve(listener)));
     }
     if let Some(addr) = args.huawei {
         let mut config = HuaweiFakeConfig::from_env();
         config.options = options("huawei.jsonl");
+        config.cluster_type =
+            FakeClusterType::parse(&args.huawei_cluster_type, args.huawei_custom_groups)
+                .map_err(|e| format!("--huawei-cluster-type: {e}"))?;
+        config.groups = GroupSettings {
+            prepaid: args.huawei_prepaid_groups.clone(),
+            policies: args
+                .huawei_autoscaling
+                .iter()
+                .map(|p| parse_policy(p))
+                .collect::<Result<_, _>>()?,
+        };
         let listener = bind(addr).await?;
         let fake = match args.huawei_clusters {
             Some(n) => {
@@ -249,6 +289,30 @@ fn local(l: &tokio::net::TcpListener) -> String {
     l.local_addr()
         .map(|a| a.to_string())
         .unwrap_or_else(|_| "?".into())
+}
+
+/// `--huawei-autoscaling GROUP:MIN:MAX`: an enabled policy.
+pub fn parse_policy(text: &str) -> Result<FakePolicy, String> {
+    let parts: Vec<&str> = text.split(':').collect();
+    let bad = || {
+        format!("--huawei-autoscaling {text:?}: expected GROUP:MIN:MAX (0 <= MIN <= MAX <= 500)")
+    };
+    let [group, min, max] = parts.as_slice() else {
+        return Err(bad());
+    };
+    let (min, max) = match (min.parse::<i32>(), max.parse::<i32>()) {
+        (Ok(a), Ok(b)) if 0 <= a && a <= b && b <= 500 => (a, b),
+        _ => return Err(bad()),
+    };
+    if group.is_empty() {
+        return Err(bad());
+    }
+    Ok(FakePolicy {
+        group: group.to_string(),
+        enabled: true,
+        min,
+        max,
+    })
 }
 
 /// The instance ids of `--tencent-instances N`: `emr-<prefix>00000`...
@@ -300,5 +364,41 @@ mod tests {
         assert!(tencent_fleet_ids("Fake", 1).is_err());
         assert!(tencent_fleet_ids("fake", 0).is_err());
         assert!(huawei_fleet_ids("xyz", 1).is_err());
+    }
+
+    #[test]
+    fn node_group_flags_parse() {
+        let p = parse_policy("task_node_streaming_group:1:5").unwrap();
+        assert_eq!(
+            (p.group.as_str(), p.min, p.max, p.enabled),
+            ("task_node_streaming_group", 1, 5, true)
+        );
+        for bad in ["g:5:1", "g:1", ":0:1", "g:x:2", "g:0:501"] {
+            assert!(parse_policy(bad).is_err(), "{bad}");
+        }
+        assert_eq!(
+            FakeClusterType::parse("custom", 5).unwrap(),
+            FakeClusterType::Custom(5)
+        );
+        assert!(FakeClusterType::parse("custom", 10).is_err());
+        assert_eq!(
+            FakeClusterType::parse("hybrid", 3).unwrap(),
+            FakeClusterType::Hybrid
+        );
+        assert!(FakeClusterType::parse("batch", 3).is_err());
+        let names: Vec<String> = FakeClusterType::Custom(4)
+            .groups()
+            .into_iter()
+            .map(|(n, _)| n)
+            .collect();
+        assert_eq!(
+            names,
+            [
+                "node_group_1",
+                "node_group_2",
+                "node_group_3",
+                "node_group_4"
+            ]
+        );
     }
 }

@@ -60,6 +60,12 @@ impl<M: Member> Fleet<M> {
             .clone()
     }
 
+    /// Apply `f` to every member made so far (the default included).
+    pub fn for_each(&self, f: impl Fn(&M)) {
+        let members = self.members.lock().unwrap_or_else(|e| e.into_inner());
+        members.values().for_each(|m| f(m));
+    }
+
     /// The models of the members used so far, by id.
     pub fn models(&self) -> Vec<Arc<SimModel>> {
         let members = self.members.lock().unwrap_or_else(|e| e.into_inner());

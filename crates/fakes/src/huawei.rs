@@ -4,7 +4,23 @@
 //! One listener serves both:
 //! - `POST /v3/auth/tokens`: IAM password tokens (201, `X-Subject-Token`);
 //! - `GET|PUT /v1.1/{project_id}/cluster_infos/{cluster_id}`: cluster detail, resize;
-//! - `GET /v1.1/{project_id}/clusters/{cluster_id}/hosts`: hosts, paged.
+//! - `GET /v1.1/{project_id}/clusters/{cluster_id}/hosts`: hosts, paged;
+//! - MRS v2 (cloud-apis.md C1; bodies per huaweicloud-sdk-go-v3
+//!   `services/mrs/v2/model/`): `POST /v2/{project_id}/clusters/{cluster_id}/expand`
+//!   and `/shrink` (one node group; the group's count changes after the
+//!   operation time, the cluster `scaling-out`/`scaling-in` meanwhile),
+//!   `GET .../nodes` (`limit` 1-100, `offset` a page number from 1,
+//!   `node_group`; `billing_type` per group), `GET
+//!   /v2/{project_id}/autoscaling-policy/{cluster_id}` (a JSON array).
+//!
+//! Node groups follow the cluster type ([`FakeClusterType`], `clusterType` 0-3
+//! in the detail): analysis, streaming, hybrid (two Core and two Task groups)
+//! or custom (`node_group_1..n`). Each model node belongs to one group; the
+//! initial nodes are spread over their role's groups. v1.1's resize refuses a
+//! custom cluster with [`CUSTOM_V11_REFUSAL`]. Prepaid groups
+//! ([`GroupSettings::prepaid`], `PUT /_fake/prepaid`) answer an expand with
+//! an `order_id` and add nothing; auto-scaling policies
+//! ([`GroupSettings::policies`], `PUT /_fake/autoscaling`) are reported.
 //!
 //! Like the real service it
 //! - verifies `SDK-HMAC-SHA256` signatures by recomputing them with the known
@@ -34,7 +50,9 @@
 //! (nothing applied), applied and answered `504 APIGW.0201`, or answered by
 //! an nginx-style HTML 502 page (applied unless `proxyErrorDropsWrite`).
 //! Journal actions are the SDK's operation names: [`ACTION_TOKEN`],
-//! [`ACTION_SHOW`], [`ACTION_HOSTS`], [`ACTION_RESIZE`].
+//! [`ACTION_SHOW`], [`ACTION_HOSTS`], [`ACTION_RESIZE`], [`ACTION_EXPAND`],
+//! [`ACTION_SHRINK`], [`ACTION_NODES`], [`ACTION_POLICY`]; each has its own
+//! throttling window (`429 APIGW.0308`).
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -59,11 +77,13 @@ use clusterscale_core::cloud::{CloudError, ErrorClass};
 use clusterscale_huawei::sign::{self, RequestParts};
 use clusterscale_huawei::token::{AUTH_TOKEN_HEADER, SUBJECT_TOKEN_HEADER, TOKEN_PATH};
 use clusterscale_huawei::wire::{
-    ClusterDetail, ClusterDetailResponse, Host, ListHostsResponse, NodeGroupV10, TokenRequest,
-    NODE_ID_ORDERADD, RESULT_SUCCEEDED, SCALE_IN, SCALE_OUT,
+    AutoScalingPolicy, AutoScalingPolicyV2, ClusterDetail, ClusterDetailResponse, ClusterNode,
+    Host, ListHostsResponse, ListNodesResponse, NodeGroupV10, ServerInfo, TokenRequest,
+    BILLING_ON_PERIOD, BILLING_ON_QUANTITY, NODE_ID_ORDERADD, RESULT_SUCCEEDED, SCALE_IN,
+    SCALE_OUT,
 };
 use clusterscale_huawei::{errors as hw_errors, ENV_VARS};
-use clusterscale_sim::{SimError, SimModel};
+use clusterscale_sim::{SimError, SimModel, SimNode};
 
 /// Actions (the SDK's operation names), as journaled and as matched by
 /// [`InjectedError::action`].
@@ -71,6 +91,160 @@ pub const ACTION_TOKEN: &str = "KeystoneCreateUserTokenByPassword";
 pub const ACTION_SHOW: &str = "ShowClusterDetails";
 pub const ACTION_HOSTS: &str = "ListHosts";
 pub const ACTION_RESIZE: &str = "UpdateClusterScaling";
+/// MRS v2 (cloud-apis.md C1): the SDK's operation names.
+pub const ACTION_EXPAND: &str = "ExpandCluster";
+pub const ACTION_SHRINK: &str = "ShrinkCluster";
+pub const ACTION_NODES: &str = "ListNodes";
+pub const ACTION_POLICY: &str = "ShowAutoScalingPolicy";
+
+/// The actions that change the cluster (write faults, malformed write answers).
+const WRITE_ACTIONS: &[&str] = &[ACTION_RESIZE, ACTION_EXPAND, ACTION_SHRINK];
+
+/// The code a v1.1 resize of a custom cluster is refused with. The real
+/// code is not documented anywhere we could read (the v1.1 resize page only
+/// says "not custom clusters"); 12000054 "operation not supported" of the
+/// MRS error table is our choice **(inference)**.
+pub const CUSTOM_V11_REFUSAL: &str = "12000054";
+
+/// A cluster type the fake serves, with its node groups.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum FakeClusterType {
+    /// `clusterType` 0: `core_node_analysis_group`, `task_node_analysis_group`.
+    #[default]
+    Analysis,
+    /// 1: `core_node_streaming_group`, `task_node_streaming_group`.
+    Streaming,
+    /// 2: both Core groups and both Task groups.
+    Hybrid,
+    /// 3: `node_group_1` (master), `node_group_2` (Core, DataNode and
+    /// NodeManager), `node_group_3` .. `node_group_<n>` (NodeManager only:
+    /// Task); `n` is 3 to 9.
+    Custom(u8),
+}
+
+/// The role of a node group.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum GroupRole {
+    Master,
+    Core,
+    Task,
+}
+
+impl GroupRole {
+    fn node_group(self) -> Option<NodeGroup> {
+        match self {
+            GroupRole::Master => None,
+            GroupRole::Core => Some(NodeGroup::Core),
+            GroupRole::Task => Some(NodeGroup::Task),
+        }
+    }
+
+    /// ListNodes' `node_type`.
+    fn node_type(self) -> &'static str {
+        match self {
+            GroupRole::Master => "Master",
+            GroupRole::Core => "Core",
+            GroupRole::Task => "Task",
+        }
+    }
+}
+
+impl FakeClusterType {
+    /// `clusterType` of ShowClusterDetails.
+    pub fn code(self) -> i64 {
+        match self {
+            FakeClusterType::Analysis => 0,
+            FakeClusterType::Streaming => 1,
+            FakeClusterType::Hybrid => 2,
+            FakeClusterType::Custom(_) => 3,
+        }
+    }
+
+    /// Parse `analysis`, `streaming`, `hybrid` or `custom` (with `groups`
+    /// node groups, 3 to 9).
+    pub fn parse(name: &str, groups: u8) -> Result<Self, String> {
+        match name.trim() {
+            "analysis" => Ok(FakeClusterType::Analysis),
+            "streaming" => Ok(FakeClusterType::Streaming),
+            "hybrid" | "mixed" => Ok(FakeClusterType::Hybrid),
+            "custom" if (3..=9).contains(&groups) => Ok(FakeClusterType::Custom(groups)),
+            "custom" => Err(format!(
+                "a custom cluster has 3 to 9 node groups, got {groups}"
+            )),
+            other => Err(format!(
+                "unknown cluster type {other:?} (analysis, streaming, hybrid or custom)"
+            )),
+        }
+    }
+
+    /// The node groups, in the order ShowClusterDetails lists them.
+    pub fn groups(self) -> Vec<(String, GroupRole)> {
+        let named = |v: &[(&str, GroupRole)]| {
+            v.iter()
+                .map(|(n, r)| (n.to_string(), *r))
+                .collect::<Vec<_>>()
+        };
+        let master = ("master_node_default_group", GroupRole::Master);
+        match self {
+            FakeClusterType::Analysis => named(&[
+                master,
+                ("core_node_analysis_group", GroupRole::Core),
+                ("task_node_analysis_group", GroupRole::Task),
+            ]),
+            FakeClusterType::Streaming => named(&[
+                master,
+                ("core_node_streaming_group", GroupRole::Core),
+                ("task_node_streaming_group", GroupRole::Task),
+            ]),
+            FakeClusterType::Hybrid => named(&[
+                master,
+                ("core_node_analysis_group", GroupRole::Core),
+                ("core_node_streaming_group", GroupRole::Core),
+                ("task_node_analysis_group", GroupRole::Task),
+                ("task_node_streaming_group", GroupRole::Task),
+            ]),
+            FakeClusterType::Custom(n) => (1..=n.clamp(3, 9))
+                .map(|i| {
+                    let role = match i {
+                        1 => GroupRole::Master,
+                        2 => GroupRole::Core,
+                        _ => GroupRole::Task,
+                    };
+                    (format!("node_group_{i}"), role)
+                })
+                .collect(),
+        }
+    }
+}
+
+/// An auto-scaling policy the fake reports for a node group
+/// (`GET /v2/{project_id}/autoscaling-policy/{cluster_id}`).
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct FakePolicy {
+    pub group: String,
+    #[serde(default = "enabled")]
+    pub enabled: bool,
+    #[serde(default)]
+    pub min: i32,
+    #[serde(default)]
+    pub max: i32,
+}
+
+fn enabled() -> bool {
+    true
+}
+
+/// The node-group settings an account's clusters share, changeable while
+/// the fake runs (`PUT /_fake/prepaid`, `PUT /_fake/autoscaling`).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct GroupSettings {
+    /// Prepaid (on-period) groups: their nodes list `billing_type:
+    /// on-period`; an expand answers an `order_id` and adds nothing; a
+    /// shrink is refused with `12000065` (our choice, **inference**).
+    pub prepaid: Vec<String>,
+    pub policies: Vec<FakePolicy>,
+}
 
 /// Consecutive signature failures after which an AK is locked.
 pub const LOCK_AFTER_FAILURES: u32 = 5;
@@ -152,9 +326,10 @@ pub struct HuaweiFakeConfig {
     pub cluster_id: Option<String>,
     pub access_keys: Vec<FakeAccessKey>,
     pub users: Vec<FakeUser>,
-    /// Node group names the cluster reports.
-    pub core_group: String,
-    pub task_group: String,
+    /// The cluster type, and so its node groups.
+    pub cluster_type: FakeClusterType,
+    /// Prepaid groups and auto-scaling policies at the start.
+    pub groups: GroupSettings,
     /// Master nodes shown (not part of the model).
     pub master_nodes: i32,
     /// Lifetime of issued tokens (IAM: 24 h).
@@ -184,8 +359,8 @@ impl Default for HuaweiFakeConfig {
                 password: DEMO_PASSWORD.into(),
                 domain_name: DEMO_DOMAIN.into(),
             }],
-            core_group: "core_node_analysis_group".into(),
-            task_group: "task_node_analysis_group".into(),
+            cluster_type: FakeClusterType::Analysis,
+            groups: GroupSettings::default(),
             master_nodes: 2,
             token_ttl: Duration::from_secs(24 * 3600),
         }
@@ -294,6 +469,13 @@ struct FakeState {
     abnormal_when_done: Option<usize>,
     /// The cluster is `abnormal`, with this many Core/Task hosts not running.
     abnormal: Option<usize>,
+    /// The node group of every model node seen so far.
+    node_group: HashMap<String, String>,
+    /// The group whose expand runs (flow id, group): its new nodes are that
+    /// group's.
+    pending_group: Option<(String, String)>,
+    /// Orders opened by expands of prepaid groups.
+    orders: u32,
 }
 
 struct Inner {
@@ -304,6 +486,8 @@ struct Inner {
     state: Mutex<FakeState>,
     account: Arc<Mutex<Account>>,
     requests: Arc<AtomicU64>,
+    /// Prepaid groups and policies, shared by the account's clusters.
+    settings: Arc<Mutex<GroupSettings>>,
 }
 
 pub use crate::fleet::ModelFactory;
@@ -314,7 +498,10 @@ pub use crate::fleet::ModelFactory;
 fn named_cluster(path: &str) -> Option<&str> {
     let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
     match segments.as_slice() {
-        ["v1.1", _, "cluster_infos", c] | ["v1.1", _, "clusters", c, "hosts"] => Some(*c),
+        ["v1.1", _, "cluster_infos", c]
+        | ["v1.1", _, "clusters", c, "hosts"]
+        | ["v2", _, "clusters", c, _]
+        | ["v2", _, "autoscaling-policy", c] => Some(*c),
         _ => None,
     }
 }
@@ -349,7 +536,8 @@ impl HuaweiFake {
     /// A fake over `model`. Fails only when the journal file cannot be opened.
     pub fn new(model: Arc<SimModel>, config: HuaweiFakeConfig) -> std::io::Result<Self> {
         let options = config.options.clone();
-        let state = initial_state(&model);
+        let state = initial_state(&model, config.cluster_type);
+        let settings = Arc::new(Mutex::new(config.groups.clone()));
         let journal = Journal::open(options.journal_path.as_deref())?;
         let control = Arc::new(FakeControl::new(options.faults.clone(), journal));
         Ok(Self {
@@ -361,6 +549,7 @@ impl HuaweiFake {
                 state: Mutex::new(state),
                 account: Arc::default(),
                 requests: Arc::default(),
+                settings,
             }),
             fleet: None,
         })
@@ -413,7 +602,9 @@ impl HuaweiFake {
                 Some(_) => api,
                 None => api.merge(abnormal_routes(self.clone())),
             };
-            control_routes(self.inner.control.clone()).merge(api)
+            control_routes(self.inner.control.clone())
+                .merge(group_routes(self.inner.settings.clone()))
+                .merge(api)
         } else {
             api
         }
@@ -497,6 +688,39 @@ impl HuaweiFake {
         s.abnormal_armed = None;
     }
 
+    /// Prepaid (on-period) groups, replacing the list (the whole account).
+    pub fn set_prepaid_groups(&self, groups: &[&str]) {
+        self.inner
+            .settings
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .prepaid = groups.iter().map(|g| g.to_string()).collect();
+    }
+
+    /// Auto-scaling policies, replacing the list (the whole account).
+    pub fn set_policies(&self, policies: Vec<FakePolicy>) {
+        self.inner
+            .settings
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .policies = policies;
+    }
+
+    /// Every node group of the (single, or first) cluster and its nodes now.
+    pub fn group_counts(&self) -> Vec<(String, i32)> {
+        listed_groups(&self.inner)
+            .into_iter()
+            .map(|(name, role, n)| {
+                let n = if role == GroupRole::Master {
+                    self.inner.opts.master_nodes
+                } else {
+                    n
+                };
+                (name, n)
+            })
+            .collect()
+    }
+
     /// Whether `access_key` is locked after repeated signature failures.
     pub fn is_locked(&self, access_key: &str) -> bool {
         self.inner
@@ -533,20 +757,41 @@ impl Member for Inner {
         let mut opts = self.opts.clone();
         opts.cluster_id = Some(id.to_string());
         Inner {
-            state: Mutex::new(initial_state(&model)),
+            state: Mutex::new(initial_state(&model, opts.cluster_type)),
             model,
             opts,
             options: self.options.clone(),
             control: self.control.clone(),
             account: self.account.clone(),
             requests: self.requests.clone(),
+            settings: self.settings.clone(),
         }
     }
 }
 
-fn initial_state(model: &SimModel) -> FakeState {
+/// The initial state: each role's nodes spread over its groups in turn.
+fn initial_state(model: &SimModel, cluster_type: FakeClusterType) -> FakeState {
+    let layout = cluster_type.groups();
+    let mut node_group = HashMap::new();
+    for role in [GroupRole::Core, GroupRole::Task] {
+        let names: Vec<&String> = layout
+            .iter()
+            .filter(|(_, r)| *r == role)
+            .map(|(n, _)| n)
+            .collect();
+        let nodes = model
+            .nodes()
+            .into_iter()
+            .filter(|n| Some(n.group) == role.node_group());
+        for (i, n) in nodes.enumerate() {
+            if let Some(name) = names.get(i % names.len().max(1)) {
+                node_group.insert(n.id, (*name).clone());
+            }
+        }
+    }
     FakeState {
         task_group_spec: (model.config().initial_task > 0).then(default_task_spec),
+        node_group,
         ..FakeState::default()
     }
 }
@@ -671,7 +916,7 @@ async fn handle(State(inner): State<Arc<Inner>>, request: Request) -> Response {
     let malformed = if answer.reset || answer.raw.is_some() {
         None
     } else {
-        inner.control.malformed(action == ACTION_RESIZE)
+        inner.control.malformed(WRITE_ACTIONS.contains(&action))
     };
     let outcome = match malformed {
         Some(kind) => format!("{outcome}; {}", kind.note()),
@@ -746,8 +991,10 @@ const NEEDED_FIELDS: &[&str] = &[
     "error_code",
     "clusterState",
     "hosts",
+    "nodes",
     "result",
     "expires_at",
+    "auto_scaling_enable",
 ];
 
 /// The route of a request: `(answer, action, principal)`.
@@ -778,6 +1025,10 @@ fn route(
         (&Method::GET, ["v1.1", p, "cluster_infos", c]) => (ACTION_SHOW, *p, *c),
         (&Method::PUT, ["v1.1", p, "cluster_infos", c]) => (ACTION_RESIZE, *p, *c),
         (&Method::GET, ["v1.1", p, "clusters", c, "hosts"]) => (ACTION_HOSTS, *p, *c),
+        (&Method::POST, ["v2", p, "clusters", c, "expand"]) => (ACTION_EXPAND, *p, *c),
+        (&Method::POST, ["v2", p, "clusters", c, "shrink"]) => (ACTION_SHRINK, *p, *c),
+        (&Method::GET, ["v2", p, "clusters", c, "nodes"]) => (ACTION_NODES, *p, *c),
+        (&Method::GET, ["v2", p, "autoscaling-policy", c]) => (ACTION_POLICY, *p, *c),
         _ => {
             return (
                 Answer::error(
@@ -837,13 +1088,18 @@ fn route(
     let answer = match action {
         ACTION_SHOW => show(inner, cluster),
         ACTION_HOSTS => hosts(inner, &query),
-        _ => resize_with_faults(inner, body),
+        ACTION_NODES => list_nodes(inner, &query),
+        ACTION_POLICY => policies(inner),
+        ACTION_EXPAND => with_write_faults(inner, body, expand),
+        ACTION_SHRINK => with_write_faults(inner, body, shrink),
+        _ => with_write_faults(inner, body, resize),
     };
     (answer, action, who)
 }
 
-/// A resize under the write faults ([`FakeControl::write_fault`]).
-fn resize_with_faults(inner: &Inner, body: &[u8]) -> Answer {
+/// A write (v1.1 resize, v2 expand or shrink) under the write faults
+/// ([`FakeControl::write_fault`]).
+fn with_write_faults(inner: &Inner, body: &[u8], resize: fn(&Inner, &[u8]) -> Answer) -> Answer {
     match inner.control.write_fault() {
         WriteFault::None => resize(inner, body),
         // MRS handled it and refused: its own body, HTTP 500, nothing applied.
@@ -1256,6 +1512,7 @@ fn show(inner: &Inner, cluster: &str) -> Answer {
         Ok(c) => c,
         Err(a) => return *a,
     };
+    let listed = listed_groups(inner);
     let operation = inner.model.operation();
     let s = inner.lock();
     let (state, scale, stage, error_info) = if let Some(forced) = &s.state_override {
@@ -1296,30 +1553,30 @@ fn show(inner: &Inner, cluster: &str) -> Answer {
         )
     };
     let master = inner.opts.master_nodes.max(0);
-    let mut node_groups = vec![
-        group(
-            "master_node_default_group",
-            master,
-            "c6.4xlarge.4.linux.bigdata",
-        ),
-        group(&inner.opts.core_group, c.core, "c6.2xlarge.4.linux.bigdata"),
-    ];
+    let task_size = s
+        .task_group_spec
+        .as_ref()
+        .and_then(|v| v["node_size"].as_str())
+        .unwrap_or("c6.2xlarge.4.linux.bigdata")
+        .to_string();
+    let mut node_groups = Vec::new();
     let mut task_groups = Vec::new();
-    if c.task > 0 || s.task_group_spec.is_some() {
-        let size = s
-            .task_group_spec
-            .as_ref()
-            .and_then(|v| v["node_size"].as_str())
-            .unwrap_or("c6.2xlarge.4.linux.bigdata")
-            .to_string();
-        let g = group(&inner.opts.task_group, c.task, &size);
-        node_groups.push(g.clone());
-        task_groups.push(g);
+    for (name, role, n) in &listed {
+        let g = match role {
+            GroupRole::Master => group(name, master, "c6.4xlarge.4.linux.bigdata"),
+            GroupRole::Core => group(name, *n, "c6.2xlarge.4.linux.bigdata"),
+            GroupRole::Task => group(name, *n, &task_size),
+        };
+        if *role == GroupRole::Task {
+            task_groups.push(g.clone());
+        }
+        node_groups.push(g);
     }
     let detail = ClusterDetail {
         cluster_id: cluster.to_string(),
         cluster_name: inner.model.id().to_string(),
         cluster_version: "MRS 3.1.0".into(),
+        cluster_type: Some(inner.opts.cluster_type.code()),
         cluster_state: state,
         scale,
         stage_desc: stage,
@@ -1385,13 +1642,15 @@ fn hosts(inner: &Inner, query: &[(String, String)]) -> Answer {
             node_group_name: group_name("master_node_default_group"),
         })
         .collect();
+    let groups = assign_groups(inner);
     let nodes = inner.model.nodes();
     let first_down = nodes.len().saturating_sub(down);
     for (i, n) in nodes.into_iter().enumerate() {
-        let (group, short) = match n.group {
-            NodeGroup::Core => (&inner.opts.core_group, "core"),
-            NodeGroup::Task => (&inner.opts.task_group, "task"),
+        let short = match n.group {
+            NodeGroup::Core => "core",
+            NodeGroup::Task => "task",
         };
+        let group = groups.get(&n.id).cloned().unwrap_or_default();
         all.push(Host {
             id: n.id.clone(),
             name: format!("node-ana-{short}{:04}", n.serial),
@@ -1400,7 +1659,7 @@ fn hosts(inner: &Inner, query: &[(String, String)]) -> Answer {
             host_type: style.host_type(Some(n.group)).into(),
             resource_id: Some(format!("res-{}", n.id)),
             flavor: Some("c6.2xlarge.4.linux.bigdata".into()),
-            node_group_name: group_name(group),
+            node_group_name: group_name(&group),
         });
     }
     let total = all.len();
@@ -1488,20 +1747,28 @@ fn resize(inner: &Inner, body: &[u8]) -> Answer {
             ))
         }
     };
+    if let FakeClusterType::Custom(_) = inner.opts.cluster_type {
+        return Answer::error(
+            StatusCode::BAD_REQUEST,
+            CUSTOM_V11_REFUSAL,
+            "The operation is not supported: custom clusters cannot be resized through this API; \
+             use POST /v2/{project_id}/clusters/{cluster_id}/expand or /shrink",
+        );
+    }
     let group_name = p
         .get("node_group")
         .and_then(Value::as_str)
         .unwrap_or_default();
-    let group = if group_name == inner.opts.core_group {
-        NodeGroup::Core
-    } else if group_name == inner.opts.task_group {
-        NodeGroup::Task
-    } else {
-        return Answer::invalid(format!(
-            "parameters.node_group {group_name:?} is not a node group of the cluster ({}, {})",
-            inner.opts.core_group, inner.opts.task_group
-        ));
+    let group = match role_of(inner, group_name).and_then(GroupRole::node_group) {
+        Some(g) => g,
+        None => {
+            return Answer::invalid(format!(
+                "parameters.node_group {group_name:?} is not a Core or Task node group of the cluster ({})",
+                resizable_names(inner)
+            ))
+        }
     };
+    let group_listed = listed_groups(inner).iter().any(|(n, _, _)| n == group_name);
     let instances = match p.get("instances") {
         Some(Value::Number(n)) => n.as_i64(),
         Some(Value::String(s)) => s.parse::<i64>().ok(),
@@ -1571,7 +1838,7 @@ fn resize(inner: &Inner, body: &[u8]) -> Answer {
         if server_ids.is_some() {
             return Answer::invalid("server_ids applies to Task scale-in only");
         }
-        if group == NodeGroup::Task && c.task == 0 {
+        if group == NodeGroup::Task && !group_listed {
             match validate_task_node_info(p.get("task_node_info")) {
                 Ok(spec) => task_spec = Some(spec),
                 Err(a) => return *a,
@@ -1614,18 +1881,23 @@ fn resize(inner: &Inner, body: &[u8]) -> Answer {
     let result = if out {
         inner.model.scale_out(group, instances, None)
     } else {
-        inner.model.scale_in(
-            group,
-            instances,
-            server_ids.as_deref().unwrap_or_default(),
-            None,
-        )
+        // Named nodes, else (when the role has several groups) the group's
+        // newest, so that only this group shrinks.
+        let prefer = match &server_ids {
+            Some(ids) => ids.clone(),
+            None if role_groups(inner, group) > 1 => newest_of_group(inner, group_name),
+            None => Vec::new(),
+        };
+        inner.model.scale_in(group, instances, &prefer, None)
     };
     match result {
         Ok(sub) => {
             let mut s = inner.lock();
             s.scale_error = None;
             s.last_direction_out = out;
+            if out {
+                s.pending_group = sub.flow_id.clone().map(|f| (f, group_name.to_string()));
+            }
             s.abnormal_when_done = s.abnormal_armed.take();
             if let Some(spec) = task_spec {
                 s.task_group_spec = Some(spec);
@@ -1645,9 +1917,13 @@ fn resize(inner: &Inner, body: &[u8]) -> Answer {
         }
         Err(SimError::Injected(e)) if e.code == "ResponseLost" => {
             // Applied, but the answer is "lost": a gateway timeout.
+            let flow = inner.model.operation().map(|op| op.flow_id);
             let mut s = inner.lock();
             s.scale_error = None;
             s.last_direction_out = out;
+            if out {
+                s.pending_group = flow.map(|f| (f, group_name.to_string()));
+            }
             s.abnormal_when_done = s.abnormal_armed.take();
             let mut a = Answer::error(
                 StatusCode::GATEWAY_TIMEOUT,
@@ -1693,4 +1969,616 @@ fn validate_task_node_info(v: Option<&Value>) -> Result<Value, Box<Answer>> {
         }
     }
     Ok(Value::Object(info.clone()))
+}
+
+// --- node groups and MRS v2 (cloud-apis.md C1) -----------------------------
+
+/// The role of group `name` in the cluster's layout.
+fn role_of(inner: &Inner, name: &str) -> Option<GroupRole> {
+    inner
+        .opts
+        .cluster_type
+        .groups()
+        .into_iter()
+        .find(|(n, _)| n == name)
+        .map(|(_, r)| r)
+}
+
+/// How many groups have `group`'s role.
+fn role_groups(inner: &Inner, group: NodeGroup) -> usize {
+    inner
+        .opts
+        .cluster_type
+        .groups()
+        .iter()
+        .filter(|(_, r)| r.node_group() == Some(group))
+        .count()
+}
+
+/// The Core and Task group names, for messages.
+fn resizable_names(inner: &Inner) -> String {
+    inner
+        .opts
+        .cluster_type
+        .groups()
+        .into_iter()
+        .filter(|(_, r)| *r != GroupRole::Master)
+        .map(|(n, _)| n)
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Every model node's group. A node not seen before belongs to the group
+/// whose expand runs (or ran: one operation at a time) when its role is that
+/// group's, else to the first group of its role.
+fn assign_groups(inner: &Inner) -> HashMap<String, String> {
+    let layout = inner.opts.cluster_type.groups();
+    let nodes = inner.model.nodes();
+    let running = inner.model.operation().map(|op| op.flow_id);
+    let mut s = inner.lock();
+    let pending = s.pending_group.clone();
+    for n in &nodes {
+        if s.node_group.contains_key(&n.id) {
+            continue;
+        }
+        let role_of = |g: &str| layout.iter().find(|(x, _)| x == g).map(|(_, r)| *r);
+        let group = match &pending {
+            Some((_, g)) if role_of(g).and_then(GroupRole::node_group) == Some(n.group) => {
+                g.clone()
+            }
+            _ => layout
+                .iter()
+                .find(|(_, r)| r.node_group() == Some(n.group))
+                .map(|(name, _)| name.clone())
+                .unwrap_or_default(),
+        };
+        s.node_group.insert(n.id.clone(), group);
+    }
+    if pending.is_some_and(|(flow, _)| running.as_deref() != Some(flow.as_str())) {
+        s.pending_group = None;
+    }
+    s.node_group
+        .retain(|id, _| nodes.iter().any(|n| &n.id == id));
+    s.node_group.clone()
+}
+
+/// The groups ShowClusterDetails lists, with their roles and node counts
+/// (master: 0 here; shown with `master_nodes`). An analysis cluster's Task
+/// group exists once it has had nodes (v1.1 creates it with
+/// `task_node_info`); every other group exists from the start.
+fn listed_groups(inner: &Inner) -> Vec<(String, GroupRole, i32)> {
+    let groups = assign_groups(inner);
+    let task_spec = inner.lock().task_group_spec.is_some();
+    let analysis = inner.opts.cluster_type == FakeClusterType::Analysis;
+    inner
+        .opts
+        .cluster_type
+        .groups()
+        .into_iter()
+        .map(|(name, role)| {
+            let n = groups.values().filter(|g| **g == name).count() as i32;
+            (name, role, n)
+        })
+        .filter(|(_, role, n)| !(analysis && *role == GroupRole::Task && *n == 0 && !task_spec))
+        .collect()
+}
+
+/// The model ids of `group`'s nodes, newest first.
+fn newest_of_group(inner: &Inner, group: &str) -> Vec<String> {
+    let groups = assign_groups(inner);
+    let mut nodes: Vec<SimNode> = inner
+        .model
+        .nodes()
+        .into_iter()
+        .filter(|n| groups.get(&n.id).map(String::as_str) == Some(group))
+        .collect();
+    nodes.sort_by_key(|n| std::cmp::Reverse(n.serial));
+    nodes.into_iter().map(|n| n.id).collect()
+}
+
+/// The model nodes an `abnormal` cluster shows as not running (the last ones listed).
+fn down_nodes(inner: &Inner) -> Vec<String> {
+    settle_abnormal(inner);
+    let down = inner.lock().abnormal.unwrap_or(0);
+    let nodes = inner.model.nodes();
+    let first_down = nodes.len().saturating_sub(down);
+    nodes.into_iter().skip(first_down).map(|n| n.id).collect()
+}
+
+fn is_prepaid(inner: &Inner, group: &str) -> bool {
+    inner
+        .settings
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .prepaid
+        .iter()
+        .any(|g| g == group)
+}
+
+/// The refusals of a busy, stopped or (unless `abnormal_ok`) abnormal cluster.
+fn refuse_unless_ready(inner: &Inner, abnormal_ok: bool) -> Option<Answer> {
+    if let Some(op) = inner.model.operation() {
+        return Some(model_error(SimError::Busy {
+            flow_id: op.flow_id,
+        }));
+    }
+    if let Some(state) = inner.lock().state_override.clone() {
+        return Some(model_error(SimError::NotRunning(state)));
+    }
+    settle_abnormal(inner);
+    if let Some(down) = inner.lock().abnormal {
+        if !abnormal_ok {
+            return Some(Answer::error(
+                StatusCode::BAD_REQUEST,
+                "12000080",
+                format!("{down} nodes in the cluster are not running. Try again later."),
+            ));
+        }
+    }
+    None
+}
+
+/// A v2 body's `node_group_name`: a Core or Task group the cluster lists.
+fn v2_group(inner: &Inner, v: &Value) -> Result<(String, NodeGroup), Box<Answer>> {
+    let name = v
+        .get("node_group_name")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_string();
+    let valid = !name.is_empty()
+        && name.len() <= 64
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
+    if !valid {
+        return Err(Box::new(Answer::invalid(format!(
+            "node_group_name {name:?} must be 1-64 letters, digits, '_' or '-'"
+        ))));
+    }
+    let role = role_of(inner, &name);
+    match role {
+        Some(GroupRole::Master) => Err(Box::new(Answer::invalid(format!(
+            "node group {name} holds the master nodes and cannot be resized"
+        )))),
+        Some(role) if listed_groups(inner).iter().any(|(n, _, _)| *n == name) => {
+            Ok((name, role.node_group().unwrap_or(NodeGroup::Task)))
+        }
+        _ => Err(Box::new(Answer::invalid(format!(
+            "node_group_name {name:?} is not a node group of the cluster ({})",
+            resizable_names(inner)
+        )))),
+    }
+}
+
+/// An optional Boolean of a v2 body (the reference types them Boolean).
+fn v2_flag(v: &Value, field: &str) -> Result<Option<bool>, Box<Answer>> {
+    match v.get(field) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::Bool(b)) => Ok(Some(*b)),
+        Some(other) => Err(Box::new(Answer::invalid(format!(
+            "{field} must be a boolean, got {other}"
+        )))),
+    }
+}
+
+/// `POST /v2/{project_id}/clusters/{cluster_id}/expand` (`ExpandParam`).
+fn expand(inner: &Inner, body: &[u8]) -> Answer {
+    sync_failure(inner);
+    let v: Value = match serde_json::from_slice(body) {
+        Ok(v @ Value::Object(_)) => v,
+        Ok(_) => return Answer::invalid("the body is not a JSON object"),
+        Err(e) => return Answer::invalid(format!("the body is not JSON: {e}")),
+    };
+    let (name, group) = match v2_group(inner, &v) {
+        Ok(g) => g,
+        Err(a) => return *a,
+    };
+    let Some(count) = v
+        .get("count")
+        .and_then(Value::as_i64)
+        .filter(|n| *n > 0 && *n <= i64::from(MAX_TOTAL))
+    else {
+        return Answer::invalid("count must be a positive integer");
+    };
+    let count = count as i32;
+    let (skip, without_start) = match (
+        v2_flag(&v, "skip_bootstrap_scripts"),
+        v2_flag(&v, "scale_without_start"),
+    ) {
+        (Ok(a), Ok(b)) => (a, b),
+        (Err(a), _) | (_, Err(a)) => return *a,
+    };
+    if v.get("az_code")
+        .is_some_and(|a| !a.is_string() && !a.is_null())
+    {
+        return Answer::invalid("az_code must be a string");
+    }
+    if let Some(a) = refuse_unless_ready(inner, false) {
+        return a;
+    }
+    let c = match counts(inner) {
+        Ok(c) => c,
+        Err(a) => return *a,
+    };
+    let room = MAX_TOTAL - c.core - c.task;
+    if count > room {
+        return Answer::invalid(format!(
+            "count {count} exceeds the limit: at most {room} nodes can be added (500 minus {} Core and Task nodes)",
+            c.core + c.task
+        ));
+    }
+    // v2's defaults when the flags are absent: skip the scripts, start the components.
+    let flags = format!(
+        "skip_bootstrap_scripts={} scale_without_start={}",
+        skip.map_or("absent (true)".to_string(), |b| b.to_string()),
+        without_start.map_or("absent (false)".to_string(), |b| b.to_string())
+    );
+    if is_prepaid(inner, &name) {
+        let seq = {
+            let mut s = inner.lock();
+            s.orders += 1;
+            s.orders
+        };
+        let order_id = format!(
+            "CS{}{:05}",
+            inner.options.clock.now().strftime("%y%m%d%H%M"),
+            seq
+        );
+        let mut a = Answer::ok(
+            StatusCode::OK,
+            json!({"result": RESULT_SUCCEEDED, "order_id": order_id}),
+        );
+        a.detail = format!(
+            "expand {name} {count} ({flags}): prepaid group, order {order_id} opened, nothing scales until it is paid"
+        );
+        return a;
+    }
+    match inner.model.scale_out(group, count, None) {
+        Ok(sub) => {
+            let mut s = inner.lock();
+            s.scale_error = None;
+            s.last_direction_out = true;
+            s.abnormal_when_done = s.abnormal_armed.take();
+            s.pending_group = sub.flow_id.map(|f| (f, name.clone()));
+            let mut a = Answer::ok(
+                StatusCode::OK,
+                json!({"result": RESULT_SUCCESS_PAY_PER_USE}),
+            );
+            a.write = true;
+            a.detail = format!("expand {name} {count} ({flags})");
+            a
+        }
+        Err(SimError::Injected(e)) if e.code == "ResponseLost" => {
+            let flow = inner.model.operation().map(|op| op.flow_id);
+            let mut s = inner.lock();
+            s.scale_error = None;
+            s.last_direction_out = true;
+            s.pending_group = flow.map(|f| (f, name.clone()));
+            let mut a = Answer::error(
+                StatusCode::GATEWAY_TIMEOUT,
+                "APIGW.0201",
+                "Request timeout (injected: the expand was applied)",
+            );
+            a.write = true;
+            a
+        }
+        Err(e) => model_error(e),
+    }
+}
+
+/// What a pay-per-use group's accepted expand answers (`ExpandClusterResponse`).
+const RESULT_SUCCESS_PAY_PER_USE: &str = "success";
+
+/// `POST /v2/{project_id}/clusters/{cluster_id}/shrink` (`ShrinkParam`).
+fn shrink(inner: &Inner, body: &[u8]) -> Answer {
+    sync_failure(inner);
+    let v: Value = match serde_json::from_slice(body) {
+        Ok(v @ Value::Object(_)) => v,
+        Ok(_) => return Answer::invalid("the body is not a JSON object"),
+        Err(e) => return Answer::invalid(format!("the body is not JSON: {e}")),
+    };
+    let (name, group) = match v2_group(inner, &v) {
+        Ok(g) => g,
+        Err(a) => return *a,
+    };
+    let resource_ids: Vec<String> = match v.get("resource_ids") {
+        None | Some(Value::Null) => Vec::new(),
+        Some(Value::Array(a)) => {
+            let ids: Vec<String> = a
+                .iter()
+                .filter_map(|x| x.as_str().map(str::to_string))
+                .collect();
+            if ids.len() != a.len() {
+                return Answer::invalid("resource_ids must be a list of strings");
+            }
+            ids
+        }
+        Some(_) => return Answer::invalid("resource_ids must be a list"),
+    };
+    let count = match v.get("count") {
+        None | Some(Value::Null) if !resource_ids.is_empty() => resource_ids.len() as i64,
+        None | Some(Value::Null) => {
+            return Answer::invalid("count is required when resource_ids is empty")
+        }
+        Some(n) => match n.as_i64() {
+            Some(n) if n > 0 => n,
+            _ => return Answer::invalid("count must be a positive integer"),
+        },
+    };
+    if let Err(a) = v2_flag(&v, "force_delete") {
+        return *a;
+    }
+    if let Some(a) = refuse_unless_ready(inner, !resource_ids.is_empty()) {
+        return a;
+    }
+    if is_prepaid(inner, &name) {
+        return Answer::error(
+            StatusCode::BAD_REQUEST,
+            "12000065",
+            format!("Operation not allowed: node group {name} is yearly/monthly (prepaid)"),
+        );
+    }
+    let in_group = newest_of_group(inner, &name);
+    if count > in_group.len() as i64 {
+        return Answer::invalid(format!(
+            "count {count} exceeds the {} nodes of node group {name}",
+            in_group.len()
+        ));
+    }
+    let count = count as i32;
+    if group == NodeGroup::Core {
+        let c = match counts(inner) {
+            Ok(c) => c,
+            Err(a) => return *a,
+        };
+        if c.core - count < MIN_CORE {
+            return Answer::invalid(format!(
+                "scale-in needs more than {MIN_CORE} Core nodes to remain: {} Core nodes, {count} requested",
+                c.core
+            ));
+        }
+    }
+    // Named nodes: of this group, abnormal only, removed by force.
+    let down = down_nodes(inner);
+    let mut prefer = Vec::new();
+    for rid in &resource_ids {
+        let Some(id) = in_group.iter().find(|id| resource_id_of(id) == *rid) else {
+            return Answer::invalid(format!(
+                "resource_ids: {rid} is not a node of node group {name}"
+            ));
+        };
+        if !down.contains(id) {
+            return Answer::invalid(format!(
+                "resource_ids: {rid} is running; only abnormal nodes can be named"
+            ));
+        }
+        if !prefer.contains(id) {
+            prefer.push(id.clone());
+        }
+    }
+    let named = prefer.len();
+    prefer.extend(
+        in_group
+            .iter()
+            .filter(|id| !prefer.contains(id))
+            .cloned()
+            .collect::<Vec<_>>(),
+    );
+    match inner.model.scale_in(group, count, &prefer, None) {
+        Ok(sub) => {
+            let mut s = inner.lock();
+            s.scale_error = None;
+            s.last_direction_out = false;
+            s.abnormal_when_done = s.abnormal_armed.take();
+            if named > 0 {
+                // The abnormal nodes named go; the cluster heals when none is left.
+                s.abnormal = s
+                    .abnormal
+                    .and_then(|d| d.checked_sub(named))
+                    .filter(|d| *d > 0);
+            }
+            let mut a = Answer::ok(StatusCode::OK, json!({"result": RESULT_SUCCEEDED}));
+            a.write = true;
+            a.detail = format!("shrink {name} {count} nodes {}", sub.node_ids.join(","));
+            a
+        }
+        Err(e) => model_error(e),
+    }
+}
+
+/// ListNodes' and ListHosts' `resource_id` of a model node.
+fn resource_id_of(id: &str) -> String {
+    format!("res-{id}")
+}
+
+/// `GET /v2/{project_id}/clusters/{cluster_id}/nodes` (`ListNodesRequest`,
+/// `ListNodesResponse`): `limit` 1-100 (default 10), `offset` a page number
+/// from 1 (default 1), `node_group` a filter.
+fn list_nodes(inner: &Inner, query: &[(String, String)]) -> Answer {
+    let number = |name: &str, default: usize, max: usize| -> Result<usize, Box<Answer>> {
+        match query.iter().find(|(k, _)| k == name) {
+            None => Ok(default),
+            Some((_, v)) => v
+                .parse::<usize>()
+                .ok()
+                .filter(|n| (1..=max).contains(n))
+                .ok_or_else(|| {
+                    Box::new(Answer::invalid(format!(
+                        "{name} must be an integer from 1 to {max}, got {v:?}"
+                    )))
+                }),
+        }
+    };
+    let (limit, page) = match (number("limit", 10, 100), number("offset", 1, usize::MAX)) {
+        (Ok(l), Ok(p)) => (l, p),
+        (Err(a), _) | (_, Err(a)) => return *a,
+    };
+    let filter = query
+        .iter()
+        .find(|(k, _)| k == "node_group")
+        .map(|(_, v)| v.clone())
+        .filter(|v| !v.is_empty());
+    let groups = assign_groups(inner);
+    let down = down_nodes(inner);
+    let prepaid = inner
+        .settings
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .prepaid
+        .clone();
+    let layout = inner.opts.cluster_type.groups();
+    let master_group = layout
+        .iter()
+        .find(|(_, r)| *r == GroupRole::Master)
+        .map(|(n, _)| n.clone())
+        .unwrap_or_default();
+    let node = |id: String, name: String, group: &str, role: GroupRole, ip: String, ok: bool| {
+        let billing = if prepaid.iter().any(|g| g == group) {
+            BILLING_ON_PERIOD
+        } else {
+            BILLING_ON_QUANTITY
+        };
+        ClusterNode {
+            node_name: Some(name.clone()),
+            resource_id: Some(resource_id_of(&id)),
+            node_group_name: Some(group.to_string()),
+            node_type: Some(role.node_type().to_string()),
+            billing_type: Some(billing.to_string()),
+            deployment_type: "Server".into(),
+            server_info: Some(ServerInfo {
+                server_id: id,
+                server_name: name,
+                server_type: "ECS".into(),
+                cpu_type: Some("x86".into()),
+                cpu: Some("8".into()),
+                mem: Some("32768".into()),
+                internal_ip: Some(ip),
+            }),
+            tags: Some(Vec::new()),
+            node_status: Some(if ok { "running" } else { "abnormal" }.into()),
+        }
+    };
+    let mut all: Vec<ClusterNode> = (1..=inner.opts.master_nodes.max(0))
+        .map(|i| {
+            node(
+                format!("{}-master-{i:04}", inner.model.id()),
+                format!("node-master{i}"),
+                &master_group,
+                GroupRole::Master,
+                format!("192.168.0.{i}"),
+                true,
+            )
+        })
+        .collect();
+    for n in inner.model.nodes() {
+        let group = groups.get(&n.id).cloned().unwrap_or_default();
+        let role = role_of(inner, &group).unwrap_or(GroupRole::Task);
+        let ok = !down.contains(&n.id);
+        all.push(node(
+            n.id.clone(),
+            format!("node-{group}-{:04}", n.serial),
+            &group,
+            role,
+            format!("192.168.{}.{}", 1 + n.serial / 250, 1 + n.serial % 250),
+            ok,
+        ));
+    }
+    if let Some(g) = &filter {
+        all.retain(|n| n.node_group_name.as_deref() == Some(g.as_str()));
+    }
+    let total = all.len();
+    let pick: Vec<ClusterNode> = all
+        .into_iter()
+        .skip((page - 1).saturating_mul(limit))
+        .take(limit)
+        .collect();
+    let mut a = match serde_json::to_value(ListNodesResponse {
+        nodes: pick,
+        node_total: Some(total as i64),
+    }) {
+        Ok(v) => Answer::ok(StatusCode::OK, v),
+        Err(e) => Answer::error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "MRS.300",
+            format!("System error: {e}"),
+        ),
+    };
+    a.detail = format!(
+        "page {page} of limit {limit}, {total} nodes{}",
+        filter.map(|g| format!(" of {g}")).unwrap_or_default()
+    );
+    a
+}
+
+/// `GET /v2/{project_id}/autoscaling-policy/{cluster_id}`: a JSON array of
+/// `AutoScalingPolicyV2`, one per configured policy.
+fn policies(inner: &Inner) -> Answer {
+    let settings = inner
+        .settings
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .clone();
+    let list: Vec<AutoScalingPolicyV2> = settings
+        .policies
+        .iter()
+        .map(|p| AutoScalingPolicyV2 {
+            node_group_name: Some(p.group.clone()),
+            resource_pool_name: "default".into(),
+            auto_scaling_policy: Some(AutoScalingPolicy {
+                auto_scaling_enable: p.enabled,
+                min_capacity: p.min,
+                max_capacity: p.max,
+                resources_plans: Some(Vec::new()),
+                rules: Some(vec![json!({
+                    "name": "default-expand-1",
+                    "adjustment_type": "scale_out",
+                    "cool_down_minutes": 5,
+                    "scaling_adjustment": 1,
+                    "trigger": {"metric_name": "YARNAppPending", "metric_value": "10",
+                                "comparison_operator": "GT", "evaluation_periods": 10}
+                })]),
+                exec_scripts: None,
+            }),
+        })
+        .collect();
+    match serde_json::to_value(list) {
+        Ok(v) => Answer::ok(StatusCode::OK, v),
+        Err(e) => Answer::error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "MRS.300",
+            format!("System error: {e}"),
+        ),
+    }
+}
+
+/// `PUT /_fake/prepaid` (`{"groups": [...]}`) and `PUT /_fake/autoscaling`
+/// (`{"policies": [{"group", "enabled", "min", "max"}]}`): the account's
+/// [`GroupSettings`], for a fake run as a process.
+fn group_routes(settings: Arc<Mutex<GroupSettings>>) -> Router {
+    #[derive(serde::Deserialize)]
+    struct Prepaid {
+        groups: Vec<String>,
+    }
+    #[derive(serde::Deserialize)]
+    struct Policies {
+        policies: Vec<FakePolicy>,
+    }
+    async fn prepaid(
+        State(s): State<Arc<Mutex<GroupSettings>>>,
+        axum::Json(b): axum::Json<Prepaid>,
+    ) -> StatusCode {
+        s.lock().unwrap_or_else(|e| e.into_inner()).prepaid = b.groups;
+        StatusCode::NO_CONTENT
+    }
+    async fn autoscaling(
+        State(s): State<Arc<Mutex<GroupSettings>>>,
+        axum::Json(b): axum::Json<Policies>,
+    ) -> StatusCode {
+        s.lock().unwrap_or_else(|e| e.into_inner()).policies = b.policies;
+        StatusCode::NO_CONTENT
+    }
+    Router::new()
+        .route("/_fake/prepaid", axum::routing::put(prepaid))
+        .route("/_fake/autoscaling", axum::routing::put(autoscaling))
+        .with_state(settings)
 }

@@ -16,7 +16,10 @@
 //!   - `GET /_fake/faults`, `PUT /_fake/faults` (a [`FakeFaults`] body);
 //!   - `POST /_fake/inject` (an [`InjectedError`] body): fail a next request;
 //!   - Huawei only: `PUT /_fake/abnormal` (`{"hostsDown": N}`) and
-//!     `DELETE /_fake/abnormal`, the next resize ending `abnormal`.
+//!     `DELETE /_fake/abnormal`, the next resize ending `abnormal`;
+//!     `PUT /_fake/prepaid` (`{"groups": [...]}`) and `PUT /_fake/autoscaling`
+//!     (`{"policies": [{"group", "enabled", "min", "max"}]}`);
+//!   - Tencent only: `PUT /_fake/refused-specs` (`{"instanceTypes": [...]}`).
 //!
 //! Scale writes also draw from a seeded sequence ([`FakeFaults::seed`]):
 //! refused with the cloud's own error body, applied with the answer lost

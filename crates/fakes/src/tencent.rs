@@ -13,7 +13,11 @@
 //! - Actions: `DescribeInstances`, `DescribeClusterNodes` (Limit at most 100;
 //!   `Offset` is a page number, as documented; both 0 returns every node),
 //!   `ScaleOutInstance` (answers `FlowId: 0` and a `TraceId`, as the current
-//!   API does), `TerminateTasks` (no flow id), `TerminateClusterNodes`
+//!   API does), `ScaleOutCluster` (TASK with POSTPAID_BY_HOUR or SPOTPAID,
+//!   CORE with POSTPAID_BY_HOUR; the new nodes list the request's `Tags` and
+//!   `ResourceSpec.InstanceType` as `Spec`; instance types set with
+//!   [`TencentFake::refuse_instance_types`] or `PUT /_fake/refused-specs`
+//!   are refused `ResourceUnavailable.ResourceSpecNotDefaultSpec`), `TerminateTasks` (no flow id), `TerminateClusterNodes`
 //!   (`FlowId`), `DescribeClusterFlowStatusDetail` (by `FlowId` or `TraceId`).
 //! - Cluster `Status`: 2 running; 4 scaling out; 16 destroying Task nodes
 //!   (after `TerminateTasks`); 24 scaling in (after `TerminateClusterNodes`);
@@ -83,10 +87,29 @@ const ACTIONS: &[&str] = &[
     "DescribeInstances",
     "DescribeClusterNodes",
     "ScaleOutInstance",
+    "ScaleOutCluster",
     "TerminateTasks",
     "TerminateClusterNodes",
     "DescribeClusterFlowStatusDetail",
 ];
+
+/// What a node added by ScaleOutCluster carries besides the model's node:
+/// the request's tags, instance type and charge type.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct NodeAttributes {
+    /// `(TagKey, TagValue)` pairs, listed as the node's `Tags`.
+    pub tags: Vec<(String, String)>,
+    /// `ResourceSpec.InstanceType`, listed as the node's `Spec`; `None`:
+    /// the cluster's default spec.
+    pub instance_type: Option<String>,
+    /// `InstanceChargeType`. DescribeClusterNodes has no field that says
+    /// spot (`ChargeType` is 0 pay-as-you-go / 1 monthly): both are listed
+    /// as `ChargeType: 0`.
+    pub charge_type: String,
+}
+
+/// The spec a node is listed with when the request named none.
+pub const DEFAULT_SPEC: &str = "CVM.S5";
 
 /// The accepted credentials and the fake's settings.
 #[derive(Clone, Debug)]
@@ -160,7 +183,6 @@ impl TencentFake {
             fleet: None,
             inner: Arc::new(Inner {
                 clock: config.options.clock.clone(),
-                model,
                 secret_id: config.secret_id,
                 secret_key: config.secret_key,
                 token: config.token,
@@ -168,8 +190,9 @@ impl TencentFake {
                 control,
                 book: Mutex::new(Book {
                     started,
-                    ..Book::default()
+                    ..Book::new(&model)
                 }),
+                model,
                 writes: tokio::sync::Mutex::new(()),
             }),
         })
@@ -222,6 +245,10 @@ impl TencentFake {
         };
         if self.control_routes {
             api.merge(control_routes(self.inner.control.clone()))
+                .merge(refused_specs_route(RefusedSpecs {
+                    inner: self.inner.clone(),
+                    fleet: self.fleet.clone(),
+                }))
         } else {
             api
         }
@@ -270,9 +297,62 @@ impl TencentFake {
         lock(&self.inner.book).partial_stages = on;
     }
 
+    /// ScaleOutCluster refuses these instance types with
+    /// `ResourceUnavailable.ResourceSpecNotDefaultSpec` (replacing the list;
+    /// every instance of a fleet, including those made later).
+    pub fn refuse_instance_types(&self, types: &[&str]) {
+        let types: Vec<String> = types.iter().map(|t| t.to_string()).collect();
+        lock(&self.inner.book).refused_specs = types.clone();
+        if let Some(fleet) = &self.fleet {
+            fleet.for_each(|m| lock(&m.book).refused_specs = types.clone());
+        }
+    }
+
+    /// The attributes of the nodes ScaleOutCluster added (of the one
+    /// instance, or the fleet's first), by model node id.
+    pub fn node_attributes(&self) -> HashMap<String, NodeAttributes> {
+        self.inner.sync_attributes();
+        lock(&self.inner.book).attrs.clone()
+    }
+
     /// Serve on `listener` until the process ends.
     pub async fn serve(self, listener: tokio::net::TcpListener) -> std::io::Result<()> {
         axum::serve(listener, self.router()).await
+    }
+}
+
+/// `PUT /_fake/refused-specs` (`{"instanceTypes": ["S5.LARGE8", ...]}`):
+/// [`TencentFake::refuse_instance_types`], for a fake run as a process.
+fn refused_specs_route(fake: RefusedSpecs) -> Router {
+    #[derive(serde::Deserialize)]
+    #[serde(rename_all = "camelCase")]
+    struct Body {
+        instance_types: Vec<String>,
+    }
+    async fn put(State(fake): State<RefusedSpecs>, axum::Json(b): axum::Json<Body>) -> StatusCode {
+        let types: Vec<&str> = b.instance_types.iter().map(String::as_str).collect();
+        fake.apply(&types);
+        StatusCode::NO_CONTENT
+    }
+    Router::new()
+        .route("/_fake/refused-specs", axum::routing::put(put))
+        .with_state(fake)
+}
+
+/// What the refused-specs route needs of the fake.
+#[derive(Clone)]
+struct RefusedSpecs {
+    inner: Arc<Inner>,
+    fleet: Option<Arc<Fleet<Inner>>>,
+}
+
+impl RefusedSpecs {
+    fn apply(&self, types: &[&str]) {
+        let types: Vec<String> = types.iter().map(|t| t.to_string()).collect();
+        lock(&self.inner.book).refused_specs = types.clone();
+        if let Some(fleet) = &self.fleet {
+            fleet.for_each(|m| lock(&m.book).refused_specs = types.clone());
+        }
     }
 }
 
@@ -306,6 +386,27 @@ struct Book {
     /// Finished flows report their "Apply For Resource" stage with `Status`
     /// 3 (partially completed).
     partial_stages: bool,
+    /// Model nodes already seen (the initial ones, and every one listed or
+    /// present before a write): a node not in it is new.
+    known: std::collections::HashSet<String>,
+    /// The attributes of the accepted ScaleOutCluster whose nodes have not
+    /// all arrived yet, and its flow id.
+    pending: Option<(String, NodeAttributes)>,
+    /// Attributes of the nodes ScaleOutCluster added, by model node id.
+    attrs: HashMap<String, NodeAttributes>,
+    /// Instance types ScaleOutCluster refuses with
+    /// `ResourceUnavailable.ResourceSpecNotDefaultSpec`.
+    refused_specs: Vec<String>,
+}
+
+impl Book {
+    fn new(model: &SimModel) -> Self {
+        Self {
+            started: model.now(),
+            known: model.nodes().into_iter().map(|n| n.id).collect(),
+            ..Book::default()
+        }
+    }
 }
 
 #[derive(Clone, Debug)]
@@ -346,6 +447,7 @@ struct Admitted {
 /// The scale writes, which draw [`WriteFault`]s.
 const WRITE_ACTIONS: &[&str] = &[
     "ScaleOutInstance",
+    "ScaleOutCluster",
     "TerminateTasks",
     "TerminateClusterNodes",
 ];
@@ -612,19 +714,19 @@ impl Member for Inner {
     /// and [`FakeControl`] (faults, throttling windows, journal), its own
     /// model and book.
     fn sibling(&self, _id: &str, model: Arc<SimModel>) -> Inner {
-        let started = model.now();
+        let refused_specs = lock(&self.book).refused_specs.clone();
         Inner {
             clock: self.clock.clone(),
-            model,
             secret_id: self.secret_id.clone(),
             secret_key: self.secret_key.clone(),
             token: self.token.clone(),
             region: self.region.clone(),
             control: self.control.clone(),
             book: Mutex::new(Book {
-                started,
-                ..Book::default()
+                refused_specs,
+                ..Book::new(&model)
             }),
+            model,
             writes: tokio::sync::Mutex::new(()),
         }
     }
@@ -650,8 +752,12 @@ impl Inner {
             write_action => {
                 let _serial = self.writes.lock().await;
                 let before = self.model.write_count();
+                // Nodes that arrived since the last look belong to the
+                // flows before this write.
+                self.sync_attributes();
                 let reply = match write_action {
                     "ScaleOutInstance" => self.scale_out(params, visible),
+                    "ScaleOutCluster" => self.scale_out_cluster(params, visible),
                     "TerminateTasks" => self.terminate_tasks(params, visible),
                     _ => self.terminate_cluster_nodes(params, visible),
                 };
@@ -923,6 +1029,7 @@ impl Inner {
                 ))
             }
         };
+        self.sync_attributes();
         let nodes = self.model.nodes();
         let now = self.model.now();
         let mut listed = Vec::with_capacity(nodes.len() + 1);
@@ -931,7 +1038,19 @@ impl Inner {
         listed.push(master_node(started));
         for n in &nodes {
             let applied = *book.applied.entry(n.id.clone()).or_insert(now);
-            listed.push(node_info(n, applied));
+            let mut info = node_info(n, applied);
+            if let Some(a) = book.attrs.get(&n.id) {
+                info.tags = Some(
+                    a.tags
+                        .iter()
+                        .map(|(k, v)| wire::Tag::new(k.clone(), v.clone()))
+                        .collect(),
+                );
+                if let Some(t) = &a.instance_type {
+                    info.spec = Some(t.clone());
+                }
+            }
+            listed.push(info);
         }
         listed.extend(book.extra.iter().cloned());
         drop(book);
@@ -1044,6 +1163,145 @@ impl Inner {
             flow_id: Some(0),
             bill_id: Some(deal),
             trace_id: Some(trace_id),
+        }))
+    }
+
+    /// Give the nodes that arrived since the last look the attributes of the
+    /// pending ScaleOutCluster (one operation runs at a time, so every new
+    /// node of its group is one of its nodes); every node is known after.
+    fn sync_attributes(&self) {
+        let nodes = self.model.nodes();
+        let running = self.model.operation().map(|op| op.flow_id);
+        let mut book = lock(&self.book);
+        let pending = book.pending.clone();
+        for n in nodes {
+            if book.known.insert(n.id.clone()) {
+                if let Some((_, a)) = &pending {
+                    if n.group == NodeGroup::Task {
+                        book.attrs.insert(n.id, a.clone());
+                    }
+                }
+            }
+        }
+        // Its operation is over: later nodes are another operation's.
+        if pending.is_some_and(|(flow, _)| running.as_deref() != Some(flow.as_str())) {
+            book.pending = None;
+        }
+    }
+
+    /// `ScaleOutCluster` (models.go `ScaleOutClusterRequestParams`): TASK
+    /// (any charge type but PREPAID) or CORE (POSTPAID_BY_HOUR only), with
+    /// the `ClientToken` rule of ScaleOutInstance; the new nodes carry the
+    /// tags, the instance type and the charge type.
+    fn scale_out_cluster(&self, params: &Value, visible: bool) -> Result<Reply, Reply> {
+        let req: wire::ScaleOutClusterRequest = parse(params)?;
+        self.instance_ok(&req.instance_id, visible)?;
+        let group = match req.scale_out_node_config.node_flag.as_str() {
+            "TASK" => NodeGroup::Task,
+            "CORE" => NodeGroup::Core,
+            other => {
+                return Err(Reply::error(
+                    "InvalidParameter.InvalidNodeFlag",
+                    format!("NodeFlag `{other}` is not supported (the fake scales TASK and CORE)."),
+                ))
+            }
+        };
+        match (req.instance_charge_type.as_str(), group) {
+            (wire::CHARGE_POSTPAID_BY_HOUR, _) | (wire::CHARGE_SPOTPAID, NodeGroup::Task) => {}
+            (wire::CHARGE_SPOTPAID, NodeGroup::Core) => {
+                return Err(Reply::error(
+                    "InvalidParameter.InvalidInstanceChargeType",
+                    "SPOTPAID is supported for TASK nodes only.",
+                ))
+            }
+            (wire::CHARGE_PREPAID, _) => {
+                return Err(Reply::error(
+                    "InvalidParameter.InvalidInstanceChargeType",
+                    "PREPAID needs InstanceChargePrepaid, which the fake does not serve.",
+                ))
+            }
+            (other, _) => {
+                return Err(Reply::error(
+                    "InvalidParameter.InvalidInstanceChargeType",
+                    format!("InstanceChargeType `{other}` is invalid."),
+                ))
+            }
+        }
+        if req
+            .client_token
+            .as_deref()
+            .is_some_and(|t| t.is_empty() || t.len() > MAX_CLIENT_TOKEN_LEN)
+        {
+            return Err(Reply::error(
+                "InvalidParameter.InvalidClientToken",
+                format!("ClientToken must be 1 to {MAX_CLIENT_TOKEN_LEN} characters."),
+            ));
+        }
+        let count = i32::try_from(req.scale_out_node_config.node_count)
+            .ok()
+            .filter(|n| *n > 0)
+            .ok_or_else(|| {
+                Reply::error(
+                    "InvalidParameter.InvalidCount",
+                    "NodeCount must be between 1 and 500.",
+                )
+            })?;
+        let instance_type = req
+            .resource_spec
+            .as_ref()
+            .and_then(|r| r.instance_type.clone())
+            .filter(|t| !t.is_empty());
+        if let Some(t) = &instance_type {
+            if lock(&self.book).refused_specs.contains(t) {
+                return Err(Reply::error(
+                    "ResourceUnavailable.ResourceSpecNotDefaultSpec",
+                    format!("当前资源规格不存在默认规格 (the instance type `{t}` is not a spec of this cluster)."),
+                ));
+            }
+        }
+        let mut tags = Vec::new();
+        for t in &req.tags {
+            match (&t.tag_key, &t.tag_value) {
+                (Some(k), v) if !k.is_empty() => {
+                    tags.push((k.clone(), v.clone().unwrap_or_default()))
+                }
+                _ => {
+                    return Err(Reply::error(
+                        "InvalidParameter",
+                        "Every tag needs a TagKey.",
+                    ))
+                }
+            }
+        }
+        let before = self.model.write_count();
+        let submitted = self
+            .model
+            .scale_out(group, count, req.client_token.as_deref())
+            .map_err(|e| sim_reply(e, "InvalidParameter"))?;
+        let flow = submitted.flow_id.unwrap_or_default();
+        if self.model.write_count() > before {
+            lock(&self.book).pending = Some((
+                flow.clone(),
+                NodeAttributes {
+                    tags,
+                    instance_type,
+                    charge_type: req.instance_charge_type.clone(),
+                },
+            ));
+        }
+        let trace_id = self.remember_flow(&flow, FlowKind::ScaleOut(group));
+        let deal = format!(
+            "{}{:08}",
+            self.model.now().strftime("%Y%m%d"),
+            flow.parse::<u64>().unwrap_or(0)
+        );
+        Ok(Reply::ok(wire::ScaleOutClusterResponse {
+            instance_id: Some(req.instance_id),
+            client_token: req.client_token,
+            flow_id: flow.parse::<i64>().ok(),
+            trace_id: Some(trace_id),
+            deal_names: Some(vec![deal.clone()]),
+            bill_id: Some(deal),
         }))
     }
 
@@ -1272,9 +1530,10 @@ fn master_node(started: Timestamp) -> NodeHardwareInfo {
         auto_flag: Some(0),
         hardware_resource_type: Some("host".into()),
         ip: Some("10.0.0.2".into()),
-        spec: Some("CVM.S5".into()),
+        spec: Some(DEFAULT_SPEC.into()),
         charge_type: Some(0),
         name_tag: Some("master.0".into()),
+        tags: None,
     }
 }
 
@@ -1292,9 +1551,10 @@ fn node_info(n: &SimNode, applied: Timestamp) -> NodeHardwareInfo {
         auto_flag: Some(0),
         hardware_resource_type: Some("host".into()),
         ip: Some(format!("10.0.{}.{}", 1 + serial / 250, 3 + serial % 250)),
-        spec: Some("CVM.S5".into()),
+        spec: Some(DEFAULT_SPEC.into()),
         charge_type: Some(0),
         name_tag: Some(format!("{}.{serial}", n.group.as_str())),
+        tags: None,
     }
 }
 
@@ -1371,5 +1631,50 @@ mod tests {
         };
         assert_eq!(code(injected_reply(e(None))), "InternalError");
         assert_eq!(code(injected_reply(e(Some(502)))), "HTTP 502");
+    }
+
+    /// ScaleOutCluster's own checks: SPOTPAID for TASK only, no PREPAID,
+    /// known charge types and node flags, a positive count.
+    #[test]
+    fn scale_out_cluster_checks_charge_type_and_node_flag() {
+        use clusterscale_core::clock::ManualClock;
+        let clock = Arc::new(ManualClock::default());
+        let model = Arc::new(SimModel::new(
+            "emr-unit0001",
+            clusterscale_sim::SimConfig::default(),
+            clock,
+        ));
+        let fake = TencentFake::new(model.clone(), TencentFakeConfig::new("id", "key")).unwrap();
+        let call = |charge: &str, flag: &str, count: u64| {
+            let params = json!({
+                "InstanceChargeType": charge,
+                "InstanceId": "emr-unit0001",
+                "ScaleOutNodeConfig": {"NodeFlag": flag, "NodeCount": count},
+                "ClientToken": format!("t-{charge}-{flag}-{count}"),
+            });
+            match fake.inner.scale_out_cluster(&params, true) {
+                Ok(r) | Err(r) => code(r),
+            }
+        };
+        assert_eq!(
+            call("SPOTPAID", "CORE", 1),
+            "InvalidParameter.InvalidInstanceChargeType"
+        );
+        assert_eq!(
+            call("PREPAID", "TASK", 1),
+            "InvalidParameter.InvalidInstanceChargeType"
+        );
+        assert_eq!(
+            call("SPOT", "TASK", 1),
+            "InvalidParameter.InvalidInstanceChargeType"
+        );
+        assert_eq!(
+            call("SPOTPAID", "MASTER", 1),
+            "InvalidParameter.InvalidNodeFlag"
+        );
+        assert_eq!(call("SPOTPAID", "TASK", 0), "InvalidParameter.InvalidCount");
+        assert_eq!(model.write_count(), 0);
+        assert!(call("SPOTPAID", "TASK", 2).starts_with("ok "));
+        assert_eq!(model.write_count(), 1);
     }
 }

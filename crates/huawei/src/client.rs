@@ -6,6 +6,17 @@
 //! - preferred Task scale-in: `GET /v1.1/{project_id}/clusters/{cluster_id}/hosts` (paged);
 //! - resize: `PUT /v1.1/{project_id}/cluster_infos/{cluster_id}`.
 //!
+//! Node groups (cloud-apis.md C1), inherent methods not yet behind the trait:
+//! [`HuaweiCloud::expand_node_group`] / [`HuaweiCloud::shrink_node_group`]
+//! (`POST /v2/{project_id}/clusters/{cluster_id}/expand|shrink`),
+//! [`HuaweiCloud::list_nodes`] (`GET .../nodes`, paged by page number),
+//! [`HuaweiCloud::autoscaling_policies`] (`GET
+//! /v2/{project_id}/autoscaling-policy/{cluster_id}`) and
+//! [`HuaweiCloud::node_groups`] (`clusterType` and `nodeGroups[]` of the
+//! detail). They share the rate limiter, fence check, hold-off and request
+//! counter of the calls above; what their answers mean is read in
+//! [`interpret`](super::interpret) ([`expand_outcome`], [`nodes_by_group`](super::interpret::nodes_by_group), ...).
+//!
 //! This module builds, signs and sends those requests; what the answers mean
 //! (state, counts, group names, progress, the Task hosts a scale-in names)
 //! and the pre-checks of a resize are read in [`interpret`](super::interpret),
@@ -56,15 +67,18 @@ use serde::de::DeserializeOwned;
 use sha2::{Digest, Sha256};
 
 use super::interpret::{
-    abnormal_detail, choose_task_hosts, distinct, interpret, is_abnormal, precheck, precheck_error,
-    progress, unmatched_preferred, Interpreted,
+    abnormal_detail, choose_task_hosts, cluster_type, distinct, expand_outcome, group_counts,
+    interpret, is_abnormal, precheck, precheck_error, progress, shrink_outcome,
+    unmatched_preferred, GroupCount, GroupResizeOutcome, Interpreted, MrsClusterType,
 };
 use super::sign::{self, RequestParts};
 use super::token::{TokenSource, AUTH_TOKEN_HEADER};
 use super::wire::{
-    ClusterDetail, ClusterDetailResponse, ClusterScalingParams, ClusterScalingReq, Host,
-    ListHostsResponse, ResultResponse, TaskNodeInfo, NODE_ID_ORDERADD, RESULT_SUCCEEDED, SCALE_IN,
-    SCALE_OUT,
+    AutoScalingPolicyV2, ClusterDetail, ClusterDetailResponse, ClusterNode, ClusterScalingParams,
+    ClusterScalingReq, ExpandParam, ExpandResponse, Host, ListHostsResponse, ListNodesResponse,
+    ResultResponse, ShrinkParam, ShrinkResponse, TaskNodeInfo, ACTION_EXPAND, ACTION_NODES,
+    ACTION_POLICY, ACTION_SHRINK, CONTENT_TYPE_V2_WRITE, NODES_PAGE_LIMIT, NODE_ID_ORDERADD,
+    RESULT_SUCCEEDED, SCALE_IN, SCALE_OUT,
 };
 use super::{errors, iam_endpoint, mrs_endpoint, AkSk, AuthConfig};
 use clusterscale_core::api::{CloudKind, Direction, HuaweiSpec, NodeGroup, OperationRecord};
@@ -79,6 +93,9 @@ use clusterscale_core::cloud::{
 };
 
 use super::wire::{ACTION_HOSTS, ACTION_RESIZE, ACTION_SHOW};
+
+/// `Content-Type` of the v1.1 calls and of the v2 reads.
+const CONTENT_TYPE_JSON: &str = "application/json";
 
 /// Requests per second per (account, action). Huawei does not publish a
 /// per-action limit for these APIs; this keeps a controller well below any.
@@ -97,6 +114,8 @@ pub const ACCEPT_GRACE: Duration = Duration::from_secs(120);
 pub const HOSTS_PAGE_SIZE: usize = 100;
 /// ListHosts pages read at most (500 nodes fit in 5).
 const MAX_HOST_PAGES: usize = 20;
+/// ListNodes pages read at most (500 nodes fit in 5 of 100).
+const MAX_NODE_PAGES: u32 = 20;
 
 #[derive(Clone, Debug)]
 struct Snapshot {
@@ -164,6 +183,13 @@ impl EarlierFailure {
 enum Auth {
     AkSk(AkSk),
     Token(TokenSource),
+}
+
+/// A request body and the `Content-Type` it is sent (and signed) with.
+#[derive(Clone, Copy)]
+struct Payload<'a> {
+    body: &'a [u8],
+    content_type: &'static str,
 }
 
 /// A raw HTTP answer.
@@ -356,6 +382,187 @@ impl HuaweiCloud {
             "ListHosts: stopped after {MAX_HOST_PAGES} pages"
         );
         Ok(hosts)
+    }
+
+    // --- MRS v2: node groups (cloud-apis.md C1) -------------------------
+    //
+    // Low-level calls, not yet behind the `Cloud` trait. Each request goes
+    // through the same rate limiter, fence check, authentication hold-off
+    // and request counter as every other call ([`Self::requests_sent`]).
+
+    fn v2_cluster_path(&self, tail: &str) -> String {
+        format!(
+            "/v2/{}/clusters/{}/{tail}",
+            self.spec.project_id, self.spec.cluster_id
+        )
+    }
+
+    fn policy_path(&self) -> String {
+        format!(
+            "/v2/{}/autoscaling-policy/{}",
+            self.spec.project_id, self.spec.cluster_id
+        )
+    }
+
+    /// The cluster's type and every node group's `NodeNum` (one GET of
+    /// ShowClusterDetails).
+    pub async fn node_groups(&self) -> Result<ClusterGroups, CloudError> {
+        let detail = self.cluster_detail().await?;
+        Ok(ClusterGroups {
+            cluster_type: cluster_type(&detail),
+            groups: group_counts(&detail),
+        })
+    }
+
+    /// `POST /v2/{project_id}/clusters/{cluster_id}/expand`: add `count`
+    /// nodes to `group`. `skip_bootstrap_scripts` is always sent (v2's
+    /// default, when absent, is to skip them). A prepaid group answers
+    /// [`GroupResizeOutcome::OrderPending`]: nothing scales until the order
+    /// is paid. Never repeated here.
+    pub async fn expand_node_group(
+        &self,
+        group: &str,
+        count: i32,
+        options: &ExpandOptions,
+    ) -> Result<GroupResizeOutcome, CloudError> {
+        check_group_request(ACTION_EXPAND, group, count)?;
+        let body = ExpandParam {
+            node_group_name: group.to_string(),
+            count,
+            skip_bootstrap_scripts: Some(options.skip_bootstrap_scripts),
+            scale_without_start: Some(options.scale_without_start),
+            az_code: options.az_code.clone().filter(|a| !a.trim().is_empty()),
+        };
+        let bytes = encode(ACTION_EXPAND, &body)?;
+        tracing::info!(cluster = %self.spec.cluster_id, group, count, "MRS v2 expand");
+        self.forget_view();
+        let reply = self
+            .call_as(
+                ACTION_EXPAND,
+                Method::POST,
+                &self.v2_cluster_path("expand"),
+                &[],
+                Some(bytes),
+                CONTENT_TYPE_V2_WRITE,
+            )
+            .await?;
+        let parsed: ExpandResponse = parse(ACTION_EXPAND, &reply)?;
+        expand_outcome(&parsed, reply.request_id)
+    }
+
+    /// `POST /v2/{project_id}/clusters/{cluster_id}/shrink`: remove `count`
+    /// nodes of `group`; MRS chooses them unless `options.resource_ids`
+    /// names some (abnormal nodes only, removed by force). Never repeated here.
+    pub async fn shrink_node_group(
+        &self,
+        group: &str,
+        count: i32,
+        options: &ShrinkOptions,
+    ) -> Result<GroupResizeOutcome, CloudError> {
+        check_group_request(ACTION_SHRINK, group, count)?;
+        let body = ShrinkParam {
+            node_group_name: group.to_string(),
+            count: Some(count),
+            resource_ids: (!options.resource_ids.is_empty()).then(|| options.resource_ids.clone()),
+            force_delete: options.force_delete,
+            az_code: options.az_code.clone().filter(|a| !a.trim().is_empty()),
+        };
+        let bytes = encode(ACTION_SHRINK, &body)?;
+        tracing::info!(cluster = %self.spec.cluster_id, group, count, "MRS v2 shrink");
+        self.forget_view();
+        let reply = self
+            .call_as(
+                ACTION_SHRINK,
+                Method::POST,
+                &self.v2_cluster_path("shrink"),
+                &[],
+                Some(bytes),
+                CONTENT_TYPE_V2_WRITE,
+            )
+            .await?;
+        let parsed: ShrinkResponse = parse(ACTION_SHRINK, &reply)?;
+        shrink_outcome(&parsed, reply.request_id)
+    }
+
+    /// `GET /v2/{project_id}/clusters/{cluster_id}/nodes`, every page:
+    /// `limit` [`NODES_PAGE_LIMIT`], `offset` the page number from 1. Each
+    /// page is one request ([`NodeListing::calls`]). `node_group`: only that
+    /// group's nodes. Paging that brings nothing new is an error, not an
+    /// undercount.
+    pub async fn list_nodes(&self, node_group: Option<&str>) -> Result<NodeListing, CloudError> {
+        let path = self.v2_cluster_path("nodes");
+        let mut listing = NodeListing::default();
+        let mut seen = std::collections::HashSet::new();
+        for page in 1..=MAX_NODE_PAGES {
+            let mut query = vec![
+                ("limit".to_string(), NODES_PAGE_LIMIT.to_string()),
+                ("offset".to_string(), page.to_string()),
+            ];
+            if let Some(g) = node_group {
+                query.push(("node_group".to_string(), g.to_string()));
+            }
+            let reply = self
+                .call(ACTION_NODES, Method::GET, &path, &query, None)
+                .await?;
+            listing.calls += 1;
+            let parsed: ListNodesResponse = parse(ACTION_NODES, &reply)?;
+            let got = parsed.nodes.len();
+            if parsed.node_total.is_some() {
+                listing.total = parsed.node_total;
+            }
+            let mut added = 0;
+            for (i, node) in parsed.nodes.into_iter().enumerate() {
+                let key = node
+                    .resource_id
+                    .clone()
+                    .or_else(|| node.node_name.clone())
+                    .unwrap_or_else(|| format!("page {page} #{i}"));
+                if seen.insert(key) {
+                    listing.nodes.push(node);
+                    added += 1;
+                }
+            }
+            let short = (got as i64) < NODES_PAGE_LIMIT;
+            let complete = listing
+                .total
+                .is_some_and(|t| listing.nodes.len() as i64 >= t);
+            if short || complete {
+                return Ok(listing);
+            }
+            if added == 0 {
+                return Err(malformed(
+                    ACTION_NODES,
+                    reply.request_id,
+                    format!(
+                        "page {page} brought no new node ({} listed, node_total {:?}): offset is not read as a page number",
+                        listing.nodes.len(),
+                        listing.total
+                    ),
+                ));
+            }
+        }
+        Err(malformed(
+            ACTION_NODES,
+            None,
+            format!(
+                "stopped after {MAX_NODE_PAGES} pages with {} nodes of node_total {:?}",
+                listing.nodes.len(),
+                listing.total
+            ),
+        ))
+    }
+
+    /// `GET /v2/{project_id}/autoscaling-policy/{cluster_id}`: every node
+    /// group's auto-scaling policy (a JSON array; an empty body is none).
+    pub async fn autoscaling_policies(&self) -> Result<Vec<AutoScalingPolicyV2>, CloudError> {
+        let reply = self
+            .call(ACTION_POLICY, Method::GET, &self.policy_path(), &[], None)
+            .await?;
+        if reply.body.iter().all(u8::is_ascii_whitespace) {
+            return Ok(Vec::new());
+        }
+        let parsed: Option<Vec<AutoScalingPolicyV2>> = parse(ACTION_POLICY, &reply)?;
+        Ok(parsed.unwrap_or_default())
     }
 
     /// Observe (one GET) and remember the result for the pre-checks of the
@@ -610,12 +817,26 @@ impl HuaweiCloud {
         query: &[(String, String)],
         body: Option<Vec<u8>>,
     ) -> Result<Reply, CloudError> {
+        self.call_as(action, method, path, query, body, CONTENT_TYPE_JSON)
+            .await
+    }
+
+    /// [`Self::call`] with the `Content-Type` to send (and sign).
+    async fn call_as(
+        &self,
+        action: &'static str,
+        method: Method,
+        path: &str,
+        query: &[(String, String)],
+        body: Option<Vec<u8>>,
+        content_type: &'static str,
+    ) -> Result<Reply, CloudError> {
         if let Some(e) = HOLD_OFFS.active(&self.hold_off_key, self.clock.now()) {
             return Err(e);
         }
         let body = body.unwrap_or_default();
         let result = self
-            .call_authenticated(action, &method, path, query, &body)
+            .call_authenticated(action, &method, path, query, &body, content_type)
             .await;
         match &result {
             Err(e) if e.class == ErrorClass::Auth => self.start_hold_off(e),
@@ -632,17 +853,32 @@ impl HuaweiCloud {
         path: &str,
         query: &[(String, String)],
         body: &[u8],
+        content_type: &'static str,
     ) -> Result<Reply, CloudError> {
         match &self.auth {
             Auth::AkSk(_) => check(
                 action,
-                self.exchange(action, method, path, query, body, None)
-                    .await?,
+                self.exchange(
+                    action,
+                    method,
+                    path,
+                    query,
+                    Payload { body, content_type },
+                    None,
+                )
+                .await?,
             ),
             Auth::Token(source) => {
                 let token = source.token(&self.http, self.clock.now()).await?;
                 let reply = self
-                    .exchange(action, method, path, query, body, Some(&token))
+                    .exchange(
+                        action,
+                        method,
+                        path,
+                        query,
+                        Payload { body, content_type },
+                        Some(&token),
+                    )
                     .await?;
                 if reply.status.is_success() {
                     return Ok(reply);
@@ -663,8 +899,15 @@ impl HuaweiCloud {
                 let fresh = source.token(&self.http, self.clock.now()).await?;
                 check(
                     action,
-                    self.exchange(action, method, path, query, body, Some(&fresh))
-                        .await?,
+                    self.exchange(
+                        action,
+                        method,
+                        path,
+                        query,
+                        Payload { body, content_type },
+                        Some(&fresh),
+                    )
+                    .await?,
                 )
             }
         }
@@ -677,9 +920,10 @@ impl HuaweiCloud {
         method: &Method,
         path: &str,
         query: &[(String, String)],
-        body: &[u8],
+        payload: Payload<'_>,
         token: Option<&SecretString>,
     ) -> Result<Reply, CloudError> {
+        let Payload { body, content_type } = payload;
         self.limits.acquire(&self.account(), action).await;
         // After any wait, immediately before the request is signed and sent.
         fence::check(action)?;
@@ -690,7 +934,7 @@ impl HuaweiCloud {
             format!("{}{path}?{query_string}", self.endpoint.base)
         };
         let mut headers: Vec<(String, String)> = vec![
-            ("Content-Type".into(), "application/json".into()),
+            ("Content-Type".into(), content_type.into()),
             ("Host".into(), self.endpoint.host.clone()),
             ("X-Project-Id".into(), self.spec.project_id.clone()),
         ];
@@ -803,6 +1047,87 @@ fn check(action: &str, reply: Reply) -> Result<Reply, CloudError> {
 
 fn parse<T: DeserializeOwned>(action: &str, reply: &Reply) -> Result<T, CloudError> {
     serde_json::from_slice(&reply.body).map_err(|e| malformed(action, reply.request_id.clone(), e))
+}
+
+fn encode<T: serde::Serialize>(action: &str, body: &T) -> Result<Vec<u8>, CloudError> {
+    serde_json::to_vec(body).map_err(|e| {
+        CloudError::new(
+            ErrorClass::Invalid,
+            action,
+            "EncodeError",
+            format!("cannot encode the request body: {e}"),
+        )
+    })
+}
+
+/// A v2 expand or shrink's own pre-checks: a positive count and a group name
+/// of 1-64 of `[A-Za-z0-9_-]` (the API's rule). `Err` before any request.
+fn check_group_request(action: &str, group: &str, count: i32) -> Result<(), CloudError> {
+    let refuse = |code: &str, message: String| {
+        CloudError::new(
+            ErrorClass::Invalid,
+            action,
+            code,
+            format!("not sent: {message}"),
+        )
+    };
+    if count <= 0 {
+        return Err(refuse(
+            "PrecheckCount",
+            format!("the node count must be positive, got {count}"),
+        ));
+    }
+    let valid = !group.is_empty()
+        && group.len() <= 64
+        && group
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
+    if !valid {
+        return Err(refuse(
+            "PrecheckNodeGroup",
+            format!("node group name {group:?} must be 1-64 letters, digits, '_' or '-'"),
+        ));
+    }
+    Ok(())
+}
+
+/// Settings of a v2 expand beyond the group and the count.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ExpandOptions {
+    /// Skip the cluster's bootstrap scripts on the new nodes. Sent always;
+    /// ours defaults to false (v2's own default, when absent, is true).
+    pub skip_bootstrap_scripts: bool,
+    /// Leave the components on the new nodes stopped.
+    pub scale_without_start: bool,
+    /// The AZs of a cross-AZ cluster, comma-separated.
+    pub az_code: Option<String>,
+}
+
+/// Settings of a v2 shrink beyond the group and the count.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ShrinkOptions {
+    /// Abnormal nodes to remove by force (ListNodes `resource_id`); empty:
+    /// MRS chooses.
+    pub resource_ids: Vec<String>,
+    pub force_delete: Option<bool>,
+    pub az_code: Option<String>,
+}
+
+/// Every node of a ListNodes listing, and what it cost.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct NodeListing {
+    pub nodes: Vec<ClusterNode>,
+    /// `node_total` of the last page that had one.
+    pub total: Option<i64>,
+    /// Requests made (one per page).
+    pub calls: u32,
+}
+
+/// The cluster's type and node groups, from ShowClusterDetails.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ClusterGroups {
+    pub cluster_type: Option<MrsClusterType>,
+    pub groups: Vec<GroupCount>,
 }
 
 fn fingerprint(parts: &[&str]) -> String {

@@ -5,12 +5,17 @@
 //! rules against an observation. [`client`](super::client) sends the
 //! requests and calls these.
 
-use super::wire::{ClusterDetail, Host, ACTION_RESIZE};
+use super::wire::{
+    AutoScalingPolicy, AutoScalingPolicyV2, ClusterDetail, ClusterNode, ExpandResponse, Host,
+    ShrinkResponse, ACTION_EXPAND, ACTION_RESIZE, ACTION_SHRINK, BILLING_ON_PERIOD,
+    BILLING_ON_QUANTITY, RESULT_FAILED, RESULT_SUCCESS, RESULT_V2_SUCCEEDED,
+};
 use clusterscale_core::api::{
     Direction, HuaweiSpec, NodeGroup, OperationRecord, MAX_TOTAL, MIN_CORE,
 };
 use clusterscale_core::cloud::{
-    CloudError, ClusterState, ErrorClass, Node, ObservedCluster, OperationProgress, ScaleRequest,
+    CloudError, ClusterState, Effect, ErrorClass, Node, ObservedCluster, OperationProgress,
+    ScaleRequest,
 };
 
 /// The node group names a resize uses: `spec.huawei.coreNodeGroup` /
@@ -35,6 +40,10 @@ impl NodeGroups {
 pub struct Interpreted {
     pub observed: ObservedCluster,
     pub groups: NodeGroups,
+    /// `clusterType`, when the detail says it.
+    pub cluster_type: Option<MrsClusterType>,
+    /// Every node group and its `NodeNum` ([`group_counts`]).
+    pub group_counts: Vec<GroupCount>,
 }
 
 pub(crate) fn precheck_error(class: ErrorClass, code: &str, message: String) -> CloudError {
@@ -386,6 +395,8 @@ pub fn interpret(detail: &ClusterDetail, spec: &HuaweiSpec) -> Result<Interprete
             unmanaged: Default::default(),
         },
         groups: NodeGroups { core, task },
+        cluster_type: cluster_type(detail),
+        group_counts: group_counts(detail),
     })
 }
 
@@ -451,6 +462,238 @@ pub fn progress(observed: &ObservedCluster, op: &OperationRecord) -> OperationPr
         }
         _ => OperationProgress::Unknown,
     }
+}
+
+// --- node groups (MRS v2, cloud-apis.md C1) --------------------------------
+
+/// `clusterType` of ShowClusterDetails (an integer in the SDK's
+/// `services/mrs/v1/model/model_cluster.go`). The values are the Terraform
+/// provider's (`setMrsClsuterType`: ANALYSIS, STREAMING, MIXED, CUSTOM in
+/// that order); the SDK's comment only says "集群类型".
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum MrsClusterType {
+    /// 0: groups `core_node_analysis_group`, `task_node_analysis_group`.
+    Analysis,
+    /// 1: groups `core_node_streaming_group`, `task_node_streaming_group`.
+    Streaming,
+    /// 2 (MIXED): both kinds of groups.
+    Hybrid,
+    /// 3: groups named by the user (`node_group_1`, ...), roles per group;
+    /// v1.1's resize does not apply ("not custom clusters").
+    Custom,
+    /// A value none of the above.
+    Other(i64),
+}
+
+impl MrsClusterType {
+    pub fn from_code(code: i64) -> Self {
+        match code {
+            0 => Self::Analysis,
+            1 => Self::Streaming,
+            2 => Self::Hybrid,
+            3 => Self::Custom,
+            other => Self::Other(other),
+        }
+    }
+
+    pub fn code(self) -> i64 {
+        match self {
+            Self::Analysis => 0,
+            Self::Streaming => 1,
+            Self::Hybrid => 2,
+            Self::Custom => 3,
+            Self::Other(n) => n,
+        }
+    }
+
+    /// `analysis`, `streaming`, `hybrid`, `custom` or `type <n>`.
+    pub fn name(self) -> String {
+        match self {
+            Self::Analysis => "analysis".into(),
+            Self::Streaming => "streaming".into(),
+            Self::Hybrid => "hybrid".into(),
+            Self::Custom => "custom".into(),
+            Self::Other(n) => format!("type {n}"),
+        }
+    }
+
+    /// Whether v1.1's `PUT cluster_infos` resize applies: the resize page
+    /// says "only streaming, analysis and hybrid clusters".
+    pub fn v11_resize_applies(self) -> bool {
+        matches!(self, Self::Analysis | Self::Streaming | Self::Hybrid)
+    }
+}
+
+/// The cluster's type, when the detail says it.
+pub fn cluster_type(detail: &ClusterDetail) -> Option<MrsClusterType> {
+    detail.cluster_type.map(MrsClusterType::from_code)
+}
+
+/// One node group of ShowClusterDetails and its `NodeNum`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct GroupCount {
+    pub name: String,
+    /// `None` when the group reports no `NodeNum`.
+    pub count: Option<i64>,
+}
+
+/// Every named group of `nodeGroups[]` then `taskNodeGroups[]`, first
+/// occurrence wins (a Task group may be listed in both), master included.
+pub fn group_counts(detail: &ClusterDetail) -> Vec<GroupCount> {
+    let mut out: Vec<GroupCount> = Vec::new();
+    for g in detail.node_groups.iter().chain(&detail.task_node_groups) {
+        if !g.group_name.is_empty() && !out.iter().any(|c| c.name == g.group_name) {
+            out.push(GroupCount {
+                name: g.group_name.clone(),
+                count: g.node_num,
+            });
+        }
+    }
+    out
+}
+
+/// What a v2 expand or shrink that MRS accepted led to.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum GroupResizeOutcome {
+    /// The operation started (`result` `succeeded` or `success`).
+    Accepted { request_id: Option<String> },
+    /// The group is prepaid (on-period): MRS opened order `order_id` and
+    /// nothing scales until somebody pays it. We never pay orders.
+    OrderPending {
+        order_id: String,
+        request_id: Option<String>,
+    },
+}
+
+impl GroupResizeOutcome {
+    pub fn request_id(&self) -> Option<&str> {
+        match self {
+            Self::Accepted { request_id } | Self::OrderPending { request_id, .. } => {
+                request_id.as_deref()
+            }
+        }
+    }
+}
+
+fn v2_result(
+    action: &str,
+    result: Option<&str>,
+    request_id: Option<String>,
+) -> Result<GroupResizeOutcome, CloudError> {
+    match result.map(str::trim) {
+        Some(RESULT_V2_SUCCEEDED | RESULT_SUCCESS) => Ok(GroupResizeOutcome::Accepted { request_id }),
+        // MRS handled it and said no: nothing was started. As 12000013/14
+        // (the resize itself failed): retried slowly, surfaced.
+        Some(RESULT_FAILED) => Err(CloudError::new(
+            ErrorClass::Capacity,
+            action,
+            "ResultFailed",
+            format!("{action} answered result=\"failed\""),
+        )
+        .with_request_id(request_id)
+        .with_effect(Effect::Refused)),
+        // 2xx but neither: we cannot tell whether MRS acted.
+        other => Err(CloudError::new(
+            ErrorClass::Transient,
+            action,
+            "UnexpectedResult",
+            format!(
+                "{action} answered result={other:?}, expected {RESULT_V2_SUCCEEDED:?} or {RESULT_SUCCESS:?}"
+            ),
+        )
+        .with_request_id(request_id)
+        .effect_unknown()),
+    }
+}
+
+/// Read an expand answer: an `order_id` (prepaid group) first, whatever the
+/// `result`; then `succeeded`/`success` accepted, `failed` refused
+/// (`Capacity`, [`Effect::Refused`]), anything else unknown (`Transient`,
+/// [`Effect::Unknown`]).
+pub fn expand_outcome(
+    resp: &ExpandResponse,
+    request_id: Option<String>,
+) -> Result<GroupResizeOutcome, CloudError> {
+    if let Some(order_id) = resp
+        .order_id
+        .as_deref()
+        .map(str::trim)
+        .filter(|o| !o.is_empty())
+    {
+        return Ok(GroupResizeOutcome::OrderPending {
+            order_id: order_id.to_string(),
+            request_id,
+        });
+    }
+    v2_result(ACTION_EXPAND, resp.result.as_deref(), request_id)
+}
+
+/// Read a shrink answer, as [`expand_outcome`] (a shrink has no order).
+pub fn shrink_outcome(
+    resp: &ShrinkResponse,
+    request_id: Option<String>,
+) -> Result<GroupResizeOutcome, CloudError> {
+    v2_result(ACTION_SHRINK, resp.result.as_deref(), request_id)
+}
+
+/// The nodes of one group in ListNodes, by billing.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct GroupNodes {
+    pub total: usize,
+    /// `billing_type: on-period` (prepaid).
+    pub on_period: usize,
+    /// `billing_type: on-quantity` (pay-per-use).
+    pub on_quantity: usize,
+    /// Resource ids, in listing order (nodes without one are left out).
+    pub resource_ids: Vec<String>,
+}
+
+/// ListNodes' nodes per `node_group_name` (nodes without one under `""`).
+pub fn nodes_by_group(nodes: &[ClusterNode]) -> std::collections::BTreeMap<String, GroupNodes> {
+    let mut out: std::collections::BTreeMap<String, GroupNodes> = Default::default();
+    for n in nodes {
+        let g = out
+            .entry(n.node_group_name.clone().unwrap_or_default())
+            .or_default();
+        g.total += 1;
+        match n.billing_type.as_deref().map(str::trim) {
+            Some(BILLING_ON_PERIOD) => g.on_period += 1,
+            Some(BILLING_ON_QUANTITY) => g.on_quantity += 1,
+            _ => {}
+        }
+        if let Some(id) = n.resource_id.as_deref().filter(|i| !i.is_empty()) {
+            g.resource_ids.push(id.to_string());
+        }
+    }
+    out
+}
+
+/// The policy of `group` (any resource pool; the first listed), on or off.
+pub fn policy_of<'a>(
+    policies: &'a [AutoScalingPolicyV2],
+    group: &str,
+) -> Option<&'a AutoScalingPolicy> {
+    policies
+        .iter()
+        .filter(|p| p.node_group_name.as_deref() == Some(group))
+        .find_map(|p| p.auto_scaling_policy.as_ref())
+}
+
+/// The groups whose auto-scaling policy is enabled (sorted, distinct):
+/// MRS itself changes their counts, and the nodes it adds carry no marker.
+pub fn autoscaled_groups(policies: &[AutoScalingPolicyV2]) -> Vec<String> {
+    let mut out: Vec<String> = policies
+        .iter()
+        .filter(|p| {
+            p.auto_scaling_policy
+                .as_ref()
+                .is_some_and(|a| a.auto_scaling_enable)
+        })
+        .filter_map(|p| p.node_group_name.clone())
+        .collect();
+    out.sort();
+    out.dedup();
+    out
 }
 
 #[cfg(test)]
@@ -849,5 +1092,184 @@ pub(crate) mod tests {
         let mut reached = observed(3, 3);
         reached.last_resize_failed = Some(error);
         assert_eq!(progress(&reached, &op), OperationProgress::Unknown);
+    }
+
+    #[test]
+    fn cluster_types_and_group_counts() {
+        for (code, t, v11) in [
+            (0, MrsClusterType::Analysis, true),
+            (1, MrsClusterType::Streaming, true),
+            (2, MrsClusterType::Hybrid, true),
+            (3, MrsClusterType::Custom, false),
+            (7, MrsClusterType::Other(7), false),
+        ] {
+            assert_eq!(MrsClusterType::from_code(code), t);
+            assert_eq!(t.code(), code);
+            assert_eq!(t.v11_resize_applies(), v11, "{}", t.name());
+        }
+        let mut d = detail(
+            "running",
+            "",
+            3,
+            vec![
+                group("master_node_default_group", 2),
+                group("core_node_analysis_group", 3),
+                group("task_node_analysis_group", 2),
+                group("task_node_streaming_group", 4),
+            ],
+        );
+        d.task_node_groups = vec![group("task_node_streaming_group", 4)];
+        d.cluster_type = Some(2);
+        let counts = group_counts(&d);
+        assert_eq!(
+            counts
+                .iter()
+                .map(|c| (c.name.as_str(), c.count))
+                .collect::<Vec<_>>(),
+            vec![
+                ("master_node_default_group", Some(2)),
+                ("core_node_analysis_group", Some(3)),
+                ("task_node_analysis_group", Some(2)),
+                ("task_node_streaming_group", Some(4)),
+            ]
+        );
+        let v = interpret(&d, &spec()).unwrap();
+        assert_eq!(v.cluster_type, Some(MrsClusterType::Hybrid));
+        assert_eq!(v.group_counts, counts);
+        d.cluster_type = None;
+        assert_eq!(cluster_type(&d), None);
+    }
+
+    #[test]
+    fn v2_outcomes_accept_both_spellings_and_carry_the_order() {
+        let expand = |result: Option<&str>, order: Option<&str>| {
+            expand_outcome(
+                &ExpandResponse {
+                    result: result.map(str::to_string),
+                    order_id: order.map(str::to_string),
+                },
+                Some("rid".into()),
+            )
+        };
+        for r in ["succeeded", "success"] {
+            assert_eq!(
+                expand(Some(r), None).unwrap(),
+                GroupResizeOutcome::Accepted {
+                    request_id: Some("rid".into())
+                }
+            );
+        }
+        // A prepaid group: the order id, whatever the result says.
+        for r in [Some("succeeded"), None] {
+            let o = expand(r, Some("CS24040112345")).unwrap();
+            assert_eq!(
+                o,
+                GroupResizeOutcome::OrderPending {
+                    order_id: "CS24040112345".into(),
+                    request_id: Some("rid".into())
+                }
+            );
+            assert_eq!(o.request_id(), Some("rid"));
+        }
+        // An empty order id is none.
+        assert!(matches!(
+            expand(Some("success"), Some(" ")).unwrap(),
+            GroupResizeOutcome::Accepted { .. }
+        ));
+        let failed = expand(Some("failed"), None).unwrap_err();
+        assert_eq!(
+            (
+                failed.class,
+                failed.code.as_str(),
+                failed.may_have_applied()
+            ),
+            (ErrorClass::Capacity, "ResultFailed", false)
+        );
+        assert_eq!(failed.request_id.as_deref(), Some("rid"));
+        let odd = expand(Some("queued"), None).unwrap_err();
+        assert_eq!(
+            (odd.class, odd.code.as_str(), odd.may_have_applied()),
+            (ErrorClass::Transient, "UnexpectedResult", true)
+        );
+        assert!(expand(None, None).unwrap_err().may_have_applied());
+        let shrink = |r: &str| {
+            shrink_outcome(
+                &ShrinkResponse {
+                    result: Some(r.into()),
+                },
+                None,
+            )
+        };
+        assert!(shrink("succeeded").is_ok());
+        assert_eq!(shrink("failed").unwrap_err().action, ACTION_SHRINK);
+    }
+
+    #[test]
+    fn nodes_are_counted_per_group_and_billing() {
+        let node = |group: Option<&str>, billing: Option<&str>, id: Option<&str>| ClusterNode {
+            node_group_name: group.map(str::to_string),
+            billing_type: billing.map(str::to_string),
+            resource_id: id.map(str::to_string),
+            ..Default::default()
+        };
+        let nodes = vec![
+            node(
+                Some("task_node_analysis_group"),
+                Some("on-quantity"),
+                Some("r1"),
+            ),
+            node(
+                Some("task_node_analysis_group"),
+                Some("on-period"),
+                Some("r2"),
+            ),
+            node(Some("node_group_3"), Some("on-period"), None),
+            node(None, None, Some("r4")),
+        ];
+        let by = nodes_by_group(&nodes);
+        assert_eq!(
+            by["task_node_analysis_group"],
+            GroupNodes {
+                total: 2,
+                on_period: 1,
+                on_quantity: 1,
+                resource_ids: vec!["r1".into(), "r2".into()]
+            }
+        );
+        assert_eq!(
+            (by["node_group_3"].total, by["node_group_3"].on_period),
+            (1, 1)
+        );
+        assert_eq!(by[""].total, 1);
+    }
+
+    #[test]
+    fn enabled_policies_name_their_groups() {
+        let policy = |group: &str, enabled: bool| AutoScalingPolicyV2 {
+            node_group_name: Some(group.into()),
+            resource_pool_name: "default".into(),
+            auto_scaling_policy: Some(AutoScalingPolicy {
+                auto_scaling_enable: enabled,
+                min_capacity: 0,
+                max_capacity: 10,
+                ..Default::default()
+            }),
+        };
+        let policies = vec![
+            policy("task_node_streaming_group", true),
+            policy("task_node_analysis_group", false),
+            policy("task_node_streaming_group", true),
+            AutoScalingPolicyV2::default(),
+        ];
+        assert_eq!(
+            autoscaled_groups(&policies),
+            vec!["task_node_streaming_group"]
+        );
+        assert!(
+            !policy_of(&policies, "task_node_analysis_group")
+                .unwrap()
+                .auto_scaling_enable
+        );
+        assert!(policy_of(&policies, "node_group_9").is_none());
     }
 }

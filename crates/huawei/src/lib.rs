@@ -34,8 +34,8 @@ pub mod token;
 pub mod validate;
 pub mod wire;
 
-pub use client::HuaweiCloud;
-pub use interpret::NodeGroups;
+pub use client::{ClusterGroups, ExpandOptions, HuaweiCloud, NodeListing, ShrinkOptions};
+pub use interpret::{GroupResizeOutcome, MrsClusterType, NodeGroups};
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -71,6 +71,16 @@ pub struct ClusterDetail {
         skip_serializing_if = "String::is_empty"
     )]
     pub cluster_version: String,
+    /// `clusterType`, an integer in the SDK (`services/mrs/v1/model/model_cluster.go`,
+    /// `ClusterType *int32`): 0 analysis, 1 streaming, 2 hybrid, 3 custom
+    /// (the order of the Terraform provider's `setMrsClsuterType`:
+    /// ANALYSIS, STREAMING, MIXED, CUSTOM). Read as a number or a string.
+    #[serde(
+        default,
+        deserialize_with = "lenient_count",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub cluster_type: Option<i64>,
     /// starting, running, terminated, failed, abnormal, terminating, frozen, scaling-out, scaling-in.
     #[serde(default, deserialize_with = "null_as_default")]
     pub cluster_state: String,
@@ -375,6 +385,208 @@ pub struct TokenBody {
     pub methods: Vec<String>,
 }
 
+// --- MRS v2: node groups (cloud-apis.md C1) ---------------------------------
+//
+// Every struct below follows a model file of huaweicloud-sdk-go-v3
+// `services/mrs/v2/model/` (named on each struct); the paths and content
+// types follow the same SDK's `services/mrs/v2/mrs_meta.go`.
+
+/// Action names of the v2 calls, in errors and rate-limit buckets.
+pub const ACTION_EXPAND: &str = "POST expand";
+pub const ACTION_SHRINK: &str = "POST shrink";
+pub const ACTION_NODES: &str = "GET nodes";
+pub const ACTION_POLICY: &str = "GET autoscaling-policy";
+
+/// `Content-Type` of the v2 writes (`GenReqDefForExpandCluster`,
+/// `GenReqDefForShrinkCluster`); reads use `application/json`.
+pub const CONTENT_TYPE_V2_WRITE: &str = "application/json;charset=UTF-8";
+
+/// `result` of an accepted v2 expand or shrink (`ExpandClusterResponse`:
+/// "succeeded为操作成功，failed为操作失败"); a pay-per-use group's expand
+/// answers [`RESULT_SUCCESS`] instead.
+pub const RESULT_V2_SUCCEEDED: &str = "succeeded";
+/// `result` of an expand of a pay-per-use (non-prepaid) group
+/// (`ExpandClusterResponse`: "非包周期节点组扩容请求下发成功时...内容为success").
+pub const RESULT_SUCCESS: &str = "success";
+/// `result` of a refused v2 expand or shrink.
+pub const RESULT_FAILED: &str = "failed";
+
+/// Largest `limit` of ListNodes.
+pub const NODES_PAGE_LIMIT: i64 = 100;
+
+/// `billing_type` of a node (`ClusterNode`): prepaid (yearly/monthly).
+pub const BILLING_ON_PERIOD: &str = "on-period";
+/// `billing_type` of a node (`ClusterNode`): pay-per-use.
+pub const BILLING_ON_QUANTITY: &str = "on-quantity";
+
+/// `POST /v2/{project_id}/clusters/{cluster_id}/expand` body
+/// (`model_expand_param.go`, `ExpandParam`; the request's `Body`). Field
+/// order is the SDK's.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ExpandParam {
+    /// 1-64 of `[A-Za-z0-9_-]`.
+    pub node_group_name: String,
+    /// Nodes to add.
+    pub count: i32,
+    /// Skip the bootstrap scripts on the new nodes. Optional in the SDK and
+    /// **true when absent** in v2 (v1.1: false): the client always sends it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub skip_bootstrap_scripts: Option<bool>,
+    /// Do not start the components on the new nodes (default false).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scale_without_start: Option<bool>,
+    /// Comma-separated AZs of a cross-AZ cluster; absent or empty otherwise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub az_code: Option<String>,
+}
+
+/// The expand answer (`model_expand_cluster_response.go`).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ExpandResponse {
+    /// `succeeded` / `success` (accepted) or `failed`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub result: Option<String>,
+    /// Only for a prepaid (on-period) group: the order to pay before
+    /// anything scales ("需要客户到订单支付页面进行自主支付才能真正触发扩容").
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub order_id: Option<String>,
+}
+
+/// `POST /v2/{project_id}/clusters/{cluster_id}/shrink` body
+/// (`model_shrink_param.go`, `ShrinkParam`). Field order is the SDK's.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ShrinkParam {
+    pub node_group_name: String,
+    /// Nodes to remove; optional when `resource_ids` names them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub count: Option<i32>,
+    /// Only abnormal ECS nodes, removed by force; absent: MRS chooses.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resource_ids: Option<Vec<String>>,
+    /// Force-delete hosts whose decommission fails or that are abnormal
+    /// (SDK default: true with `resource_ids`, false without).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub force_delete: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub az_code: Option<String>,
+}
+
+/// The shrink answer (`model_shrink_cluster_response.go`): `result` only.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ShrinkResponse {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub result: Option<String>,
+}
+
+/// `GET /v2/{project_id}/clusters/{cluster_id}/nodes` answer
+/// (`model_list_nodes_response.go`). The request's query
+/// (`model_list_nodes_request.go`): `node_group`, `limit` (default 10),
+/// `offset` (a page number, default 1), `node_name`, `sort_key`,
+/// `sort_dir`, `query_node_detail`, `query_ecs_detail`, `internal_ip`.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct ListNodesResponse {
+    #[serde(default, deserialize_with = "null_as_default")]
+    pub nodes: Vec<ClusterNode>,
+    #[serde(default, deserialize_with = "lenient_count")]
+    pub node_total: Option<i64>,
+}
+
+/// One node of ListNodes (`model_cluster_node.go`, `ClusterNode`; every
+/// field but `deployment_type` is optional in the SDK).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct ClusterNode {
+    /// The node's name in MRS Manager.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub node_name: Option<String>,
+    /// Unique per node; what shrink's `resource_ids` takes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resource_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub node_group_name: Option<String>,
+    /// `Master`, `Core`, `Task`, ...
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub node_type: Option<String>,
+    /// [`BILLING_ON_PERIOD`] or [`BILLING_ON_QUANTITY`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub billing_type: Option<String>,
+    /// `Server` (required in the SDK; read leniently).
+    #[serde(default, deserialize_with = "null_as_default")]
+    pub deployment_type: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub server_info: Option<ServerInfo>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tags: Option<Vec<MrsTag>>,
+    /// The operation state shown on the console.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub node_status: Option<String>,
+}
+
+/// `server_info` of a node (`model_server_info.go`).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ServerInfo {
+    #[serde(default, deserialize_with = "null_as_default")]
+    pub server_id: String,
+    #[serde(default, deserialize_with = "null_as_default")]
+    pub server_name: String,
+    /// `ECS` or `BMS`.
+    #[serde(default, deserialize_with = "null_as_default")]
+    pub server_type: String,
+    /// `x86` or `ARM`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cpu_type: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cpu: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mem: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub internal_ip: Option<String>,
+}
+
+/// A node tag (`model_tag.go` of v2: `key`, `value`).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MrsTag {
+    #[serde(default, deserialize_with = "null_as_default")]
+    pub key: String,
+    #[serde(default, deserialize_with = "null_as_default")]
+    pub value: String,
+}
+
+/// `GET /v2/{project_id}/autoscaling-policy/{cluster_id}` answers a
+/// top-level JSON array of these (`model_show_auto_scaling_policy_response.go`:
+/// the SDK's `Body *[]AutoScalingPolicyV2` is the whole body,
+/// `GenReqDefForShowAutoScalingPolicy` maps it with `WithLocationType(def.Body)`).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct AutoScalingPolicyV2 {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub node_group_name: Option<String>,
+    /// The resource pool (required in the SDK; read leniently).
+    #[serde(default, deserialize_with = "null_as_default")]
+    pub resource_pool_name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auto_scaling_policy: Option<AutoScalingPolicy>,
+}
+
+/// `auto_scaling_policy` (`model_auto_scaling_policy.go`). The plans, rules
+/// and scripts are kept as raw JSON: only whether the policy is on and its
+/// bounds matter to us.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct AutoScalingPolicy {
+    #[serde(default)]
+    pub auto_scaling_enable: bool,
+    /// 0-500.
+    #[serde(default)]
+    pub min_capacity: i32,
+    /// 0-500.
+    #[serde(default)]
+    pub max_capacity: i32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resources_plans: Option<Vec<Value>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rules: Option<Vec<Value>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exec_scripts: Option<Vec<Value>>,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -456,5 +668,111 @@ mod tests {
         assert_eq!(v["auth"]["scope"]["project"]["id"], "p1");
         assert!(!r.to_string().contains("pw-secret"));
         assert!(!format!("{r:?}").contains("pw-secret"));
+    }
+
+    /// The v2 bodies in the SDK's field order (`ExpandParam`, `ShrinkParam`).
+    #[test]
+    fn v2_bodies_follow_the_sdk_models() {
+        let expand = ExpandParam {
+            node_group_name: "task_node_analysis_group".into(),
+            count: 2,
+            skip_bootstrap_scripts: Some(false),
+            scale_without_start: Some(false),
+            az_code: None,
+        };
+        assert_eq!(
+            serde_json::to_string(&expand).unwrap(),
+            r#"{"node_group_name":"task_node_analysis_group","count":2,"skip_bootstrap_scripts":false,"scale_without_start":false}"#
+        );
+        let shrink = ShrinkParam {
+            node_group_name: "node_group_3".into(),
+            count: Some(1),
+            resource_ids: Some(vec!["r-1".into()]),
+            force_delete: Some(true),
+            az_code: Some("cn-north-4a".into()),
+        };
+        assert_eq!(
+            serde_json::to_string(&shrink).unwrap(),
+            r#"{"node_group_name":"node_group_3","count":1,"resource_ids":["r-1"],"force_delete":true,"az_code":"cn-north-4a"}"#
+        );
+        let plain = ShrinkParam {
+            node_group_name: "g".into(),
+            count: Some(3),
+            resource_ids: None,
+            force_delete: None,
+            az_code: None,
+        };
+        assert_eq!(
+            serde_json::to_string(&plain).unwrap(),
+            r#"{"node_group_name":"g","count":3}"#
+        );
+    }
+
+    /// Answers as the SDK models them: ListNodes (`ClusterNode`, `ServerInfo`,
+    /// `Tag`), the expand answer with and without `order_id`, the policy
+    /// list (a top-level array), and `clusterType` as a number or a string.
+    #[test]
+    fn v2_answers_parse() {
+        let nodes: ListNodesResponse = serde_json::from_str(
+            r#"{"nodes":[{"node_name":"node-ana-task0001","resource_id":"r-1","node_group_name":"task_node_analysis_group",
+            "node_type":"Task","billing_type":"on-quantity","deployment_type":"Server",
+            "server_info":{"server_id":"s-1","server_name":"n1","server_type":"ECS","cpu":"8","mem":"32768","internal_ip":"192.168.0.9"},
+            "tags":[{"key":"k","value":"v"}],"node_detail":{"running_status":"ok"},"node_status":"running","component_infos":[]},
+            {"node_name":null,"resource_id":"r-2","billing_type":"on-period","deployment_type":null}],"node_total":"2"}"#,
+        )
+        .unwrap();
+        assert_eq!(nodes.node_total, Some(2));
+        let n = &nodes.nodes[0];
+        assert_eq!(n.billing_type.as_deref(), Some(BILLING_ON_QUANTITY));
+        assert_eq!(n.server_info.as_ref().unwrap().server_id, "s-1");
+        assert_eq!(
+            n.tags.as_ref().unwrap()[0],
+            MrsTag {
+                key: "k".into(),
+                value: "v".into()
+            }
+        );
+        assert_eq!(nodes.nodes[1].deployment_type, "");
+        let empty: ListNodesResponse = serde_json::from_str(r#"{"nodes":null}"#).unwrap();
+        assert!(empty.nodes.is_empty() && empty.node_total.is_none());
+
+        let prepaid: ExpandResponse =
+            serde_json::from_str(r#"{"result":"succeeded","order_id":"CS2404"}"#).unwrap();
+        assert_eq!(prepaid.order_id.as_deref(), Some("CS2404"));
+        let shrink: ShrinkResponse = serde_json::from_str(r#"{"result":"succeeded"}"#).unwrap();
+        assert_eq!(shrink.result.as_deref(), Some(RESULT_V2_SUCCEEDED));
+
+        let policies: Vec<AutoScalingPolicyV2> = serde_json::from_str(
+            r#"[{"node_group_name":"task_node_analysis_group","resource_pool_name":"default",
+            "auto_scaling_policy":{"auto_scaling_enable":true,"min_capacity":1,"max_capacity":5,
+            "resources_plans":[{"period_type":"daily","start_time":"9:00","end_time":"11:00","min_capacity":2,"max_capacity":3}],
+            "rules":[],"exec_scripts":null}}]"#,
+        )
+        .unwrap();
+        let p = policies[0].auto_scaling_policy.as_ref().unwrap();
+        assert!(p.auto_scaling_enable);
+        assert_eq!((p.min_capacity, p.max_capacity), (1, 5));
+        assert_eq!(policies[0].resource_pool_name, "default");
+
+        for raw in [
+            r#"{"cluster":{"clusterType":3}}"#,
+            r#"{"cluster":{"clusterType":"3"}}"#,
+        ] {
+            let d: ClusterDetailResponse = serde_json::from_str(raw).unwrap();
+            assert_eq!(d.cluster.cluster_type, Some(3), "{raw}");
+        }
+        let d: ClusterDetailResponse = serde_json::from_str(r#"{"cluster":{}}"#).unwrap();
+        assert_eq!(d.cluster.cluster_type, None);
+        // Written back as a number, and left out when unknown.
+        let out = serde_json::to_value(ClusterDetail {
+            cluster_type: Some(2),
+            ..Default::default()
+        })
+        .unwrap();
+        assert_eq!(out["clusterType"], 2);
+        assert!(serde_json::to_value(ClusterDetail::default())
+            .unwrap()
+            .get("clusterType")
+            .is_none());
     }
 }

@@ -19,8 +19,11 @@
 //! - `FailedOperation.DuplicateOrderNotAllowed` is Busy (an order for the
 //!   cluster is already open); `.GetCvmConfigQuotaFailed` and
 //!   `.GetCvmServerFailed` are Transient; `.NotSupportPod` is Invalid.
-//! - `ResourceUnavailable*` (incl. `.ResourceSpecNotDefaultSpec`, listed for
-//!   ScaleOutInstance) is **Capacity**: retried slowly, surfaced, never hot.
+//! - `ResourceUnavailable*` is **Capacity**: retried slowly, surfaced, never
+//!   hot; but `.ResourceSpecNotDefaultSpec` ("当前资源规格不存在默认规格",
+//!   listed for ScaleOutCluster) is **Invalid**: the pool's instance type
+//!   must change. It and `InvalidParameter.InvalidInstanceChargeType` /
+//!   `.InvalidInstanceType` carry a [`hint`] saying what to change.
 //! - `OperationDenied*` is **Invalid** (permanent until the spec changes);
 //!   `FailedOperation.NotAuthenticated` is **Auth** (account not verified).
 //! - `FailedOperation.GetCamRoleFailed`, `.GetCamServerFailed`,
@@ -84,11 +87,45 @@ pub const RULES: &[(&str, ErrorClass)] = &[
     ),
     ("FailedOperation", ErrorClass::Transient),
     ("OperationDenied*", ErrorClass::Invalid),
+    // The instance type asked for is not one the cluster allows: only the
+    // spec can fix it (ScaleOutCluster).
+    (
+        "ResourceUnavailable.ResourceSpecNotDefaultSpec",
+        ErrorClass::Invalid,
+    ),
     ("ResourceUnavailable*", ErrorClass::Capacity),
     // The SDK's names for transport failures; ours come from `http::transport_error`.
     ("ClientNetworkError", ErrorClass::Transient),
     ("ServerNetworkError", ErrorClass::Transient),
 ];
+
+/// `ResourceUnavailable.ResourceSpecNotDefaultSpec` (ScaleOutCluster): the
+/// instance type is not one the cluster allows.
+pub const SPEC_NOT_DEFAULT: &str = "ResourceUnavailable.ResourceSpecNotDefaultSpec";
+/// `InvalidParameter.InvalidInstanceChargeType` (ScaleOutCluster).
+pub const INVALID_CHARGE_TYPE: &str = "InvalidParameter.InvalidInstanceChargeType";
+/// `InvalidParameter.InvalidInstanceType` (ScaleOutCluster).
+pub const INVALID_INSTANCE_TYPE: &str = "InvalidParameter.InvalidInstanceType";
+
+/// What to change, for codes whose text alone does not say it.
+pub fn hint(code: &str) -> Option<&'static str> {
+    match code {
+        SIGNATURE_EXPIRE => Some(
+            "hint: clock skew; X-TC-Timestamp must be within 5 minutes of Tencent's time: \
+             check this machine's clock and NTP",
+        ),
+        SPEC_NOT_DEFAULT | INVALID_INSTANCE_TYPE => Some(
+            "hint: the pool's instance type is not one this cluster allows for Task nodes: \
+             set taskPools[].tencent.instanceType to a spec the cluster allows, or leave it unset \
+             to use the cluster's default spec",
+        ),
+        INVALID_CHARGE_TYPE => Some(
+            "hint: the pool's charge type is refused: use POSTPAID_BY_HOUR or SPOTPAID in the pool \
+             (SPOTPAID is for Task nodes only)",
+        ),
+        _ => None,
+    }
+}
 
 /// How long to wait after a code this table does not know: such a code is
 /// retried (as Transient) but slowly, and reported verbatim.
@@ -128,13 +165,9 @@ pub fn cloud_error(
     request_id: Option<String>,
 ) -> CloudError {
     let class = classify(code);
-    let message = if code == SIGNATURE_EXPIRE {
-        format!(
-            "{message} (hint: clock skew; X-TC-Timestamp must be within 5 minutes of Tencent's time: \
-             check this machine's clock and NTP)"
-        )
-    } else {
-        message.to_string()
+    let message = match hint(code) {
+        Some(h) => format!("{message} ({h})"),
+        None => message.to_string(),
     };
     let error = CloudError::new(class, action, code, message).with_request_id(request_id);
     if lookup(code).is_none() {
@@ -259,7 +292,12 @@ mod tests {
             ("FailedOperation.CheckIfSupportPodStretch", Transient),
             ("OperationDenied", Invalid),
             ("ResourceUnavailable", Capacity),
-            ("ResourceUnavailable.ResourceSpecNotDefaultSpec", Capacity),
+            ("ResourceUnavailable.ResourceSpecNotDefaultSpec", Invalid),
+            ("ResourceUnavailable.SomethingElse", Capacity),
+            // ScaleOutCluster.
+            ("InvalidParameter.InvalidInstanceChargeType", Invalid),
+            ("InvalidParameter.InvalidInstanceType", Invalid),
+            ("InvalidParameter.InvalidSoftDeployInfo", Invalid),
         ];
         let mut wrong = Vec::new();
         for (code, expected) in table {
@@ -303,5 +341,38 @@ mod tests {
             (e.class, e.code.as_str(), e.message.as_str()),
             (Transient, "Brand.NewCode", "as sent")
         );
+    }
+
+    #[test]
+    fn pool_refusals_are_permanent_and_say_what_to_change() {
+        let e = cloud_error(
+            "ScaleOutCluster",
+            SPEC_NOT_DEFAULT,
+            "当前资源规格不存在默认规格",
+            Some("r".into()),
+        );
+        assert_eq!(e.class, Invalid);
+        assert!(!e.class.heals_by_retry());
+        assert!(
+            e.message.starts_with("当前资源规格不存在默认规格")
+                && e.message.contains("taskPools[].tencent.instanceType"),
+            "{}",
+            e.message
+        );
+        let e = cloud_error(
+            "ScaleOutCluster",
+            INVALID_CHARGE_TYPE,
+            "bad charge type",
+            None,
+        );
+        assert_eq!(e.class, Invalid);
+        assert!(
+            e.message.contains("POSTPAID_BY_HOUR or SPOTPAID"),
+            "{}",
+            e.message
+        );
+        let e = cloud_error("ScaleOutCluster", INVALID_INSTANCE_TYPE, "x", None);
+        assert!(e.message.contains("instanceType"), "{}", e.message);
+        assert_eq!(hint("InternalError"), None);
     }
 }

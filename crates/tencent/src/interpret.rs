@@ -346,6 +346,35 @@ pub(crate) fn choose_nodes<'a>(
     }
 }
 
+/// The tag key that names a node's Task pool (set at ScaleOutCluster).
+pub const POOL_TAG_KEY: &str = "clusterscale.io/pool";
+
+/// The value of tag `key` on `node`, if it has one.
+pub fn node_tag<'a>(node: &'a NodeHardwareInfo, key: &str) -> Option<&'a str> {
+    node.tags
+        .iter()
+        .flatten()
+        .find(|t| t.tag_key.as_deref() == Some(key))
+        .map(|t| t.tag_value.as_deref().unwrap_or(""))
+}
+
+/// Managed Task nodes (machines EMR's own auto-scaling did not add) per value of tag `key`; Task nodes
+/// without the tag are counted under `None` (the cluster's own Task nodes,
+/// or another tool's).
+pub fn task_nodes_by_tag(
+    nodes: &[NodeHardwareInfo],
+    key: &str,
+) -> std::collections::BTreeMap<Option<String>, i32> {
+    let mut out = std::collections::BTreeMap::new();
+    for n in nodes
+        .iter()
+        .filter(|n| n.flag == Some(flag::TASK) && managed(n))
+    {
+        *out.entry(node_tag(n, key).map(str::to_string)).or_insert(0) += 1;
+    }
+    out
+}
+
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
@@ -657,5 +686,47 @@ pub(crate) mod tests {
                 "{status}"
             );
         }
+    }
+
+    #[test]
+    fn task_nodes_are_counted_by_pool_tag() {
+        let tagged = |id: &str, pool: Option<&str>, auto: i64| NodeHardwareInfo {
+            tags: pool.map(|p| {
+                vec![
+                    wire::Tag::new("team", "data"),
+                    wire::Tag::new(POOL_TAG_KEY, p),
+                ]
+            }),
+            auto_flag: Some(auto),
+            ..node(flag::TASK, id, "", 1, "")
+        };
+        let nodes = vec![
+            tagged("a", Some("spot"), 0),
+            tagged("b", Some("spot"), 0),
+            tagged("c", Some("ondemand"), 0),
+            tagged("d", None, 0),
+            // EMR's own auto-scaling: not ours, not counted.
+            tagged("e", Some("spot"), 1),
+            // Core nodes are never a pool's.
+            NodeHardwareInfo {
+                tags: Some(vec![wire::Tag::new(POOL_TAG_KEY, "spot")]),
+                ..node(flag::CORE, "f", "", 1, "")
+            },
+        ];
+        let by = task_nodes_by_tag(&nodes, POOL_TAG_KEY);
+        assert_eq!(by.get(&Some("spot".to_string())), Some(&2));
+        assert_eq!(by.get(&Some("ondemand".to_string())), Some(&1));
+        assert_eq!(by.get(&None), Some(&1));
+        assert_eq!(node_tag(&nodes[0], "team"), Some("data"));
+        assert_eq!(node_tag(&nodes[3], POOL_TAG_KEY), None);
+        // A tag without a value reads as the empty value.
+        let bare = NodeHardwareInfo {
+            tags: Some(vec![wire::Tag {
+                tag_key: Some(POOL_TAG_KEY.into()),
+                tag_value: None,
+            }]),
+            ..Default::default()
+        };
+        assert_eq!(node_tag(&bare, POOL_TAG_KEY), Some(""));
     }
 }

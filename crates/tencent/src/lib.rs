@@ -23,7 +23,7 @@ pub mod sign;
 pub mod validate;
 pub mod wire;
 
-pub use client::{TencentCloud, TencentOptions};
+pub use client::{PoolChargeType, PoolScaleOut, TencentCloud, TencentOptions};
 
 use std::sync::Arc;
 

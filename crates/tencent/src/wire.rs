@@ -162,6 +162,117 @@ pub struct NodeHardwareInfo {
     pub charge_type: Option<i64>,
     #[serde(default)]
     pub name_tag: Option<String>,
+    /// Tags bound to the node (`NodeHardwareInfo.Tags []*Tag` in
+    /// tencentcloud-sdk-go `tencentcloud/emr/v20190103/models.go`; may be
+    /// null). A pool's nodes carry the tag set at ScaleOutCluster.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tags: Option<Vec<Tag>>,
+}
+
+/// `Tag` (models.go: `TagKey`, `TagValue`, both optional).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct Tag {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tag_key: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tag_value: Option<String>,
+}
+
+impl Tag {
+    pub fn new(key: impl Into<String>, value: impl Into<String>) -> Self {
+        Self {
+            tag_key: Some(key.into()),
+            tag_value: Some(value.into()),
+        }
+    }
+}
+
+/// `InstanceChargeType` of ScaleOutCluster (models.go
+/// `ScaleOutClusterRequestParams`): prepaid (needs `InstanceChargePrepaid`).
+pub const CHARGE_PREPAID: &str = "PREPAID";
+/// Pay-as-you-go by the hour.
+pub const CHARGE_POSTPAID_BY_HOUR: &str = "POSTPAID_BY_HOUR";
+/// Spot ("竞价付费（仅支持TASK节点）": Task nodes only).
+pub const CHARGE_SPOTPAID: &str = "SPOTPAID";
+
+/// `ScaleOutCluster` request (models.go `ScaleOutClusterRequestParams`), the
+/// fields we send, in the SDK's order. Fields we never send
+/// (`InstanceChargePrepaid`, `ScriptBootstrapActionConfig`, `SoftDeployInfo`,
+/// `ServiceNodeInfo`, `DisasterRecoverGroupIds`, `PodSpecInfo`,
+/// ClickHouse, `ScaleOutServiceConfGroupsInfo`, `NodeMarks`,
+/// `WarehouseName`, `PartitionNumber`) are left out.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct ScaleOutClusterRequest {
+    /// [`CHARGE_POSTPAID_BY_HOUR`] or [`CHARGE_SPOTPAID`] (or [`CHARGE_PREPAID`]).
+    pub instance_charge_type: String,
+    pub instance_id: String,
+    pub scale_out_node_config: ScaleOutNodeConfig,
+    /// Idempotency token, valid for five minutes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_token: Option<String>,
+    /// Tags bound to the new nodes.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tags: Vec<Tag>,
+    /// `HOST`, `POD` or `MNode` (`HardwareSourceType`); absent: HOST.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hardware_source_type: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub yarn_node_label: Option<String>,
+    /// Start the services on the new nodes (the SDK's default is false).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub enable_start_service_flag: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resource_spec: Option<NodeResourceSpec>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub zone: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subnet_id: Option<String>,
+}
+
+/// `ScaleOutNodeConfig` (models.go): `NodeFlag` MASTER|TASK|CORE|ROUTER and
+/// `NodeCount` (uint64).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct ScaleOutNodeConfig {
+    pub node_flag: String,
+    pub node_count: u64,
+}
+
+/// `NodeResourceSpec` (models.go): `InstanceType` (e.g. `S2.MEDIUM8`) and
+/// the disks and tags, kept raw.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct NodeResourceSpec {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub instance_type: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub system_disk: Option<Vec<serde_json::Value>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tags: Option<Vec<Tag>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub data_disk: Option<Vec<serde_json::Value>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub local_data_disk: Option<Vec<serde_json::Value>>,
+}
+
+/// `ScaleOutCluster` response (models.go `ScaleOutClusterResponseParams`).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct ScaleOutClusterResponse {
+    #[serde(default)]
+    pub instance_id: Option<String>,
+    #[serde(default)]
+    pub client_token: Option<String>,
+    #[serde(default)]
+    pub flow_id: Option<i64>,
+    #[serde(default)]
+    pub trace_id: Option<String>,
+    #[serde(default)]
+    pub deal_names: Option<Vec<String>>,
+    #[serde(default)]
+    pub bill_id: Option<String>,
 }
 
 /// `ScaleOutInstance` request. One group per request: `TaskCount` or `CoreCount`.
@@ -479,5 +590,51 @@ mod tests {
         let flow: DescribeClusterFlowStatusDetailResponse =
             serde_json::from_str(r#"{"FlowName":"x","StageDetails":null}"#).unwrap();
         assert_eq!(flow.flow_total_status, None);
+    }
+
+    /// ScaleOutCluster in the SDK's field order, and the node tags as
+    /// DescribeClusterNodes answers them.
+    #[test]
+    fn scale_out_cluster_and_node_tags() {
+        let req = ScaleOutClusterRequest {
+            instance_charge_type: CHARGE_SPOTPAID.into(),
+            instance_id: "emr-1".into(),
+            scale_out_node_config: ScaleOutNodeConfig {
+                node_flag: "TASK".into(),
+                node_count: 3,
+            },
+            client_token: Some("tok".into()),
+            tags: vec![Tag::new("clusterscale.io/pool", "spot")],
+            yarn_node_label: Some("spot".into()),
+            enable_start_service_flag: Some(true),
+            resource_spec: Some(NodeResourceSpec {
+                instance_type: Some("SA2.2XLARGE16".into()),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        assert_eq!(
+            serde_json::to_string(&req).unwrap(),
+            r#"{"InstanceChargeType":"SPOTPAID","InstanceId":"emr-1","ScaleOutNodeConfig":{"NodeFlag":"TASK","NodeCount":3},"ClientToken":"tok","Tags":[{"TagKey":"clusterscale.io/pool","TagValue":"spot"}],"YarnNodeLabel":"spot","EnableStartServiceFlag":true,"ResourceSpec":{"InstanceType":"SA2.2XLARGE16"}}"#
+        );
+        let out: ScaleOutClusterResponse = serde_json::from_str(
+            r#"{"InstanceId":"emr-1","ClientToken":"tok","FlowId":123,"TraceId":"t-1","DealNames":null,"BillId":"b","RequestId":"r"}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            (out.flow_id, out.trace_id.as_deref()),
+            (Some(123), Some("t-1"))
+        );
+        let nodes: DescribeClusterNodesResponse = serde_json::from_str(
+            r#"{"NodeList":[{"Flag":3,"EmrResourceId":"emr-vm-1","Tags":[{"TagKey":"clusterscale.io/pool","TagValue":"spot"}]},
+            {"Flag":3,"EmrResourceId":"emr-vm-2","Tags":null}],"TotalCnt":2}"#,
+        )
+        .unwrap();
+        let list = nodes.node_list.unwrap();
+        assert_eq!(
+            list[0].tags.as_deref(),
+            Some(&[Tag::new("clusterscale.io/pool", "spot")][..])
+        );
+        assert_eq!(list[1].tags, None);
     }
 }
