@@ -82,6 +82,23 @@ fn fake_tencent_with(t: &TestNs, args: &[&str]) -> FakeCloud {
     FakeCloud::start(t, "tencent", &all)
 }
 
+/// A fake Huawei endpoint serving HUAWEI_CLUSTER, starting at 3/0, whose
+/// operations take 2 s.
+fn fake_huawei(t: &TestNs) -> FakeCloud {
+    FakeCloud::start(
+        t,
+        "huawei",
+        &[
+            "--huawei",
+            "127.0.0.1:0",
+            "--huawei-cluster-id",
+            HUAWEI_CLUSTER,
+            "--operation-seconds",
+            "2",
+        ],
+    )
+}
+
 /// A fake Tencent endpoint serving `n` instances, `emr-fake00000`..., each at 3/0.
 fn fake_tencent_fleet(t: &TestNs, n: usize) -> (FakeCloud, String, Vec<String>) {
     let fake = FakeCloud::start(
@@ -1935,18 +1952,7 @@ struct FenceCycle {
 async fn a_frozen_leader_wakes_to_a_closed_fence() {
     let t = TestNs::new("frozen").await;
     let tencent_fake = fake_tencent_with(&t, &["--operation-seconds", "2"]);
-    let huawei_fake = FakeCloud::start(
-        &t,
-        "huawei",
-        &[
-            "--huawei",
-            "127.0.0.1:0",
-            "--huawei-cluster-id",
-            HUAWEI_CLUSTER,
-            "--operation-seconds",
-            "2",
-        ],
-    );
+    let huawei_fake = fake_huawei(&t);
     let upstream = |fake: &FakeCloud, cloud: &str| -> std::net::SocketAddr {
         let endpoint = match cloud {
             "tencent" => fake.tencent.clone(),
@@ -2136,18 +2142,7 @@ async fn a_frozen_leader_wakes_to_a_closed_fence() {
 #[tokio::test]
 async fn abnormal_mrs_cluster_at_its_counts_is_ready() {
     let t = TestNs::new("abnormal").await;
-    let fake = FakeCloud::start(
-        &t,
-        "huawei",
-        &[
-            "--huawei",
-            "127.0.0.1:0",
-            "--huawei-cluster-id",
-            HUAWEI_CLUSTER,
-            "--operation-seconds",
-            "2",
-        ],
-    );
+    let fake = fake_huawei(&t);
     let endpoint = fake.huawei.clone().expect("huawei");
     let armed = reqwest::Client::new()
         .put(format!("{endpoint}/_fake/abnormal"))
