@@ -106,6 +106,7 @@ fn condition(status: &ScaledClusterStatus, t: &str) -> (String, String) {
 fn task_out_0_to_2() -> clusterscale_core::plan::Operation {
     clusterscale_core::plan::Operation {
         group: NodeGroup::Task,
+        pool: None,
         direction: Direction::Out,
         count: 2,
         from_count: 0,
@@ -515,6 +516,7 @@ async fn an_unconfirmed_scale_in_is_never_resent() {
     let mut h = Harness::new((3, 4), (3, 2));
     let op = clusterscale_core::plan::Operation {
         group: NodeGroup::Task,
+        pool: None,
         direction: Direction::In,
         count: 2,
         from_count: 4,
@@ -714,8 +716,11 @@ impl Cloud for PartialCloud {
     fn capabilities(&self) -> clusterscale_core::cloud::Capabilities {
         self.inner.capabilities()
     }
-    async fn observe(&self) -> Result<ObservedCluster, CloudError> {
-        let mut o = self.inner.observe().await?;
+    async fn observe_pools(
+        &self,
+        pools: &[clusterscale_core::api::TaskPoolSpec],
+    ) -> Result<ObservedCluster, CloudError> {
+        let mut o = self.inner.observe_pools(pools).await?;
         if o.state.is_running() && o.task > 0 {
             o.task -= self.short.load(std::sync::atomic::Ordering::SeqCst);
         }
@@ -1014,8 +1019,11 @@ impl Cloud for TestCloud {
     fn capabilities(&self) -> Capabilities {
         self.inner.capabilities()
     }
-    async fn observe(&self) -> Result<ObservedCluster, CloudError> {
-        let mut o = self.inner.observe().await?;
+    async fn observe_pools(
+        &self,
+        pools: &[clusterscale_core::api::TaskPoolSpec],
+    ) -> Result<ObservedCluster, CloudError> {
+        let mut o = self.inner.observe_pools(pools).await?;
         if let Some(state) = &self.state {
             o.state = state.clone();
         }

@@ -117,6 +117,7 @@ mod tests {
     fn request(group: NodeGroup, count: i32, token: &str) -> ScaleRequest {
         ScaleRequest {
             group,
+            pool: None,
             count,
             from_count: 0,
             token: token.into(),
