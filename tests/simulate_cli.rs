@@ -139,7 +139,10 @@ fn converges_on_the_pools_example_in_the_documented_order() {
     assert_eq!(started.len(), 4, "{out}");
     // Core, the default pool, then the pools in list order.
     assert!(started[0].starts_with("add 1 core node(s)"), "{out}");
-    assert!(started[1].starts_with("add 2 task node(s), 0 -> 2"), "{out}");
+    assert!(
+        started[1].starts_with("add 2 task node(s), 0 -> 2"),
+        "{out}"
+    );
     assert!(
         started[2].starts_with("add 2 task node(s) of pool batch, 1 -> 3"),
         "{out}"

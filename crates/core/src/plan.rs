@@ -216,7 +216,14 @@ pub struct PlanInput<'a> {
 /// Desired Task count clamped into [min, max], with a note when clamped.
 pub fn desired_task(spec: &ScaledClusterSpec) -> (i32, Option<String>) {
     let t = &spec.task;
-    clamp(t.count, t.min, t.max, "spec.task.count", "task.min", "task.max")
+    clamp(
+        t.count,
+        t.min,
+        t.max,
+        "spec.task.count",
+        "task.min",
+        "task.max",
+    )
 }
 
 /// Desired count of pool `p` clamped into its [min, max], with a note when clamped.

@@ -459,10 +459,7 @@ impl<'a> Pass<'a> {
             capabilities: cloud.capabilities(),
         });
         self.status.plan = plan.steps.clone();
-        let clamp = plan
-            .clamps()
-            .map(|c| format!(" ({c})"))
-            .unwrap_or_default();
+        let clamp = plan.clamps().map(|c| format!(" ({c})")).unwrap_or_default();
 
         match plan.next {
             NextMove::Converged => {

@@ -96,8 +96,7 @@ pub fn resolve(f: &Facts<'_>) -> Resolution {
                     Outcome::Succeeded,
                     format!(
                         "{} node(s) confirmed by observation; the cluster is {}",
-                        group,
-                        o.state
+                        group, o.state
                     ),
                 );
             }
@@ -138,9 +137,7 @@ pub fn resolve(f: &Facts<'_>) -> Resolution {
             Outcome::Failed,
             format!(
                 "{} is {have}, neither the start {} nor the target {}",
-                group,
-                p.from_count,
-                p.to_count
+                group, p.from_count, p.to_count
             ),
         );
     }
@@ -154,10 +151,7 @@ pub fn resolve(f: &Facts<'_>) -> Resolution {
         // Over, but only partly done: the counts say how far it got. The
         // rest is planned afresh from the next observation.
         if reached {
-            return done(
-                Outcome::Succeeded,
-                format!("{} is now {have} ({m})", group),
-            );
+            return done(Outcome::Succeeded, format!("{} is now {have} ({m})", group));
         }
         if o.state.is_running() {
             return done(
@@ -176,11 +170,7 @@ pub fn resolve(f: &Facts<'_>) -> Resolution {
         // (MRS `abnormal`: some nodes unhealthy; the plan waits that out).
         return done(
             Outcome::Succeeded,
-            format!(
-                "{} is now {have}; the cluster is {}",
-                group,
-                o.state
-            ),
+            format!("{} is now {have}; the cluster is {}", group, o.state),
         );
     }
     if !o.state.is_running() || progress == OperationProgress::Running {
@@ -195,18 +185,14 @@ pub fn resolve(f: &Facts<'_>) -> Resolution {
         }
     }
     if reached {
-        return done(
-            Outcome::Succeeded,
-            format!("{} is now {have}", group),
-        );
+        return done(Outcome::Succeeded, format!("{} is now {have}", group));
     }
     if progress == OperationProgress::Succeeded || age >= settle {
         return done(
             Outcome::Failed,
             format!(
                 "the cluster is idle but {} is {have}, not {}",
-                group,
-                p.to_count
+                group, p.to_count
             ),
         );
     }

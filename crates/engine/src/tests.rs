@@ -1212,7 +1212,10 @@ async fn pools_converge_in_order_and_are_named_everywhere() {
         ]
     );
     assert_eq!(r.status.pools_summary.as_deref(), Some("2/2,3/3"));
-    assert_eq!(condition(&r.status, READY), ("True".into(), "Converged".into()));
+    assert_eq!(
+        condition(&r.status, READY),
+        ("True".into(), "Converged".into())
+    );
     assert!(
         r.status
             .message
@@ -1225,8 +1228,14 @@ async fn pools_converge_in_order_and_are_named_everywhere() {
     assert_eq!(writes.len(), 4, "{writes:?}");
     assert!(writes[0].starts_with("group=core count=1"), "{writes:?}");
     assert!(writes[1].starts_with("group=task count=1"), "{writes:?}");
-    assert!(writes[2].starts_with("group=task pool=batch count=2"), "{writes:?}");
-    assert!(writes[3].starts_with("group=task pool=spot count=2"), "{writes:?}");
+    assert!(
+        writes[2].starts_with("group=task pool=batch count=2"),
+        "{writes:?}"
+    );
+    assert!(
+        writes[3].starts_with("group=task pool=spot count=2"),
+        "{writes:?}"
+    );
     let started: Vec<&EngineEvent> = h
         .events
         .iter()
@@ -1234,7 +1243,9 @@ async fn pools_converge_in_order_and_are_named_everywhere() {
         .collect();
     assert_eq!(started.len(), 4);
     assert!(
-        started[2].message.starts_with("add 2 task node(s) of pool batch, 0 -> 2"),
+        started[2]
+            .message
+            .starts_with("add 2 task node(s) of pool batch, 0 -> 2"),
         "{}",
         started[2].message
     );
@@ -1257,7 +1268,12 @@ async fn pools_converge_in_order_and_are_named_everywhere() {
         .collect();
     assert_eq!(
         order,
-        ["group=task pool=spot", "group=task pool=batch", "group=task", "group=core"]
+        [
+            "group=task pool=spot",
+            "group=task pool=batch",
+            "group=task",
+            "group=core"
+        ]
     );
 }
 
@@ -1299,7 +1315,11 @@ async fn a_blocked_pool_does_not_starve_the_default_pool() {
         ("False".into(), "Unsupported".into())
     );
     assert_eq!(r.status.pools_summary.as_deref(), Some("?/2"));
-    assert_eq!(h.model.writes().len(), 1, "only the default pool was scaled");
+    assert_eq!(
+        h.model.writes().len(),
+        1,
+        "only the default pool was scaled"
+    );
     assert_eq!(r.status.observed.as_ref().map(|o| o.task), Some(0));
 }
 

@@ -20,7 +20,10 @@ pub fn validate(h: &HuaweiSpec, pools: &[TaskPoolSpec]) -> Vec<Violation> {
         match &p.huawei {
             None => pool_rules.push(Violation::new(
                 "spec.taskPools[].huawei.nodeGroup",
-                format!("pool {}: required on a huawei cluster (the pool's MRS node group)", p.name),
+                format!(
+                    "pool {}: required on a huawei cluster (the pool's MRS node group)",
+                    p.name
+                ),
             )),
             Some(g) if !is_node_group(&g.node_group) => pool_rules.push(Violation::new(
                 "spec.taskPools[].huawei.nodeGroup",

@@ -426,7 +426,14 @@ impl SimModel {
         count: i32,
         token: Option<&str>,
     ) -> Result<Submitted, SimError> {
-        self.start("scale_out", (group, pool), Direction::Out, count, token, &[])
+        self.start(
+            "scale_out",
+            (group, pool),
+            Direction::Out,
+            count,
+            token,
+            &[],
+        )
     }
 
     /// Remove `count` nodes of `group`: `prefer` first (all must exist and be
@@ -451,7 +458,14 @@ impl SimModel {
         prefer: &[String],
         token: Option<&str>,
     ) -> Result<Submitted, SimError> {
-        self.start("scale_in", (group, pool), Direction::In, count, token, prefer)
+        self.start(
+            "scale_in",
+            (group, pool),
+            Direction::In,
+            count,
+            token,
+            prefer,
+        )
     }
 
     fn start(
@@ -838,9 +852,9 @@ impl Cloud for SimulatedCloud {
             .model
             .observe()
             .map_err(|e| sim_error_to_cloud("observe", e))?;
-        observed
-            .pools
-            .retain(|name, _| self.capabilities.named_pools && pools.iter().any(|p| &p.name == name));
+        observed.pools.retain(|name, _| {
+            self.capabilities.named_pools && pools.iter().any(|p| &p.name == name)
+        });
         Ok(observed)
     }
 
@@ -853,7 +867,13 @@ impl Cloud for SimulatedCloud {
     async fn scale_in(&self, req: &ScaleRequest) -> Result<Submitted, CloudError> {
         self.model
             // Like TerminateTasks / MRS: scale-in calls carry no idempotency token.
-            .scale_in_pool(pool_name(req), req.group, req.count, &req.prefer_nodes, None)
+            .scale_in_pool(
+                pool_name(req),
+                req.group,
+                req.count,
+                &req.prefer_nodes,
+                None,
+            )
             .map_err(|e| sim_error_to_cloud("scale_in", e))
     }
 
@@ -911,7 +931,10 @@ mod tests {
         // 3 + 1 + 2 + 3 = 9 of the quota of 20: 12 more is one too many.
         assert!(matches!(
             m.scale_out_pool(Some("batch"), NodeGroup::Task, 12, None),
-            Err(SimError::Quota { limit: 20, requested: 21 })
+            Err(SimError::Quota {
+                limit: 20,
+                requested: 21
+            })
         ));
         let sub = m
             .scale_in_pool(Some("batch"), NodeGroup::Task, 1, &[], None)
@@ -937,7 +960,10 @@ mod tests {
         let cloud = SimulatedCloud::new(Arc::new(m));
         let mut batch = TaskPoolSpec::named("batch", 2);
         batch.simulated = Some(clusterscale_core::api::SimulatedPoolSpec { initial_count: 1 });
-        let o = cloud.observe_pools(std::slice::from_ref(&batch)).await.unwrap();
+        let o = cloud
+            .observe_pools(std::slice::from_ref(&batch))
+            .await
+            .unwrap();
         assert_eq!(o.pools.get("batch"), Some(&1));
         // A pool the pass does not name is not reported.
         assert!(cloud.observe().await.unwrap().pools.is_empty());
@@ -962,7 +988,12 @@ mod tests {
             ..Capabilities::ALL
         });
         let gpu = TaskPoolSpec::named("gpu", 1);
-        assert!(without.observe_pools(&[gpu]).await.unwrap().pools.is_empty());
+        assert!(without
+            .observe_pools(&[gpu])
+            .await
+            .unwrap()
+            .pools
+            .is_empty());
         assert_eq!(cloud.model().pools(), ["batch"]);
     }
 

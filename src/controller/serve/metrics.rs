@@ -778,11 +778,7 @@ mod tests {
     fn named_pools_have_a_pool_label_and_leave_with_the_spec() {
         let m = Metrics::new();
         m.nodes("ops", "emr-a", NodeGroup::Task, 2, Some(2));
-        m.pool_nodes(
-            "ops",
-            "emr-a",
-            &[("batch", 2, Some(1)), ("spot", 10, None)],
-        );
+        m.pool_nodes("ops", "emr-a", &[("batch", 2, Some(1)), ("spot", 10, None)]);
         let text = m.encode();
         // The default pool's series is as it was before pools existed.
         assert_eq!(
@@ -811,7 +807,10 @@ mod tests {
         m.pool_nodes("ops", "emr-a", &[("batch", 2, Some(2))]);
         let text = m.encode();
         assert!(!text.contains(r#"pool="spot""#), "{text}");
-        assert!(text.contains(r#"pool="batch",kind="observed"} 2"#), "{text}");
+        assert!(
+            text.contains(r#"pool="batch",kind="observed"} 2"#),
+            "{text}"
+        );
         m.forget("ops", "emr-a");
         assert!(!m.encode().contains("emr-a"));
     }

@@ -829,7 +829,9 @@ impl PoolStatus {
             pools
                 .iter()
                 .map(|p| {
-                    let observed = p.observed.map_or_else(|| "?".to_string(), |n| n.to_string());
+                    let observed = p
+                        .observed
+                        .map_or_else(|| "?".to_string(), |n| n.to_string());
                     format!("{observed}/{}", p.desired)
                 })
                 .collect::<Vec<_>>()

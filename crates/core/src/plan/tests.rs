@@ -821,7 +821,8 @@ fn pool_clamps_are_reported() {
     assert_eq!(p.next, NextMove::Converged);
     assert_eq!(p.pool_clamps.len(), 2, "{:?}", p.pool_clamps);
     assert!(
-        p.pool_clamps[0].contains("spec.taskPools[a].count 9") && p.pool_clamps[0].contains("max 4"),
+        p.pool_clamps[0].contains("spec.taskPools[a].count 9")
+            && p.pool_clamps[0].contains("max 4"),
         "{:?}",
         p.pool_clamps
     );
