@@ -45,6 +45,7 @@ fn main() {
             state: ClusterState::Running,
             core: 3 + (i * 3) % 60,
             task: (i * 11) % 400,
+            pools: Default::default(),
             nodes: vec![],
             last_resize_failed: None,
             unmanaged: Default::default(),

@@ -175,9 +175,10 @@ mod tests {
             .flat_map(|rules| rules.split('"').skip(1).step_by(2))
             .filter(|lit| {
                 lit.starts_with("spec")
-                    && lit
-                        .chars()
-                        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '+' | ' '))
+                    && lit.chars().all(|c| {
+                        // `[]`: a field of every item of a list (`spec.taskPools[].count`).
+                        c.is_ascii_alphanumeric() || matches!(c, '.' | '+' | ' ' | '[' | ']')
+                    })
             })
             .collect();
         let covered: std::collections::BTreeSet<&str> = refusals().iter().map(|r| r.0).collect();

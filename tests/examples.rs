@@ -20,8 +20,8 @@ fn every_example_is_a_valid_scaledcluster() {
         seen += 1;
     }
     assert!(
-        seen >= 3,
-        "expected the quickstart, tencent and huawei examples, found {seen}"
+        seen >= 4,
+        "expected the quickstart, pools, tencent and huawei examples, found {seen}"
     );
 }
 

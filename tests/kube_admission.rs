@@ -152,7 +152,89 @@ fn cases() -> Vec<Case> {
             bad: vec![tencent_block(2), tencent_block(-1)],
             good: vec![tencent_block(0), tencent_block(1)],
         },
+        Case {
+            message: "spec.core.count + spec.task.count + spec.taskPools[].count must be at most 500",
+            path: "spec",
+            bad: vec![
+                pools(json!([{"name": "a", "count": 498}])),
+                json!({"task": {"count": 400, "max": 500}, "taskPools": [{"name": "a", "count": 50}, {"name": "b", "count": 48}]}),
+            ],
+            good: vec![
+                pools(json!([{"name": "a", "count": 497}])),
+                json!({"task": {"count": 400, "max": 500}, "taskPools": [{"name": "a", "count": 50}, {"name": "b", "count": 47}]}),
+            ],
+        },
+        Case {
+            message: "spec.taskPools[]: a pool may set only the block of the spec's cloud (tencent, huawei or simulated)",
+            path: "spec",
+            bad: vec![
+                pools(json!([{"name": "a", "tencent": {"chargeType": "SPOTPAID"}}])),
+                pools(json!([{"name": "a", "simulated": {}}, {"name": "b", "huawei": {"nodeGroup": "node_group_2"}}])),
+            ],
+            good: vec![
+                pools(json!([{"name": "a", "simulated": {"initialCount": 1}}, {"name": "b"}])),
+                json!({"simulated": null, "tencent": tencent_block(0)["tencent"], "taskPools": [{"name": "spot", "count": 10, "tencent": {"chargeType": "SPOTPAID", "instanceType": "SA5.2XLARGE32", "yarnNodeLabel": "spot"}}]}),
+            ],
+        },
+        Case {
+            message: "spec.taskPools[].huawei.nodeGroup is required for every pool of a huawei cluster",
+            path: "spec",
+            bad: vec![
+                json!({"simulated": null, "huawei": huawei_block(), "taskPools": [{"name": "a", "count": 1}]}),
+            ],
+            good: vec![
+                json!({"simulated": null, "huawei": huawei_block(), "taskPools": [{"name": "a", "count": 1, "huawei": {"nodeGroup": "node_group_3"}}]}),
+                json!({"simulated": null, "huawei": huawei_block()}),
+            ],
+        },
+        Case {
+            message: "spec.taskPools[].min must be <= spec.taskPools[].max",
+            path: "spec.taskPools[0]",
+            bad: vec![pools(json!([{"name": "a", "count": 4, "min": 5, "max": 4}]))],
+            good: vec![pools(json!([{"name": "a", "count": 4, "min": 4, "max": 4}]))],
+        },
+        Case {
+            message: "spec.taskPools[].name must not be task (the default Task pool's name)",
+            path: "spec.taskPools[0].name",
+            bad: vec![pools(json!([{"name": "task"}]))],
+            good: vec![pools(json!([{"name": "tasks"}])), pools(json!([{"name": "t"}]))],
+        },
+        Case {
+            message: "spec.taskPools[].count must be >= 0",
+            path: "spec.taskPools[0].count",
+            bad: vec![pools(json!([{"name": "a", "count": -1}]))],
+            good: vec![pools(json!([{"name": "a", "count": 0}]))],
+        },
+        Case {
+            message: "spec.taskPools[].min must be >= 0",
+            path: "spec.taskPools[0].min",
+            bad: vec![pools(json!([{"name": "a", "min": -1}]))],
+            good: vec![pools(json!([{"name": "a", "min": 0}]))],
+        },
+        Case {
+            message: "spec.taskPools[].max must be between 0 and 500",
+            path: "spec.taskPools[0].max",
+            bad: vec![
+                pools(json!([{"name": "a", "max": 501}])),
+                pools(json!([{"name": "a", "count": 0, "min": 0, "max": -1}])),
+            ],
+            good: vec![
+                pools(json!([{"name": "a", "count": 0, "min": 0, "max": 0}])),
+                pools(json!([{"name": "a", "max": 500}])),
+            ],
+        },
+        Case {
+            message: "spec.taskPools[].simulated.initialCount must be >= 0",
+            path: "spec.taskPools[0].simulated.initialCount",
+            bad: vec![pools(json!([{"name": "a", "simulated": {"initialCount": -1}}]))],
+            good: vec![pools(json!([{"name": "a", "simulated": {"initialCount": 0}}]))],
+        },
     ]
+}
+
+/// A spec patch that sets `spec.taskPools` on the simulated cloud.
+fn pools(list: Value) -> Value {
+    json!({"taskPools": list})
 }
 
 /// RFC 7386 merge patch.

@@ -126,3 +126,70 @@ fn quota_failure_exits_1_with_class_and_code() {
     assert_eq!(o.status.code(), Some(1), "stdout:\n{out}\nstderr:\n{err}");
     assert!(err.contains("Quota QuotaExceeded"), "{err}");
 }
+
+#[test]
+fn converges_on_the_pools_example_in_the_documented_order() {
+    let o = clusterscale(&["simulate", "-f", "examples/pools.yaml", "--speed", "200"]);
+    let (out, err) = text(&o);
+    assert_eq!(o.status.code(), Some(0), "stdout:\n{out}\nstderr:\n{err}");
+    let started: Vec<&str> = out
+        .lines()
+        .filter_map(|l| l.split("event ScaleOutStarted: ").nth(1))
+        .collect();
+    assert_eq!(started.len(), 4, "{out}");
+    // Core, the default pool, then the pools in list order.
+    assert!(started[0].starts_with("add 1 core node(s)"), "{out}");
+    assert!(
+        started[1].starts_with("add 2 task node(s), 0 -> 2"),
+        "{out}"
+    );
+    assert!(
+        started[2].starts_with("add 2 task node(s) of pool batch, 1 -> 3"),
+        "{out}"
+    );
+    assert!(
+        started[3].starts_with("add 2 task node(s) of pool spot, 0 -> 2"),
+        "{out}"
+    );
+    assert!(out.contains("pools 3/3,2/2"), "{out}");
+    assert!(
+        out.contains("final Core 4, Task 2, pool batch 3, pool spot 2"),
+        "{out}"
+    );
+}
+
+#[test]
+fn a_pool_breaking_a_rule_exits_2_naming_the_field() {
+    let dir = tempfile::tempdir().unwrap();
+    let f = write_manifest(
+        &dir,
+        &format!(
+            "{HEADER}spec:\n  simulated: {{}}\n  core: {{count: 3}}\n  taskPools:\n  - {{name: task, count: 1}}\n"
+        ),
+    );
+    let o = clusterscale(&["simulate", "-f", &f]);
+    let (out, err) = text(&o);
+    assert_eq!(o.status.code(), Some(2), "stdout:\n{out}\nstderr:\n{err}");
+    assert!(
+        err.contains("spec.taskPools[].name") && err.contains("must not be task"),
+        "{err}"
+    );
+}
+
+#[test]
+fn pools_on_a_cloud_without_them_are_refused_naming_the_field() {
+    let dir = tempfile::tempdir().unwrap();
+    let f = write_manifest(
+        &dir,
+        &format!(
+            "{HEADER}spec:\n  huawei: {{region: r, projectId: p, clusterId: c, credentialsSecretRef: {{name: s}}}}\n  core: {{count: 3}}\n  taskPools:\n  - {{name: batch, count: 1, huawei: {{nodeGroup: node_group_3}}}}\n"
+        ),
+    );
+    let o = clusterscale(&["plan", "-f", &f]);
+    let (out, err) = text(&o);
+    assert_eq!(o.status.code(), Some(2), "stdout:\n{out}\nstderr:\n{err}");
+    assert!(
+        err.contains("spec.taskPools: named pools are not supported for huawei by this version"),
+        "{err}"
+    );
+}

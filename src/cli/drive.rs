@@ -212,14 +212,25 @@ pub fn progress_line(target: Target<'_>, status: &ScaledClusterStatus) -> String
         .unwrap_or_default();
     let want_core = target.spec.core.count;
     let (want_task, _) = clusterscale_core::plan::desired_task(target.spec);
-    let bar = bar(core + task, want_core + want_task);
+    let (pools_have, pools_want) = status.pools.iter().fold((0, 0), |(h, w), p| {
+        (h + p.observed.unwrap_or(0).min(p.desired), w + p.desired)
+    });
+    let bar = bar(
+        core.min(want_core) + task.min(want_task) + pools_have,
+        want_core + want_task + pools_want,
+    );
     let state = status
         .observed
         .as_ref()
         .and_then(|o| o.state.clone())
         .unwrap_or_default();
+    let pools = status
+        .pools_summary
+        .as_deref()
+        .map(|s| format!(" pools {s}"))
+        .unwrap_or_default();
     format!(
-        "core {core}/{want_core} task {task}/{want_task} {bar} {:?} ({state}): {}",
+        "core {core}/{want_core} task {task}/{want_task}{pools} {bar} {:?} ({state}): {}",
         status.phase,
         status.message.clone().unwrap_or_default()
     )
@@ -254,9 +265,19 @@ pub fn print_summary(out: &mut dyn Write, s: &Summary) {
         Ending::Failed(m) => format!("failed: {m}"),
         Ending::TimedOut(m) => format!("timed out: {m}"),
     };
+    let pools: Vec<String> = s
+        .status
+        .pools
+        .iter()
+        .map(|p| {
+            let n = p.observed.map_or_else(|| "?".into(), |n| n.to_string());
+            format!(", pool {} {n}", p.name)
+        })
+        .collect();
+    let pools = pools.concat();
     let _ = writeln!(
         out,
-        "summary: {outcome}; {} operation(s) issued; {}s elapsed (cloud time), {:.1}s real; final Core {core}, Task {task}",
+        "summary: {outcome}; {} operation(s) issued; {}s elapsed (cloud time), {:.1}s real; final Core {core}, Task {task}{pools}",
         s.operations,
         s.elapsed.as_secs(),
         s.real.as_secs_f64()

@@ -191,9 +191,21 @@ async fn simulate(file: &Path, speed: f64, timeout: u64, out: &mut dyn Write) ->
         generation,
         spec: &cluster.spec,
     };
+    let pools = &cluster.spec.task_pools;
+    let start_pools: String = pools
+        .iter()
+        .map(|p| {
+            let initial = p.simulated.as_ref().map_or(0, |s| s.initial_count);
+            format!(", pool {} {initial}", p.name)
+        })
+        .collect();
+    let desired_pools: String = pools
+        .iter()
+        .map(|p| format!(", pool {} {}", p.name, plan::desired_pool(p).0))
+        .collect();
     let _ = writeln!(
         out,
-        "clusterscale simulate: {} (x{speed} speed; one operation takes {}s simulated)\nstart: Core {}, Task {}; desired: Core {}, Task {}",
+        "clusterscale simulate: {} (x{speed} speed; one operation takes {}s simulated)\nstart: Core {}, Task {}{start_pools}; desired: Core {}, Task {}{desired_pools}",
         file.display(),
         config.operation_time.as_secs(),
         config.initial_core,
@@ -267,7 +279,7 @@ async fn plan_cmd(file: &Path, options: ConnectOptions, out: &mut dyn Write) -> 
         Ok(loaded) => loaded,
         Err(code) => return code,
     };
-    let observed = match cloud.observe().await {
+    let observed = match cloud.observe_pools(&cluster.spec.task_pools).await {
         Ok(o) => o,
         Err(e) => {
             eprintln!("error: {}", drive::describe_error(&e));
@@ -283,31 +295,53 @@ async fn plan_cmd(file: &Path, options: ConnectOptions, out: &mut dyn Write) -> 
         capabilities: cloud.capabilities(),
     });
     let _ = writeln!(out, "cloud: {}", cloud.kind());
+    let observed_pools: String = cluster
+        .spec
+        .task_pools
+        .iter()
+        .map(|pool| match observed.pools.get(&pool.name) {
+            Some(n) => format!(", pool {} {n}", pool.name),
+            None => format!(", pool {} not reported", pool.name),
+        })
+        .collect();
+    let desired_pools: String = p
+        .desired_pools
+        .iter()
+        .map(|(name, n)| format!(", pool {name} {n}"))
+        .collect();
     let _ = writeln!(
         out,
-        "observed: state {}, Core {}, Task {}",
+        "observed: state {}, Core {}, Task {}{observed_pools}",
         observed.state, observed.core, observed.task
     );
     let _ = writeln!(
         out,
-        "desired:  Core {}, Task {}",
+        "desired:  Core {}, Task {}{desired_pools}",
         p.desired_core, p.desired_task
     );
-    if let Some(c) = &p.clamp {
+    for c in p.clamp.iter().chain(&p.pool_clamps) {
         let _ = writeln!(out, "note: {c}");
     }
     if p.steps.is_empty() {
         let _ = writeln!(out, "plan: nothing to do");
     }
     for (i, s) in p.steps.iter().enumerate() {
+        let pool = s
+            .pool
+            .as_deref()
+            .map(|name| format!(" (pool {name})"))
+            .unwrap_or_default();
         let _ = writeln!(
             out,
-            "plan step {}: {} {} {}",
+            "plan step {}: {}{pool} {} {}",
             i + 1,
             s.group.as_str(),
             s.direction.as_str(),
             s.count
         );
+    }
+    for r in &p.passed_over {
+        let _ = writeln!(out, "passed over: {r}");
     }
     let _ = match &p.next {
         NextMove::Converged => writeln!(out, "next: none (converged)"),

@@ -368,6 +368,7 @@ async fn scale_out_writes_ahead_then_records_acceptance_then_publishes_the_event
         1,
         &clusterscale_core::plan::Operation {
             group: clusterscale_core::api::NodeGroup::Task,
+            pool: None,
             direction: clusterscale_core::api::Direction::Out,
             count: 2,
             from_count: 0,

@@ -265,8 +265,14 @@ spec:
 
     #[test]
     fn an_unknown_spec_field_is_refused_with_its_path() {
-        let (fields, also) = unknown(&tencent("  taskPools:\n    - {name: gpu, count: 4}\n"));
-        assert_eq!(fields, ["spec.taskPools"]);
+        let (fields, also) = unknown(&tencent("  nodePools:\n    - {name: gpu, count: 4}\n"));
+        assert_eq!(fields, ["spec.nodePools"]);
+        assert_eq!(also, None);
+        // Inside a pool, too.
+        let (fields, also) = unknown(&tencent(
+            "  taskPools:\n    - {name: gpu, count: 4, tencent: {chargeType: SPOTPAID, spot: true}}\n",
+        ));
+        assert_eq!(fields, ["spec.taskPools[0].tencent.spot"]);
         assert_eq!(also, None);
     }
 

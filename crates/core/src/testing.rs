@@ -13,7 +13,8 @@ use jiff::Timestamp;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
 use crate::api::{
-    Direction, HuaweiSpec, NodeGroup, OperationRecord, ScaledClusterSpec, SecretRef, TencentSpec,
+    Direction, HuaweiPoolSpec, HuaweiSpec, NodeGroup, OperationRecord, ScaledClusterSpec,
+    SecretRef, SimulatedPoolSpec, TaskPoolSpec, TencentPoolSpec, TencentSpec,
 };
 use crate::cloud::Submitted;
 
@@ -28,6 +29,7 @@ impl OperationRecord {
         OperationRecord {
             id: "op".into(),
             group: NodeGroup::Task,
+            pool: None,
             direction: Direction::Out,
             count: 2,
             from_count: 0,
@@ -53,6 +55,13 @@ impl OperationRecord {
 
     pub fn group(mut self, group: NodeGroup) -> Self {
         self.group = group;
+        self
+    }
+
+    /// An operation on the Task pool `name` of `spec.taskPools`.
+    pub fn pool(mut self, name: &str) -> Self {
+        self.group = NodeGroup::Task;
+        self.pool = Some(name.into());
         self
     }
 
@@ -206,6 +215,7 @@ impl ScaledClusterSpec {
             simulated: _,
             core,
             task,
+            task_pools,
             scale_in,
             max_step,
             cooldown_seconds,
@@ -218,6 +228,7 @@ impl ScaledClusterSpec {
             simulated: None,
             core,
             task,
+            task_pools,
             scale_in,
             max_step,
             cooldown_seconds,
@@ -228,6 +239,30 @@ impl ScaledClusterSpec {
 
     pub fn cooldown_seconds(mut self, seconds: i32) -> Self {
         self.cooldown_seconds = seconds;
+        self
+    }
+
+    /// Add the Task pool `pool` to `spec.taskPools`.
+    pub fn with_pool(mut self, pool: TaskPoolSpec) -> Self {
+        self.task_pools.push(pool);
+        self
+    }
+}
+
+impl TaskPoolSpec {
+    /// Pool `name` of `count` nodes with the simulated cloud's block.
+    pub fn simulated(name: &str, count: i32, initial: i32) -> Self {
+        Self {
+            simulated: Some(SimulatedPoolSpec {
+                initial_count: initial,
+            }),
+            ..TaskPoolSpec::named(name, count)
+        }
+    }
+
+    pub fn bounds(mut self, min: i32, max: i32) -> Self {
+        self.min = min;
+        self.max = max;
         self
     }
 }
@@ -285,6 +320,23 @@ pub fn refusals() -> Vec<(&'static str, &'static str, ScaledClusterSpec)> {
             s.huawei = Some(h);
         })
     };
+    let pool = |f: &dyn Fn(&mut TaskPoolSpec)| {
+        with(&|s| {
+            let mut p = TaskPoolSpec::named("batch", 0);
+            f(&mut p);
+            s.task_pools.push(p);
+        })
+    };
+    let spot = || TaskPoolSpec {
+        tencent: Some(TencentPoolSpec::default()),
+        ..TaskPoolSpec::named("spot", 1)
+    };
+    let group = |g: &str| TaskPoolSpec {
+        huawei: Some(HuaweiPoolSpec {
+            node_group: g.into(),
+        }),
+        ..TaskPoolSpec::named("batch", 1)
+    };
     vec![
         ("spec", "(found 0)", with(&|s| s.simulated = None)),
         ("spec", "(found 2)", with(&|s| s.tencent = Some(tencent()))),
@@ -317,6 +369,88 @@ pub fn refusals() -> Vec<(&'static str, &'static str, ScaledClusterSpec)> {
             "spec.core.count + spec.task.count",
             "at most 500 (got 501)",
             with(&|s| s.task.count = 498),
+        ),
+        (
+            "spec.core.count + spec.task.count + spec.taskPools[].count",
+            "at most 500 (got 501)",
+            pool(&|p| p.count = 498),
+        ),
+        (
+            "spec.taskPools",
+            "at most 8 pools (got 9)",
+            with(&|s| {
+                s.task_pools = (0..9)
+                    .map(|i| TaskPoolSpec::named(format!("p{i}"), 0))
+                    .collect()
+            }),
+        ),
+        (
+            "spec.taskPools[].name",
+            "must be a DNS label",
+            pool(&|p| p.name = "Batch_1".into()),
+        ),
+        (
+            "spec.taskPools[].name",
+            "must not be task",
+            pool(&|p| p.name = "task".into()),
+        ),
+        (
+            "spec.taskPools[].name",
+            "must be unique (\"a\" appears twice)",
+            with(&|s| s.task_pools = vec![TaskPoolSpec::named("a", 0); 2]),
+        ),
+        (
+            "spec.taskPools[].count",
+            "pool batch: must be >= 0 (got -1)",
+            pool(&|p| p.count = -1),
+        ),
+        (
+            "spec.taskPools[].min",
+            "pool batch: must be >= 0 (got -1)",
+            pool(&|p| p.min = -1),
+        ),
+        (
+            "spec.taskPools[].min",
+            "pool batch: must be <= spec.taskPools[].max (min 5 > max 4)",
+            pool(&|p| {
+                p.min = 5;
+                p.max = 4;
+            }),
+        ),
+        (
+            "spec.taskPools[].max",
+            "pool batch: must be between 0 and 500 (got 501)",
+            pool(&|p| p.max = 501),
+        ),
+        (
+            "spec.taskPools[]",
+            "pool spot: sets tencent, but a pool may set only the block of the spec's cloud",
+            with(&|s| s.task_pools = vec![spot()]),
+        ),
+        (
+            "spec.taskPools",
+            "named pools are not supported for tencent by this version",
+            on_tencent(&|_| ()).with_pool(spot()),
+        ),
+        (
+            "spec.taskPools[].huawei.nodeGroup",
+            "pool batch: required on a huawei cluster",
+            on_huawei(&|_| ()).with_pool(TaskPoolSpec::named("batch", 1)),
+        ),
+        (
+            "spec.taskPools[].huawei.nodeGroup",
+            "pool batch: must be 1-64 letters, digits, '_' or '-' (got \"node group\")",
+            on_huawei(&|_| ()).with_pool(group("node group")),
+        ),
+        (
+            "spec.taskPools",
+            "named pools are not supported for huawei by this version",
+            on_huawei(&|_| ()).with_pool(group("node_group_3")),
+        ),
+        (
+            "spec.taskPools[].simulated.initialCount",
+            "pool batch: must be >= 0 (got -1)",
+            with(&|s| s.task_pools = vec![TaskPoolSpec::simulated("batch", 0, -1)]),
         ),
         ("spec.maxStep", ">= 0 (got -1)", with(&|s| s.max_step = -1)),
         (

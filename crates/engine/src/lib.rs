@@ -29,8 +29,9 @@ use sha2::{Digest, Sha256};
 use clusterscale_core::api::conditions::{self, Desired, DEGRADED, PROGRESSING, READY};
 use clusterscale_core::api::validate::{describe, validate_spec};
 use clusterscale_core::api::{
-    Direction, ErrorClass, ErrorRecord, FailureClass, ObservedStatus, OperationRecord, Outcome,
-    Phase, Precondition, ScaledClusterSpec, ScaledClusterStatus,
+    nodes_of, Direction, ErrorClass, ErrorRecord, FailureClass, NodeGroup, ObservedStatus,
+    OperationRecord, Outcome, Phase, PoolStatus, Precondition, ScaledClusterSpec,
+    ScaledClusterStatus, TaskPoolSpec,
 };
 use clusterscale_core::clock::Clock;
 use clusterscale_core::cloud::fence::{self, AlwaysOpen, Fence};
@@ -127,6 +128,10 @@ pub const CLUSTER_HEALTHY: &str = "ClusterHealthy";
 /// The Ready reason of a cluster at its clamped Task count that differs from
 /// `spec.task.count` (outside `[task.min, task.max]`).
 pub const TASK_CLAMPED: &str = "TaskClamped";
+
+/// The Ready reason of a cluster at the clamped count of a named pool that
+/// differs from its `spec.taskPools[].count` (outside its `[min, max]`).
+pub const POOL_CLAMPED: &str = "PoolClamped";
 
 /// The Degraded reason while errors that retrying gets past persist for
 /// less than [`EngineConfig::degraded_after`].
@@ -271,10 +276,15 @@ impl fmt::Display for StatusWrite {
 /// different operation never does (two CLI runs without a uid, say). Tencent
 /// requires a ClientToken of at most 64 characters.
 pub fn operation_token(uid: &str, generation: i64, step: i64, op: &Operation) -> String {
+    // A named pool's operations hash its name too; Core's and the default
+    // pool's are hashed as before pools existed.
+    let group = match &op.pool {
+        None => op.group.as_str().to_string(),
+        Some(pool) => format!("{}:{pool}", op.group.as_str()),
+    };
     let digest = Sha256::digest(
         format!(
-            "{uid}/{generation}/{step}/{}/{}/{}/{}",
-            op.group.as_str(),
+            "{uid}/{generation}/{step}/{group}/{}/{}/{}",
             op.direction.as_str(),
             op.from_count,
             op.to_count
@@ -397,7 +407,7 @@ impl<'a> Pass<'a> {
         }
 
         // 2. Observe.
-        let observed = match cloud.observe().await {
+        let observed = match cloud.observe_pools(&spec.task_pools).await {
             Ok(o) => o,
             Err(e) => {
                 let wait = e.retry_after();
@@ -449,25 +459,42 @@ impl<'a> Pass<'a> {
             capabilities: cloud.capabilities(),
         });
         self.status.plan = plan.steps.clone();
-        let clamp = plan
-            .clamp
-            .clone()
-            .map(|c| format!(" ({c})"))
-            .unwrap_or_default();
+        let clamp = plan.clamps().map(|c| format!(" ({c})")).unwrap_or_default();
 
         match plan.next {
             NextMove::Converged => {
+                let pools: Vec<String> = spec
+                    .task_pools
+                    .iter()
+                    .map(|p| {
+                        let n = observed.count_of(NodeGroup::Task, Some(&p.name));
+                        format!("{} {n}", p.name)
+                    })
+                    .collect();
+                let pools = if pools.is_empty() {
+                    String::new()
+                } else {
+                    format!(" / pools {}", pools.join(", "))
+                };
                 let msg = format!(
-                    "Core {} / Task {} as desired{clamp}",
+                    "Core {} / Task {}{pools} as desired{clamp}",
                     observed.core, observed.task
                 );
                 self.set_phase(Phase::Converged, msg.clone());
                 self.status.last_error = None;
-                if plan.clamp.is_some() {
-                    // At the clamped count, which the spec's own task.min or
-                    // task.max chose: not Ready for the count asked, not Degraded.
-                    self.users_choice(TASK_CLAMPED, &msg);
-                    self.set_conditions(false, TASK_CLAMPED, &msg, false, None);
+                let clamped = if plan.clamp.is_some() {
+                    Some(TASK_CLAMPED)
+                } else if !plan.pool_clamps.is_empty() {
+                    Some(POOL_CLAMPED)
+                } else {
+                    None
+                };
+                if let Some(reason) = clamped {
+                    // At the clamped count, which the spec's own min or max
+                    // chose (task.min/max, or a pool's): not Ready for the
+                    // count asked, not Degraded.
+                    self.users_choice(reason, &msg);
+                    self.set_conditions(false, reason, &msg, false, None);
                 } else {
                     self.set_conditions(true, "Converged", &msg, false, None);
                 }
@@ -521,7 +548,11 @@ impl<'a> Pass<'a> {
                 self.commit(store, StatusWrite::Plan).await?;
                 Ok(Some(self.config.resync))
             }
-            NextMove::Execute(op) => self.execute(cloud, store, op).await,
+            NextMove::Execute(op) => {
+                let passed_over: Vec<String> =
+                    plan.passed_over.iter().map(ToString::to_string).collect();
+                self.execute(cloud, store, op, &passed_over).await
+            }
         }
     }
 
@@ -531,12 +562,14 @@ impl<'a> Pass<'a> {
         cloud: &dyn Cloud,
         store: &mut dyn StatusStore,
         op: Operation,
+        passed_over: &[String],
     ) -> Result<Option<Duration>, EngineError> {
         let step = self.status.step + 1;
         let token = operation_token(self.target.uid, self.target.generation, step, &op);
         let record = OperationRecord {
             id: token,
             group: op.group,
+            pool: op.pool.clone(),
             direction: op.direction,
             count: op.count,
             from_count: op.from_count,
@@ -554,7 +587,13 @@ impl<'a> Pass<'a> {
             message: None,
         };
         self.status.step = step;
-        self.write_ahead_then_call(cloud, store, record, "OperationStarting", format!("{op}"))
+        // A blocked group passed over for this one is said, not hidden.
+        let message = if passed_over.is_empty() {
+            format!("{op}")
+        } else {
+            format!("{op}; passed over: {}", passed_over.join("; "))
+        };
+        self.write_ahead_then_call(cloud, store, record, "OperationStarting", message)
             .await
     }
 
@@ -582,12 +621,25 @@ impl<'a> Pass<'a> {
         mut record: OperationRecord,
     ) -> Result<Option<Duration>, EngineError> {
         let spec = self.target.spec;
+        // A named pool's definition as the spec holds it now; a pool removed
+        // from the spec since the write-ahead record keeps only its name.
+        let pool = record.pool.as_deref().map(|name| {
+            spec.pool(name)
+                .cloned()
+                .unwrap_or_else(|| TaskPoolSpec::named(name, record.to_count))
+        });
         let req = ScaleRequest {
             group: record.group,
+            // preferNodes are Core's and the default Task pool's.
+            prefer_nodes: if pool.is_some() {
+                Vec::new()
+            } else {
+                spec.scale_in.prefer_nodes.clone()
+            },
+            pool,
             count: record.count,
             from_count: record.from_count,
             token: record.id.clone(),
-            prefer_nodes: spec.scale_in.prefer_nodes.clone(),
             graceful_timeout_seconds: spec.scale_in.graceful_timeout_seconds,
         };
         if !self.config.fence.is_open() {
@@ -635,7 +687,7 @@ impl<'a> Pass<'a> {
                         format!(
                             "spec.scaleIn.preferNodes not named for removal (not a node of the {} group, \
                              or the cloud takes no node ids for it): {}",
-                            record.group.as_str(),
+                            nodes_of(record.group, record.pool.as_deref()).trim_end_matches(" node(s)"),
                             record.unmatched_preferred_nodes.join(", ")
                         ),
                     ));
@@ -815,6 +867,19 @@ impl<'a> Pass<'a> {
             some(o.unmanaged.auto_scaled_task),
             some(o.unmanaged.pods),
         );
+        let pools: Vec<PoolStatus> = self
+            .target
+            .spec
+            .task_pools
+            .iter()
+            .map(|p| PoolStatus {
+                name: p.name.clone(),
+                desired: plan::desired_pool(p).0,
+                observed: o.pools.get(&p.name).copied(),
+            })
+            .collect();
+        self.status.pools_summary = PoolStatus::summary(&pools);
+        self.status.pools = pools;
         let same = self.status.observed.as_ref().is_some_and(|prev| {
             prev.core == o.core
                 && prev.task == o.task
@@ -1157,9 +1222,9 @@ fn describe_op(r: &OperationRecord) -> String {
         format!(" [{}]", r.node_ids.join(", "))
     };
     format!(
-        "{what} {} {} node(s), {} -> {}{nodes} (operation {})",
+        "{what} {} {}, {} -> {}{nodes} (operation {})",
         r.count,
-        r.group.as_str(),
+        nodes_of(r.group, r.pool.as_deref()),
         r.from_count,
         r.to_count,
         r.id

@@ -53,7 +53,7 @@ pub fn needs_operation_status(p: &OperationRecord, o: &ObservedCluster) -> bool 
     if p.accepted {
         return true;
     }
-    let have = o.count(p.group);
+    let have = o.count_of(p.group, p.pool.as_deref());
     !o.state.is_running() && reached(p, have) && have != p.from_count
 }
 
@@ -67,7 +67,13 @@ fn reached(p: &OperationRecord, have: i32) -> bool {
 /// Decide what became of the pending operation.
 pub fn resolve(f: &Facts<'_>) -> Resolution {
     let (p, o) = (f.pending, f.observed);
-    let have = o.count(p.group);
+    let have = o.count_of(p.group, p.pool.as_deref());
+    // `core`, `task` (the default pool) or `pool batch`, for "{group} is 3".
+    let group = match &p.pool {
+        Some(name) => format!("pool {name}"),
+        None => p.group.as_str().to_string(),
+    };
+    let group = group.as_str();
     let reached = reached(p, have);
     let age = f.age;
     let caps = &f.capabilities;
@@ -90,8 +96,7 @@ pub fn resolve(f: &Facts<'_>) -> Resolution {
                     Outcome::Succeeded,
                     format!(
                         "{} node(s) confirmed by observation; the cluster is {}",
-                        p.group.as_str(),
-                        o.state
+                        group, o.state
                     ),
                 );
             }
@@ -105,7 +110,7 @@ pub fn resolve(f: &Facts<'_>) -> Resolution {
         if reached && have != p.from_count {
             return done(
                 Outcome::Succeeded,
-                format!("{} node(s) confirmed by observation", p.group.as_str()),
+                format!("{} node(s) confirmed by observation", group),
             );
         }
         if have == p.from_count {
@@ -132,9 +137,7 @@ pub fn resolve(f: &Facts<'_>) -> Resolution {
             Outcome::Failed,
             format!(
                 "{} is {have}, neither the start {} nor the target {}",
-                p.group.as_str(),
-                p.from_count,
-                p.to_count
+                group, p.from_count, p.to_count
             ),
         );
     }
@@ -148,15 +151,12 @@ pub fn resolve(f: &Facts<'_>) -> Resolution {
         // Over, but only partly done: the counts say how far it got. The
         // rest is planned afresh from the next observation.
         if reached {
-            return done(
-                Outcome::Succeeded,
-                format!("{} is now {have} ({m})", p.group.as_str()),
-            );
+            return done(Outcome::Succeeded, format!("{} is now {have} ({m})", group));
         }
         if o.state.is_running() {
             return done(
                 Outcome::Failed,
-                format!("{m}; {} is {have}, not {}", p.group.as_str(), p.to_count),
+                format!("{m}; {} is {have}, not {}", group, p.to_count),
             );
         }
         return Resolution::StillRunning(format!(
@@ -170,11 +170,7 @@ pub fn resolve(f: &Facts<'_>) -> Resolution {
         // (MRS `abnormal`: some nodes unhealthy; the plan waits that out).
         return done(
             Outcome::Succeeded,
-            format!(
-                "{} is now {have}; the cluster is {}",
-                p.group.as_str(),
-                o.state
-            ),
+            format!("{} is now {have}; the cluster is {}", group, o.state),
         );
     }
     if !o.state.is_running() || progress == OperationProgress::Running {
@@ -189,18 +185,14 @@ pub fn resolve(f: &Facts<'_>) -> Resolution {
         }
     }
     if reached {
-        return done(
-            Outcome::Succeeded,
-            format!("{} is now {have}", p.group.as_str()),
-        );
+        return done(Outcome::Succeeded, format!("{} is now {have}", group));
     }
     if progress == OperationProgress::Succeeded || age >= settle {
         return done(
             Outcome::Failed,
             format!(
                 "the cluster is idle but {} is {have}, not {}",
-                p.group.as_str(),
-                p.to_count
+                group, p.to_count
             ),
         );
     }

@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use super::*;
 use clusterscale_core::api::CloudKind;
-use clusterscale_core::api::NodeGroup;
+use clusterscale_core::api::{NodeGroup, TaskPoolSpec};
 use clusterscale_core::clock::ManualClock;
 use clusterscale_core::cloud::{Capabilities, ErrorClass, Submitted};
 use clusterscale_sim::{SimConfig, SimModel, SimulatedCloud};
@@ -106,6 +106,7 @@ fn condition(status: &ScaledClusterStatus, t: &str) -> (String, String) {
 fn task_out_0_to_2() -> clusterscale_core::plan::Operation {
     clusterscale_core::plan::Operation {
         group: NodeGroup::Task,
+        pool: None,
         direction: Direction::Out,
         count: 2,
         from_count: 0,
@@ -515,6 +516,7 @@ async fn an_unconfirmed_scale_in_is_never_resent() {
     let mut h = Harness::new((3, 4), (3, 2));
     let op = clusterscale_core::plan::Operation {
         group: NodeGroup::Task,
+        pool: None,
         direction: Direction::In,
         count: 2,
         from_count: 4,
@@ -714,8 +716,11 @@ impl Cloud for PartialCloud {
     fn capabilities(&self) -> clusterscale_core::cloud::Capabilities {
         self.inner.capabilities()
     }
-    async fn observe(&self) -> Result<ObservedCluster, CloudError> {
-        let mut o = self.inner.observe().await?;
+    async fn observe_pools(
+        &self,
+        pools: &[clusterscale_core::api::TaskPoolSpec],
+    ) -> Result<ObservedCluster, CloudError> {
+        let mut o = self.inner.observe_pools(pools).await?;
         if o.state.is_running() && o.task > 0 {
             o.task -= self.short.load(std::sync::atomic::Ordering::SeqCst);
         }
@@ -965,13 +970,17 @@ async fn conditions_table_permanent_errors_degrade_at_once() {
 #[tokio::test]
 async fn conditions_table_users_choice_is_reported_not_degraded() {
     type Edit = fn(&mut ScaledClusterSpec);
-    let cases: [(&str, (i32, i32), Edit); 4] = [
+    let cases: [(&str, (i32, i32), Edit); 5] = [
         ("Paused", (3, 4), |s| s.paused = true),
         ("DryRun", (3, 4), |s| s.dry_run = true),
         ("ScaleInDisallowed", (3, 0), |s| s.scale_in.allowed = false),
         (TASK_CLAMPED, (3, 2), |s| {
             s.task.count = 1;
             s.task.min = 2;
+        }),
+        (POOL_CLAMPED, (3, 2), |s| {
+            // The simulated pool starts at 2, its min: at the clamp at once.
+            s.task_pools = vec![TaskPoolSpec::simulated("batch", 1, 2).bounds(2, 10)];
         }),
     ];
     for (reason, want, edit) in cases {
@@ -1014,8 +1023,11 @@ impl Cloud for TestCloud {
     fn capabilities(&self) -> Capabilities {
         self.inner.capabilities()
     }
-    async fn observe(&self) -> Result<ObservedCluster, CloudError> {
-        let mut o = self.inner.observe().await?;
+    async fn observe_pools(
+        &self,
+        pools: &[clusterscale_core::api::TaskPoolSpec],
+    ) -> Result<ObservedCluster, CloudError> {
+        let mut o = self.inner.observe_pools(pools).await?;
         if let Some(state) = &self.state {
             o.state = state.clone();
         }
@@ -1169,4 +1181,189 @@ async fn a_fence_that_closes_inside_the_call_stops_its_request() {
         .expect("write-ahead");
     assert!(!pending.accepted && pending.finished_at.is_none());
     assert_eq!(h.store.status.last_error, None, "nothing recorded");
+}
+
+// ---- named pools ----
+
+/// Core, then the default pool, then the pools in list order, one operation
+/// at a time; every operation record, Event and status entry names its pool.
+#[tokio::test]
+async fn pools_converge_in_order_and_are_named_everywhere() {
+    let mut h = Harness::new((3, 0), (4, 1));
+    h.spec.task_pools = vec![
+        TaskPoolSpec::simulated("batch", 2, 0),
+        TaskPoolSpec::simulated("spot", 3, 1),
+    ];
+    let r = h.run(60).await;
+    assert_eq!(r.status.phase, Phase::Converged, "{:?}", r.status.message);
+    assert_eq!(
+        r.status.pools,
+        vec![
+            PoolStatus {
+                name: "batch".into(),
+                desired: 2,
+                observed: Some(2)
+            },
+            PoolStatus {
+                name: "spot".into(),
+                desired: 3,
+                observed: Some(3)
+            },
+        ]
+    );
+    assert_eq!(r.status.pools_summary.as_deref(), Some("2/2,3/3"));
+    assert_eq!(
+        condition(&r.status, READY),
+        ("True".into(), "Converged".into())
+    );
+    assert!(
+        r.status
+            .message
+            .as_deref()
+            .is_some_and(|m| m.contains("pools batch 2, spot 3")),
+        "{:?}",
+        r.status.message
+    );
+    let writes: Vec<String> = h.model.writes().into_iter().map(|w| w.detail).collect();
+    assert_eq!(writes.len(), 4, "{writes:?}");
+    assert!(writes[0].starts_with("group=core count=1"), "{writes:?}");
+    assert!(writes[1].starts_with("group=task count=1"), "{writes:?}");
+    assert!(
+        writes[2].starts_with("group=task pool=batch count=2"),
+        "{writes:?}"
+    );
+    assert!(
+        writes[3].starts_with("group=task pool=spot count=2"),
+        "{writes:?}"
+    );
+    let started: Vec<&EngineEvent> = h
+        .events
+        .iter()
+        .filter(|e| e.reason == "ScaleOutStarted")
+        .collect();
+    assert_eq!(started.len(), 4);
+    assert!(
+        started[2]
+            .message
+            .starts_with("add 2 task node(s) of pool batch, 0 -> 2"),
+        "{}",
+        started[2].message
+    );
+    let last = r.status.last_operation.expect("last operation");
+    assert_eq!(last.pool.as_deref(), Some("spot"));
+
+    // Shrinking goes the other way: spot, batch, the default pool, Core.
+    h.spec.core.count = 3;
+    h.spec.task.count = 0;
+    for p in &mut h.spec.task_pools {
+        p.count = 0;
+    }
+    let r = h.run(60).await;
+    assert_eq!(r.status.phase, Phase::Converged);
+    assert_eq!(r.status.pools_summary.as_deref(), Some("0/0,0/0"));
+    let writes: Vec<String> = h.model.writes().into_iter().map(|w| w.detail).collect();
+    let order: Vec<&str> = writes[4..]
+        .iter()
+        .map(|w| w.split(" count=").next().unwrap())
+        .collect();
+    assert_eq!(
+        order,
+        [
+            "group=task pool=spot",
+            "group=task pool=batch",
+            "group=task",
+            "group=core"
+        ]
+    );
+}
+
+/// A pool the cloud cannot scale is passed over (its growth comes before
+/// the default pool's shrinking in the route): the default pool still
+/// converges, then the pool's block is reported (Unsupported) and nothing is
+/// sent for it.
+#[tokio::test]
+async fn a_blocked_pool_does_not_starve_the_default_pool() {
+    let mut h = Harness::new((3, 2), (3, 0));
+    h.cloud = SimulatedCloud::new(h.model.clone()).with_capabilities(Capabilities {
+        named_pools: false,
+        ..Capabilities::ALL
+    });
+    h.spec.task_pools = vec![TaskPoolSpec::simulated("batch", 2, 0)];
+    let first = h.pass().await;
+    let started = first.started.clone().expect("the default pool grows");
+    assert_eq!(
+        (started.group, started.pool.clone(), started.direction),
+        (NodeGroup::Task, None, Direction::In)
+    );
+    assert!(
+        first
+            .status
+            .message
+            .as_deref()
+            .is_some_and(|m| m.contains("passed over: Unsupported")),
+        "{:?}",
+        first.status.message
+    );
+    let mut r = first;
+    for _ in 0..10 {
+        h.clock.advance(Duration::from_secs(31));
+        r = h.pass().await;
+    }
+    assert_eq!(r.status.phase, Phase::Blocked);
+    assert_eq!(
+        condition(&r.status, READY),
+        ("False".into(), "Unsupported".into())
+    );
+    assert_eq!(r.status.pools_summary.as_deref(), Some("?/2"));
+    assert_eq!(
+        h.model.writes().len(),
+        1,
+        "only the default pool was scaled"
+    );
+    assert_eq!(r.status.observed.as_ref().map(|o| o.task), Some(0));
+}
+
+/// A pool's operation left pending across a restart is resolved by the
+/// pool's count, and a pool's scale-in never names preferNodes.
+#[tokio::test]
+async fn a_pending_pool_operation_is_resolved_by_the_pools_count() {
+    let mut h = Harness::new((3, 0), (3, 0));
+    h.spec.task_pools = vec![TaskPoolSpec::simulated("batch", 0, 3)];
+    h.spec.scale_in.prefer_nodes = vec!["sim-task-0001".into()];
+    let r = h.pass().await;
+    let started = r.started.expect("batch shrinks");
+    assert_eq!(started.pool.as_deref(), Some("batch"));
+    assert_eq!(started.direction, Direction::In);
+    assert!(
+        started.unmatched_preferred_nodes.is_empty(),
+        "no preferNodes sent for a pool: {started:?}"
+    );
+    // A fresh pass (a restart) from the stored status: still pending, then resolved.
+    h.clock.advance(Duration::from_secs(31));
+    let r = h.pass().await;
+    let finished = r.finished.expect("resolved");
+    assert_eq!(finished.outcome, Some(Outcome::Succeeded));
+    assert_eq!(finished.message.as_deref(), Some("pool batch is now 0"));
+    let r = h.run(5).await;
+    assert_eq!(r.status.phase, Phase::Converged);
+    assert_eq!(r.status.pools_summary.as_deref(), Some("0/0"));
+}
+
+#[test]
+fn a_pools_token_differs_from_the_default_pools() {
+    let op = task_out_0_to_2();
+    let pool = clusterscale_core::plan::Operation {
+        pool: Some("batch".into()),
+        ..op.clone()
+    };
+    assert_ne!(
+        operation_token("u", 1, 1, &op),
+        operation_token("u", 1, 1, &pool)
+    );
+    // The default pool's token is the one it had before pools existed.
+    let digest = Sha256::digest(b"u/1/1/task/out/0/2");
+    assert_eq!(
+        operation_token("u", 1, 1, &op),
+        format!("cs-{}-1", &hex::encode(digest)[..24])
+    );
 }

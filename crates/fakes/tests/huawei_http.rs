@@ -147,6 +147,7 @@ impl Env {
 fn req(group: NodeGroup, count: i32, from: i32, token: &str) -> ScaleRequest {
     ScaleRequest {
         group,
+        pool: None,
         count,
         from_count: from,
         token: token.into(),
@@ -1745,6 +1746,7 @@ async fn fleet_clusters_are_independent_and_share_the_account_throttle() {
     let b = HuaweiCloud::new(&specs[3], &creds).unwrap();
     let mut req = ScaleRequest {
         group: NodeGroup::Core,
+        pool: None,
         count: 2,
         from_count: 3,
         token: "hw-fleet-a".into(),
@@ -1849,6 +1851,7 @@ async fn malformed_answers_name_action_and_request_id() {
         let got = cloud
             .scale_out(&ScaleRequest {
                 group: NodeGroup::Task,
+                pool: None,
                 count: 1,
                 from_count: observed.task,
                 token: format!("hw-mal-{}", kind.name()),

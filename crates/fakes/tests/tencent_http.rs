@@ -137,6 +137,7 @@ fn options(per_second: u32) -> TencentOptions {
 fn request(group: NodeGroup, count: i32, token: &str) -> ScaleRequest {
     ScaleRequest {
         group,
+        pool: None,
         count,
         from_count: 0,
         token: token.into(),

@@ -81,7 +81,9 @@ use super::wire::{
     RESULT_SUCCEEDED, SCALE_IN, SCALE_OUT,
 };
 use super::{errors, iam_endpoint, mrs_endpoint, AkSk, AuthConfig};
-use clusterscale_core::api::{CloudKind, Direction, HuaweiSpec, NodeGroup, OperationRecord};
+use clusterscale_core::api::{
+    CloudKind, Direction, HuaweiSpec, NodeGroup, OperationRecord, TaskPoolSpec,
+};
 use clusterscale_core::clock::{Clock, SystemClock};
 use clusterscale_core::cloud::credentials::{Credentials, SecretString};
 use clusterscale_core::cloud::fence;
@@ -1191,7 +1193,8 @@ impl Cloud for HuaweiCloud {
         <super::HuaweiProvider as CloudProvider>::CAPABILITIES
     }
 
-    async fn observe(&self) -> Result<ObservedCluster, CloudError> {
+    /// Named pools are not in this version (`validate` refuses them): none is reported.
+    async fn observe_pools(&self, _pools: &[TaskPoolSpec]) -> Result<ObservedCluster, CloudError> {
         self.observed().await
     }
 

@@ -390,6 +390,7 @@ pub fn interpret(detail: &ClusterDetail, spec: &HuaweiSpec) -> Result<Interprete
             state,
             core: core_count,
             task: task_count,
+            pools: Default::default(),
             nodes: Vec::new(),
             last_resize_failed,
             unmanaged: Default::default(),
@@ -869,6 +870,7 @@ pub(crate) mod tests {
             state: ClusterState::Running,
             core,
             task,
+            pools: Default::default(),
             nodes: vec![],
             last_resize_failed: None,
             unmanaged: Default::default(),
@@ -878,6 +880,7 @@ pub(crate) mod tests {
     fn req(group: NodeGroup, count: i32) -> ScaleRequest {
         ScaleRequest {
             group,
+            pool: None,
             count,
             from_count: 0,
             token: "t".into(),

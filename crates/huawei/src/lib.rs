@@ -41,7 +41,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use clusterscale_core::api::validate::Violation;
-use clusterscale_core::api::{CloudKind, HuaweiSpec, ScaledClusterSpec, SecretRef};
+use clusterscale_core::api::{CloudKind, HuaweiSpec, ScaledClusterSpec, SecretRef, TaskPoolSpec};
 use clusterscale_core::cloud::credentials::{Credentials, MissingCredential, SecretString};
 use clusterscale_core::cloud::http::{parse_endpoint, Endpoint};
 use clusterscale_core::cloud::provider::{
@@ -99,6 +99,8 @@ impl CloudProvider for HuaweiProvider {
         scale_out_task: true,
         scale_in_core: true,
         scale_in_task: true,
+        // Not in this version: validate refuses spec.taskPools.
+        named_pools: false,
         graceful_scale_in: false,
         max_out_per_call: None,
         // MRS has no idempotency token: the engine never re-sends a resize.
@@ -111,8 +113,8 @@ impl CloudProvider for HuaweiProvider {
         spec.huawei.as_ref()
     }
 
-    fn validate(block: &HuaweiSpec) -> Vec<Violation> {
-        validate::validate(block)
+    fn validate(block: &HuaweiSpec, pools: &[TaskPoolSpec]) -> Vec<Violation> {
+        validate::validate(block, pools)
     }
 
     fn secret_ref(block: &HuaweiSpec) -> Option<&SecretRef> {

@@ -8,7 +8,7 @@
 
 pub mod validate;
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -18,7 +18,7 @@ use jiff::{SignedDuration, Timestamp};
 use clusterscale_core::api::validate::Violation;
 use clusterscale_core::api::{
     CloudKind, Direction, NodeGroup, OperationRecord, ScaledClusterSpec, SecretRef, SimulatedSpec,
-    MAX_TOTAL,
+    TaskPoolSpec, MAX_TOTAL,
 };
 use clusterscale_core::clock::Clock;
 use clusterscale_core::cloud::credentials::Credentials;
@@ -97,6 +97,8 @@ pub struct SimNode {
 pub struct SimOperation {
     pub flow_id: String,
     pub group: NodeGroup,
+    /// The named Task pool it scales; `None` for Core and the default Task pool.
+    pub pool: Option<String>,
     pub direction: Direction,
     pub count: i32,
     pub node_ids: Vec<String>,
@@ -140,7 +142,10 @@ pub struct Faults {
 
 #[derive(Debug)]
 struct State {
+    /// Core and the default Task pool.
     nodes: Vec<SimNode>,
+    /// The nodes of each named Task pool.
+    pools: BTreeMap<String, Vec<SimNode>>,
     next_serial: i64,
     next_flow: i64,
     operation: Option<SimOperation>,
@@ -177,6 +182,7 @@ impl SimModel {
     pub fn new(id: impl Into<String>, config: SimConfig, clock: Arc<dyn Clock>) -> Self {
         let mut state = State {
             nodes: Vec::new(),
+            pools: BTreeMap::new(),
             next_serial: 1,
             next_flow: 1000,
             operation: None,
@@ -195,7 +201,7 @@ impl SimModel {
             (NodeGroup::Task, config.initial_task),
         ] {
             for _ in 0..n {
-                add_node(&mut state, &id, group);
+                add_node(&mut state, &id, group, None);
             }
         }
         Self {
@@ -253,10 +259,16 @@ impl SimModel {
         match op.direction {
             Direction::Out => {
                 for _ in 0..op.count {
-                    add_node(s, &self.id, op.group);
+                    add_node(s, &self.id, op.group, op.pool.as_deref());
                 }
             }
-            Direction::In => s.nodes.retain(|n| !op.node_ids.contains(&n.id)),
+            Direction::In => {
+                let nodes = match &op.pool {
+                    Some(p) => s.pools.entry(p.clone()).or_default(),
+                    None => &mut s.nodes,
+                };
+                nodes.retain(|n| !op.node_ids.contains(&n.id));
+            }
         }
         s.flows.insert(op.flow_id, FlowState::Succeeded);
     }
@@ -319,6 +331,11 @@ impl SimModel {
             state,
             core: count(NodeGroup::Core),
             task: count(NodeGroup::Task),
+            pools: s
+                .pools
+                .iter()
+                .map(|(name, nodes)| (name.clone(), nodes.len() as i32))
+                .collect(),
             nodes: s
                 .nodes
                 .iter()
@@ -336,11 +353,38 @@ impl SimModel {
         Ok(observed)
     }
 
-    /// The nodes, for fakes that list them.
+    /// The nodes of Core and the default Task pool, for fakes that list them.
     pub fn nodes(&self) -> Vec<SimNode> {
         let mut s = self.lock();
         self.advance(&mut s);
         s.nodes.clone()
+    }
+
+    /// Create the named Task pool `name` with `initial` nodes, unless the
+    /// model has it already (then nothing changes). Returns whether it was created.
+    pub fn add_pool(&self, name: &str, initial: i32) -> bool {
+        let mut s = self.lock();
+        self.advance(&mut s);
+        if s.pools.contains_key(name) {
+            return false;
+        }
+        s.pools.insert(name.to_string(), Vec::new());
+        for _ in 0..initial.max(0) {
+            add_node(&mut s, &self.id, NodeGroup::Task, Some(name));
+        }
+        true
+    }
+
+    /// The names of the model's named Task pools.
+    pub fn pools(&self) -> Vec<String> {
+        self.lock().pools.keys().cloned().collect()
+    }
+
+    /// The nodes of the named Task pool `name` (empty when there is none).
+    pub fn pool_nodes(&self, name: &str) -> Vec<SimNode> {
+        let mut s = self.lock();
+        self.advance(&mut s);
+        s.pools.get(name).cloned().unwrap_or_default()
     }
 
     /// The running operation, if any.
@@ -370,7 +414,26 @@ impl SimModel {
         count: i32,
         token: Option<&str>,
     ) -> Result<Submitted, SimError> {
-        self.start("scale_out", group, Direction::Out, count, token, &[])
+        self.scale_out_pool(None, group, count, token)
+    }
+
+    /// [`Self::scale_out`] of the named Task pool `pool` (`None`: Core or
+    /// the default Task pool, by `group`).
+    pub fn scale_out_pool(
+        &self,
+        pool: Option<&str>,
+        group: NodeGroup,
+        count: i32,
+        token: Option<&str>,
+    ) -> Result<Submitted, SimError> {
+        self.start(
+            "scale_out",
+            (group, pool),
+            Direction::Out,
+            count,
+            token,
+            &[],
+        )
     }
 
     /// Remove `count` nodes of `group`: `prefer` first (all must exist and be
@@ -382,13 +445,33 @@ impl SimModel {
         prefer: &[String],
         token: Option<&str>,
     ) -> Result<Submitted, SimError> {
-        self.start("scale_in", group, Direction::In, count, token, prefer)
+        self.scale_in_pool(None, group, count, prefer, token)
+    }
+
+    /// [`Self::scale_in`] of the named Task pool `pool` (`None`: Core or
+    /// the default Task pool, by `group`).
+    pub fn scale_in_pool(
+        &self,
+        pool: Option<&str>,
+        group: NodeGroup,
+        count: i32,
+        prefer: &[String],
+        token: Option<&str>,
+    ) -> Result<Submitted, SimError> {
+        self.start(
+            "scale_in",
+            (group, pool),
+            Direction::In,
+            count,
+            token,
+            prefer,
+        )
     }
 
     fn start(
         &self,
         action: &str,
-        group: NodeGroup,
+        (group, pool): (NodeGroup, Option<&str>),
         direction: Direction,
         count: i32,
         token: Option<&str>,
@@ -397,8 +480,9 @@ impl SimModel {
         let mut s = self.lock();
         self.advance(&mut s);
         let now = self.clock.now();
+        let pool_detail = pool.map(|p| format!(" pool={p}")).unwrap_or_default();
         let detail = format!(
-            "group={} count={count} token={} prefer={prefer:?}",
+            "group={}{pool_detail} count={count} token={} prefer={prefer:?}",
             group.as_str(),
             token.unwrap_or("-")
         );
@@ -416,7 +500,7 @@ impl SimModel {
             );
             return Ok(previous);
         }
-        let result = self.try_start(&mut s, group, direction, count, prefer, now);
+        let result = self.try_start(&mut s, (group, pool), direction, count, prefer, now);
         let outcome = result.as_ref().map(|_| ()).map_err(|e| format!("{e:?}"));
         self.record(&mut s, action, detail, &outcome, result.is_ok());
         let submitted = result?;
@@ -441,7 +525,7 @@ impl SimModel {
     fn try_start(
         &self,
         s: &mut State,
-        group: NodeGroup,
+        (group, pool): (NodeGroup, Option<&str>),
         direction: Direction,
         count: i32,
         prefer: &[String],
@@ -467,10 +551,24 @@ impl SimModel {
                 "count must be > 0 (got {count})"
             )));
         }
-        let in_group: Vec<&SimNode> = s.nodes.iter().filter(|n| n.group == group).collect();
+        let members = match pool {
+            None => &s.nodes,
+            Some(p) => match s.pools.get(p) {
+                Some(nodes) if group == NodeGroup::Task => nodes,
+                Some(_) => {
+                    return Err(SimError::Invalid(format!(
+                        "pool {p} is a Task pool, not {}",
+                        group.as_str()
+                    )))
+                }
+                None => return Err(SimError::Invalid(format!("no pool {p}"))),
+            },
+        };
+        let in_group: Vec<&SimNode> = members.iter().filter(|n| n.group == group).collect();
         let node_ids = match direction {
             Direction::Out => {
-                let total = s.nodes.len() as i32 + count;
+                let in_pools: usize = s.pools.values().map(Vec::len).sum();
+                let total = (s.nodes.len() + in_pools) as i32 + count;
                 let limit = self.config.quota.unwrap_or(MAX_TOTAL).min(MAX_TOTAL);
                 if total > limit {
                     return Err(SimError::Quota {
@@ -531,6 +629,7 @@ impl SimModel {
         s.operation = Some(SimOperation {
             flow_id: flow_id.clone(),
             group,
+            pool: pool.map(str::to_string),
             direction,
             count,
             node_ids: node_ids.clone(),
@@ -604,15 +703,19 @@ impl SimModel {
     }
 }
 
-fn add_node(s: &mut State, cluster: &str, group: NodeGroup) {
+fn add_node(s: &mut State, cluster: &str, group: NodeGroup, pool: Option<&str>) {
     let serial = s.next_serial;
     s.next_serial += 1;
-    s.nodes.push(SimNode {
-        id: format!("{cluster}-{}-{serial:04}", group.as_str()),
+    let node = SimNode {
+        id: format!("{cluster}-{}-{serial:04}", pool.unwrap_or(group.as_str())),
         group,
         serial,
         removable: true,
-    });
+    };
+    match pool {
+        None => s.nodes.push(node),
+        Some(p) => s.pools.entry(p.to_string()).or_default().push(node),
+    }
 }
 
 /// Map a model refusal to the simulated cloud's error (codes are the model's own).
@@ -666,8 +769,8 @@ impl CloudProvider for SimulatedProvider {
         spec.simulated.as_ref()
     }
 
-    fn validate(block: &SimulatedSpec) -> Vec<Violation> {
-        validate::validate(block)
+    fn validate(block: &SimulatedSpec, pools: &[TaskPoolSpec]) -> Vec<Violation> {
+        validate::validate(block, pools)
     }
 
     fn secret_ref(_: &SimulatedSpec) -> Option<&SecretRef> {
@@ -722,6 +825,10 @@ impl SimulatedCloud {
     }
 }
 
+fn pool_name(req: &ScaleRequest) -> Option<&str> {
+    req.pool.as_ref().map(|p| p.name.as_str())
+}
+
 #[async_trait]
 impl Cloud for SimulatedCloud {
     fn kind(&self) -> CloudKind {
@@ -732,22 +839,41 @@ impl Cloud for SimulatedCloud {
         self.capabilities
     }
 
-    async fn observe(&self) -> Result<ObservedCluster, CloudError> {
-        self.model
+    /// The model learns each pool the first time a pass names it, with its
+    /// `simulated.initialCount` nodes; it reports the pools asked for.
+    async fn observe_pools(&self, pools: &[TaskPoolSpec]) -> Result<ObservedCluster, CloudError> {
+        if self.capabilities.named_pools {
+            for p in pools {
+                let initial = p.simulated.as_ref().map_or(0, |s| s.initial_count);
+                self.model.add_pool(&p.name, initial);
+            }
+        }
+        let mut observed = self
+            .model
             .observe()
-            .map_err(|e| sim_error_to_cloud("observe", e))
+            .map_err(|e| sim_error_to_cloud("observe", e))?;
+        observed.pools.retain(|name, _| {
+            self.capabilities.named_pools && pools.iter().any(|p| &p.name == name)
+        });
+        Ok(observed)
     }
 
     async fn scale_out(&self, req: &ScaleRequest) -> Result<Submitted, CloudError> {
         self.model
-            .scale_out(req.group, req.count, Some(&req.token))
+            .scale_out_pool(pool_name(req), req.group, req.count, Some(&req.token))
             .map_err(|e| sim_error_to_cloud("scale_out", e))
     }
 
     async fn scale_in(&self, req: &ScaleRequest) -> Result<Submitted, CloudError> {
         self.model
             // Like TerminateTasks / MRS: scale-in calls carry no idempotency token.
-            .scale_in(req.group, req.count, &req.prefer_nodes, None)
+            .scale_in_pool(
+                pool_name(req),
+                req.group,
+                req.count,
+                &req.prefer_nodes,
+                None,
+            )
             .map_err(|e| sim_error_to_cloud("scale_in", e))
     }
 
@@ -781,6 +907,94 @@ mod tests {
             quota: Some(20),
         };
         (clock.clone(), SimModel::new("sim", config, clock))
+    }
+
+    #[test]
+    fn pools_scale_on_their_own_and_count_toward_the_quota() {
+        let (clock, m) = model(3, 1);
+        assert!(m.add_pool("batch", 2));
+        assert!(!m.add_pool("batch", 5), "a pool is created once");
+        m.add_pool("spot", 0);
+        let o = m.observe().unwrap();
+        assert_eq!((o.core, o.task), (3, 1));
+        assert_eq!(o.pools.get("batch"), Some(&2));
+        assert_eq!(o.pools.get("spot"), Some(&0));
+
+        m.scale_out_pool(Some("spot"), NodeGroup::Task, 3, Some("t1"))
+            .unwrap();
+        clock.advance(Duration::from_secs(30));
+        let o = m.observe().unwrap();
+        assert_eq!((o.task, o.pools["batch"], o.pools["spot"]), (1, 2, 3));
+        assert!(m.pool_nodes("spot").iter().all(|n| n.id.contains("-spot-")));
+        assert_eq!(m.nodes().len(), 4, "Core and the default pool only");
+
+        // 3 + 1 + 2 + 3 = 9 of the quota of 20: 12 more is one too many.
+        assert!(matches!(
+            m.scale_out_pool(Some("batch"), NodeGroup::Task, 12, None),
+            Err(SimError::Quota {
+                limit: 20,
+                requested: 21
+            })
+        ));
+        let sub = m
+            .scale_in_pool(Some("batch"), NodeGroup::Task, 1, &[], None)
+            .unwrap();
+        assert!(sub.node_ids[0].contains("-batch-"), "{sub:?}");
+        assert_eq!(m.operation().unwrap().pool.as_deref(), Some("batch"));
+        clock.advance(Duration::from_secs(30));
+        let o = m.observe().unwrap();
+        assert_eq!((o.task, o.pools["batch"]), (1, 1));
+        assert!(matches!(
+            m.scale_out_pool(Some("gpu"), NodeGroup::Task, 1, None),
+            Err(SimError::Invalid(_))
+        ));
+        assert!(matches!(
+            m.scale_out_pool(Some("batch"), NodeGroup::Core, 1, None),
+            Err(SimError::Invalid(_))
+        ));
+    }
+
+    #[tokio::test]
+    async fn the_cloud_learns_pools_from_each_observation() {
+        let (clock, m) = model(3, 0);
+        let cloud = SimulatedCloud::new(Arc::new(m));
+        let mut batch = TaskPoolSpec::named("batch", 2);
+        batch.simulated = Some(clusterscale_core::api::SimulatedPoolSpec { initial_count: 1 });
+        let o = cloud
+            .observe_pools(std::slice::from_ref(&batch))
+            .await
+            .unwrap();
+        assert_eq!(o.pools.get("batch"), Some(&1));
+        // A pool the pass does not name is not reported.
+        assert!(cloud.observe().await.unwrap().pools.is_empty());
+        cloud
+            .scale_out(&ScaleRequest {
+                group: NodeGroup::Task,
+                pool: Some(batch.clone()),
+                count: 1,
+                from_count: 1,
+                token: "t".into(),
+                prefer_nodes: vec![],
+                graceful_timeout_seconds: 0,
+            })
+            .await
+            .unwrap();
+        clock.advance(Duration::from_secs(30));
+        let o = cloud.observe_pools(&[batch]).await.unwrap();
+        assert_eq!((o.task, o.pools["batch"]), (0, 2));
+        // Without the capability it reports none.
+        let without = SimulatedCloud::new(cloud.model().clone()).with_capabilities(Capabilities {
+            named_pools: false,
+            ..Capabilities::ALL
+        });
+        let gpu = TaskPoolSpec::named("gpu", 1);
+        assert!(without
+            .observe_pools(&[gpu])
+            .await
+            .unwrap()
+            .pools
+            .is_empty());
+        assert_eq!(cloud.model().pools(), ["batch"]);
     }
 
     #[test]

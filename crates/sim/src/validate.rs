@@ -2,10 +2,10 @@
 //! in the same words as the CRD's CEL rules.
 
 use clusterscale_core::api::validate::Violation;
-use clusterscale_core::api::SimulatedSpec;
+use clusterscale_core::api::{SimulatedSpec, TaskPoolSpec};
 
-/// The violations of `s`; empty when valid.
-pub fn validate(s: &SimulatedSpec) -> Vec<Violation> {
+/// The violations of `s` and of the simulated blocks of `pools`; empty when valid.
+pub fn validate(s: &SimulatedSpec, pools: &[TaskPoolSpec]) -> Vec<Violation> {
     let mut out = Vec::new();
     if s.initial_core < 0 || s.initial_task < 0 {
         out.push(Violation::new(
@@ -18,6 +18,14 @@ pub fn validate(s: &SimulatedSpec) -> Vec<Violation> {
             "spec.simulated.operationSeconds",
             "must be >= 0",
         ));
+    }
+    for p in pools {
+        if let Some(sp) = p.simulated.as_ref().filter(|sp| sp.initial_count < 0) {
+            out.push(Violation::new(
+                "spec.taskPools[].simulated.initialCount",
+                format!("pool {}: must be >= 0 (got {})", p.name, sp.initial_count),
+            ));
+        }
     }
     out
 }

@@ -76,7 +76,9 @@ use super::interpret::{
 use super::sign::{sign, SigningInput};
 use super::wire::{self, NodeHardwareInfo};
 use super::{endpoint, DEFAULT_RATE_LIMIT, KEY_SECRET_ID, KEY_SECRET_KEY, KEY_TOKEN, SERVICE};
-use clusterscale_core::api::{CloudKind, NodeGroup, OperationRecord, TencentSpec, MIN_CORE};
+use clusterscale_core::api::{
+    CloudKind, NodeGroup, OperationRecord, TaskPoolSpec, TencentSpec, MIN_CORE,
+};
 use clusterscale_core::clock::{Clock, SystemClock};
 use clusterscale_core::cloud::credentials::{Credentials, SecretString};
 use clusterscale_core::cloud::fence;
@@ -589,7 +591,8 @@ impl Cloud for TencentCloud {
         <super::TencentProvider as CloudProvider>::CAPABILITIES
     }
 
-    async fn observe(&self) -> Result<ObservedCluster, CloudError> {
+    /// Named pools are not in this version (`validate` refuses them): none is reported.
+    async fn observe_pools(&self, _pools: &[TaskPoolSpec]) -> Result<ObservedCluster, CloudError> {
         let (cluster, request_id) = self.describe_cluster_with_id().await?;
         let Some(status) = cluster.status else {
             return Err(missing_field(
@@ -615,6 +618,7 @@ impl Cloud for TencentCloud {
                     state,
                     core: clamp_count(config.core_node_size.unwrap_or(0)),
                     task: clamp_count(config.task_node_size.unwrap_or(0)),
+                    pools: Default::default(),
                     nodes: Vec::new(),
                     last_resize_failed: None,
                     unmanaged: Default::default(),
@@ -628,6 +632,7 @@ impl Cloud for TencentCloud {
             state,
             core: count(NodeGroup::Core),
             task: count(NodeGroup::Task),
+            pools: Default::default(),
             nodes: listed.iter().filter_map(ListedNode::to_node).collect(),
             last_resize_failed: None,
             unmanaged: unmanaged_nodes(&raw),

@@ -28,7 +28,7 @@ pub use client::{PoolChargeType, PoolScaleOut, TencentCloud, TencentOptions};
 use std::sync::Arc;
 
 use clusterscale_core::api::validate::Violation;
-use clusterscale_core::api::{CloudKind, ScaledClusterSpec, SecretRef, TencentSpec};
+use clusterscale_core::api::{CloudKind, ScaledClusterSpec, SecretRef, TaskPoolSpec, TencentSpec};
 use clusterscale_core::cloud::credentials::Credentials;
 use clusterscale_core::cloud::http::{parse_endpoint, Endpoint};
 use clusterscale_core::cloud::provider::{CloudProvider, Connect, ConnectError, SecretKeys};
@@ -98,6 +98,8 @@ impl CloudProvider for TencentProvider {
     const CAPABILITIES: Capabilities = Capabilities {
         max_out_per_call: Some(client::MAX_OUT_PER_CALL),
         token_window: client::CLIENT_TOKEN_WINDOW,
+        // Not in this version: validate refuses spec.taskPools.
+        named_pools: false,
         ..Capabilities::ALL
     };
 
@@ -105,8 +107,8 @@ impl CloudProvider for TencentProvider {
         spec.tencent.as_ref()
     }
 
-    fn validate(block: &TencentSpec) -> Vec<Violation> {
-        validate::validate(block)
+    fn validate(block: &TencentSpec, pools: &[TaskPoolSpec]) -> Vec<Violation> {
+        validate::validate(block, pools)
     }
 
     fn secret_ref(block: &TencentSpec) -> Option<&SecretRef> {

@@ -2,10 +2,10 @@
 //! in the same words as the CRD's CEL rules.
 
 use clusterscale_core::api::validate::{non_empty, Violation};
-use clusterscale_core::api::TencentSpec;
+use clusterscale_core::api::{TaskPoolSpec, TencentSpec};
 
-/// The violations of `t`; empty when valid.
-pub fn validate(t: &TencentSpec) -> Vec<Violation> {
+/// The violations of `t` and `pools`; empty when valid.
+pub fn validate(t: &TencentSpec, pools: &[TaskPoolSpec]) -> Vec<Violation> {
     let mut out = non_empty(&[
         ("spec.tencent.instanceId", &t.instance_id),
         ("spec.tencent.region", &t.region),
@@ -20,5 +20,12 @@ pub fn validate(t: &TencentSpec) -> Vec<Violation> {
         "spec.tencent.credentialsSecretRef.name",
         &t.credentials_secret_ref.name,
     )]));
+    if !pools.is_empty() {
+        // Not yet: the client neither counts nor scales a pool.
+        out.push(Violation::new(
+            "spec.taskPools",
+            "named pools are not supported for tencent by this version; remove spec.taskPools (spec.task is the cluster's Task nodes)",
+        ));
+    }
     out
 }

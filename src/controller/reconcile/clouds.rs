@@ -81,6 +81,9 @@ fn fingerprint(cluster: &ScaledCluster, creds: &Credentials) -> String {
         simulated: _,
         core: _,
         task: _,
+        // Not an input of the client: each call names the pools it means
+        // (`Cloud::observe_pools`, `ScaleRequest::pool`).
+        task_pools: _,
         scale_in: _,
         max_step: _,
         cooldown_seconds: _,

@@ -7,7 +7,7 @@ use std::time::Instant;
 use async_trait::async_trait;
 
 use crate::controller::serve::metrics::{action, Metrics, OK};
-use clusterscale_core::api::{CloudKind, OperationRecord};
+use clusterscale_core::api::{CloudKind, OperationRecord, TaskPoolSpec};
 use clusterscale_core::cloud::{
     Capabilities, Cloud, CloudError, ObservedCluster, OperationProgress, ScaleRequest, Submitted,
 };
@@ -61,9 +61,9 @@ impl Cloud for InstrumentedCloud {
         self.inner.capabilities()
     }
 
-    async fn observe(&self) -> Result<ObservedCluster, CloudError> {
+    async fn observe_pools(&self, pools: &[TaskPoolSpec]) -> Result<ObservedCluster, CloudError> {
         let started = Instant::now();
-        let result = self.inner.observe().await;
+        let result = self.inner.observe_pools(pools).await;
         self.record(action::OBSERVE, started, &result);
         result
     }
@@ -117,6 +117,7 @@ mod tests {
     fn request(group: NodeGroup, count: i32, token: &str) -> ScaleRequest {
         ScaleRequest {
             group,
+            pool: None,
             count,
             from_count: 0,
             token: token.into(),

@@ -396,6 +396,17 @@ fn record_metrics(ctx: &Context, cluster: &ScaledCluster, report: &Report) {
         task,
         observed.map(|o| o.task),
     );
+    let pools: Vec<(&str, i32, Option<i32>)> = cluster
+        .spec
+        .task_pools
+        .iter()
+        .map(|p| {
+            let (desired, _) = clusterscale_core::plan::desired_pool(p);
+            let seen = observed.and_then(|o| o.pools.get(&p.name).copied());
+            (p.name.as_str(), desired, seen)
+        })
+        .collect();
+    ctx.metrics.pool_nodes(&namespace, &name, &pools);
     if let Some(e) = &report.error {
         ctx.metrics.error(&e.class);
     }

@@ -8,7 +8,7 @@
 //! | `clusterscale_errors_total` | counter | `class` |
 //! | `clusterscale_cloud_calls_total` | counter | `cloud`, `action`, `outcome` |
 //! | `clusterscale_cloud_call_duration_seconds` | histogram | `cloud`, `action` |
-//! | `clusterscale_nodes` | gauge | `namespace`, `name`, `group`, `kind` |
+//! | `clusterscale_nodes` | gauge | `namespace`, `name`, `group`, `pool` (named pools only), `kind` |
 //! | `clusterscale_operations_total` | counter | `cloud`, `direction`, `outcome` |
 //! | `clusterscale_condition` | gauge | `namespace`, `name`, `type` |
 //! | `clusterscale_leader` | gauge | |
@@ -25,13 +25,17 @@
 //! Label values come from small fixed sets (outcomes, [`ErrorClass`] names,
 //! cloud kinds, actions), except `namespace`/`name` of `clusterscale_nodes`,
 //! whose series are removed with [`Metrics::forget`] when the resource is
-//! deleted.
+//! deleted (and `pool`, the names of `spec.taskPools`, whose series are
+//! removed when the pool leaves the spec). Core and the default Task pool
+//! have no `pool` label, so their series are those of before pools existed;
+//! a named pool's are `group="task",pool="<name>"`.
 
+use std::collections::{BTreeSet, HashMap};
 use std::sync::atomic::AtomicU64;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
-use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::encoding::{EncodeLabelSet, LabelSetEncoder};
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
@@ -88,12 +92,29 @@ struct CloudActionLabels {
     action: String,
 }
 
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+#[derive(Clone, Debug, Hash, PartialEq, Eq)]
 struct NodeLabels {
     namespace: String,
     name: String,
     group: String,
+    /// A named pool; no label at all for Core and the default Task pool.
+    pool: Option<String>,
     kind: String,
+}
+
+impl EncodeLabelSet for NodeLabels {
+    fn encode(&self, encoder: &mut LabelSetEncoder) -> Result<(), std::fmt::Error> {
+        let mut labels = vec![
+            ("namespace", self.namespace.as_str()),
+            ("name", self.name.as_str()),
+            ("group", self.group.as_str()),
+        ];
+        if let Some(pool) = &self.pool {
+            labels.push(("pool", pool.as_str()));
+        }
+        labels.push(("kind", self.kind.as_str()));
+        labels.encode(encoder)
+    }
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -124,6 +145,8 @@ struct Inner {
     cloud_calls: Family<CloudCallLabels, Counter>,
     cloud_call_duration: HistogramFamily<CloudActionLabels>,
     nodes: Family<NodeLabels, Gauge>,
+    /// The named pools each resource has series for, by (namespace, name).
+    pools: Mutex<HashMap<(String, String), BTreeSet<String>>>,
     conditions: Family<ConditionLabels, Gauge>,
     operations: Family<OperationLabels, Counter>,
     leader: Gauge,
@@ -264,6 +287,7 @@ impl Metrics {
                 cloud_calls,
                 cloud_call_duration,
                 nodes,
+                pools: Mutex::default(),
                 conditions,
                 operations,
                 leader,
@@ -359,6 +383,51 @@ impl Metrics {
         }
     }
 
+    /// The desired and observed node counts of each named pool of one
+    /// resource (`(pool, desired, observed)`); the series of a pool no
+    /// longer listed are removed.
+    pub fn pool_nodes(&self, namespace: &str, name: &str, pools: &[(&str, i32, Option<i32>)]) {
+        let key = (namespace.to_string(), name.to_string());
+        let now: BTreeSet<String> = pools.iter().map(|(p, ..)| p.to_string()).collect();
+        let before = {
+            let mut known = self.inner.pools.lock().unwrap_or_else(|e| e.into_inner());
+            if now.is_empty() {
+                known.remove(&key).unwrap_or_default()
+            } else {
+                known.insert(key, now.clone()).unwrap_or_default()
+            }
+        };
+        for gone in before.difference(&now) {
+            self.remove_pool(namespace, name, gone);
+        }
+        for (pool, desired, observed) in pools {
+            let labels = |kind| pool_labels(namespace, name, pool, kind);
+            self.inner
+                .nodes
+                .get_or_create(&labels("desired"))
+                .set(i64::from(*desired));
+            match observed {
+                Some(n) => {
+                    self.inner
+                        .nodes
+                        .get_or_create(&labels("observed"))
+                        .set(i64::from(*n));
+                }
+                None => {
+                    self.inner.nodes.remove(&labels("observed"));
+                }
+            }
+        }
+    }
+
+    fn remove_pool(&self, namespace: &str, name: &str, pool: &str) {
+        for kind in ["desired", "observed"] {
+            self.inner
+                .nodes
+                .remove(&pool_labels(namespace, name, pool, kind));
+        }
+    }
+
     /// Removes every node gauge of a deleted resource.
     /// The resource's conditions, as `clusterscale_condition{type}` 1 (True) or 0.
     pub fn conditions(
@@ -388,6 +457,7 @@ impl Metrics {
                     .remove(&node_labels(namespace, name, group, kind));
             }
         }
+        self.pool_nodes(namespace, name, &[]);
     }
 
     /// A scale operation in `direction` ended (or was submitted) with
@@ -453,7 +523,15 @@ fn node_labels(namespace: &str, name: &str, group: NodeGroup, kind: &str) -> Nod
         namespace: namespace.to_string(),
         name: name.to_string(),
         group: group.as_str().to_string(),
+        pool: None,
         kind: kind.to_string(),
+    }
+}
+
+fn pool_labels(namespace: &str, name: &str, pool: &str, kind: &str) -> NodeLabels {
+    NodeLabels {
+        pool: Some(pool.to_string()),
+        ..node_labels(namespace, name, NodeGroup::Task, kind)
     }
 }
 
@@ -694,6 +772,47 @@ mod tests {
         assert_eq!(sample(&text, "clusterscale_leader"), Some(1.0));
         m.set_leader(false);
         assert_eq!(sample(&m.encode(), "clusterscale_leader"), Some(0.0));
+    }
+
+    #[test]
+    fn named_pools_have_a_pool_label_and_leave_with_the_spec() {
+        let m = Metrics::new();
+        m.nodes("ops", "emr-a", NodeGroup::Task, 2, Some(2));
+        m.pool_nodes("ops", "emr-a", &[("batch", 2, Some(1)), ("spot", 10, None)]);
+        let text = m.encode();
+        // The default pool's series is as it was before pools existed.
+        assert_eq!(
+            sample(
+                &text,
+                r#"clusterscale_nodes{namespace="ops",name="emr-a",group="task",kind="desired"}"#
+            ),
+            Some(2.0)
+        );
+        assert_eq!(
+            sample(
+                &text,
+                r#"clusterscale_nodes{namespace="ops",name="emr-a",group="task",pool="batch",kind="observed"}"#
+            ),
+            Some(1.0)
+        );
+        assert_eq!(
+            sample(
+                &text,
+                r#"clusterscale_nodes{namespace="ops",name="emr-a",group="task",pool="spot",kind="desired"}"#
+            ),
+            Some(10.0)
+        );
+        assert!(!text.contains(r#"pool="spot",kind="observed""#), "{text}");
+        // spot leaves the spec: its series go, batch's stay.
+        m.pool_nodes("ops", "emr-a", &[("batch", 2, Some(2))]);
+        let text = m.encode();
+        assert!(!text.contains(r#"pool="spot""#), "{text}");
+        assert!(
+            text.contains(r#"pool="batch",kind="observed"} 2"#),
+            "{text}"
+        );
+        m.forget("ops", "emr-a");
+        assert!(!m.encode().contains("emr-a"));
     }
 
     #[test]

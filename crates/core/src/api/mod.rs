@@ -64,6 +64,12 @@ pub const MAX_TOTAL: i32 = 500;
         json_path = ".status.observed.task",
         description = "observed Task nodes"
     ),
+    printcolumn(
+        name = "Pools",
+        type_ = "string",
+        json_path = ".status.poolsSummary",
+        description = "observed/desired nodes of each spec.taskPools entry, in list order"
+    ),
     printcolumn(name = "Phase", type_ = "string", json_path = ".status.phase"),
     printcolumn(
         name = "Ready",
@@ -80,6 +86,11 @@ pub const MAX_TOTAL: i32 = 500;
     validation = Rule::new(CloudKind::exactly_one_rule()).message(CloudKind::exactly_one_message().as_str()),
     validation = Rule::new("self.core.count + self.task.count <= 500")
         .message("spec.core.count + spec.task.count must be at most 500"),
+    validation = Rule::new("!has(self.taskPools) || self.core.count + self.task.count + self.taskPools.map(p, p.count).sum() <= 500")
+        .message("spec.core.count + spec.task.count + spec.taskPools[].count must be at most 500"),
+    validation = Rule::new(CloudKind::pool_blocks_rule()).message(CloudKind::pool_blocks_message().as_str()),
+    validation = Rule::new("!has(self.huawei) || !has(self.taskPools) || self.taskPools.all(p, has(p.huawei))")
+        .message("spec.taskPools[].huawei.nodeGroup is required for every pool of a huawei cluster"),
 )]
 #[serde(rename_all = "camelCase")]
 pub struct ScaledClusterSpec {
@@ -94,9 +105,16 @@ pub struct ScaledClusterSpec {
     pub simulated: Option<SimulatedSpec>,
     /// Core node group (HDFS data nodes).
     pub core: CoreSpec,
-    /// Task node group (compute only). `kubectl scale` writes `task.count`.
+    /// Task node group (compute only): the default Task pool. `kubectl scale` writes `task.count`.
     #[serde(default)]
     pub task: TaskSpec,
+    /// Further Task pools, each scaled on its own (an MRS node group, an EMR set of Task
+    /// nodes of one instance and charge type), at most 8, keyed by name. Core, the default
+    /// pool and every pool count toward the 500-node limit. Growth goes Core, the default
+    /// pool, then these in list order; shrinking goes the other way.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 8), extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["name"]))]
+    pub task_pools: Vec<TaskPoolSpec>,
     /// Scale-in policy.
     #[serde(default)]
     pub scale_in: ScaleInSpec,
@@ -157,6 +175,115 @@ impl Default for TaskSpec {
             max: MAX_TOTAL,
         }
     }
+}
+
+/// A further Task pool (`spec.taskPools[]`). `count` is clamped into `[min, max]`
+/// as `spec.task.count` is; the operator scales it one operation at a time,
+/// like Core and the default Task pool.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+#[x_kube(validation = Rule::new("self.min <= self.max").message("spec.taskPools[].min must be <= spec.taskPools[].max"))]
+#[serde(rename_all = "camelCase")]
+pub struct TaskPoolSpec {
+    /// The pool's name: a DNS label (lowercase letters, digits and '-', at most 63
+    /// characters), unique in the list, and not `task` (the default pool's). Events,
+    /// operations, metrics (`pool` label) and `status.pools` name the pool by it.
+    #[schemars(length(min = 1, max = 63), pattern(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"))]
+    #[x_kube(validation = Rule::new("self != 'task'").message("spec.taskPools[].name must not be task (the default Task pool's name)"))]
+    pub name: String,
+    /// Desired nodes of this pool.
+    #[serde(default)]
+    #[x_kube(validation = Rule::new("self >= 0").message("spec.taskPools[].count must be >= 0"))]
+    pub count: i32,
+    /// Lower bound for `count`.
+    #[serde(default)]
+    #[x_kube(validation = Rule::new("self >= 0").message("spec.taskPools[].min must be >= 0"))]
+    pub min: i32,
+    /// Upper bound for `count`.
+    #[serde(default = "default_task_max")]
+    #[x_kube(validation = Rule::new("self >= 0 && self <= 500").message("spec.taskPools[].max must be between 0 and 500"))]
+    pub max: i32,
+    /// The pool on Tencent Cloud EMR: the Task nodes of one charge type, instance type
+    /// and YARN node label. Only on a `spec.tencent` cluster.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tencent: Option<TencentPoolSpec>,
+    /// The pool on Huawei Cloud MRS: one node group. Required on a `spec.huawei` cluster.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub huawei: Option<HuaweiPoolSpec>,
+    /// The pool on the simulated cloud. Only on a `spec.simulated` cluster; optional there.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub simulated: Option<SimulatedPoolSpec>,
+}
+
+impl TaskPoolSpec {
+    /// A pool `name` of `count` nodes, default bounds, no cloud block.
+    pub fn named(name: impl Into<String>, count: i32) -> Self {
+        Self {
+            name: name.into(),
+            count,
+            min: 0,
+            max: MAX_TOTAL,
+            tencent: None,
+            huawei: None,
+            simulated: None,
+        }
+    }
+}
+
+/// A Task pool on Tencent Cloud EMR (`spec.taskPools[].tencent`).
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct TencentPoolSpec {
+    /// How the pool's nodes are billed: POSTPAID_BY_HOUR (the default) or SPOTPAID
+    /// (spot instances; EMR allows them for Task nodes only, so only a pool can ask for them).
+    #[serde(default)]
+    pub charge_type: TencentChargeType,
+    /// CVM instance type of the pool's nodes, e.g. SA5.2XLARGE32; default: the cluster's Task spec.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub instance_type: Option<String>,
+    /// YARN node label given to the pool's nodes, e.g. spot.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub yarn_node_label: Option<String>,
+}
+
+/// EMR `InstanceChargeType` of a Task pool.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
+pub enum TencentChargeType {
+    // Pay-as-you-go, by the hour.
+    #[default]
+    #[serde(rename = "POSTPAID_BY_HOUR")]
+    PostpaidByHour,
+    // Spot instances: cheaper, and the cloud may reclaim them.
+    #[serde(rename = "SPOTPAID")]
+    Spotpaid,
+}
+
+impl TencentChargeType {
+    /// The value EMR takes: POSTPAID_BY_HOUR or SPOTPAID.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TencentChargeType::PostpaidByHour => "POSTPAID_BY_HOUR",
+            TencentChargeType::Spotpaid => "SPOTPAID",
+        }
+    }
+}
+
+/// A Task pool on Huawei Cloud MRS (`spec.taskPools[].huawei`).
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct HuaweiPoolSpec {
+    /// The MRS node group of the pool, e.g. node_group_3 (1-64 letters, digits, '_' or '-').
+    #[schemars(length(min = 1, max = 64), pattern(r"^[A-Za-z0-9_-]+$"))]
+    pub node_group: String,
+}
+
+/// A Task pool on the simulated cloud (`spec.taskPools[].simulated`).
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct SimulatedPoolSpec {
+    /// Nodes the pool has when the simulation first sees it.
+    #[serde(default)]
+    #[x_kube(validation = Rule::new("self >= 0").message("spec.taskPools[].simulated.initialCount must be >= 0"))]
+    pub initial_count: i32,
 }
 
 /// How nodes are removed.
@@ -359,6 +486,15 @@ macro_rules! clouds {
                 }
             }
         }
+
+        impl TaskPoolSpec {
+            /// True when the pool's block of cloud `kind` (`spec.taskPools[].tencent`, ...) is set.
+            pub fn has_block(&self, kind: CloudKind) -> bool {
+                match kind {
+                    $(CloudKind::$variant => self.$field.is_some()),+
+                }
+            }
+        }
     };
 }
 
@@ -388,6 +524,26 @@ impl CloudKind {
         format!("{} == 1", terms.join(" + "))
     }
 
+    /// The CRD's CEL rule on `spec`: a pool sets only the block of the spec's cloud.
+    pub fn pool_blocks_rule() -> String {
+        let terms: Vec<String> = CloudKind::ALL
+            .iter()
+            .map(|k| format!("(!has(p.{k}) || has(self.{k}))"))
+            .collect();
+        format!(
+            "!has(self.taskPools) || self.taskPools.all(p, {})",
+            terms.join(" && ")
+        )
+    }
+
+    /// The message of [`CloudKind::pool_blocks_rule`].
+    pub fn pool_blocks_message() -> String {
+        format!(
+            "spec.taskPools[]: a pool may set only the block of the spec's cloud ({})",
+            CloudKind::choices()
+        )
+    }
+
     /// The message of [`CloudKind::exactly_one_rule`].
     pub fn exactly_one_message() -> String {
         format!("spec: exactly one of {} must be set", CloudKind::choices())
@@ -413,6 +569,7 @@ impl ScaledClusterSpec {
                 count: task,
                 ..TaskSpec::default()
             },
+            task_pools: Vec::new(),
             scale_in: ScaleInSpec::default(),
             max_step: 0,
             cooldown_seconds: 0,
@@ -428,6 +585,20 @@ impl ScaledClusterSpec {
             (Some(kind), None) => Some(kind),
             _ => None,
         }
+    }
+
+    /// The pool `name` of `spec.taskPools`.
+    pub fn pool(&self, name: &str) -> Option<&TaskPoolSpec> {
+        self.task_pools.iter().find(|p| p.name == name)
+    }
+}
+
+/// How messages, Events and operations name a group of nodes: `core node(s)`,
+/// `task node(s)` (the default Task pool) or `task node(s) of pool batch`.
+pub fn nodes_of(group: NodeGroup, pool: Option<&str>) -> String {
+    match pool {
+        None => format!("{} node(s)", group.as_str()),
+        Some(p) => format!("{} node(s) of pool {p}", group.as_str()),
     }
 }
 
@@ -512,6 +683,9 @@ pub struct ObservedStatus {
 #[serde(rename_all = "camelCase")]
 pub struct PlanStep {
     pub group: NodeGroup,
+    /// The `spec.taskPools` entry the step scales; absent for Core and the default Task pool.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pool: Option<String>,
     pub direction: Direction,
     pub count: i32,
 }
@@ -534,6 +708,9 @@ pub struct OperationRecord {
     /// Deterministic id (from uid, generation and step); also the idempotency token (Tencent ClientToken).
     pub id: String,
     pub group: NodeGroup,
+    /// The `spec.taskPools` entry the operation scales; absent for Core and the default Task pool.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pool: Option<String>,
     pub direction: Direction,
     /// Nodes to add or remove.
     pub count: i32,
@@ -618,11 +795,49 @@ pub struct ScaledClusterStatus {
     /// Ready, Progressing, Degraded.
     #[serde(default)]
     pub conditions: Vec<Condition>,
+    /// Each `spec.taskPools` entry, in list order: its desired (clamped) and observed nodes.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub pools: Vec<PoolStatus>,
+    /// `observed/desired` of each pool of `pools`, comma-separated (`2/2,7/10`), for the
+    /// Pools printer column; `?` for a pool the cloud did not report.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pools_summary: Option<String>,
     /// Label selector of the scale subresource (`labelSelectorPath`), which an
     /// HPA or KEDA needs before it will scale: it names this ScaledCluster and
     /// selects no pod, as the metrics that drive a Task count are external.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub selector: Option<String>,
+}
+
+/// One Task pool in status (`status.pools[]`).
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct PoolStatus {
+    /// The pool's name (`spec.taskPools[].name`).
+    pub name: String,
+    /// The nodes the pool should have: its `count` clamped into `[min, max]`.
+    pub desired: i32,
+    /// The nodes the cloud reports in the pool; absent when it did not report the pool.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed: Option<i32>,
+}
+
+impl PoolStatus {
+    /// `observed/desired` of each pool (`2/2,7/10`, `?` for an unreported pool); `None` without pools.
+    pub fn summary(pools: &[PoolStatus]) -> Option<String> {
+        (!pools.is_empty()).then(|| {
+            pools
+                .iter()
+                .map(|p| {
+                    let observed = p
+                        .observed
+                        .map_or_else(|| "?".to_string(), |n| n.to_string());
+                    format!("{observed}/{}", p.desired)
+                })
+                .collect::<Vec<_>>()
+                .join(",")
+        })
+    }
 }
 
 /// The label key of [`scale_selector`].

@@ -9,7 +9,10 @@
 //! own block's (`CloudProvider::validate`, in the cloud's crate), and the
 //! operator asks both (`clusterscale::cloud::validate`).
 
-use super::{CloudKind, ScaledClusterSpec, MAX_TOTAL, MIN_CORE};
+use super::{CloudKind, ScaledClusterSpec, TaskPoolSpec, MAX_TOTAL, MIN_CORE};
+
+/// At most this many `spec.taskPools`.
+pub const MAX_POOLS: usize = 8;
 
 /// One broken rule.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -97,11 +100,35 @@ pub fn validate_spec(spec: &ScaledClusterSpec) -> Vec<Violation> {
         );
     }
     let total = i64::from(spec.core.count) + i64::from(spec.task.count);
+    let with_pools = total
+        + spec
+            .task_pools
+            .iter()
+            .map(|p| i64::from(p.count))
+            .sum::<i64>();
     if total > i64::from(MAX_TOTAL) {
         bad(
             "spec.core.count + spec.task.count",
             format!("must be at most {MAX_TOTAL} (got {total})"),
         );
+    } else if with_pools > i64::from(MAX_TOTAL) {
+        bad(
+            "spec.core.count + spec.task.count + spec.taskPools[].count",
+            format!("must be at most {MAX_TOTAL} (got {with_pools})"),
+        );
+    }
+    if spec.task_pools.len() > MAX_POOLS {
+        bad(
+            "spec.taskPools",
+            format!(
+                "must have at most {MAX_POOLS} pools (got {})",
+                spec.task_pools.len()
+            ),
+        );
+    }
+    for (i, pool) in spec.task_pools.iter().enumerate() {
+        let first = spec.task_pools.iter().position(|p| p.name == pool.name);
+        pool_rules(pool, first != Some(i), spec, &mut bad);
     }
     if spec.max_step < 0 {
         bad(
@@ -123,6 +150,86 @@ pub fn validate_spec(spec: &ScaledClusterSpec) -> Vec<Violation> {
         );
     }
     out
+}
+
+/// Whether `name` is a DNS label (RFC 1123): 1-63 of lowercase letters,
+/// digits and '-', starting and ending with a letter or digit.
+pub fn is_dns_label(name: &str) -> bool {
+    let ok = |c: char| c.is_ascii_lowercase() || c.is_ascii_digit();
+    (1..=63).contains(&name.len())
+        && name.chars().all(|c| ok(c) || c == '-')
+        && name.starts_with(ok)
+        && name.ends_with(ok)
+}
+
+/// The cloud-neutral rules of one pool; `repeated` when an earlier pool has its name.
+fn pool_rules(
+    pool: &TaskPoolSpec,
+    repeated: bool,
+    spec: &ScaledClusterSpec,
+    bad: &mut impl FnMut(&'static str, String),
+) {
+    let name = &pool.name;
+    if !is_dns_label(name) {
+        bad(
+            "spec.taskPools[].name",
+            format!("must be a DNS label: 1-63 lowercase letters, digits or '-', starting and ending with a letter or digit (got {name:?})"),
+        );
+    } else if name == "task" {
+        bad(
+            "spec.taskPools[].name",
+            "must not be task (the default Task pool's name)".to_string(),
+        );
+    } else if repeated {
+        bad(
+            "spec.taskPools[].name",
+            format!("must be unique ({name:?} appears twice)"),
+        );
+    }
+    if pool.count < 0 {
+        bad(
+            "spec.taskPools[].count",
+            format!("pool {name}: must be >= 0 (got {})", pool.count),
+        );
+    }
+    if pool.min < 0 {
+        bad(
+            "spec.taskPools[].min",
+            format!("pool {name}: must be >= 0 (got {})", pool.min),
+        );
+    }
+    if !(0..=MAX_TOTAL).contains(&pool.max) {
+        bad(
+            "spec.taskPools[].max",
+            format!(
+                "pool {name}: must be between 0 and {MAX_TOTAL} (got {})",
+                pool.max
+            ),
+        );
+    }
+    if pool.min > pool.max {
+        bad(
+            "spec.taskPools[].min",
+            format!(
+                "pool {name}: must be <= spec.taskPools[].max (min {} > max {})",
+                pool.min, pool.max
+            ),
+        );
+    }
+    let foreign: Vec<&str> = CloudKind::ALL
+        .into_iter()
+        .filter(|k| pool.has_block(*k) && !spec.has_block(*k))
+        .map(CloudKind::as_str)
+        .collect();
+    if !foreign.is_empty() {
+        bad(
+            "spec.taskPools[]",
+            format!(
+                "pool {name}: sets {}, but a pool may set only the block of the spec's cloud",
+                foreign.join(" and ")
+            ),
+        );
+    }
 }
 
 /// One line naming every violation, for conditions, events and CLI errors.
@@ -158,5 +265,31 @@ mod tests {
             ["spec.core.count", "spec.task.count", "spec.maxStep"]
         );
         assert_eq!(describe(&v).matches("; ").count(), 2);
+    }
+
+    #[test]
+    fn dns_labels() {
+        for good in ["a", "batch", "spot-1", "0a", &"a".repeat(63)] {
+            assert!(is_dns_label(good), "{good}");
+        }
+        for bad in ["", "-a", "a-", "Batch", "a_b", "a.b", &"a".repeat(64)] {
+            assert!(!is_dns_label(bad), "{bad}");
+        }
+    }
+
+    #[test]
+    fn pools_count_toward_500_and_are_named_once() {
+        let mut spec = ScaledClusterSpec::simulated(3, 400);
+        spec.task_pools = vec![TaskPoolSpec::named("a", 50), TaskPoolSpec::named("b", 47)];
+        assert_eq!(validate_spec(&spec), []);
+        spec.task_pools[1].count = 48;
+        let v = validate_spec(&spec);
+        assert_eq!(v.len(), 1, "{v:?}");
+        assert!(v[0].message.contains("(got 501)"), "{v:?}");
+        spec.task_pools[1].count = 0;
+        spec.task_pools[1].name = "a".into();
+        let v = validate_spec(&spec);
+        assert_eq!(v.len(), 1, "{v:?}");
+        assert_eq!(v[0].field, "spec.taskPools[].name");
     }
 }

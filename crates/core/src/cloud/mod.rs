@@ -7,13 +7,14 @@ pub mod fence;
 pub mod http;
 pub mod provider;
 
+use std::collections::BTreeMap;
 use std::fmt;
 use std::time::Duration;
 
 use async_trait::async_trait;
 
 pub use crate::api::ErrorClass;
-use crate::api::{CloudKind, Direction, NodeGroup, OperationRecord};
+use crate::api::{CloudKind, Direction, NodeGroup, OperationRecord, TaskPoolSpec};
 
 /// The cluster's lifecycle state, normalised across clouds.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -78,7 +79,12 @@ pub struct Node {
 pub struct ObservedCluster {
     pub state: ClusterState,
     pub core: i32,
+    /// The default Task pool (`spec.task`): Task nodes in no named pool.
     pub task: i32,
+    /// Nodes of each named pool (`spec.taskPools`) the cloud reported, by
+    /// name; a pool it did not report is absent (a cloud without
+    /// [`Capabilities::named_pools`] reports none).
+    pub pools: BTreeMap<String, i32>,
     /// Nodes, when the cloud lists them (may be empty).
     pub nodes: Vec<Node>,
     /// The cloud reports that the last resize failed while the cluster stays
@@ -103,11 +109,26 @@ pub struct UnmanagedNodes {
 }
 
 impl ObservedCluster {
+    /// Core, or the default Task pool.
     pub fn count(&self, group: NodeGroup) -> i32 {
         match group {
             NodeGroup::Core => self.core,
             NodeGroup::Task => self.task,
         }
+    }
+
+    /// Core, the default Task pool (`pool` None), or the named pool `pool`
+    /// (0 when the cloud did not report it).
+    pub fn count_of(&self, group: NodeGroup, pool: Option<&str>) -> i32 {
+        match pool {
+            None => self.count(group),
+            Some(name) => self.pools.get(name).copied().unwrap_or(0),
+        }
+    }
+
+    /// Every node the operator counts: Core, the default Task pool and every named pool.
+    pub fn total(&self) -> i32 {
+        self.core + self.task + self.pools.values().sum::<i32>()
     }
 }
 
@@ -118,6 +139,11 @@ pub struct Capabilities {
     pub scale_out_task: bool,
     pub scale_in_core: bool,
     pub scale_in_task: bool,
+    /// Named Task pools (`spec.taskPools`): the cloud observes each pool
+    /// ([`Cloud::observe_pools`]) and scales it ([`ScaleRequest::pool`]).
+    /// Without it, a pool's step is Blocked (Unsupported) and the planner
+    /// moves on to the other groups.
+    pub named_pools: bool,
     /// Graceful decommission with a timeout.
     pub graceful_scale_in: bool,
     /// Largest count one scale-out call accepts, when the cloud limits it.
@@ -147,6 +173,7 @@ impl Capabilities {
         scale_out_task: true,
         scale_in_core: true,
         scale_in_task: true,
+        named_pools: true,
         graceful_scale_in: true,
         max_out_per_call: None,
         idempotent_scale_out: true,
@@ -168,6 +195,10 @@ impl Capabilities {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ScaleRequest {
     pub group: NodeGroup,
+    /// The named Task pool to scale (`group` is Task), with its cloud block
+    /// (`tencent.chargeType`, `huawei.nodeGroup`, ...); `None` for Core and
+    /// the default Task pool.
+    pub pool: Option<TaskPoolSpec>,
     /// Nodes to add or remove.
     pub count: i32,
     /// Group size before the call (as observed when planned).
@@ -361,13 +392,25 @@ pub trait Cloud: Send + Sync {
 
     fn capabilities(&self) -> Capabilities;
 
-    /// Read state and node counts, with as few calls as possible.
-    async fn observe(&self) -> Result<ObservedCluster, CloudError>;
+    /// Read state and node counts, with as few calls as possible: Core, the
+    /// default Task pool (Task nodes in none of `pools`) and, in
+    /// [`ObservedCluster::pools`], each of `pools` by name. `pools` is the
+    /// spec's `taskPools` of this pass: clients outlive spec edits, so they
+    /// learn the pools from each call, never from `connect`. A cloud without
+    /// [`Capabilities::named_pools`] reports no pool.
+    async fn observe_pools(&self, pools: &[TaskPoolSpec]) -> Result<ObservedCluster, CloudError>;
 
-    /// Add `req.count` nodes to `req.group`.
+    /// [`observe_pools`](Self::observe_pools) with no named pool. Not to be
+    /// overridden: implement `observe_pools`.
+    async fn observe(&self) -> Result<ObservedCluster, CloudError> {
+        self.observe_pools(&[]).await
+    }
+
+    /// Add `req.count` nodes to `req.group` (to the pool `req.pool`, when set).
     async fn scale_out(&self, req: &ScaleRequest) -> Result<Submitted, CloudError>;
 
-    /// Remove `req.count` nodes from `req.group`, `req.prefer_nodes` first.
+    /// Remove `req.count` nodes from `req.group` (from the pool `req.pool`,
+    /// when set), `req.prefer_nodes` first (empty for a named pool).
     async fn scale_in(&self, req: &ScaleRequest) -> Result<Submitted, CloudError>;
 
     /// Progress of an accepted operation.

@@ -20,7 +20,7 @@ use serde::Serialize;
 use super::credentials::{Credentials, MissingCredential};
 use super::{Capabilities, Cloud};
 use crate::api::validate::Violation;
-use crate::api::{CloudKind, Precondition, ScaledClusterSpec, SecretRef};
+use crate::api::{CloudKind, Precondition, ScaledClusterSpec, SecretRef, TaskPoolSpec};
 use crate::clock::Clock;
 
 /// The Secret keys a cloud accepts: any one complete set will do.
@@ -143,9 +143,11 @@ pub trait CloudProvider: Sync + 'static {
 
     fn block(spec: &ScaledClusterSpec) -> Option<&Self::Spec>;
     /// The block's own rules, beyond the CRD's cloud-neutral ones
-    /// ([`crate::api::validate::validate_spec`]): each broken rule names its
-    /// field (`spec.tencent.region`), in the same words as the CRD's CEL rule.
-    fn validate(block: &Self::Spec) -> Vec<Violation>;
+    /// ([`crate::api::validate::validate_spec`]), and the rules of this
+    /// cloud's pools (`spec.taskPools`, with their blocks of this cloud, or
+    /// a refusal of pools the cloud cannot scale): each broken rule names
+    /// its field (`spec.tencent.region`), in the same words as the CRD's CEL rule.
+    fn validate(block: &Self::Spec, pools: &[TaskPoolSpec]) -> Vec<Violation>;
     /// The Secret the block names, when the cloud needs credentials.
     fn secret_ref(block: &Self::Spec) -> Option<&SecretRef>;
     /// Credentials from the environment variables the vendor's SDKs read (the CLI).
@@ -217,7 +219,9 @@ impl<P: CloudProvider> Provider for P {
     }
 
     fn validate(&self, spec: &ScaledClusterSpec) -> Vec<Violation> {
-        P::block(spec).map(P::validate).unwrap_or_default()
+        P::block(spec)
+            .map(|b| P::validate(b, &spec.task_pools))
+            .unwrap_or_default()
     }
 
     fn secret_name<'a>(&self, spec: &'a ScaledClusterSpec) -> Option<&'a str> {

@@ -12,10 +12,18 @@ fn cluster(state: ClusterState, task: i32) -> ObservedCluster {
         state,
         core: 3,
         task,
+        pools: Default::default(),
         nodes: vec![],
         last_resize_failed: None,
         unmanaged: UnmanagedNodes::default(),
     }
+}
+
+/// Running, the default pool at `task` and pool `batch` at `batch`.
+fn pooled(task: i32, batch: i32) -> ObservedCluster {
+    let mut o = running(task);
+    o.pools.insert("batch".into(), batch);
+    o
 }
 
 fn running(task: i32) -> ObservedCluster {
@@ -150,6 +158,12 @@ fn cases() -> Vec<Case> {
         case("accepted, idle short, settled", accepted(), running(0), Some(P::Unknown), 60, Want::Done(Failed)),
         case("accepted scale-in, reached", accepted().scale_in(4, 2), running(2), Some(P::Unknown), 0, Want::Done(Succeeded)),
         case("accepted scale-in, below the target", accepted().scale_in(4, 2), running(1), Some(P::Unknown), 0, Want::Done(Succeeded)),
+        // A pool's operation is judged by the pool's count, never the default pool's.
+        case("pool: unaccepted, the pool reached the target", unaccepted().pool("batch"), pooled(0, 2), None, 0, Want::Done(Succeeded)),
+        case("pool: unaccepted, only the default pool moved", unaccepted().pool("batch"), pooled(2, 0), None, 10, Want::Resend),
+        case("pool: accepted, reached", accepted().pool("batch"), pooled(0, 2), Some(P::Unknown), 0, Want::Done(Succeeded)),
+        case("pool: accepted, idle short, settled", accepted().pool("batch"), pooled(2, 0), Some(P::Unknown), 60, Want::Done(Failed)),
+        case("pool: a pool no longer reported counts as 0", accepted().pool("gone").scale_in(2, 0), running(5), Some(P::Unknown), 0, Want::Done(Succeeded)),
     ]
 }
 
@@ -197,6 +211,22 @@ fn decide(
         settle: Duration::from_secs(60),
         capabilities,
     })
+}
+
+#[test]
+fn a_pools_messages_name_the_pool() {
+    let r = resolve(&Facts {
+        pending: &accepted().pool("batch"),
+        observed: &pooled(0, 2),
+        progress: None,
+        age: Duration::ZERO,
+        settle: Duration::from_secs(60),
+        capabilities: tokens(),
+    });
+    assert_eq!(
+        r,
+        Resolution::Finished(Outcome::Succeeded, "pool batch is now 2".into())
+    );
 }
 
 #[test]
