@@ -448,6 +448,7 @@ async fn custom_clusters_refuse_v11_resizes_and_scale_through_v2() {
     let err = client
         .scale_out(&ScaleRequest {
             group: NodeGroup::Task,
+            pool: None,
             count: 1,
             from_count: 2,
             token: "op-1".into(),
