@@ -12,7 +12,7 @@ mod support;
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
-use clusterscale_core::api::Outcome;
+use clusterscale_core::api::{Outcome, ScaledCluster};
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::Api;
@@ -228,6 +228,100 @@ async fn crd_applies() {
             )
         },
     );
+}
+
+/// Two named Task pools on the real apiserver: the cluster converges in the
+/// documented order (Core, the default pool, then the pools in list order;
+/// shrinking the other way round), `status.pools` and the `Pools` printer
+/// column say each pool's observed/desired, and every operation's Events name
+/// its pool.
+#[tokio::test]
+async fn two_pools_converge_and_status_pools_is_right() {
+    let t = TestNs::new("pools").await;
+    let _op = Operator::start(&t, "pools");
+    let spec = |batch: i32, spot: i32| {
+        manifest(
+            "pools",
+            &simulated_block(1),
+            3,
+            1,
+            &[
+                "cooldownSeconds: 0".to_string(),
+                "scaleIn: {allowed: true}".to_string(),
+                format!(
+                    "taskPools: [{{name: batch, count: {batch}, min: 0, max: 10, simulated: {{initialCount: 0}}}}, {{name: spot, count: {spot}, simulated: {{initialCount: 0}}}}]"
+                ),
+            ],
+        )
+    };
+    let pools_are = |sc: &ScaledCluster, want: &[(&str, i32)]| {
+        sc.status.as_ref().is_some_and(|s| {
+            s.pools.len() == want.len()
+                && s.pools.iter().zip(want).all(|(p, (name, n))| {
+                    p.name == *name && p.desired == *n && p.observed == Some(*n)
+                })
+        })
+    };
+    t.apply_ok(&spec(2, 1));
+    let sc = t
+        .wait_sc(
+            "pools",
+            "Ready with batch 2/2 and spot 1/1",
+            CONVERGE,
+            |sc| converged_at(sc, 3, 1) && pools_are(sc, &[("batch", 2), ("spot", 1)]),
+        )
+        .await;
+    let summary = sc.status.as_ref().and_then(|s| s.pools_summary.clone());
+    t.check(summary.as_deref() == Some("2/2,1/1"), || {
+        format!("status.poolsSummary: {summary:?}")
+    });
+    let printed = t.kubectl_ok(&["get", "scl", "pools", "--no-headers", "-o", "wide"]);
+    t.check(printed.contains("2/2,1/1"), || {
+        format!("the Pools column should show 2/2,1/1: {printed}")
+    });
+    // Scale-outs in order: the default pool, then batch, then spot.
+    let started = t.wait_events("pools", "ScaleOutStarted", 3, SHORT).await;
+    let order = |events: &[k8s_openapi::api::events::v1::Event]| -> Vec<String> {
+        let mut events: Vec<_> = events.to_vec();
+        events.sort_by_key(|e| e.event_time.as_ref().map(|t| t.0));
+        events
+            .iter()
+            .map(|e| {
+                let note = e.note.clone().unwrap_or_default();
+                ["batch", "spot"]
+                    .iter()
+                    .find(|p| {
+                        note.contains(&format!("pool {p}")) || note.contains(&format!("{p} pool"))
+                    })
+                    .map_or("default".to_string(), |p| p.to_string())
+            })
+            .collect()
+    };
+    let out = order(&started);
+    t.check(out == ["default", "batch", "spot"], || {
+        format!("scale-outs should go default, batch, spot; the Events say {out:?}: {started:#?}")
+    });
+    // Shrink both pools: spot first, then batch.
+    t.apply_ok(&spec(1, 0));
+    let sc = t
+        .wait_sc(
+            "pools",
+            "Ready with batch 1/1 and spot 0/0",
+            CONVERGE,
+            |sc| converged_at(sc, 3, 1) && pools_are(sc, &[("batch", 1), ("spot", 0)]),
+        )
+        .await;
+    let last = sc.status.as_ref().and_then(|s| s.last_operation.clone());
+    t.check(
+        last.as_ref()
+            .is_some_and(|o| o.pool.as_deref() == Some("batch")),
+        || format!("the last operation should be batch's scale-in: {last:?}"),
+    );
+    let shrunk = t.wait_events("pools", "ScaleInStarted", 2, SHORT).await;
+    let out = order(&shrunk);
+    t.check(out == ["spot", "batch"], || {
+        format!("scale-ins should go spot, batch; the Events say {out:?}: {shrunk:#?}")
+    });
 }
 
 #[tokio::test]
