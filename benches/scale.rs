@@ -5,6 +5,7 @@
 //! ```sh
 //! cargo bench --bench scale                        # N = 1,000 and 10,000, simulated cloud
 //! cargo bench --bench scale -- --n 2000 --quiet-seconds 30
+//! cargo bench --bench scale -- --n 1000 --pools 2          # two named Task pools per cluster
 //! cargo bench --bench scale -- --n 200 --cloud tencent --delay-ms 100 --quiet-seconds 20
 //! ```
 //!
@@ -54,6 +55,8 @@ struct Args {
     delay_ms: u64,
     quiet_seconds: u64,
     probe_patches: usize,
+    /// Named Task pools per cluster (`--pools K`), each needing one scale-out.
+    pools: usize,
     full: bool,
 }
 
@@ -90,6 +93,9 @@ fn args() -> Args {
         probe_patches: value("--probe-patches")
             .map(|v| v.parse().expect("--probe-patches K"))
             .unwrap_or(if full { 400 } else { 10 }),
+        pools: value("--pools")
+            .map(|v| v.parse().expect("--pools K"))
+            .unwrap_or(0),
         full,
     }
 }
@@ -173,7 +179,7 @@ fn journal_calls(path: &std::path::Path) -> HashMap<String, usize> {
     out
 }
 
-fn manifest(i: usize, tencent: Option<&str>) -> ScaledCluster {
+fn manifest(i: usize, tencent: Option<&str>, pools: usize) -> ScaledCluster {
     let cloud = match tencent {
         Some(endpoint) => serde_json::json!({"tencent": {
             "region": "ap-guangzhou",
@@ -198,6 +204,17 @@ fn manifest(i: usize, tencent: Option<&str>) -> ScaledCluster {
     });
     if let (Some(spec), Some(cloud)) = (sc["spec"].as_object_mut(), cloud.as_object()) {
         spec.extend(cloud.clone());
+    }
+    if pools > 0 {
+        let pools: Vec<serde_json::Value> = (0..pools)
+            .map(|k| match tencent {
+                Some(_) => serde_json::json!({"name": format!("p{k}"), "count": 1, "max": 400,
+                    "tencent": {"chargeType": "POSTPAID_BY_HOUR"}}),
+                None => serde_json::json!({"name": format!("p{k}"), "count": 1, "max": 400,
+                    "simulated": {"initialCount": 0}}),
+            })
+            .collect();
+        sc["spec"]["taskPools"] = serde_json::Value::Array(pools);
     }
     serde_json::from_value(sc).expect("a valid ScaledCluster")
 }
@@ -470,10 +487,14 @@ async fn run_one(n: usize, a: &Args) -> Row {
         .map(|i| {
             let api = api.clone();
             let endpoint = endpoint.clone();
+            let pools = a.pools;
             async move {
-                api.create(&PostParams::default(), &manifest(i, endpoint.as_deref()))
-                    .await
-                    .expect("create")
+                api.create(
+                    &PostParams::default(),
+                    &manifest(i, endpoint.as_deref(), pools),
+                )
+                .await
+                .expect("create")
             }
         })
         .buffer_unordered(64)
@@ -724,8 +745,9 @@ fn main() {
         "cloud: simulated (in the operator)".to_string()
     };
     println!(
-        "\nscale benchmark ({} build, {cloud}, quiet window {} s = --resync-seconds, {} probe patches at 20/s)",
+        "\nscale benchmark ({} build, {cloud}, {} named Task pool(s) per cluster, quiet window {} s = --resync-seconds, {} probe patches at 20/s)",
         if a.full { "release" } else { "test-profile smoke" },
+        a.pools,
         a.quiet_seconds,
         a.probe_patches
     );
