@@ -470,3 +470,87 @@ fn every_cel_rule_of_the_crd_has_a_case() {
         );
     }
 }
+
+/// What the schema itself refuses about pools, before any CEL rule, as
+/// `kubectl apply` (strict field validation, its default) sends it: a
+/// duplicate pool name (`listType: map` keyed by name), more than 8 pools, a
+/// charge type that is not POSTPAID_BY_HOUR or SPOTPAID, and SPOTPAID outside
+/// a pool (there is no such field: an unknown field).
+#[tokio::test]
+async fn the_schema_refuses_duplicate_pools_and_spot_outside_a_pool() {
+    let t = TestNs::new("admission-pools").await;
+    let tencent = "tencent: {region: ap-guangzhou, instanceId: emr-adm00001, payMode: 0, credentialsSecretRef: {name: tc}}";
+    let doc = |name: &str, cloud: &str, extra: &str| {
+        format!(
+            "apiVersion: clusterscale.io/v1alpha1\nkind: ScaledCluster\nmetadata: {{name: {name}}}\nspec:\n  {cloud}\n  core: {{count: 3}}\n  task: {{count: 0, min: 0, max: 20}}\n{extra}"
+        )
+    };
+    let nine: String = (0..9)
+        .map(|i| format!("  - {{name: p{i}, simulated: {{}}}}\n"))
+        .collect();
+    let cases = [
+        (
+            "duplicate pool name",
+            doc(
+                "dup",
+                "simulated: {}",
+                "  taskPools:\n  - {name: a, count: 1}\n  - {name: a, count: 2}\n",
+            ),
+            "Duplicate value",
+        ),
+        (
+            "nine pools",
+            doc("nine", "simulated: {}", &format!("  taskPools:\n{nine}")),
+            "must have at most 8 items",
+        ),
+        (
+            "a charge type of neither kind",
+            doc(
+                "prepaid",
+                tencent,
+                "  taskPools:\n  - {name: a, tencent: {chargeType: PREPAID}}\n",
+            ),
+            "Unsupported value: \"PREPAID\"",
+        ),
+        (
+            "SPOTPAID outside a pool",
+            doc(
+                "spot",
+                "tencent: {region: ap-guangzhou, instanceId: emr-adm00002, payMode: 0, chargeType: SPOTPAID, credentialsSecretRef: {name: tc}}",
+                "",
+            ),
+            "unknown field \"spec.tencent.chargeType\"",
+        ),
+    ];
+    let mut failures = Vec::new();
+    for (what, yaml, want) in &cases {
+        let out = apiserver().kubectl_stdin(
+            &["apply", "-n", &t.ns, "--dry-run=server", "-f", "-"],
+            Some(yaml),
+        );
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        if out.status.success() || !stderr.contains(want) {
+            failures.push(format!(
+                "{what}: want a refusal containing {want:?}, got {} {stderr}",
+                out.status
+            ));
+        }
+    }
+    // The same shapes, valid: admitted.
+    let valid = doc(
+        "valid",
+        tencent,
+        "  taskPools:\n  - {name: a, count: 1, tencent: {chargeType: SPOTPAID}}\n  - {name: b, count: 2}\n",
+    );
+    let out = apiserver().kubectl_stdin(
+        &["apply", "-n", &t.ns, "--dry-run=server", "-f", "-"],
+        Some(&valid),
+    );
+    if !out.status.success() {
+        failures.push(format!(
+            "a valid manifest with two pools was refused: {}",
+            String::from_utf8_lossy(&out.stderr)
+        ));
+    }
+    t.check(failures.is_empty(), || failures.join("\n"));
+}
