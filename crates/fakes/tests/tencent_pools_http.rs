@@ -429,7 +429,10 @@ async fn observe_counts_each_pool_by_its_tag_and_autoflag_nodes_in_none() {
     assert_eq!(env.control.journal().len() - before, 2);
 
     // A pool not in the spec: its nodes are in no pool and not the default one.
-    let o = client.observe_pools(&[spot.clone()]).await.unwrap();
+    let o = client
+        .observe_pools(std::slice::from_ref(&spot))
+        .await
+        .unwrap();
     assert_eq!((o.task, o.pools.len()), (2, 1));
     assert_eq!(o.pools.get("spot"), Some(&2));
     // Its nodes are not among the nodes counted: Core 3, default 2, spot 2.
@@ -755,7 +758,7 @@ async fn pool_scale_out_is_resent_with_its_token_and_deduplicated() {
     let env = start(3, 0).await;
     let cloud = env.client();
     let spot = spot_pool(2);
-    let spec = engine_spec(&env, 3, 0, &[spot.clone()]);
+    let spec = engine_spec(&env, 3, 0, std::slice::from_ref(&spot));
     env.control.set_faults(FakeFaults {
         proxy_error_rate: 1.0,
         proxy_error_drops_write: true,
