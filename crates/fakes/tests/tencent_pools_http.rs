@@ -880,3 +880,40 @@ async fn a_refused_instance_type_is_permanent_through_the_engine() {
     assert_eq!(env.model.write_count(), 0, "nothing applied");
     assert!(env.calls("ScaleOutCluster").iter().all(|l| !l.write));
 }
+
+/// `InvalidParameter.InvalidInstanceChargeType` from ScaleOutCluster (as EMR
+/// answers for a charge type the region or account refuses) reaches status
+/// as a permanent error whose message says what to change.
+#[tokio::test]
+async fn a_refused_charge_type_is_permanent_through_the_engine() {
+    let env = start(3, 0).await;
+    env.control.inject(clusterscale_fakes::InjectedError {
+        action: Some("ScaleOutCluster".into()),
+        code: "InvalidParameter.InvalidInstanceChargeType".into(),
+        message: "The InstanceChargeType is not supported.".into(),
+        http_status: None,
+    });
+    let cloud = env.client();
+    let spec = engine_spec(&env, 3, 0, &[spot_pool(1)]);
+    let r = pass(&spec, &Default::default(), &cloud, &env.clock).await;
+    let last = r.status.last_error.clone().expect("lastError");
+    assert_eq!(last.code, "InvalidParameter.InvalidInstanceChargeType");
+    assert!(
+        last.message.contains("POSTPAID_BY_HOUR or SPOTPAID"),
+        "{}",
+        last.message
+    );
+    let degraded = find(&r.status.conditions, "Degraded").unwrap();
+    assert_eq!(
+        (degraded.status.as_str(), degraded.reason.as_str()),
+        ("True", "Invalid")
+    );
+    assert_eq!(
+        r.events
+            .iter()
+            .filter(|e| e.type_ == EventType::Warning && e.reason == "Invalid")
+            .count(),
+        1
+    );
+    assert_eq!(env.model.write_count(), 0);
+}
