@@ -20,9 +20,25 @@ fn every_example_is_a_valid_scaledcluster() {
         seen += 1;
     }
     assert!(
-        seen >= 4,
-        "expected the quickstart, pools, tencent and huawei examples, found {seen}"
+        seen >= 5,
+        "expected the quickstart, pools, tencent, tencent-spot-pool and huawei examples, found {seen}"
     );
+}
+
+/// The EMR spot-pool example is a Tencent cluster with a SPOTPAID pool that
+/// names its instance type and YARN label, and the Tencent rules accept it.
+#[test]
+fn tencent_spot_pool_example_has_a_spotpaid_pool() {
+    use clusterscale_core::api::TencentChargeType;
+    let path =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/tencent-spot-pool.yaml");
+    let cluster = clusterscale_core::manifest::load(&path).unwrap_or_else(|e| panic!("{e}"));
+    assert!(cluster.spec.tencent.is_some());
+    let spot = cluster.spec.pool("spot").expect("pool spot");
+    let block = spot.tencent.as_ref().expect("its tencent block");
+    assert_eq!(block.charge_type, TencentChargeType::Spotpaid);
+    assert!(block.instance_type.is_some() && block.yarn_node_label.is_some());
+    assert_eq!(clusterscale::cloud::validate(&cluster.spec), []);
 }
 
 fn documents(path: &std::path::Path) -> Vec<serde_yaml_ng::Value> {

@@ -468,7 +468,7 @@ spec:
     let unknown = known.replace(
         &format!("instanceId: {INSTANCE}"),
         &format!("instanceId: {INSTANCE}\n    instanceID: emr-other"),
-    ) + "  taskPools:\n    - {name: keep-me, count: 4}\n";
+    ) + "  taskPoolz:\n    - {name: keep-me, count: 4}\n";
     let known_path = dir.path().join("known.yaml");
     let unknown_path = dir.path().join("unknown.yaml");
     std::fs::write(&known_path, &known).expect("manifest written");
@@ -498,7 +498,7 @@ spec:
         assert_eq!(
             String::from_utf8_lossy(&o.stderr).trim_end(),
             format!(
-                "error: {}: unknown field(s) spec.tencent.instanceID, spec.taskPools \
+                "error: {}: unknown field(s) spec.tencent.instanceID, spec.taskPoolz \
                  (this clusterscale does not know them; a newer one may; remove them or upgrade)",
                 unknown_path.display()
             ),
@@ -645,4 +645,107 @@ fn fake_cloud_refuses_fault_rates_out_of_range() {
             "{args:?}"
         );
     }
+}
+
+/// A cluster with a spot pool: `plan` shows the pool's step, and `apply
+/// --wait` grows the default pool with ScaleOutInstance and the pool with
+/// ScaleOutCluster (SPOTPAID, its instance type, YARN label and tag), then
+/// shrinks the pool with TerminateClusterNodes naming only its nodes.
+#[tokio::test]
+async fn cli_plan_and_apply_a_spot_pool() {
+    let fake = FakeCloud::start(3, 0, 1, &[]);
+    let pool = |count: i32| {
+        format!(
+            "  taskPools:
+    - name: spot
+      count: {count}
+      max: 20
+      tencent: {{chargeType: SPOTPAID, instanceType: SA5.2XLARGE32, yarnNodeLabel: spot}}
+"
+        )
+    };
+    let grow = fake.manifest(3, 1, &pool(2));
+
+    let plan = run(SECRET_KEY, &["plan"], &grow);
+    assert_eq!(plan.status.code(), Some(0), "{}", text(&plan));
+    let out = String::from_utf8_lossy(&plan.stdout);
+    assert!(
+        out.contains("observed: state running, Core 3, Task 0, pool spot 0"),
+        "{}",
+        text(&plan)
+    );
+    assert!(
+        out.contains("desired:  Core 3, Task 1, pool spot 2"),
+        "{}",
+        text(&plan)
+    );
+    assert!(
+        out.contains("plan step 1: task out 1")
+            && out.contains("plan step 2: task (pool spot) out 2"),
+        "{}",
+        text(&plan)
+    );
+    assert!(fake.writes().is_empty(), "plan changes nothing");
+
+    let o = apply_wait(&grow);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let writes = fake.writes();
+    let actions: Vec<&str> = writes
+        .iter()
+        .map(|w| w["action"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        actions,
+        ["ScaleOutInstance", "ScaleOutCluster"],
+        "{}",
+        text(&o)
+    );
+    let p = &writes[1]["params"];
+    assert_eq!(p["InstanceChargeType"], "SPOTPAID");
+    assert_eq!(
+        p["ScaleOutNodeConfig"],
+        json!({"NodeFlag": "TASK", "NodeCount": 2})
+    );
+    assert_eq!(p["ResourceSpec"]["InstanceType"], "SA5.2XLARGE32");
+    assert_eq!(p["YarnNodeLabel"], "spot");
+    assert_eq!(p["EnableStartServiceFlag"], true);
+    assert_eq!(
+        p["Tags"],
+        json!([{"TagKey": "clusterscale.io/pool", "TagValue": "spot"}])
+    );
+    assert!(p["ClientToken"]
+        .as_str()
+        .is_some_and(|t| !t.is_empty() && t.len() <= 64));
+    let converged = run(SECRET_KEY, &["plan"], &grow);
+    assert!(
+        String::from_utf8_lossy(&converged.stdout)
+            .contains("observed: state running, Core 3, Task 1, pool spot 2"),
+        "{}",
+        text(&converged)
+    );
+
+    // The pool 2 -> 1, the default pool kept: one TerminateClusterNodes of
+    // one spot node, never the default pool's.
+    let default_node = task_ids(&fake).await;
+    let o = apply_wait(&fake.manifest(3, 1, &pool(1)));
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let terminate = fake.calls("TerminateClusterNodes");
+    assert_eq!(terminate.len(), 1, "{}", text(&o));
+    assert_eq!(terminate[0]["params"]["NodeFlag"], "TASK");
+    assert_eq!(
+        terminate[0]["params"]["CvmInstanceIds"]
+            .as_array()
+            .map(Vec::len),
+        Some(1)
+    );
+    assert!(fake.calls("TerminateTasks").is_empty());
+    let converged = run(SECRET_KEY, &["plan"], &fake.manifest(3, 1, &pool(1)));
+    assert!(
+        String::from_utf8_lossy(&converged.stdout)
+            .contains("observed: state running, Core 3, Task 1, pool spot 1"),
+        "{}",
+        text(&converged)
+    );
+    // The default pool's node is the one it had (task_ids lists the untagged ones).
+    assert_eq!(task_ids(&fake).await, default_node);
 }

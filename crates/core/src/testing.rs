@@ -331,6 +331,14 @@ pub fn refusals() -> Vec<(&'static str, &'static str, ScaledClusterSpec)> {
         tencent: Some(TencentPoolSpec::default()),
         ..TaskPoolSpec::named("spot", 1)
     };
+    let spot_with = |f: &dyn Fn(&mut TencentPoolSpec)| {
+        let mut t = TencentPoolSpec::default();
+        f(&mut t);
+        TaskPoolSpec {
+            tencent: Some(t),
+            ..spot()
+        }
+    };
     let group = |g: &str| TaskPoolSpec {
         huawei: Some(HuaweiPoolSpec {
             node_group: g.into(),
@@ -428,9 +436,16 @@ pub fn refusals() -> Vec<(&'static str, &'static str, ScaledClusterSpec)> {
             with(&|s| s.task_pools = vec![spot()]),
         ),
         (
-            "spec.taskPools",
-            "named pools are not supported for tencent by this version",
-            on_tencent(&|_| ()).with_pool(spot()),
+            "spec.taskPools[].tencent.instanceType",
+            "pool spot: must be 1-64 letters, digits, '.', '-' or '_'",
+            on_tencent(&|_| ()).with_pool(spot_with(&|t| {
+                t.instance_type = Some("SA5 2XLARGE32".into())
+            })),
+        ),
+        (
+            "spec.taskPools[].tencent.yarnNodeLabel",
+            "pool spot: must be a YARN node label",
+            on_tencent(&|_| ()).with_pool(spot_with(&|t| t.yarn_node_label = Some("-spot".into()))),
         ),
         (
             "spec.taskPools[].huawei.nodeGroup",

@@ -608,7 +608,14 @@ impl<'a> Pass<'a> {
     ) -> Result<Option<Duration>, EngineError> {
         self.status.pending_operation = Some(record.clone());
         self.set_phase(phase_of(record.direction), message.clone());
-        self.set_conditions(false, reason, &message, true, None);
+        // Degraded as it was: starting a call says nothing new about the last
+        // error. Clearing it here would flap a Degraded condition (and repeat
+        // its Warning) each time a permanently refused call is tried again.
+        let degraded = conditions::find(&self.status.conditions, DEGRADED).map_or_else(
+            || Desired::new(DEGRADED, false, "AsExpected", ""),
+            |c| Desired::new(DEGRADED, c.status == "True", &c.reason, c.message.clone()),
+        );
+        self.set_conditions_with(false, reason, &message, true, degraded);
         self.commit(store, StatusWrite::WriteAhead).await?;
         self.call(cloud, store, record).await
     }

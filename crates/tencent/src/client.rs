@@ -35,6 +35,25 @@
 //!   `TotalCnt` is not reached, it switches to page numbers (1, 2, ...). Nodes
 //!   are de-duplicated by `EmrResourceId`, and paging that makes no progress is
 //!   an error rather than an undercount.
+//! - **Task pools** (`spec.taskPools`, [`Capabilities::named_pools`]): EMR
+//!   has no named Task groups in its manual scaling API, so a pool is the
+//!   Task nodes that carry the tag
+//!   [`POOL_TAG_KEY`](super::interpret::POOL_TAG_KEY)`=<pool name>`, set by
+//!   the pool's `ScaleOutCluster` (`NodeFlag` TASK, `InstanceChargeType`
+//!   from `chargeType`, `ResourceSpec.InstanceType` and `YarnNodeLabel`
+//!   when set, `EnableStartServiceFlag: true`, the operation's token as
+//!   `ClientToken`). They are counted from the `Tags` of the same
+//!   `DescribeClusterNodes` listing, so an observation with pools makes the
+//!   same calls as one without: one `DescribeInstances` and one
+//!   `DescribeClusterNodes` per 100 nodes. Managed Task nodes without the
+//!   tag are the default pool (`spec.task`); Core keeps its nodes whatever
+//!   their tags; AutoFlag and pod nodes are in no pool (above).
+//! - **Nodes of a pool no longer in the spec** (its tag names no pool of
+//!   `spec.taskPools`: removed or renamed) are unmanaged, like AutoFlag
+//!   nodes: in no pool and not in the default pool, never counted toward
+//!   500, never chosen for removal, and reported by a warning each
+//!   observation (pool name and count). Put the pool back in the spec (same
+//!   name) to manage them again, or remove them in the console.
 //! - **"Most recently added first"**: nodes are ordered by `ApplyTime`
 //!   (unparseable or zero times count as oldest), ties by their position in
 //!   the listing (later = newer). **(inference)**
@@ -45,9 +64,14 @@
 //!   `preferNodes` first (matched against `EmrResourceId` or the CVM id
 //!   `OrderNo`; entries not eligible are skipped and logged), then the most
 //!   recently added.
-//! - **Scale-in call**: Task without graceful decommission: `TerminateTasks`
-//!   with `EmrResourceId`s (no flow id: progress is `Unknown`). Core, or any
-//!   graceful scale-in: `TerminateClusterNodes` with CVM ids from
+//! - **Scale-in of a pool**: only nodes of that pool (Task, tagged with its
+//!   name, `Destroyable == 1`, with a CVM id), newest first; the default
+//!   pool's scale-in only untagged Task nodes, so it never removes a node of
+//!   a named pool, listed in the spec or not.
+//! - **Scale-in call**: the default pool without graceful decommission:
+//!   `TerminateTasks` with `EmrResourceId`s (no flow id: progress is
+//!   `Unknown`). Core, a named pool, or any graceful scale-in:
+//!   `TerminateClusterNodes` with CVM ids from
 //!   `NodeHardwareInfo.OrderNo` **(inference)**, `NodeFlag` `CORE`/`TASK`,
 //!   `GraceDownFlag` and `GraceDownTime` (60-1800 s). A Core scale-in that
 //!   would leave fewer than 3 Core nodes is refused before any call.
@@ -58,6 +82,11 @@
 //!   only more, smaller operations. **(inference)**
 //! - **Progress**: `DescribeClusterFlowStatusDetail` by `FlowId`, or by `TraceId`
 //!   when there is no flow id (`ScaleOutInstance` currently answers `FlowId: 0`).
+//!   A pool's operation is resolved the same way: `ScaleOutCluster` and
+//!   `TerminateClusterNodes` both answer a `FlowId`, which the record keeps;
+//!   the flow decides running, failed or done, and the engine checks the
+//!   pool's own count (`ObservedCluster::pools`, by the tag) against the
+//!   operation's target, as it checks Core's or the default pool's.
 
 use std::collections::HashSet;
 use std::fmt;
@@ -70,14 +99,14 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use super::interpret::{
-    choose_nodes, clamp_count, cluster_state, flow_progress, http_status_error, index_nodes,
-    managed, parse_envelope, unmanaged_nodes, ListedNode,
+    choose_nodes, clamp_count, cluster_state, count_pools, flow_progress, http_status_error,
+    index_nodes, managed, parse_envelope, unmanaged_nodes, ListedNode, POOL_TAG_KEY,
 };
 use super::sign::{sign, SigningInput};
 use super::wire::{self, NodeHardwareInfo};
 use super::{endpoint, DEFAULT_RATE_LIMIT, KEY_SECRET_ID, KEY_SECRET_KEY, KEY_TOKEN, SERVICE};
 use clusterscale_core::api::{
-    CloudKind, NodeGroup, OperationRecord, TaskPoolSpec, TencentSpec, MIN_CORE,
+    CloudKind, NodeGroup, OperationRecord, TaskPoolSpec, TencentChargeType, TencentSpec, MIN_CORE,
 };
 use clusterscale_core::clock::{Clock, SystemClock};
 use clusterscale_core::cloud::credentials::{Credentials, SecretString};
@@ -127,6 +156,33 @@ impl PoolChargeType {
         match self {
             Self::PostpaidByHour => wire::CHARGE_POSTPAID_BY_HOUR,
             Self::Spotpaid => wire::CHARGE_SPOTPAID,
+        }
+    }
+}
+
+impl From<TencentChargeType> for PoolChargeType {
+    fn from(c: TencentChargeType) -> Self {
+        match c {
+            TencentChargeType::PostpaidByHour => Self::PostpaidByHour,
+            TencentChargeType::Spotpaid => Self::Spotpaid,
+        }
+    }
+}
+
+impl PoolScaleOut {
+    /// The ScaleOutCluster of `count` nodes for the named pool `pool`: its
+    /// `tencent` block (none: POSTPAID_BY_HOUR, the cluster's default spec,
+    /// no YARN label), the tag [`POOL_TAG_KEY`]`=<name>` by which its nodes
+    /// are counted, and `token` as the `ClientToken`.
+    pub fn for_pool(pool: &TaskPoolSpec, count: i32, token: &str) -> Self {
+        let block = pool.tencent.clone().unwrap_or_default();
+        Self {
+            count,
+            charge_type: block.charge_type.into(),
+            instance_type: block.instance_type,
+            yarn_node_label: block.yarn_node_label,
+            tags: vec![(POOL_TAG_KEY.to_string(), pool.name.clone())],
+            client_token: token.to_string(),
         }
     }
 }
@@ -393,9 +449,10 @@ impl TencentCloud {
     /// `tencentcloud/emr/v20190103/models.go` `ScaleOutClusterRequestParams`):
     /// add `pool.count` TASK nodes with the pool's charge type, instance type,
     /// YARN label and tags, services started (`EnableStartServiceFlag: true`),
-    /// deduplicated by `ClientToken` for five minutes. Not yet behind the
-    /// [`Cloud`] trait. Refused before any request: a count <= 0, an empty
-    /// token, a tag without a key.
+    /// deduplicated by `ClientToken` for five minutes. Behind the [`Cloud`]
+    /// trait, a named pool's scale-out ([`PoolScaleOut::for_pool`]).
+    /// Refused before any request: a count <= 0, an empty token, a tag
+    /// without a key.
     pub async fn scale_out_cluster(&self, pool: &PoolScaleOut) -> Result<Submitted, CloudError> {
         if pool.count <= 0 {
             return Err(refused(
@@ -591,8 +648,13 @@ impl Cloud for TencentCloud {
         <super::TencentProvider as CloudProvider>::CAPABILITIES
     }
 
-    /// Named pools are not in this version (`validate` refuses them): none is reported.
-    async fn observe_pools(&self, _pools: &[TaskPoolSpec]) -> Result<ObservedCluster, CloudError> {
+    /// One `DescribeInstances` (state) and one `DescribeClusterNodes` (one
+    /// request per 100 nodes): two calls for a cluster of up to 100 nodes,
+    /// with or without `pools`, which are counted from the same listing by
+    /// the [`POOL_TAG_KEY`] tag of each Task node. Task nodes tagged with a
+    /// pool that `pools` does not list are in no pool: not counted, never
+    /// removed, logged (see the module docs).
+    async fn observe_pools(&self, pools: &[TaskPoolSpec]) -> Result<ObservedCluster, CloudError> {
         let (cluster, request_id) = self.describe_cluster_with_id().await?;
         let Some(status) = cluster.status else {
             return Err(missing_field(
@@ -614,6 +676,9 @@ impl Cloud for TencentCloud {
             Err(e) if !state.is_running() && !matches!(state, ClusterState::Busy(_)) => {
                 tracing::debug!(error = %e, state = %state, "node list unavailable; using DescribeInstances counts");
                 let config = cluster.config.unwrap_or_default();
+                // Without the node list the pools cannot be told apart:
+                // every Task node is reported in the default pool and no
+                // pool is reported (`status.pools` shows them as unknown).
                 return Ok(ObservedCluster {
                     state,
                     core: clamp_count(config.core_node_size.unwrap_or(0)),
@@ -627,19 +692,53 @@ impl Cloud for TencentCloud {
             Err(e) => return Err(e),
         };
         let listed = index_nodes(&raw);
-        let count = |g| listed.iter().filter(|n| n.group == Some(g)).count() as i32;
+        let names: Vec<&str> = pools.iter().map(|p| p.name.as_str()).collect();
+        let counts = count_pools(&listed, &names);
+        if !counts.unlisted.is_empty() {
+            tracing::warn!(
+                instance_id = %self.instance_id,
+                unlisted_pools = ?counts.unlisted,
+                "Task nodes tagged {POOL_TAG_KEY} with a pool that spec.taskPools does not list: \
+                 not counted in any pool, never removed; add the pool back to manage them, \
+                 or remove them in the EMR console"
+            );
+        }
         Ok(ObservedCluster {
             state,
-            core: count(NodeGroup::Core),
-            task: count(NodeGroup::Task),
-            pools: Default::default(),
-            nodes: listed.iter().filter_map(ListedNode::to_node).collect(),
+            core: counts.core,
+            task: counts.task,
+            pools: counts.pools,
+            // The nodes counted: Core, the default pool and the spec's pools.
+            nodes: listed
+                .iter()
+                .filter(|n| n.pool.as_ref().is_none_or(|p| names.contains(&p.as_str())))
+                .filter_map(ListedNode::to_node)
+                .collect(),
             last_resize_failed: None,
             unmanaged: unmanaged_nodes(&raw),
         })
     }
 
+    /// Core and the default pool: `ScaleOutInstance`. A named pool:
+    /// `ScaleOutCluster` ([`TencentCloud::scale_out_cluster`],
+    /// [`PoolScaleOut::for_pool`]) with the request's token as `ClientToken`.
     async fn scale_out(&self, req: &ScaleRequest) -> Result<Submitted, CloudError> {
+        if let Some(pool) = &req.pool {
+            if req.group != NodeGroup::Task {
+                return Err(refused(
+                    SCALE_OUT_CLUSTER,
+                    "ClusterScale.InvalidPool",
+                    format!(
+                        "pool {} is a Task pool, not {}",
+                        pool.name,
+                        req.group.as_str()
+                    ),
+                ));
+            }
+            return self
+                .scale_out_cluster(&PoolScaleOut::for_pool(pool, req.count, &req.token))
+                .await;
+        }
         if req.count <= 0 {
             return Err(refused(
                 SCALE_OUT_INSTANCE,
@@ -673,9 +772,15 @@ impl Cloud for TencentCloud {
         })
     }
 
+    /// Core, or any graceful scale-in: `TerminateClusterNodes`; the default
+    /// pool without graceful decommission: `TerminateTasks`; a named pool:
+    /// always `TerminateClusterNodes` with `NodeFlag` TASK and the CVM ids of
+    /// that pool's nodes only (tagged [`POOL_TAG_KEY`]`=<name>`). The default
+    /// pool only ever names untagged Task nodes.
     async fn scale_in(&self, req: &ScaleRequest) -> Result<Submitted, CloudError> {
         let graceful = req.graceful_timeout_seconds > 0;
-        let action = if req.group == NodeGroup::Task && !graceful {
+        let pool = req.pool.as_ref().map(|p| p.name.as_str());
+        let action = if req.group == NodeGroup::Task && !graceful && pool.is_none() {
             TERMINATE_TASKS
         } else {
             TERMINATE_CLUSTER_NODES
@@ -699,6 +804,13 @@ impl Cloud for TencentCloud {
                 ),
             ));
         }
+        if pool.is_some() && req.group != NodeGroup::Task {
+            return Err(refused(
+                action,
+                "ClusterScale.InvalidPool",
+                format!("a named pool is a Task pool, not {}", req.group.as_str()),
+            ));
+        }
         let listed = index_nodes(&self.describe_nodes().await?);
         if req.group == NodeGroup::Core {
             let core = listed
@@ -720,6 +832,7 @@ impl Cloud for TencentCloud {
         let choice = choose_nodes(
             &listed,
             req.group,
+            pool,
             req.count as usize,
             &req.prefer_nodes,
             needs_cvm_id,
@@ -732,13 +845,17 @@ impl Cloud for TencentCloud {
             );
         }
         if choice.chosen.len() < req.count as usize {
+            let whose = match pool {
+                Some(p) => format!("nodes of pool {p}"),
+                None if req.group == NodeGroup::Task => "task nodes of the default pool".into(),
+                None => format!("{} nodes", req.group.as_str()),
+            };
             return Err(refused(
                 action,
                 "ClusterScale.NotEnoughRemovableNodes",
                 format!(
-                    "only {} {} nodes can be removed ({}), {} requested",
+                    "only {} {whose} can be removed ({}), {} requested",
                     choice.chosen.len(),
-                    req.group.as_str(),
                     match (req.group, needs_cvm_id) {
                         (NodeGroup::Core, _) => "a CVM id",
                         (NodeGroup::Task, true) => "Destroyable=1 and a CVM id",
@@ -756,6 +873,11 @@ impl Cloud for TencentCloud {
         }
     }
 
+    /// By the record's `FlowId` (TerminateClusterNodes, ScaleOutCluster:
+    /// Core, a named pool, any graceful scale-in), else its `TraceId`
+    /// (ScaleOutInstance), else `Unknown` (TerminateTasks): the engine then
+    /// decides from the state and the count of the operation's group or
+    /// pool.
     async fn operation_status(
         &self,
         op: &OperationRecord,

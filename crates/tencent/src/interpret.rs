@@ -236,6 +236,9 @@ pub(crate) struct ListedNode {
     pub(crate) resource_id: String,
     /// `OrderNo`, the CVM id.
     pub(crate) cvm_id: Option<String>,
+    /// A Task node's [`POOL_TAG_KEY`] tag value: the named pool that created
+    /// it (`None`: the default pool's, or not a Task node).
+    pub(crate) pool: Option<String>,
     destroyable: bool,
     /// Larger is newer.
     added_order: i64,
@@ -287,6 +290,9 @@ pub(crate) fn index_nodes(raw: &[NodeHardwareInfo]) -> Vec<ListedNode> {
             },
             resource_id: n.emr_resource_id.clone().unwrap_or_default(),
             cvm_id: n.order_no.clone().filter(|c| !c.is_empty()),
+            pool: (n.flag == Some(flag::TASK))
+                .then(|| node_tag(n, POOL_TAG_KEY).map(str::to_string))
+                .flatten(),
             destroyable: n.destroyable == Some(1),
             added_order,
         })
@@ -301,11 +307,15 @@ pub(crate) struct Choice<'a> {
     pub(crate) skipped_preferred: Vec<String>,
 }
 
-/// Eligible: in `group`, `Destroyable == 1`, with an `EmrResourceId` (and a
-/// CVM id when `needs_cvm_id`). `prefer` first, in order; then newest first.
+/// Eligible: in `group` and, for Task, in the Task pool `pool` exactly
+/// (`None`: the default pool, whose nodes carry no [`POOL_TAG_KEY`] tag, so
+/// that it never picks a node of a named pool, listed in the spec or not),
+/// `Destroyable == 1`, with an `EmrResourceId` (and a CVM id when
+/// `needs_cvm_id`). `prefer` first, in order; then newest first.
 pub(crate) fn choose_nodes<'a>(
     listed: &'a [ListedNode],
     group: NodeGroup,
+    pool: Option<&str>,
     count: usize,
     prefer: &[String],
     needs_cvm_id: bool,
@@ -316,7 +326,7 @@ pub(crate) fn choose_nodes<'a>(
         // precondition: the cloud refuses with its own code if it must.
         .filter(|n| {
             n.group == Some(group)
-                && (group == NodeGroup::Core || n.destroyable)
+                && (group == NodeGroup::Core || (n.destroyable && n.pool.as_deref() == pool))
                 && !n.resource_id.is_empty()
         })
         .filter(|n| !needs_cvm_id || n.cvm_id.is_some())
@@ -348,6 +358,40 @@ pub(crate) fn choose_nodes<'a>(
 
 /// The tag key that names a node's Task pool (set at ScaleOutCluster).
 pub const POOL_TAG_KEY: &str = "clusterscale.io/pool";
+
+/// Core and Task counts of one node listing, Task split by pool.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub(crate) struct PoolCounts {
+    pub(crate) core: i32,
+    /// The default pool: managed Task nodes without a [`POOL_TAG_KEY`] tag.
+    pub(crate) task: i32,
+    /// Each pool of the spec, by name (0 when it has no node).
+    pub(crate) pools: std::collections::BTreeMap<String, i32>,
+    /// Managed Task nodes tagged with a pool the spec does not list (removed
+    /// from `spec.taskPools`, or renamed), by tag value: in no pool, never
+    /// counted, never chosen for removal; reported.
+    pub(crate) unlisted: std::collections::BTreeMap<String, i32>,
+}
+
+/// Count `listed` (see [`index_nodes`]) for the spec's pools `pools`.
+pub(crate) fn count_pools(listed: &[ListedNode], pools: &[&str]) -> PoolCounts {
+    let mut c = PoolCounts {
+        pools: pools.iter().map(|p| (p.to_string(), 0)).collect(),
+        ..PoolCounts::default()
+    };
+    for n in listed {
+        match (n.group, n.pool.as_deref()) {
+            (Some(NodeGroup::Core), _) => c.core += 1,
+            (Some(NodeGroup::Task), None) => c.task += 1,
+            (Some(NodeGroup::Task), Some(p)) => match c.pools.get_mut(p) {
+                Some(count) => *count += 1,
+                None => *c.unlisted.entry(p.to_string()).or_insert(0) += 1,
+            },
+            (None, _) => {}
+        }
+    }
+    c
+}
 
 /// The value of tag `key` on `node`, if it has one.
 pub fn node_tag<'a>(node: &'a NodeHardwareInfo, key: &str) -> Option<&'a str> {
@@ -485,7 +529,7 @@ pub(crate) mod tests {
         };
         // e is newest but not destroyable; c and a tie on time, c is listed later.
         assert_eq!(
-            ids(choose_nodes(&listed, NodeGroup::Task, 4, &[], false)),
+            ids(choose_nodes(&listed, NodeGroup::Task, None, 4, &[], false)),
             ["emr-vm-c", "emr-vm-a", "emr-vm-b", "emr-vm-d"]
         );
         // preferNodes first, by EmrResourceId or CVM id; ineligible entries are skipped.
@@ -495,7 +539,7 @@ pub(crate) mod tests {
             "gone".into(),
             "emr-vm-d".into(),
         ];
-        let choice = choose_nodes(&listed, NodeGroup::Task, 2, &prefer, false);
+        let choice = choose_nodes(&listed, NodeGroup::Task, None, 2, &prefer, false);
         assert_eq!(choice.skipped_preferred, ["emr-vm-e", "gone"]);
         assert_eq!(ids(choice), ["emr-vm-d", "emr-vm-c"]);
         // Never more than asked, even when preferred nodes alone exceed it.
@@ -503,6 +547,7 @@ pub(crate) mod tests {
             ids(choose_nodes(
                 &listed,
                 NodeGroup::Task,
+                None,
                 1,
                 &["emr-vm-b".into(), "emr-vm-a".into()],
                 false
@@ -510,11 +555,16 @@ pub(crate) mod tests {
             ["emr-vm-b"]
         );
         // Masters never count, never get chosen.
-        assert!(
-            choose_nodes(&listed, NodeGroup::Core, 1, &["emr-vm-m".into()], false)
-                .chosen
-                .is_empty()
-        );
+        assert!(choose_nodes(
+            &listed,
+            NodeGroup::Core,
+            None,
+            1,
+            &["emr-vm-m".into()],
+            false
+        )
+        .chosen
+        .is_empty());
         let nodes: Vec<Node> = listed.iter().filter_map(ListedNode::to_node).collect();
         assert_eq!(nodes.len(), 5);
         assert!(nodes.iter().all(|n| n.group == NodeGroup::Task));
@@ -527,7 +577,7 @@ pub(crate) mod tests {
             node(flag::CORE, "emr-vm-2", "ins-2", 1, "2024-01-01 00:00:00"),
         ];
         let listed = index_nodes(&raw);
-        let c = choose_nodes(&listed, NodeGroup::Core, 2, &[], true);
+        let c = choose_nodes(&listed, NodeGroup::Core, None, 2, &[], true);
         assert_eq!(c.chosen.len(), 1);
         assert_eq!(c.chosen[0].cvm_id.as_deref(), Some("ins-2"));
     }
@@ -552,10 +602,17 @@ pub(crate) mod tests {
             auto_core,
         ];
         let listed = index_nodes(&raw);
-        let core = choose_nodes(&listed, NodeGroup::Core, 5, &[], true);
+        let core = choose_nodes(&listed, NodeGroup::Core, None, 5, &[], true);
         assert_eq!(core.chosen.len(), 1, "Destroyable 0 Core is eligible");
         assert_eq!(core.chosen[0].resource_id, "emr-vm-c0");
-        let task = choose_nodes(&listed, NodeGroup::Task, 5, &["emr-vm-auto".into()], false);
+        let task = choose_nodes(
+            &listed,
+            NodeGroup::Task,
+            None,
+            5,
+            &["emr-vm-auto".into()],
+            false,
+        );
         assert_eq!(task.chosen.len(), 1);
         assert_eq!(task.chosen[0].resource_id, "emr-vm-t1");
         assert_eq!(task.skipped_preferred, ["emr-vm-auto"]);
@@ -575,11 +632,18 @@ pub(crate) mod tests {
         pod_core.hardware_resource_type = Some("POD".into());
         let raw = vec![pod, host, pod_core];
         let listed = index_nodes(&raw);
-        let task = choose_nodes(&listed, NodeGroup::Task, 2, &["emr-vm-pod".into()], false);
+        let task = choose_nodes(
+            &listed,
+            NodeGroup::Task,
+            None,
+            2,
+            &["emr-vm-pod".into()],
+            false,
+        );
         assert_eq!(task.chosen.len(), 1);
         assert_eq!(task.chosen[0].resource_id, "emr-vm-h");
         assert_eq!(task.skipped_preferred, ["emr-vm-pod"]);
-        assert!(choose_nodes(&listed, NodeGroup::Core, 1, &[], true)
+        assert!(choose_nodes(&listed, NodeGroup::Core, None, 1, &[], true)
             .chosen
             .is_empty());
         assert_eq!(unmanaged_nodes(&raw).pods, 2);
@@ -686,6 +750,63 @@ pub(crate) mod tests {
                 "{status}"
             );
         }
+    }
+
+    #[test]
+    fn pools_are_counted_and_chosen_by_tag_and_never_mixed() {
+        let tagged = |id: &str, cvm: &str, pool: Option<&str>, apply: &str| NodeHardwareInfo {
+            tags: pool.map(|p| vec![wire::Tag::new(POOL_TAG_KEY, p)]),
+            ..node(flag::TASK, id, cvm, 1, apply)
+        };
+        let mut auto = tagged("auto", "ins-auto", Some("spot"), "2026-01-01 00:00:00");
+        auto.auto_flag = Some(1);
+        let raw = vec![
+            node(flag::CORE, "c1", "ins-c1", 1, "2024-01-01 00:00:00"),
+            // A Core node with the tag is Core, never a pool's.
+            NodeHardwareInfo {
+                tags: Some(vec![wire::Tag::new(POOL_TAG_KEY, "spot")]),
+                ..node(flag::CORE, "c2", "ins-c2", 1, "2024-01-01 00:00:00")
+            },
+            tagged("d1", "ins-d1", None, "2024-01-01 00:00:00"),
+            tagged("s1", "ins-s1", Some("spot"), "2025-01-01 00:00:00"),
+            tagged("s2", "ins-s2", Some("spot"), "2025-01-02 00:00:00"),
+            tagged("o1", "ins-o1", Some("ondemand"), "2025-01-03 00:00:00"),
+            // A pool no longer in the spec: newest of all, never picked.
+            tagged("g1", "ins-g1", Some("gone"), "2025-06-01 00:00:00"),
+            auto,
+        ];
+        let listed = index_nodes(&raw);
+        let c = count_pools(&listed, &["spot", "ondemand", "empty"]);
+        assert_eq!((c.core, c.task), (2, 1));
+        assert_eq!(
+            c.pools.into_iter().collect::<Vec<_>>(),
+            [
+                ("empty".to_string(), 0),
+                ("ondemand".to_string(), 1),
+                ("spot".to_string(), 2)
+            ]
+        );
+        assert_eq!(c.unlisted.get("gone"), Some(&1));
+        assert_eq!(c.unlisted.len(), 1, "AutoFlag nodes are in no pool");
+        let ids = |pool: Option<&str>, n: usize| {
+            choose_nodes(&listed, NodeGroup::Task, pool, n, &[], true)
+                .chosen
+                .iter()
+                .map(|n| n.resource_id.clone())
+                .collect::<Vec<_>>()
+        };
+        // The default pool never picks a pool's node, even the newest.
+        assert_eq!(ids(None, 10), ["d1"]);
+        assert_eq!(ids(Some("spot"), 1), ["s2"]);
+        assert_eq!(ids(Some("spot"), 10), ["s2", "s1"]);
+        assert_eq!(ids(Some("ondemand"), 10), ["o1"]);
+        assert!(ids(Some("empty"), 10).is_empty());
+        // A preferred node of another pool is skipped, not taken.
+        let c = choose_nodes(&listed, NodeGroup::Task, None, 1, &["s1".into()], false);
+        assert_eq!(c.skipped_preferred, ["s1"]);
+        // Without pools in the spec, every tagged node is unlisted.
+        let c = count_pools(&listed, &[]);
+        assert_eq!((c.task, c.unlisted.values().sum::<i32>()), (1, 4));
     }
 
     #[test]

@@ -98,8 +98,8 @@ impl CloudProvider for TencentProvider {
     const CAPABILITIES: Capabilities = Capabilities {
         max_out_per_call: Some(client::MAX_OUT_PER_CALL),
         token_window: client::CLIENT_TOKEN_WINDOW,
-        // Not in this version: validate refuses spec.taskPools.
-        named_pools: false,
+        // spec.taskPools: a pool is the Task nodes tagged with its name (client.rs).
+        named_pools: true,
         ..Capabilities::ALL
     };
 
@@ -140,7 +140,8 @@ impl CloudProvider for TencentProvider {
         TencentCloud::new(block, with.creds, options).map(|c| Arc::new(c) as Arc<dyn Cloud>)
     }
 
-    /// One observation is one `DescribeInstances` and one `DescribeClusterNodes`.
+    /// One observation is one `DescribeInstances` and one `DescribeClusterNodes`
+    /// (per 100 nodes), with or without Task pools.
     fn observations_per_second(knobs: &TencentKnobs) -> Option<u32> {
         Some(knobs.rate_limit.max(1))
     }
