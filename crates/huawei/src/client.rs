@@ -845,8 +845,8 @@ impl HuaweiCloud {
                 action,
                 PREPAID_NODE_GROUP,
                 format!(
-                    "not sent: node group {group} is yearly/monthly (prepaid): an earlier expand made MRS open \
-                     order {order_id}, and nothing scales until it is paid; the operator never creates or pays \
+                    "not sent: node group {group} is yearly/monthly (prepaid): order {order_id}, opened by an \
+                     earlier expand, must be paid before anything scales; the operator never creates or pays \
                      orders, so it sends nothing more for this group. Resize it in the console"
                 ),
             ));
