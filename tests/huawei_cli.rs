@@ -611,3 +611,105 @@ async fn cli_apply_wait_converges_on_an_abnormal_cluster_at_its_counts() {
     );
     assert_eq!(fake.writes().len(), 1, "{:?}", fake.journal());
 }
+
+/// A custom MRS cluster (`--huawei-cluster-type custom`): `plan -f` shows a
+/// step per group and pool, `apply --wait` converges Core, Task and the pool
+/// through v2 expand, and no v1.1 resize is sent.
+#[test]
+fn cli_custom_cluster_with_a_pool_converges_by_v2() {
+    let mut env = aksk_env();
+    env.extend(token_env());
+    let fake = FakeCloud(FakeProcess::start(
+        "huawei",
+        &env,
+        &[
+            "--huawei-cluster-id",
+            CLUSTER,
+            "--huawei-cluster-type",
+            "custom",
+            "--huawei-custom-groups",
+            "4",
+            "--initial-core",
+            "3",
+            "--initial-task",
+            "2",
+            "--operation-seconds",
+            "1",
+        ],
+    ));
+    let manifest = fake.write_file(
+        "custom.yaml",
+        &format!(
+            "apiVersion: clusterscale.io/v1alpha1
+kind: ScaledCluster
+metadata: {{name: custom, namespace: data, uid: cli-custom-uid, generation: 1}}
+spec:
+  huawei:
+    region: cn-north-4
+    projectId: {PROJECT}
+    clusterId: {CLUSTER}
+    credentialsSecretRef: {{name: hw}}
+    endpoint: {base}
+    coreNodeGroup: node_group_2
+    taskNodeGroup: node_group_3
+  core: {{count: 4}}
+  task: {{count: 2}}
+  taskPools:
+    - name: batch
+      count: 3
+      huawei: {{nodeGroup: node_group_4}}
+",
+            base = fake.base
+        ),
+    );
+    let plan = run(&aksk_env(), &["plan"], &manifest);
+    assert_eq!(plan.status.code(), Some(0), "{}", text(&plan));
+    let out = String::from_utf8_lossy(&plan.stdout);
+    for line in [
+        "observed: state running, Core 3, Task 1, pool batch 1",
+        "plan step 1: core out 1",
+        "plan step 2: task out 1",
+        "plan step 3: task (pool batch) out 2",
+    ] {
+        assert!(out.contains(line), "{line}\n{}", text(&plan));
+    }
+    assert!(fake.writes().is_empty(), "plan writes nothing");
+
+    let o = apply_wait(&aksk_env(), &manifest);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let expands: Vec<(String, i64)> = fake
+        .writes()
+        .iter()
+        .map(|l| {
+            assert_eq!(l["action"], "ExpandCluster", "{l}");
+            let b = &l["params"]["body"];
+            assert_eq!(b["skip_bootstrap_scripts"], false, "{l}");
+            (
+                b["node_group_name"].as_str().unwrap().to_string(),
+                b["count"].as_i64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        expands,
+        [
+            ("node_group_2".to_string(), 1),
+            ("node_group_3".to_string(), 1),
+            ("node_group_4".to_string(), 2)
+        ]
+    );
+    assert!(
+        fake.journal()
+            .iter()
+            .all(|l| l["action"] != "UpdateClusterScaling"),
+        "no v1.1 resize"
+    );
+    let plan = run(&aksk_env(), &["plan"], &manifest);
+    let out = String::from_utf8_lossy(&plan.stdout);
+    assert!(
+        out.contains("observed: state running, Core 4, Task 2, pool batch 3")
+            && out.contains("plan: nothing to do"),
+        "{}",
+        text(&plan)
+    );
+}
