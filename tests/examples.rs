@@ -20,9 +20,26 @@ fn every_example_is_a_valid_scaledcluster() {
         seen += 1;
     }
     assert!(
-        seen >= 4,
-        "expected the quickstart, pools, tencent and huawei examples, found {seen}"
+        seen >= 5,
+        "expected the quickstart, pools, tencent, huawei and huawei-custom examples, found {seen}"
     );
+}
+
+/// The custom MRS example names its groups and a pool on a group of its own.
+#[test]
+fn the_huawei_custom_example_names_its_node_groups() {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/huawei-custom.yaml");
+    let cluster = clusterscale_core::manifest::load(std::path::Path::new(path))
+        .unwrap_or_else(|e| panic!("{e}"));
+    let huawei = cluster.spec.huawei.as_ref().expect("a huawei cluster");
+    assert_eq!(huawei.core_node_group.as_deref(), Some("node_group_2"));
+    assert_eq!(huawei.task_node_group.as_deref(), Some("node_group_3"));
+    let pool = &cluster.spec.task_pools[0];
+    assert_eq!(
+        pool.huawei.as_ref().map(|h| h.node_group.as_str()),
+        Some("node_group_4")
+    );
+    assert_eq!(clusterscale::cloud::validate(&cluster.spec), []);
 }
 
 fn documents(path: &std::path::Path) -> Vec<serde_yaml_ng::Value> {

@@ -409,8 +409,9 @@ async fn cli_bounds_are_checked_before_any_call() {
 /// A valid spec (Core+Task <= 500) against a cluster near the cap: from Core 3
 /// / Task 495 to Core 6 / Task 494, adding the 3 Core nodes first would make
 /// 501, which MRS refuses (growth at most 500 minus Core+Task). The planner
-/// removes the Task node first, or, when scale-in is not allowed, stops
-/// before any write. It never plans growth beyond the room left, so the
+/// removes the Task node first, or, when scale-in is not allowed, passes
+/// it over, grows Core only into the room left (3 -> 5) and is then blocked.
+/// It never plans growth beyond the room left, so the
 /// client's own pre-check is tested in crates/fakes/tests/huawei_http.rs
 /// (scale_out_beyond_the_room_left_is_refused_without_a_put).
 #[tokio::test]
@@ -420,13 +421,17 @@ async fn cli_near_500_nodes_makes_room_before_growing() {
     let no_scale_in = "  scaleIn: {allowed: false}\n";
     let blocked = "removing 1 task node(s) needs spec.scaleIn.allowed=true";
 
+    // The blocked Task scale-in is passed over (README "A blocked pool does
+    // not starve the others"): Core grows into the room left, then the
+    // plan is blocked on the scale-in.
     let plan = run(&env, &["plan"], &fake.manifest(6, 494, no_scale_in));
     assert_eq!(plan.status.code(), Some(0), "{}", text(&plan));
     let out = String::from_utf8_lossy(&plan.stdout);
     assert!(
         out.contains("observed: state running, Core 3, Task 495")
             && out.contains("plan step 1: task in 1\nplan step 2: core out 3")
-            && out.contains(&format!("next: blocked (ScaleInDisallowed: {blocked})")),
+            && out.contains(&format!("passed over: ScaleInDisallowed: {blocked}"))
+            && out.contains("next: add 2 core node(s): 3 -> 5"),
         "{}",
         text(&plan)
     );
@@ -438,7 +443,7 @@ async fn cli_near_500_nodes_makes_room_before_growing() {
         "{}",
         text(&o)
     );
-    assert!(fake.writes().is_empty(), "{:?}", fake.journal());
+    assert_eq!(fake.writes().len(), 1, "{:?}", fake.journal());
 
     let o = apply_wait(&env, &fake.manifest(6, 494, ""));
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
@@ -458,6 +463,11 @@ async fn cli_near_500_nodes_makes_room_before_growing() {
         shape,
         vec![
             (
+                "scale_out".into(),
+                "core_node_analysis_group".into(),
+                2.into()
+            ),
+            (
                 "scale_in".into(),
                 "task_node_analysis_group".into(),
                 1.into()
@@ -465,7 +475,7 @@ async fn cli_near_500_nodes_makes_room_before_growing() {
             (
                 "scale_out".into(),
                 "core_node_analysis_group".into(),
-                3.into()
+                1.into()
             ),
         ],
         "{}",
