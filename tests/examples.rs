@@ -20,8 +20,8 @@ fn every_example_is_a_valid_scaledcluster() {
         seen += 1;
     }
     assert!(
-        seen >= 5,
-        "expected the quickstart, pools, tencent, tencent-spot-pool and huawei examples, found {seen}"
+        seen >= 6,
+        "expected the quickstart, pools, tencent, tencent-spot-pool, huawei and huawei-custom examples, found {seen}"
     );
 }
 
@@ -38,6 +38,22 @@ fn tencent_spot_pool_example_has_a_spotpaid_pool() {
     let block = spot.tencent.as_ref().expect("its tencent block");
     assert_eq!(block.charge_type, TencentChargeType::Spotpaid);
     assert!(block.instance_type.is_some() && block.yarn_node_label.is_some());
+}
+
+/// The custom MRS example names its groups and a pool on a group of its own.
+#[test]
+fn the_huawei_custom_example_names_its_node_groups() {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/huawei-custom.yaml");
+    let cluster = clusterscale_core::manifest::load(std::path::Path::new(path))
+        .unwrap_or_else(|e| panic!("{e}"));
+    let huawei = cluster.spec.huawei.as_ref().expect("a huawei cluster");
+    assert_eq!(huawei.core_node_group.as_deref(), Some("node_group_2"));
+    assert_eq!(huawei.task_node_group.as_deref(), Some("node_group_3"));
+    let pool = &cluster.spec.task_pools[0];
+    assert_eq!(
+        pool.huawei.as_ref().map(|h| h.node_group.as_str()),
+        Some("node_group_4")
+    );
     assert_eq!(clusterscale::cloud::validate(&cluster.spec), []);
 }
 

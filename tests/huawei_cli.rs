@@ -409,8 +409,9 @@ async fn cli_bounds_are_checked_before_any_call() {
 /// A valid spec (Core+Task <= 500) against a cluster near the cap: from Core 3
 /// / Task 495 to Core 6 / Task 494, adding the 3 Core nodes first would make
 /// 501, which MRS refuses (growth at most 500 minus Core+Task). The planner
-/// removes the Task node first, or, when scale-in is not allowed, stops
-/// before any write. It never plans growth beyond the room left, so the
+/// removes the Task node first, or, when scale-in is not allowed, passes
+/// it over, grows Core only into the room left (3 -> 5) and is then blocked.
+/// It never plans growth beyond the room left, so the
 /// client's own pre-check is tested in crates/fakes/tests/huawei_http.rs
 /// (scale_out_beyond_the_room_left_is_refused_without_a_put).
 #[tokio::test]
@@ -420,13 +421,17 @@ async fn cli_near_500_nodes_makes_room_before_growing() {
     let no_scale_in = "  scaleIn: {allowed: false}\n";
     let blocked = "removing 1 task node(s) needs spec.scaleIn.allowed=true";
 
+    // The blocked Task scale-in is passed over (README "A blocked pool does
+    // not starve the others"): Core grows into the room left, then the
+    // plan is blocked on the scale-in.
     let plan = run(&env, &["plan"], &fake.manifest(6, 494, no_scale_in));
     assert_eq!(plan.status.code(), Some(0), "{}", text(&plan));
     let out = String::from_utf8_lossy(&plan.stdout);
     assert!(
         out.contains("observed: state running, Core 3, Task 495")
             && out.contains("plan step 1: task in 1\nplan step 2: core out 3")
-            && out.contains(&format!("next: blocked (ScaleInDisallowed: {blocked})")),
+            && out.contains(&format!("passed over: ScaleInDisallowed: {blocked}"))
+            && out.contains("next: add 2 core node(s): 3 -> 5"),
         "{}",
         text(&plan)
     );
@@ -438,7 +443,7 @@ async fn cli_near_500_nodes_makes_room_before_growing() {
         "{}",
         text(&o)
     );
-    assert!(fake.writes().is_empty(), "{:?}", fake.journal());
+    assert_eq!(fake.writes().len(), 1, "{:?}", fake.journal());
 
     let o = apply_wait(&env, &fake.manifest(6, 494, ""));
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
@@ -458,6 +463,11 @@ async fn cli_near_500_nodes_makes_room_before_growing() {
         shape,
         vec![
             (
+                "scale_out".into(),
+                "core_node_analysis_group".into(),
+                2.into()
+            ),
+            (
                 "scale_in".into(),
                 "task_node_analysis_group".into(),
                 1.into()
@@ -465,7 +475,7 @@ async fn cli_near_500_nodes_makes_room_before_growing() {
             (
                 "scale_out".into(),
                 "core_node_analysis_group".into(),
-                3.into()
+                1.into()
             ),
         ],
         "{}",
@@ -610,4 +620,106 @@ async fn cli_apply_wait_converges_on_an_abnormal_cluster_at_its_counts() {
         text(&o)
     );
     assert_eq!(fake.writes().len(), 1, "{:?}", fake.journal());
+}
+
+/// A custom MRS cluster (`--huawei-cluster-type custom`): `plan -f` shows a
+/// step per group and pool, `apply --wait` converges Core, Task and the pool
+/// through v2 expand, and no v1.1 resize is sent.
+#[test]
+fn cli_custom_cluster_with_a_pool_converges_by_v2() {
+    let mut env = aksk_env();
+    env.extend(token_env());
+    let fake = FakeCloud(FakeProcess::start(
+        "huawei",
+        &env,
+        &[
+            "--huawei-cluster-id",
+            CLUSTER,
+            "--huawei-cluster-type",
+            "custom",
+            "--huawei-custom-groups",
+            "4",
+            "--initial-core",
+            "3",
+            "--initial-task",
+            "2",
+            "--operation-seconds",
+            "1",
+        ],
+    ));
+    let manifest = fake.write_file(
+        "custom.yaml",
+        &format!(
+            "apiVersion: clusterscale.io/v1alpha1
+kind: ScaledCluster
+metadata: {{name: custom, namespace: data, uid: cli-custom-uid, generation: 1}}
+spec:
+  huawei:
+    region: cn-north-4
+    projectId: {PROJECT}
+    clusterId: {CLUSTER}
+    credentialsSecretRef: {{name: hw}}
+    endpoint: {base}
+    coreNodeGroup: node_group_2
+    taskNodeGroup: node_group_3
+  core: {{count: 4}}
+  task: {{count: 2}}
+  taskPools:
+    - name: batch
+      count: 3
+      huawei: {{nodeGroup: node_group_4}}
+",
+            base = fake.base
+        ),
+    );
+    let plan = run(&aksk_env(), &["plan"], &manifest);
+    assert_eq!(plan.status.code(), Some(0), "{}", text(&plan));
+    let out = String::from_utf8_lossy(&plan.stdout);
+    for line in [
+        "observed: state running, Core 3, Task 1, pool batch 1",
+        "plan step 1: core out 1",
+        "plan step 2: task out 1",
+        "plan step 3: task (pool batch) out 2",
+    ] {
+        assert!(out.contains(line), "{line}\n{}", text(&plan));
+    }
+    assert!(fake.writes().is_empty(), "plan writes nothing");
+
+    let o = apply_wait(&aksk_env(), &manifest);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let expands: Vec<(String, i64)> = fake
+        .writes()
+        .iter()
+        .map(|l| {
+            assert_eq!(l["action"], "ExpandCluster", "{l}");
+            let b = &l["params"]["body"];
+            assert_eq!(b["skip_bootstrap_scripts"], false, "{l}");
+            (
+                b["node_group_name"].as_str().unwrap().to_string(),
+                b["count"].as_i64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        expands,
+        [
+            ("node_group_2".to_string(), 1),
+            ("node_group_3".to_string(), 1),
+            ("node_group_4".to_string(), 2)
+        ]
+    );
+    assert!(
+        fake.journal()
+            .iter()
+            .all(|l| l["action"] != "UpdateClusterScaling"),
+        "no v1.1 resize"
+    );
+    let plan = run(&aksk_env(), &["plan"], &manifest);
+    let out = String::from_utf8_lossy(&plan.stdout);
+    assert!(
+        out.contains("observed: state running, Core 4, Task 2, pool batch 3")
+            && out.contains("plan: nothing to do"),
+        "{}",
+        text(&plan)
+    );
 }

@@ -458,9 +458,20 @@ pub fn refusals() -> Vec<(&'static str, &'static str, ScaledClusterSpec)> {
             on_huawei(&|_| ()).with_pool(group("node group")),
         ),
         (
-            "spec.taskPools",
-            "named pools are not supported for huawei by this version",
-            on_huawei(&|_| ()).with_pool(group("node_group_3")),
+            "spec.taskPools[].huawei.nodeGroup",
+            "pool batch: node group node_group_2 is spec.huawei.coreNodeGroup (the Core group)",
+            on_huawei(&|h| h.core_node_group = Some("node_group_2".into()))
+                .with_pool(group("node_group_2")),
+        ),
+        (
+            "spec.taskPools[].huawei.nodeGroup",
+            "pool batch: node group node_group_3 is pool first's node group too",
+            on_huawei(&|_| ())
+                .with_pool(TaskPoolSpec {
+                    name: "first".into(),
+                    ..group("node_group_3")
+                })
+                .with_pool(group("node_group_3")),
         ),
         (
             "spec.taskPools[].simulated.initialCount",

@@ -328,6 +328,10 @@ pub struct HuaweiFakeConfig {
     pub users: Vec<FakeUser>,
     /// The cluster type, and so its node groups.
     pub cluster_type: FakeClusterType,
+    /// Task node groups added to the type's own (as MRS 3.x lets one add
+    /// Task groups to any cluster), listed after them, empty at the start.
+    /// v1.1 addresses none of them by the client's reading; v2 does.
+    pub extra_task_groups: Vec<String>,
     /// Prepaid groups and auto-scaling policies at the start.
     pub groups: GroupSettings,
     /// Master nodes shown (not part of the model).
@@ -360,6 +364,7 @@ impl Default for HuaweiFakeConfig {
                 domain_name: DEMO_DOMAIN.into(),
             }],
             cluster_type: FakeClusterType::Analysis,
+            extra_task_groups: Vec::new(),
             groups: GroupSettings::default(),
             master_nodes: 2,
             token_ttl: Duration::from_secs(24 * 3600),
@@ -368,6 +373,18 @@ impl Default for HuaweiFakeConfig {
 }
 
 impl HuaweiFakeConfig {
+    /// Every node group, in the order ShowClusterDetails lists them: the
+    /// type's, then [`Self::extra_task_groups`].
+    pub fn layout(&self) -> Vec<(String, GroupRole)> {
+        let mut groups = self.cluster_type.groups();
+        for g in &self.extra_task_groups {
+            if !groups.iter().any(|(n, _)| n == g) {
+                groups.push((g.clone(), GroupRole::Task));
+            }
+        }
+        groups
+    }
+
     /// Accept the credentials of the environment the client reads
     /// (`HUAWEICLOUD_SDK_AK` / `_SK` / `_SECURITY_TOKEN`, `HUAWEICLOUD_USERNAME`
     /// / `_PASSWORD` / `_DOMAIN_NAME`); where a set is absent, the demo
@@ -1977,8 +1994,7 @@ fn validate_task_node_info(v: Option<&Value>) -> Result<Value, Box<Answer>> {
 fn role_of(inner: &Inner, name: &str) -> Option<GroupRole> {
     inner
         .opts
-        .cluster_type
-        .groups()
+        .layout()
         .into_iter()
         .find(|(n, _)| n == name)
         .map(|(_, r)| r)
@@ -1988,8 +2004,7 @@ fn role_of(inner: &Inner, name: &str) -> Option<GroupRole> {
 fn role_groups(inner: &Inner, group: NodeGroup) -> usize {
     inner
         .opts
-        .cluster_type
-        .groups()
+        .layout()
         .iter()
         .filter(|(_, r)| r.node_group() == Some(group))
         .count()
@@ -1999,8 +2014,7 @@ fn role_groups(inner: &Inner, group: NodeGroup) -> usize {
 fn resizable_names(inner: &Inner) -> String {
     inner
         .opts
-        .cluster_type
-        .groups()
+        .layout()
         .into_iter()
         .filter(|(_, r)| *r != GroupRole::Master)
         .map(|(n, _)| n)
@@ -2012,7 +2026,7 @@ fn resizable_names(inner: &Inner) -> String {
 /// whose expand runs (or ran: one operation at a time) when its role is that
 /// group's, else to the first group of its role.
 fn assign_groups(inner: &Inner) -> HashMap<String, String> {
-    let layout = inner.opts.cluster_type.groups();
+    let layout = inner.opts.layout();
     let nodes = inner.model.nodes();
     let running = inner.model.operation().map(|op| op.flow_id);
     let mut s = inner.lock();
@@ -2052,14 +2066,16 @@ fn listed_groups(inner: &Inner) -> Vec<(String, GroupRole, i32)> {
     let analysis = inner.opts.cluster_type == FakeClusterType::Analysis;
     inner
         .opts
-        .cluster_type
-        .groups()
+        .layout()
         .into_iter()
         .map(|(name, role)| {
             let n = groups.values().filter(|g| **g == name).count() as i32;
             (name, role, n)
         })
-        .filter(|(_, role, n)| !(analysis && *role == GroupRole::Task && *n == 0 && !task_spec))
+        .filter(|(name, role, n)| {
+            let own = !inner.opts.extra_task_groups.contains(name);
+            !(analysis && own && *role == GroupRole::Task && *n == 0 && !task_spec)
+        })
         .collect()
 }
 
@@ -2426,7 +2442,7 @@ fn list_nodes(inner: &Inner, query: &[(String, String)]) -> Answer {
         .unwrap_or_else(|e| e.into_inner())
         .prepaid
         .clone();
-    let layout = inner.opts.cluster_type.groups();
+    let layout = inner.opts.layout();
     let master_group = layout
         .iter()
         .find(|(_, r)| *r == GroupRole::Master)

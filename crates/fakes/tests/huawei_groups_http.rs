@@ -6,13 +6,18 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use clusterscale_core::api::{HuaweiSpec, NodeGroup};
+use clusterscale_core::api::conditions::{find, DEGRADED, READY};
+use clusterscale_core::api::{
+    HuaweiPoolSpec, HuaweiSpec, NodeGroup, Phase, ScaledClusterSpec, ScaledClusterStatus,
+    TaskPoolSpec,
+};
 use clusterscale_core::clock::ManualClock;
 use clusterscale_core::cloud::credentials::Credentials;
 use clusterscale_core::cloud::{Cloud, ClusterState, ErrorClass, ScaleRequest};
+use clusterscale_engine::{reconcile, EngineConfig, EventType, MemoryStore, Report, Target};
 use clusterscale_fakes::huawei::{
     FakeAccessKey, FakeClusterType, FakePolicy, HuaweiFake, HuaweiFakeConfig, ACTION_EXPAND,
-    ACTION_NODES, ACTION_SHRINK, CUSTOM_V11_REFUSAL,
+    ACTION_NODES, ACTION_POLICY, ACTION_RESIZE, ACTION_SHOW, ACTION_SHRINK,
 };
 use clusterscale_fakes::{FakeFaults, JournalLine};
 use clusterscale_huawei::interpret::{autoscaled_groups, nodes_by_group, policy_of};
@@ -444,7 +449,9 @@ async fn custom_clusters_refuse_v11_resizes_and_scale_through_v2() {
             "node_group_5"
         ]
     );
-    // v1.1 resize: refused, as MRS refuses custom clusters.
+    // Through the trait, a custom cluster is never sent a v1.1 resize: without
+    // spec.huawei.coreNodeGroup it is refused before any write, naming the
+    // field and the groups (the fake's own v1.1 refusal: huawei_http.rs).
     let err = client
         .scale_out(&ScaleRequest {
             group: NodeGroup::Task,
@@ -459,8 +466,15 @@ async fn custom_clusters_refuse_v11_resizes_and_scale_through_v2() {
         .unwrap_err();
     assert_eq!(
         (err.class, err.code.as_str()),
-        (ErrorClass::Invalid, CUSTOM_V11_REFUSAL)
+        (ErrorClass::Invalid, "NodeGroupRequired")
     );
+    assert!(
+        err.message.contains("spec.huawei.coreNodeGroup")
+            && err.message.contains("node_group_5 (0)"),
+        "{}",
+        err.message
+    );
+    assert!(env.lines(ACTION_RESIZE).is_empty());
     assert_eq!(env.model.write_count(), 0);
     // v2 expand of a Task group works.
     client
@@ -520,5 +534,482 @@ async fn throttling_and_bad_signatures_on_v2_routes() {
         (err.class, err.code.as_str()),
         (ErrorClass::Auth, "APIGW.0301")
     );
+    assert_eq!(env.model.write_count(), 0);
+}
+
+// --- the Cloud trait over node groups, through engine passes ---------------
+
+fn pool(name: &str, count: i32, group: &str) -> TaskPoolSpec {
+    TaskPoolSpec {
+        huawei: Some(HuaweiPoolSpec {
+            node_group: group.into(),
+        }),
+        ..TaskPoolSpec::named(name, count)
+    }
+}
+
+fn engine_spec(env: &Env, core: i32, task: i32) -> ScaledClusterSpec {
+    ScaledClusterSpec::test()
+        .huawei(env.spec.clone())
+        .counts(core, task)
+}
+
+/// One engine pass, as the controller runs it, on the env's clock.
+async fn pass(
+    env: &Env,
+    spec: &ScaledClusterSpec,
+    status: &ScaledClusterStatus,
+    cloud: &dyn Cloud,
+    generation: i64,
+) -> Report {
+    reconcile(
+        Target {
+            uid: "uid-huawei-groups",
+            generation,
+            spec,
+        },
+        status,
+        cloud,
+        env.clock.as_ref(),
+        &mut MemoryStore::default(),
+        &EngineConfig::default(),
+    )
+    .await
+    .expect("status saved")
+}
+
+/// Passes from `status` until converged, each after the previous pass's
+/// requeue on the manual clock (as the controller waits).
+async fn converge(
+    env: &Env,
+    spec: &ScaledClusterSpec,
+    cloud: &dyn Cloud,
+    status: ScaledClusterStatus,
+) -> Report {
+    let mut status = status;
+    for _ in 0..60 {
+        let r = pass(env, spec, &status, cloud, 1).await;
+        if r.status.phase == Phase::Converged {
+            return r;
+        }
+        assert!(r.error.is_none(), "{:?}\n{:?}", r.error, r.status);
+        status = r.status.clone();
+        env.clock
+            .advance(r.requeue_after.unwrap_or(Duration::from_secs(10)));
+    }
+    panic!("not converged: {status:?}");
+}
+
+/// `(node_group_name, count)` of every journaled write of `action`.
+fn written(env: &Env, action: &str) -> Vec<(String, i64)> {
+    env.lines(action)
+        .iter()
+        .filter(|l| l.write)
+        .map(|l| {
+            let b = &l.params["body"];
+            (
+                b["node_group_name"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_string(),
+                b["count"].as_i64().unwrap_or_default(),
+            )
+        })
+        .collect()
+}
+
+fn condition(r: &Report, type_: &str) -> (String, String, String) {
+    let c = find(&r.status.conditions, type_).unwrap_or_else(|| panic!("no {type_}"));
+    (c.status.clone(), c.reason.clone(), c.message.clone())
+}
+
+fn warnings(r: &Report) -> Vec<String> {
+    r.events
+        .iter()
+        .filter(|e| e.type_ == EventType::Warning)
+        .map(|e| format!("{}: {}", e.reason, e.message))
+        .collect()
+}
+
+/// A custom cluster: Core and Task converge by v2 expand and shrink only,
+/// each write preceded by the group's policy and billing reads, and an
+/// observation is one ShowClusterDetails.
+#[tokio::test]
+async fn custom_cluster_converges_core_and_task_by_v2_only() {
+    let mut env = start("custom_engine", 3, 2, FakeClusterType::Custom(5), |_| {}).await;
+    env.spec.core_node_group = Some("node_group_2".into());
+    env.spec.task_node_group = Some("node_group_3".into());
+    let cloud = env.client();
+    // node_group_3 has 1 of the 2 initial Task nodes, node_group_4 the other.
+    let r = converge(&env, &engine_spec(&env, 5, 3), &cloud, Default::default()).await;
+    let o = r.status.observed.as_ref().unwrap();
+    assert_eq!((o.core, o.task), (5, 3));
+    assert_eq!(env.count("node_group_2"), 5);
+    assert_eq!(env.count("node_group_3"), 3);
+    assert_eq!(env.count("node_group_4"), 1, "not managed: untouched");
+    assert!(env.lines(ACTION_RESIZE).is_empty(), "no v1.1 PUT");
+    assert_eq!(
+        written(&env, ACTION_EXPAND),
+        [
+            ("node_group_2".to_string(), 2),
+            ("node_group_3".to_string(), 2)
+        ]
+    );
+    for l in env.lines(ACTION_EXPAND) {
+        let b = &l.params["body"];
+        // Sent explicitly: v2 skips the bootstrap scripts when it is absent.
+        assert_eq!(b["skip_bootstrap_scripts"], serde_json::json!(false));
+        assert_eq!(b["scale_without_start"], serde_json::json!(false));
+    }
+    // The policy and the group's nodes are read before each write, never to observe.
+    assert_eq!(env.lines(ACTION_POLICY).len(), 2);
+    assert_eq!(env.lines(ACTION_NODES).len(), 2);
+    let before = env.fake.journal().len();
+    let again = pass(&env, &engine_spec(&env, 5, 3), &r.status, &cloud, 1).await;
+    assert_eq!(again.status.phase, Phase::Converged);
+    let new: Vec<String> = env.fake.journal()[before..]
+        .iter()
+        .map(|l| l.action.clone())
+        .collect();
+    assert_eq!(new, [ACTION_SHOW], "one read per observation");
+
+    // Scale in: Task first, then Core, both by v2 shrink.
+    let r = converge(&env, &engine_spec(&env, 4, 1), &cloud, r.status).await;
+    let o = r.status.observed.as_ref().unwrap();
+    assert_eq!((o.core, o.task), (4, 1));
+    assert_eq!(
+        written(&env, ACTION_SHRINK),
+        [
+            ("node_group_3".to_string(), 2),
+            ("node_group_2".to_string(), 1)
+        ]
+    );
+    assert!(env.lines(ACTION_RESIZE).is_empty());
+    assert_eq!(env.count("node_group_4"), 1);
+}
+
+/// A hybrid cluster with a pool on `task_node_streaming_group`: the default
+/// Task group (analysis) by v1.1, the pool by v2; both converge, counted apart.
+#[tokio::test]
+async fn hybrid_cluster_pool_on_the_streaming_task_group() {
+    let env = start("hybrid_pool", 6, 2, FakeClusterType::Hybrid, |_| {}).await;
+    let cloud = env.client();
+    let spec = engine_spec(&env, 3, 3).with_pool(pool("stream", 4, "task_node_streaming_group"));
+    let r = converge(&env, &spec, &cloud, Default::default()).await;
+    let o = r.status.observed.as_ref().unwrap();
+    assert_eq!((o.core, o.task), (3, 3));
+    assert_eq!(r.status.pools[0].observed, Some(4));
+    assert_eq!(r.status.pools_summary.as_deref(), Some("4/4"));
+    assert_eq!(env.count("task_node_analysis_group"), 3);
+    assert_eq!(env.count("task_node_streaming_group"), 4);
+    let puts: Vec<(String, i64)> = env
+        .lines(ACTION_RESIZE)
+        .iter()
+        .filter(|l| l.write)
+        .map(|l| {
+            let p = &l.params["body"]["parameters"];
+            (
+                p["node_group"].as_str().unwrap().to_string(),
+                p["instances"].as_i64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(puts, [("task_node_analysis_group".to_string(), 2)]);
+    assert_eq!(
+        written(&env, ACTION_EXPAND),
+        [("task_node_streaming_group".to_string(), 3)]
+    );
+}
+
+/// An analysis cluster: Core and Task still go by v1.1 (server_ids for
+/// preferNodes included), a pool on an added Task group by v2.
+#[tokio::test]
+async fn analysis_cluster_keeps_v11_and_a_pool_uses_v2() {
+    let env = start("analysis_pool", 3, 2, FakeClusterType::Analysis, |c| {
+        c.extra_task_groups = vec!["task_node_spot_group".into()];
+    })
+    .await;
+    let cloud = env.client();
+    let spec = engine_spec(&env, 4, 3).with_pool(pool("spot", 2, "task_node_spot_group"));
+    let r = converge(&env, &spec, &cloud, Default::default()).await;
+    let o = r.status.observed.as_ref().unwrap();
+    assert_eq!((o.core, o.task), (4, 3));
+    assert_eq!(r.status.pools[0].observed, Some(2));
+    let puts = |env: &Env| -> Vec<(String, String, i64)> {
+        env.lines(ACTION_RESIZE)
+            .iter()
+            .filter(|l| l.write)
+            .map(|l| {
+                let p = &l.params["body"]["parameters"];
+                (
+                    p["scale_type"].as_str().unwrap().to_string(),
+                    p["node_group"].as_str().unwrap().to_string(),
+                    p["instances"].as_i64().unwrap(),
+                )
+            })
+            .collect()
+    };
+    assert_eq!(
+        puts(&env),
+        [
+            ("scale_out".into(), "core_node_analysis_group".into(), 1),
+            ("scale_out".into(), "task_node_analysis_group".into(), 1)
+        ]
+    );
+    assert_eq!(
+        written(&env, ACTION_EXPAND),
+        [("task_node_spot_group".to_string(), 2)]
+    );
+    // Task scale-in with preferNodes stays v1.1 (server_ids); the pool shrinks by v2.
+    let hosts = cloud.list_hosts().await.unwrap();
+    let preferred = hosts
+        .iter()
+        .find(|h| h.node_group_name.as_deref() == Some("task_node_analysis_group"))
+        .unwrap()
+        .id
+        .clone();
+    let mut spec = engine_spec(&env, 4, 2).with_pool(pool("spot", 1, "task_node_spot_group"));
+    spec.scale_in.prefer_nodes = vec![preferred.clone()];
+    converge(&env, &spec, &cloud, r.status).await;
+    let all = puts(&env);
+    assert_eq!(
+        all[2],
+        ("scale_in".into(), "task_node_analysis_group".into(), 1)
+    );
+    let put = env
+        .lines(ACTION_RESIZE)
+        .into_iter()
+        .filter(|l| l.write)
+        .nth(2)
+        .unwrap();
+    assert_eq!(
+        params_server_ids(&put),
+        vec![preferred],
+        "the preferred node named"
+    );
+    assert_eq!(
+        written(&env, ACTION_SHRINK),
+        [("task_node_spot_group".to_string(), 1)]
+    );
+    assert_eq!(env.count("task_node_spot_group"), 1);
+}
+
+fn params_server_ids(l: &JournalLine) -> Vec<String> {
+    l.params["body"]["parameters"]["server_ids"]
+        .as_array()
+        .map(|a| a.iter().map(|v| v.as_str().unwrap().to_string()).collect())
+        .unwrap_or_default()
+}
+
+/// Prepaid groups: one with nodes billed on-period is refused before any
+/// write; an empty one whose expand still answers an order is reported once,
+/// with the order id, and never sent again (not after the Billing backoff,
+/// not in the next generation).
+#[tokio::test]
+async fn prepaid_groups_are_never_written_and_an_order_is_never_resent() {
+    let mut env = start("prepaid_engine", 3, 1, FakeClusterType::Custom(4), |c| {
+        c.groups.prepaid = vec!["node_group_3".into(), "node_group_4".into()];
+    })
+    .await;
+    env.spec.core_node_group = Some("node_group_2".into());
+    env.spec.task_node_group = Some("node_group_3".into());
+    let cloud = env.client();
+    // The pool's group is empty: nothing tells its billing before the expand.
+    let spec = engine_spec(&env, 3, 1).with_pool(pool("reserved", 1, "node_group_4"));
+    let r = pass(&env, &spec, &Default::default(), &cloud, 1).await;
+    let e = r.error.clone().expect("refused");
+    assert_eq!(
+        (e.class, e.code.as_str()),
+        (ErrorClass::Billing, "PrepaidNodeGroup")
+    );
+    assert!(
+        e.message.contains("node group node_group_4") && e.message.contains("order CS"),
+        "{e}"
+    );
+    assert!(e.request_id.is_some());
+    assert_eq!(env.lines(ACTION_EXPAND).len(), 1);
+    assert_eq!(env.model.write_count(), 0, "nothing scales");
+    let (status, reason, message) = condition(&r, DEGRADED);
+    assert_eq!((status.as_str(), reason.as_str()), ("True", "Billing"));
+    assert!(
+        message.contains("PrepaidNodeGroup") && message.contains("order CS"),
+        "{message}"
+    );
+    let first = warnings(&r);
+    assert!(
+        first
+            .iter()
+            .any(|w| w.starts_with("Billing: ") && w.contains("order CS")),
+        "{first:?}"
+    );
+    assert_eq!(
+        r.status.last_error.as_ref().unwrap().code,
+        "PrepaidNodeGroup"
+    );
+    let opened = |r: &Report| {
+        r.events
+            .iter()
+            .filter(|e| e.message.contains("MRS opened order"))
+            .count()
+    };
+    let mut reported = opened(&r);
+    // Passes after the class's backoff (15 minutes): the engine plans the
+    // step again (a permanent refusal is retried after its class's delay),
+    // and the client refuses it without a request: the order is reported
+    // once, never re-sent.
+    let mut status = r.status.clone();
+    for _ in 0..3 {
+        env.clock.advance(r.requeue_after.unwrap());
+        let r = pass(&env, &spec, &status, &cloud, 1).await;
+        let e = r.error.clone().expect("still refused");
+        assert_eq!(e.code, "PrepaidNodeGroup");
+        assert!(
+            e.message.starts_with("not sent") && e.message.contains("order CS"),
+            "{e}"
+        );
+        assert!(e.request_id.is_none(), "no request: {e}");
+        assert_eq!(condition(&r, DEGRADED).1, "Billing");
+        reported += opened(&r);
+        status = r.status.clone();
+    }
+    assert_eq!(
+        reported, 2,
+        "the order reported once: ScaleOutFailed and Degraded's Warning of one pass"
+    );
+    assert_eq!(
+        env.lines(ACTION_EXPAND).len(),
+        1,
+        "the order is never re-sent"
+    );
+    // A group with nodes billed on-period: refused from ListNodes, no write.
+    let spec = engine_spec(&env, 3, 2).with_pool(pool("reserved", 1, "node_group_4"));
+    let r = pass(&env, &spec, &status, &cloud, 2).await;
+    let e = r.error.clone().expect("refused");
+    assert_eq!(
+        (e.class, e.code.as_str()),
+        (ErrorClass::Billing, "PrepaidNodeGroup")
+    );
+    assert!(
+        e.message.contains("node group node_group_3") && e.message.contains("on-period"),
+        "{e}"
+    );
+    assert_eq!(env.lines(ACTION_EXPAND).len(), 1);
+    assert_eq!(
+        env.lines(ACTION_NODES).last().unwrap().params["query"]["node_group"],
+        "node_group_3"
+    );
+    // The next generation does not re-send the order either.
+    env.clock.advance(r.requeue_after.unwrap());
+    let spec = engine_spec(&env, 3, 1).with_pool(pool("reserved", 1, "node_group_4"));
+    let r = pass(&env, &spec, &r.status, &cloud, 3).await;
+    assert!(r.error.as_ref().unwrap().message.starts_with("not sent"));
+    assert_eq!(env.lines(ACTION_EXPAND).len(), 1);
+    assert_eq!(env.model.write_count(), 0);
+}
+
+/// MRS's own auto-scaling on a managed group: CloudAutoscalerConflict naming
+/// the group and the policy's bounds, nothing written.
+#[tokio::test]
+async fn an_enabled_policy_on_a_managed_group_is_a_conflict() {
+    let mut env = start("policy_engine", 3, 1, FakeClusterType::Custom(4), |c| {
+        c.groups.policies = vec![FakePolicy {
+            group: "node_group_3".into(),
+            enabled: true,
+            min: 1,
+            max: 6,
+        }];
+    })
+    .await;
+    env.spec.core_node_group = Some("node_group_2".into());
+    env.spec.task_node_group = Some("node_group_3".into());
+    let cloud = env.client();
+    let spec = engine_spec(&env, 3, 3);
+    let r = pass(&env, &spec, &Default::default(), &cloud, 1).await;
+    let e = r.error.clone().expect("refused");
+    assert_eq!(
+        (e.class, e.code.as_str()),
+        (ErrorClass::Invalid, "CloudAutoscalerConflict")
+    );
+    assert!(
+        e.message.contains("node group node_group_3") && e.message.contains("(min 1, max 6)"),
+        "{e}"
+    );
+    assert!(env.lines(ACTION_EXPAND).is_empty() && env.lines(ACTION_NODES).is_empty());
+    assert_eq!(env.model.write_count(), 0);
+    let (status, reason, _) = condition(&r, DEGRADED);
+    assert_eq!((status.as_str(), reason.as_str()), ("True", "Invalid"));
+    assert_eq!(condition(&r, READY).0, "False");
+    // Disabled: the same spec converges.
+    env.fake.set_policies(vec![FakePolicy {
+        group: "node_group_3".into(),
+        enabled: false,
+        min: 0,
+        max: 0,
+    }]);
+    env.clock.advance(r.requeue_after.unwrap());
+    let r = converge(&env, &spec, &cloud, r.status).await;
+    assert_eq!(r.status.observed.as_ref().unwrap().task, 3);
+    assert_eq!(
+        written(&env, ACTION_EXPAND),
+        [("node_group_3".to_string(), 2)]
+    );
+}
+
+/// A group the spec names that the cluster does not have is found by the
+/// observation itself: UnknownNodeGroup listing the cluster's groups, Degraded
+/// with one Warning, nothing written; the same for a custom cluster without
+/// spec.huawei.coreNodeGroup.
+#[tokio::test]
+async fn unknown_node_groups_are_reported_at_observation() {
+    let mut env = start("unknown_engine", 3, 1, FakeClusterType::Custom(4), |_| {}).await;
+    let cloud = env.client();
+    let r = pass(
+        &env,
+        &engine_spec(&env, 4, 1),
+        &Default::default(),
+        &cloud,
+        1,
+    )
+    .await;
+    let e = r.error.clone().unwrap();
+    assert_eq!(
+        (e.class, e.code.as_str()),
+        (ErrorClass::Invalid, "NodeGroupRequired")
+    );
+    assert!(e.message.contains("spec.huawei.coreNodeGroup"), "{e}");
+    env.spec.core_node_group = Some("node_group_2".into());
+    let cloud = env.client();
+    let spec = engine_spec(&env, 4, 1).with_pool(pool("batch", 2, "node_group_9"));
+    let mut status = ScaledClusterStatus::default();
+    let mut degraded_warnings = 0;
+    for _ in 0..3 {
+        let r = pass(&env, &spec, &status, &cloud, 1).await;
+        let e = r.error.clone().expect("refused");
+        assert_eq!(
+            (e.class, e.code.as_str()),
+            (ErrorClass::Invalid, "UnknownNodeGroup")
+        );
+        assert!(
+            e.message
+                .contains("node_group_9 (spec.taskPools[batch].huawei.nodeGroup)")
+                && e.message.contains(
+                    "node_group_1 (2), node_group_2 (3), node_group_3 (1), node_group_4 (0)"
+                ),
+            "{e}"
+        );
+        let (s, reason, _) = condition(&r, DEGRADED);
+        assert_eq!((s.as_str(), reason.as_str()), ("True", "Invalid"));
+        degraded_warnings += warnings(&r)
+            .iter()
+            .filter(|w| w.starts_with("Invalid: "))
+            .count();
+        assert!(r.started.is_none());
+        status = r.status.clone();
+        env.clock.advance(r.requeue_after.unwrap());
+    }
+    assert_eq!(degraded_warnings, 1, "one Warning per change");
+    let actions: std::collections::BTreeSet<String> =
+        env.fake.journal().into_iter().map(|l| l.action).collect();
+    assert_eq!(actions.into_iter().collect::<Vec<_>>(), [ACTION_SHOW]);
     assert_eq!(env.model.write_count(), 0);
 }

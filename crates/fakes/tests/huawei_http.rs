@@ -1878,3 +1878,20 @@ async fn malformed_answers_name_action_and_request_id() {
         env.finish_operation();
     }
 }
+
+/// The fake refuses a v1.1 resize of a custom cluster, as MRS does ("not
+/// custom clusters"); the client never sends one (huawei_groups_http.rs).
+#[tokio::test]
+async fn fake_refuses_a_v11_resize_of_a_custom_cluster() {
+    use clusterscale_fakes::huawei::{FakeClusterType, CUSTOM_V11_REFUSAL};
+    let env = start_with("custom_v11", 3, 2, |c| {
+        c.cluster_type = FakeClusterType::Custom(4)
+    })
+    .await;
+    let (status, v) = raw_put(&env, resize_body("scale_out", "node_group_3", 1)).await;
+    assert_eq!(
+        (status, v["error_code"].as_str()),
+        (400, Some(CUSTOM_V11_REFUSAL))
+    );
+    assert_eq!(env.model.write_count(), 0);
+}

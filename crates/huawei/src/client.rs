@@ -6,16 +6,33 @@
 //! - preferred Task scale-in: `GET /v1.1/{project_id}/clusters/{cluster_id}/hosts` (paged);
 //! - resize: `PUT /v1.1/{project_id}/cluster_infos/{cluster_id}`.
 //!
-//! Node groups (cloud-apis.md C1), inherent methods not yet behind the trait:
+//! Node groups and pools (cloud-apis.md C1): the v2 calls
 //! [`HuaweiCloud::expand_node_group`] / [`HuaweiCloud::shrink_node_group`]
-//! (`POST /v2/{project_id}/clusters/{cluster_id}/expand|shrink`),
-//! [`HuaweiCloud::list_nodes`] (`GET .../nodes`, paged by page number),
+//! (`POST /v2/{project_id}/clusters/{cluster_id}/expand|shrink`, `count` a
+//! delta), [`HuaweiCloud::list_nodes`] (`GET .../nodes`, paged by page number),
 //! [`HuaweiCloud::autoscaling_policies`] (`GET
 //! /v2/{project_id}/autoscaling-policy/{cluster_id}`) and
 //! [`HuaweiCloud::node_groups`] (`clusterType` and `nodeGroups[]` of the
 //! detail). They share the rate limiter, fence check, hold-off and request
 //! counter of the calls above; what their answers mean is read in
 //! [`interpret`](super::interpret) ([`expand_outcome`], [`nodes_by_group`](super::interpret::nodes_by_group), ...).
+//!
+//! Behind the trait:
+//! - an observation is still ONE GET of the detail: Core, the default Task
+//!   group and every pool's group are counted from its `nodeGroups[]`
+//!   ([`interpret_pools`]); a group the spec names that the cluster lacks is
+//!   `UnknownNodeGroup`, found there;
+//! - a write goes by v1.1 (`PUT cluster_infos`) when v1.1 can address the
+//!   group ([`v11_addresses`]: the standard groups of analysis, streaming and
+//!   hybrid clusters; the only API that names healthy Task nodes for
+//!   `preferNodes`), else by v2 (every group of a custom cluster, every
+//!   named pool). Before a v2 write, and only then, the group's MRS
+//!   auto-scaling policy (one GET) and its nodes' billing (ListNodes of the
+//!   group, one GET per page) are read: an enabled policy is
+//!   `CloudAutoscalerConflict`, an `on-period` node `PrepaidNodeGroup`, and
+//!   nothing is written. An expand that still answers an `order_id` is
+//!   reported as `PrepaidNodeGroup` with the order, and that group is never
+//!   written to again by this process.
 //!
 //! This module builds, signs and sends those requests; what the answers mean
 //! (state, counts, group names, progress, the Task hosts a scale-in names)
@@ -67,9 +84,11 @@ use serde::de::DeserializeOwned;
 use sha2::{Digest, Sha256};
 
 use super::interpret::{
-    abnormal_detail, choose_task_hosts, cluster_type, distinct, expand_outcome, group_counts,
-    interpret, is_abnormal, precheck, precheck_error, progress, shrink_outcome,
-    unmatched_preferred, GroupCount, GroupResizeOutcome, Interpreted, MrsClusterType,
+    abnormal_detail, choose_task_hosts, cluster_type, describe_groups, distinct, expand_outcome,
+    group_counts, interpret_pools, is_abnormal, nodes_by_group, policy_of, precheck,
+    precheck_error, progress, shrink_outcome, unmatched_preferred, v11_addresses, GroupCount,
+    GroupResizeOutcome, Interpreted, MrsClusterType, ReadError, CLOUD_AUTOSCALER_CONFLICT,
+    NODE_GROUP_REQUIRED, PREPAID_NODE_GROUP,
 };
 use super::sign::{self, RequestParts};
 use super::token::{TokenSource, AUTH_TOKEN_HEADER};
@@ -214,6 +233,9 @@ pub struct HuaweiCloud {
     snapshot: Mutex<Option<Snapshot>>,
     earlier_failure: EarlierFailure,
     requests: AtomicU64,
+    /// The spec's pools of the latest [`Cloud::observe_pools`]: what the
+    /// observations behind a write's pre-checks count.
+    pools: Mutex<Vec<TaskPoolSpec>>,
 }
 
 impl std::fmt::Debug for HuaweiCloud {
@@ -270,6 +292,7 @@ impl HuaweiCloud {
             snapshot: Mutex::new(None),
             earlier_failure: EarlierFailure::default(),
             requests: AtomicU64::new(0),
+            pools: Mutex::new(Vec::new()),
         })
     }
 
@@ -572,8 +595,11 @@ impl HuaweiCloud {
     /// `scaling-error` of an earlier resize; see [`Self::observed`].
     async fn view(&self) -> Result<Interpreted, CloudError> {
         let (detail, request_id) = self.cluster_detail_with_id().await?;
-        let view =
-            interpret(&detail, &self.spec).map_err(|m| malformed(ACTION_SHOW, request_id, m))?;
+        let pools = self.pools.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        let view = interpret_pools(&detail, &self.spec, &pools).map_err(|e| match e {
+            ReadError::Malformed(m) => malformed(ACTION_SHOW, request_id, m),
+            ReadError::Refused(e) => e.with_request_id(request_id),
+        })?;
         *self.snapshot.lock().unwrap_or_else(|e| e.into_inner()) = Some(Snapshot {
             taken: Instant::now(),
             view: view.clone(),
@@ -630,8 +656,8 @@ impl HuaweiCloud {
         &self,
         req: &ScaleRequest,
         direction: Direction,
+        view: Interpreted,
     ) -> Result<PlannedResize, CloudError> {
-        let view = self.recent_view().await?;
         precheck(&view.observed, req, direction)?;
         let observed = &view.observed;
         let group_name = view.groups.name(req.group).to_string();
@@ -723,19 +749,221 @@ impl HuaweiCloud {
         })
     }
 
-    /// One resize: pre-checks against the latest observation, then one PUT.
-    /// Never repeated here; an unclear answer is resolved by observation.
+    /// One write, by the API that can address the group ([`Route`]).
     async fn resize(
         &self,
         req: &ScaleRequest,
         direction: Direction,
+    ) -> Result<Submitted, CloudError> {
+        let view = self.recent_view().await?;
+        match self.route(&view, req, direction)? {
+            Route::V11 => self.resize_v11(req, direction, view).await,
+            Route::V2 { group } => self.resize_v2(req, direction, view, &group).await,
+        }
+    }
+
+    /// Which API writes `req`, and to which group; `Err` (nothing sent)
+    /// when the spec does not say which group.
+    fn route(
+        &self,
+        view: &Interpreted,
+        req: &ScaleRequest,
+        direction: Direction,
+    ) -> Result<Route, CloudError> {
+        let action = v2_action(direction);
+        if let Some(pool) = &req.pool {
+            // Every named pool is one node group, resized by v2.
+            return match pool.huawei.as_ref().map(|h| h.node_group.trim()) {
+                Some(g) if !g.is_empty() => Ok(Route::V2 {
+                    group: g.to_string(),
+                }),
+                _ => Err(CloudError::new(
+                    ErrorClass::Invalid,
+                    action,
+                    NODE_GROUP_REQUIRED,
+                    format!(
+                        "not sent: pool {} has no spec.taskPools[].huawei.nodeGroup",
+                        pool.name
+                    ),
+                )),
+            };
+        }
+        let group = view.groups.name(req.group);
+        if group.is_empty() {
+            return Err(CloudError::new(
+                ErrorClass::Invalid,
+                action,
+                NODE_GROUP_REQUIRED,
+                format!(
+                    "not sent: spec.huawei.taskNodeGroup is required to scale the Task nodes of cluster {}, \
+                     a {} cluster, whose node groups are named by the user; its node groups: {}",
+                    self.spec.cluster_id,
+                    view.cluster_type.map(MrsClusterType::name).unwrap_or_default(),
+                    describe_groups(&view.group_counts)
+                ),
+            ));
+        }
+        if v11_addresses(view.cluster_type, group) {
+            Ok(Route::V11)
+        } else {
+            Ok(Route::V2 {
+                group: group.to_string(),
+            })
+        }
+    }
+
+    /// A v2 expand or shrink of `group`: the seed's pre-checks against the
+    /// latest observation, then the group's guards, each a read made only
+    /// here (writes are rare), and then one POST. Never repeated here.
+    ///
+    /// The guards, in order, each an `Err` with nothing written:
+    /// - an order this process saw MRS open for the group
+    ///   ([`PREPAID_NODE_GROUP`], no request at all): never sent again;
+    /// - the group's MRS auto-scaling policy enabled
+    ///   ([`CLOUD_AUTOSCALER_CONFLICT`]; `GET autoscaling-policy`);
+    /// - a node of the group billed `on-period` ([`PREPAID_NODE_GROUP`];
+    ///   ListNodes of the group, one request per page).
+    async fn resize_v2(
+        &self,
+        req: &ScaleRequest,
+        direction: Direction,
+        view: Interpreted,
+        group: &str,
+    ) -> Result<Submitted, CloudError> {
+        let action = v2_action(direction);
+        precheck(&view.observed, req, direction).map_err(|mut e| {
+            e.action = action.to_string();
+            e
+        })?;
+        let key = format!(
+            "{}|{}|{}|{group}",
+            self.endpoint.base, self.spec.project_id, self.spec.cluster_id
+        );
+        if let Some(order_id) = ORDERS.get(&key) {
+            return Err(CloudError::new(
+                ErrorClass::Billing,
+                action,
+                PREPAID_NODE_GROUP,
+                format!(
+                    "not sent: node group {group} is yearly/monthly (prepaid): order {order_id}, opened by an \
+                     earlier expand, must be paid before anything scales; the operator never creates or pays \
+                     orders, so it sends nothing more for this group. Resize it in the console"
+                ),
+            ));
+        }
+        let policies = self.autoscaling_policies().await?;
+        if let Some(p) = policy_of(&policies, group).filter(|p| p.auto_scaling_enable) {
+            return Err(CloudError::new(
+                ErrorClass::Invalid,
+                action,
+                CLOUD_AUTOSCALER_CONFLICT,
+                format!(
+                    "not sent: node group {group} has MRS auto-scaling enabled (min {}, max {}): MRS changes its \
+                     count itself and the nodes it adds carry no marker. Disable the group's auto-scaling \
+                     policy in MRS, or stop managing the group here",
+                    p.min_capacity, p.max_capacity
+                ),
+            ));
+        }
+        let listing = self.list_nodes(Some(group)).await?;
+        if let Some(nodes) = nodes_by_group(&listing.nodes)
+            .get(group)
+            .filter(|g| g.on_period > 0)
+        {
+            return Err(CloudError::new(
+                ErrorClass::Billing,
+                action,
+                PREPAID_NODE_GROUP,
+                format!(
+                    "not sent: node group {group} is yearly/monthly (prepaid): {} of its {} nodes are billed \
+                     on-period. MRS would open an order that must be paid before anything scales, and the \
+                     operator never creates orders. Resize it in the console",
+                    nodes.on_period, nodes.total
+                ),
+            ));
+        }
+        // v2 names no healthy node (`resource_ids` force-removes abnormal ones only).
+        let unmatched = match direction {
+            Direction::In => distinct(&req.prefer_nodes),
+            Direction::Out => Vec::new(),
+        };
+        if !unmatched.is_empty() {
+            tracing::warn!(group, unmatched = ?unmatched, "MRS v2 shrink names no healthy node; MRS picks the nodes");
+        }
+        tracing::info!(
+            cluster = %self.spec.cluster_id,
+            operation = %req.token,
+            group,
+            count = req.count,
+            direction = direction.as_str(),
+            "MRS v2 resize"
+        );
+        self.earlier_failure
+            .remember(view.observed.last_resize_failed.clone());
+        let result = match direction {
+            Direction::Out => {
+                let options = ExpandOptions {
+                    skip_bootstrap_scripts: self.spec.skip_bootstrap_scripts,
+                    scale_without_start: self.spec.scale_without_start,
+                    az_code: None,
+                };
+                self.expand_node_group(group, req.count, &options).await
+            }
+            Direction::In => {
+                self.shrink_node_group(group, req.count, &ShrinkOptions::default())
+                    .await
+            }
+        };
+        match result {
+            Ok(GroupResizeOutcome::Accepted { request_id }) => Ok(Submitted {
+                request_id,
+                unmatched_preferred: unmatched,
+                ..Submitted::default()
+            }),
+            Ok(GroupResizeOutcome::OrderPending {
+                order_id,
+                request_id,
+            }) => {
+                // Nothing scales until somebody pays; no new resize started.
+                self.earlier_failure.forget();
+                ORDERS.insert(&key, &order_id);
+                tracing::warn!(group, order_id = %order_id, "MRS opened an order for a prepaid node group; never sent again");
+                Err(CloudError::new(
+                    ErrorClass::Billing,
+                    action,
+                    PREPAID_NODE_GROUP,
+                    format!(
+                        "node group {group} is yearly/monthly (prepaid): MRS opened order {order_id} for {} node(s), \
+                         and nothing scales until it is paid. The operator never pays orders and sends nothing \
+                         more for this group: pay or cancel the order in the console",
+                        req.count
+                    ),
+                )
+                .with_request_id(request_id))
+            }
+            Err(e) => {
+                if !e.may_have_applied() {
+                    self.earlier_failure.forget();
+                }
+                Err(e)
+            }
+        }
+    }
+
+    /// One v1.1 resize: pre-checks against the latest observation, then one
+    /// PUT. Never repeated here; an unclear answer is resolved by observation.
+    async fn resize_v11(
+        &self,
+        req: &ScaleRequest,
+        direction: Direction,
+        view: Interpreted,
     ) -> Result<Submitted, CloudError> {
         let PlannedResize {
             body,
             node_ids,
             shown_failure,
             unmatched,
-        } = self.plan_resize(req, direction).await?;
+        } = self.plan_resize(req, direction, view).await?;
         let bytes = serde_json::to_vec(&body).map_err(|e| {
             CloudError::new(
                 ErrorClass::Invalid,
@@ -1115,6 +1343,49 @@ pub struct ShrinkOptions {
     pub az_code: Option<String>,
 }
 
+/// Which API writes a group.
+enum Route {
+    /// `PUT cluster_infos`: the standard groups of analysis, streaming and
+    /// hybrid clusters ([`v11_addresses`]); the only one that names healthy
+    /// Task nodes to remove (`server_ids`).
+    V11,
+    /// `POST expand|shrink` of the named group: every group of a custom
+    /// cluster, every pool, any group v1.1 cannot address.
+    V2 { group: String },
+}
+
+fn v2_action(direction: Direction) -> &'static str {
+    match direction {
+        Direction::Out => ACTION_EXPAND,
+        Direction::In => ACTION_SHRINK,
+    }
+}
+
+/// The orders MRS opened for expands of prepaid groups, by endpoint,
+/// project, cluster and group: such a group is never written to again by
+/// this process.
+#[derive(Default)]
+struct Orders(Mutex<HashMap<String, String>>);
+
+static ORDERS: std::sync::LazyLock<Orders> = std::sync::LazyLock::new(Orders::default);
+
+impl Orders {
+    fn get(&self, key: &str) -> Option<String> {
+        self.0
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(key)
+            .cloned()
+    }
+
+    fn insert(&self, key: &str, order_id: &str) {
+        self.0
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(key.to_string(), order_id.to_string());
+    }
+}
+
 /// Every node of a ListNodes listing, and what it cost.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct NodeListing {
@@ -1193,8 +1464,12 @@ impl Cloud for HuaweiCloud {
         <super::HuaweiProvider as CloudProvider>::CAPABILITIES
     }
 
-    /// Named pools are not in this version (`validate` refuses them): none is reported.
-    async fn observe_pools(&self, _pools: &[TaskPoolSpec]) -> Result<ObservedCluster, CloudError> {
+    /// One GET of the cluster detail: Core, the default Task group and each
+    /// pool's node group from its `nodeGroups[]` (plus ListHosts while the
+    /// cluster is `abnormal`). A group the spec names that the cluster does
+    /// not have is `UnknownNodeGroup` ([`interpret_pools`]).
+    async fn observe_pools(&self, pools: &[TaskPoolSpec]) -> Result<ObservedCluster, CloudError> {
+        *self.pools.lock().unwrap_or_else(|e| e.into_inner()) = pools.to_vec();
         self.observed().await
     }
 

@@ -7,11 +7,11 @@
 
 use super::wire::{
     AutoScalingPolicy, AutoScalingPolicyV2, ClusterDetail, ClusterNode, ExpandResponse, Host,
-    ShrinkResponse, ACTION_EXPAND, ACTION_RESIZE, ACTION_SHRINK, BILLING_ON_PERIOD,
+    ShrinkResponse, ACTION_EXPAND, ACTION_RESIZE, ACTION_SHOW, ACTION_SHRINK, BILLING_ON_PERIOD,
     BILLING_ON_QUANTITY, RESULT_FAILED, RESULT_SUCCESS, RESULT_V2_SUCCEEDED,
 };
 use clusterscale_core::api::{
-    Direction, HuaweiSpec, NodeGroup, OperationRecord, MAX_TOTAL, MIN_CORE,
+    nodes_of, Direction, HuaweiSpec, NodeGroup, OperationRecord, TaskPoolSpec, MAX_TOTAL, MIN_CORE,
 };
 use clusterscale_core::cloud::{
     CloudError, ClusterState, Effect, ErrorClass, Node, ObservedCluster, OperationProgress,
@@ -77,19 +77,27 @@ pub fn precheck(
             ),
         ));
     }
-    let total = observed.core + observed.task;
+    // Every node the operator counts: Core, the default Task pool and every pool.
+    let total = observed.total();
+    let pool = req.pool.as_ref().map(|p| p.name.as_str());
     match (req.group, direction) {
         (_, Direction::Out) => {
             let room = MAX_TOTAL - total;
             if req.count > room {
+                let pools: i32 = observed.pools.values().sum();
+                let in_pools = if pools > 0 {
+                    format!(" and {pools} in pools")
+                } else {
+                    String::new()
+                };
                 return Err(precheck_error(
                     ErrorClass::Invalid,
                     "PrecheckMaxTotal",
                     format!(
-                        "adding {} {} nodes would exceed {MAX_TOTAL} Core+Task nodes: the cluster has {} Core and {} Task, \
+                        "adding {} {} would exceed {MAX_TOTAL} Core+Task nodes: the cluster has {} Core and {} Task{in_pools}, \
                          so at most {} can be added",
                         req.count,
-                        req.group.as_str(),
+                        nodes_of(req.group, pool),
                         observed.core,
                         observed.task,
                         room.max(0)
@@ -114,13 +122,15 @@ pub fn precheck(
             }
         }
         (NodeGroup::Task, Direction::In) => {
-            if req.count > observed.task {
+            let have = observed.count_of(NodeGroup::Task, pool);
+            if req.count > have {
                 return Err(precheck_error(
                     ErrorClass::Invalid,
                     "PrecheckTaskCount",
                     format!(
-                        "cannot remove {} Task nodes: the cluster has {}",
-                        req.count, observed.task
+                        "cannot remove {} {}: the cluster has {have}",
+                        req.count,
+                        nodes_of(NodeGroup::Task, pool)
                     ),
                 ));
             }
@@ -271,84 +281,248 @@ pub fn abnormal_detail(hosts: &[Host]) -> Option<String> {
     ))
 }
 
-/// Normalise a cluster detail: state, Core and Task counts, group names.
+/// Normalise a cluster detail: state, Core and Task counts, group names
+/// ([`interpret_pools`] with no named pool; a refusal becomes its message).
+pub fn interpret(detail: &ClusterDetail, spec: &HuaweiSpec) -> Result<Interpreted, String> {
+    interpret_pools(detail, spec, &[]).map_err(|e| match e {
+        ReadError::Malformed(m) => m,
+        ReadError::Refused(e) => e.message,
+    })
+}
+
+/// Why a cluster detail could not be read as an observation.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ReadError {
+    /// The answer itself is wrong (no state, no Core count, ...).
+    Malformed(String),
+    /// The answer is fine, but the spec does not fit the cluster: a group it
+    /// names is not there ([`UNKNOWN_NODE_GROUP`]), a custom cluster without
+    /// `spec.huawei.coreNodeGroup` ([`NODE_GROUP_REQUIRED`]), a pool on the
+    /// Core or default Task group ([`NODE_GROUP_CONFLICT`]). `Invalid`.
+    Refused(CloudError),
+}
+
+/// Code of a group named in the spec that the cluster does not have.
+pub const UNKNOWN_NODE_GROUP: &str = "UnknownNodeGroup";
+/// Code of a custom cluster whose spec does not name the group to scale.
+pub const NODE_GROUP_REQUIRED: &str = "NodeGroupRequired";
+/// Code of a pool whose node group is the Core or the default Task group.
+pub const NODE_GROUP_CONFLICT: &str = "NodeGroupConflict";
+/// Code of a prepaid (on-period) node group: never written to.
+pub const PREPAID_NODE_GROUP: &str = "PrepaidNodeGroup";
+/// Code of a managed node group whose MRS auto-scaling policy is enabled.
+pub const CLOUD_AUTOSCALER_CONFLICT: &str = "CloudAutoscalerConflict";
+
+/// The cluster's node groups, for messages: `node_group_1 (2), node_group_2 (3)`.
+pub fn describe_groups(groups: &[GroupCount]) -> String {
+    if groups.is_empty() {
+        return "none listed".to_string();
+    }
+    groups
+        .iter()
+        .map(|g| match g.count {
+            Some(n) => format!("{} ({n})", g.name),
+            None => g.name.clone(),
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Whether MRS v1.1's `PUT cluster_infos` can address `group` of a cluster
+/// of type `cluster_type`: only analysis, streaming and hybrid clusters (the
+/// v1.1 resize page: "not custom clusters"; a detail without `clusterType`
+/// is the seed's world, read as one of them), and only their standard
+/// groups: the `*_default_group`s the v1.1 reference names, and the
+/// `core_node_{analysis,streaming}_group` / `task_node_{analysis,streaming}_group`
+/// that Terraform's v1.1 resize sent (cloud-apis.md B2) and whose
+/// ShowClusterDetails names they are. A hybrid cluster's
+/// `task_node_streaming_group` is one of them.
+pub fn v11_addresses(cluster_type: Option<MrsClusterType>, group: &str) -> bool {
+    const V11_GROUPS: [&str; 6] = [
+        "core_node_default_group",
+        "task_node_default_group",
+        "core_node_analysis_group",
+        "core_node_streaming_group",
+        "task_node_analysis_group",
+        "task_node_streaming_group",
+    ];
+    cluster_type.is_none_or(MrsClusterType::v11_resize_applies) && V11_GROUPS.contains(&group)
+}
+
+/// [`interpret`], with each pool of `pools` counted by its node group
+/// (`spec.taskPools[].huawei.nodeGroup`) into [`ObservedCluster::pools`].
+/// Every count comes from this one detail's `nodeGroups[]`.
+///
+/// - Core: `spec.huawei.coreNodeGroup`, else the cluster's Core group
+///   (`core_node_*`); a custom cluster has no such name, so there the spec
+///   must name it ([`NODE_GROUP_REQUIRED`]).
+/// - The default Task pool: `spec.huawei.taskNodeGroup`, else the cluster's
+///   Task group; on a custom cluster without it, none (0 nodes; a write to
+///   it is refused naming the field). Never a pool's nodes.
+/// - A group the spec names that the detail does not list is
+///   [`UNKNOWN_NODE_GROUP`], naming it and the groups the cluster has;
+///   except a default Task group of a v1.1 cluster, which v1.1 creates when
+///   Task grows from 0 (`task_node_info`).
+/// - A pool on the Core or the default Task group is [`NODE_GROUP_CONFLICT`]
+///   (its nodes would count twice).
 ///
 /// `abnormal` (some nodes unhealthy) is settled, not failed (Terraform waits
 /// for `running` or `abnormal`; only `failed` is an error), but MRS resizes
 /// only running clusters: it becomes [`ClusterState::Unavailable`] with
 /// [`ABNORMAL_SOME`], so the plan waits, and [`progress`] lets an operation
 /// whose counts arrived succeed.
-pub fn interpret(detail: &ClusterDetail, spec: &HuaweiSpec) -> Result<Interpreted, String> {
-    // Every group, from both lists, first occurrence wins.
-    let mut groups: Vec<(String, Option<i64>)> = Vec::new();
-    for g in detail.node_groups.iter().chain(&detail.task_node_groups) {
-        if !g.group_name.is_empty() && !groups.iter().any(|(n, _)| n == &g.group_name) {
-            groups.push((g.group_name.clone(), g.node_num));
-        }
-    }
+pub fn interpret_pools(
+    detail: &ClusterDetail,
+    spec: &HuaweiSpec,
+    pools: &[TaskPoolSpec],
+) -> Result<Interpreted, ReadError> {
+    let malformed = ReadError::Malformed;
+    let listed = group_counts(detail);
+    let kind = cluster_type(detail);
+    let refuse = |code: &str, message: String| {
+        ReadError::Refused(CloudError::new(
+            ErrorClass::Invalid,
+            ACTION_SHOW,
+            code,
+            message,
+        ))
+    };
+    let named = |v: &Option<String>| v.clone().filter(|s| !s.trim().is_empty());
+    // v1.1 cannot resize a custom cluster, and nothing there is named after a role.
+    let user_named = kind.is_some_and(|t| !t.v11_resize_applies());
     let task_listed: Vec<&str> = detail
         .task_node_groups
         .iter()
         .map(|g| g.group_name.as_str())
         .collect();
-    let core_names: Vec<&str> = groups
+    let core_names: Vec<&str> = listed
         .iter()
-        .map(|(n, _)| n.as_str())
+        .map(|g| g.name.as_str())
         .filter(|n| n.starts_with("core_node"))
         .collect();
-    let task_names: Vec<&str> = groups
+    let task_names: Vec<&str> = listed
         .iter()
-        .map(|(n, _)| n.as_str())
+        .map(|g| g.name.as_str())
         .filter(|n| n.starts_with("task_node") || task_listed.contains(n))
         .collect();
-    let core = spec
-        .core_node_group
-        .clone()
-        .filter(|s| !s.trim().is_empty())
-        .or_else(|| {
-            pick(
-                &core_names,
-                &["core_node_default_group", "core_node_analysis_group"],
-            )
-        })
-        .unwrap_or_else(|| "core_node_default_group".to_string());
-    let task = spec
-        .task_node_group
-        .clone()
-        .filter(|s| !s.trim().is_empty())
-        .or_else(|| {
-            pick(
-                &task_names,
-                &["task_node_default_group", "task_node_analysis_group"],
-            )
-        })
+    let core = match named(&spec.core_node_group) {
+        Some(c) => c,
+        None if user_named => {
+            return Err(refuse(
+                NODE_GROUP_REQUIRED,
+                format!(
+                    "spec.huawei.coreNodeGroup is required: cluster {} is a {} cluster, which MRS v1.1 cannot \
+                     resize and whose node groups are named by the user; set it to the Core group \
+                     (and spec.huawei.taskNodeGroup to the Task group, if Task is managed). \
+                     The cluster's node groups: {}",
+                    spec.cluster_id,
+                    kind.map(MrsClusterType::name).unwrap_or_default(),
+                    describe_groups(&listed)
+                ),
+            ))
+        }
+        None => pick(
+            &core_names,
+            &["core_node_default_group", "core_node_analysis_group"],
+        )
+        .unwrap_or_else(|| "core_node_default_group".to_string()),
+    };
+    let task = match named(&spec.task_node_group) {
+        Some(t) => t,
+        // No default Task group: a write to it names the field.
+        None if user_named => String::new(),
+        None => pick(
+            &task_names,
+            &["task_node_default_group", "task_node_analysis_group"],
+        )
         .unwrap_or_else(|| match core.strip_prefix("core_node") {
             // No Task group yet: MRS names it after the Core group.
             Some(rest) => format!("task_node{rest}"),
             None => "task_node_default_group".to_string(),
-        });
-    let group_count = |name: &str| groups.iter().find(|(n, _)| n == name).and_then(|(_, c)| *c);
-    let core_count = if core_names.len() > 1 {
-        group_count(&core).or(detail.core_node_num)
-    } else {
-        detail.core_node_num.or_else(|| group_count(&core))
+        }),
+    };
+    let has = |name: &str| listed.iter().any(|g| g.name == name);
+    if !listed.is_empty() {
+        let mut unknown: Vec<String> = Vec::new();
+        if (named(&spec.core_node_group).is_some() || user_named) && !has(&core) {
+            unknown.push(format!("{core} (spec.huawei.coreNodeGroup)"));
+        }
+        // v1.1 creates the default Task group when Task grows from 0.
+        let creatable = v11_addresses(kind, &task) && task.starts_with("task_node");
+        if named(&spec.task_node_group).is_some() && !has(&task) && !creatable {
+            unknown.push(format!("{task} (spec.huawei.taskNodeGroup)"));
+        }
+        for p in pools {
+            if let Some(g) = p.huawei.as_ref().map(|h| h.node_group.as_str()) {
+                if !has(g) {
+                    unknown.push(format!("{g} (spec.taskPools[{}].huawei.nodeGroup)", p.name));
+                }
+            }
+        }
+        if !unknown.is_empty() {
+            return Err(refuse(
+                UNKNOWN_NODE_GROUP,
+                format!(
+                    "cluster {} has no node group {}; its node groups: {}",
+                    spec.cluster_id,
+                    unknown.join(", no node group "),
+                    describe_groups(&listed)
+                ),
+            ));
+        }
     }
-    .ok_or_else(|| {
-        format!(
-            "cluster {:?} reports no coreNodeNum and no Core node group",
-            detail.cluster_id
-        )
-    })?;
+    for p in pools {
+        let Some(g) = p.huawei.as_ref().map(|h| h.node_group.as_str()) else {
+            continue;
+        };
+        let role = if g == core {
+            Some("the Core group")
+        } else if g == task {
+            Some("the default Task group")
+        } else {
+            None
+        };
+        if let Some(role) = role {
+            return Err(refuse(
+                NODE_GROUP_CONFLICT,
+                format!(
+                    "spec.taskPools[{}].huawei.nodeGroup {g} is {role} of cluster {} (spec.task counts it): \
+                     a pool needs a node group of its own; its node groups: {}",
+                    p.name,
+                    spec.cluster_id,
+                    describe_groups(&listed)
+                ),
+            ));
+        }
+    }
+    let group_count = |name: &str| listed.iter().find(|g| g.name == name).and_then(|g| g.count);
+    let core_count =
+        if user_named || core_names.len() > 1 || named(&spec.core_node_group).is_some() {
+            group_count(&core).or(detail.core_node_num)
+        } else {
+            detail.core_node_num.or_else(|| group_count(&core))
+        }
+        .ok_or_else(|| {
+            malformed(format!(
+                "cluster {:?} reports no coreNodeNum and no Core node group",
+                detail.cluster_id
+            ))
+        })?;
     let task_count = group_count(&task).unwrap_or(0);
     let to_i32 = |what: &str, n: i64| {
-        i32::try_from(n).map_err(|_| format!("{what} count {n} is out of range"))
+        i32::try_from(n)
+            .ok()
+            .filter(|n| *n >= 0)
+            .ok_or_else(|| malformed(format!("{what} count {n} is out of range")))
     };
     let core_count = to_i32("Core", core_count)?;
     let task_count = to_i32("Task", task_count)?;
-    if core_count < 0 || task_count < 0 {
-        return Err(format!(
-            "negative node count (Core {core_count}, Task {task_count})"
-        ));
+    let mut pool_counts = std::collections::BTreeMap::new();
+    for p in pools {
+        if let Some(g) = p.huawei.as_ref().map(|h| h.node_group.as_str()) {
+            let n = group_count(g).unwrap_or(0);
+            pool_counts.insert(p.name.clone(), to_i32(&format!("pool {}", p.name), n)?);
+        }
     }
 
     let stage = detail.stage_desc.trim();
@@ -378,10 +552,10 @@ pub fn interpret(detail: &ClusterDetail, spec: &HuaweiSpec) -> Result<Interprete
         "abnormal" => ClusterState::Unavailable(ABNORMAL_SOME.to_string()),
         "failed" => ClusterState::Failed(with_stage("failed")),
         "" => {
-            return Err(format!(
+            return Err(malformed(format!(
                 "cluster {:?} reports no clusterState",
                 detail.cluster_id
-            ))
+            )))
         }
         other => ClusterState::Unavailable(with_stage(other)),
     };
@@ -390,14 +564,14 @@ pub fn interpret(detail: &ClusterDetail, spec: &HuaweiSpec) -> Result<Interprete
             state,
             core: core_count,
             task: task_count,
-            pools: Default::default(),
+            pools: pool_counts,
             nodes: Vec::new(),
             last_resize_failed,
             unmanaged: Default::default(),
         },
         groups: NodeGroups { core, task },
-        cluster_type: cluster_type(detail),
-        group_counts: group_counts(detail),
+        cluster_type: kind,
+        group_counts: listed,
     })
 }
 
@@ -448,7 +622,8 @@ pub fn hosts_to_nodes(hosts: &[Host]) -> Vec<Node> {
 ///   sent, so only a failure reported after the operation started counts;
 /// - otherwise (idle, reached or not; unavailable): Unknown.
 pub fn progress(observed: &ObservedCluster, op: &OperationRecord) -> OperationProgress {
-    let count = observed.count(op.group);
+    // A v2 operation on a pool is judged by the pool's group, as v1.1's by Core or Task.
+    let count = observed.count_of(op.group, op.pool.as_deref());
     let reached = match op.direction {
         Direction::Out => count >= op.to_count,
         Direction::In => count <= op.to_count,
@@ -1274,5 +1449,210 @@ pub(crate) mod tests {
                 .auto_scaling_enable
         );
         assert!(policy_of(&policies, "node_group_9").is_none());
+    }
+
+    fn pool(name: &str, group: &str) -> TaskPoolSpec {
+        TaskPoolSpec {
+            huawei: Some(clusterscale_core::api::HuaweiPoolSpec {
+                node_group: group.into(),
+            }),
+            ..TaskPoolSpec::named(name, 1)
+        }
+    }
+
+    fn refused(r: Result<Interpreted, ReadError>) -> CloudError {
+        match r {
+            Err(ReadError::Refused(e)) => e,
+            other => panic!("expected a refusal, got {other:?}"),
+        }
+    }
+
+    fn custom() -> ClusterDetail {
+        let mut d = detail(
+            "running",
+            "",
+            3,
+            vec![
+                group("node_group_1", 2),
+                group("node_group_2", 3),
+                group("node_group_3", 1),
+                group("node_group_4", 2),
+            ],
+        );
+        d.cluster_type = Some(3);
+        d
+    }
+
+    #[test]
+    fn custom_clusters_count_the_named_groups_and_each_pool() {
+        let d = custom();
+        // Without coreNodeGroup: refused, naming the field and the groups.
+        let e = refused(interpret_pools(&d, &spec(), &[]));
+        assert_eq!(
+            (e.class, e.code.as_str()),
+            (ErrorClass::Invalid, NODE_GROUP_REQUIRED)
+        );
+        assert!(
+            e.message.contains("spec.huawei.coreNodeGroup"),
+            "{}",
+            e.message
+        );
+        assert!(
+            e.message
+                .contains("node_group_1 (2), node_group_2 (3), node_group_3 (1), node_group_4 (2)"),
+            "{}",
+            e.message
+        );
+        let mut s = spec();
+        s.core_node_group = Some("node_group_2".into());
+        // No taskNodeGroup: no default Task group (0), the pool counted apart.
+        let v = interpret_pools(&d, &s, &[pool("batch", "node_group_4")]).unwrap();
+        assert_eq!((v.observed.core, v.observed.task), (3, 0));
+        assert_eq!(v.observed.pools["batch"], 2);
+        assert_eq!(v.groups.task, "");
+        s.task_node_group = Some("node_group_3".into());
+        let v = interpret_pools(&d, &s, &[pool("batch", "node_group_4")]).unwrap();
+        assert_eq!((v.observed.core, v.observed.task), (3, 1));
+        assert_eq!(v.observed.total(), 6);
+        assert_eq!(v.cluster_type, Some(MrsClusterType::Custom));
+        // Every group of a custom cluster is v2's.
+        assert!(!v11_addresses(v.cluster_type, "node_group_2"));
+        assert!(!v11_addresses(v.cluster_type, "core_node_analysis_group"));
+    }
+
+    #[test]
+    fn unknown_groups_are_refused_naming_them_and_the_cluster_groups() {
+        let d = custom();
+        let mut s = spec();
+        s.core_node_group = Some("node_group_2".into());
+        s.task_node_group = Some("node_group_8".into());
+        let e = refused(interpret_pools(&d, &s, &[pool("batch", "node_group_9")]));
+        assert_eq!(
+            (e.class, e.code.as_str()),
+            (ErrorClass::Invalid, UNKNOWN_NODE_GROUP)
+        );
+        for part in [
+            "node_group_8 (spec.huawei.taskNodeGroup)",
+            "node_group_9 (spec.taskPools[batch].huawei.nodeGroup)",
+            "its node groups: node_group_1 (2), node_group_2 (3)",
+        ] {
+            assert!(e.message.contains(part), "{part}: {}", e.message);
+        }
+        assert_eq!(e.action, ACTION_SHOW);
+        // An analysis cluster's Task group may not exist yet: v1.1 creates it.
+        let d = detail("running", "", 3, vec![group("core_node_analysis_group", 3)]);
+        let mut s = spec();
+        s.task_node_group = Some("task_node_analysis_group".into());
+        assert_eq!(interpret_pools(&d, &s, &[]).unwrap().observed.task, 0);
+        // A pool's group must exist: v2 does not create groups.
+        let e = refused(interpret_pools(
+            &d,
+            &spec(),
+            &[pool("p", "task_node_analysis_group")],
+        ));
+        assert_eq!(e.code, UNKNOWN_NODE_GROUP);
+        // A detail that lists no group at all tells nothing: the seed's reading.
+        let bare = detail("running", "", 3, vec![]);
+        assert!(interpret_pools(&bare, &s, &[]).is_ok());
+    }
+
+    #[test]
+    fn a_pool_on_the_core_or_default_task_group_is_refused() {
+        let d = detail(
+            "running",
+            "",
+            6,
+            vec![
+                group("core_node_analysis_group", 3),
+                group("core_node_streaming_group", 3),
+                group("task_node_analysis_group", 2),
+                group("task_node_streaming_group", 4),
+            ],
+        );
+        // The default Task group is the one the cluster chose (analysis).
+        let e = refused(interpret_pools(
+            &d,
+            &spec(),
+            &[pool("p", "task_node_analysis_group")],
+        ));
+        assert_eq!(e.code, NODE_GROUP_CONFLICT);
+        assert!(
+            e.message.contains("the default Task group"),
+            "{}",
+            e.message
+        );
+        let e = refused(interpret_pools(
+            &d,
+            &spec(),
+            &[pool("p", "core_node_analysis_group")],
+        ));
+        assert!(e.message.contains("the Core group"), "{}", e.message);
+        // A hybrid cluster's streaming Task group as a pool: counted apart.
+        let mut d = d;
+        d.cluster_type = Some(2);
+        let v =
+            interpret_pools(&d, &spec(), &[pool("stream", "task_node_streaming_group")]).unwrap();
+        assert_eq!((v.observed.core, v.observed.task), (3, 2));
+        assert_eq!(v.observed.pools["stream"], 4);
+        assert!(v11_addresses(v.cluster_type, "task_node_streaming_group"));
+    }
+
+    #[test]
+    fn v11_addresses_the_standard_groups_of_its_cluster_types() {
+        for t in [
+            None,
+            Some(MrsClusterType::Analysis),
+            Some(MrsClusterType::Hybrid),
+        ] {
+            for g in [
+                "core_node_analysis_group",
+                "task_node_streaming_group",
+                "task_node_default_group",
+            ] {
+                assert!(v11_addresses(t, g), "{t:?} {g}");
+            }
+            assert!(!v11_addresses(t, "node_group_3"), "{t:?}");
+            assert!(!v11_addresses(t, "task_node_analysis_group_2"), "{t:?}");
+        }
+        for t in [MrsClusterType::Custom, MrsClusterType::Other(7)] {
+            assert!(!v11_addresses(Some(t), "task_node_analysis_group"), "{t:?}");
+        }
+    }
+
+    #[test]
+    fn prechecks_count_every_pool_and_a_pools_own_nodes() {
+        let mut o = observed(10, 40);
+        o.pools.insert("batch".into(), 50);
+        let pooled = |count: i32| ScaleRequest {
+            pool: Some(pool("batch", "node_group_4")),
+            ..req(NodeGroup::Task, count)
+        };
+        // 500 minus Core, Task and every pool.
+        assert!(precheck(&o, &req(NodeGroup::Task, 400), Direction::Out).is_ok());
+        let e = precheck(&o, &req(NodeGroup::Task, 401), Direction::Out).unwrap_err();
+        assert!(
+            e.message.contains("at most 400") && e.message.contains("50 in pools"),
+            "{}",
+            e.message
+        );
+        assert!(precheck(&o, &pooled(50), Direction::In).is_ok());
+        let e = precheck(&o, &pooled(51), Direction::In).unwrap_err();
+        assert!(
+            e.message.contains("of pool batch: the cluster has 50"),
+            "{}",
+            e.message
+        );
+        // Progress of a pool's operation reads the pool's count.
+        let op = OperationRecord {
+            pool: Some("batch".into()),
+            ..OperationRecord::test().out(50, 52)
+        };
+        let mut busy = o.clone();
+        busy.state = ClusterState::Busy("scaling-out".into());
+        assert_eq!(progress(&busy, &op), OperationProgress::Running);
+        o.last_resize_failed = Some("scaling-error: x".into());
+        assert!(matches!(progress(&o, &op), OperationProgress::Failed(_)));
+        o.pools.insert("batch".into(), 52);
+        assert_eq!(progress(&o, &op), OperationProgress::Unknown);
     }
 }

@@ -1,4 +1,4 @@
-//! Huawei Cloud MRS, API v1.1 (cloud-apis.md part B).
+//! Huawei Cloud MRS, API v1.1 (cloud-apis.md part B) and v2 node groups (part C1).
 //!
 //! - [`sign`]: AK/SK `SDK-HMAC-SHA256` signing (and verification, for the fake).
 //! - [`token`]: IAM password tokens, cached, refreshed once when rejected.
@@ -35,7 +35,7 @@ pub mod validate;
 pub mod wire;
 
 pub use client::{ClusterGroups, ExpandOptions, HuaweiCloud, NodeListing, ShrinkOptions};
-pub use interpret::{GroupResizeOutcome, MrsClusterType, NodeGroups};
+pub use interpret::{GroupResizeOutcome, MrsClusterType, NodeGroups, ReadError};
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -99,8 +99,9 @@ impl CloudProvider for HuaweiProvider {
         scale_out_task: true,
         scale_in_core: true,
         scale_in_task: true,
-        // Not in this version: validate refuses spec.taskPools.
-        named_pools: false,
+        // Each pool is an MRS node group (`spec.taskPools[].huawei.nodeGroup`),
+        // counted from ShowClusterDetails and resized by v2 expand/shrink.
+        named_pools: true,
         graceful_scale_in: false,
         max_out_per_call: None,
         // MRS has no idempotency token: the engine never re-sends a resize.
