@@ -125,6 +125,23 @@ pub const DEGRADED_AFTER: Duration = Duration::from_secs(600);
 /// apart from whether the counts are reached.
 pub const CLUSTER_HEALTHY: &str = "ClusterHealthy";
 
+/// Ready's reason for an error with no operation in flight: the error's code
+/// when it is one CamelCase word (what blocks the cluster, by name:
+/// `PrepaidNodeGroup`, `UnknownNodeGroup`, `CloudAutoscalerConflict`, or a
+/// cloud's `InternalError`), else `Error` (codes with dots or digits first,
+/// `AuthFailure.SignatureFailure`, `12000065`, are not condition reasons).
+fn ready_reason_of(code: &str) -> &str {
+    let mut chars = code.chars();
+    let camel = chars.next().is_some_and(|c| c.is_ascii_uppercase())
+        && chars.all(|c| c.is_ascii_alphanumeric())
+        && code.len() <= 64;
+    if camel {
+        code
+    } else {
+        "Error"
+    }
+}
+
 /// The Ready reason of a cluster at its clamped Task count that differs from
 /// `spec.task.count` (outside `[task.min, task.max]`).
 pub const TASK_CLAMPED: &str = "TaskClamped";
@@ -1016,7 +1033,7 @@ impl<'a> Pass<'a> {
         let ready_reason = if progressing {
             "OperationInProgress"
         } else {
-            "Error"
+            ready_reason_of(&e.code)
         };
         let class = e.class.as_str();
         let was_degraded = conditions::find(&self.previous.conditions, DEGRADED)

@@ -908,7 +908,10 @@ async fn conditions_table_retryable_errors_degrade_only_when_they_persist() {
     }
     let r = h.store.status.clone();
     assert_eq!(condition(&r, DEGRADED), ("True".into(), "Transient".into()));
-    assert_eq!(condition(&r, READY), ("False".into(), "Error".into()));
+    assert_eq!(
+        condition(&r, READY),
+        ("False".into(), "InternalError".into())
+    );
     let degraded = conditions::find(&r.conditions, DEGRADED).unwrap();
     assert!(
         degraded.message.contains("InternalError") && degraded.message.contains("req-7"),
@@ -1366,4 +1369,21 @@ fn a_pools_token_differs_from_the_default_pools() {
         operation_token("u", 1, 1, &op),
         format!("cs-{}-1", &hex::encode(digest)[..24])
     );
+}
+
+#[test]
+fn ready_names_the_error_when_its_code_is_a_reason() {
+    for (code, reason) in [
+        ("PrepaidNodeGroup", "PrepaidNodeGroup"),
+        ("UnknownNodeGroup", "UnknownNodeGroup"),
+        ("CloudAutoscalerConflict", "CloudAutoscalerConflict"),
+        ("InternalError", "InternalError"),
+        ("AuthFailure.SignatureFailure", "Error"),
+        ("12000065", "Error"),
+        ("APIGW.0301", "Error"),
+        ("", "Error"),
+        ("lowercase", "Error"),
+    ] {
+        assert_eq!(ready_reason_of(code), reason, "{code}");
+    }
 }
