@@ -458,19 +458,7 @@ impl HuaweiCloud {
             scale_without_start: Some(options.scale_without_start),
             az_code: options.az_code.clone().filter(|a| !a.trim().is_empty()),
         };
-        let bytes = encode(ACTION_EXPAND, &body)?;
-        tracing::info!(cluster = %self.spec.cluster_id, group, count, "MRS v2 expand");
-        self.forget_view();
-        let reply = self
-            .call_as(
-                ACTION_EXPAND,
-                Method::POST,
-                &self.v2_cluster_path("expand"),
-                &[],
-                Some(bytes),
-                CONTENT_TYPE_V2_WRITE,
-            )
-            .await?;
+        let reply = self.post_v2(ACTION_EXPAND, "expand", &body).await?;
         let parsed: ExpandResponse = parse(ACTION_EXPAND, &reply)?;
         expand_outcome(&parsed, reply.request_id)
     }
@@ -492,21 +480,31 @@ impl HuaweiCloud {
             force_delete: options.force_delete,
             az_code: options.az_code.clone().filter(|a| !a.trim().is_empty()),
         };
-        let bytes = encode(ACTION_SHRINK, &body)?;
-        tracing::info!(cluster = %self.spec.cluster_id, group, count, "MRS v2 shrink");
-        self.forget_view();
-        let reply = self
-            .call_as(
-                ACTION_SHRINK,
-                Method::POST,
-                &self.v2_cluster_path("shrink"),
-                &[],
-                Some(bytes),
-                CONTENT_TYPE_V2_WRITE,
-            )
-            .await?;
+        let reply = self.post_v2(ACTION_SHRINK, "shrink", &body).await?;
         let parsed: ShrinkResponse = parse(ACTION_SHRINK, &reply)?;
         shrink_outcome(&parsed, reply.request_id)
+    }
+
+    /// One v2 write, `POST .../clusters/{cluster_id}/{verb}` with `body`:
+    /// the next resize observes again, whatever happens.
+    async fn post_v2<T: serde::Serialize>(
+        &self,
+        action: &'static str,
+        verb: &str,
+        body: &T,
+    ) -> Result<Reply, CloudError> {
+        let bytes = encode(action, body)?;
+        tracing::info!(cluster = %self.spec.cluster_id, action, "MRS v2 {verb}");
+        self.forget_view();
+        self.call_as(
+            action,
+            Method::POST,
+            &self.v2_cluster_path(verb),
+            &[],
+            Some(bytes),
+            CONTENT_TYPE_V2_WRITE,
+        )
+        .await
     }
 
     /// `GET /v2/{project_id}/clusters/{cluster_id}/nodes`, every page:
