@@ -408,27 +408,33 @@ async fn simulated_cluster_converges() {
     });
 }
 
-/// `kubectl get scl NAME` as header -> value.
+/// `kubectl get scl NAME` as header -> value. kubectl left-aligns each value
+/// under its header, and a column may be empty (`POOLS` without pools), so
+/// the row is cut at the headers' offsets, not split on whitespace.
 fn printed_columns(t: &TestNs, name: &str) -> BTreeMap<String, String> {
     let out = t.kubectl_ok(&["get", "scl", name]);
     let mut lines = out.lines();
-    let header: Vec<&str> = lines
-        .next()
-        .unwrap_or_default()
-        .split_whitespace()
-        .collect();
-    let row: Vec<&str> = lines
-        .next()
-        .unwrap_or_default()
-        .split_whitespace()
-        .collect();
-    t.check(header.len() == row.len(), || {
-        format!("cannot read kubectl get scl output:\n{out}")
-    });
-    header
-        .into_iter()
-        .zip(row)
-        .map(|(h, v)| (h.to_string(), v.to_string()))
+    let header = lines.next().unwrap_or_default();
+    let row = lines.next().unwrap_or_default();
+    let mut starts: Vec<(usize, &str)> = Vec::new();
+    let mut at = 0;
+    for word in header.split_whitespace() {
+        let offset = at + header[at..].find(word).unwrap_or(0);
+        starts.push((offset, word));
+        at = offset + word.len();
+    }
+    t.check(
+        !starts.is_empty() && row.len() >= starts[starts.len() - 1].0,
+        || format!("cannot read kubectl get scl output:\n{out}"),
+    );
+    starts
+        .iter()
+        .enumerate()
+        .map(|(i, (start, h))| {
+            let end = starts.get(i + 1).map_or(row.len(), |(next, _)| *next);
+            let value = row.get(*start..end.min(row.len())).unwrap_or_default();
+            (h.to_string(), value.trim().to_string())
+        })
         .collect()
 }
 
