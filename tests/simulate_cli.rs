@@ -176,20 +176,23 @@ fn a_pool_breaking_a_rule_exits_2_naming_the_field() {
     );
 }
 
+/// A Huawei pool on the Core group would be counted twice and written by two
+/// owners: refused before any call, exit 2, naming the field.
 #[test]
-fn pools_on_a_cloud_without_them_are_refused_naming_the_field() {
+fn a_huawei_pool_on_the_core_group_is_refused_naming_the_field() {
     let dir = tempfile::tempdir().unwrap();
     let f = write_manifest(
         &dir,
         &format!(
-            "{HEADER}spec:\n  huawei: {{region: r, projectId: p, clusterId: c, credentialsSecretRef: {{name: s}}}}\n  core: {{count: 3}}\n  taskPools:\n  - {{name: batch, count: 1, huawei: {{nodeGroup: node_group_3}}}}\n"
+            "{HEADER}spec:\n  huawei: {{region: r, projectId: p, clusterId: c, coreNodeGroup: node_group_1, credentialsSecretRef: {{name: s}}}}\n  core: {{count: 3}}\n  taskPools:\n  - {{name: batch, count: 1, huawei: {{nodeGroup: node_group_1}}}}\n"
         ),
     );
     let o = clusterscale(&["plan", "-f", &f]);
     let (out, err) = text(&o);
     assert_eq!(o.status.code(), Some(2), "stdout:\n{out}\nstderr:\n{err}");
     assert!(
-        err.contains("spec.taskPools: named pools are not supported for huawei by this version"),
+        err.contains("spec.taskPools[].huawei.nodeGroup")
+            && err.contains("node group node_group_1 is spec.huawei.coreNodeGroup"),
         "{err}"
     );
 }
