@@ -61,6 +61,7 @@ fn main() {
             last_finished: None,
             now,
             capabilities: Capabilities::ALL,
+            held: &[],
         }));
     });
 

@@ -293,6 +293,7 @@ async fn plan_cmd(file: &Path, options: ConnectOptions, out: &mut dyn Write) -> 
         last_finished: None,
         now: clock.now(),
         capabilities: cloud.capabilities(),
+        held: &[],
     });
     let _ = writeln!(out, "cloud: {}", cloud.kind());
     let observed_pools: String = cluster

@@ -37,8 +37,8 @@ use std::fmt;
 use jiff::{SignedDuration, Timestamp};
 
 use crate::api::{
-    nodes_of, Direction, NodeGroup, OperationRecord, PlanStep, ScaledClusterSpec, TaskPoolSpec,
-    MAX_TOTAL, MIN_CORE,
+    nodes_of, Direction, HeldWrite, NodeGroup, OperationRecord, PlanStep, ScaledClusterSpec,
+    TaskPoolSpec, MAX_TOTAL, MIN_CORE,
 };
 use crate::cloud::{Capabilities, ClusterState, ObservedCluster};
 
@@ -65,6 +65,10 @@ pub enum ReasonKind {
     CoreMinimum,
     /// The step would take Core + Task + every pool above 500.
     TotalMaximum,
+    /// The group is held for this generation (`status.heldWrites`): an
+    /// earlier call opened a billing order. Reported with the hold's own
+    /// code ([`Reason::code`]).
+    Held,
 }
 
 impl ReasonKind {
@@ -95,6 +99,7 @@ impl ReasonKind {
             ReasonKind::Unsupported => "Unsupported",
             ReasonKind::CoreMinimum => "CoreMinimum",
             ReasonKind::TotalMaximum => "TotalMaximum",
+            ReasonKind::Held => "WriteHeld",
         }
     }
 }
@@ -104,6 +109,9 @@ impl ReasonKind {
 pub struct Reason {
     pub kind: ReasonKind,
     pub message: String,
+    /// The cloud's code that stands for the kind (a [`ReasonKind::Held`]
+    /// group's `PrepaidNodeGroup`), when there is one.
+    pub code: Option<String>,
 }
 
 impl Reason {
@@ -111,13 +119,20 @@ impl Reason {
         Self {
             kind,
             message: message.into(),
+            code: None,
         }
+    }
+
+    /// CamelCase reason for conditions and events: the cloud's code when
+    /// the reason has one, else the kind's.
+    pub fn code(&self) -> &str {
+        self.code.as_deref().unwrap_or(self.kind.as_str())
     }
 }
 
 impl fmt::Display for Reason {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}: {}", self.kind.as_str(), self.message)
+        write!(f, "{}: {}", self.code(), self.message)
     }
 }
 
@@ -211,6 +226,9 @@ pub struct PlanInput<'a> {
     pub last_finished: Option<Timestamp>,
     pub now: Timestamp,
     pub capabilities: Capabilities,
+    /// Groups held for this generation (`status.heldWrites` of the current
+    /// generation): their steps are blocked, the others go on.
+    pub held: &'a [HeldWrite],
 }
 
 /// Desired Task count clamped into [min, max], with a note when clamped.
@@ -446,7 +464,21 @@ fn size(input: &PlanInput<'_>, next: &PlanStep) -> Result<Operation, Reason> {
     let nodes = nodes_of(next.group, pool);
     let blocked = |kind, message: String| Err(Reason::new(kind, message));
 
-    // 7. Policy and capability.
+    // 7. Holds, policy and capability.
+    if let Some(h) = input.held.iter().find(|h| h.holds(next.group, pool)) {
+        return Err(Reason {
+            code: Some(h.reason.clone()),
+            ..Reason::new(
+                ReasonKind::Held,
+                format!(
+                    "{} {nodes} not {}: {}",
+                    next.count,
+                    done(next.direction),
+                    h.message
+                ),
+            )
+        });
+    }
     if next.direction == Direction::In && !spec.scale_in.allowed {
         return blocked(
             ReasonKind::ScaleInDisallowed,
@@ -463,10 +495,7 @@ fn size(input: &PlanInput<'_>, next: &PlanStep) -> Result<Operation, Reason> {
                 "this cloud cannot scale named pools (spec.taskPools) in this version; {} {} not {}",
                 next.count,
                 nodes,
-                match next.direction {
-                    Direction::Out => "added",
-                    Direction::In => "removed",
-                }
+                done(next.direction)
             ),
         );
     }
@@ -539,6 +568,14 @@ fn size(input: &PlanInput<'_>, next: &PlanStep) -> Result<Operation, Reason> {
         from_count: have,
         to_count,
     })
+}
+
+/// What a step does to its nodes, in the past tense.
+fn done(direction: Direction) -> &'static str {
+    match direction {
+        Direction::Out => "added",
+        Direction::In => "removed",
+    }
 }
 
 #[cfg(test)]

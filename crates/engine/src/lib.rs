@@ -29,8 +29,8 @@ use sha2::{Digest, Sha256};
 use clusterscale_core::api::conditions::{self, Desired, DEGRADED, PROGRESSING, READY};
 use clusterscale_core::api::validate::{describe, validate_spec};
 use clusterscale_core::api::{
-    nodes_of, Direction, ErrorClass, ErrorRecord, FailureClass, NodeGroup, ObservedStatus,
-    OperationRecord, Outcome, Phase, PoolStatus, Precondition, ScaledClusterSpec,
+    nodes_of, Direction, ErrorClass, ErrorRecord, FailureClass, HeldWrite, NodeGroup,
+    ObservedStatus, OperationRecord, Outcome, Phase, PoolStatus, Precondition, ScaledClusterSpec,
     ScaledClusterStatus, TaskPoolSpec,
 };
 use clusterscale_core::clock::Clock;
@@ -414,6 +414,11 @@ impl<'a> Pass<'a> {
             // A new generation starts its own step count (the token includes the generation).
             self.status.step = 0;
         }
+        // A hold lasts for its generation: any spec change lifts it.
+        let generation = self.target.generation;
+        self.status
+            .held_writes
+            .retain(|h| h.generation == generation);
 
         // 1. Validate.
         let violations = validate_spec(spec);
@@ -474,6 +479,7 @@ impl<'a> Pass<'a> {
             last_finished,
             now: self.now,
             capabilities: cloud.capabilities(),
+            held: &self.status.held_writes,
         });
         self.status.plan = plan.steps.clone();
         let clamp = plan.clamps().map(|c| format!(" ({c})")).unwrap_or_default();
@@ -538,7 +544,7 @@ impl<'a> Pass<'a> {
                 let msg = format!("{}{clamp}", reason.message);
                 let (phase, degraded) = match reason.kind {
                     ReasonKind::Paused | ReasonKind::DryRun => (Phase::Paused, None),
-                    kind => (Phase::Blocked, Some(kind.as_str())),
+                    _ => (Phase::Blocked, Some(reason.code())),
                 };
                 let degraded = degraded.filter(|_| !reason.kind.users_choice());
                 if reason.kind.users_choice() {
@@ -546,18 +552,17 @@ impl<'a> Pass<'a> {
                 } else {
                     let changed = self.previous.phase != phase
                         || self.previous.message.as_deref() != Some(msg.as_str());
-                    if changed {
-                        self.events.push(EngineEvent::warning(
-                            reason.kind.as_str(),
-                            "Plan",
-                            msg.clone(),
-                        ));
+                    // A hold was reported once, with its order, by the
+                    // Warning of the call that opened it.
+                    if changed && reason.kind != ReasonKind::Held {
+                        self.events
+                            .push(EngineEvent::warning(reason.code(), "Plan", msg.clone()));
                     }
                 }
                 self.set_phase(phase, msg.clone());
                 self.set_conditions(
                     false,
-                    reason.kind.as_str(),
+                    reason.code(),
                     &msg,
                     false,
                     degraded.map(|d| (d, msg.as_str())),
@@ -565,11 +570,7 @@ impl<'a> Pass<'a> {
                 self.commit(store, StatusWrite::Plan).await?;
                 Ok(Some(self.config.resync))
             }
-            NextMove::Execute(op) => {
-                let passed_over: Vec<String> =
-                    plan.passed_over.iter().map(ToString::to_string).collect();
-                self.execute(cloud, store, op, &passed_over).await
-            }
+            NextMove::Execute(op) => self.execute(cloud, store, op, &plan.passed_over).await,
         }
     }
 
@@ -579,7 +580,7 @@ impl<'a> Pass<'a> {
         cloud: &dyn Cloud,
         store: &mut dyn StatusStore,
         op: Operation,
-        passed_over: &[String],
+        passed_over: &[plan::Reason],
     ) -> Result<Option<Duration>, EngineError> {
         let step = self.status.step + 1;
         let token = operation_token(self.target.uid, self.target.generation, step, &op);
@@ -608,6 +609,7 @@ impl<'a> Pass<'a> {
         let message = if passed_over.is_empty() {
             format!("{op}")
         } else {
+            let passed_over: Vec<String> = passed_over.iter().map(ToString::to_string).collect();
             format!("{op}; passed over: {}", passed_over.join("; "))
         };
         self.write_ahead_then_call(cloud, store, record, "OperationStarting", message)
@@ -758,6 +760,26 @@ impl<'a> Pass<'a> {
                     &op_action(verb, &record),
                     e.to_string(),
                 ));
+                if let Some(order_id) = e.opened_order().map(str::to_string) {
+                    // Another call would open another order: the group is
+                    // written no more in this generation.
+                    self.status.held_writes.push(HeldWrite {
+                        group: record.group,
+                        pool: record.pool.clone(),
+                        generation: self.target.generation,
+                        reason: e.code.clone(),
+                        order_id: Some(order_id.clone()),
+                        request_id: e.request_id.clone(),
+                        message: format!(
+                            "{} opened order {order_id} (request id {}); nothing scales until it is paid, \
+                             and the controller sends nothing more to this group until the spec changes: \
+                             pay or cancel the order in the console",
+                            e.action,
+                            e.request_id.as_deref().unwrap_or("none")
+                        ),
+                        since: time(self.now),
+                    });
+                }
                 self.status.pending_operation = None;
                 self.status.last_operation = Some(record.clone());
                 self.finished = Some(record);

@@ -803,8 +803,8 @@ fn params_server_ids(l: &JournalLine) -> Vec<String> {
 
 /// Prepaid groups: one with nodes billed on-period is refused before any
 /// write; an empty one whose expand still answers an order is reported once,
-/// with the order id, and never sent again (not after the Billing backoff,
-/// not in the next generation).
+/// with the order id, and held in status: never sent again in that
+/// generation, not after the Billing backoff, not by a restarted controller.
 #[tokio::test]
 async fn prepaid_groups_are_never_written_and_an_order_is_never_resent() {
     let mut env = start("prepaid_engine", 3, 1, FakeClusterType::Custom(4), |c| {
@@ -852,30 +852,48 @@ async fn prepaid_groups_are_never_written_and_an_order_is_never_resent() {
             .filter(|e| e.message.contains("MRS opened order"))
             .count()
     };
-    let mut reported = opened(&r);
-    // Passes after the class's backoff (15 minutes): the engine plans the
-    // step again (a permanent refusal is retried after its class's delay),
-    // and the client refuses it without a request: the order is reported
-    // once, never re-sent.
+    assert_eq!(opened(&r), 2, "ScaleOutFailed and Degraded's Warning");
+    // The hold is in status, so it outlives the process: passes of a new
+    // client each (a restarted controller), after the Billing backoff, plan
+    // the pool's step, find it held and send nothing, and say so without
+    // a new Warning.
+    let held = &r.status.held_writes;
+    assert_eq!(held.len(), 1, "{held:?}");
+    assert_eq!(
+        (
+            held[0].pool.as_deref(),
+            held[0].generation,
+            held[0].reason.as_str()
+        ),
+        (Some("reserved"), 1, "PrepaidNodeGroup")
+    );
+    assert!(held[0].order_id.as_deref().unwrap().starts_with("CS"));
+    assert_eq!(held[0].request_id, e.request_id);
     let mut status = r.status.clone();
+    let mut requeue = r.requeue_after.unwrap();
     for _ in 0..3 {
-        env.clock.advance(r.requeue_after.unwrap());
-        let r = pass(&env, &spec, &status, &cloud, 1).await;
-        let e = r.error.clone().expect("still refused");
-        assert_eq!(e.code, "PrepaidNodeGroup");
-        assert!(
-            e.message.starts_with("not sent") && e.message.contains("order CS"),
-            "{e}"
+        env.clock.advance(requeue);
+        let restarted = env.client();
+        let r = pass(&env, &spec, &status, &restarted, 1).await;
+        assert!(r.error.is_none(), "{:?}", r.error);
+        assert_eq!(r.status.phase, Phase::Blocked);
+        let (ready, reason, message) = condition(&r, READY);
+        assert_eq!(
+            (ready.as_str(), reason.as_str()),
+            ("False", "PrepaidNodeGroup")
         );
-        assert!(e.request_id.is_none(), "no request: {e}");
-        assert_eq!(condition(&r, DEGRADED).1, "Billing");
-        reported += opened(&r);
+        assert!(
+            message.contains("1 task node(s) of pool reserved not added")
+                && message.contains("order CS"),
+            "{message}"
+        );
+        assert_eq!(condition(&r, DEGRADED).1, "PrepaidNodeGroup");
+        assert_eq!(opened(&r), 0, "reported once");
+        assert!(warnings(&r).is_empty(), "{:?}", warnings(&r));
+        assert_eq!(r.status.held_writes, status.held_writes);
+        requeue = r.requeue_after.unwrap();
         status = r.status.clone();
     }
-    assert_eq!(
-        reported, 2,
-        "the order reported once: ScaleOutFailed and Degraded's Warning of one pass"
-    );
     assert_eq!(
         env.lines(ACTION_EXPAND).len(),
         1,
@@ -898,13 +916,10 @@ async fn prepaid_groups_are_never_written_and_an_order_is_never_resent() {
         env.lines(ACTION_NODES).last().unwrap().params["query"]["node_group"],
         "node_group_3"
     );
-    // The next generation does not re-send the order either.
-    env.clock.advance(r.requeue_after.unwrap());
-    let spec = engine_spec(&env, 3, 1).with_pool(pool("reserved", 1, "node_group_4"));
-    let r = pass(&env, &spec, &r.status, &cloud, 3).await;
-    assert!(r.error.as_ref().unwrap().message.starts_with("not sent"));
-    assert_eq!(env.lines(ACTION_EXPAND).len(), 1);
-    assert_eq!(env.model.write_count(), 0);
+    assert!(
+        r.status.held_writes.is_empty(),
+        "a new generation lifts the hold"
+    );
 }
 
 /// MRS's own auto-scaling on a managed group: CloudAutoscalerConflict naming

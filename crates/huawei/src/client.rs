@@ -31,8 +31,9 @@
 //!   group, one GET per page) are read: an enabled policy is
 //!   `CloudAutoscalerConflict`, an `on-period` node `PrepaidNodeGroup`, and
 //!   nothing is written. An expand that still answers an `order_id` is
-//!   reported as `PrepaidNodeGroup` with the order, and that group is never
-//!   written to again by this process.
+//!   reported as `PrepaidNodeGroup` with the order
+//!   ([`CloudError::opened_order`]), and the engine holds that group for the
+//!   rest of the generation (`status.heldWrites`).
 //!
 //! This module builds, signs and sends those requests; what the answers mean
 //! (state, counts, group names, progress, the Task hosts a scale-in names)
@@ -815,8 +816,6 @@ impl HuaweiCloud {
     /// here (writes are rare), and then one POST. Never repeated here.
     ///
     /// The guards, in order, each an `Err` with nothing written:
-    /// - an order this process saw MRS open for the group
-    ///   ([`PREPAID_NODE_GROUP`], no request at all): never sent again;
     /// - the group's MRS auto-scaling policy enabled
     ///   ([`CLOUD_AUTOSCALER_CONFLICT`]; `GET autoscaling-policy`);
     /// - a node of the group billed `on-period` ([`PREPAID_NODE_GROUP`];
@@ -833,22 +832,6 @@ impl HuaweiCloud {
             e.action = action.to_string();
             e
         })?;
-        let key = format!(
-            "{}|{}|{}|{group}",
-            self.endpoint.base, self.spec.project_id, self.spec.cluster_id
-        );
-        if let Some(order_id) = ORDERS.get(&key) {
-            return Err(CloudError::new(
-                ErrorClass::Billing,
-                action,
-                PREPAID_NODE_GROUP,
-                format!(
-                    "not sent: node group {group} is yearly/monthly (prepaid): order {order_id}, opened by an \
-                     earlier expand, must be paid before anything scales; the operator never creates or pays \
-                     orders, so it sends nothing more for this group. Resize it in the console"
-                ),
-            ));
-        }
         let policies = self.autoscaling_policies().await?;
         if let Some(p) = policy_of(&policies, group).filter(|p| p.auto_scaling_enable) {
             return Err(CloudError::new(
@@ -924,8 +907,7 @@ impl HuaweiCloud {
             }) => {
                 // Nothing scales until somebody pays; no new resize started.
                 self.earlier_failure.forget();
-                ORDERS.insert(&key, &order_id);
-                tracing::warn!(group, order_id = %order_id, "MRS opened an order for a prepaid node group; never sent again");
+                tracing::warn!(group, order_id = %order_id, "MRS opened an order for a prepaid node group; the group is held for this generation");
                 Err(CloudError::new(
                     ErrorClass::Billing,
                     action,
@@ -937,7 +919,8 @@ impl HuaweiCloud {
                         req.count
                     ),
                 )
-                .with_request_id(request_id))
+                .with_request_id(request_id)
+                .with_opened_order(order_id))
             }
             Err(e) => {
                 if !e.may_have_applied() {
@@ -1356,31 +1339,6 @@ fn v2_action(direction: Direction) -> &'static str {
     match direction {
         Direction::Out => ACTION_EXPAND,
         Direction::In => ACTION_SHRINK,
-    }
-}
-
-/// The orders MRS opened for expands of prepaid groups, by endpoint,
-/// project, cluster and group: such a group is never written to again by
-/// this process.
-#[derive(Default)]
-struct Orders(Mutex<HashMap<String, String>>);
-
-static ORDERS: std::sync::LazyLock<Orders> = std::sync::LazyLock::new(Orders::default);
-
-impl Orders {
-    fn get(&self, key: &str) -> Option<String> {
-        self.0
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(key)
-            .cloned()
-    }
-
-    fn insert(&self, key: &str, order_id: &str) {
-        self.0
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(key.to_string(), order_id.to_string());
     }
 }
 

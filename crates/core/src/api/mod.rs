@@ -802,11 +802,46 @@ pub struct ScaledClusterStatus {
     /// Pools printer column; `?` for a pool the cloud did not report.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pools_summary: Option<String>,
+    /// Groups that are never written to again in this generation, and why:
+    /// a call that opened a billing order in the cloud (an MRS expand of a
+    /// yearly/monthly node group answers an `order_id`). Sending again would
+    /// open another order; a new generation (any spec change) clears them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub held_writes: Vec<HeldWrite>,
     /// Label selector of the scale subresource (`labelSelectorPath`), which an
     /// HPA or KEDA needs before it will scale: it names this ScaledCluster and
     /// selects no pod, as the metrics that drive a Task count are external.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub selector: Option<String>,
+}
+
+/// A group the controller writes no more in this generation (`status.heldWrites[]`).
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct HeldWrite {
+    pub group: NodeGroup,
+    /// The `spec.taskPools` entry; absent for Core and the default Task pool.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pool: Option<String>,
+    /// The `metadata.generation` the hold belongs to.
+    pub generation: i64,
+    /// The cloud's code for the refusal (e.g. PrepaidNodeGroup).
+    pub reason: String,
+    /// The billing order the call opened, to pay or cancel in the console.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub order_id: Option<String>,
+    /// The request that opened it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request_id: Option<String>,
+    pub message: String,
+    pub since: Time,
+}
+
+impl HeldWrite {
+    /// Whether the hold is on `group` / `pool`.
+    pub fn holds(&self, group: NodeGroup, pool: Option<&str>) -> bool {
+        self.group == group && self.pool.as_deref() == pool
+    }
 }
 
 /// One Task pool in status (`status.pools[]`).

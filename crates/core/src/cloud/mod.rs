@@ -321,11 +321,20 @@ pub struct CloudError {
     pub request_id: Option<String>,
     /// The action or API that failed (e.g. `ScaleOutInstance`, `PUT cluster_infos`).
     pub action: String,
-    /// Wait this long before trying again, instead of the class's default
-    /// (e.g. slow backoff for a code we do not know).
-    pub retry_after: Option<Duration>,
     /// Whether the call may have taken effect ([`Effect`]).
     pub effect: Effect,
+    /// What few errors carry, boxed: every `Result` of a call has this
+    /// error's size.
+    rare: Option<Box<Rare>>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+struct Rare {
+    /// Wait this long before trying again, instead of the class's default
+    /// (e.g. slow backoff for a code we do not know).
+    retry_after: Option<Duration>,
+    /// The billing order the refused call opened.
+    opened_order: Option<String>,
 }
 
 impl CloudError {
@@ -345,9 +354,27 @@ impl CloudError {
             message: message.into(),
             request_id: None,
             action: action.into(),
-            retry_after: None,
             effect: Effect::Refused,
+            rare: None,
         }
+    }
+
+    fn rare(&mut self) -> &mut Rare {
+        self.rare.get_or_insert_with(Box::default)
+    }
+
+    /// The call opened billing order `order_id` ([`opened_order`](Self::opened_order)).
+    pub fn with_opened_order(mut self, order_id: impl Into<String>) -> Self {
+        self.rare().opened_order = Some(order_id.into());
+        self
+    }
+
+    /// The billing order the refused call opened in the cloud (an MRS
+    /// expand of a yearly/monthly node group): nothing scales until somebody
+    /// pays it, and another call would open another. The engine holds the
+    /// group for the rest of the generation (`status.heldWrites`).
+    pub fn opened_order(&self) -> Option<&str> {
+        self.rare.as_ref()?.opened_order.as_deref()
     }
 
     /// The same error, with the outcome of the call unknown ([`Effect::Unknown`]).
@@ -369,13 +396,16 @@ impl CloudError {
 
     /// Back off this long instead of the class's default.
     pub fn with_retry_after(mut self, wait: Duration) -> Self {
-        self.retry_after = Some(wait);
+        self.rare().retry_after = Some(wait);
         self
     }
 
     /// How long to wait before trying again.
     pub fn retry_after(&self) -> Duration {
-        self.retry_after.unwrap_or_else(|| self.class.retry_after())
+        self.rare
+            .as_ref()
+            .and_then(|r| r.retry_after)
+            .unwrap_or_else(|| self.class.retry_after())
     }
 
     pub fn with_request_id(mut self, request_id: Option<String>) -> Self {

@@ -95,6 +95,7 @@ struct Case {
     pending: Option<OperationRecord>,
     last_finished: Option<Timestamp>,
     caps: Capabilities,
+    held: Vec<HeldWrite>,
     want: Want,
 }
 
@@ -111,6 +112,7 @@ fn case(
         pending: None,
         last_finished: None,
         caps: Capabilities::ALL,
+        held: Vec::new(),
         want,
     }
 }
@@ -368,6 +370,7 @@ fn planner_rules_table() {
             last_finished: c.last_finished,
             now: ts(0),
             capabilities: c.caps,
+            held: &c.held,
         });
         if kind(&got.next) != c.want {
             failures.push(format!("{}: want {:?}, got {:?}", c.name, c.want, got.next));
@@ -394,6 +397,20 @@ impl Case {
         self.last_finished = Some(at);
         self
     }
+    /// The group (`pool` of Task, or `Core`) held for the generation.
+    fn held(mut self, group: NodeGroup, pool: Option<&str>) -> Self {
+        self.held.push(HeldWrite {
+            group,
+            pool: pool.map(str::to_string),
+            generation: 1,
+            reason: "PrepaidNodeGroup".into(),
+            order_id: Some("CS1".into()),
+            request_id: None,
+            message: "order CS1 opened".into(),
+            since: k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(ts(0)),
+        });
+        self
+    }
 }
 
 #[test]
@@ -406,6 +423,7 @@ fn clamp_is_reported() {
         last_finished: None,
         now: ts(0),
         capabilities: Capabilities::ALL,
+        held: &[],
     });
     assert_eq!(p.next, NextMove::Converged);
     assert_eq!(p.desired_task, 5);
@@ -425,6 +443,7 @@ fn steps_list_the_whole_route_in_order() {
         last_finished: None,
         now: ts(0),
         capabilities: Capabilities::ALL,
+        held: &[],
     });
     let route: Vec<_> = p
         .steps
@@ -477,7 +496,7 @@ prop_compose! {
 proptest! {
     #[test]
     fn never_below_3_core_or_above_500_total(s in arb_spec(), o in arb_observed()) {
-        let p = plan(&PlanInput { spec: &s, observed: &o, pending: None, last_finished: None, now: ts(0), capabilities: Capabilities::ALL });
+        let p = plan(&PlanInput { spec: &s, observed: &o, pending: None, last_finished: None, now: ts(0), capabilities: Capabilities::ALL, held: &[] });
         if let NextMove::Execute(op) = p.next {
             prop_assert!(op.count > 0);
             let (core, task) = match op.group {
@@ -501,6 +520,7 @@ proptest! {
         let p = plan(&PlanInput {
             spec: &s, observed: &o, pending: has_pending.then_some(&pending),
             last_finished: None, now: ts(0), capabilities: Capabilities::ALL,
+    held: &[],
         });
         if has_pending || !o.state.is_running() {
             prop_assert!(!matches!(p.next, NextMove::Execute(_)), "{:?}", p.next);
@@ -522,7 +542,7 @@ proptest! {
         let step = if s.max_step > 0 { s.max_step } else { MAX_TOTAL };
         let bound = 2 + (1000 / step) as usize;
         for _ in 0..=bound {
-            let p = plan(&PlanInput { spec: &s, observed: &o, pending: None, last_finished: None, now: ts(0), capabilities: Capabilities::ALL });
+            let p = plan(&PlanInput { spec: &s, observed: &o, pending: None, last_finished: None, now: ts(0), capabilities: Capabilities::ALL, held: &[] });
             match p.next {
                 NextMove::Converged => {
                     prop_assert_eq!((o.core, o.task), (s.core.count, want_task));
@@ -697,6 +717,41 @@ fn pool_rules_table() {
             Want::Blocked(ReasonKind::ScaleInDisallowed),
         ),
         case(
+            "a held pool is blocked with the hold's code",
+            pooled(3, 0, &[("a", 2)]),
+            with_pools(3, 0, &[("a", 0)]),
+            Want::Blocked(ReasonKind::Held),
+        )
+        .held(Task, Some("a")),
+        case(
+            "a held pool is blocked both ways",
+            pooled(3, 0, &[("a", 0)]),
+            with_pools(3, 0, &[("a", 2)]),
+            Want::Blocked(ReasonKind::Held),
+        )
+        .held(Task, Some("a")),
+        case(
+            "a held pool does not starve the next pool",
+            pooled(3, 0, &[("a", 2), ("b", 1)]),
+            with_pools(3, 0, &[("a", 0), ("b", 0)]),
+            Want::Exec(exec_pool("b", Out, 1, 0)),
+        )
+        .held(Task, Some("a")),
+        case(
+            "a hold on a pool is not a hold on the default pool",
+            pooled(3, 2, &[("a", 0)]),
+            with_pools(3, 0, &[("a", 0)]),
+            Want::Exec(exec(Task, Out, 2, 0)),
+        )
+        .held(Task, Some("a")),
+        case(
+            "held Core does not starve the default pool",
+            pooled(5, 2, &[]),
+            with_pools(3, 0, &[]),
+            Want::Exec(exec(Task, Out, 2, 0)),
+        )
+        .held(Core, None),
+        case(
             "an operation pending on a pool holds every group",
             pooled(6, 0, &[("a", 2)]),
             with_pools(3, 0, &[("a", 0)]),
@@ -735,6 +790,7 @@ fn pool_rules_table() {
             last_finished: c.last_finished,
             now: ts(0),
             capabilities: c.caps,
+            held: &c.held,
         });
         if kind(&got.next) != c.want {
             failures.push(format!("{}: want {:?}, got {:?}", c.name, c.want, got.next));
@@ -757,6 +813,7 @@ fn the_route_over_pools_is_documented_order() {
         last_finished: None,
         now: ts(0),
         capabilities: Capabilities::ALL,
+        held: &[],
     });
     let route: Vec<_> = p
         .steps
@@ -793,6 +850,7 @@ fn passed_over_steps_are_reported_with_their_reason() {
             named_pools: false,
             ..Capabilities::ALL
         },
+        held: &[],
     });
     assert!(matches!(p.next, NextMove::Execute(_)), "{:?}", p.next);
     assert_eq!(p.passed_over.len(), 1, "{:?}", p.passed_over);
@@ -817,6 +875,7 @@ fn pool_clamps_are_reported() {
         last_finished: None,
         now: ts(0),
         capabilities: Capabilities::ALL,
+        held: &[],
     });
     assert_eq!(p.next, NextMove::Converged);
     assert_eq!(p.pool_clamps.len(), 2, "{:?}", p.pool_clamps);
@@ -891,7 +950,7 @@ proptest! {
     fn pools_never_below_3_core_or_above_500_total(s in arb_pooled_spec(), o in arb_pooled_observed(),
                                                    named in any::<bool>()) {
         let caps = Capabilities { named_pools: named, ..Capabilities::ALL };
-        let p = plan(&PlanInput { spec: &s, observed: &o, pending: None, last_finished: None, now: ts(0), capabilities: caps });
+        let p = plan(&PlanInput { spec: &s, observed: &o, pending: None, last_finished: None, now: ts(0), capabilities: caps, held: &[] });
         if let NextMove::Execute(op) = p.next {
             prop_assert!(op.count > 0);
             prop_assert!(named || op.pool.is_none(), "{:?}", op);
@@ -930,7 +989,7 @@ proptest! {
                 }
             }
             let pending = in_flight.as_ref().map(record_of);
-            let p = plan(&PlanInput { spec: &s, observed: &o, pending: pending.as_ref(), last_finished: None, now: ts(0), capabilities: Capabilities::ALL });
+            let p = plan(&PlanInput { spec: &s, observed: &o, pending: pending.as_ref(), last_finished: None, now: ts(0), capabilities: Capabilities::ALL, held: &[] });
             if let NextMove::Execute(op) = p.next {
                 prop_assert!(in_flight.is_none(), "a second operation {:?} while {:?} is in flight", op, in_flight);
                 in_flight = Some(op);
@@ -957,7 +1016,7 @@ proptest! {
         let step = if s.max_step > 0 { s.max_step } else { MAX_TOTAL };
         let bound = 2 + (2000 / step) as usize * 2;
         for _ in 0..=bound {
-            let p = plan(&PlanInput { spec: &s, observed: &o, pending: None, last_finished: None, now: ts(0), capabilities: Capabilities::ALL });
+            let p = plan(&PlanInput { spec: &s, observed: &o, pending: None, last_finished: None, now: ts(0), capabilities: Capabilities::ALL, held: &[] });
             match p.next {
                 NextMove::Converged => {
                     prop_assert_eq!((o.core, o.task), (s.core.count, want_task));
@@ -973,4 +1032,32 @@ proptest! {
         }
         prop_assert!(false, "did not converge in {} steps", bound);
     }
+}
+
+#[test]
+fn a_held_step_says_the_holds_code_and_message() {
+    let c = case(
+        "held",
+        pooled(3, 0, &[("a", 2)]),
+        with_pools(3, 0, &[("a", 0)]),
+        Want::Converged,
+    )
+    .held(NodeGroup::Task, Some("a"));
+    let p = plan(&PlanInput {
+        spec: &c.spec,
+        observed: &c.observed,
+        pending: None,
+        last_finished: None,
+        now: ts(0),
+        capabilities: Capabilities::ALL,
+        held: &c.held,
+    });
+    let NextMove::Blocked(r) = p.next else {
+        panic!("{:?}", p.next)
+    };
+    assert_eq!(r.code(), "PrepaidNodeGroup");
+    assert_eq!(
+        r.to_string(),
+        "PrepaidNodeGroup: 2 task node(s) of pool a not added: order CS1 opened"
+    );
 }
