@@ -30,8 +30,8 @@ use clusterscale_core::api::conditions::{self, Desired, DEGRADED, PROGRESSING, R
 use clusterscale_core::api::validate::{describe, validate_spec};
 use clusterscale_core::api::{
     nodes_of, Direction, ErrorClass, ErrorRecord, FailureClass, HeldWrite, NodeGroup,
-    ObservedStatus, OperationRecord, Outcome, Phase, PoolStatus, Precondition, ScaledClusterSpec,
-    ScaledClusterStatus, TaskPoolSpec,
+    ObservedStatus, OperationRecord, Outcome, Phase, PoolNodes, PoolStatus, Precondition,
+    ScaledClusterSpec, ScaledClusterStatus, TaskPoolSpec, MAX_TOTAL,
 };
 use clusterscale_core::clock::Clock;
 use clusterscale_core::cloud::fence::{self, AlwaysOpen, Fence};
@@ -926,6 +926,36 @@ impl<'a> Pass<'a> {
             .collect();
         self.status.pools_summary = PoolStatus::summary(&pools);
         self.status.pools = pools;
+        let unlisted_pools: Vec<PoolNodes> = o
+            .unmanaged
+            .unlisted_pools
+            .iter()
+            .map(|(name, &nodes)| PoolNodes {
+                name: name.clone(),
+                nodes,
+            })
+            .collect();
+        let prev_unlisted = self
+            .status
+            .observed
+            .as_ref()
+            .map_or(&[][..], |p| &p.unlisted_pools);
+        if !unlisted_pools.is_empty() && prev_unlisted != unlisted_pools.as_slice() {
+            let listed: Vec<String> = unlisted_pools
+                .iter()
+                .map(|p| format!("{} ({} node(s))", p.name, p.nodes))
+                .collect();
+            self.events.push(EngineEvent::warning(
+                "UnlistedPoolNodes",
+                "Observe",
+                format!(
+                    "Task nodes of pools that spec.taskPools does not list: {}; in no pool and never \
+                     removed, but counted toward the {MAX_TOTAL}-node limit. Add the pool back to manage \
+                     them, or remove them in the cloud's console",
+                    listed.join(", ")
+                ),
+            ));
+        }
         let same = self.status.observed.as_ref().is_some_and(|prev| {
             prev.core == o.core
                 && prev.task == o.task
@@ -933,6 +963,7 @@ impl<'a> Pass<'a> {
                 && prev.auto_scaled_core == auto_scaled_core
                 && prev.auto_scaled_task == auto_scaled_task
                 && prev.pod_nodes == pod_nodes
+                && prev.unlisted_pools == unlisted_pools
         });
         if !same {
             self.status.observed = Some(ObservedStatus {
@@ -942,6 +973,7 @@ impl<'a> Pass<'a> {
                 auto_scaled_core,
                 auto_scaled_task,
                 pod_nodes,
+                unlisted_pools,
                 at: Some(time(self.now)),
             });
         }

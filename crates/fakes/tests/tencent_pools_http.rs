@@ -314,8 +314,8 @@ async fn scale_out_cluster_needs_a_valid_signature_and_a_token() {
 
 use clusterscale_core::api::conditions::find;
 use clusterscale_core::api::{
-    NodeGroup, Phase, ScaledClusterSpec, ScaledClusterStatus, TaskPoolSpec, TencentChargeType,
-    TencentPoolSpec,
+    NodeGroup, Phase, PoolNodes, ScaledClusterSpec, ScaledClusterStatus, TaskPoolSpec,
+    TencentChargeType, TencentPoolSpec,
 };
 use clusterscale_core::clock::Clock;
 use clusterscale_core::cloud::{ScaleRequest, Submitted};
@@ -437,6 +437,12 @@ async fn observe_counts_each_pool_by_its_tag_and_autoflag_nodes_in_none() {
     assert_eq!(o.pools.get("spot"), Some(&2));
     // Its nodes are not among the nodes counted: Core 3, default 2, spot 2.
     assert_eq!(o.nodes.len(), 7);
+    // They are reported by pool, and the 500 limit counts them.
+    assert_eq!(
+        o.unmanaged.unlisted_pools,
+        [("ondemand".to_string(), 1)].into_iter().collect()
+    );
+    assert_eq!(o.total(), 8);
     // A pool with no node yet is reported at 0.
     let o = client
         .observe_pools(&[spot, ondemand, TaskPoolSpec::named("empty", 3)])
@@ -916,4 +922,56 @@ async fn a_refused_charge_type_is_permanent_through_the_engine() {
         1
     );
     assert_eq!(env.model.write_count(), 0);
+}
+
+/// A pool removed from the spec leaves its tagged nodes in no pool: the
+/// engine shows them in `status.observed.unlistedPools` with one Warning,
+/// and never removes them (the planner counts them toward the 500 limit:
+/// `plan::tests`).
+#[tokio::test]
+async fn a_removed_pools_nodes_are_shown_never_removed_and_counted() {
+    let env = start(3, 1).await;
+    let client = env.client();
+    let clock: &ManualClock = &env.clock;
+    let spot = spot_pool(2);
+    let r = converge(
+        &engine_spec(&env, 3, 1, std::slice::from_ref(&spot)),
+        Default::default(),
+        &client,
+        clock,
+        Duration::from_secs(600),
+    )
+    .await;
+    let status = r.last().unwrap().status.clone();
+    assert_eq!(status.phase, Phase::Converged);
+    let writes_before = writes(&env).len();
+
+    // The pool is removed: its 2 nodes stay, in no pool.
+    let spec = engine_spec(&env, 3, 1, &[]);
+    let r = pass(&spec, &status, &client, clock).await;
+    assert_eq!(r.status.phase, Phase::Converged, "{:?}", r.status.message);
+    let observed = r.status.observed.as_ref().unwrap();
+    assert_eq!(
+        observed.unlisted_pools,
+        [PoolNodes {
+            name: "spot".into(),
+            nodes: 2
+        }]
+    );
+    let warned: Vec<_> = r
+        .events
+        .iter()
+        .filter(|e| e.reason == "UnlistedPoolNodes")
+        .collect();
+    assert_eq!(warned.len(), 1, "{:?}", r.events);
+    assert!(
+        warned[0].message.contains("spot (2 node(s))"),
+        "{}",
+        warned[0].message
+    );
+    // Once per change: the next pass says nothing new.
+    clock.advance(r.requeue_after.unwrap());
+    let r2 = pass(&spec, &r.status, &client, clock).await;
+    assert!(r2.events.iter().all(|e| e.reason != "UnlistedPoolNodes"));
+    assert_eq!(writes(&env).len(), writes_before, "never removed");
 }

@@ -115,7 +115,7 @@ use clusterscale_core::cloud::http::{self, malformed, transport_error, Endpoint,
 use clusterscale_core::cloud::provider::{CloudProvider, ConnectError};
 use clusterscale_core::cloud::{
     Capabilities, Cloud, CloudError, ClusterState, ErrorClass, ObservedCluster, OperationProgress,
-    ScaleRequest, Submitted,
+    ScaleRequest, Submitted, UnmanagedNodes,
 };
 
 /// Largest `TaskCount` one `ScaleOutInstance` accepts **(inference** from
@@ -715,7 +715,10 @@ impl Cloud for TencentCloud {
                 .filter_map(ListedNode::to_node)
                 .collect(),
             last_resize_failed: None,
-            unmanaged: unmanaged_nodes(&raw),
+            unmanaged: UnmanagedNodes {
+                unlisted_pools: counts.unlisted,
+                ..unmanaged_nodes(&raw)
+            },
         })
     }
 

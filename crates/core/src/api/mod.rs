@@ -673,9 +673,23 @@ pub struct ObservedStatus {
     /// `HardwareResourceType = pod`): not counted, never removed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pod_nodes: Option<i32>,
+    /// Task nodes the operator added to pools that `spec.taskPools` no longer
+    /// lists (removed or renamed), by pool: in no pool and never removed,
+    /// but counted toward the 500 limit. Add the pool back to manage them,
+    /// or remove them in the cloud's console.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub unlisted_pools: Vec<PoolNodes>,
     /// When it was observed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub at: Option<Time>,
+}
+
+/// A pool's name and its nodes.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct PoolNodes {
+    pub name: String,
+    pub nodes: i32,
 }
 
 /// One planned step.

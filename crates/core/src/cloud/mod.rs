@@ -98,7 +98,7 @@ pub struct ObservedCluster {
 /// Nodes listed by the cloud that are not the operator's to count or remove.
 /// The counts in the spec are the nodes the operator manages; these belong
 /// to the cloud's own autoscaler, or are pod resources, not machines.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct UnmanagedNodes {
     /// Core nodes the cloud's autoscaler added (Tencent `AutoFlag = 1`).
     pub auto_scaled_core: i32,
@@ -106,6 +106,11 @@ pub struct UnmanagedNodes {
     pub auto_scaled_task: i32,
     /// Pod resources (Tencent `HardwareResourceType = pod`), any group.
     pub pods: i32,
+    /// Task nodes the operator added to a pool that `spec.taskPools` no
+    /// longer lists (Tencent: tagged `clusterscale.io/pool=<name>`), by pool
+    /// name: in no pool, never removed, but counted toward the 500 limit
+    /// ([`ObservedCluster::total`]).
+    pub unlisted_pools: std::collections::BTreeMap<String, i32>,
 }
 
 impl ObservedCluster {
@@ -126,9 +131,14 @@ impl ObservedCluster {
         }
     }
 
-    /// Every node the operator counts: Core, the default Task pool and every named pool.
+    /// Every node the operator added: Core, the default Task pool, every
+    /// named pool, and the pools the spec no longer lists (the 500 limit
+    /// counts them all).
     pub fn total(&self) -> i32 {
-        self.core + self.task + self.pools.values().sum::<i32>()
+        self.core
+            + self.task
+            + self.pools.values().sum::<i32>()
+            + self.unmanaged.unlisted_pools.values().sum::<i32>()
     }
 }
 

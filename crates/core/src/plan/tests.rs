@@ -1,6 +1,7 @@
 //! Table tests: one named case per rule and per boundary; then properties.
 
 use super::*;
+use crate::cloud::UnmanagedNodes;
 use proptest::prelude::*;
 
 fn ts(s: i64) -> Timestamp {
@@ -646,6 +647,18 @@ fn pool_rules_table() {
             pooled(3, 100, &[("a", 400)]),
             with_pools(3, 0, &[("a", 400)]),
             Want::Exec(exec(Task, Out, 97, 0)),
+        ),
+        case(
+            "a removed pool's nodes count toward 500: growth capped by them",
+            pooled(3, 100, &[]),
+            ObservedCluster {
+                unmanaged: UnmanagedNodes {
+                    unlisted_pools: [("gone".to_string(), 450)].into_iter().collect(),
+                    ..Default::default()
+                },
+                ..with_pools(3, 0, &[])
+            },
+            Want::Exec(exec(Task, Out, 47, 0)),
         ),
         case(
             "500 reached across the pools: growth blocked",
