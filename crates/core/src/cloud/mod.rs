@@ -5,6 +5,7 @@
 pub mod credentials;
 pub mod fence;
 pub mod http;
+pub mod keys;
 pub mod provider;
 
 use std::collections::BTreeMap;
