@@ -43,6 +43,7 @@
 pub mod cli;
 pub mod fleet;
 pub mod huawei;
+pub mod oidc;
 pub mod tencent;
 
 pub use tencent::{serve_tencent, TencentFake, TencentFakeConfig};
