@@ -14,8 +14,10 @@
 //! /v2/{project_id}/autoscaling-policy/{cluster_id}`) and
 //! [`HuaweiCloud::node_groups`] (`clusterType` and `nodeGroups[]` of the
 //! detail). They share the rate limiter, fence check, hold-off and request
-//! counter of the calls above; what their answers mean is read in
-//! [`interpret`](super::interpret) ([`expand_outcome`], [`nodes_by_group`](super::interpret::nodes_by_group), ...).
+//! counter of the calls above; the limiter keeps expand, shrink and
+//! ListNodes (each page a request) within MRS's per-minute limits per
+//! account ([`rate_limits`]), the rest at [`REQUESTS_PER_SECOND`]. What
+//! their answers mean is read in [`interpret`](super::interpret) ([`expand_outcome`], [`nodes_by_group`](super::interpret::nodes_by_group), ...).
 //!
 //! Behind the trait:
 //! - an observation is still ONE GET of the detail: Core, the default Task
@@ -106,7 +108,9 @@ use clusterscale_core::api::{
 use clusterscale_core::clock::{Clock, SystemClock};
 use clusterscale_core::cloud::credentials::{Credentials, SecretString};
 use clusterscale_core::cloud::fence;
-use clusterscale_core::cloud::http::{self, malformed, transport_error, Endpoint, RateLimits};
+use clusterscale_core::cloud::http::{
+    self, malformed, transport_error, ActionQuota, Endpoint, RateLimits,
+};
 use clusterscale_core::cloud::provider::{CloudProvider, ConnectError};
 use clusterscale_core::cloud::{
     Capabilities, Cloud, CloudError, ClusterState, ErrorClass, ObservedCluster, OperationProgress,
@@ -118,9 +122,17 @@ use super::wire::{ACTION_HOSTS, ACTION_RESIZE, ACTION_SHOW};
 /// `Content-Type` of the v1.1 calls and of the v2 reads.
 const CONTENT_TYPE_JSON: &str = "application/json";
 
-/// Requests per second per (account, action). Huawei does not publish a
-/// per-action limit for these APIs; this keeps a controller well below any.
+/// Requests per second per (account, action), for every action without a
+/// published limit (the v1.1 calls, the auto-scaling policy read): this
+/// keeps a controller well below any.
 pub const REQUESTS_PER_SECOND: u32 = 5;
+/// MRS v2's published limits per account (cloud-apis.md C1): expand and
+/// shrink 60 a minute each, ListNodes 200 (every page a request). Above
+/// them the gateway answers `429 APIGW.0308` (Throttled). [`rate_limits`]
+/// keeps to them.
+pub const EXPAND_PER_MINUTE: u32 = 60;
+pub const SHRINK_PER_MINUTE: u32 = 60;
+pub const LIST_NODES_PER_MINUTE: u32 = 200;
 /// After an authentication failure, calls with the same credentials fail
 /// without a request for this long.
 pub const DEFAULT_AUTH_HOLD_OFF: Duration = Duration::from_secs(300);
@@ -137,6 +149,25 @@ pub const HOSTS_PAGE_SIZE: usize = 100;
 const MAX_HOST_PAGES: usize = 20;
 /// ListNodes pages read at most (500 nodes fit in 5 of 100).
 const MAX_NODE_PAGES: u32 = 20;
+
+/// A limiter for MRS: expand, shrink and ListNodes at MRS's per-minute
+/// limits ([`EXPAND_PER_MINUTE`], ...: at most that many in any minute,
+/// half of them at once, [`ActionQuota`]), every other action at
+/// [`REQUESTS_PER_SECOND`]. Buckets are per (account, action): the AK, or
+/// the IAM user.
+pub fn rate_limits() -> RateLimits {
+    RateLimits::new(REQUESTS_PER_SECOND)
+        .with_quota(ACTION_EXPAND, ActionQuota::per_minute(EXPAND_PER_MINUTE))
+        .with_quota(ACTION_SHRINK, ActionQuota::per_minute(SHRINK_PER_MINUTE))
+        .with_quota(ACTION_NODES, ActionQuota::per_minute(LIST_NODES_PER_MINUTE))
+}
+
+/// [`rate_limits`], one for the whole process, so that every client of one
+/// account (the clusters of a fleet) shares its budget.
+fn shared_rate_limits() -> RateLimits {
+    static LIMITS: std::sync::OnceLock<RateLimits> = std::sync::OnceLock::new();
+    LIMITS.get_or_init(rate_limits).clone()
+}
 
 #[derive(Clone, Debug)]
 struct Snapshot {
@@ -286,7 +317,7 @@ impl HuaweiCloud {
             endpoint,
             auth,
             http: http::client(),
-            limits: http::shared_rate_limits(REQUESTS_PER_SECOND),
+            limits: shared_rate_limits(),
             clock: Arc::new(SystemClock),
             auth_hold_off: DEFAULT_AUTH_HOLD_OFF,
             snapshot: Mutex::new(None),
@@ -311,6 +342,13 @@ impl HuaweiCloud {
     /// Send MRS and IAM requests through `http` (shared with other clients).
     pub fn with_http(mut self, http: reqwest::Client) -> Self {
         self.http = http;
+        self
+    }
+
+    /// Use `limits` instead of the process's shared [`rate_limits`] (tests,
+    /// a limiter of other quotas).
+    pub fn with_rate_limits(mut self, limits: RateLimits) -> Self {
+        self.limits = limits;
         self
     }
 
@@ -509,7 +547,8 @@ impl HuaweiCloud {
 
     /// `GET /v2/{project_id}/clusters/{cluster_id}/nodes`, every page:
     /// `limit` [`NODES_PAGE_LIMIT`], `offset` the page number from 1. Each
-    /// page is one request ([`NodeListing::calls`]). `node_group`: only that
+    /// page is one request ([`NodeListing::calls`]) and waits for its turn
+    /// in the account's ListNodes quota ([`LIST_NODES_PER_MINUTE`]). `node_group`: only that
     /// group's nodes. Paging that brings nothing new is an error, not an
     /// undercount.
     pub async fn list_nodes(&self, node_group: Option<&str>) -> Result<NodeListing, CloudError> {
@@ -1494,6 +1533,37 @@ impl Cloud for HuaweiCloud {
 mod tests {
     use super::*;
     use crate::interpret::tests::{observed, spec};
+
+    #[test]
+    fn mrs_v2_limits_are_kept_per_action_and_account() {
+        let limits = rate_limits();
+        for (action, per_minute) in [
+            (ACTION_EXPAND, EXPAND_PER_MINUTE),
+            (ACTION_SHRINK, SHRINK_PER_MINUTE),
+            (ACTION_NODES, LIST_NODES_PER_MINUTE),
+        ] {
+            assert_eq!(
+                limits.quota_of(action),
+                Some(ActionQuota::per_minute(per_minute)),
+                "{action}"
+            );
+            // Half the minute's requests at once; the next one waits (for
+            // 2 s or 0.6 s: nothing refills while this runs).
+            let burst = (0..per_minute)
+                .take_while(|_| limits.try_acquire("AK1", action))
+                .count();
+            assert_eq!(burst as u32, per_minute / 2, "{action}");
+            // Another account has its own budget.
+            assert!(limits.try_acquire("AK2", action), "{action}");
+        }
+        // The other actions keep the per-second rate, apart from these.
+        for action in [ACTION_SHOW, ACTION_RESIZE, ACTION_POLICY, ACTION_HOSTS] {
+            assert_eq!(limits.quota_of(action), None, "{action}");
+            assert!(limits.try_acquire("AK1", action), "{action}");
+        }
+        // One budget per process: every client shares it.
+        assert!(shared_rate_limits().quota_of(ACTION_NODES).is_some());
+    }
 
     #[test]
     fn a_failure_shown_before_a_resize_is_not_reported_for_it() {
