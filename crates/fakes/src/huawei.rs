@@ -1275,7 +1275,10 @@ fn over_v2_limit(inner: &Inner, action: &'static str) -> Option<Answer> {
             window_text(limits.window)
         ),
     );
-    a.detail = format!("over MRS's limit of {limit} {action} per {}", window_text(limits.window));
+    a.detail = format!(
+        "over MRS's limit of {limit} {action} per {}",
+        window_text(limits.window)
+    );
     Some(a)
 }
 

@@ -13,19 +13,19 @@ use clusterscale_core::api::{
 };
 use clusterscale_core::clock::ManualClock;
 use clusterscale_core::cloud::credentials::Credentials;
-use clusterscale_core::cloud::{Cloud, ClusterState, ErrorClass, ScaleRequest};
-use clusterscale_engine::{reconcile, EngineConfig, EventType, MemoryStore, Report, Target};
 use clusterscale_core::cloud::http::{ActionQuota, RateLimits};
 use clusterscale_core::cloud::Effect;
+use clusterscale_core::cloud::{Cloud, ClusterState, ErrorClass, ScaleRequest};
+use clusterscale_engine::{reconcile, EngineConfig, EventType, MemoryStore, Report, Target};
 use clusterscale_fakes::huawei::{
     FakeAccessKey, FakeClusterType, FakePolicy, HuaweiFake, HuaweiFakeConfig, V2RateLimits,
     ACTION_EXPAND, ACTION_NODES, ACTION_POLICY, ACTION_RESIZE, ACTION_SHOW, ACTION_SHRINK,
 };
+use clusterscale_fakes::{FakeFaults, JournalLine};
+use clusterscale_huawei::interpret::{autoscaled_groups, nodes_by_group, policy_of};
 use clusterscale_huawei::wire::{
     ACTION_EXPAND as WIRE_EXPAND, ACTION_NODES as WIRE_NODES, ACTION_SHRINK as WIRE_SHRINK,
 };
-use clusterscale_fakes::{FakeFaults, JournalLine};
-use clusterscale_huawei::interpret::{autoscaled_groups, nodes_by_group, policy_of};
 use clusterscale_huawei::{
     ExpandOptions, GroupResizeOutcome, HuaweiCloud, MrsClusterType, ShrinkOptions,
 };
@@ -727,14 +727,18 @@ async fn the_client_keeps_a_burst_of_list_nodes_pages_within_the_limit() {
     // The fake's window empties.
     tokio::time::sleep(Duration::from_millis(1100)).await;
     // A quota matching the fake's, shared by two clients of the account.
-    let limits = RateLimits::new(5).with_quota(WIRE_NODES, ActionQuota::new(4, Duration::from_secs(1)));
+    let limits =
+        RateLimits::new(5).with_quota(WIRE_NODES, ActionQuota::new(4, Duration::from_secs(1)));
     let a = env.client().with_rate_limits(limits.clone());
     let b = env.client().with_rate_limits(limits);
     let start = std::time::Instant::now();
     let (x, y) = tokio::join!(a.list_nodes(Some(group)), b.list_nodes(Some(group)));
     let elapsed = start.elapsed();
     let (x, y) = (x.unwrap(), y.unwrap());
-    assert_eq!((x.nodes.len(), x.calls, y.nodes.len(), y.calls), (300, 3, 300, 3));
+    assert_eq!(
+        (x.nodes.len(), x.calls, y.nodes.len(), y.calls),
+        (300, 3, 300, 3)
+    );
     assert_eq!(throttled(&env), 1, "no page refused");
     // 2 pages at once, then one every 0.5 s.
     assert!(

@@ -343,8 +343,10 @@ mod tests {
     #[tokio::test]
     async fn acquire_waits_for_the_quota() {
         // 2 per 400 ms: 1 at once, then one every 400 ms.
-        let limits = RateLimits::new(1000)
-            .with_quota("POST expand", ActionQuota::new(2, Duration::from_millis(400)));
+        let limits = RateLimits::new(1000).with_quota(
+            "POST expand",
+            ActionQuota::new(2, Duration::from_millis(400)),
+        );
         let start = std::time::Instant::now();
         for _ in 0..3 {
             limits.acquire("AK", "POST expand").await;
