@@ -28,11 +28,12 @@
 //!   group ([`v11_addresses`]: the standard groups of analysis, streaming and
 //!   hybrid clusters; the only API that names healthy Task nodes for
 //!   `preferNodes`), else by v2 (every group of a custom cluster, every
-//!   named pool). Before a v2 write, and only then, the group's MRS
-//!   auto-scaling policy (one GET) and its nodes' billing (ListNodes of the
-//!   group, one GET per page) are read: an enabled policy is
-//!   `CloudAutoscalerConflict`, an `on-period` node `PrepaidNodeGroup`, and
-//!   nothing is written. An expand that still answers an `order_id` is
+//!   named pool). Before a write by either API, and only then, the group's
+//!   MRS auto-scaling policy is read (one GET): an enabled policy is
+//!   `CloudAutoscalerConflict`, and nothing is written. Before a v2 write,
+//!   its nodes' billing is read too (ListNodes of the group, one GET per
+//!   page): an `on-period` node is `PrepaidNodeGroup`, and nothing is
+//!   written. An expand that still answers an `order_id` is
 //!   reported as `PrepaidNodeGroup` with the order, and that group is never
 //!   written to again by this process.
 //!
@@ -857,7 +858,8 @@ impl HuaweiCloud {
     /// - an order this process saw MRS open for the group
     ///   ([`PREPAID_NODE_GROUP`], no request at all): never sent again;
     /// - the group's MRS auto-scaling policy enabled
-    ///   ([`CLOUD_AUTOSCALER_CONFLICT`]; `GET autoscaling-policy`);
+    ///   ([`Self::refuse_if_autoscaled`], as before a v1.1 write;
+    ///   `GET autoscaling-policy`);
     /// - a node of the group billed `on-period` ([`PREPAID_NODE_GROUP`];
     ///   ListNodes of the group, one request per page).
     async fn resize_v2(
@@ -888,20 +890,7 @@ impl HuaweiCloud {
                 ),
             ));
         }
-        let policies = self.autoscaling_policies().await?;
-        if let Some(p) = policy_of(&policies, group).filter(|p| p.auto_scaling_enable) {
-            return Err(CloudError::new(
-                ErrorClass::Invalid,
-                action,
-                CLOUD_AUTOSCALER_CONFLICT,
-                format!(
-                    "not sent: node group {group} has MRS auto-scaling enabled (min {}, max {}): MRS changes its \
-                     count itself and the nodes it adds carry no marker. Disable the group's auto-scaling \
-                     policy in MRS, or stop managing the group here",
-                    p.min_capacity, p.max_capacity
-                ),
-            ));
-        }
+        self.refuse_if_autoscaled(action, group).await?;
         let listing = self.list_nodes(Some(group)).await?;
         if let Some(nodes) = nodes_by_group(&listing.nodes)
             .get(group)
@@ -987,8 +976,33 @@ impl HuaweiCloud {
         }
     }
 
-    /// One v1.1 resize: pre-checks against the latest observation, then one
-    /// PUT. Never repeated here; an unclear answer is resolved by observation.
+    /// Refuse a write of `action` to `group` when the group's MRS
+    /// auto-scaling policy is enabled ([`CLOUD_AUTOSCALER_CONFLICT`], naming
+    /// the group and the policy's min and max): both would change its count.
+    /// One `GET autoscaling-policy`, made before a write (v1.1 or v2) and
+    /// never to observe.
+    async fn refuse_if_autoscaled(&self, action: &str, group: &str) -> Result<(), CloudError> {
+        let policies = self.autoscaling_policies().await?;
+        match policy_of(&policies, group).filter(|p| p.auto_scaling_enable) {
+            None => Ok(()),
+            Some(p) => Err(CloudError::new(
+                ErrorClass::Invalid,
+                action,
+                CLOUD_AUTOSCALER_CONFLICT,
+                format!(
+                    "not sent: node group {group} has MRS auto-scaling enabled (min {}, max {}): MRS changes its \
+                     count itself and the nodes it adds carry no marker. Disable the group's auto-scaling \
+                     policy in MRS, or stop managing the group here",
+                    p.min_capacity, p.max_capacity
+                ),
+            )),
+        }
+    }
+
+    /// One v1.1 resize: pre-checks against the latest observation, the
+    /// group's auto-scaling policy ([`Self::refuse_if_autoscaled`]; a read
+    /// made only here), then one PUT. Never repeated here; an unclear answer
+    /// is resolved by observation.
     async fn resize_v11(
         &self,
         req: &ScaleRequest,
@@ -1001,6 +1015,10 @@ impl HuaweiCloud {
             shown_failure,
             unmatched,
         } = self.plan_resize(req, direction, view).await?;
+        // The group the PUT names, after the pre-checks: nothing is read for
+        // a resize they refuse.
+        self.refuse_if_autoscaled(ACTION_RESIZE, &body.parameters.node_group)
+            .await?;
         let bytes = serde_json::to_vec(&body).map_err(|e| {
             CloudError::new(
                 ErrorClass::Invalid,
