@@ -1165,6 +1165,121 @@ async fn an_enabled_policy_on_a_managed_group_is_a_conflict() {
     );
 }
 
+/// The v1.1 path checks the policy as v2 does: an analysis cluster whose
+/// default Task group has MRS auto-scaling enabled is refused a Task
+/// resize (CloudAutoscalerConflict naming the group and the policy's
+/// bounds, no PUT), while its Core group, which has no policy, still
+/// scales; disabled, the Task resize proceeds by v1.1. The policy is read
+/// before each write only, never to observe.
+#[tokio::test]
+async fn an_enabled_policy_on_a_v11_group_is_a_conflict() {
+    let env = start("policy_v11", 3, 1, FakeClusterType::Analysis, |c| {
+        c.groups.policies = vec![FakePolicy {
+            group: "task_node_analysis_group".into(),
+            enabled: true,
+            min: 1,
+            max: 6,
+        }];
+    })
+    .await;
+    let cloud = env.client();
+    let request = |group: NodeGroup, count: i32, from_count: i32| ScaleRequest {
+        group,
+        pool: None,
+        count,
+        from_count,
+        token: format!("op-{}-{count}", group.as_str()),
+        prefer_nodes: Vec::new(),
+        graceful_timeout_seconds: 0,
+    };
+    // Through the trait: refused before the PUT.
+    let err = cloud
+        .scale_out(&request(NodeGroup::Task, 2, 1))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        (err.class, err.code.as_str(), err.action.as_str()),
+        (
+            ErrorClass::Invalid,
+            "CloudAutoscalerConflict",
+            "PUT cluster_infos"
+        )
+    );
+    assert!(
+        err.message.starts_with("not sent")
+            && err.message.contains("node group task_node_analysis_group")
+            && err.message.contains("(min 1, max 6)"),
+        "{err}"
+    );
+    assert!(!err.may_have_applied());
+    assert_eq!(env.lines(ACTION_POLICY).len(), 1);
+    assert!(env.lines(ACTION_RESIZE).is_empty(), "no write reached MRS");
+    assert_eq!(env.model.write_count(), 0);
+    // Through the engine: Degraded Invalid, Ready False, nothing written.
+    let spec = engine_spec(&env, 3, 3);
+    let r = pass(&env, &spec, &Default::default(), &cloud, 1).await;
+    let e = r.error.clone().expect("refused");
+    assert_eq!(
+        (e.class, e.code.as_str()),
+        (ErrorClass::Invalid, "CloudAutoscalerConflict")
+    );
+    let (status, reason, _) = condition(&r, DEGRADED);
+    assert_eq!((status.as_str(), reason.as_str()), ("True", "Invalid"));
+    assert_eq!(condition(&r, READY).0, "False");
+    assert!(env.lines(ACTION_RESIZE).is_empty());
+    assert_eq!(env.model.write_count(), 0);
+    // Core has no policy: its v1.1 resize goes through, after the read.
+    cloud
+        .scale_out(&request(NodeGroup::Core, 1, 3))
+        .await
+        .unwrap();
+    env.finish_operation();
+    assert_eq!(env.count("core_node_analysis_group"), 4);
+    assert_eq!(env.lines(ACTION_POLICY).len(), 3);
+    // Observing never reads it.
+    let before = env.fake.journal().len();
+    cloud.observe().await.unwrap();
+    let new: Vec<String> = env.fake.journal()[before..]
+        .iter()
+        .map(|l| l.action.clone())
+        .collect();
+    assert_eq!(new, [ACTION_SHOW]);
+    // Disabled: the same Task resize proceeds, by v1.1.
+    env.fake.set_policies(vec![FakePolicy {
+        group: "task_node_analysis_group".into(),
+        enabled: false,
+        min: 1,
+        max: 6,
+    }]);
+    cloud
+        .scale_out(&request(NodeGroup::Task, 2, 1))
+        .await
+        .unwrap();
+    env.finish_operation();
+    assert_eq!(env.count("task_node_analysis_group"), 3);
+    let puts: Vec<(String, i64)> = env
+        .lines(ACTION_RESIZE)
+        .iter()
+        .filter(|l| l.write)
+        .map(|l| {
+            let p = &l.params["body"]["parameters"];
+            (
+                p["node_group"].as_str().unwrap().to_string(),
+                p["instances"].as_i64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        puts,
+        [
+            ("core_node_analysis_group".to_string(), 1),
+            ("task_node_analysis_group".to_string(), 2)
+        ]
+    );
+    assert!(env.lines(ACTION_EXPAND).is_empty(), "v1.1 only");
+    assert_eq!(env.lines(ACTION_POLICY).len(), 4);
+}
+
 /// A group the spec names that the cluster does not have is found by the
 /// observation itself: UnknownNodeGroup listing the cluster's groups, Degraded
 /// with one Warning, nothing written; the same for a custom cluster without
