@@ -21,7 +21,7 @@ use clusterscale_fakes::huawei::{
     FakeAccessKey, FakeClusterType, FakePolicy, HuaweiFake, HuaweiFakeConfig, V2RateLimits,
     ACTION_EXPAND, ACTION_NODES, ACTION_POLICY, ACTION_RESIZE, ACTION_SHOW, ACTION_SHRINK,
 };
-use clusterscale_fakes::{FakeFaults, JournalLine};
+use clusterscale_fakes::{FakeFaults, InjectedError, JournalLine};
 use clusterscale_huawei::interpret::{autoscaled_groups, nodes_by_group, policy_of};
 use clusterscale_huawei::wire::{
     ACTION_EXPAND as WIRE_EXPAND, ACTION_NODES as WIRE_NODES, ACTION_SHRINK as WIRE_SHRINK,
@@ -1192,6 +1192,28 @@ async fn an_enabled_policy_on_a_v11_group_is_a_conflict() {
         prefer_nodes: Vec::new(),
         graceful_timeout_seconds: 0,
     };
+    // The read failing (a proxy's 502 page: unknown for a write) is
+    // reported, as not applied: no write was sent.
+    env.fake.control().inject(InjectedError {
+        action: Some(ACTION_POLICY.into()),
+        code: String::new(),
+        message: "bad gateway".into(),
+        http_status: Some(502),
+    });
+    let err = cloud
+        .scale_out(&request(NodeGroup::Task, 2, 1))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        (err.class, err.effect, err.action.as_str()),
+        (
+            ErrorClass::Transient,
+            Effect::Refused,
+            "GET autoscaling-policy"
+        ),
+        "{err}"
+    );
+    assert!(env.lines(ACTION_RESIZE).is_empty());
     // Through the trait: refused before the PUT.
     let err = cloud
         .scale_out(&request(NodeGroup::Task, 2, 1))
@@ -1212,7 +1234,7 @@ async fn an_enabled_policy_on_a_v11_group_is_a_conflict() {
         "{err}"
     );
     assert!(!err.may_have_applied());
-    assert_eq!(env.lines(ACTION_POLICY).len(), 1);
+    assert_eq!(env.lines(ACTION_POLICY).len(), 2);
     assert!(env.lines(ACTION_RESIZE).is_empty(), "no write reached MRS");
     assert_eq!(env.model.write_count(), 0);
     // Through the engine: Degraded Invalid, Ready False, nothing written.
@@ -1235,7 +1257,7 @@ async fn an_enabled_policy_on_a_v11_group_is_a_conflict() {
         .unwrap();
     env.finish_operation();
     assert_eq!(env.count("core_node_analysis_group"), 4);
-    assert_eq!(env.lines(ACTION_POLICY).len(), 3);
+    assert_eq!(env.lines(ACTION_POLICY).len(), 4);
     // Observing never reads it.
     let before = env.fake.journal().len();
     cloud.observe().await.unwrap();
@@ -1277,7 +1299,7 @@ async fn an_enabled_policy_on_a_v11_group_is_a_conflict() {
         ]
     );
     assert!(env.lines(ACTION_EXPAND).is_empty(), "v1.1 only");
-    assert_eq!(env.lines(ACTION_POLICY).len(), 4);
+    assert_eq!(env.lines(ACTION_POLICY).len(), 5);
 }
 
 /// A group the spec names that the cluster does not have is found by the

@@ -114,8 +114,8 @@ use clusterscale_core::cloud::http::{
 };
 use clusterscale_core::cloud::provider::{CloudProvider, ConnectError};
 use clusterscale_core::cloud::{
-    Capabilities, Cloud, CloudError, ClusterState, ErrorClass, ObservedCluster, OperationProgress,
-    ScaleRequest, Submitted,
+    Capabilities, Cloud, CloudError, ClusterState, Effect, ErrorClass, ObservedCluster,
+    OperationProgress, ScaleRequest, Submitted,
 };
 
 use super::wire::{ACTION_HOSTS, ACTION_RESIZE, ACTION_SHOW};
@@ -980,9 +980,14 @@ impl HuaweiCloud {
     /// auto-scaling policy is enabled ([`CLOUD_AUTOSCALER_CONFLICT`], naming
     /// the group and the policy's min and max): both would change its count.
     /// One `GET autoscaling-policy`, made before a write (v1.1 or v2) and
-    /// never to observe.
+    /// never to observe. Its own failure is reported as it is, but as
+    /// [`Effect::Refused`]: whatever the read's answer, the write was not
+    /// sent, so the engine need not wait to see whether it took effect.
     async fn refuse_if_autoscaled(&self, action: &str, group: &str) -> Result<(), CloudError> {
-        let policies = self.autoscaling_policies().await?;
+        let policies = self
+            .autoscaling_policies()
+            .await
+            .map_err(|e| e.with_effect(Effect::Refused))?;
         match policy_of(&policies, group).filter(|p| p.auto_scaling_enable) {
             None => Ok(()),
             Some(p) => Err(CloudError::new(
