@@ -7,7 +7,9 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::huawei::{FakeClusterType, FakePolicy, GroupSettings, HuaweiFake, HuaweiFakeConfig};
+use crate::huawei::{
+    FakeClusterType, FakePolicy, GroupSettings, HuaweiFake, HuaweiFakeConfig, V2RateLimits,
+};
 use crate::tencent::{TencentFake, TencentFakeConfig};
 use crate::{FakeFaults, FakeOptions, Malformed};
 use clusterscale_core::clock::SystemClock;
@@ -131,6 +133,12 @@ pub struct FakeCloudArgs {
     /// `PUT /_fake/autoscaling` changes them.
     #[arg(long = "huawei-autoscaling", value_name = "GROUP:MIN:MAX")]
     pub huawei_autoscaling: Vec<String>,
+    /// MRS v2's limits the Huawei fake keeps per account,
+    /// `EXPAND:SHRINK:LISTNODES[:WINDOW_SECONDS]` (default MRS's own,
+    /// `60:60:200:60`), or `off`: a request over one is answered HTTP 429
+    /// `APIGW.0308`, nothing applied.
+    #[arg(long, default_value = "60:60:200:60", value_name = "E:S:N[:SECS]|off")]
+    pub huawei_v2_limits: String,
     /// An instance type the Tencent fake's ScaleOutCluster refuses with
     /// `ResourceUnavailable.ResourceSpecNotDefaultSpec`. Repeatable;
     /// `PUT /_fake/refused-specs` changes them.
@@ -250,6 +258,7 @@ pub async fn run(args: FakeCloudArgs) -> Result<(), String> {
                 .map(|p| parse_policy(p))
                 .collect::<Result<_, _>>()?,
         };
+        config.v2_rate_limits = parse_v2_limits(&args.huawei_v2_limits)?;
         let listener = bind(addr).await?;
         let fake = match args.huawei_clusters {
             Some(n) => {
@@ -313,6 +322,35 @@ pub fn parse_policy(text: &str) -> Result<FakePolicy, String> {
         min,
         max,
     })
+}
+
+/// `--huawei-v2-limits EXPAND:SHRINK:LISTNODES[:WINDOW_SECONDS]`, or `off`.
+pub fn parse_v2_limits(text: &str) -> Result<Option<V2RateLimits>, String> {
+    if text.trim() == "off" {
+        return Ok(None);
+    }
+    let bad = || {
+        format!(
+            "--huawei-v2-limits {text:?}: expected EXPAND:SHRINK:LISTNODES[:WINDOW_SECONDS] \
+             (numbers, a window above 0) or off"
+        )
+    };
+    let numbers = text
+        .split(':')
+        .map(|n| n.trim().parse::<u32>())
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|_| bad())?;
+    let (expand, shrink, list_nodes, secs) = match numbers.as_slice() {
+        [e, s, n] => (*e, *s, *n, 60),
+        [e, s, n, w] if *w > 0 => (*e, *s, *n, *w),
+        _ => return Err(bad()),
+    };
+    Ok(Some(V2RateLimits {
+        expand,
+        shrink,
+        list_nodes,
+        window: std::time::Duration::from_secs(u64::from(secs)),
+    }))
 }
 
 /// The instance ids of `--tencent-instances N`: `emr-<prefix>00000`...
@@ -386,6 +424,23 @@ mod tests {
             FakeClusterType::Hybrid
         );
         assert!(FakeClusterType::parse("batch", 3).is_err());
+        assert_eq!(
+            parse_v2_limits("60:60:200:60").unwrap(),
+            Some(V2RateLimits::MRS)
+        );
+        assert_eq!(
+            parse_v2_limits("1:2:3").unwrap(),
+            Some(V2RateLimits {
+                expand: 1,
+                shrink: 2,
+                list_nodes: 3,
+                window: std::time::Duration::from_secs(60)
+            })
+        );
+        assert_eq!(parse_v2_limits("off").unwrap(), None);
+        for bad in ["1:2", "1:2:3:0", "a:2:3", "1:2:3:4:5", ""] {
+            assert!(parse_v2_limits(bad).is_err(), "{bad}");
+        }
         let names: Vec<String> = FakeClusterType::Custom(4)
             .groups()
             .into_iter()

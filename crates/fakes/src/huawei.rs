@@ -53,8 +53,14 @@
 //! [`ACTION_SHOW`], [`ACTION_HOSTS`], [`ACTION_RESIZE`], [`ACTION_EXPAND`],
 //! [`ACTION_SHRINK`], [`ACTION_NODES`], [`ACTION_POLICY`]; each has its own
 //! throttling window (`429 APIGW.0308`).
+//!
+//! Besides those injected faults, the fake keeps MRS v2's own limits per
+//! account ([`V2RateLimits`], [`HuaweiFakeConfig::v2_rate_limits`]): expand
+//! and shrink 60 a minute each, ListNodes 200 (every page a request); a
+//! request over one is answered `429 APIGW.0308` with the gateway's body
+//! (`error_code`, `error_msg`, `request_id`), and nothing is applied.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
@@ -246,6 +252,48 @@ pub struct GroupSettings {
     pub policies: Vec<FakePolicy>,
 }
 
+/// MRS v2's per-action limits as the fake keeps them (cloud-apis.md C1:
+/// expand 60 a minute, shrink 60, ListNodes 200, per tenant). The fake is
+/// one account: every access key, IAM user and cluster of a fleet counts
+/// against the same windows. A request of one of these actions beyond its
+/// limit in the sliding `window` is answered `429 APIGW.0308` with the API
+/// gateway's body, after authentication and before anything else (nothing
+/// applied). Refused requests do not count; every other authenticated
+/// request of the action does, whatever its answer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct V2RateLimits {
+    pub expand: u32,
+    pub shrink: u32,
+    pub list_nodes: u32,
+    pub window: Duration,
+}
+
+impl V2RateLimits {
+    /// MRS's own: 60, 60 and 200 a minute.
+    pub const MRS: V2RateLimits = V2RateLimits {
+        expand: 60,
+        shrink: 60,
+        list_nodes: 200,
+        window: Duration::from_secs(60),
+    };
+
+    /// The limit of `action` (one of the `ACTION_*` names), if it has one.
+    pub fn limit(&self, action: &str) -> Option<u32> {
+        match action {
+            ACTION_EXPAND => Some(self.expand),
+            ACTION_SHRINK => Some(self.shrink),
+            ACTION_NODES => Some(self.list_nodes),
+            _ => None,
+        }
+    }
+}
+
+impl Default for V2RateLimits {
+    fn default() -> Self {
+        Self::MRS
+    }
+}
+
 /// Consecutive signature failures after which an AK is locked.
 pub const LOCK_AFTER_FAILURES: u32 = 5;
 /// How long a locked AK stays locked.
@@ -334,6 +382,9 @@ pub struct HuaweiFakeConfig {
     pub extra_task_groups: Vec<String>,
     /// Prepaid groups and auto-scaling policies at the start.
     pub groups: GroupSettings,
+    /// MRS v2's per-minute limits of expand, shrink and ListNodes
+    /// ([`V2RateLimits::MRS`] by default); `None`: no limit.
+    pub v2_rate_limits: Option<V2RateLimits>,
     /// Master nodes shown (not part of the model).
     pub master_nodes: i32,
     /// Lifetime of issued tokens (IAM: 24 h).
@@ -366,6 +417,7 @@ impl Default for HuaweiFakeConfig {
             cluster_type: FakeClusterType::Analysis,
             extra_task_groups: Vec::new(),
             groups: GroupSettings::default(),
+            v2_rate_limits: Some(V2RateLimits::MRS),
             master_nodes: 2,
             token_ttl: Duration::from_secs(24 * 3600),
         }
@@ -468,6 +520,9 @@ struct IssuedToken {
 struct Account {
     ak: HashMap<String, AkState>,
     tokens: HashMap<String, IssuedToken>,
+    /// The admitted requests of each action with a [`V2RateLimits`] limit,
+    /// within its window.
+    v2_windows: HashMap<&'static str, VecDeque<Instant>>,
 }
 
 #[derive(Debug, Default)]
@@ -898,7 +953,7 @@ async fn handle(State(inner): State<Arc<Inner>>, request: Request) -> Response {
     let path = parts.uri.path().to_string();
     let raw_query = parts.uri.query().unwrap_or_default().to_string();
     let bytes = to_bytes(body, MAX_BODY).await;
-    let (answer, action, principal, body_value) = match &bytes {
+    let (mut answer, action, principal, body_value) = match &bytes {
         Ok(bytes) => {
             let (answer, action, principal) =
                 route(&inner, &method, &path, &raw_query, &parts.headers, bytes);
@@ -911,6 +966,16 @@ async fn handle(State(inner): State<Arc<Inner>>, request: Request) -> Response {
             Value::Null,
         ),
     };
+    // The API gateway's own bodies carry the request id too.
+    if answer
+        .code
+        .as_deref()
+        .is_some_and(hw_errors::is_gateway_code)
+    {
+        if let Some(body) = answer.body.as_object_mut() {
+            body.insert("request_id".into(), Value::String(request_id.clone()));
+        }
+    }
     let delay = inner.control.delay();
     if !delay.is_zero() {
         tokio::time::sleep(delay).await;
@@ -1067,6 +1132,9 @@ fn route(
         Principal::AkSk(ak) => format!("ak:{ak}"),
         Principal::Token => "token".to_string(),
     };
+    if let Some(a) = over_v2_limit(inner, action) {
+        return (a, action, who);
+    }
     if let Some(a) = injected(inner, action) {
         return (a, action, who);
     }
@@ -1179,6 +1247,49 @@ fn proxy_page(status: StatusCode) -> Answer {
         code = status.as_u16()
     ));
     a
+}
+
+/// `429 APIGW.0308` when a request of `action` is over its
+/// [`V2RateLimits`] limit; else the request counts, and `None`.
+fn over_v2_limit(inner: &Inner, action: &'static str) -> Option<Answer> {
+    let limits = inner.opts.v2_rate_limits?;
+    let limit = limits.limit(action)?;
+    let now = Instant::now();
+    let mut account = inner.account();
+    let window = account.v2_windows.entry(action).or_default();
+    while window
+        .front()
+        .is_some_and(|t| now.duration_since(*t) >= limits.window)
+    {
+        window.pop_front();
+    }
+    if window.len() < limit as usize {
+        window.push_back(now);
+        return None;
+    }
+    let mut a = Answer::error(
+        StatusCode::TOO_MANY_REQUESTS,
+        "APIGW.0308",
+        format!(
+            "The throttling threshold has been reached: policy user over ratelimit,limit:{limit},time:{}",
+            window_text(limits.window)
+        ),
+    );
+    a.detail = format!(
+        "over MRS's limit of {limit} {action} per {}",
+        window_text(limits.window)
+    );
+    Some(a)
+}
+
+/// A window as the gateway's message spells it: `1 minute`, `10 second`.
+fn window_text(window: Duration) -> String {
+    let (secs, millis) = (window.as_secs(), window.subsec_millis());
+    match (secs, millis) {
+        (s, 0) if s > 0 && s % 60 == 0 => format!("{} minute", s / 60),
+        (s, 0) => format!("{s} second"),
+        _ => format!("{} millisecond", window.as_millis()),
+    }
 }
 
 /// The shared faults, rendered the way Huawei answers.

@@ -13,14 +13,19 @@ use clusterscale_core::api::{
 };
 use clusterscale_core::clock::ManualClock;
 use clusterscale_core::cloud::credentials::Credentials;
+use clusterscale_core::cloud::http::{ActionQuota, RateLimits};
+use clusterscale_core::cloud::Effect;
 use clusterscale_core::cloud::{Cloud, ClusterState, ErrorClass, ScaleRequest};
 use clusterscale_engine::{reconcile, EngineConfig, EventType, MemoryStore, Report, Target};
 use clusterscale_fakes::huawei::{
-    FakeAccessKey, FakeClusterType, FakePolicy, HuaweiFake, HuaweiFakeConfig, ACTION_EXPAND,
-    ACTION_NODES, ACTION_POLICY, ACTION_RESIZE, ACTION_SHOW, ACTION_SHRINK,
+    FakeAccessKey, FakeClusterType, FakePolicy, HuaweiFake, HuaweiFakeConfig, V2RateLimits,
+    ACTION_EXPAND, ACTION_NODES, ACTION_POLICY, ACTION_RESIZE, ACTION_SHOW, ACTION_SHRINK,
 };
-use clusterscale_fakes::{FakeFaults, JournalLine};
+use clusterscale_fakes::{FakeFaults, InjectedError, JournalLine};
 use clusterscale_huawei::interpret::{autoscaled_groups, nodes_by_group, policy_of};
+use clusterscale_huawei::wire::{
+    ACTION_EXPAND as WIRE_EXPAND, ACTION_NODES as WIRE_NODES, ACTION_SHRINK as WIRE_SHRINK,
+};
 use clusterscale_huawei::{
     ExpandOptions, GroupResizeOutcome, HuaweiCloud, MrsClusterType, ShrinkOptions,
 };
@@ -537,6 +542,211 @@ async fn throttling_and_bad_signatures_on_v2_routes() {
     assert_eq!(env.model.write_count(), 0);
 }
 
+/// A correctly signed raw GET of ListNodes, bypassing the client (and its
+/// rate limiter): `(status, X-Request-Id, body)`.
+async fn raw_list_nodes(env: &Env) -> (u16, String, serde_json::Value) {
+    use clusterscale_huawei::sign;
+    let host = env.base.trim_start_matches("http://").to_string();
+    let path = format!("/v2/{PROJECT}/clusters/{CLUSTER}/nodes");
+    let query = vec![
+        ("limit".to_string(), "100".to_string()),
+        ("offset".to_string(), "1".to_string()),
+    ];
+    let headers = vec![
+        ("Content-Type".to_string(), "application/json".to_string()),
+        ("Host".to_string(), host),
+        ("X-Project-Id".to_string(), PROJECT.to_string()),
+        (
+            "X-Sdk-Date".to_string(),
+            sign::format_sdk_date(jiff::Timestamp::now()),
+        ),
+    ];
+    let parts = sign::RequestParts {
+        method: "GET",
+        path: &path,
+        query: &query,
+        headers: &headers,
+        body: b"",
+    };
+    let signed = sign::sign(&env.ak, SK, &parts).unwrap();
+    let mut r = reqwest::Client::new().get(format!(
+        "{}{path}?{}",
+        env.base,
+        sign::canonical_query(&query)
+    ));
+    for (k, v) in &headers {
+        r = r.header(k.as_str(), v.as_str());
+    }
+    let resp = r
+        .header("Authorization", signed.authorization)
+        .send()
+        .await
+        .unwrap();
+    let status = resp.status().as_u16();
+    let id = resp
+        .headers()
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_string();
+    (status, id, resp.json().await.unwrap())
+}
+
+/// MRS v2's own limits, per account, in the fake (small ones here): over
+/// one, the gateway's `429 APIGW.0308`, Throttled and Refused, naming the
+/// action and the request id; the group unchanged, nothing applied. The
+/// other actions are not limited by them.
+#[tokio::test]
+async fn over_mrs_v2_limits_the_gateway_answers_429_and_nothing_is_applied() {
+    let env = start("v2limits", 3, 2, FakeClusterType::Analysis, |c| {
+        c.v2_rate_limits = Some(V2RateLimits {
+            expand: 1,
+            shrink: 1,
+            list_nodes: 2,
+            window: Duration::from_secs(600),
+        });
+    })
+    .await;
+    let client = env.client();
+    let group = "task_node_analysis_group";
+    let refused = |err: &clusterscale_core::cloud::CloudError, action: &str, fake_action: &str| {
+        assert_eq!(
+            (err.class, err.code.as_str(), err.effect),
+            (ErrorClass::Throttled, "APIGW.0308", Effect::Refused),
+            "{err}"
+        );
+        assert_eq!(err.action, action);
+        assert!(
+            err.message.contains("policy user over ratelimit") && err.message.contains("limit:"),
+            "{err}"
+        );
+        let line = env.lines(fake_action).pop().unwrap();
+        assert_eq!(err.request_id.as_deref(), Some(line.request_id.as_str()));
+        assert_eq!(
+            (line.http_status, line.outcome.as_str(), line.write),
+            (429, "APIGW.0308", false)
+        );
+        let shown = err.to_string();
+        assert!(
+            shown.contains(action) && shown.contains(&line.request_id),
+            "the error names the action and the request id: {shown}"
+        );
+    };
+    // Expand: the first is applied, the second refused by the gateway.
+    client
+        .expand_node_group(group, 1, &ExpandOptions::default())
+        .await
+        .unwrap();
+    env.finish_operation();
+    assert_eq!(env.count(group), 3);
+    let writes = env.model.write_count();
+    let err = client
+        .expand_node_group(group, 1, &ExpandOptions::default())
+        .await
+        .unwrap_err();
+    refused(&err, WIRE_EXPAND, ACTION_EXPAND);
+    env.finish_operation();
+    assert_eq!(env.count(group), 3, "the group did not change");
+    assert_eq!(env.model.write_count(), writes, "nothing applied");
+    // Shrink: its own limit (the expand's is used up).
+    client
+        .shrink_node_group(group, 1, &ShrinkOptions::default())
+        .await
+        .unwrap();
+    env.finish_operation();
+    assert_eq!(env.count(group), 2);
+    let err = client
+        .shrink_node_group(group, 1, &ShrinkOptions::default())
+        .await
+        .unwrap_err();
+    refused(&err, WIRE_SHRINK, ACTION_SHRINK);
+    env.finish_operation();
+    assert_eq!(env.count(group), 2, "the group did not change");
+    assert_eq!(env.model.write_count(), writes + 1);
+    // ListNodes: every page counts; the third request is refused.
+    client.list_nodes(Some(group)).await.unwrap();
+    client.list_nodes(None).await.unwrap();
+    let err = client.list_nodes(None).await.unwrap_err();
+    refused(&err, WIRE_NODES, ACTION_NODES);
+    // The gateway's own body, with the request id of the header.
+    let (status, id, body) = raw_list_nodes(&env).await;
+    assert_eq!(status, 429);
+    assert_eq!(body["error_code"], "APIGW.0308");
+    assert_eq!(body["request_id"], id.as_str());
+    assert!(
+        body["error_msg"]
+            .as_str()
+            .unwrap()
+            .starts_with("The throttling threshold has been reached: policy user over ratelimit,limit:2,time:10 minute"),
+        "{body}"
+    );
+    // The other actions have no such limit.
+    for _ in 0..3 {
+        client.observe().await.unwrap();
+        client.autoscaling_policies().await.unwrap();
+    }
+    // By default, MRS's own limits.
+    assert_eq!(
+        HuaweiFakeConfig::default().v2_rate_limits,
+        Some(V2RateLimits {
+            expand: 60,
+            shrink: 60,
+            list_nodes: 200,
+            window: Duration::from_secs(60)
+        })
+    );
+}
+
+/// The client's limiter keeps a burst of ListNodes pages (a group of 300
+/// nodes, 3 pages a listing; two listings at once, by two clients of one
+/// account) within the fake's limit of 4 a second: without it, the fake
+/// refuses the 5th page.
+#[tokio::test]
+async fn the_client_keeps_a_burst_of_list_nodes_pages_within_the_limit() {
+    let env = start("pagelimit", 3, 300, FakeClusterType::Analysis, |c| {
+        c.v2_rate_limits = Some(V2RateLimits {
+            list_nodes: 4,
+            window: Duration::from_secs(1),
+            ..V2RateLimits::MRS
+        });
+    })
+    .await;
+    let group = "task_node_analysis_group";
+    let throttled = |env: &Env| {
+        env.lines(ACTION_NODES)
+            .iter()
+            .filter(|l| l.http_status == 429)
+            .count()
+    };
+    // MRS's own quota (200 a minute, 100 at once): the 5th page is refused.
+    let unpaced = env.client();
+    assert_eq!(unpaced.list_nodes(Some(group)).await.unwrap().calls, 3);
+    let err = unpaced.list_nodes(Some(group)).await.unwrap_err();
+    assert_eq!(err.code, "APIGW.0308");
+    assert_eq!(throttled(&env), 1);
+    // The fake's window empties.
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    // A quota matching the fake's, shared by two clients of the account.
+    let limits =
+        RateLimits::new(5).with_quota(WIRE_NODES, ActionQuota::new(4, Duration::from_secs(1)));
+    let a = env.client().with_rate_limits(limits.clone());
+    let b = env.client().with_rate_limits(limits);
+    let start = std::time::Instant::now();
+    let (x, y) = tokio::join!(a.list_nodes(Some(group)), b.list_nodes(Some(group)));
+    let elapsed = start.elapsed();
+    let (x, y) = (x.unwrap(), y.unwrap());
+    assert_eq!(
+        (x.nodes.len(), x.calls, y.nodes.len(), y.calls),
+        (300, 3, 300, 3)
+    );
+    assert_eq!(throttled(&env), 1, "no page refused");
+    // 2 pages at once, then one every 0.5 s.
+    assert!(
+        elapsed >= Duration::from_millis(1900) && elapsed < Duration::from_secs(8),
+        "{elapsed:?}"
+    );
+}
+
 // --- the Cloud trait over node groups, through engine passes ---------------
 
 fn pool(name: &str, count: i32, group: &str) -> TaskPoolSpec {
@@ -968,6 +1178,143 @@ async fn an_enabled_policy_on_a_managed_group_is_a_conflict() {
         written(&env, ACTION_EXPAND),
         [("node_group_3".to_string(), 2)]
     );
+}
+
+/// The v1.1 path checks the policy as v2 does: an analysis cluster whose
+/// default Task group has MRS auto-scaling enabled is refused a Task
+/// resize (CloudAutoscalerConflict naming the group and the policy's
+/// bounds, no PUT), while its Core group, which has no policy, still
+/// scales; disabled, the Task resize proceeds by v1.1. The policy is read
+/// before each write only, never to observe.
+#[tokio::test]
+async fn an_enabled_policy_on_a_v11_group_is_a_conflict() {
+    let env = start("policy_v11", 3, 1, FakeClusterType::Analysis, |c| {
+        c.groups.policies = vec![FakePolicy {
+            group: "task_node_analysis_group".into(),
+            enabled: true,
+            min: 1,
+            max: 6,
+        }];
+    })
+    .await;
+    let cloud = env.client();
+    let request = |group: NodeGroup, count: i32, from_count: i32| ScaleRequest {
+        group,
+        pool: None,
+        count,
+        from_count,
+        token: format!("op-{}-{count}", group.as_str()),
+        prefer_nodes: Vec::new(),
+        graceful_timeout_seconds: 0,
+    };
+    // The read failing (a proxy's 502 page: unknown for a write) is
+    // reported, as not applied: no write was sent.
+    env.fake.control().inject(InjectedError {
+        action: Some(ACTION_POLICY.into()),
+        code: String::new(),
+        message: "bad gateway".into(),
+        http_status: Some(502),
+    });
+    let err = cloud
+        .scale_out(&request(NodeGroup::Task, 2, 1))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        (err.class, err.effect, err.action.as_str()),
+        (
+            ErrorClass::Transient,
+            Effect::Refused,
+            "GET autoscaling-policy"
+        ),
+        "{err}"
+    );
+    assert!(env.lines(ACTION_RESIZE).is_empty());
+    // Through the trait: refused before the PUT.
+    let err = cloud
+        .scale_out(&request(NodeGroup::Task, 2, 1))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        (err.class, err.code.as_str(), err.action.as_str()),
+        (
+            ErrorClass::Invalid,
+            "CloudAutoscalerConflict",
+            "PUT cluster_infos"
+        )
+    );
+    assert!(
+        err.message.starts_with("not sent")
+            && err.message.contains("node group task_node_analysis_group")
+            && err.message.contains("(min 1, max 6)"),
+        "{err}"
+    );
+    assert!(!err.may_have_applied());
+    assert_eq!(env.lines(ACTION_POLICY).len(), 2);
+    assert!(env.lines(ACTION_RESIZE).is_empty(), "no write reached MRS");
+    assert_eq!(env.model.write_count(), 0);
+    // Through the engine: Degraded Invalid, Ready False, nothing written.
+    let spec = engine_spec(&env, 3, 3);
+    let r = pass(&env, &spec, &Default::default(), &cloud, 1).await;
+    let e = r.error.clone().expect("refused");
+    assert_eq!(
+        (e.class, e.code.as_str()),
+        (ErrorClass::Invalid, "CloudAutoscalerConflict")
+    );
+    let (status, reason, _) = condition(&r, DEGRADED);
+    assert_eq!((status.as_str(), reason.as_str()), ("True", "Invalid"));
+    assert_eq!(condition(&r, READY).0, "False");
+    assert!(env.lines(ACTION_RESIZE).is_empty());
+    assert_eq!(env.model.write_count(), 0);
+    // Core has no policy: its v1.1 resize goes through, after the read.
+    cloud
+        .scale_out(&request(NodeGroup::Core, 1, 3))
+        .await
+        .unwrap();
+    env.finish_operation();
+    assert_eq!(env.count("core_node_analysis_group"), 4);
+    assert_eq!(env.lines(ACTION_POLICY).len(), 4);
+    // Observing never reads it.
+    let before = env.fake.journal().len();
+    cloud.observe().await.unwrap();
+    let new: Vec<String> = env.fake.journal()[before..]
+        .iter()
+        .map(|l| l.action.clone())
+        .collect();
+    assert_eq!(new, [ACTION_SHOW]);
+    // Disabled: the same Task resize proceeds, by v1.1.
+    env.fake.set_policies(vec![FakePolicy {
+        group: "task_node_analysis_group".into(),
+        enabled: false,
+        min: 1,
+        max: 6,
+    }]);
+    cloud
+        .scale_out(&request(NodeGroup::Task, 2, 1))
+        .await
+        .unwrap();
+    env.finish_operation();
+    assert_eq!(env.count("task_node_analysis_group"), 3);
+    let puts: Vec<(String, i64)> = env
+        .lines(ACTION_RESIZE)
+        .iter()
+        .filter(|l| l.write)
+        .map(|l| {
+            let p = &l.params["body"]["parameters"];
+            (
+                p["node_group"].as_str().unwrap().to_string(),
+                p["instances"].as_i64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        puts,
+        [
+            ("core_node_analysis_group".to_string(), 1),
+            ("task_node_analysis_group".to_string(), 2)
+        ]
+    );
+    assert!(env.lines(ACTION_EXPAND).is_empty(), "v1.1 only");
+    assert_eq!(env.lines(ACTION_POLICY).len(), 5);
 }
 
 /// A group the spec names that the cluster does not have is found by the

@@ -870,7 +870,8 @@ async fn pass(
 
 /// A stand-in MRS endpoint whose cluster detail the test sets: it accepts
 /// every resize (`{"result": "succeeded"}`) and shows nothing of it, as MRS
-/// may for a while after accepting one. Signatures are not checked.
+/// may for a while after accepting one; it has no auto-scaling policy (`[]`,
+/// read before each resize). Signatures are not checked.
 struct StubMrs {
     spec: HuaweiSpec,
     detail: Arc<Mutex<ClusterDetail>>,
@@ -882,18 +883,22 @@ impl StubMrs {
         let detail = Arc::new(Mutex::new(ClusterDetail::default()));
         let puts = Arc::new(AtomicUsize::new(0));
         let (shown, counted) = (detail.clone(), puts.clone());
-        let app = axum::Router::new().fallback(move |method: axum::http::Method| {
-            let (shown, counted) = (shown.clone(), counted.clone());
-            async move {
-                if method == axum::http::Method::PUT {
-                    counted.fetch_add(1, Ordering::SeqCst);
-                    axum::Json(serde_json::json!({"result": "succeeded"}))
-                } else {
-                    let cluster = shown.lock().unwrap().clone();
-                    axum::Json(serde_json::to_value(ClusterDetailResponse { cluster }).unwrap())
+        let app = axum::Router::new().fallback(
+            move |method: axum::http::Method, uri: axum::http::Uri| {
+                let (shown, counted) = (shown.clone(), counted.clone());
+                async move {
+                    if method == axum::http::Method::PUT {
+                        counted.fetch_add(1, Ordering::SeqCst);
+                        axum::Json(serde_json::json!({"result": "succeeded"}))
+                    } else if uri.path().contains("/autoscaling-policy/") {
+                        axum::Json(serde_json::json!([]))
+                    } else {
+                        let cluster = shown.lock().unwrap().clone();
+                        axum::Json(serde_json::to_value(ClusterDetailResponse { cluster }).unwrap())
+                    }
                 }
-            }
-        });
+            },
+        );
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
         tokio::spawn(async move { axum::serve(listener, app).await });

@@ -14,8 +14,10 @@
 //! /v2/{project_id}/autoscaling-policy/{cluster_id}`) and
 //! [`HuaweiCloud::node_groups`] (`clusterType` and `nodeGroups[]` of the
 //! detail). They share the rate limiter, fence check, hold-off and request
-//! counter of the calls above; what their answers mean is read in
-//! [`interpret`](super::interpret) ([`expand_outcome`], [`nodes_by_group`](super::interpret::nodes_by_group), ...).
+//! counter of the calls above; the limiter keeps expand, shrink and
+//! ListNodes (each page a request) within MRS's per-minute limits per
+//! account ([`rate_limits`]), the rest at [`REQUESTS_PER_SECOND`]. What
+//! their answers mean is read in [`interpret`](super::interpret) ([`expand_outcome`], [`nodes_by_group`](super::interpret::nodes_by_group), ...).
 //!
 //! Behind the trait:
 //! - an observation is still ONE GET of the detail: Core, the default Task
@@ -26,11 +28,12 @@
 //!   group ([`v11_addresses`]: the standard groups of analysis, streaming and
 //!   hybrid clusters; the only API that names healthy Task nodes for
 //!   `preferNodes`), else by v2 (every group of a custom cluster, every
-//!   named pool). Before a v2 write, and only then, the group's MRS
-//!   auto-scaling policy (one GET) and its nodes' billing (ListNodes of the
-//!   group, one GET per page) are read: an enabled policy is
-//!   `CloudAutoscalerConflict`, an `on-period` node `PrepaidNodeGroup`, and
-//!   nothing is written. An expand that still answers an `order_id` is
+//!   named pool). Before a write by either API, and only then, the group's
+//!   MRS auto-scaling policy is read (one GET): an enabled policy is
+//!   `CloudAutoscalerConflict`, and nothing is written. Before a v2 write,
+//!   its nodes' billing is read too (ListNodes of the group, one GET per
+//!   page): an `on-period` node is `PrepaidNodeGroup`, and nothing is
+//!   written. An expand that still answers an `order_id` is
 //!   reported as `PrepaidNodeGroup` with the order
 //!   ([`CloudError::opened_order`]), and the engine holds that group for the
 //!   rest of the generation (`status.heldWrites`).
@@ -107,11 +110,13 @@ use clusterscale_core::api::{
 use clusterscale_core::clock::{Clock, SystemClock};
 use clusterscale_core::cloud::credentials::{Credentials, SecretString};
 use clusterscale_core::cloud::fence;
-use clusterscale_core::cloud::http::{self, malformed, transport_error, Endpoint, RateLimits};
+use clusterscale_core::cloud::http::{
+    self, malformed, transport_error, ActionQuota, Endpoint, RateLimits,
+};
 use clusterscale_core::cloud::provider::{CloudProvider, ConnectError};
 use clusterscale_core::cloud::{
-    Capabilities, Cloud, CloudError, ClusterState, ErrorClass, ObservedCluster, OperationProgress,
-    ScaleRequest, Submitted,
+    Capabilities, Cloud, CloudError, ClusterState, Effect, ErrorClass, ObservedCluster,
+    OperationProgress, ScaleRequest, Submitted,
 };
 
 use super::wire::{ACTION_HOSTS, ACTION_RESIZE, ACTION_SHOW};
@@ -119,9 +124,17 @@ use super::wire::{ACTION_HOSTS, ACTION_RESIZE, ACTION_SHOW};
 /// `Content-Type` of the v1.1 calls and of the v2 reads.
 const CONTENT_TYPE_JSON: &str = "application/json";
 
-/// Requests per second per (account, action). Huawei does not publish a
-/// per-action limit for these APIs; this keeps a controller well below any.
+/// Requests per second per (account, action), for every action without a
+/// published limit (the v1.1 calls, the auto-scaling policy read): this
+/// keeps a controller well below any.
 pub const REQUESTS_PER_SECOND: u32 = 5;
+/// MRS v2's published limits per account (cloud-apis.md C1): expand and
+/// shrink 60 a minute each, ListNodes 200 (every page a request). Above
+/// them the gateway answers `429 APIGW.0308` (Throttled). [`rate_limits`]
+/// keeps to them.
+pub const EXPAND_PER_MINUTE: u32 = 60;
+pub const SHRINK_PER_MINUTE: u32 = 60;
+pub const LIST_NODES_PER_MINUTE: u32 = 200;
 /// After an authentication failure, calls with the same credentials fail
 /// without a request for this long.
 pub const DEFAULT_AUTH_HOLD_OFF: Duration = Duration::from_secs(300);
@@ -138,6 +151,25 @@ pub const HOSTS_PAGE_SIZE: usize = 100;
 const MAX_HOST_PAGES: usize = 20;
 /// ListNodes pages read at most (500 nodes fit in 5 of 100).
 const MAX_NODE_PAGES: u32 = 20;
+
+/// A limiter for MRS: expand, shrink and ListNodes at MRS's per-minute
+/// limits ([`EXPAND_PER_MINUTE`], ...: at most that many in any minute,
+/// half of them at once, [`ActionQuota`]), every other action at
+/// [`REQUESTS_PER_SECOND`]. Buckets are per (account, action): the AK, or
+/// the IAM user.
+pub fn rate_limits() -> RateLimits {
+    RateLimits::new(REQUESTS_PER_SECOND)
+        .with_quota(ACTION_EXPAND, ActionQuota::per_minute(EXPAND_PER_MINUTE))
+        .with_quota(ACTION_SHRINK, ActionQuota::per_minute(SHRINK_PER_MINUTE))
+        .with_quota(ACTION_NODES, ActionQuota::per_minute(LIST_NODES_PER_MINUTE))
+}
+
+/// [`rate_limits`], one for the whole process, so that every client of one
+/// account (the clusters of a fleet) shares its budget.
+fn shared_rate_limits() -> RateLimits {
+    static LIMITS: std::sync::OnceLock<RateLimits> = std::sync::OnceLock::new();
+    LIMITS.get_or_init(rate_limits).clone()
+}
 
 #[derive(Clone, Debug)]
 struct Snapshot {
@@ -287,7 +319,7 @@ impl HuaweiCloud {
             endpoint,
             auth,
             http: http::client(),
-            limits: http::shared_rate_limits(REQUESTS_PER_SECOND),
+            limits: shared_rate_limits(),
             clock: Arc::new(SystemClock),
             auth_hold_off: DEFAULT_AUTH_HOLD_OFF,
             snapshot: Mutex::new(None),
@@ -312,6 +344,13 @@ impl HuaweiCloud {
     /// Send MRS and IAM requests through `http` (shared with other clients).
     pub fn with_http(mut self, http: reqwest::Client) -> Self {
         self.http = http;
+        self
+    }
+
+    /// Use `limits` instead of the process's shared [`rate_limits`] (tests,
+    /// a limiter of other quotas).
+    pub fn with_rate_limits(mut self, limits: RateLimits) -> Self {
+        self.limits = limits;
         self
     }
 
@@ -510,9 +549,10 @@ impl HuaweiCloud {
 
     /// `GET /v2/{project_id}/clusters/{cluster_id}/nodes`, every page:
     /// `limit` [`NODES_PAGE_LIMIT`], `offset` the page number from 1. Each
-    /// page is one request ([`NodeListing::calls`]). `node_group`: only that
-    /// group's nodes. Paging that brings nothing new is an error, not an
-    /// undercount.
+    /// page is one request ([`NodeListing::calls`]) and waits for its turn
+    /// in the account's ListNodes quota ([`LIST_NODES_PER_MINUTE`]).
+    /// `node_group`: only that group's nodes. Paging that brings nothing
+    /// new is an error, not an undercount.
     pub async fn list_nodes(&self, node_group: Option<&str>) -> Result<NodeListing, CloudError> {
         let path = self.v2_cluster_path("nodes");
         let mut listing = NodeListing::default();
@@ -817,7 +857,8 @@ impl HuaweiCloud {
     ///
     /// The guards, in order, each an `Err` with nothing written:
     /// - the group's MRS auto-scaling policy enabled
-    ///   ([`CLOUD_AUTOSCALER_CONFLICT`]; `GET autoscaling-policy`);
+    ///   ([`Self::refuse_if_autoscaled`], as before a v1.1 write;
+    ///   `GET autoscaling-policy`);
     /// - a node of the group billed `on-period` ([`PREPAID_NODE_GROUP`];
     ///   ListNodes of the group, one request per page).
     async fn resize_v2(
@@ -832,20 +873,7 @@ impl HuaweiCloud {
             e.action = action.to_string();
             e
         })?;
-        let policies = self.autoscaling_policies().await?;
-        if let Some(p) = policy_of(&policies, group).filter(|p| p.auto_scaling_enable) {
-            return Err(CloudError::new(
-                ErrorClass::Invalid,
-                action,
-                CLOUD_AUTOSCALER_CONFLICT,
-                format!(
-                    "not sent: node group {group} has MRS auto-scaling enabled (min {}, max {}): MRS changes its \
-                     count itself and the nodes it adds carry no marker. Disable the group's auto-scaling \
-                     policy in MRS, or stop managing the group here",
-                    p.min_capacity, p.max_capacity
-                ),
-            ));
-        }
+        self.refuse_if_autoscaled(action, group).await?;
         let listing = self.list_nodes(Some(group)).await?;
         if let Some(nodes) = nodes_by_group(&listing.nodes)
             .get(group)
@@ -931,8 +959,38 @@ impl HuaweiCloud {
         }
     }
 
-    /// One v1.1 resize: pre-checks against the latest observation, then one
-    /// PUT. Never repeated here; an unclear answer is resolved by observation.
+    /// Refuse a write of `action` to `group` when the group's MRS
+    /// auto-scaling policy is enabled ([`CLOUD_AUTOSCALER_CONFLICT`], naming
+    /// the group and the policy's min and max): both would change its count.
+    /// One `GET autoscaling-policy`, made before a write (v1.1 or v2) and
+    /// never to observe. Its own failure is reported as it is, but as
+    /// [`Effect::Refused`]: whatever the read's answer, the write was not
+    /// sent, so the engine need not wait to see whether it took effect.
+    async fn refuse_if_autoscaled(&self, action: &str, group: &str) -> Result<(), CloudError> {
+        let policies = self
+            .autoscaling_policies()
+            .await
+            .map_err(|e| e.with_effect(Effect::Refused))?;
+        match policy_of(&policies, group).filter(|p| p.auto_scaling_enable) {
+            None => Ok(()),
+            Some(p) => Err(CloudError::new(
+                ErrorClass::Invalid,
+                action,
+                CLOUD_AUTOSCALER_CONFLICT,
+                format!(
+                    "not sent: node group {group} has MRS auto-scaling enabled (min {}, max {}): MRS changes its \
+                     count itself and the nodes it adds carry no marker. Disable the group's auto-scaling \
+                     policy in MRS, or stop managing the group here",
+                    p.min_capacity, p.max_capacity
+                ),
+            )),
+        }
+    }
+
+    /// One v1.1 resize: pre-checks against the latest observation, the
+    /// group's auto-scaling policy ([`Self::refuse_if_autoscaled`]; a read
+    /// made only here), then one PUT. Never repeated here; an unclear answer
+    /// is resolved by observation.
     async fn resize_v11(
         &self,
         req: &ScaleRequest,
@@ -945,6 +1003,10 @@ impl HuaweiCloud {
             shown_failure,
             unmatched,
         } = self.plan_resize(req, direction, view).await?;
+        // The group the PUT names, after the pre-checks: nothing is read for
+        // a resize they refuse.
+        self.refuse_if_autoscaled(ACTION_RESIZE, &body.parameters.node_group)
+            .await?;
         let bytes = serde_json::to_vec(&body).map_err(|e| {
             CloudError::new(
                 ErrorClass::Invalid,
@@ -1452,6 +1514,40 @@ impl Cloud for HuaweiCloud {
 mod tests {
     use super::*;
     use crate::interpret::tests::{observed, spec};
+
+    #[test]
+    fn mrs_v2_limits_are_kept_per_action_and_account() {
+        let limits = rate_limits();
+        for (action, per_minute) in [
+            (ACTION_EXPAND, EXPAND_PER_MINUTE),
+            (ACTION_SHRINK, SHRINK_PER_MINUTE),
+            (ACTION_NODES, LIST_NODES_PER_MINUTE),
+        ] {
+            assert_eq!(
+                limits.quota_of(action),
+                Some(ActionQuota::per_minute(per_minute)),
+                "{action}"
+            );
+            // Half the minute's requests at once, then one every 2 s (0.6 s
+            // for ListNodes): one more may have refilled on a slow machine.
+            let burst = (0..per_minute)
+                .take_while(|_| limits.try_acquire("AK1", action))
+                .count() as u32;
+            assert!(
+                (per_minute / 2..=per_minute / 2 + 1).contains(&burst),
+                "{action}: {burst}"
+            );
+            // Another account has its own budget.
+            assert!(limits.try_acquire("AK2", action), "{action}");
+        }
+        // The other actions keep the per-second rate, apart from these.
+        for action in [ACTION_SHOW, ACTION_RESIZE, ACTION_POLICY, ACTION_HOSTS] {
+            assert_eq!(limits.quota_of(action), None, "{action}");
+            assert!(limits.try_acquire("AK1", action), "{action}");
+        }
+        // One budget per process: every client shares it.
+        assert!(shared_rate_limits().quota_of(ACTION_NODES).is_some());
+    }
 
     #[test]
     fn a_failure_shown_before_a_resize_is_not_reported_for_it() {
