@@ -787,6 +787,8 @@ impl<'a> Pass<'a> {
                 // transient) waits; only the others fail.
                 let phase = if e.class.retryable() {
                     Phase::Waiting
+                } else if e.is_blocked_by_check() {
+                    Phase::Blocked
                 } else {
                     Phase::Failed
                 };

@@ -685,6 +685,36 @@ async fn refused_transient_is_over_at_once_and_replanned_with_a_new_token() {
     assert_eq!(resends, 2, "the refused call and the new one, nothing else");
 }
 
+/// A permanent refusal is `Failed` when the cloud refused, `Blocked` when the
+/// client's own check refused before sending anything; the conditions are
+/// the same (Ready False with the code, Degraded True with the class).
+#[tokio::test]
+async fn a_clients_own_check_blocks_and_a_clouds_refusal_fails() {
+    for (blocked, phase) in [(false, Phase::Failed), (true, Phase::Blocked)] {
+        let mut h = Harness::new((3, 0), (3, 2));
+        let e = CloudError::new(
+            ErrorClass::Invalid,
+            "scale_out",
+            "CloudAutoscalerConflict",
+            "not sent: auto-scaling on",
+        );
+        h.model
+            .fail_next("scale_out", if blocked { e.blocked_by_check() } else { e });
+        let r = h.pass().await;
+        assert_eq!(r.status.phase, phase, "blocked by check: {blocked}");
+        let ready = conditions::find(&r.status.conditions, READY).unwrap();
+        assert_eq!(
+            (ready.status.as_str(), ready.reason.as_str()),
+            ("False", "CloudAutoscalerConflict")
+        );
+        let degraded = conditions::find(&r.status.conditions, DEGRADED).unwrap();
+        assert_eq!(
+            (degraded.status.as_str(), degraded.reason.as_str()),
+            ("True", "Invalid")
+        );
+    }
+}
+
 /// The same error with its effect unknown keeps the operation pending and
 /// resolves it by observation (and, with a token, a same-token re-send).
 #[tokio::test]

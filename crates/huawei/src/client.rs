@@ -824,7 +824,8 @@ impl HuaweiCloud {
                         "not sent: pool {} has no spec.taskPools[].huawei.nodeGroup",
                         pool.name
                     ),
-                )),
+                )
+                .blocked_by_check()),
             };
         }
         let group = view.groups.name(req.group);
@@ -840,7 +841,8 @@ impl HuaweiCloud {
                     view.cluster_type.map(MrsClusterType::name).unwrap_or_default(),
                     describe_groups(&view.group_counts)
                 ),
-            ));
+            )
+            .blocked_by_check());
         }
         if v11_addresses(view.cluster_type, group) {
             Ok(Route::V11)
@@ -889,7 +891,8 @@ impl HuaweiCloud {
                      operator never creates orders. Resize it in the console",
                     nodes.on_period, nodes.total
                 ),
-            ));
+            )
+            .blocked_by_check());
         }
         // v2 names no healthy node (`resource_ids` force-removes abnormal ones only).
         let unmatched = match direction {
@@ -983,7 +986,8 @@ impl HuaweiCloud {
                      policy in MRS, or stop managing the group here",
                     p.min_capacity, p.max_capacity
                 ),
-            )),
+            )
+            .blocked_by_check()),
         }
     }
 
@@ -1343,6 +1347,7 @@ fn check_group_request(action: &str, group: &str, count: i32) -> Result<(), Clou
             code,
             format!("not sent: {message}"),
         )
+        .blocked_by_check()
     };
     if count <= 0 {
         return Err(refuse(

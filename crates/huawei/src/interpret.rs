@@ -47,7 +47,7 @@ pub struct Interpreted {
 }
 
 pub(crate) fn precheck_error(class: ErrorClass, code: &str, message: String) -> CloudError {
-    CloudError::new(class, ACTION_RESIZE, code, format!("not sent: {message}"))
+    CloudError::new(class, ACTION_RESIZE, code, format!("not sent: {message}")).blocked_by_check()
 }
 
 /// The seed's rules, checked against the latest observation before a resize.

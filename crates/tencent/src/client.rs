@@ -931,7 +931,7 @@ fn missing_field(
 
 /// A cloud refusal decided before calling: our own `ClusterScale.*` code, class Invalid.
 fn refused(action: &str, code: &str, message: String) -> CloudError {
-    CloudError::new(ErrorClass::Invalid, action, code, message)
+    CloudError::new(ErrorClass::Invalid, action, code, message).blocked_by_check()
 }
 
 /// A header value the HTTP stack must never print.

@@ -346,6 +346,8 @@ struct Rare {
     retry_after: Option<Duration>,
     /// The billing order the refused call opened.
     opened_order: Option<String>,
+    /// Refused by the client's own check before any write was sent.
+    blocked_by_check: bool,
 }
 
 impl CloudError {
@@ -378,6 +380,20 @@ impl CloudError {
     pub fn with_opened_order(mut self, order_id: impl Into<String>) -> Self {
         self.rare().opened_order = Some(order_id.into());
         self
+    }
+
+    /// The client's own check refused the call before sending any write
+    /// (a prepaid group, an enabled MRS auto-scaling policy, too few
+    /// removable nodes, ...): the engine reports the resource `Blocked`, as
+    /// the planner's own blocks, not `Failed` (the cloud refused nothing).
+    pub fn blocked_by_check(mut self) -> Self {
+        self.rare().blocked_by_check = true;
+        self
+    }
+
+    /// See [`blocked_by_check`](Self::blocked_by_check).
+    pub fn is_blocked_by_check(&self) -> bool {
+        self.rare.as_ref().is_some_and(|r| r.blocked_by_check)
     }
 
     /// The billing order the refused call opened in the cloud (an MRS
