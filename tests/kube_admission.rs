@@ -554,3 +554,110 @@ async fn the_schema_refuses_duplicate_pools_and_spot_outside_a_pool() {
     }
     t.check(failures.is_empty(), || failures.join("\n"));
 }
+
+/// The CloudAccount CRD's rules (crates/core/src/api/account.rs, generated
+/// into crds/cloudaccount.yaml), on the real apiserver: each violation is
+/// refused with its message, each source of each cloud is admitted.
+#[tokio::test]
+async fn every_cloudaccount_rule_refuses_a_violation_and_admits_each_source() {
+    use clusterscale_core::api::account::CloudAccount;
+    let t = TestNs::new("admission-account").await;
+    let api: kube::Api<CloudAccount> = kube::Api::all(t.client.clone());
+    let secret = json!({"namespace": "clusterscale", "name": "keys"});
+    let tencent_wi = json!({
+        "roleArn": "qcs::cam::uin/100000000001:roleName/clusterscale",
+        "providerId": "tke-oidc",
+        "region": "ap-guangzhou"
+    });
+    let huawei_wi = json!({"idpId": "cce-oidc", "domainName": "example"});
+    let with = |base: &Value, patch: Value| {
+        let mut v = base.clone();
+        merge(&mut v, &patch);
+        v
+    };
+    let bad: Vec<(&str, Value)> = vec![
+        (
+            "spec: exactly one of tencent or huawei must be set",
+            json!({}),
+        ),
+        (
+            "spec: exactly one of tencent or huawei must be set",
+            json!({"tencent": {"secretRef": secret}, "huawei": {"secretRef": secret}}),
+        ),
+        (
+            "spec.tencent: exactly one of secretRef or workloadIdentity must be set",
+            json!({"tencent": {}}),
+        ),
+        (
+            "spec.tencent: exactly one of secretRef or workloadIdentity must be set",
+            json!({"tencent": {"secretRef": secret, "workloadIdentity": tencent_wi}}),
+        ),
+        (
+            "spec.huawei: exactly one of secretRef or workloadIdentity must be set",
+            json!({"huawei": {"secretRef": secret, "workloadIdentity": huawei_wi}}),
+        ),
+        (
+            "sessionDurationSeconds must be between 900 and 43200",
+            json!({"tencent": {"workloadIdentity": with(&tencent_wi, json!({"sessionDurationSeconds": 899}))}}),
+        ),
+        (
+            "sessionDurationSeconds must be between 900 and 43200",
+            json!({"tencent": {"workloadIdentity": with(&tencent_wi, json!({"sessionDurationSeconds": 43201}))}}),
+        ),
+        (
+            "durationSeconds must be between 900 and 86400",
+            json!({"huawei": {"workloadIdentity": with(&huawei_wi, json!({"durationSeconds": 86401}))}}),
+        ),
+        (
+            "set domainName or domainId, not both",
+            json!({"huawei": {"workloadIdentity": with(&huawei_wi, json!({"domainId": "0123"}))}}),
+        ),
+    ];
+    let good = vec![
+        json!({"tencent": {"secretRef": secret}}),
+        json!({"tencent": {"workloadIdentity": with(&tencent_wi, json!({"sessionDurationSeconds": 900}))}}),
+        json!({"tencent": {"workloadIdentity": with(&tencent_wi, json!({"sessionDurationSeconds": 43200, "audience": "sts.cloud.tencent.com"}))}}),
+        json!({"huawei": {"secretRef": secret}}),
+        json!({"huawei": {"workloadIdentity": with(&huawei_wi, json!({"durationSeconds": 86400, "projectId": "p"}))}}),
+    ];
+    let account = |name: &str, spec: &Value| -> CloudAccount {
+        serde_json::from_value(json!({
+            "apiVersion": "clusterscale.io/v1alpha1",
+            "kind": "CloudAccount",
+            "metadata": {"name": name},
+            "spec": spec,
+        }))
+        .unwrap_or_else(|e| panic!("does not fit CloudAccount: {e}: {spec}"))
+    };
+    let mut failures = Vec::new();
+    for (i, (message, spec)) in bad.iter().enumerate() {
+        match api
+            .create(&dry_run(), &account(&format!("bad-{i}"), spec))
+            .await
+        {
+            Ok(_) => failures.push(format!("admitted {spec}")),
+            Err(e) => {
+                let (code, got) = refusal(e);
+                if code != 422 || !got.contains(message) {
+                    failures.push(format!(
+                        "{spec}: want 422 with {message:?}, got {code}: {got}"
+                    ));
+                }
+            }
+        }
+    }
+    for (i, spec) in good.iter().enumerate() {
+        if let Err(e) = api
+            .create(&dry_run(), &account(&format!("good-{i}"), spec))
+            .await
+        {
+            failures.push(format!("refused {spec}: {:?}", refusal(e)));
+        }
+    }
+    eprintln!(
+        "CloudAccount admission: {} violations, {} valid accounts",
+        bad.len(),
+        good.len()
+    );
+    t.check(failures.is_empty(), || failures.join("\n"));
+}

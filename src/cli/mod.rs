@@ -38,12 +38,25 @@ pub struct Cli {
     pub command: Command,
 }
 
+/// The CRDs `clusterscale crd` prints.
+#[derive(clap::ValueEnum, Clone, Copy, Debug)]
+pub enum CrdKind {
+    /// crds/scaledcluster.yaml
+    Scaledcluster,
+    /// crds/cloudaccount.yaml
+    Cloudaccount,
+}
+
 #[derive(Subcommand, Debug)]
 pub enum Command {
     /// Run the controller (in-cluster, or with a kubeconfig).
     Run(crate::controller::run::RunArgs),
-    /// Print the ScaledCluster CRD (YAML) generated from the Rust types.
-    Crd,
+    /// Print a CRD (YAML) generated from the Rust types: ScaledCluster, or CloudAccount.
+    Crd {
+        /// Which CRD.
+        #[arg(long, value_enum, default_value = "scaledcluster")]
+        kind: CrdKind,
+    },
     /// Run the engine against the in-process simulated cloud until converged: a demo that needs no account.
     Simulate {
         /// ScaledCluster manifest with spec.simulated.
@@ -92,8 +105,14 @@ pub async fn run(cli: Cli) -> i32 {
                 1
             }
         },
-        Command::Crd => {
-            print!("{}", api::crd_yaml());
+        Command::Crd { kind } => {
+            print!(
+                "{}",
+                match kind {
+                    CrdKind::Scaledcluster => api::crd_yaml(),
+                    CrdKind::Cloudaccount => api::account::crd_yaml(),
+                }
+            );
             0
         }
         Command::Simulate {

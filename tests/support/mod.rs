@@ -348,6 +348,7 @@ fn install_crd(kubeconfig: &Path) -> Result<(), String> {
         "condition=Established",
         "--timeout=60s",
         &format!("crd/{CRD_NAME}"),
+        "crd/cloudaccounts.clusterscale.io",
     ])
 }
 

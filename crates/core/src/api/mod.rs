@@ -5,6 +5,7 @@
 //! as a CEL rule in the CRD (admission) and by [`validate::validate_spec`]
 //! (the controller, for old apiservers and objects stored before a rule existed).
 
+pub mod account;
 pub mod class;
 pub mod conditions;
 pub mod validate;
