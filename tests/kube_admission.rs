@@ -613,7 +613,7 @@ async fn every_cloudaccount_rule_refuses_a_violation_and_admits_each_source() {
             json!({"huawei": {"workloadIdentity": with(&huawei_wi, json!({"domainId": "0123"}))}}),
         ),
     ];
-    let good = vec![
+    let good = [
         json!({"tencent": {"secretRef": secret}}),
         json!({"tencent": {"workloadIdentity": with(&tencent_wi, json!({"sessionDurationSeconds": 900}))}}),
         json!({"tencent": {"workloadIdentity": with(&tencent_wi, json!({"sessionDurationSeconds": 43200, "audience": "sts.cloud.tencent.com"}))}}),
