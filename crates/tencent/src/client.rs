@@ -292,7 +292,11 @@ impl TencentCloud {
         options: TencentOptions,
     ) -> Result<Self, ConnectError> {
         // An identifier, never containing blanks: forgive copy-paste whitespace.
-        let secret_id = credentials.require(KEY_SECRET_ID)?.expose().trim().to_string();
+        let secret_id = credentials
+            .require(KEY_SECRET_ID)?
+            .expose()
+            .trim()
+            .to_string();
         let secret_key = credentials.require(KEY_SECRET_KEY)?.clone();
         let token = credentials.get(KEY_TOKEN).cloned();
         let keys = KeySource::fixed(Keys::fixed(
