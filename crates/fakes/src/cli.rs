@@ -10,6 +10,8 @@ use std::time::Duration;
 use crate::huawei::{
     FakeClusterType, FakePolicy, GroupSettings, HuaweiFake, HuaweiFakeConfig, V2RateLimits,
 };
+use crate::oidc::OidcProvider;
+use crate::tencent::sts::{StsFakeConfig, DEFAULT_AUDIENCE};
 use crate::tencent::{TencentFake, TencentFakeConfig};
 use crate::{FakeFaults, FakeOptions, Malformed};
 use clusterscale_core::clock::SystemClock;
@@ -147,6 +149,78 @@ pub struct FakeCloudArgs {
     /// Directory for the JSON-lines journals (tencent.jsonl, huawei.jsonl).
     #[arg(long)]
     pub journal_dir: Option<PathBuf>,
+    /// Serve Tencent STS `AssumeRoleWithWebIdentity` on the Tencent address
+    /// too, verifying tokens with this PEM public key (PKCS#1 or
+    /// SubjectPublicKeyInfo), e.g. the apiserver's `sa.pub`. Needs
+    /// --tencent-sts-issuer, --tencent-sts-provider-id and
+    /// --tencent-sts-role-arn. `GET /_fake/sts` counts the exchanges.
+    #[arg(long, value_name = "PEM_FILE")]
+    pub tencent_sts_public_key: Option<PathBuf>,
+    /// The `iss` the tokens must carry (the apiserver's --service-account-issuer).
+    #[arg(long, value_name = "URL")]
+    pub tencent_sts_issuer: Option<String>,
+    /// The audience the tokens must carry (the CAM OIDC provider's client id).
+    #[arg(long, default_value = DEFAULT_AUDIENCE, value_name = "AUDIENCE")]
+    pub tencent_sts_audience: String,
+    /// The one `ProviderId` the fake STS accepts.
+    #[arg(long, value_name = "ID")]
+    pub tencent_sts_provider_id: Option<String>,
+    /// The one `RoleArn` the fake STS accepts.
+    #[arg(long, value_name = "ARN")]
+    pub tencent_sts_role_arn: Option<String>,
+    /// When set, the only token `sub` the role trusts
+    /// (`system:serviceaccount:<namespace>:<name>`).
+    #[arg(long, value_name = "SUB")]
+    pub tencent_sts_subject: Option<String>,
+    /// How long the temporary keys the fake STS issues live.
+    #[arg(long, default_value_t = 3600, value_name = "SECONDS")]
+    pub tencent_sts_key_lifetime_seconds: u64,
+}
+
+/// The fake STS of the `--tencent-sts-*` flags: `None` without
+/// `--tencent-sts-public-key`; an error naming the flag when one is missing
+/// or the key file cannot be used.
+pub fn sts_config(args: &FakeCloudArgs) -> Result<Option<StsFakeConfig>, String> {
+    let Some(path) = &args.tencent_sts_public_key else {
+        let given = [
+            ("--tencent-sts-issuer", args.tencent_sts_issuer.is_some()),
+            (
+                "--tencent-sts-provider-id",
+                args.tencent_sts_provider_id.is_some(),
+            ),
+            (
+                "--tencent-sts-role-arn",
+                args.tencent_sts_role_arn.is_some(),
+            ),
+            ("--tencent-sts-subject", args.tencent_sts_subject.is_some()),
+        ];
+        return match given.iter().find(|(_, set)| *set) {
+            Some((flag, _)) => Err(format!("{flag} needs --tencent-sts-public-key")),
+            None => Ok(None),
+        };
+    };
+    let need = |flag: &str, v: &Option<String>| {
+        v.as_deref()
+            .map(str::trim)
+            .filter(|v| !v.is_empty())
+            .map(str::to_string)
+            .ok_or_else(|| format!("--tencent-sts-public-key needs {flag}"))
+    };
+    let issuer = need("--tencent-sts-issuer", &args.tencent_sts_issuer)?;
+    let provider_id = need("--tencent-sts-provider-id", &args.tencent_sts_provider_id)?;
+    let role_arn = need("--tencent-sts-role-arn", &args.tencent_sts_role_arn)?;
+    if args.tencent_sts_key_lifetime_seconds == 0 {
+        return Err("--tencent-sts-key-lifetime-seconds must be at least 1".into());
+    }
+    let pem = std::fs::read_to_string(path)
+        .map_err(|e| format!("--tencent-sts-public-key {}: {e}", path.display()))?;
+    let provider = OidcProvider::from_pem(&issuer, &pem)
+        .map_err(|e| format!("--tencent-sts-public-key {}: {e}", path.display()))?;
+    let mut config = StsFakeConfig::new(provider, provider_id, role_arn);
+    config.audience = args.tencent_sts_audience.trim().to_string();
+    config.subject = args.tencent_sts_subject.clone().filter(|s| !s.is_empty());
+    config.key_lifetime = Duration::from_secs(args.tencent_sts_key_lifetime_seconds);
+    Ok(Some(config))
 }
 
 /// Run until killed. Prints one `<cloud> listening on http://ADDR` line per endpoint.
@@ -219,12 +293,26 @@ pub async fn run(args: FakeCloudArgs) -> Result<(), String> {
             .map_err(|e| format!("--journal-dir {}: {e}", dir.display()))?;
     }
     let mut servers = Vec::new();
+    let sts = sts_config(&args)?;
+    if sts.is_some() && args.tencent.is_none() {
+        return Err("--tencent-sts-public-key needs --tencent ADDR".into());
+    }
     if let Some(addr) = args.tencent {
         let (Some(id), Some(key)) = (&args.tencent_secret_id, &args.tencent_secret_key) else {
             return Err("the Tencent fake needs the credentials it accepts: set TENCENTCLOUD_SECRET_ID and TENCENTCLOUD_SECRET_KEY (or --tencent-secret-id/--tencent-secret-key)".into());
         };
         let mut config = TencentFakeConfig::new(id.clone(), key.clone());
         config.options = options("tencent.jsonl");
+        if let Some(sts) = &sts {
+            println!(
+                "tencent STS serving AssumeRoleWithWebIdentity for {} via {} (audience {}, keys of {}s)",
+                sts.role_arn,
+                sts.provider_id,
+                sts.audience,
+                sts.key_lifetime.as_secs()
+            );
+        }
+        config.sts = sts;
         let listener = bind(addr).await?;
         let fake = match args.tencent_instances {
             Some(n) => {
@@ -402,6 +490,68 @@ mod tests {
         assert!(tencent_fleet_ids("Fake", 1).is_err());
         assert!(tencent_fleet_ids("fake", 0).is_err());
         assert!(huawei_fleet_ids("xyz", 1).is_err());
+    }
+
+    #[derive(clap::Parser)]
+    struct Cli {
+        #[command(flatten)]
+        args: FakeCloudArgs,
+    }
+
+    fn parse(flags: &[&str]) -> FakeCloudArgs {
+        use clap::Parser;
+        let mut argv = vec!["clusterscale-fake-cloud"];
+        argv.extend_from_slice(flags);
+        Cli::try_parse_from(argv).expect("flags parse").args
+    }
+
+    #[test]
+    fn sts_flags_enable_the_fake_sts() {
+        assert!(sts_config(&parse(&[])).unwrap().is_none());
+        let e = sts_config(&parse(&[
+            "--tencent-sts-role-arn",
+            "qcs::cam::uin/1:roleName/r",
+        ]))
+        .unwrap_err();
+        assert!(e.contains("--tencent-sts-public-key"), "{e}");
+        let dir = tempfile::tempdir().unwrap();
+        let pem = dir.path().join("sa.pub");
+        std::fs::write(&pem, crate::oidc::testing::PUBLIC_KEY_PEM).unwrap();
+        let pem = pem.to_str().unwrap();
+        let e = sts_config(&parse(&["--tencent-sts-public-key", pem])).unwrap_err();
+        assert!(e.contains("--tencent-sts-issuer"), "{e}");
+        let full = [
+            "--tencent-sts-public-key",
+            pem,
+            "--tencent-sts-issuer",
+            crate::oidc::testing::ISSUER,
+            "--tencent-sts-provider-id",
+            "cls-fake",
+            "--tencent-sts-role-arn",
+            "qcs::cam::uin/1:roleName/r",
+            "--tencent-sts-key-lifetime-seconds",
+            "60",
+        ];
+        let c = sts_config(&parse(&full)).unwrap().unwrap();
+        assert_eq!(
+            (
+                c.provider_id.as_str(),
+                c.role_arn.as_str(),
+                c.audience.as_str(),
+                c.key_lifetime
+            ),
+            (
+                "cls-fake",
+                "qcs::cam::uin/1:roleName/r",
+                DEFAULT_AUDIENCE,
+                Duration::from_secs(60)
+            )
+        );
+        assert_eq!(c.provider.issuer, crate::oidc::testing::ISSUER);
+        let mut bad = full.to_vec();
+        bad[1] = "/nonexistent/sa.pub";
+        let e = sts_config(&parse(&bad)).unwrap_err();
+        assert!(e.contains("/nonexistent/sa.pub"), "{e}");
     }
 
     #[test]

@@ -1025,6 +1025,7 @@ async fn handle(State(inner): State<Arc<Inner>>, request: Request) -> Response {
         outcome,
         http_status: status.as_u16(),
         write: answer.write,
+        signed_by: None,
     });
     if answer.reset {
         return super::reset_response(answer.status);

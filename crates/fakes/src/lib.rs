@@ -46,6 +46,7 @@ pub mod huawei;
 pub mod oidc;
 pub mod tencent;
 
+pub use tencent::sts::{StsFakeConfig, StsStats};
 pub use tencent::{serve_tencent, TencentFake, TencentFakeConfig};
 
 use std::collections::{HashMap, VecDeque};
@@ -332,6 +333,31 @@ pub struct JournalLine {
     pub http_status: u16,
     /// True when the request started a change of the cluster.
     pub write: bool,
+    /// Which key signed the request (`None`: unsigned, e.g. an STS exchange,
+    /// or a fake that does not say).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signed_by: Option<SignedBy>,
+}
+
+/// Which key signed a request, without the key id itself: the journal
+/// holds no key material.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SignedBy {
+    /// `static` (the account's configured SecretId), `sts#<n>` (the
+    /// temporary keys of the fake STS's n-th accepted exchange), or
+    /// `unknown` (a SecretId the fake does not know).
+    pub key: String,
+    /// The first 16 hex digits of the SHA-256 of the SecretId
+    /// ([`key_fingerprint`]): tells keys apart, and lets a test match the
+    /// keys it holds, without showing them.
+    pub fingerprint: String,
+}
+
+/// [`SignedBy::fingerprint`] of a SecretId (or AK).
+pub fn key_fingerprint(secret_id: &str) -> String {
+    use sha2::{Digest, Sha256};
+    hex::encode(Sha256::digest(secret_id.as_bytes()))[..16].to_string()
 }
 
 /// A response whose status line and headers go out and whose body then
@@ -618,7 +644,10 @@ pub fn redact(params: &serde_json::Value) -> serde_json::Value {
             map.iter()
                 .map(|(k, v)| {
                     let key = k.to_ascii_lowercase();
-                    if key.contains("secret") || key.contains("password") {
+                    if key.contains("secret")
+                        || key.contains("password")
+                        || key.contains("identitytoken")
+                    {
                         (k.clone(), Value::String("<redacted>".into()))
                     } else {
                         (k.clone(), redact(v))
@@ -774,6 +803,7 @@ mod tests {
                 outcome: outcome.into(),
                 http_status: 200,
                 write: outcome == "ok",
+                signed_by: None,
             });
         }
         let text = std::fs::read_to_string(&path).unwrap();
@@ -795,12 +825,16 @@ mod tests {
         let shown = redact(&serde_json::json!({
             "ClientToken": "tok",
             "PreExecutedFileSettings": [{"Path": "cos://x", "CosSecretKey": "k", "CosSecretId": "i"}],
-            "Password": "p"
+            "Password": "p",
+            "WebIdentityToken": "eyJhbGciOiJSUzI1NiJ9.e30.sig"
         }));
         let text = shown.to_string();
         assert!(text.contains("tok") && text.contains("cos://x"), "{text}");
         assert!(
-            !text.contains("\"k\"") && !text.contains("\"i\"") && !text.contains("\"p\""),
+            !text.contains("\"k\"")
+                && !text.contains("\"i\"")
+                && !text.contains("\"p\"")
+                && !text.contains("eyJ"),
             "{text}"
         );
     }

@@ -32,6 +32,17 @@
 //!   (`InvalidCountNum`), count > 0 (`InvalidCount`), Task count at most 20
 //!   (`InvalidTaskCount`), PayMode/TimeUnit/TimeSpan pairs.
 //!
+//! STS ([`TencentFakeConfig::sts`], module [`sts`]): the same `POST /`
+//! serves `AssumeRoleWithWebIdentity` (unsigned, `Authorization: SKIP`, the
+//! only action accepted unsigned), checking the JWT with the configured
+//! OIDC provider on the fake's clock, and issuing short-lived keys. An EMR
+//! request signed with a temporary SecretId is verified with its temporary
+//! SecretKey, must carry its token as `X-TC-Token` and must arrive before
+//! the keys expire on the fake's clock, else `AuthFailure.TokenFailure`.
+//! Every journal line says which key signed it ([`SignedBy`]: `static`,
+//! `sts#<n>`, by fingerprint, never the id), and [`TencentFake::sts_stats`]
+//! (`GET /_fake/sts`) counts the exchanges and the most that overlapped.
+//!
 //! Node ids: a model node with serial `n` is `emr-vm-<n in base 36>` (its
 //! `EmrResourceId`) and `ins-<n in base 36>` (its `OrderNo`, the CVM id). One
 //! master node (Flag 1, not destroyable) is listed besides the model's nodes.
@@ -60,8 +71,8 @@ use serde::de::DeserializeOwned;
 use serde_json::{json, Value};
 
 use super::{
-    control_routes, malform_json, redact, request_id, Admission, FakeControl, FakeOptions,
-    InjectedError, Journal, JournalLine, Malformed, WriteFault,
+    control_routes, key_fingerprint, malform_json, redact, request_id, Admission, FakeControl,
+    FakeOptions, InjectedError, Journal, JournalLine, Malformed, SignedBy, WriteFault,
 };
 use crate::fleet::{Fleet, Member};
 use clusterscale_core::api::{Direction, NodeGroup};
@@ -71,6 +82,10 @@ use clusterscale_sim::{FlowState, SimError, SimModel, SimNode};
 use clusterscale_tencent::sign::{parse_authorization, verify};
 use clusterscale_tencent::wire::{self, flag, flow_status, NodeHardwareInfo};
 use clusterscale_tencent::SERVICE;
+
+pub mod sts;
+
+use sts::{StsFakeConfig, StsState, StsStats};
 
 /// How far `X-TC-Timestamp` may be from the fake's clock, seconds.
 pub const TIMESTAMP_WINDOW_SECONDS: i64 = 300;
@@ -122,6 +137,9 @@ pub struct TencentFakeConfig {
     pub token: Option<SecretString>,
     /// When set, the cluster exists only in this `X-TC-Region`.
     pub region: Option<String>,
+    /// When set, the fake also serves STS `AssumeRoleWithWebIdentity` and
+    /// accepts the temporary keys it issues ([`sts`]).
+    pub sts: Option<StsFakeConfig>,
     pub options: FakeOptions,
 }
 
@@ -133,6 +151,7 @@ impl TencentFakeConfig {
             secret_key: SecretString::new(secret_key),
             token: None,
             region: None,
+            sts: None,
             options: FakeOptions::default(),
         }
     }
@@ -187,6 +206,7 @@ impl TencentFake {
                 secret_key: config.secret_key,
                 token: config.token,
                 region: config.region,
+                sts: config.sts.map(|c| Arc::new(StsState::new(c))),
                 control,
                 book: Mutex::new(Book {
                     started,
@@ -233,6 +253,15 @@ impl TencentFake {
         self.inner.control.clone()
     }
 
+    /// What the fake STS has seen (zeros without [`TencentFakeConfig::sts`]).
+    pub fn sts_stats(&self) -> StsStats {
+        self.inner
+            .sts
+            .as_ref()
+            .map(|s| s.stats())
+            .unwrap_or_default()
+    }
+
     /// The HTTP routes: `POST /`, plus `/_fake/*` when enabled.
     pub fn router(&self) -> Router {
         let api = match &self.fleet {
@@ -249,6 +278,7 @@ impl TencentFake {
                     inner: self.inner.clone(),
                     fleet: self.fleet.clone(),
                 }))
+                .merge(sts_route(self.inner.sts.clone()))
         } else {
             api
         }
@@ -339,6 +369,16 @@ fn refused_specs_route(fake: RefusedSpecs) -> Router {
         .with_state(fake)
 }
 
+/// `GET /_fake/sts`: [`TencentFake::sts_stats`], for a fake run as a process.
+fn sts_route(sts: Option<Arc<StsState>>) -> Router {
+    async fn get(State(sts): State<Option<Arc<StsState>>>) -> axum::Json<StsStats> {
+        axum::Json(sts.map(|s| s.stats()).unwrap_or_default())
+    }
+    Router::new()
+        .route("/_fake/sts", axum::routing::get(get))
+        .with_state(sts)
+}
+
 /// What the refused-specs route needs of the fake.
 #[derive(Clone)]
 struct RefusedSpecs {
@@ -362,6 +402,8 @@ struct Inner {
     secret_key: SecretString,
     token: Option<SecretString>,
     region: Option<String>,
+    /// The account's STS, shared by every instance of a fleet.
+    sts: Option<Arc<StsState>>,
     clock: Arc<dyn Clock>,
     control: Arc<FakeControl>,
     book: Mutex<Book>,
@@ -529,6 +571,7 @@ async fn handle(State(inner): State<Arc<Inner>>, headers: HeaderMap, body: Bytes
     if !delay.is_zero() {
         tokio::time::sleep(delay).await;
     }
+    let signed_by = inner.signer(&headers);
     let (reply, write) = inner.process(&action, &headers, &body, parsed).await;
     let omit = lock(&inner.book).omit.clone();
     let (status, outcome, answer) = match reply {
@@ -592,6 +635,7 @@ async fn handle(State(inner): State<Arc<Inner>>, headers: HeaderMap, body: Bytes
         outcome,
         http_status: status.as_u16(),
         write,
+        signed_by,
     });
     if reset {
         return super::reset_response(status);
@@ -721,6 +765,7 @@ impl Member for Inner {
             secret_key: self.secret_key.clone(),
             token: self.token.clone(),
             region: self.region.clone(),
+            sts: self.sts.clone(),
             control: self.control.clone(),
             book: Mutex::new(Book {
                 refused_specs,
@@ -740,6 +785,15 @@ impl Inner {
         body: &[u8],
         parsed: Option<Value>,
     ) -> (Reply, bool) {
+        if action == clusterscale_tencent::sts::ACTION {
+            if let Some(sts) = &self.sts {
+                let now = self.clock.now();
+                return (
+                    sts.assume_role(headers, parsed, now, &self.control).await,
+                    false,
+                );
+            }
+        }
         let admitted = match self.admit(action, headers, body, parsed) {
             Ok(a) => a,
             Err(reply) => return (reply, false),
@@ -880,12 +934,19 @@ impl Inner {
                     "The Authorization header is missing or is not a TC3-HMAC-SHA256 authorization.",
                 )
             })?;
-        if auth.secret_id != self.secret_id {
-            return Err(Reply::error(
-                "AuthFailure.SecretIdNotFound",
-                "The SecretId is not found, please ensure that your SecretId is correct.",
-            ));
-        }
+        // The account's own key, or temporary keys its STS issued.
+        let issued =
+            if auth.secret_id == self.secret_id {
+                None
+            } else {
+                match self.sts.as_ref().and_then(|s| s.lookup(&auth.secret_id)) {
+                    Some(k) => Some(k),
+                    None => return Err(Reply::error(
+                        "AuthFailure.SecretIdNotFound",
+                        "The SecretId is not found, please ensure that your SecretId is correct.",
+                    )),
+                }
+            };
         let timestamp: i64 = header_str(headers, "x-tc-timestamp")
             .and_then(|t| t.trim().parse().ok())
             .ok_or_else(|| {
@@ -912,12 +973,33 @@ impl Inner {
                 ),
             ));
         }
-        verify(&auth, self.secret_key.expose(), timestamp, |name| header_str(headers, name), body).map_err(|e| {
+        if let Some(k) = &issued {
+            if self.clock.now() >= k.expires {
+                return Err(Reply::error(
+                    "AuthFailure.TokenFailure",
+                    format!(
+                        "Token verification failed: the temporary credentials expired at {}.",
+                        k.expires
+                    ),
+                ));
+            }
+        }
+        let secret_key = issued.as_ref().map_or(&self.secret_key, |k| &k.secret_key);
+        verify(&auth, secret_key.expose(), timestamp, |name| header_str(headers, name), body).map_err(|e| {
             Reply::error(
                 "AuthFailure.SignatureFailure",
                 format!("The provided credentials could not be validated. Please check your signature is correct ({e})."),
             )
         })?;
+        if let Some(k) = &issued {
+            if header_str(headers, "x-tc-token") != Some(k.token.expose()) {
+                return Err(Reply::error(
+                    "AuthFailure.TokenFailure",
+                    "Token verification failed, please check if your Token is correct.",
+                ));
+            }
+            return Ok(());
+        }
         if let Some(token) = &self.token {
             if header_str(headers, "x-tc-token") != Some(token.expose()) {
                 return Err(Reply::error(
@@ -927,6 +1009,24 @@ impl Inner {
             }
         }
         Ok(())
+    }
+
+    /// Which key signed the request, for the journal (`None`: no TC3
+    /// authorization, e.g. an unsigned STS exchange).
+    fn signer(&self, headers: &HeaderMap) -> Option<SignedBy> {
+        let auth = header_str(headers, "authorization").and_then(parse_authorization)?;
+        let key = if auth.secret_id == self.secret_id {
+            "static".to_string()
+        } else {
+            match self.sts.as_ref().and_then(|s| s.lookup(&auth.secret_id)) {
+                Some(k) => format!("sts#{}", k.serial),
+                None => "unknown".to_string(),
+            }
+        };
+        Some(SignedBy {
+            key,
+            fingerprint: key_fingerprint(&auth.secret_id),
+        })
     }
 
     fn instance_ok(&self, instance_id: &str, visible: bool) -> Result<(), Reply> {

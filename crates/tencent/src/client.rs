@@ -112,10 +112,11 @@ use clusterscale_core::clock::{Clock, SystemClock};
 use clusterscale_core::cloud::credentials::{Credentials, SecretString};
 use clusterscale_core::cloud::fence;
 use clusterscale_core::cloud::http::{self, malformed, transport_error, Endpoint, RateLimits};
+use clusterscale_core::cloud::keys::{KeySource, Keys};
 use clusterscale_core::cloud::provider::{CloudProvider, ConnectError};
 use clusterscale_core::cloud::{
-    Capabilities, Cloud, CloudError, ClusterState, ErrorClass, ObservedCluster, OperationProgress,
-    ScaleRequest, Submitted, UnmanagedNodes,
+    Capabilities, Cloud, CloudError, ClusterState, Effect, ErrorClass, ObservedCluster,
+    OperationProgress, ScaleRequest, Submitted, UnmanagedNodes,
 };
 
 /// Largest `TaskCount` one `ScaleOutInstance` accepts **(inference** from
@@ -239,7 +240,14 @@ impl fmt::Debug for TencentOptions {
     }
 }
 
-/// One EMR cluster, reached with one set of credentials.
+/// One EMR cluster, reached with the keys of one account.
+///
+/// Every request takes its signing keys from the client's [`KeySource`]
+/// (after the rate limiter's wait, right before signing): fixed keys of a
+/// Secret ([`new`](Self::new)), or temporary keys that an exchange trades a
+/// workload identity for ([`with_key_source`](Self::with_key_source)), sent
+/// with their session token as `X-TC-Token`. A `KeySource` error is the
+/// request's error, and nothing is sent.
 pub struct TencentCloud {
     endpoint: Endpoint,
     region: String,
@@ -248,9 +256,10 @@ pub struct TencentCloud {
     time_unit: String,
     time_span: i64,
     pre_executed_file_settings: Option<Vec<serde_json::Value>>,
-    secret_id: SecretString,
-    secret_key: SecretString,
-    token: Option<SecretString>,
+    keys: Arc<KeySource>,
+    /// The account whose rate-limit buckets the requests draw from (see
+    /// [`with_key_source`](Self::with_key_source)). Never logged.
+    limit_account: String,
     http: reqwest::Client,
     limits: RateLimits,
     clock: Arc<dyn Clock>,
@@ -265,9 +274,7 @@ impl fmt::Debug for TencentCloud {
             .field("pay_mode", &self.pay_mode)
             .field("time_unit", &self.time_unit)
             .field("time_span", &self.time_span)
-            .field("secret_id", &self.secret_id)
-            .field("secret_key", &self.secret_key)
-            .field("session_token", &self.token.is_some())
+            .field("keys", &self.keys)
             .finish_non_exhaustive()
     }
 }
@@ -276,15 +283,54 @@ impl TencentCloud {
     /// A client for `spec`. Credentials need `secretId` and `secretKey`, and
     /// may have `token` (STS). Fails on a missing key, a bad endpoint or an
     /// out-of-range spec field; makes no call.
+    ///
+    /// The keys become a [`KeySource::fixed`] of this client's own; clients
+    /// of one SecretId share its rate-limit budget.
     pub fn new(
         spec: &TencentSpec,
         credentials: &Credentials,
         options: TencentOptions,
     ) -> Result<Self, ConnectError> {
         // An identifier, never containing blanks: forgive copy-paste whitespace.
-        let secret_id = SecretString::new(credentials.require(KEY_SECRET_ID)?.expose().trim());
+        let secret_id = credentials
+            .require(KEY_SECRET_ID)?
+            .expose()
+            .trim()
+            .to_string();
         let secret_key = credentials.require(KEY_SECRET_KEY)?.clone();
         let token = credentials.get(KEY_TOKEN).cloned();
+        let keys = KeySource::fixed(Keys::fixed(
+            SecretString::new(secret_id.clone()),
+            secret_key,
+            token,
+        ));
+        Self::build(spec, Arc::new(keys), secret_id, options)
+    }
+
+    /// A client for `spec` that signs with the keys of `keys`, shared with
+    /// every other client of the same account: build one [`KeySource`] per
+    /// account (e.g. [`KeySource::exchanged`] over a
+    /// [`WebIdentityExchange`](crate::sts::WebIdentityExchange)), wrap it in
+    /// an `Arc`, and pass a clone of that `Arc` to each client. The clients
+    /// then share one set of keys, one refresh at a time, one backoff after
+    /// a refusal, and one rate-limit budget (keyed by the `KeySource`, since
+    /// temporary SecretIds change at every refresh). Makes no call: the keys
+    /// are fetched on the first request.
+    pub fn with_key_source(
+        spec: &TencentSpec,
+        keys: Arc<KeySource>,
+        options: TencentOptions,
+    ) -> Result<Self, ConnectError> {
+        let account = format!("keysource@{:p}", Arc::as_ptr(&keys));
+        Self::build(spec, keys, account, options)
+    }
+
+    fn build(
+        spec: &TencentSpec,
+        keys: Arc<KeySource>,
+        limit_account: String,
+        options: TencentOptions,
+    ) -> Result<Self, ConnectError> {
         let region = spec.region.trim();
         if region.is_empty()
             || !region
@@ -335,9 +381,8 @@ impl TencentCloud {
             time_unit,
             time_span,
             pre_executed_file_settings: spec.pre_executed_file_settings.clone(),
-            secret_id,
-            secret_key,
-            token,
+            keys,
+            limit_account,
             http: options.http.unwrap_or_else(http::client),
             limits,
             clock: options.clock,
@@ -525,13 +570,21 @@ impl TencentCloud {
                 e.to_string(),
             )
         })?;
-        self.limits.acquire(self.secret_id.expose(), action).await;
+        self.limits.acquire(&self.limit_account, action).await;
+        // After the rate limiter's wait, so that keys due for a refresh are
+        // refreshed before they sign. An exchange that failed sent nothing
+        // to EMR, whatever became of the exchange itself.
+        let keys = self
+            .keys
+            .keys()
+            .await
+            .map_err(|e| e.with_effect(Effect::Refused))?;
         // After any wait, immediately before the request is signed and sent.
         fence::check(action)?;
         let timestamp = self.clock.now().as_second();
         let signature = sign(&SigningInput {
-            secret_id: self.secret_id.expose(),
-            secret_key: self.secret_key.expose(),
+            secret_id: keys.id.expose(),
+            secret_key: keys.secret.expose(),
             service: SERVICE,
             host: &self.endpoint.host,
             content_type: wire::CONTENT_TYPE,
@@ -556,7 +609,7 @@ impl TencentCloud {
             .header("X-TC-Version", wire::VERSION)
             .header("X-TC-Timestamp", timestamp.to_string())
             .header("X-TC-Region", &self.region);
-        if let Some(token) = &self.token {
+        if let Some(token) = &keys.token {
             request = request.header("X-TC-Token", sensitive(token.expose(), action)?);
         }
         let started = Instant::now();

@@ -36,6 +36,33 @@ use clusterscale_core::cloud::{CloudError, ErrorClass};
 
 /// `AuthFailure.SignatureExpire`: the request's timestamp is off by more than five minutes.
 pub const SIGNATURE_EXPIRE: &str = "AuthFailure.SignatureExpire";
+/// `InvalidParameter.WebIdentityTokenError` (STS): the web identity token was refused.
+pub const WEB_IDENTITY_TOKEN_ERROR: &str = "InvalidParameter.WebIdentityTokenError";
+
+/// Rules for the answers of STS `AssumeRoleWithWebIdentity`
+/// ([`crate::sts::ACTION`]), tried before [`RULES`]
+/// (docs/credentials-design.md 1.7; the classes are our inference):
+/// - `InvalidParameter.WebIdentityTokenError` is **Auth**: the token was
+///   refused (issuer, audience, expiry, the provider's keys), not a
+///   parameter we could fix in the request.
+/// - `InvalidParameter.OverLimit` ("exceeds frequency limit") is
+///   **Throttled**, despite its prefix.
+/// - `ResourceNotFound.RoleNotFound` is **Invalid** (the role ARN is wrong),
+///   not NotFound, which speaks of the cluster.
+/// - `AuthFailure*` is **Invalid**: the exchange is not signed
+///   (`Authorization: SKIP`), so it means our request is malformed.
+///
+/// The rest falls through to [`RULES`]: `UnauthorizedOperation` (the trust
+/// policy refuses this identity) is Auth, `RequestLimitExceeded` Throttled,
+/// `InternalError*` (`.GetRoleError`, `.SystemError`, `.UnknownError`)
+/// Transient, `InvalidParameter.ParamError`, `.OverTimeError` and
+/// `.AccountNotAvaliable` Invalid.
+pub const STS_RULES: &[(&str, ErrorClass)] = &[
+    (WEB_IDENTITY_TOKEN_ERROR, ErrorClass::Auth),
+    ("InvalidParameter.OverLimit", ErrorClass::Throttled),
+    ("ResourceNotFound.RoleNotFound", ErrorClass::Invalid),
+    ("AuthFailure*", ErrorClass::Invalid),
+];
 
 /// Ordered classification rules; a trailing `*` marks a family.
 pub const RULES: &[(&str, ErrorClass)] = &[
@@ -114,6 +141,11 @@ pub fn hint(code: &str) -> Option<&'static str> {
             "hint: clock skew; X-TC-Timestamp must be within 5 minutes of Tencent's time: \
              check this machine's clock and NTP",
         ),
+        WEB_IDENTITY_TOKEN_ERROR => Some(
+            "hint: STS refused the projected ServiceAccount token: check its audience (the CAM \
+             OIDC provider's client id), that it has not expired, and that the provider's issuer \
+             and keys match the cluster's",
+        ),
         SPEC_NOT_DEFAULT | INVALID_INSTANCE_TYPE => Some(
             "hint: the pool's instance type is not one this cluster allows for Task nodes: \
              set taskPools[].tencent.instanceType to a spec the cluster allows, or leave it unset \
@@ -144,6 +176,25 @@ pub fn classify(code: &str) -> ErrorClass {
     lookup(code).unwrap_or(ErrorClass::Transient)
 }
 
+/// The class of a code answered to `action`: [`STS_RULES`] first for the
+/// STS exchange, then [`RULES`].
+pub fn lookup_for(action: &str, code: &str) -> Option<ErrorClass> {
+    let sts = if action == crate::sts::ACTION {
+        STS_RULES
+            .iter()
+            .find(|(pattern, _)| matches(pattern, code))
+            .map(|(_, class)| *class)
+    } else {
+        None
+    };
+    sts.or_else(|| lookup(code))
+}
+
+/// [`lookup_for`], unknown codes Transient.
+pub fn classify_for(action: &str, code: &str) -> ErrorClass {
+    lookup_for(action, code).unwrap_or(ErrorClass::Transient)
+}
+
 fn matches(pattern: &str, code: &str) -> bool {
     match pattern.strip_suffix('*') {
         Some(family) => {
@@ -164,13 +215,13 @@ pub fn cloud_error(
     message: &str,
     request_id: Option<String>,
 ) -> CloudError {
-    let class = classify(code);
+    let class = classify_for(action, code);
     let message = match hint(code) {
         Some(h) => format!("{message} ({h})"),
         None => message.to_string(),
     };
     let error = CloudError::new(class, action, code, message).with_request_id(request_id);
-    if lookup(code).is_none() {
+    if lookup_for(action, code).is_none() {
         error.with_retry_after(UNKNOWN_CODE_BACKOFF)
     } else {
         error
@@ -307,6 +358,57 @@ mod tests {
             }
         }
         assert!(wrong.is_empty(), "misclassified:\n{}", wrong.join("\n"));
+    }
+
+    /// docs/credentials-design.md 1.7: the codes of AssumeRoleWithWebIdentity.
+    #[test]
+    fn sts_codes_have_their_class_for_the_exchange_only() {
+        let sts = crate::sts::ACTION;
+        let table: &[(&str, ErrorClass)] = &[
+            ("InvalidParameter.WebIdentityTokenError", Auth),
+            ("UnauthorizedOperation", Auth),
+            ("InvalidParameter.ParamError", Invalid),
+            ("InvalidParameter.OverLimit", Throttled),
+            ("RequestLimitExceeded", Throttled),
+            ("InternalError.GetRoleError", Transient),
+            ("InternalError.SystemError", Transient),
+            ("InternalError.UnknownError", Transient),
+            ("ResourceNotFound.RoleNotFound", Invalid),
+            ("InvalidParameter.OverTimeError", Invalid),
+            ("InvalidParameter.AccountNotAvaliable", Invalid),
+            ("AuthFailure.SignatureFailure", Invalid),
+            ("InvalidAction", Invalid),
+            ("UnsupportedRegion", Invalid),
+            ("MissingParameter", Invalid),
+        ];
+        for (code, expected) in table {
+            assert_eq!(classify_for(sts, code), *expected, "{code}");
+            assert!(lookup_for(sts, code).is_some(), "{code} is known");
+        }
+        // EMR's answers keep EMR's table.
+        assert_eq!(
+            classify_for("DescribeInstances", "AuthFailure.TokenFailure"),
+            Auth
+        );
+        assert_eq!(
+            classify_for("DescribeInstances", "InvalidParameter.OverLimit"),
+            Invalid
+        );
+        let e = cloud_error(
+            sts,
+            WEB_IDENTITY_TOKEN_ERROR,
+            "WebIdentityToken error. | id token error | Expired token",
+            Some("r-sts".into()),
+        );
+        assert_eq!(
+            (e.class, e.action.as_str(), e.request_id.as_deref()),
+            (Auth, sts, Some("r-sts"))
+        );
+        assert!(
+            e.message.starts_with("WebIdentityToken error.") && e.message.contains("audience"),
+            "{}",
+            e.message
+        );
     }
 
     #[test]

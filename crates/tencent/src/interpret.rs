@@ -203,6 +203,19 @@ fn salvage_request_id(bytes: &[u8]) -> Option<String> {
 ///
 /// Public only for the fuzz targets (`fuzz/`), like [`parse_envelope`].
 pub fn http_status_error(action: &str, status: reqwest::StatusCode, body: &[u8]) -> CloudError {
+    status_error(action, status, body, "the EMR endpoint", true)
+}
+
+/// [`http_status_error`] for the endpoint called `endpoint` in the message,
+/// which quotes the start of the body only when `quote_body` (never for an
+/// exchange of a secret: whatever is in front of the API might echo it).
+pub(crate) fn status_error(
+    action: &str,
+    status: reqwest::StatusCode,
+    body: &[u8],
+    endpoint: &str,
+    quote_body: bool,
+) -> CloudError {
     if let Err(e) = parse_envelope::<serde_json::Value>(action, body) {
         if e.effect == Effect::Refused {
             return e;
@@ -218,12 +231,16 @@ pub fn http_status_error(action: &str, status: reqwest::StatusCode, body: &[u8])
     } else {
         ErrorClass::Transient
     };
-    let snippet: String = String::from_utf8_lossy(body).chars().take(200).collect();
+    let snippet: String = if quote_body {
+        String::from_utf8_lossy(body).chars().take(200).collect()
+    } else {
+        String::new()
+    };
     let snippet = snippet.trim();
     let message = if snippet.is_empty() {
-        format!("HTTP {status} from the EMR endpoint")
+        format!("HTTP {status} from {endpoint}")
     } else {
-        format!("HTTP {status} from the EMR endpoint: {snippet}")
+        format!("HTTP {status} from {endpoint}: {snippet}")
     };
     CloudError::new(class, action, "ServerNetworkError", message).with_effect(effect)
 }

@@ -5,6 +5,8 @@
 //! - [`errors`]: the error-code table.
 //! - [`client`]: [`TencentCloud`], the [`Cloud`](clusterscale_core::cloud::Cloud) implementation.
 //! - [`interpret`]: answers to state, progress, counts and scale-in choice; pure, no I/O.
+//! - [`sts`]: STS `AssumeRoleWithWebIdentity`, a workload identity token
+//!   traded for temporary keys ([`sts::WebIdentityExchange`]).
 //!
 //! # Credentials
 //!
@@ -15,11 +17,19 @@
 //! | `token`     | `TENCENTCLOUD_SESSION_TOKEN`  | STS token, sent as `X-TC-Token`   |
 //!
 //! The environment variable names are the ones the official SDKs read.
+//!
+//! Without long-lived keys (TKE workload identity), a
+//! [`KeySource::exchanged`](clusterscale_core::cloud::keys::KeySource::exchanged)
+//! over a [`sts::WebIdentityExchange`] (configured from `TKE_REGION`,
+//! `TKE_PROVIDER_ID`, `TKE_ROLE_ARN` and `TKE_WEB_IDENTITY_TOKEN_FILE`)
+//! hands out temporary keys, which sign with their token as `X-TC-Token`;
+//! clients share it through [`TencentCloud::with_key_source`].
 
 pub mod client;
 pub mod errors;
 pub mod interpret;
 pub mod sign;
+pub mod sts;
 pub mod validate;
 pub mod wire;
 
