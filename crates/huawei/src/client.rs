@@ -48,6 +48,17 @@
 //! growth is at most 500 minus Core+Task, Core scale-in keeps at least 3
 //! Core, and Task growth from 0 needs `spec.huawei.taskNodeSpec`.
 //!
+//! AK/SK requests are signed with the keys of the client's [`KeySource`],
+//! taken for every request after the rate limiter's wait and right before
+//! signing: fixed keys (a Secret's, [`HuaweiCloud::new`]) or temporary keys
+//! exchanged for a workload identity token and sent (signed) with their
+//! `X-Security-Token` ([`HuaweiCloud::with_key_source`],
+//! [`crate::federation`]). Every client of one account shares one source,
+//! so keys are fetched once, refreshed ahead of expiry by one exchange at a
+//! time, and never used expired. When the source has no keys to sign with
+//! (a refused exchange, an unreadable token file), that is the request's
+//! error and nothing is sent; the source backs off the exchange itself.
+//!
 //! Authentication failures are never retried quickly: with a token, one
 //! refresh and one repeat; then the error is reported, and for
 //! [`DEFAULT_AUTH_HOLD_OFF`] every further call with the same credentials
@@ -103,13 +114,14 @@ use super::wire::{
     ACTION_POLICY, ACTION_SHRINK, CONTENT_TYPE_V2_WRITE, NODES_PAGE_LIMIT, NODE_ID_ORDERADD,
     RESULT_SUCCEEDED, SCALE_IN, SCALE_OUT,
 };
-use super::{errors, iam_endpoint, mrs_endpoint, AkSk, AuthConfig};
+use super::{errors, iam_endpoint, mrs_endpoint, AuthConfig};
 use clusterscale_core::api::{
     CloudKind, Direction, HuaweiSpec, NodeGroup, OperationRecord, TaskPoolSpec,
 };
 use clusterscale_core::clock::{Clock, SystemClock};
 use clusterscale_core::cloud::credentials::{Credentials, SecretString};
 use clusterscale_core::cloud::fence;
+use clusterscale_core::cloud::keys::{KeySource, Keys};
 use clusterscale_core::cloud::http::{
     self, malformed, transport_error, ActionQuota, Endpoint, RateLimits,
 };
@@ -235,8 +247,24 @@ impl EarlierFailure {
 }
 
 enum Auth {
-    AkSk(AkSk),
+    /// AK/SK, fixed (a Secret's) or temporary (exchanged for a workload
+    /// identity token), taken from the account's [`KeySource`] for every
+    /// request.
+    Keys(Arc<KeySource>),
     Token(TokenSource),
+}
+
+/// Why a call failed: the key source had no keys to sign with (nothing was
+/// sent), or the call itself failed.
+enum Failure {
+    Keys(CloudError),
+    Call(CloudError),
+}
+
+impl From<CloudError> for Failure {
+    fn from(e: CloudError) -> Self {
+        Failure::Call(e)
+    }
 }
 
 /// A request body and the `Content-Type` it is sent (and signed) with.
@@ -258,6 +286,8 @@ pub struct HuaweiCloud {
     spec: HuaweiSpec,
     endpoint: Endpoint,
     auth: Auth,
+    /// The rate-limit budget's account ([`Self::account`]).
+    account: String,
     http: reqwest::Client,
     limits: RateLimits,
     clock: Arc<dyn Clock>,
@@ -287,29 +317,64 @@ impl HuaweiCloud {
     /// Checks the endpoints, the required spec fields and the credential keys;
     /// sends nothing.
     pub fn new(spec: &HuaweiSpec, creds: &Credentials) -> Result<Self, ConnectError> {
-        for (field, value) in [
-            ("spec.huawei.region", &spec.region),
-            ("spec.huawei.projectId", &spec.project_id),
-            ("spec.huawei.clusterId", &spec.cluster_id),
-        ] {
-            if value.trim().is_empty() {
-                return Err(ConnectError::Spec(format!("{field} must not be empty")));
-            }
-        }
-        let endpoint = mrs_endpoint(spec)?;
-        let config = AuthConfig::from_credentials(creds)?;
-        let (auth, fingerprint) = match config {
+        check_spec(spec)?;
+        // The endpoint before the credentials: a spec error is named first.
+        mrs_endpoint(spec)?;
+        let auth = match AuthConfig::from_credentials(creds)? {
             AuthConfig::AkSk(a) => {
-                let fp = fingerprint(&[&a.access_key, a.secret_key.expose()]);
-                (Auth::AkSk(a), fp)
+                let keys = Keys::fixed(
+                    SecretString::new(a.access_key),
+                    a.secret_key,
+                    a.security_token,
+                );
+                Auth::Keys(Arc::new(KeySource::fixed(keys)))
             }
-            AuthConfig::Password(p) => {
-                let iam = iam_endpoint(spec)?;
-                let fp =
-                    fingerprint(&[&iam.base, &p.username, &p.domain_name, p.password.expose()]);
+            AuthConfig::Password(p) => Auth::Token(TokenSource::new(
+                iam_endpoint(spec)?,
+                p,
+                spec.project_id.clone(),
+            )),
+        };
+        Self::build(spec, auth)
+    }
+
+    /// A client for `spec` that signs every request with the keys of
+    /// `keys`: fixed ones, or temporary ones exchanged for a workload
+    /// identity token ([`crate::federation::IdTokenExchange`]). Every client
+    /// of one account shares one `Arc<KeySource>`, so that its keys are
+    /// fetched and refreshed once for all of them. The rate-limit budget and
+    /// the authentication hold-off are keyed by the fixed keys' AK, or by
+    /// the exchange's [`identity`](clusterscale_core::cloud::keys::Exchange::identity)
+    /// (temporary AKs change at every refresh). Sends nothing.
+    pub fn with_key_source(spec: &HuaweiSpec, keys: Arc<KeySource>) -> Result<Self, ConnectError> {
+        check_spec(spec)?;
+        Self::build(spec, Auth::Keys(keys))
+    }
+
+    fn build(spec: &HuaweiSpec, auth: Auth) -> Result<Self, ConnectError> {
+        let endpoint = mrs_endpoint(spec)?;
+        let (account, fingerprint) = match &auth {
+            Auth::Keys(source) => match source.fixed_keys() {
+                Some(k) => (
+                    k.id.expose().trim().to_string(),
+                    fingerprint(&[k.id.expose().trim(), k.secret.expose()]),
+                ),
+                None => {
+                    let identity = source.report().identity;
+                    let fp = fingerprint(&["exchanged", &identity]);
+                    (format!("exchanged:{identity}"), fp)
+                }
+            },
+            Auth::Token(t) => {
+                let p = t.user();
                 (
-                    Auth::Token(TokenSource::new(iam, p, spec.project_id.clone())),
-                    fp,
+                    t.account_key(),
+                    fingerprint(&[
+                        &t.iam().base,
+                        &p.username,
+                        &p.domain_name,
+                        p.password.expose(),
+                    ]),
                 )
             }
         };
@@ -318,6 +383,7 @@ impl HuaweiCloud {
             hold_off_key: format!("{}|{}", endpoint.base, fingerprint),
             endpoint,
             auth,
+            account,
             http: http::client(),
             limits: shared_rate_limits(),
             clock: Arc::new(SystemClock),
@@ -360,11 +426,22 @@ impl HuaweiCloud {
         self
     }
 
-    /// `ak-sk` or `token`.
+    /// `ak-sk` (fixed keys), `workload-identity` (temporary keys from an
+    /// exchange) or `token` (an IAM user's password token).
     pub fn auth_mode(&self) -> &'static str {
-        match self.auth {
-            Auth::AkSk(_) => "ak-sk",
+        match &self.auth {
+            Auth::Keys(k) if k.fixed_keys().is_some() => "ak-sk",
+            Auth::Keys(_) => "workload-identity",
             Auth::Token(_) => "token",
+        }
+    }
+
+    /// The key source every request is signed from (`None` with an IAM
+    /// user's password token).
+    pub fn key_source(&self) -> Option<&Arc<KeySource>> {
+        match &self.auth {
+            Auth::Keys(k) => Some(k),
+            Auth::Token(_) => None,
         }
     }
 
@@ -382,15 +459,15 @@ impl HuaweiCloud {
     pub fn tokens_fetched(&self) -> u64 {
         match &self.auth {
             Auth::Token(t) => t.fetches(),
-            Auth::AkSk(_) => 0,
+            Auth::Keys(_) => 0,
         }
     }
 
-    fn account(&self) -> String {
-        match &self.auth {
-            Auth::AkSk(a) => a.access_key.clone(),
-            Auth::Token(t) => t.account_key(),
-        }
+    /// The account whose rate-limit budget a request draws from: the AK of
+    /// fixed keys, the exchange's identity for temporary ones (stable across
+    /// refreshes), or the IAM user.
+    fn account(&self) -> &str {
+        &self.account
     }
 
     fn cluster_path(&self) -> String {
@@ -1111,12 +1188,22 @@ impl HuaweiCloud {
         let result = self
             .call_authenticated(action, &method, path, query, &body, content_type)
             .await;
-        match &result {
-            Err(e) if e.class == ErrorClass::Auth => self.start_hold_off(e),
-            Ok(_) => HOLD_OFFS.clear(&self.hold_off_key),
-            Err(_) => {}
+        match result {
+            Ok(reply) => {
+                HOLD_OFFS.clear(&self.hold_off_key);
+                Ok(reply)
+            }
+            Err(Failure::Call(e)) => {
+                if e.class == ErrorClass::Auth {
+                    self.start_hold_off(&e);
+                }
+                Err(e)
+            }
+            // The key source backs off a refused exchange itself (its
+            // own doubling wait, KeySource): no request was signed, so
+            // no key can be locked, and the hold-off is for those.
+            Err(Failure::Keys(e)) => Err(e),
         }
-        result
     }
 
     async fn call_authenticated(
@@ -1127,9 +1214,9 @@ impl HuaweiCloud {
         query: &[(String, String)],
         body: &[u8],
         content_type: &'static str,
-    ) -> Result<Reply, CloudError> {
+    ) -> Result<Reply, Failure> {
         match &self.auth {
-            Auth::AkSk(_) => check(
+            Auth::Keys(_) => Ok(check(
                 action,
                 self.exchange(
                     action,
@@ -1140,7 +1227,7 @@ impl HuaweiCloud {
                     None,
                 )
                 .await?,
-            ),
+            )?),
             Auth::Token(source) => {
                 let token = source.token(&self.http, self.clock.now()).await?;
                 let reply = self
@@ -1159,7 +1246,7 @@ impl HuaweiCloud {
                 let status = reply.status;
                 let first = errors::from_response(action, status, reply.request_id, &reply.body);
                 if !errors::wants_token_refresh(status, &first.code) {
-                    return Err(first);
+                    return Err(first.into());
                 }
                 // The token was rejected, so the request was not acted on:
                 // fetch a new token and repeat the request once.
@@ -1170,7 +1257,7 @@ impl HuaweiCloud {
                 );
                 source.invalidate(&token).await;
                 let fresh = source.token(&self.http, self.clock.now()).await?;
-                check(
+                Ok(check(
                     action,
                     self.exchange(
                         action,
@@ -1181,12 +1268,15 @@ impl HuaweiCloud {
                         Some(&fresh),
                     )
                     .await?,
-                )
+                )?)
             }
         }
     }
 
-    /// Send one HTTP request; transport errors only (statuses are checked later).
+    /// Send one HTTP request; transport errors only (statuses are checked
+    /// later). With AK/SK, the keys are taken from the key source after the
+    /// rate limiter's wait and before the fence check, right before signing:
+    /// its error is this request's, and nothing is sent.
     async fn exchange(
         &self,
         action: &'static str,
@@ -1195,9 +1285,16 @@ impl HuaweiCloud {
         query: &[(String, String)],
         payload: Payload<'_>,
         token: Option<&SecretString>,
-    ) -> Result<Reply, CloudError> {
+    ) -> Result<Reply, Failure> {
         let Payload { body, content_type } = payload;
-        self.limits.acquire(&self.account(), action).await;
+        self.limits.acquire(self.account(), action).await;
+        let keys = match &self.auth {
+            Auth::Keys(source) => Some(source.keys().await.map_err(|e| {
+                // Whatever the exchange's own outcome, this request was not sent.
+                Failure::Keys(e.with_effect(Effect::Refused))
+            })?),
+            Auth::Token(_) => None,
+        };
         // After any wait, immediately before the request is signed and sent.
         fence::check(action)?;
         let query_string = sign::canonical_query(query);
@@ -1211,13 +1308,14 @@ impl HuaweiCloud {
             ("Host".into(), self.endpoint.host.clone()),
             ("X-Project-Id".into(), self.spec.project_id.clone()),
         ];
-        match (&self.auth, token) {
-            (Auth::AkSk(a), _) => {
+        match (keys, token) {
+            (Some(k), _) => {
                 headers.push((
                     sign::DATE_HEADER.into(),
                     sign::format_sdk_date(self.clock.now()),
                 ));
-                if let Some(t) = &a.security_token {
+                if let Some(t) = &k.token {
+                    // Signed with the rest: the SDK signs every header it sends.
                     headers.push(("X-Security-Token".into(), t.expose().to_string()));
                 }
                 let parts = RequestParts {
@@ -1227,8 +1325,8 @@ impl HuaweiCloud {
                     headers: &headers,
                     body,
                 };
-                let signed =
-                    sign::sign(&a.access_key, a.secret_key.expose(), &parts).map_err(|e| {
+                let signed = sign::sign(k.id.expose().trim(), k.secret.expose(), &parts)
+                    .map_err(|e| {
                         CloudError::new(
                             ErrorClass::Invalid,
                             action,
@@ -1238,16 +1336,15 @@ impl HuaweiCloud {
                     })?;
                 headers.push(("Authorization".into(), signed.authorization));
             }
-            (Auth::Token(_), Some(t)) => {
-                headers.push((AUTH_TOKEN_HEADER.into(), t.expose().to_string()))
-            }
-            (Auth::Token(_), None) => {
+            (None, Some(t)) => headers.push((AUTH_TOKEN_HEADER.into(), t.expose().to_string())),
+            (None, None) => {
                 return Err(CloudError::new(
                     ErrorClass::Auth,
                     action,
                     "NoToken",
                     "no IAM token available",
-                ));
+                )
+                .into());
             }
         }
         let mut request = self.http.request(method.clone(), url);
@@ -1419,6 +1516,20 @@ pub struct NodeListing {
 pub struct ClusterGroups {
     pub cluster_type: Option<MrsClusterType>,
     pub groups: Vec<GroupCount>,
+}
+
+/// The spec fields every client needs.
+fn check_spec(spec: &HuaweiSpec) -> Result<(), ConnectError> {
+    for (field, value) in [
+        ("spec.huawei.region", &spec.region),
+        ("spec.huawei.projectId", &spec.project_id),
+        ("spec.huawei.clusterId", &spec.cluster_id),
+    ] {
+        if value.trim().is_empty() {
+            return Err(ConnectError::Spec(format!("{field} must not be empty")));
+        }
+    }
+    Ok(())
 }
 
 fn fingerprint(parts: &[&str]) -> String {
