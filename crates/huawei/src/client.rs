@@ -121,10 +121,10 @@ use clusterscale_core::api::{
 use clusterscale_core::clock::{Clock, SystemClock};
 use clusterscale_core::cloud::credentials::{Credentials, SecretString};
 use clusterscale_core::cloud::fence;
-use clusterscale_core::cloud::keys::{KeySource, Keys};
 use clusterscale_core::cloud::http::{
     self, malformed, transport_error, ActionQuota, Endpoint, RateLimits,
 };
+use clusterscale_core::cloud::keys::{KeySource, Keys};
 use clusterscale_core::cloud::provider::{CloudProvider, ConnectError};
 use clusterscale_core::cloud::{
     Capabilities, Cloud, CloudError, ClusterState, Effect, ErrorClass, ObservedCluster,
@@ -1325,8 +1325,8 @@ impl HuaweiCloud {
                     headers: &headers,
                     body,
                 };
-                let signed = sign::sign(k.id.expose().trim(), k.secret.expose(), &parts)
-                    .map_err(|e| {
+                let signed =
+                    sign::sign(k.id.expose().trim(), k.secret.expose(), &parts).map_err(|e| {
                         CloudError::new(
                             ErrorClass::Invalid,
                             action,
