@@ -251,7 +251,7 @@ enum Auth {
     /// identity token), taken from the account's [`KeySource`] for every
     /// request.
     Keys(Arc<KeySource>),
-    Token(TokenSource),
+    Token(Box<TokenSource>),
 }
 
 /// Why a call failed: the key source had no keys to sign with (nothing was
@@ -329,11 +329,11 @@ impl HuaweiCloud {
                 );
                 Auth::Keys(Arc::new(KeySource::fixed(keys)))
             }
-            AuthConfig::Password(p) => Auth::Token(TokenSource::new(
+            AuthConfig::Password(p) => Auth::Token(Box::new(TokenSource::new(
                 iam_endpoint(spec)?,
                 p,
                 spec.project_id.clone(),
-            )),
+            ))),
         };
         Self::build(spec, auth)
     }
