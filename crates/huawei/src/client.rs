@@ -1743,6 +1743,93 @@ mod tests {
         assert_eq!(HuaweiCloud::new(&spec(), &pw).unwrap().auth_mode(), "token");
     }
 
+    /// Hands out keys `AK<n>` (a new AK at every exchange), or refuses.
+    struct Rotating {
+        calls: std::sync::atomic::AtomicU32,
+        refuse: bool,
+    }
+
+    #[async_trait]
+    impl clusterscale_core::cloud::keys::Exchange for Rotating {
+        async fn exchange(&self) -> Result<Keys, CloudError> {
+            let n = self.calls.fetch_add(1, Ordering::SeqCst) + 1;
+            if self.refuse {
+                return Err(CloudError::new(
+                    ErrorClass::Auth,
+                    "CreateTokenWithIdToken",
+                    "401",
+                    "refused",
+                )
+                // As a transport error of the exchange would be.
+                .effect_unknown());
+            }
+            Ok(Keys {
+                id: SecretString::new(format!("AK{n}")),
+                secret: SecretString::new("SK"),
+                token: Some(SecretString::new("TOKEN")),
+                expires_at: Some(jiff::Timestamp::now() + jiff::SignedDuration::from_hours(1)),
+            })
+        }
+
+        fn identity(&self) -> String {
+            "IdP test".into()
+        }
+    }
+
+    #[tokio::test]
+    async fn the_budget_account_outlives_key_refreshes() {
+        // Fixed keys: the AK, as before.
+        let creds = Credentials::new("test")
+            .with("accessKey", " AK-fixed ")
+            .with("secretKey", "SK");
+        let c = HuaweiCloud::new(&spec(), &creds).unwrap();
+        assert_eq!(c.account(), "AK-fixed");
+        let shared = c.key_source().unwrap().clone();
+        let d = HuaweiCloud::with_key_source(&spec(), shared).unwrap();
+        assert_eq!((d.account(), d.auth_mode()), ("AK-fixed", "ak-sk"));
+        assert_eq!(d.hold_off_key, c.hold_off_key);
+
+        // Exchanged keys: the exchange's identity, whatever the AK.
+        let exchange = Arc::new(Rotating {
+            calls: Default::default(),
+            refuse: false,
+        });
+        let source = Arc::new(KeySource::exchanged(exchange, Arc::new(SystemClock)));
+        let e = HuaweiCloud::with_key_source(&spec(), source.clone()).unwrap();
+        assert_eq!(e.account(), "exchanged:IdP test");
+        assert_eq!(e.auth_mode(), "workload-identity");
+        assert_eq!(e.tokens_fetched(), 0);
+        assert_eq!(source.keys().await.unwrap().id.expose(), "AK1");
+        assert_eq!(e.account(), "exchanged:IdP test");
+        assert!(!format!("{e:?}").contains("AK1"));
+    }
+
+    #[tokio::test]
+    async fn no_keys_no_request_and_no_hold_off() {
+        let exchange = Arc::new(Rotating {
+            calls: Default::default(),
+            refuse: true,
+        });
+        let source = Arc::new(KeySource::exchanged(
+            exchange.clone(),
+            Arc::new(SystemClock),
+        ));
+        // Nothing listens on port 1: a request that was sent would fail to connect.
+        let cloud = HuaweiCloud::with_key_source(&spec().endpoint("http://127.0.0.1:1"), source)
+            .unwrap()
+            .with_auth_hold_off(Duration::from_secs(300));
+        let e = cloud.observe().await.unwrap_err();
+        assert_eq!((e.class, e.code.as_str()), (ErrorClass::Auth, "401"));
+        assert_eq!(e.effect, Effect::Refused);
+        assert_eq!(cloud.requests_sent(), 0);
+        assert!(
+            HOLD_OFFS
+                .active(&cloud.hold_off_key, cloud.clock.now())
+                .is_none(),
+            "a refused exchange starts no MRS hold-off"
+        );
+    }
+
     #[tokio::test]
     async fn the_auth_hold_off_runs_on_the_injected_clock() {
         use clusterscale_core::clock::ManualClock;
