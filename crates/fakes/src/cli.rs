@@ -155,7 +155,7 @@ pub struct FakeCloudArgs {
     /// --huawei-idp-id.
     #[arg(long, value_name = "PEM_FILE")]
     pub huawei_oidc_public_key: Option<PathBuf>,
-    /// The ID tokens' issuer (`iss`), e.g. https://kubernetes.default.svc.cluster.local.
+    /// The ID tokens' issuer (`iss`), e.g. `https://kubernetes.default.svc.cluster.local`.
     #[arg(long, value_name = "URL")]
     pub huawei_oidc_issuer: Option<String>,
     /// The audience the ID tokens must carry (the identity provider's client id).

@@ -96,7 +96,7 @@ use clusterscale_huawei::wire::{
 use clusterscale_huawei::{errors as hw_errors, ENV_VARS};
 use clusterscale_sim::{SimError, SimModel, SimNode};
 
-mod federation;
+pub mod federation;
 pub use federation::{
     ExchangeStats, FakeFederation, IssuedKey, ACTION_ID_TOKEN, ACTION_SECURITY_TOKEN,
 };
