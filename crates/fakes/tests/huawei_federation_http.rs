@@ -178,35 +178,6 @@ impl Env {
     }
 }
 
-/// Log lines, captured.
-#[derive(Clone, Default)]
-struct Capture(Arc<std::sync::Mutex<Vec<u8>>>);
-
-impl Capture {
-    fn text(&self) -> String {
-        String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
-    }
-}
-
-impl std::io::Write for Capture {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for Capture {
-    type Writer = Capture;
-
-    fn make_writer(&'a self) -> Capture {
-        self.clone()
-    }
-}
-
 fn req(group: NodeGroup, count: i32, from: i32, token: &str) -> ScaleRequest {
     ScaleRequest {
         group,
@@ -302,7 +273,7 @@ async fn sixty_second_keys_over_five_minutes() {
     let env = start(|f| {
         f.key_lifetime = Some(Duration::from_secs(60));
         // Each IAM call takes a while: exchanges that overlapped would be seen.
-        f.delay = Duration::from_millis(5);
+        f.delay = Duration::from_millis(20);
     })
     .await;
     let source = env.source();
@@ -597,17 +568,10 @@ async fn mrs_checks_the_security_token_and_the_expiry() {
 }
 
 /// (e) No JWT, IAM token, AK, SK or security token in any `Debug` or error
-/// message, nor (but the AK id) in the fake's journal.
+/// message, nor (but the AK id) in the fake's journal. (Log lines:
+/// `huawei_federation_logs.rs`, a test binary of its own.)
 #[tokio::test]
-async fn no_key_material_in_debug_errors_logs_or_the_journal() {
-    // Every log line of ours, at every level, in this test (one thread).
-    let logs = Capture::default();
-    let subscriber = tracing_subscriber::fmt()
-        .with_max_level(tracing::Level::TRACE)
-        .with_writer(logs.clone())
-        .with_ansi(false)
-        .finish();
-    let _logging = tracing::subscriber::set_default(subscriber);
+async fn no_key_material_in_debug_errors_or_the_journal() {
     let env = start(|f| f.key_lifetime = Some(Duration::from_secs(60))).await;
     let jwt = env.write_token(AUDIENCE, 0, 3600);
     let source = env.source();
@@ -651,17 +615,6 @@ async fn no_key_material_in_debug_errors_logs_or_the_journal() {
         shown.push(e.to_string());
         shown.push(format!("{e:?}"));
     }
-    // The keys are refreshed (30 s), and expire under a client that then
-    // fetches new ones.
-    env.write_token(AUDIENCE, 0, 3600);
-    env.clock.advance(Duration::from_secs(61));
-    cloud.observe().await.expect("observe with new keys");
-    let logged = logs.text();
-    assert!(
-        logged.contains("IAM issued temporary keys"),
-        "the exchange is logged:\n{logged}"
-    );
-    shown.push(logged);
     let text = shown.join("\n");
     for (what, secret) in [
         ("JWT", jwt.as_str()),
