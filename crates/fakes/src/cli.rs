@@ -8,7 +8,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::huawei::{
-    FakeClusterType, FakePolicy, GroupSettings, HuaweiFake, HuaweiFakeConfig, V2RateLimits,
+    FakeClusterType, FakeFederation, FakePolicy, GroupSettings, HuaweiFake, HuaweiFakeConfig,
+    V2RateLimits,
 };
 use crate::oidc::OidcProvider;
 use crate::tencent::sts::{StsFakeConfig, DEFAULT_AUDIENCE};
@@ -175,6 +176,29 @@ pub struct FakeCloudArgs {
     /// How long the temporary keys the fake STS issues live.
     #[arg(long, default_value_t = 3600, value_name = "SECONDS")]
     pub tencent_sts_key_lifetime_seconds: u64,
+    /// Serve IAM's OIDC federation on the Huawei fake (workload identity):
+    /// the PEM public key its ID tokens are signed with (an apiserver's
+    /// `sa.pub`). Needs --huawei-oidc-issuer, --huawei-oidc-audience and
+    /// --huawei-idp-id.
+    #[arg(long, value_name = "PEM_FILE")]
+    pub huawei_oidc_public_key: Option<PathBuf>,
+    /// The ID tokens' issuer (`iss`), e.g. `https://kubernetes.default.svc.cluster.local`.
+    #[arg(long, value_name = "URL")]
+    pub huawei_oidc_issuer: Option<String>,
+    /// The audience the ID tokens must carry (the identity provider's client id).
+    #[arg(long, value_name = "AUDIENCE")]
+    pub huawei_oidc_audience: Option<String>,
+    /// The identity provider id (`X-Idp-Id`) the fake IAM accepts.
+    #[arg(long, value_name = "ID")]
+    pub huawei_idp_id: Option<String>,
+    /// Lifetime of the temporary keys handed out, whatever
+    /// `duration_seconds` asks (default: what it asks, else 900).
+    #[arg(long, value_name = "SECONDS")]
+    pub huawei_key_lifetime_seconds: Option<u64>,
+    /// A subject (`system:serviceaccount:NS:SA`) the identity provider's
+    /// mapping admits; repeatable; default any.
+    #[arg(long = "huawei-oidc-subject", value_name = "SUB")]
+    pub huawei_oidc_subjects: Vec<String>,
 }
 
 /// The fake STS of the `--tencent-sts-*` flags: `None` without
@@ -347,6 +371,7 @@ pub async fn run(args: FakeCloudArgs) -> Result<(), String> {
                 .collect::<Result<_, _>>()?,
         };
         config.v2_rate_limits = parse_v2_limits(&args.huawei_v2_limits)?;
+        config.federation = huawei_federation(&args)?;
         let listener = bind(addr).await?;
         let fake = match args.huawei_clusters {
             Some(n) => {
@@ -386,6 +411,47 @@ fn local(l: &tokio::net::TcpListener) -> String {
     l.local_addr()
         .map(|a| a.to_string())
         .unwrap_or_else(|_| "?".into())
+}
+
+/// The Huawei fake's OIDC federation from the `--huawei-oidc-*`,
+/// `--huawei-idp-id` and `--huawei-key-lifetime-seconds` flags: `None`
+/// without `--huawei-oidc-public-key`.
+pub fn huawei_federation(args: &FakeCloudArgs) -> Result<Option<FakeFederation>, String> {
+    let Some(pem_file) = &args.huawei_oidc_public_key else {
+        let set = args.huawei_oidc_issuer.is_some()
+            || args.huawei_oidc_audience.is_some()
+            || args.huawei_idp_id.is_some()
+            || args.huawei_key_lifetime_seconds.is_some()
+            || !args.huawei_oidc_subjects.is_empty();
+        return if set {
+            Err("the --huawei-oidc-* flags, --huawei-idp-id and --huawei-key-lifetime-seconds need --huawei-oidc-public-key".into())
+        } else {
+            Ok(None)
+        };
+    };
+    let need = |flag: &str, v: &Option<String>| {
+        v.as_deref()
+            .map(str::trim)
+            .filter(|v| !v.is_empty())
+            .map(str::to_string)
+            .ok_or_else(|| format!("--huawei-oidc-public-key needs {flag}"))
+    };
+    let issuer = need("--huawei-oidc-issuer", &args.huawei_oidc_issuer)?;
+    let audience = need("--huawei-oidc-audience", &args.huawei_oidc_audience)?;
+    let idp_id = need("--huawei-idp-id", &args.huawei_idp_id)?;
+    let pem = std::fs::read_to_string(pem_file)
+        .map_err(|e| format!("--huawei-oidc-public-key {}: {e}", pem_file.display()))?;
+    let provider = OidcProvider::from_pem(&issuer, &pem)
+        .map_err(|e| format!("--huawei-oidc-public-key {}: {e}", pem_file.display()))?;
+    let mut federation = FakeFederation::new(provider, idp_id, audience);
+    if let Some(secs) = args.huawei_key_lifetime_seconds {
+        if secs == 0 {
+            return Err("--huawei-key-lifetime-seconds must be above 0".into());
+        }
+        federation.key_lifetime = Some(Duration::from_secs(secs));
+    }
+    federation.subjects = args.huawei_oidc_subjects.clone();
+    Ok(Some(federation))
 }
 
 /// `--huawei-autoscaling GROUP:MIN:MAX`: an enabled policy.
@@ -551,6 +617,73 @@ mod tests {
         let mut bad = full.to_vec();
         bad[1] = "/nonexistent/sa.pub";
         let e = sts_config(&parse(&bad)).unwrap_err();
+        assert!(e.contains("/nonexistent/sa.pub"), "{e}");
+    }
+
+    #[test]
+    fn federation_flags_parse() {
+        use clap::Parser;
+        #[derive(Parser)]
+        struct Cli {
+            #[command(flatten)]
+            args: FakeCloudArgs,
+        }
+        let args = |extra: &[&str]| {
+            let mut v = vec!["fake", "--huawei", "127.0.0.1:0"];
+            v.extend_from_slice(extra);
+            Cli::try_parse_from(v).expect("flags parse").args
+        };
+        assert!(huawei_federation(&args(&[])).unwrap().is_none());
+        let e = huawei_federation(&args(&["--huawei-idp-id", "x"])).unwrap_err();
+        assert!(e.contains("--huawei-oidc-public-key"), "{e}");
+        let dir = tempfile::tempdir().unwrap();
+        let pem = dir.path().join("sa.pub");
+        std::fs::write(&pem, crate::oidc::testing::PUBLIC_KEY_PEM).unwrap();
+        let pem = pem.to_str().unwrap();
+        let e = huawei_federation(&args(&["--huawei-oidc-public-key", pem])).unwrap_err();
+        assert!(e.contains("--huawei-oidc-issuer"), "{e}");
+        let f = huawei_federation(&args(&[
+            "--huawei-oidc-public-key",
+            pem,
+            "--huawei-oidc-issuer",
+            crate::oidc::testing::ISSUER,
+            "--huawei-oidc-audience",
+            "iam.myhuaweicloud.com",
+            "--huawei-idp-id",
+            "cce-idp",
+            "--huawei-key-lifetime-seconds",
+            "60",
+            "--huawei-oidc-subject",
+            "system:serviceaccount:ops:clusterscale",
+        ]))
+        .unwrap()
+        .unwrap();
+        assert_eq!(
+            (
+                f.idp_id.as_str(),
+                f.audience.as_str(),
+                f.key_lifetime,
+                f.subjects.len()
+            ),
+            (
+                "cce-idp",
+                "iam.myhuaweicloud.com",
+                Some(Duration::from_secs(60)),
+                1
+            )
+        );
+        assert_eq!(f.provider.issuer, crate::oidc::testing::ISSUER);
+        let e = huawei_federation(&args(&[
+            "--huawei-oidc-public-key",
+            "/nonexistent/sa.pub",
+            "--huawei-oidc-issuer",
+            "i",
+            "--huawei-oidc-audience",
+            "a",
+            "--huawei-idp-id",
+            "d",
+        ]))
+        .unwrap_err();
         assert!(e.contains("/nonexistent/sa.pub"), "{e}");
     }
 

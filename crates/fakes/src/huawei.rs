@@ -3,6 +3,11 @@
 //!
 //! One listener serves both:
 //! - `POST /v3/auth/tokens`: IAM password tokens (201, `X-Subject-Token`);
+//! - with [`HuaweiFakeConfig::federation`], IAM's OIDC federation:
+//!   `POST /v3.0/OS-AUTH/id-token/tokens` and
+//!   `POST /v3.0/OS-CREDENTIAL/securitytokens`, a JWT checked and traded for
+//!   short-lived temporary keys, which MRS requests must then be signed
+//!   with, with their security token ([`federation`]);
 //! - `GET|PUT /v1.1/{project_id}/cluster_infos/{cluster_id}`: cluster detail, resize;
 //! - `GET /v1.1/{project_id}/clusters/{cluster_id}/hosts`: hosts, paged;
 //! - MRS v2 (cloud-apis.md C1; bodies per huaweicloud-sdk-go-v3
@@ -90,6 +95,11 @@ use clusterscale_huawei::wire::{
 };
 use clusterscale_huawei::{errors as hw_errors, ENV_VARS};
 use clusterscale_sim::{SimError, SimModel, SimNode};
+
+pub mod federation;
+pub use federation::{
+    ExchangeStats, FakeFederation, IssuedKey, ACTION_ID_TOKEN, ACTION_SECURITY_TOKEN,
+};
 
 /// Actions (the SDK's operation names), as journaled and as matched by
 /// [`InjectedError::action`].
@@ -387,8 +397,10 @@ pub struct HuaweiFakeConfig {
     pub v2_rate_limits: Option<V2RateLimits>,
     /// Master nodes shown (not part of the model).
     pub master_nodes: i32,
-    /// Lifetime of issued tokens (IAM: 24 h).
+    /// Lifetime of issued tokens (IAM: 24 h), password and federated.
     pub token_ttl: Duration,
+    /// IAM's OIDC federation ([`federation`]); `None`: not served.
+    pub federation: Option<FakeFederation>,
 }
 
 /// Demo credentials used when the environment has none.
@@ -420,6 +432,7 @@ impl Default for HuaweiFakeConfig {
             v2_rate_limits: Some(V2RateLimits::MRS),
             master_nodes: 2,
             token_ttl: Duration::from_secs(24 * 3600),
+            federation: None,
         }
     }
 }
@@ -523,6 +536,8 @@ struct Account {
     /// The admitted requests of each action with a [`V2RateLimits`] limit,
     /// within its window.
     v2_windows: HashMap<&'static str, VecDeque<Instant>>,
+    /// IAM tokens and temporary keys of the OIDC federation.
+    federation: federation::FederationState,
 }
 
 #[derive(Debug, Default)]
@@ -733,6 +748,18 @@ impl HuaweiFake {
     /// Tokens issued and still valid.
     pub fn tokens_issued(&self) -> usize {
         self.inner.account().tokens.len()
+    }
+
+    /// The OIDC federation's calls, keys issued, and the most calls
+    /// handled at once.
+    pub fn exchange_stats(&self) -> ExchangeStats {
+        self.inner.account().federation.stats()
+    }
+
+    /// The temporary keys handed out (AK, subject, issue and expiry),
+    /// oldest first.
+    pub fn temporary_keys(&self) -> Vec<IssuedKey> {
+        self.inner.account().federation.issued()
     }
 
     /// Force `clusterState` (e.g. `frozen`, `abnormal`); `None` restores the model's.
@@ -953,11 +980,24 @@ async fn handle(State(inner): State<Arc<Inner>>, request: Request) -> Response {
     let path = parts.uri.path().to_string();
     let raw_query = parts.uri.query().unwrap_or_default().to_string();
     let bytes = to_bytes(body, MAX_BODY).await;
+    // An exchange call counts while it is handled, delay included.
+    let _running = match &inner.opts.federation {
+        Some(fed) if federation::is_federation_path(&path) => {
+            let running = federation::Running::start(&inner.account);
+            if !fed.delay.is_zero() {
+                tokio::time::sleep(fed.delay).await;
+            }
+            Some(running)
+        }
+        _ => None,
+    };
     let (mut answer, action, principal, body_value) = match &bytes {
         Ok(bytes) => {
             let (answer, action, principal) =
                 route(&inner, &method, &path, &raw_query, &parts.headers, bytes);
-            (answer, action, principal, body_for_journal(bytes))
+            let mut body = body_for_journal(bytes);
+            federation::redact_token_ids(&mut body);
+            (answer, action, principal, body)
         }
         Err(e) => (
             Answer::invalid(format!("cannot read the body: {e}")),
@@ -1089,6 +1129,9 @@ fn route(
     headers: &HeaderMap,
     body: &[u8],
 ) -> (Answer, &'static str, String) {
+    if let Some(answer) = federation::route(inner, method, path, headers, body) {
+        return answer;
+    }
     if path.trim_end_matches('/') == TOKEN_PATH {
         if method != Method::POST {
             return (
@@ -1445,12 +1488,20 @@ fn verify_signature(
     headers: &HeaderMap,
     body: &[u8],
 ) -> Result<(), String> {
-    let key = inner
+    let permanent = inner
         .opts
         .access_keys
         .iter()
-        .find(|k| k.access_key == auth.access_key)
-        .ok_or_else(|| format!("access key {} not found", auth.access_key))?;
+        .find(|k| k.access_key == auth.access_key);
+    let (secret_key, security_token) = match permanent {
+        Some(k) => (k.secret_key.clone(), k.security_token.clone()),
+        // Temporary keys of the OIDC federation: their security token is
+        // checked here, their expiry too.
+        None => match federation::temporary_secret(inner, &auth.access_key, headers) {
+            Some(sk) => (sk?, None),
+            None => return Err(format!("access key {} not found", auth.access_key)),
+        },
+    };
     let signed = &auth.signed_headers;
     for required in ["host", "x-sdk-date"] {
         if !signed.iter().any(|h| h == required) {
@@ -1463,7 +1514,7 @@ fn verify_signature(
             return Err(format!("header {name} is sent but not signed"));
         }
     }
-    if let Some(expected) = &key.security_token {
+    if let Some(expected) = &security_token {
         if header(headers, "x-security-token") != Some(expected.as_str()) {
             return Err("temporary credentials need their X-Security-Token".into());
         }
@@ -1492,7 +1543,7 @@ fn verify_signature(
         headers: &received,
         body,
     };
-    let expected = sign::sign_with_headers(&key.access_key, &key.secret_key, &parts, signed)
+    let expected = sign::sign_with_headers(&auth.access_key, &secret_key, &parts, signed)
         .map_err(|e| e.to_string())?;
     if sign::signatures_equal(&expected.signature, &auth.signature) {
         Ok(())

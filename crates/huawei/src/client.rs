@@ -48,6 +48,17 @@
 //! growth is at most 500 minus Core+Task, Core scale-in keeps at least 3
 //! Core, and Task growth from 0 needs `spec.huawei.taskNodeSpec`.
 //!
+//! AK/SK requests are signed with the keys of the client's [`KeySource`],
+//! taken for every request after the rate limiter's wait and right before
+//! signing: fixed keys (a Secret's, [`HuaweiCloud::new`]) or temporary keys
+//! exchanged for a workload identity token and sent (signed) with their
+//! `X-Security-Token` ([`HuaweiCloud::with_key_source`],
+//! [`crate::federation`]). Every client of one account shares one source,
+//! so keys are fetched once, refreshed ahead of expiry by one exchange at a
+//! time, and never used expired. When the source has no keys to sign with
+//! (a refused exchange, an unreadable token file), that is the request's
+//! error and nothing is sent; the source backs off the exchange itself.
+//!
 //! Authentication failures are never retried quickly: with a token, one
 //! refresh and one repeat; then the error is reported, and for
 //! [`DEFAULT_AUTH_HOLD_OFF`] every further call with the same credentials
@@ -103,7 +114,7 @@ use super::wire::{
     ACTION_POLICY, ACTION_SHRINK, CONTENT_TYPE_V2_WRITE, NODES_PAGE_LIMIT, NODE_ID_ORDERADD,
     RESULT_SUCCEEDED, SCALE_IN, SCALE_OUT,
 };
-use super::{errors, iam_endpoint, mrs_endpoint, AkSk, AuthConfig};
+use super::{errors, iam_endpoint, mrs_endpoint, AuthConfig};
 use clusterscale_core::api::{
     CloudKind, Direction, HuaweiSpec, NodeGroup, OperationRecord, TaskPoolSpec,
 };
@@ -113,6 +124,7 @@ use clusterscale_core::cloud::fence;
 use clusterscale_core::cloud::http::{
     self, malformed, transport_error, ActionQuota, Endpoint, RateLimits,
 };
+use clusterscale_core::cloud::keys::{KeySource, Keys};
 use clusterscale_core::cloud::provider::{CloudProvider, ConnectError};
 use clusterscale_core::cloud::{
     Capabilities, Cloud, CloudError, ClusterState, Effect, ErrorClass, ObservedCluster,
@@ -235,8 +247,24 @@ impl EarlierFailure {
 }
 
 enum Auth {
-    AkSk(AkSk),
-    Token(TokenSource),
+    /// AK/SK, fixed (a Secret's) or temporary (exchanged for a workload
+    /// identity token), taken from the account's [`KeySource`] for every
+    /// request.
+    Keys(Arc<KeySource>),
+    Token(Box<TokenSource>),
+}
+
+/// Why a call failed: the key source had no keys to sign with (nothing was
+/// sent), or the call itself failed.
+enum Failure {
+    Keys(CloudError),
+    Call(CloudError),
+}
+
+impl From<CloudError> for Failure {
+    fn from(e: CloudError) -> Self {
+        Failure::Call(e)
+    }
 }
 
 /// A request body and the `Content-Type` it is sent (and signed) with.
@@ -258,6 +286,8 @@ pub struct HuaweiCloud {
     spec: HuaweiSpec,
     endpoint: Endpoint,
     auth: Auth,
+    /// The rate-limit budget's account ([`Self::account`]).
+    account: String,
     http: reqwest::Client,
     limits: RateLimits,
     clock: Arc<dyn Clock>,
@@ -287,29 +317,64 @@ impl HuaweiCloud {
     /// Checks the endpoints, the required spec fields and the credential keys;
     /// sends nothing.
     pub fn new(spec: &HuaweiSpec, creds: &Credentials) -> Result<Self, ConnectError> {
-        for (field, value) in [
-            ("spec.huawei.region", &spec.region),
-            ("spec.huawei.projectId", &spec.project_id),
-            ("spec.huawei.clusterId", &spec.cluster_id),
-        ] {
-            if value.trim().is_empty() {
-                return Err(ConnectError::Spec(format!("{field} must not be empty")));
-            }
-        }
-        let endpoint = mrs_endpoint(spec)?;
-        let config = AuthConfig::from_credentials(creds)?;
-        let (auth, fingerprint) = match config {
+        check_spec(spec)?;
+        // The endpoint before the credentials: a spec error is named first.
+        mrs_endpoint(spec)?;
+        let auth = match AuthConfig::from_credentials(creds)? {
             AuthConfig::AkSk(a) => {
-                let fp = fingerprint(&[&a.access_key, a.secret_key.expose()]);
-                (Auth::AkSk(a), fp)
+                let keys = Keys::fixed(
+                    SecretString::new(a.access_key),
+                    a.secret_key,
+                    a.security_token,
+                );
+                Auth::Keys(Arc::new(KeySource::fixed(keys)))
             }
-            AuthConfig::Password(p) => {
-                let iam = iam_endpoint(spec)?;
-                let fp =
-                    fingerprint(&[&iam.base, &p.username, &p.domain_name, p.password.expose()]);
+            AuthConfig::Password(p) => Auth::Token(Box::new(TokenSource::new(
+                iam_endpoint(spec)?,
+                p,
+                spec.project_id.clone(),
+            ))),
+        };
+        Self::build(spec, auth)
+    }
+
+    /// A client for `spec` that signs every request with the keys of
+    /// `keys`: fixed ones, or temporary ones exchanged for a workload
+    /// identity token ([`crate::federation::IdTokenExchange`]). Every client
+    /// of one account shares one `Arc<KeySource>`, so that its keys are
+    /// fetched and refreshed once for all of them. The rate-limit budget and
+    /// the authentication hold-off are keyed by the fixed keys' AK, or by
+    /// the exchange's [`identity`](clusterscale_core::cloud::keys::Exchange::identity)
+    /// (temporary AKs change at every refresh). Sends nothing.
+    pub fn with_key_source(spec: &HuaweiSpec, keys: Arc<KeySource>) -> Result<Self, ConnectError> {
+        check_spec(spec)?;
+        Self::build(spec, Auth::Keys(keys))
+    }
+
+    fn build(spec: &HuaweiSpec, auth: Auth) -> Result<Self, ConnectError> {
+        let endpoint = mrs_endpoint(spec)?;
+        let (account, fingerprint) = match &auth {
+            Auth::Keys(source) => match source.fixed_keys() {
+                Some(k) => (
+                    k.id.expose().trim().to_string(),
+                    fingerprint(&[k.id.expose().trim(), k.secret.expose()]),
+                ),
+                None => {
+                    let identity = source.report().identity;
+                    let fp = fingerprint(&["exchanged", &identity]);
+                    (format!("exchanged:{identity}"), fp)
+                }
+            },
+            Auth::Token(t) => {
+                let p = t.user();
                 (
-                    Auth::Token(TokenSource::new(iam, p, spec.project_id.clone())),
-                    fp,
+                    t.account_key(),
+                    fingerprint(&[
+                        &t.iam().base,
+                        &p.username,
+                        &p.domain_name,
+                        p.password.expose(),
+                    ]),
                 )
             }
         };
@@ -318,6 +383,7 @@ impl HuaweiCloud {
             hold_off_key: format!("{}|{}", endpoint.base, fingerprint),
             endpoint,
             auth,
+            account,
             http: http::client(),
             limits: shared_rate_limits(),
             clock: Arc::new(SystemClock),
@@ -360,11 +426,22 @@ impl HuaweiCloud {
         self
     }
 
-    /// `ak-sk` or `token`.
+    /// `ak-sk` (fixed keys), `workload-identity` (temporary keys from an
+    /// exchange) or `token` (an IAM user's password token).
     pub fn auth_mode(&self) -> &'static str {
-        match self.auth {
-            Auth::AkSk(_) => "ak-sk",
+        match &self.auth {
+            Auth::Keys(k) if k.fixed_keys().is_some() => "ak-sk",
+            Auth::Keys(_) => "workload-identity",
             Auth::Token(_) => "token",
+        }
+    }
+
+    /// The key source every request is signed from (`None` with an IAM
+    /// user's password token).
+    pub fn key_source(&self) -> Option<&Arc<KeySource>> {
+        match &self.auth {
+            Auth::Keys(k) => Some(k),
+            Auth::Token(_) => None,
         }
     }
 
@@ -382,15 +459,15 @@ impl HuaweiCloud {
     pub fn tokens_fetched(&self) -> u64 {
         match &self.auth {
             Auth::Token(t) => t.fetches(),
-            Auth::AkSk(_) => 0,
+            Auth::Keys(_) => 0,
         }
     }
 
-    fn account(&self) -> String {
-        match &self.auth {
-            Auth::AkSk(a) => a.access_key.clone(),
-            Auth::Token(t) => t.account_key(),
-        }
+    /// The account whose rate-limit budget a request draws from: the AK of
+    /// fixed keys, the exchange's identity for temporary ones (stable across
+    /// refreshes), or the IAM user.
+    fn account(&self) -> &str {
+        &self.account
     }
 
     fn cluster_path(&self) -> String {
@@ -1115,12 +1192,22 @@ impl HuaweiCloud {
         let result = self
             .call_authenticated(action, &method, path, query, &body, content_type)
             .await;
-        match &result {
-            Err(e) if e.class == ErrorClass::Auth => self.start_hold_off(e),
-            Ok(_) => HOLD_OFFS.clear(&self.hold_off_key),
-            Err(_) => {}
+        match result {
+            Ok(reply) => {
+                HOLD_OFFS.clear(&self.hold_off_key);
+                Ok(reply)
+            }
+            Err(Failure::Call(e)) => {
+                if e.class == ErrorClass::Auth {
+                    self.start_hold_off(&e);
+                }
+                Err(e)
+            }
+            // The key source backs off a refused exchange itself (its
+            // own doubling wait, KeySource): no request was signed, so
+            // no key can be locked, and the hold-off is for those.
+            Err(Failure::Keys(e)) => Err(e),
         }
-        result
     }
 
     async fn call_authenticated(
@@ -1131,9 +1218,9 @@ impl HuaweiCloud {
         query: &[(String, String)],
         body: &[u8],
         content_type: &'static str,
-    ) -> Result<Reply, CloudError> {
+    ) -> Result<Reply, Failure> {
         match &self.auth {
-            Auth::AkSk(_) => check(
+            Auth::Keys(_) => Ok(check(
                 action,
                 self.exchange(
                     action,
@@ -1144,7 +1231,7 @@ impl HuaweiCloud {
                     None,
                 )
                 .await?,
-            ),
+            )?),
             Auth::Token(source) => {
                 let token = source.token(&self.http, self.clock.now()).await?;
                 let reply = self
@@ -1163,7 +1250,7 @@ impl HuaweiCloud {
                 let status = reply.status;
                 let first = errors::from_response(action, status, reply.request_id, &reply.body);
                 if !errors::wants_token_refresh(status, &first.code) {
-                    return Err(first);
+                    return Err(first.into());
                 }
                 // The token was rejected, so the request was not acted on:
                 // fetch a new token and repeat the request once.
@@ -1174,7 +1261,7 @@ impl HuaweiCloud {
                 );
                 source.invalidate(&token).await;
                 let fresh = source.token(&self.http, self.clock.now()).await?;
-                check(
+                Ok(check(
                     action,
                     self.exchange(
                         action,
@@ -1185,12 +1272,15 @@ impl HuaweiCloud {
                         Some(&fresh),
                     )
                     .await?,
-                )
+                )?)
             }
         }
     }
 
-    /// Send one HTTP request; transport errors only (statuses are checked later).
+    /// Send one HTTP request; transport errors only (statuses are checked
+    /// later). With AK/SK, the keys are taken from the key source after the
+    /// rate limiter's wait and before the fence check, right before signing:
+    /// its error is this request's, and nothing is sent.
     async fn exchange(
         &self,
         action: &'static str,
@@ -1199,9 +1289,16 @@ impl HuaweiCloud {
         query: &[(String, String)],
         payload: Payload<'_>,
         token: Option<&SecretString>,
-    ) -> Result<Reply, CloudError> {
+    ) -> Result<Reply, Failure> {
         let Payload { body, content_type } = payload;
-        self.limits.acquire(&self.account(), action).await;
+        self.limits.acquire(self.account(), action).await;
+        let keys = match &self.auth {
+            Auth::Keys(source) => Some(source.keys().await.map_err(|e| {
+                // Whatever the exchange's own outcome, this request was not sent.
+                Failure::Keys(e.with_effect(Effect::Refused))
+            })?),
+            Auth::Token(_) => None,
+        };
         // After any wait, immediately before the request is signed and sent.
         fence::check(action)?;
         let query_string = sign::canonical_query(query);
@@ -1215,13 +1312,14 @@ impl HuaweiCloud {
             ("Host".into(), self.endpoint.host.clone()),
             ("X-Project-Id".into(), self.spec.project_id.clone()),
         ];
-        match (&self.auth, token) {
-            (Auth::AkSk(a), _) => {
+        match (keys, token) {
+            (Some(k), _) => {
                 headers.push((
                     sign::DATE_HEADER.into(),
                     sign::format_sdk_date(self.clock.now()),
                 ));
-                if let Some(t) = &a.security_token {
+                if let Some(t) = &k.token {
+                    // Signed with the rest: the SDK signs every header it sends.
                     headers.push(("X-Security-Token".into(), t.expose().to_string()));
                 }
                 let parts = RequestParts {
@@ -1232,7 +1330,7 @@ impl HuaweiCloud {
                     body,
                 };
                 let signed =
-                    sign::sign(&a.access_key, a.secret_key.expose(), &parts).map_err(|e| {
+                    sign::sign(k.id.expose().trim(), k.secret.expose(), &parts).map_err(|e| {
                         CloudError::new(
                             ErrorClass::Invalid,
                             action,
@@ -1242,16 +1340,15 @@ impl HuaweiCloud {
                     })?;
                 headers.push(("Authorization".into(), signed.authorization));
             }
-            (Auth::Token(_), Some(t)) => {
-                headers.push((AUTH_TOKEN_HEADER.into(), t.expose().to_string()))
-            }
-            (Auth::Token(_), None) => {
+            (None, Some(t)) => headers.push((AUTH_TOKEN_HEADER.into(), t.expose().to_string())),
+            (None, None) => {
                 return Err(CloudError::new(
                     ErrorClass::Auth,
                     action,
                     "NoToken",
                     "no IAM token available",
-                ));
+                )
+                .into());
             }
         }
         let mut request = self.http.request(method.clone(), url);
@@ -1424,6 +1521,20 @@ pub struct NodeListing {
 pub struct ClusterGroups {
     pub cluster_type: Option<MrsClusterType>,
     pub groups: Vec<GroupCount>,
+}
+
+/// The spec fields every client needs.
+fn check_spec(spec: &HuaweiSpec) -> Result<(), ConnectError> {
+    for (field, value) in [
+        ("spec.huawei.region", &spec.region),
+        ("spec.huawei.projectId", &spec.project_id),
+        ("spec.huawei.clusterId", &spec.cluster_id),
+    ] {
+        if value.trim().is_empty() {
+            return Err(ConnectError::Spec(format!("{field} must not be empty")));
+        }
+    }
+    Ok(())
 }
 
 fn fingerprint(parts: &[&str]) -> String {
@@ -1635,6 +1746,93 @@ mod tests {
             .with("password", "p")
             .with("domainName", "d");
         assert_eq!(HuaweiCloud::new(&spec(), &pw).unwrap().auth_mode(), "token");
+    }
+
+    /// Hands out keys `AK<n>` (a new AK at every exchange), or refuses.
+    struct Rotating {
+        calls: std::sync::atomic::AtomicU32,
+        refuse: bool,
+    }
+
+    #[async_trait]
+    impl clusterscale_core::cloud::keys::Exchange for Rotating {
+        async fn exchange(&self) -> Result<Keys, CloudError> {
+            let n = self.calls.fetch_add(1, Ordering::SeqCst) + 1;
+            if self.refuse {
+                return Err(CloudError::new(
+                    ErrorClass::Auth,
+                    "CreateTokenWithIdToken",
+                    "401",
+                    "refused",
+                )
+                // As a transport error of the exchange would be.
+                .effect_unknown());
+            }
+            Ok(Keys {
+                id: SecretString::new(format!("AK{n}")),
+                secret: SecretString::new("SK"),
+                token: Some(SecretString::new("TOKEN")),
+                expires_at: Some(jiff::Timestamp::now() + jiff::SignedDuration::from_hours(1)),
+            })
+        }
+
+        fn identity(&self) -> String {
+            "IdP test".into()
+        }
+    }
+
+    #[tokio::test]
+    async fn the_budget_account_outlives_key_refreshes() {
+        // Fixed keys: the AK, as before.
+        let creds = Credentials::new("test")
+            .with("accessKey", " AK-fixed ")
+            .with("secretKey", "SK");
+        let c = HuaweiCloud::new(&spec(), &creds).unwrap();
+        assert_eq!(c.account(), "AK-fixed");
+        let shared = c.key_source().unwrap().clone();
+        let d = HuaweiCloud::with_key_source(&spec(), shared).unwrap();
+        assert_eq!((d.account(), d.auth_mode()), ("AK-fixed", "ak-sk"));
+        assert_eq!(d.hold_off_key, c.hold_off_key);
+
+        // Exchanged keys: the exchange's identity, whatever the AK.
+        let exchange = Arc::new(Rotating {
+            calls: Default::default(),
+            refuse: false,
+        });
+        let source = Arc::new(KeySource::exchanged(exchange, Arc::new(SystemClock)));
+        let e = HuaweiCloud::with_key_source(&spec(), source.clone()).unwrap();
+        assert_eq!(e.account(), "exchanged:IdP test");
+        assert_eq!(e.auth_mode(), "workload-identity");
+        assert_eq!(e.tokens_fetched(), 0);
+        assert_eq!(source.keys().await.unwrap().id.expose(), "AK1");
+        assert_eq!(e.account(), "exchanged:IdP test");
+        assert!(!format!("{e:?}").contains("AK1"));
+    }
+
+    #[tokio::test]
+    async fn no_keys_no_request_and_no_hold_off() {
+        let exchange = Arc::new(Rotating {
+            calls: Default::default(),
+            refuse: true,
+        });
+        let source = Arc::new(KeySource::exchanged(
+            exchange.clone(),
+            Arc::new(SystemClock),
+        ));
+        // Nothing listens on port 1: a request that was sent would fail to connect.
+        let cloud = HuaweiCloud::with_key_source(&spec().endpoint("http://127.0.0.1:1"), source)
+            .unwrap()
+            .with_auth_hold_off(Duration::from_secs(300));
+        let e = cloud.observe().await.unwrap_err();
+        assert_eq!((e.class, e.code.as_str()), (ErrorClass::Auth, "401"));
+        assert_eq!(e.effect, Effect::Refused);
+        assert_eq!(cloud.requests_sent(), 0);
+        assert!(
+            HOLD_OFFS
+                .active(&cloud.hold_off_key, cloud.clock.now())
+                .is_none(),
+            "a refused exchange starts no MRS hold-off"
+        );
     }
 
     #[tokio::test]

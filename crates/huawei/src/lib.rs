@@ -2,6 +2,8 @@
 //!
 //! - [`sign`]: AK/SK `SDK-HMAC-SHA256` signing (and verification, for the fake).
 //! - [`token`]: IAM password tokens, cached, refreshed once when rejected.
+//! - [`federation`]: workload identity, a projected ServiceAccount token
+//!   exchanged for temporary AK/SK through IAM OIDC federation.
 //! - [`wire`]: request and response bodies.
 //! - [`errors`]: the error-code table.
 //! - [`client`]: [`HuaweiCloud`], the [`Cloud`](clusterscale_core::cloud::Cloud) implementation.
@@ -25,9 +27,15 @@
 //! required); otherwise `username`, `password` and `domainName` are all
 //! required and an IAM token is obtained. The token is scoped to
 //! `spec.huawei.projectId`.
+//!
+//! Without long-lived keys, a client signs with temporary keys from a
+//! shared [`KeySource`](clusterscale_core::cloud::keys::KeySource) on a
+//! [`federation::IdTokenExchange`] (the SDK's `HUAWEICLOUD_SDK_IDP_ID` and
+//! `HUAWEICLOUD_SDK_ID_TOKEN_FILE`): [`HuaweiCloud::with_key_source`].
 
 pub mod client;
 pub mod errors;
+pub mod federation;
 pub mod interpret;
 pub mod sign;
 pub mod token;

@@ -385,6 +385,137 @@ pub struct TokenBody {
     pub methods: Vec<String>,
 }
 
+// --- IAM OIDC federation (docs/credentials-design.md 2.2, 2.3) ---------------
+//
+// Field names and order follow huaweicloud-sdk-go-v3 `core/auth/internal/
+// iam_model.go` and `services/iam/v3/model/` as that document records them.
+// Every type holding a token or a key shows it as `<redacted>` in `Debug`.
+
+/// `POST /v3.0/OS-AUTH/id-token/tokens` body:
+/// `{"auth":{"id_token":{"id":"<JWT>"}}}`, with an optional `scope`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IdTokenRequest {
+    pub auth: IdTokenAuth,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IdTokenAuth {
+    pub id_token: SecretId,
+    /// Absent for an unscoped token (what the SDK sends).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scope: Option<IdTokenScope>,
+}
+
+/// `{"id": "<secret>"}`: a JWT, or an IAM token. `Debug` hides it.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SecretId {
+    pub id: String,
+}
+
+impl std::fmt::Debug for SecretId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SecretId(<redacted>)")
+    }
+}
+
+/// `scope`: one of `project` and `domain`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IdTokenScope {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub project: Option<IdOrName>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub domain: Option<IdOrName>,
+}
+
+/// `{"id": ...}` or `{"name": ...}` ("at least one of id and name").
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IdOrName {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+}
+
+/// `POST /v3.0/OS-CREDENTIAL/securitytokens` body:
+/// `{"auth":{"identity":{"methods":["token"],"token":{"id":"<IAM token>","duration_seconds":N}}}}`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SecurityTokenRequest {
+    pub auth: SecurityTokenAuth,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SecurityTokenAuth {
+    pub identity: SecurityTokenIdentity,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SecurityTokenIdentity {
+    pub methods: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token: Option<IdentityToken>,
+}
+
+/// `token`: the IAM token (which the `X-Auth-Token` header may carry
+/// instead) and the keys' lifetime. `Debug` hides the token.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IdentityToken {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
+    /// 900 to 86400; IAM's default 900.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub duration_seconds: Option<i64>,
+}
+
+impl std::fmt::Debug for IdentityToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("IdentityToken")
+            .field("id", &self.id.as_ref().map(|_| "<redacted>"))
+            .field("duration_seconds", &self.duration_seconds)
+            .finish()
+    }
+}
+
+impl SecurityTokenRequest {
+    /// The body the SDK sends: the token in the body, with a duration.
+    pub fn new(iam_token: &str, duration_seconds: i64) -> Self {
+        Self {
+            auth: SecurityTokenAuth {
+                identity: SecurityTokenIdentity {
+                    methods: vec!["token".to_string()],
+                    token: Some(IdentityToken {
+                        id: Some(iam_token.to_string()),
+                        duration_seconds: Some(duration_seconds),
+                    }),
+                },
+            },
+        }
+    }
+}
+
+/// The answer of `securitytokens` (HTTP 201).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SecurityTokenResponse {
+    pub credential: TemporaryCredential,
+}
+
+/// Temporary keys. `Debug` shows only their expiry.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TemporaryCredential {
+    pub access: String,
+    pub secret: String,
+    pub securitytoken: String,
+    /// RFC 3339 with microseconds, e.g. `2020-01-08T03:50:07.574000Z`.
+    pub expires_at: String,
+}
+
+impl std::fmt::Debug for TemporaryCredential {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TemporaryCredential")
+            .field("expires_at", &self.expires_at)
+            .finish_non_exhaustive()
+    }
+}
+
 // --- MRS v2: node groups (cloud-apis.md C1) ---------------------------------
 //
 // Every struct below follows a model file of huaweicloud-sdk-go-v3

@@ -197,6 +197,17 @@ impl KeySource {
         }
     }
 
+    /// The keys of a fixed source (a Secret's), without waiting; `None` for
+    /// exchanged keys, which change at every refresh. For what must stay
+    /// the same across refreshes (a rate-limit budget, a hold-off): fixed
+    /// keys are named by their id, exchanged ones by [`Exchange::identity`].
+    pub fn fixed_keys(&self) -> Option<Arc<Keys>> {
+        match &self.kind {
+            Kind::Fixed(k) => Some(k.clone()),
+            Kind::Exchanged(_) => None,
+        }
+    }
+
     /// Who the keys are for, their expiry, the last refresh and error.
     pub fn report(&self) -> KeysReport {
         match &self.kind {
@@ -386,6 +397,7 @@ mod tests {
     #[tokio::test]
     async fn fetched_on_first_use_and_refreshed_ahead_of_expiry() {
         let (src, ex, clock) = source(60);
+        assert!(src.fixed_keys().is_none());
         assert_eq!(ex.calls.load(Ordering::SeqCst), 0, "not before first use");
         assert_eq!(src.keys().await.unwrap().id.expose(), "k1");
         clock.advance(Duration::from_secs(29));
@@ -475,6 +487,10 @@ mod tests {
             Some(SecretString::new("sessiontoken")),
         );
         let shown = format!("{k:?} {:?}", KeySource::fixed(k.clone()));
+        assert_eq!(
+            KeySource::fixed(k.clone()).fixed_keys().as_deref(),
+            Some(&k)
+        );
         for s in ["AKIDsecretid", "verysecret", "sessiontoken"] {
             assert!(!shown.contains(s), "{shown}");
         }
