@@ -8,6 +8,8 @@
 //! The fake's clock, the model's, the key source's and the client's are one
 //! `ManualClock`: the tests drive key lifetimes by advancing it.
 
+mod common;
+
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -30,7 +32,6 @@ use clusterscale_huawei::federation::{
     ACTION_SECURITY_TOKEN as CLIENT_SECURITY_TOKEN, TOKEN_FILE_UNREADABLE,
 };
 use clusterscale_huawei::HuaweiCloud;
-use clusterscale_sim::{SimConfig, SimModel};
 
 const PROJECT: &str = "0123456789abcdef0123456789abcdef";
 const CLUSTER: &str = "a1b2c3d4-e5f6-4a5b-8c9d-0e1f2a3b4c5d";
@@ -49,16 +50,7 @@ struct Env {
 
 async fn start(tweak: impl FnOnce(&mut FakeFederation)) -> Env {
     let clock = Arc::new(ManualClock::default());
-    let model = Arc::new(SimModel::new(
-        "mrs-federation",
-        SimConfig {
-            initial_core: 3,
-            initial_task: 1,
-            operation_time: OP_TIME,
-            quota: None,
-        },
-        clock.clone(),
-    ));
+    let model = common::model("mrs-federation", 3, 1, OP_TIME, clock.clone());
     let provider = OidcProvider::from_pem(ISSUER, PUBLIC_KEY_PEM).expect("test key");
     let mut federation = FakeFederation::new(provider, IDP, AUDIENCE);
     tweak(&mut federation);
@@ -76,10 +68,7 @@ async fn start(tweak: impl FnOnce(&mut FakeFederation)) -> Env {
         ..HuaweiFakeConfig::default()
     };
     let fake = HuaweiFake::new(model, config).expect("fake starts");
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let base = format!("http://{}", listener.local_addr().expect("addr"));
+    let (listener, base) = common::listen().await;
     tokio::spawn(fake.clone().serve(listener));
     let spec = HuaweiSpec::test()
         .cluster(PROJECT, CLUSTER)

@@ -7,6 +7,8 @@
 //! subscriber sees every event only when no other test thread registers
 //! the same call sites at the same time.
 
+mod common;
+
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -21,7 +23,6 @@ use clusterscale_fakes::oidc::OidcProvider;
 use clusterscale_fakes::FakeOptions;
 use clusterscale_huawei::federation::{IdTokenConfig, IdTokenExchange};
 use clusterscale_huawei::HuaweiCloud;
-use clusterscale_sim::{SimConfig, SimModel};
 
 const PROJECT: &str = "0123456789abcdef0123456789abcdef";
 const CLUSTER: &str = "a1b2c3d4-e5f6-4a5b-8c9d-0e1f2a3b4c5d";
@@ -69,16 +70,7 @@ async fn no_key_material_in_any_log_line() {
     let _logging = tracing::subscriber::set_default(subscriber);
 
     let clock = Arc::new(ManualClock::default());
-    let model = Arc::new(SimModel::new(
-        "mrs-logs",
-        SimConfig {
-            initial_core: 3,
-            initial_task: 0,
-            operation_time: Duration::from_secs(30),
-            quota: None,
-        },
-        clock.clone(),
-    ));
+    let model = common::model("mrs-logs", 3, 0, Duration::from_secs(30), clock.clone());
     let provider = OidcProvider::from_pem(ISSUER, PUBLIC_KEY_PEM).expect("test key");
     let mut federation = FakeFederation::new(provider, "cce-idp", AUDIENCE);
     federation.key_lifetime = Some(Duration::from_secs(60));
@@ -98,10 +90,7 @@ async fn no_key_material_in_any_log_line() {
         },
     )
     .expect("fake");
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let base = format!("http://{}", listener.local_addr().expect("addr"));
+    let (listener, base) = common::listen().await;
     tokio::spawn(fake.clone().serve(listener));
     let spec = HuaweiSpec::test()
         .cluster(PROJECT, CLUSTER)

@@ -3,6 +3,8 @@
 //! and `nodeGroups`, against the in-process fake over real HTTP on
 //! 127.0.0.1 with real AK/SK signatures. The model runs on a manual clock.
 
+mod common;
+
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -29,7 +31,7 @@ use clusterscale_huawei::wire::{
 use clusterscale_huawei::{
     ExpandOptions, GroupResizeOutcome, HuaweiCloud, MrsClusterType, ShrinkOptions,
 };
-use clusterscale_sim::{SimConfig, SimModel};
+use clusterscale_sim::SimModel;
 
 const PROJECT: &str = "0123456789abcdef0123456789abcdef";
 const CLUSTER: &str = "b1b2c3d4-e5f6-4a5b-8c9d-0e1f2a3b4c5d";
@@ -53,16 +55,7 @@ async fn start(
     tweak: impl FnOnce(&mut HuaweiFakeConfig),
 ) -> Env {
     let clock = Arc::new(ManualClock::default());
-    let model = Arc::new(SimModel::new(
-        "mrs-groups",
-        SimConfig {
-            initial_core: core,
-            initial_task: task,
-            operation_time: OP_TIME,
-            quota: None,
-        },
-        clock.clone(),
-    ));
+    let model = common::model("mrs-groups", core, task, OP_TIME, clock.clone());
     let ak = format!("HWGROUPS{}", name.to_ascii_uppercase().replace('_', ""));
     let mut config = HuaweiFakeConfig {
         project_id: Some(PROJECT.into()),
@@ -77,8 +70,7 @@ async fn start(
     };
     tweak(&mut config);
     let fake = HuaweiFake::new(model.clone(), config).unwrap();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let base = format!("http://{}", listener.local_addr().unwrap());
+    let (listener, base) = common::listen().await;
     tokio::spawn(fake.clone().serve(listener));
     let spec = HuaweiSpec::test()
         .cluster(PROJECT, CLUSTER)

@@ -4,6 +4,8 @@
 //! The model runs on a manual clock (operations finish when a test says so);
 //! signatures and tokens use the wall clock on both sides.
 
+mod common;
+
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -23,7 +25,7 @@ use clusterscale_fakes::huawei::{
 use clusterscale_fakes::JournalLine;
 use clusterscale_huawei::wire::{ClusterDetail, ClusterDetailResponse, NodeGroupV10};
 use clusterscale_huawei::HuaweiCloud;
-use clusterscale_sim::{SimConfig, SimModel};
+use clusterscale_sim::SimModel;
 
 const PROJECT: &str = "0123456789abcdef0123456789abcdef";
 const CLUSTER: &str = "a1b2c3d4-e5f6-4a5b-8c9d-0e1f2a3b4c5d";
@@ -63,16 +65,7 @@ async fn start_full(
     tweak: impl FnOnce(&mut HuaweiFakeConfig),
 ) -> Env {
     let clock = Arc::new(ManualClock::default());
-    let model = Arc::new(SimModel::new(
-        "mrs-test",
-        SimConfig {
-            initial_core: core,
-            initial_task: task,
-            operation_time: op_time,
-            quota: None,
-        },
-        clock.clone(),
-    ));
+    let model = common::model("mrs-test", core, task, op_time, clock.clone());
     let ak = format!("HWTESTAK{}", name.to_ascii_uppercase().replace('_', ""));
     let mut config = HuaweiFakeConfig {
         project_id: Some(PROJECT.into()),
@@ -91,10 +84,7 @@ async fn start_full(
     };
     tweak(&mut config);
     let fake = HuaweiFake::new(model.clone(), config).expect("fake starts");
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let base = format!("http://{}", listener.local_addr().expect("addr"));
+    let (listener, base) = common::listen().await;
     tokio::spawn(fake.clone().serve(listener));
     let spec = HuaweiSpec::test()
         .cluster(PROJECT, CLUSTER)
@@ -899,8 +889,7 @@ impl StubMrs {
                 }
             },
         );
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let base = format!("http://{}", listener.local_addr().unwrap());
+        let (listener, base) = common::listen().await;
         tokio::spawn(async move { axum::serve(listener, app).await });
         let spec = HuaweiSpec::test().cluster(PROJECT, CLUSTER).endpoint(base);
         Self { spec, detail, puts }
@@ -1132,8 +1121,7 @@ async fn malformed_body_names_the_action_and_request_id() {
             .insert("x-request-id", HeaderValue::from_static("req-malformed-1"));
         r
     });
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let base = format!("http://{}", listener.local_addr().unwrap());
+    let (listener, base) = common::listen().await;
     tokio::spawn(async move { axum::serve(listener, app).await });
     let env = start("malformed", 3, 0).await;
     let mut spec = env.spec.clone();
@@ -1691,18 +1679,8 @@ async fn start_fleet(
     let clock = Arc::new(ManualClock::default());
     let model_clock = clock.clone();
     let ids = clusterscale_fakes::cli::huawei_fleet_ids("f1ee7000", n).unwrap();
-    let make: clusterscale_fakes::huawei::ModelFactory = Arc::new(move |id: &str| {
-        Arc::new(SimModel::new(
-            id,
-            SimConfig {
-                initial_core: 3,
-                initial_task: 0,
-                operation_time: OP_TIME,
-                quota: None,
-            },
-            model_clock.clone(),
-        ))
-    });
+    let make: clusterscale_fakes::huawei::ModelFactory =
+        Arc::new(move |id: &str| common::model(id, 3, 0, OP_TIME, model_clock.clone()));
     let ak = format!("HWTESTAK{}", name.to_ascii_uppercase().replace('_', ""));
     let config = HuaweiFakeConfig {
         project_id: Some(PROJECT.into()),
@@ -1714,10 +1692,7 @@ async fn start_fleet(
         ..HuaweiFakeConfig::default()
     };
     let fake = HuaweiFake::fleet(ids.clone(), make, config).expect("fleet");
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let base = format!("http://{}", listener.local_addr().expect("addr"));
+    let (listener, base) = common::listen().await;
     tokio::spawn(fake.clone().serve(listener));
     let specs = ids
         .iter()

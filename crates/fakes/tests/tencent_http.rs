@@ -1,6 +1,8 @@
 //! The Tencent EMR client against the fake EMR endpoint, over real HTTP on
 //! 127.0.0.1 with real reqwest and real TC3 signatures.
 
+mod common;
+
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -66,10 +68,7 @@ impl Env {
         configure(&mut fake_config);
         let fake = TencentFake::new(model.clone(), fake_config).expect("fake starts");
         let control = fake.control();
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind");
-        let endpoint = format!("http://{}", listener.local_addr().expect("addr"));
+        let (listener, endpoint) = common::listen().await;
         let router = fake.router();
         tokio::spawn(async move { axum::serve(listener, router).await });
         (
@@ -781,8 +780,7 @@ async fn capture_server(answer: &'static str) -> (String, Arc<Mutex<Vec<(HeaderM
             }
         }),
     );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let base = format!("http://{}", listener.local_addr().unwrap());
+    let (listener, base) = common::listen().await;
     tokio::spawn(async move { axum::serve(listener, app).await });
     (base, seen)
 }
@@ -1605,25 +1603,12 @@ async fn start_fleet(n: usize, faults: FakeFaults) -> (Arc<TencentFake>, String,
     let model_clock = Arc::new(ManualClock::new(Timestamp::now()));
     let clock = model_clock.clone();
     let ids = clusterscale_fakes::cli::tencent_fleet_ids("fleet", n).unwrap();
-    let make: clusterscale_fakes::tencent::ModelFactory = Arc::new(move |id: &str| {
-        Arc::new(SimModel::new(
-            id,
-            SimConfig {
-                initial_core: 3,
-                initial_task: 0,
-                operation_time: OP_TIME,
-                quota: None,
-            },
-            clock.clone(),
-        ))
-    });
+    let make: clusterscale_fakes::tencent::ModelFactory =
+        Arc::new(move |id: &str| common::model(id, 3, 0, OP_TIME, clock.clone()));
     let mut config = TencentFakeConfig::new(SECRET_ID, SECRET_KEY);
     config.options.faults = faults;
     let fake = TencentFake::fleet(ids, make, config).expect("fleet");
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let endpoint = format!("http://{}", listener.local_addr().expect("addr"));
+    let (listener, endpoint) = common::listen().await;
     let router = fake.router();
     tokio::spawn(async move { axum::serve(listener, router).await });
     (Arc::new(fake), endpoint, model_clock)

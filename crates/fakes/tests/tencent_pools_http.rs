@@ -1,6 +1,8 @@
 //! Task pools on Tencent EMR: the client's `ScaleOutCluster` against the fake
 //! EMR endpoint, over real HTTP on 127.0.0.1 with real TC3 signatures.
 
+mod common;
+
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -11,7 +13,7 @@ use clusterscale_core::cloud::http::RateLimits;
 use clusterscale_core::cloud::{Cloud, ErrorClass};
 use clusterscale_fakes::tencent::DEFAULT_SPEC;
 use clusterscale_fakes::{FakeControl, JournalLine, TencentFake, TencentFakeConfig};
-use clusterscale_sim::{SimConfig, SimModel};
+use clusterscale_sim::SimModel;
 use clusterscale_tencent::interpret::{node_tag, task_nodes_by_tag, POOL_TAG_KEY};
 use clusterscale_tencent::wire::flag;
 use clusterscale_tencent::{PoolChargeType, PoolScaleOut, TencentCloud, TencentOptions};
@@ -32,21 +34,11 @@ struct Env {
 
 async fn start(core: i32, task: i32) -> Env {
     let clock = Arc::new(ManualClock::new(Timestamp::now()));
-    let model = Arc::new(SimModel::new(
-        INSTANCE,
-        SimConfig {
-            initial_core: core,
-            initial_task: task,
-            operation_time: OP_TIME,
-            quota: None,
-        },
-        clock.clone(),
-    ));
+    let model = common::model(INSTANCE, core, task, OP_TIME, clock.clone());
     let fake =
         TencentFake::new(model.clone(), TencentFakeConfig::new(SECRET_ID, SECRET_KEY)).unwrap();
     let control = fake.control();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let endpoint = format!("http://{}", listener.local_addr().unwrap());
+    let (listener, endpoint) = common::listen().await;
     let router = fake.router();
     tokio::spawn(async move { axum::serve(listener, router).await });
     Env {

@@ -5,6 +5,8 @@
 //! is the model's, the fake's, the clients' and the `KeySource`'s, so that
 //! minutes of key lifetimes pass in milliseconds.
 
+mod common;
+
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -22,7 +24,7 @@ use clusterscale_fakes::{
     key_fingerprint, FakeControl, JournalLine, StsFakeConfig, StsStats, TencentFake,
     TencentFakeConfig,
 };
-use clusterscale_sim::{SimConfig, SimModel};
+use clusterscale_sim::SimModel;
 use clusterscale_tencent::sts::{self, ExchangeOptions, WebIdentityConfig, WebIdentityExchange};
 use clusterscale_tencent::{TencentCloud, TencentOptions};
 use jiff::Timestamp;
@@ -53,16 +55,7 @@ impl Env {
     /// Keys of `key_lifetime`; each exchange takes `delay` (real time).
     async fn start(key_lifetime: Duration, delay: Duration) -> Env {
         let clock = Arc::new(ManualClock::new(Timestamp::now()));
-        let model = Arc::new(SimModel::new(
-            INSTANCE,
-            SimConfig {
-                initial_core: 3,
-                initial_task: 2,
-                operation_time: OP_TIME,
-                quota: None,
-            },
-            clock.clone(),
-        ));
+        let model = common::model(INSTANCE, 3, 2, OP_TIME, clock.clone());
         let provider = OidcProvider::from_pem(testing::ISSUER, testing::PUBLIC_KEY_PEM).unwrap();
         let mut sts = StsFakeConfig::new(provider, PROVIDER_ID, ROLE_ARN);
         sts.audience = AUDIENCE.into();
@@ -74,8 +67,7 @@ impl Env {
         config.options.clock = clock.clone();
         let fake = TencentFake::new(model.clone(), config).expect("fake starts");
         let control = fake.control();
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let endpoint = format!("http://{}", listener.local_addr().unwrap());
+        let (listener, endpoint) = common::listen().await;
         let router = fake.router();
         tokio::spawn(async move { axum::serve(listener, router).await });
         let dir = tempfile::tempdir().unwrap();
@@ -537,8 +529,7 @@ async fn the_exchange_sends_the_sdk_wire_format() {
             }
         }),
     );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let base = format!("http://{}", listener.local_addr().unwrap());
+    let (listener, base) = common::listen().await;
     tokio::spawn(async move { axum::serve(listener, app).await });
     let dir = tempfile::tempdir().unwrap();
     let token_file = dir.path().join("token");
