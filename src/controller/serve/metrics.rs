@@ -29,13 +29,22 @@
 //! removed when the pool leaves the spec). Core and the default Task pool
 //! have no `pool` label, so their series are those of before pools existed;
 //! a named pool's are `group="task",pool="<name>"`.
+//!
+//! `clusterscale_nodes` and `clusterscale_condition` have a series per
+//! resource (four and three or four each). They are not kept as `Family`s,
+//! which hold a map entry and a copy of every label value per series, but as
+//! one record per resource ([`resources`]), written out as the same series
+//! on each scrape.
 
-use std::collections::{BTreeSet, HashMap};
-use std::sync::atomic::AtomicU64;
-use std::sync::{Arc, Mutex};
+mod resources;
+
+use resources::ResourceGauges;
+
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use prometheus_client::encoding::{EncodeLabelSet, LabelSetEncoder};
+use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
@@ -92,38 +101,6 @@ struct CloudActionLabels {
     action: String,
 }
 
-#[derive(Clone, Debug, Hash, PartialEq, Eq)]
-struct NodeLabels {
-    namespace: String,
-    name: String,
-    group: String,
-    /// A named pool; no label at all for Core and the default Task pool.
-    pool: Option<String>,
-    kind: String,
-}
-
-impl EncodeLabelSet for NodeLabels {
-    fn encode(&self, encoder: &mut LabelSetEncoder) -> Result<(), std::fmt::Error> {
-        let mut labels = vec![
-            ("namespace", self.namespace.as_str()),
-            ("name", self.name.as_str()),
-            ("group", self.group.as_str()),
-        ];
-        if let Some(pool) = &self.pool {
-            labels.push(("pool", pool.as_str()));
-        }
-        labels.push(("kind", self.kind.as_str()));
-        labels.encode(encoder)
-    }
-}
-
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct ConditionLabels {
-    namespace: String,
-    name: String,
-    r#type: String,
-}
-
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct OperationLabels {
     cloud: String,
@@ -144,15 +121,15 @@ struct Inner {
     errors: Family<ClassLabels, Counter>,
     cloud_calls: Family<CloudCallLabels, Counter>,
     cloud_call_duration: HistogramFamily<CloudActionLabels>,
-    nodes: Family<NodeLabels, Gauge>,
-    /// The named pools each resource has series for, by (namespace, name).
-    pools: Mutex<HashMap<(String, String), BTreeSet<String>>>,
-    conditions: Family<ConditionLabels, Gauge>,
+    /// `clusterscale_nodes` and `clusterscale_condition`.
+    resources: Arc<ResourceGauges>,
     operations: Family<OperationLabels, Counter>,
     leader: Gauge,
     backlog: Gauge,
     last_reconcile: Gauge<f64, AtomicU64>,
     last_watch_event: Gauge<f64, AtomicU64>,
+    /// The length of the last scrape's text, to size the next one's buffer.
+    last_scrape: AtomicUsize,
 }
 
 /// The `class` label of `clusterscale_errors_total`: a typed class, never a bare string.
@@ -234,24 +211,15 @@ impl Metrics {
             Unit::Seconds,
             cloud_call_duration.clone(),
         );
-        let nodes = Family::<NodeLabels, Gauge>::default();
-        registry.register(
-            "clusterscale_nodes",
-            "Node count per resource and group; kind is desired or observed",
-            nodes.clone(),
-        );
         let operations = Family::<OperationLabels, Counter>::default();
         registry.register(
             "clusterscale_operations",
             "Scale operations, by cloud, direction and outcome",
             operations.clone(),
         );
-        let conditions = Family::<ConditionLabels, Gauge>::default();
-        registry.register(
-            "clusterscale_condition",
-            "1 while the ScaledCluster's condition (Ready, Progressing, Degraded, ClusterHealthy) is True, else 0",
-            conditions.clone(),
-        );
+        // clusterscale_nodes and clusterscale_condition.
+        let resources = Arc::new(ResourceGauges::default());
+        registry.register_collector(Box::new(resources.clone()));
         let leader = Gauge::default();
         registry.register(
             "clusterscale_leader",
@@ -286,14 +254,13 @@ impl Metrics {
                 errors,
                 cloud_calls,
                 cloud_call_duration,
-                nodes,
-                pools: Mutex::default(),
-                conditions,
+                resources,
                 operations,
                 leader,
                 backlog,
                 last_reconcile,
                 last_watch_event,
+                last_scrape: AtomicUsize::new(0),
             }),
         }
     }
@@ -368,96 +335,74 @@ impl Metrics {
         desired: i32,
         observed: Option<i32>,
     ) {
-        let nodes = &self.inner.nodes;
-        nodes
-            .get_or_create(&node_labels(namespace, name, group, "desired"))
-            .set(i64::from(desired));
-        let observed_labels = node_labels(namespace, name, group, "observed");
-        match observed {
-            Some(n) => {
-                nodes.get_or_create(&observed_labels).set(i64::from(n));
-            }
-            None => {
-                nodes.remove(&observed_labels);
-            }
-        }
+        self.inner.resources.update(namespace, name, |r| {
+            r.groups[resources::group_index(group)] = resources::Counts {
+                desired: Some(desired),
+                observed,
+            };
+        });
     }
 
     /// The desired and observed node counts of each named pool of one
     /// resource (`(pool, desired, observed)`); the series of a pool no
     /// longer listed are removed.
     pub fn pool_nodes(&self, namespace: &str, name: &str, pools: &[(&str, i32, Option<i32>)]) {
-        let key = (namespace.to_string(), name.to_string());
-        let now: BTreeSet<String> = pools.iter().map(|(p, ..)| p.to_string()).collect();
-        let before = {
-            let mut known = self.inner.pools.lock().unwrap_or_else(|e| e.into_inner());
-            if now.is_empty() {
-                known.remove(&key).unwrap_or_default()
-            } else {
-                known.insert(key, now.clone()).unwrap_or_default()
+        let set = |r: &mut resources::Resource| {
+            r.pools
+                .retain(|known, _| pools.iter().any(|(p, ..)| **p == **known));
+            for (pool, desired, observed) in pools {
+                let counts = resources::Counts {
+                    desired: Some(*desired),
+                    observed: *observed,
+                };
+                match r.pools.get_mut(*pool) {
+                    Some(c) => *c = counts,
+                    None => {
+                        r.pools.insert((*pool).into(), counts);
+                    }
+                }
             }
         };
-        for gone in before.difference(&now) {
-            self.remove_pool(namespace, name, gone);
-        }
-        for (pool, desired, observed) in pools {
-            let labels = |kind| pool_labels(namespace, name, pool, kind);
-            self.inner
-                .nodes
-                .get_or_create(&labels("desired"))
-                .set(i64::from(*desired));
-            match observed {
-                Some(n) => {
-                    self.inner
-                        .nodes
-                        .get_or_create(&labels("observed"))
-                        .set(i64::from(*n));
-                }
-                None => {
-                    self.inner.nodes.remove(&labels("observed"));
-                }
-            }
+        if pools.is_empty() {
+            // Nothing to add: a resource without a record keeps none.
+            self.inner.resources.update_existing(namespace, name, set);
+        } else {
+            self.inner.resources.update(namespace, name, set);
         }
     }
 
-    fn remove_pool(&self, namespace: &str, name: &str, pool: &str) {
-        for kind in ["desired", "observed"] {
-            self.inner
-                .nodes
-                .remove(&pool_labels(namespace, name, pool, kind));
-        }
-    }
-
-    /// Removes every node gauge of a deleted resource.
-    /// The resource's conditions, as `clusterscale_condition{type}` 1 (True) or 0.
+    /// The resource's conditions, as `clusterscale_condition{type}` 1 (True)
+    /// or 0. A type not listed keeps its series (until [`Metrics::forget`]).
     pub fn conditions(
         &self,
         namespace: &str,
         name: &str,
         conditions: &[k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition],
     ) {
-        for c in conditions {
-            self.inner
-                .conditions
-                .get_or_create(&condition_labels(namespace, name, &c.type_))
-                .set(i64::from(c.status == "True"));
+        if conditions.is_empty() {
+            return;
         }
+        self.inner.resources.update(namespace, name, |r| {
+            for c in conditions {
+                let status = c.status == "True";
+                match resources::CONDITION_TYPES
+                    .iter()
+                    .position(|t| *t == c.type_)
+                {
+                    Some(i) => r.conditions[i] = Some(status),
+                    None => match r.other_conditions.iter_mut().find(|(t, _)| **t == *c.type_) {
+                        Some((_, s)) => *s = status,
+                        None => r.other_conditions.push((c.type_.as_str().into(), status)),
+                    },
+                }
+            }
+        });
     }
 
+    /// Removes every series of a deleted resource: its node counts (pools
+    /// included) and its conditions.
     pub fn forget(&self, namespace: &str, name: &str) {
-        for type_ in CONDITION_TYPES {
-            self.inner
-                .conditions
-                .remove(&condition_labels(namespace, name, type_));
-        }
-        for group in [NodeGroup::Core, NodeGroup::Task] {
-            for kind in ["desired", "observed"] {
-                self.inner
-                    .nodes
-                    .remove(&node_labels(namespace, name, group, kind));
-            }
-        }
-        self.pool_nodes(namespace, name, &[]);
+        self.inner.resources.remove(namespace, name);
     }
 
     /// A scale operation in `direction` ended (or was submitted) with
@@ -491,24 +436,36 @@ impl Metrics {
     /// Every metric in the OpenMetrics text format ([`CONTENT_TYPE`]),
     /// ending with `# EOF`.
     pub fn encode(&self) -> String {
-        let mut out = String::new();
+        // At 10,000 resources the text is about 6 MB. Sized from the last
+        // scrape (the first one counts its length in a pass that keeps
+        // nothing), it is written into one buffer of about its size rather
+        // than through a doubling one, up to twice as large.
+        let last = self.inner.last_scrape.load(Ordering::Relaxed);
+        let capacity = if last > 0 {
+            last + last / 16
+        } else {
+            let mut length = Length(0);
+            let _ = prometheus_client::encoding::text::encode(&mut length, &self.inner.registry);
+            length.0
+        };
+        let mut out = String::with_capacity(capacity);
         if let Err(e) = prometheus_client::encoding::text::encode(&mut out, &self.inner.registry) {
             // Writing to a String cannot fail; a failing metric encoder
             // would be a bug, not a reason to fail the scrape outright.
             tracing::error!(error = %e, "encoding metrics failed");
         }
+        self.inner.last_scrape.store(out.len(), Ordering::Relaxed);
         out
     }
 }
 
-/// The condition types a ScaledCluster reports (what [`Metrics::forget`] removes).
-const CONDITION_TYPES: [&str; 4] = ["Ready", "Progressing", "Degraded", "ClusterHealthy"];
+/// A writer that only counts what it is given.
+struct Length(usize);
 
-fn condition_labels(namespace: &str, name: &str, type_: &str) -> ConditionLabels {
-    ConditionLabels {
-        namespace: namespace.to_string(),
-        name: name.to_string(),
-        r#type: type_.to_string(),
+impl std::fmt::Write for Length {
+    fn write_str(&mut self, s: &str) -> std::fmt::Result {
+        self.0 += s.len();
+        Ok(())
     }
 }
 
@@ -516,23 +473,6 @@ fn unix_seconds(at: SystemTime) -> f64 {
     at.duration_since(SystemTime::UNIX_EPOCH)
         .map(|d| d.as_secs_f64())
         .unwrap_or(0.0)
-}
-
-fn node_labels(namespace: &str, name: &str, group: NodeGroup, kind: &str) -> NodeLabels {
-    NodeLabels {
-        namespace: namespace.to_string(),
-        name: name.to_string(),
-        group: group.as_str().to_string(),
-        pool: None,
-        kind: kind.to_string(),
-    }
-}
-
-fn pool_labels(namespace: &str, name: &str, pool: &str, kind: &str) -> NodeLabels {
-    NodeLabels {
-        pool: Some(pool.to_string()),
-        ..node_labels(namespace, name, NodeGroup::Task, kind)
-    }
 }
 
 /// The value of the sample line of `text` that starts with `series `
@@ -813,6 +753,104 @@ mod tests {
         );
         m.forget("ops", "emr-a");
         assert!(!m.encode().contains("emr-a"));
+    }
+
+    /// The per-resource records are written out as exactly the lines that
+    /// the two `Family`s they replace wrote for the same calls (the same
+    /// name, help, labels in the same order, and values).
+    #[test]
+    fn per_resource_series_are_those_of_the_families_they_replace() {
+        let m = Metrics::new();
+        m.nodes("ops", "emr-a", NodeGroup::Core, 3, Some(3));
+        m.nodes("ops", "emr-a", NodeGroup::Task, 5, None);
+        m.pool_nodes("ops", "emr-a", &[("batch", 2, Some(1)), ("spot", 4, None)]);
+        m.nodes("dev", "emr-b", NodeGroup::Core, 4, Some(4));
+        m.nodes("dev", "emr-b", NodeGroup::Task, 0, Some(0));
+        m.conditions(
+            "ops",
+            "emr-a",
+            &[
+                condition("Ready", "False"),
+                condition("Degraded", "True"),
+                condition("Custom", "True"),
+            ],
+        );
+        m.conditions("dev", "emr-b", &[condition("Ready", "True")]);
+        // Progressing is set, then the next pass does not list it: it stays.
+        m.conditions("dev", "emr-b", &[condition("Progressing", "True")]);
+        m.conditions("dev", "emr-b", &[condition("Ready", "True")]);
+
+        let mut reference = Registry::default();
+        let nodes = Family::<Vec<(String, String)>, Gauge>::default();
+        let conditions = Family::<Vec<(String, String)>, Gauge>::default();
+        reference.register(resources::NODES, resources::NODES_HELP, nodes.clone());
+        reference.register(
+            resources::CONDITION,
+            resources::CONDITION_HELP,
+            conditions.clone(),
+        );
+        let labels = |pairs: &[(&str, &str)]| -> Vec<(String, String)> {
+            pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect()
+        };
+        for (ns, name, group, pool, kind, v) in [
+            ("ops", "emr-a", "core", None, "desired", 3),
+            ("ops", "emr-a", "core", None, "observed", 3),
+            ("ops", "emr-a", "task", None, "desired", 5),
+            ("ops", "emr-a", "task", Some("batch"), "desired", 2),
+            ("ops", "emr-a", "task", Some("batch"), "observed", 1),
+            ("ops", "emr-a", "task", Some("spot"), "desired", 4),
+            ("dev", "emr-b", "core", None, "desired", 4),
+            ("dev", "emr-b", "core", None, "observed", 4),
+            ("dev", "emr-b", "task", None, "desired", 0),
+            ("dev", "emr-b", "task", None, "observed", 0),
+        ] {
+            let mut pairs = vec![("namespace", ns), ("name", name), ("group", group)];
+            if let Some(p) = pool {
+                pairs.push(("pool", p));
+            }
+            pairs.push(("kind", kind));
+            nodes.get_or_create(&labels(&pairs)).set(v);
+        }
+        for (ns, name, type_, v) in [
+            ("ops", "emr-a", "Ready", 0),
+            ("ops", "emr-a", "Degraded", 1),
+            ("ops", "emr-a", "Custom", 1),
+            ("dev", "emr-b", "Ready", 1),
+            ("dev", "emr-b", "Progressing", 1),
+        ] {
+            let pairs = [("namespace", ns), ("name", name), ("type", type_)];
+            conditions.get_or_create(&labels(&pairs)).set(v);
+        }
+        let mut expected = String::new();
+        prometheus_client::encoding::text::encode(&mut expected, &reference).expect("encodes");
+
+        let ours = |text: &str| -> Vec<String> {
+            let mut lines: Vec<String> = text
+                .lines()
+                .filter(|l| {
+                    [resources::NODES, resources::CONDITION]
+                        .iter()
+                        .any(|f| l.contains(&format!("{f} ")) || l.contains(&format!("{f}{{")))
+                })
+                .map(str::to_string)
+                .collect();
+            lines.sort();
+            lines
+        };
+        let got = ours(&m.encode());
+        assert_eq!(got, ours(&expected));
+        assert_eq!(got.len(), 4 + 10 + 5, "{got:#?}");
+
+        // A deleted resource leaves no series, whatever its condition types.
+        m.forget("ops", "emr-a");
+        m.forget("dev", "emr-b");
+        assert!(ours(&m.encode()).is_empty(), "{}", m.encode());
+        // And a later pass without pools does not bring a record back.
+        m.pool_nodes("ops", "emr-a", &[]);
+        assert!(ours(&m.encode()).is_empty(), "{}", m.encode());
     }
 
     #[test]
