@@ -820,6 +820,22 @@ fn written(env: &Env, action: &str) -> Vec<(String, i64)> {
         .collect()
 }
 
+/// The v1.1 resizes that reached the fake: (scale_type, node_group, instances).
+fn v11_puts(env: &Env) -> Vec<(String, String, i64)> {
+    env.lines(ACTION_RESIZE)
+        .iter()
+        .filter(|l| l.write)
+        .map(|l| {
+            let p = &l.params["body"]["parameters"];
+            (
+                p["scale_type"].as_str().unwrap().to_string(),
+                p["node_group"].as_str().unwrap().to_string(),
+                p["instances"].as_i64().unwrap(),
+            )
+        })
+        .collect()
+}
+
 fn condition(r: &Report, type_: &str) -> (String, String, String) {
     let c = find(&r.status.conditions, type_).unwrap_or_else(|| panic!("no {type_}"));
     (c.status.clone(), c.reason.clone(), c.message.clone())
@@ -904,17 +920,9 @@ async fn hybrid_cluster_pool_on_the_streaming_task_group() {
     assert_eq!(r.status.pools_summary.as_deref(), Some("4/4"));
     assert_eq!(env.count("task_node_analysis_group"), 3);
     assert_eq!(env.count("task_node_streaming_group"), 4);
-    let puts: Vec<(String, i64)> = env
-        .lines(ACTION_RESIZE)
-        .iter()
-        .filter(|l| l.write)
-        .map(|l| {
-            let p = &l.params["body"]["parameters"];
-            (
-                p["node_group"].as_str().unwrap().to_string(),
-                p["instances"].as_i64().unwrap(),
-            )
-        })
+    let puts: Vec<(String, i64)> = v11_puts(&env)
+        .into_iter()
+        .map(|(_, group, n)| (group, n))
         .collect();
     assert_eq!(puts, [("task_node_analysis_group".to_string(), 2)]);
     assert_eq!(
@@ -937,20 +945,7 @@ async fn analysis_cluster_keeps_v11_and_a_pool_uses_v2() {
     let o = r.status.observed.as_ref().unwrap();
     assert_eq!((o.core, o.task), (4, 3));
     assert_eq!(r.status.pools[0].observed, Some(2));
-    let puts = |env: &Env| -> Vec<(String, String, i64)> {
-        env.lines(ACTION_RESIZE)
-            .iter()
-            .filter(|l| l.write)
-            .map(|l| {
-                let p = &l.params["body"]["parameters"];
-                (
-                    p["scale_type"].as_str().unwrap().to_string(),
-                    p["node_group"].as_str().unwrap().to_string(),
-                    p["instances"].as_i64().unwrap(),
-                )
-            })
-            .collect()
-    };
+    let puts = v11_puts;
     assert_eq!(
         puts(&env),
         [
@@ -1286,17 +1281,9 @@ async fn an_enabled_policy_on_a_v11_group_is_a_conflict() {
         .unwrap();
     env.finish_operation();
     assert_eq!(env.count("task_node_analysis_group"), 3);
-    let puts: Vec<(String, i64)> = env
-        .lines(ACTION_RESIZE)
-        .iter()
-        .filter(|l| l.write)
-        .map(|l| {
-            let p = &l.params["body"]["parameters"];
-            (
-                p["node_group"].as_str().unwrap().to_string(),
-                p["instances"].as_i64().unwrap(),
-            )
-        })
+    let puts: Vec<(String, i64)> = v11_puts(&env)
+        .into_iter()
+        .map(|(_, group, n)| (group, n))
         .collect();
     assert_eq!(
         puts,
