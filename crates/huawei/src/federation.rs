@@ -341,30 +341,32 @@ impl IdTokenExchange {
         Ok(token.to_string())
     }
 
-    /// Step 1: the IAM token.
-    async fn iam_token(&self, jwt: String) -> Result<SecretString, CloudError> {
-        let action = ACTION_ID_TOKEN;
-        let body = IdTokenRequest {
-            auth: IdTokenAuth {
-                id_token: SecretId { id: jwt },
-                scope: self.config.scope.wire(),
-            },
-        };
-        let bytes = encode(action, &body)?;
-        drop(body);
-        let response = self
+    /// One unsigned POST to IAM: its request id, the `X-Subject-Token`
+    /// header, and the body of a 2xx answer; any other answer is IAM's
+    /// refusal ([`Self::refusal`]).
+    async fn post(
+        &self,
+        action: &'static str,
+        path: &str,
+        idp: Option<&str>,
+        body: Vec<u8>,
+    ) -> Result<Answer, CloudError> {
+        let mut request = self
             .http
-            .post(format!("{}{ID_TOKEN_PATH}", self.iam.base))
+            .post(format!("{}{path}", self.iam.base))
             .header(reqwest::header::HOST, &self.iam.host)
-            .header(reqwest::header::CONTENT_TYPE, CONTENT_TYPE)
-            .header(IDP_HEADER, &self.config.idp_id)
-            .body(bytes)
+            .header(reqwest::header::CONTENT_TYPE, CONTENT_TYPE);
+        if let Some(idp) = idp {
+            request = request.header(IDP_HEADER, idp);
+        }
+        let response = request
+            .body(body)
             .send()
             .await
             .map_err(|e| transport_error(action, &e))?;
         let status = response.status();
         let request_id = errors::request_id(response.headers());
-        let token = response
+        let subject_token = response
             .headers()
             .get(SUBJECT_TOKEN_HEADER)
             .and_then(|v| v.to_str().ok())
@@ -376,6 +378,31 @@ impl IdTokenExchange {
         if !status.is_success() {
             return Err(self.refusal(action, status, request_id, &bytes));
         }
+        Ok(Answer {
+            request_id,
+            subject_token,
+            bytes: bytes.to_vec(),
+        })
+    }
+
+    /// Step 1: the IAM token.
+    async fn iam_token(&self, jwt: String) -> Result<SecretString, CloudError> {
+        let action = ACTION_ID_TOKEN;
+        let body = IdTokenRequest {
+            auth: IdTokenAuth {
+                id_token: SecretId { id: jwt },
+                scope: self.config.scope.wire(),
+            },
+        };
+        let bytes = encode(action, &body)?;
+        drop(body);
+        let Answer {
+            request_id,
+            subject_token: token,
+            bytes,
+        } = self
+            .post(action, ID_TOKEN_PATH, Some(&self.config.idp_id), bytes)
+            .await?;
         let token = token.filter(|t| !t.expose().is_empty()).ok_or_else(|| {
             malformed(
                 action,
@@ -404,24 +431,9 @@ impl IdTokenExchange {
             SecurityTokenRequest::new(iam_token.expose(), i64::from(self.config.duration_seconds));
         let bytes = encode(action, &body)?;
         drop(body);
-        let response = self
-            .http
-            .post(format!("{}{SECURITY_TOKENS_PATH}", self.iam.base))
-            .header(reqwest::header::HOST, &self.iam.host)
-            .header(reqwest::header::CONTENT_TYPE, CONTENT_TYPE)
-            .body(bytes)
-            .send()
-            .await
-            .map_err(|e| transport_error(action, &e))?;
-        let status = response.status();
-        let request_id = errors::request_id(response.headers());
-        let bytes = response
-            .bytes()
-            .await
-            .map_err(|e| transport_error(action, &e).with_request_id(request_id.clone()))?;
-        if !status.is_success() {
-            return Err(self.refusal(action, status, request_id, &bytes));
-        }
+        let Answer {
+            request_id, bytes, ..
+        } = self.post(action, SECURITY_TOKENS_PATH, None, bytes).await?;
         let parsed: SecurityTokenResponse = serde_json::from_slice(&bytes)
             .map_err(|e| malformed(action, request_id.clone(), json_error(&e, "a credential")))?;
         let c = parsed.credential;
@@ -542,6 +554,13 @@ impl Exchange for IdTokenExchange {
             self.config.idp_id, self.iam.host, self.config.scope
         )
     }
+}
+
+/// What [`IdTokenExchange::post`] read of a 2xx answer.
+struct Answer {
+    request_id: Option<String>,
+    subject_token: Option<SecretString>,
+    bytes: Vec<u8>,
 }
 
 #[cfg(test)]
