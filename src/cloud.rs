@@ -10,6 +10,7 @@ use clusterscale_core::api::validate::{validate_spec, Violation};
 use clusterscale_core::api::{CloudKind, ScaledClusterSpec};
 use clusterscale_core::clock::Clock;
 use clusterscale_core::cloud::credentials::Credentials;
+use clusterscale_core::cloud::keys::KeySource;
 use clusterscale_core::cloud::provider::{
     Connect, ConnectError, ConnectOptions, KnobsByKind, Provider,
 };
@@ -93,13 +94,15 @@ impl clap::Args for CloudArgs {
 }
 
 /// The client for the spec's cloud, with `creds` from a Secret or the
-/// environment; `name` names in-process state (the simulated model, which
-/// starts afresh with each client). Errors name the spec field or credential key,
-/// and say which of the two is wrong ([`ConnectError::precondition`]).
+/// environment, or the shared `keys` of a CloudAccount's workload identity;
+/// `name` names in-process state (the simulated model, which starts afresh
+/// with each client). Errors name the spec field or credential key, and say
+/// which of the two is wrong ([`ConnectError::precondition`]).
 pub fn connect(
     spec: &ScaledClusterSpec,
     name: &str,
     creds: &Credentials,
+    keys: Option<Arc<KeySource>>,
     clock: Arc<dyn Clock>,
     options: ConnectOptions,
 ) -> Result<Arc<dyn Cloud>, ConnectError> {
@@ -113,6 +116,7 @@ pub fn connect(
         Connect {
             name,
             creds,
+            keys,
             clock,
             options,
         },
@@ -229,6 +233,7 @@ mod tests {
                 spec,
                 "t",
                 creds,
+                None,
                 Arc::new(SystemClock),
                 ConnectOptions::default(),
             )

@@ -276,7 +276,7 @@ pub fn connect(
     let spec = &cluster.spec;
     let name = cluster.metadata.name.as_deref().unwrap_or("sim");
     let creds = crate::cloud::credentials_from_env(spec);
-    crate::cloud::connect(spec, name, &creds, clock, options)
+    crate::cloud::connect(spec, name, &creds, None, clock, options)
 }
 
 /// The manifest, the wall clock and the cloud client.

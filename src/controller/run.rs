@@ -15,17 +15,20 @@ use kube::api::ListParams;
 use kube::core::PartialObjectMeta;
 use kube::runtime::controller::Action;
 use kube::runtime::events::Reporter;
-use kube::runtime::reflector::Store;
+use kube::runtime::reflector::{ObjectRef, Store};
 use kube::runtime::{predicates, reflector, watcher, Controller, PredicateConfig, WatchStreamExt};
-use kube::{Api, Client};
+use kube::{Api, Client, ResourceExt};
 use tracing::{error, info, warn};
 
 use clusterscale_lease::{LeaderElector, LeaseConfig, LeaseFence};
 
+use super::accounts::status::{self as account_status, AccountContext};
+use super::accounts::Accounts;
 use super::reconcile::backoff::{self, Backoffs};
 use super::reconcile::clouds::CloudCache;
 use super::reconcile::events::Recorder;
-use super::reconcile::reconciler::{self, clusters_using_secret, Context};
+use super::reconcile::reconciler::{self, clusters_using_account, clusters_using_secret, Context};
+use super::reconcile::secrets::SecretScope;
 use super::serve::admin;
 use super::serve::liveness::{self, Liveness};
 use super::serve::metrics::Metrics;
@@ -34,6 +37,7 @@ use super::watch::claims::ClaimIndex;
 use super::watch::ClusterOrInvalid;
 use crate::cloud::CloudArgs;
 use crate::telemetry::LogFormat;
+use clusterscale_core::api::account::CloudAccount;
 use clusterscale_core::api::ScaledCluster;
 use clusterscale_core::clock::SystemClock;
 use clusterscale_core::cloud::fence::{AlwaysOpen, Fence};
@@ -103,8 +107,32 @@ pub struct RunArgs {
     /// came for this long (see `controller::serve::liveness`).
     #[arg(long, default_value_t = liveness::DEFAULT_STALL.as_secs(), hide = true)]
     pub livez_stall_seconds: u64,
+    /// Where Secrets are read: `namespaced` reads them only in the
+    /// operator's own namespace (POD_NAMESPACE, `--lease-namespace`), where
+    /// CloudAccounts' `secretRef`s point, and needs no cluster-wide read of
+    /// Secrets; `cluster-wide` also reads each ScaledCluster's
+    /// `credentialsSecretRef` in its own namespace.
+    #[arg(long, value_enum, default_value = "cluster-wide")]
+    pub secrets: SecretsArg,
     #[command(flatten)]
     pub clouds: CloudArgs,
+}
+
+/// `--secrets`: the chart's `rbac.secrets`.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SecretsArg {
+    Namespaced,
+    ClusterWide,
+}
+
+impl RunArgs {
+    /// The Secret scope `--secrets` asks for.
+    pub fn secret_scope(&self) -> SecretScope {
+        match self.secrets {
+            SecretsArg::Namespaced => SecretScope::Namespaced(self.lease_namespace.clone()),
+            SecretsArg::ClusterWide => SecretScope::ClusterWide,
+        }
+    }
 }
 
 /// Why the controller stopped.
@@ -168,10 +196,35 @@ pub async fn run(args: RunArgs) -> Result<(), RunError> {
         Some(elector) => Arc::new(LeaderFence(elector.fence())),
         None => Arc::new(AlwaysOpen),
     };
-    let ctx = context(&args, &client, &identity, &metrics, fence, &liveness);
-    let watched = watch(&args, &client, &ctx);
+    let (account_store, account_writer) = reflector::store::<CloudAccount>();
+    let ctx = context(
+        &args,
+        &client,
+        &identity,
+        &metrics,
+        fence,
+        &liveness,
+        account_store,
+    );
+    let mut watched = watch(&args, &client, &ctx);
     let stores: Vec<_> = watched.controllers.iter().map(Controller::store).collect();
-    let runs = drive(watched.controllers, &args, &client, &stores, &ctx, &leading);
+    let mut runs = drive(
+        std::mem::take(&mut watched.controllers),
+        &args,
+        &client,
+        &stores,
+        &ctx,
+        &leading,
+    );
+    runs.push(watch_accounts(
+        &args,
+        &client,
+        &ctx,
+        &stores,
+        account_writer,
+        &mut watched,
+        &leading,
+    ));
     let all = until_stopped(runs, stores, ready);
     let Some(elector) = elector else {
         all.await;
@@ -213,6 +266,7 @@ fn context(
     metrics: &Metrics,
     fence: Arc<dyn Fence>,
     liveness: &Liveness,
+    accounts: Store<CloudAccount>,
 ) -> Arc<Context> {
     let options = args
         .clouds
@@ -235,6 +289,12 @@ fn context(
         ),
         metrics: metrics.clone(),
         backlog: Arc::new(Backlog::new(engine.poll, engine.resync, options.clone())),
+        accounts: Arc::new(Accounts::new(
+            accounts,
+            args.secret_scope(),
+            Arc::new(SystemClock),
+            options.http.clone(),
+        )),
         clouds: CloudCache::new(options),
         clock: Arc::new(SystemClock),
         engine,
@@ -249,6 +309,8 @@ fn context(
 struct Watched {
     controllers: Vec<Controller<ClusterOrInvalid>>,
     takeover: Vec<futures::channel::mpsc::UnboundedSender<()>>,
+    /// Per controller: the users of a CloudAccount that changed.
+    account_users: Vec<futures::channel::mpsc::UnboundedSender<ObjectRef<ClusterOrInvalid>>>,
 }
 
 /// Start watching: the ScaledClusters of each namespace feed the claims and
@@ -257,6 +319,7 @@ fn watch(args: &RunArgs, client: &Client, ctx: &Context) -> Watched {
     let mut watched = Watched {
         controllers: Vec::new(),
         takeover: Vec::new(),
+        account_users: Vec::new(),
     };
     for (source, ns) in namespaces(args).into_iter().enumerate() {
         let api: Api<ClusterOrInvalid> = match &ns {
@@ -293,12 +356,15 @@ fn watch(args: &RunArgs, client: &Client, ctx: &Context) -> Watched {
             .predicate_filter(predicates::generation, PredicateConfig::default());
         let (trigger, on_takeover) = futures::channel::mpsc::unbounded::<()>();
         watched.takeover.push(trigger);
+        let (users, account_changed) = futures::channel::mpsc::unbounded();
+        watched.account_users.push(users);
         watched.controllers.push(
             Controller::for_stream(changes, reader)
                 .with_config(
                     kube::runtime::controller::Config::default().concurrency(args.concurrency),
                 )
-                .reconcile_all_on(on_takeover),
+                .reconcile_all_on(on_takeover)
+                .reconcile_on(account_changed),
         );
     }
     watched
@@ -316,13 +382,15 @@ fn drive(
 ) -> Vec<BoxFuture<'static, ()>> {
     let mut runs = Vec::new();
     for (controller, ns) in controllers.into_iter().zip(namespaces(args)) {
-        let secrets: Api<PartialObjectMeta<Secret>> = match &ns {
-            Some(ns) => Api::namespaced(client.clone(), ns),
-            None => Api::all(client.clone()),
+        let secrets: Api<PartialObjectMeta<Secret>> = match (args.secret_scope(), &ns) {
+            (SecretScope::Namespaced(own), _) => Api::namespaced(client.clone(), &own),
+            (SecretScope::ClusterWide, Some(ns)) => Api::namespaced(client.clone(), ns),
+            (SecretScope::ClusterWide, None) => Api::all(client.clone()),
         };
         // Metadata only: the operator never holds every Secret's data in memory.
         let secret_changes = watcher(secrets, watcher_config(args)).touched_objects();
         let mapper_stores = stores.to_vec();
+        let accounts = ctx.accounts.clone();
         let leading = leading.clone();
         let reconcile = move |obj: Arc<ClusterOrInvalid>, ctx: Arc<Context>| {
             let leading = leading.load(Ordering::SeqCst);
@@ -339,7 +407,7 @@ fn drive(
             .watches_stream(secret_changes, move |secret| {
                 let namespace = secret.metadata.namespace.clone().unwrap_or_default();
                 let name = secret.metadata.name.clone().unwrap_or_default();
-                clusters_using_secret(&mapper_stores, &namespace, &name)
+                clusters_using_secret(&mapper_stores, &accounts, &namespace, &name)
             })
             .shutdown_on_signal()
             .run(reconcile, reconciler::error_policy, ctx.clone())
@@ -361,6 +429,69 @@ fn drive(
 /// only the waker of the last poll, so a waiter in another task either loses
 /// the wake-up (and /readyz stays 503 for good) or steals it from the
 /// controller's runner.
+/// The CloudAccount watch (cluster-scoped): it fills the accounts' cache,
+/// reconciles the users of an account that changed (a new Secret, a new
+/// role: at once, not at their next resync), drops the key source of a
+/// deleted account, and drives the accounts' own status (leader only).
+fn watch_accounts(
+    args: &RunArgs,
+    client: &Client,
+    ctx: &Arc<Context>,
+    stores: &[Store<ClusterOrInvalid>],
+    writer: reflector::store::Writer<CloudAccount>,
+    watched: &mut Watched,
+    leading: &Arc<AtomicBool>,
+) -> BoxFuture<'static, ()> {
+    let api: Api<CloudAccount> = Api::all(client.clone());
+    let reader = writer.as_reader();
+    let users = std::mem::take(&mut watched.account_users);
+    let (fan_stores, accounts) = (stores.to_vec(), ctx.accounts.clone());
+    let changes = watcher(api, watcher_config(args))
+        .default_backoff()
+        .reflect(writer)
+        .inspect_ok(move |event| {
+            let changed = match event {
+                watcher::Event::Apply(a) | watcher::Event::InitApply(a) => a,
+                watcher::Event::Delete(a) => {
+                    accounts.forget(&a.name_any());
+                    a
+                }
+                watcher::Event::Init | watcher::Event::InitDone => return,
+            };
+            let name = changed.name_any();
+            for (store, tx) in fan_stores.iter().zip(&users) {
+                for user in clusters_using_account(std::slice::from_ref(store), &name) {
+                    let _ = tx.unbounded_send(user);
+                }
+            }
+        })
+        .applied_objects()
+        .predicate_filter(predicates::generation, PredicateConfig::default());
+    let (trigger, on_takeover) = futures::channel::mpsc::unbounded::<()>();
+    watched.takeover.push(trigger);
+    let actx = Arc::new(AccountContext {
+        client: client.clone(),
+        accounts: ctx.accounts.clone(),
+        clusters: stores.to_vec(),
+        leading: leading.clone(),
+        clock: ctx.clock.clone(),
+    });
+    Controller::for_stream(changes, reader)
+        .reconcile_all_on(on_takeover)
+        .shutdown_on_signal()
+        .run(
+            account_status::reconcile,
+            account_status::error_policy,
+            actx,
+        )
+        .for_each(|result| async move {
+            if let Err(e) = result {
+                warn!(error = %e, "CloudAccount reconcile error");
+            }
+        })
+        .boxed()
+}
+
 async fn until_stopped(
     runs: Vec<BoxFuture<'static, ()>>,
     stores: Vec<Store<ClusterOrInvalid>>,

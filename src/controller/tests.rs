@@ -22,11 +22,14 @@ use serde_json::{json, Value};
 use tokio::task::JoinHandle;
 use tokio::time::timeout;
 
+use super::accounts::Accounts;
 use super::reconcile::clouds::CloudCache;
 use super::reconcile::events::Recorder;
 use super::reconcile::reconciler::{self, Context};
+use super::reconcile::secrets::SecretScope;
 use super::serve::metrics::Metrics;
 use super::watch::ClusterOrInvalid;
+use clusterscale_core::api::account::CloudAccount;
 use clusterscale_core::api::{ScaledCluster, ScaledClusterStatus};
 use clusterscale_core::clock::ManualClock;
 use clusterscale_engine::{operation_token, EngineConfig};
@@ -192,9 +195,23 @@ const START_JSON: &str = "2023-11-14T22:13:20Z";
 fn context(
     claims: Arc<crate::controller::watch::claims::ClaimIndex>,
 ) -> (Arc<Context>, ApiServerHandle, Arc<ManualClock>) {
+    context_with(claims, &[], SecretScope::ClusterWide)
+}
+
+/// [`context`] with these CloudAccounts in the accounts' cache, and a
+/// Secret scope.
+fn context_with(
+    claims: Arc<crate::controller::watch::claims::ClaimIndex>,
+    accounts: &[CloudAccount],
+    scope: SecretScope,
+) -> (Arc<Context>, ApiServerHandle, Arc<ManualClock>) {
     let (service, handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
     let client = Client::new(service, "default");
     let clock = Arc::new(ManualClock::new(start()));
+    let (account_store, mut writer) = kube::runtime::reflector::store::<CloudAccount>();
+    for a in accounts {
+        writer.apply_watcher_event(&kube::runtime::watcher::Event::Apply(a.clone()));
+    }
     let ctx = Context {
         recorder: Recorder::new(
             client.clone(),
@@ -212,6 +229,7 @@ fn context(
         backoffs: Default::default(),
         backlog: Default::default(),
         liveness: Default::default(),
+        accounts: Arc::new(Accounts::new(account_store, scope, clock.clone(), None)),
     };
     (Arc::new(ctx), handle, clock)
 }

@@ -13,8 +13,8 @@ use jiff::Timestamp;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
 use crate::api::{
-    Direction, HuaweiPoolSpec, HuaweiSpec, NodeGroup, OperationRecord, ScaledClusterSpec,
-    SecretRef, SimulatedPoolSpec, TaskPoolSpec, TencentPoolSpec, TencentSpec,
+    AccountRef, Direction, HuaweiPoolSpec, HuaweiSpec, NodeGroup, OperationRecord,
+    ScaledClusterSpec, SecretRef, SimulatedPoolSpec, TaskPoolSpec, TencentPoolSpec, TencentSpec,
 };
 use crate::cloud::Submitted;
 
@@ -116,7 +116,8 @@ impl HuaweiSpec {
             region: "cn-north-4".into(),
             project_id: "p".into(),
             cluster_id: "c".into(),
-            credentials_secret_ref: SecretRef { name: "hw".into() },
+            credentials_secret_ref: Some(SecretRef { name: "hw".into() }),
+            account_ref: None,
             endpoint: None,
             iam_endpoint: None,
             core_node_group: None,
@@ -143,6 +144,13 @@ impl HuaweiSpec {
         self.iam_endpoint = Some(base.into());
         self
     }
+
+    /// Keys from CloudAccount `name` instead of a Secret.
+    pub fn account(mut self, name: &str) -> Self {
+        self.credentials_secret_ref = None;
+        self.account_ref = Some(AccountRef { name: name.into() });
+        self
+    }
 }
 
 impl TencentSpec {
@@ -154,7 +162,8 @@ impl TencentSpec {
             pay_mode: 0,
             time_unit: None,
             time_span: None,
-            credentials_secret_ref: SecretRef { name: "tc".into() },
+            credentials_secret_ref: Some(SecretRef { name: "tc".into() }),
+            account_ref: None,
             endpoint: None,
             pre_executed_file_settings: None,
         }
@@ -166,7 +175,15 @@ impl TencentSpec {
     }
 
     pub fn secret(mut self, name: &str) -> Self {
-        self.credentials_secret_ref = SecretRef { name: name.into() };
+        self.credentials_secret_ref = Some(SecretRef { name: name.into() });
+        self.account_ref = None;
+        self
+    }
+
+    /// Keys from CloudAccount `name` instead of a Secret.
+    pub fn account(mut self, name: &str) -> Self {
+        self.credentials_secret_ref = None;
+        self.account_ref = Some(AccountRef { name: name.into() });
         self
     }
 
@@ -283,9 +300,10 @@ pub fn refusals() -> Vec<(&'static str, &'static str, ScaledClusterSpec)> {
         pay_mode: 0,
         time_unit: None,
         time_span: None,
-        credentials_secret_ref: SecretRef {
+        credentials_secret_ref: Some(SecretRef {
             name: "emr-creds".into(),
-        },
+        }),
+        account_ref: None,
         endpoint: None,
         pre_executed_file_settings: None,
     };
@@ -293,9 +311,10 @@ pub fn refusals() -> Vec<(&'static str, &'static str, ScaledClusterSpec)> {
         region: "cn-north-4".into(),
         project_id: "0123456789abcdef0123456789abcdef".into(),
         cluster_id: "0f1e2d3c-4b5a-4968-8776-655443322110".into(),
-        credentials_secret_ref: SecretRef {
+        credentials_secret_ref: Some(SecretRef {
             name: "emr-creds".into(),
-        },
+        }),
+        account_ref: None,
         endpoint: None,
         iam_endpoint: None,
         core_node_group: None,
@@ -507,7 +526,24 @@ pub fn refusals() -> Vec<(&'static str, &'static str, ScaledClusterSpec)> {
         (
             "spec.tencent.credentialsSecretRef.name",
             "must not be empty",
-            on_tencent(&|t| t.credentials_secret_ref.name = String::new()),
+            on_tencent(&|t| {
+                t.credentials_secret_ref = Some(SecretRef {
+                    name: String::new(),
+                })
+            }),
+        ),
+        (
+            "spec.tencent.accountRef.name",
+            "must not be empty",
+            on_tencent(&|t| {
+                t.credentials_secret_ref = None;
+                t.account_ref = Some(AccountRef { name: " ".into() });
+            }),
+        ),
+        (
+            "spec.tencent",
+            "exactly one of credentialsSecretRef or accountRef must be set",
+            on_tencent(&|t| t.account_ref = Some(AccountRef { name: "a".into() })),
         ),
         (
             "spec.huawei.region",
@@ -527,7 +563,26 @@ pub fn refusals() -> Vec<(&'static str, &'static str, ScaledClusterSpec)> {
         (
             "spec.huawei.credentialsSecretRef.name",
             "must not be empty",
-            on_huawei(&|h| h.credentials_secret_ref.name = String::new()),
+            on_huawei(&|h| {
+                h.credentials_secret_ref = Some(SecretRef {
+                    name: String::new(),
+                })
+            }),
+        ),
+        (
+            "spec.huawei.accountRef.name",
+            "must not be empty",
+            on_huawei(&|h| {
+                h.credentials_secret_ref = None;
+                h.account_ref = Some(AccountRef {
+                    name: String::new(),
+                });
+            }),
+        ),
+        (
+            "spec.huawei",
+            "exactly one of credentialsSecretRef or accountRef must be set",
+            on_huawei(&|h| h.credentials_secret_ref = None),
         ),
         (
             "spec.simulated.initialCore",

@@ -356,13 +356,13 @@ impl HuaweiCloud {
         let (account, fingerprint) = match &auth {
             Auth::Keys(source) => match source.fixed_keys() {
                 Some(k) => (
-                    k.id.expose().trim().to_string(),
+                    source.account(),
                     fingerprint(&[k.id.expose().trim(), k.secret.expose()]),
                 ),
                 None => {
-                    let identity = source.report().identity;
-                    let fp = fingerprint(&["exchanged", &identity]);
-                    (format!("exchanged:{identity}"), fp)
+                    let account = source.account();
+                    let fp = fingerprint(&[&account]);
+                    (account, fp)
                 }
             },
             Auth::Token(t) => {

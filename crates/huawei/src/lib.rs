@@ -48,10 +48,15 @@ pub use interpret::{GroupResizeOutcome, MrsClusterType, NodeGroups, ReadError};
 use std::sync::Arc;
 use std::time::Duration;
 
+use clusterscale_core::api::account::{CloudAccountSpec, DEFAULT_TOKEN_FILE};
 use clusterscale_core::api::validate::Violation;
-use clusterscale_core::api::{CloudKind, HuaweiSpec, ScaledClusterSpec, SecretRef, TaskPoolSpec};
+use clusterscale_core::api::{
+    AccountRef, CloudKind, HuaweiSpec, ScaledClusterSpec, SecretRef, TaskPoolSpec,
+};
+use clusterscale_core::clock::Clock;
 use clusterscale_core::cloud::credentials::{Credentials, MissingCredential, SecretString};
 use clusterscale_core::cloud::http::{parse_endpoint, Endpoint};
+use clusterscale_core::cloud::keys::Exchange;
 use clusterscale_core::cloud::provider::{
     CloudProvider, Connect, ConnectError, NoKnobs, SecretKeys,
 };
@@ -127,7 +132,11 @@ impl CloudProvider for HuaweiProvider {
     }
 
     fn secret_ref(block: &HuaweiSpec) -> Option<&SecretRef> {
-        Some(&block.credentials_secret_ref)
+        block.credentials_secret_ref.as_ref()
+    }
+
+    fn account_ref(block: &HuaweiSpec) -> Option<&AccountRef> {
+        block.account_ref.as_ref()
     }
 
     fn credentials_from_env() -> Credentials {
@@ -154,11 +163,64 @@ impl CloudProvider for HuaweiProvider {
     }
 
     fn connect(block: &HuaweiSpec, with: Connect<'_>) -> Result<Arc<dyn Cloud>, ConnectError> {
-        let mut cloud = HuaweiCloud::new(block, with.creds)?.with_clock(with.clock);
+        let cloud = match with.keys {
+            Some(keys) => HuaweiCloud::with_key_source(block, keys)?,
+            None => HuaweiCloud::new(block, with.creds)?,
+        };
+        let mut cloud = cloud.with_clock(with.clock);
         if let Some(http) = with.options.http {
             cloud = cloud.with_http(http);
         }
         Ok(Arc::new(cloud))
+    }
+
+    /// `spec.huawei.workloadIdentity`: IAM id-token, then `securitytokens`.
+    /// The IAM token is scoped to `projectId`, else the domain (`domainId`
+    /// or `domainName`), else unscoped.
+    fn account_exchange(
+        account: &CloudAccountSpec,
+        http: Option<reqwest::Client>,
+        _clock: Arc<dyn Clock>,
+    ) -> Result<Option<Arc<dyn Exchange>>, ConnectError> {
+        let Some(wi) = account
+            .huawei
+            .as_ref()
+            .and_then(|h| h.workload_identity.as_ref())
+        else {
+            return Ok(None);
+        };
+        let named = |v: &Option<String>| {
+            v.as_deref()
+                .map(str::trim)
+                .filter(|v| !v.is_empty())
+                .map(String::from)
+        };
+        let scope = match (
+            named(&wi.project_id),
+            named(&wi.domain_id),
+            named(&wi.domain_name),
+        ) {
+            (Some(p), _, _) => federation::Scope::ProjectId(p),
+            (None, Some(d), _) => federation::Scope::DomainId(d),
+            (None, None, Some(d)) => federation::Scope::DomainName(d),
+            (None, None, None) => federation::Scope::Unscoped,
+        };
+        let mut config = federation::IdTokenConfig::new(
+            wi.idp_id.clone(),
+            wi.token_file.as_deref().unwrap_or(DEFAULT_TOKEN_FILE),
+        )
+        .scope(scope)
+        .duration_seconds(
+            u32::try_from(wi.duration_seconds).unwrap_or(federation::DEFAULT_DURATION_SECONDS),
+        );
+        if let Some(url) = named(&wi.iam_endpoint) {
+            config = config.iam_endpoint(url);
+        }
+        let mut exchange = federation::IdTokenExchange::new(config)?;
+        if let Some(http) = http {
+            exchange = exchange.with_http(http);
+        }
+        Ok(Some(Arc::new(exchange)))
     }
 
     fn observations_per_second(_: &NoKnobs) -> Option<u32> {

@@ -5,7 +5,7 @@
 //! on a group the cluster chose itself is refused at observation
 //! (`NodeGroupConflict`, [`interpret_pools`](crate::interpret::interpret_pools)).
 
-use clusterscale_core::api::validate::{non_empty, Violation};
+use clusterscale_core::api::validate::{credential_source, non_empty, CredentialFields, Violation};
 use clusterscale_core::api::{HuaweiSpec, TaskPoolSpec};
 
 /// The violations of `h` and `pools`; empty when valid.
@@ -14,11 +14,16 @@ pub fn validate(h: &HuaweiSpec, pools: &[TaskPoolSpec]) -> Vec<Violation> {
         ("spec.huawei.region", &h.region),
         ("spec.huawei.projectId", &h.project_id),
         ("spec.huawei.clusterId", &h.cluster_id),
-        (
-            "spec.huawei.credentialsSecretRef.name",
-            &h.credentials_secret_ref.name,
-        ),
     ]);
+    out.extend(credential_source(
+        &CredentialFields {
+            block: "spec.huawei",
+            secret_name: "spec.huawei.credentialsSecretRef.name",
+            account_name: "spec.huawei.accountRef.name",
+        },
+        h.credentials_secret_ref.as_ref(),
+        h.account_ref.as_ref(),
+    ));
     fn named(v: &Option<String>) -> Option<&str> {
         v.as_deref().map(str::trim).filter(|g| !g.is_empty())
     }

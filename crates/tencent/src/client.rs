@@ -304,7 +304,7 @@ impl TencentCloud {
             secret_key,
             token,
         ));
-        Self::build(spec, Arc::new(keys), secret_id, options)
+        Self::build(spec, Arc::new(keys), options)
     }
 
     /// A client for `spec` that signs with the keys of `keys`, shared with
@@ -313,24 +313,24 @@ impl TencentCloud {
     /// [`WebIdentityExchange`](crate::sts::WebIdentityExchange)), wrap it in
     /// an `Arc`, and pass a clone of that `Arc` to each client. The clients
     /// then share one set of keys, one refresh at a time, one backoff after
-    /// a refusal, and one rate-limit budget (keyed by the `KeySource`, since
-    /// temporary SecretIds change at every refresh). Makes no call: the keys
+    /// a refusal, and one rate-limit budget ([`KeySource::account`]: the
+    /// SecretId of fixed keys, the exchange's identity for temporary ones,
+    /// whose SecretIds change at every refresh). Makes no call: the keys
     /// are fetched on the first request.
     pub fn with_key_source(
         spec: &TencentSpec,
         keys: Arc<KeySource>,
         options: TencentOptions,
     ) -> Result<Self, ConnectError> {
-        let account = format!("keysource@{:p}", Arc::as_ptr(&keys));
-        Self::build(spec, keys, account, options)
+        Self::build(spec, keys, options)
     }
 
     fn build(
         spec: &TencentSpec,
         keys: Arc<KeySource>,
-        limit_account: String,
         options: TencentOptions,
     ) -> Result<Self, ConnectError> {
+        let limit_account = keys.account();
         let region = spec.region.trim();
         if region.is_empty()
             || !region

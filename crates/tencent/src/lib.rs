@@ -37,10 +37,15 @@ pub use client::{PoolChargeType, PoolScaleOut, TencentCloud, TencentOptions};
 
 use std::sync::Arc;
 
+use clusterscale_core::api::account::{CloudAccountSpec, DEFAULT_TOKEN_FILE};
 use clusterscale_core::api::validate::Violation;
-use clusterscale_core::api::{CloudKind, ScaledClusterSpec, SecretRef, TaskPoolSpec, TencentSpec};
+use clusterscale_core::api::{
+    AccountRef, CloudKind, ScaledClusterSpec, SecretRef, TaskPoolSpec, TencentSpec,
+};
+use clusterscale_core::clock::Clock;
 use clusterscale_core::cloud::credentials::Credentials;
 use clusterscale_core::cloud::http::{parse_endpoint, Endpoint};
+use clusterscale_core::cloud::keys::Exchange;
 use clusterscale_core::cloud::provider::{CloudProvider, Connect, ConnectError, SecretKeys};
 use clusterscale_core::cloud::{Capabilities, Cloud};
 
@@ -122,7 +127,11 @@ impl CloudProvider for TencentProvider {
     }
 
     fn secret_ref(block: &TencentSpec) -> Option<&SecretRef> {
-        Some(&block.credentials_secret_ref)
+        block.credentials_secret_ref.as_ref()
+    }
+
+    fn account_ref(block: &TencentSpec) -> Option<&AccountRef> {
+        block.account_ref.as_ref()
     }
 
     fn credentials_from_env() -> Credentials {
@@ -147,7 +156,39 @@ impl CloudProvider for TencentProvider {
             http: with.options.http,
             ..TencentOptions::default()
         };
-        TencentCloud::new(block, with.creds, options).map(|c| Arc::new(c) as Arc<dyn Cloud>)
+        match with.keys {
+            Some(keys) => TencentCloud::with_key_source(block, keys, options),
+            None => TencentCloud::new(block, with.creds, options),
+        }
+        .map(|c| Arc::new(c) as Arc<dyn Cloud>)
+    }
+
+    /// `spec.tencent.workloadIdentity`: STS `AssumeRoleWithWebIdentity`.
+    fn account_exchange(
+        account: &CloudAccountSpec,
+        http: Option<reqwest::Client>,
+        clock: Arc<dyn Clock>,
+    ) -> Result<Option<Arc<dyn Exchange>>, ConnectError> {
+        let Some(wi) = account
+            .tencent
+            .as_ref()
+            .and_then(|t| t.workload_identity.as_ref())
+        else {
+            return Ok(None);
+        };
+        let mut config = sts::WebIdentityConfig::new(
+            wi.region.clone(),
+            wi.role_arn.clone(),
+            wi.provider_id.clone(),
+            wi.token_file.as_deref().unwrap_or(DEFAULT_TOKEN_FILE),
+        );
+        if let Some(endpoint) = wi.endpoint.as_deref().filter(|e| !e.trim().is_empty()) {
+            config.endpoint = endpoint.trim().to_string();
+        }
+        config.duration_seconds =
+            u32::try_from(wi.session_duration_seconds).unwrap_or(sts::DEFAULT_DURATION_SECONDS);
+        let exchange = sts::WebIdentityExchange::new(config, sts::ExchangeOptions { clock, http })?;
+        Ok(Some(Arc::new(exchange)))
     }
 
     /// One observation is one `DescribeInstances` and one `DescribeClusterNodes`

@@ -17,7 +17,7 @@
 //!   `^[0-9a-zA-Z][0-9a-zA-Z-_]*`, at most 255 characters) is the one the
 //!   label must pass in the ResourceManager, so it is the rule here.
 
-use clusterscale_core::api::validate::{non_empty, Violation};
+use clusterscale_core::api::validate::{credential_source, non_empty, CredentialFields, Violation};
 use clusterscale_core::api::{TaskPoolSpec, TencentSpec};
 
 /// Longest `instanceType` accepted.
@@ -37,10 +37,15 @@ pub fn validate(t: &TencentSpec, pools: &[TaskPoolSpec]) -> Vec<Violation> {
             format!("must be 0 or 1 (got {})", t.pay_mode),
         ));
     }
-    out.extend(non_empty(&[(
-        "spec.tencent.credentialsSecretRef.name",
-        &t.credentials_secret_ref.name,
-    )]));
+    out.extend(credential_source(
+        &CredentialFields {
+            block: "spec.tencent",
+            secret_name: "spec.tencent.credentialsSecretRef.name",
+            account_name: "spec.tencent.accountRef.name",
+        },
+        t.credentials_secret_ref.as_ref(),
+        t.account_ref.as_ref(),
+    ));
     for p in pools {
         let Some(block) = &p.tencent else { continue };
         if let Some(ty) = &block.instance_type {

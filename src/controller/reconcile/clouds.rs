@@ -9,9 +9,9 @@ use std::sync::{Arc, Mutex};
 use sha2::{Digest, Sha256};
 
 use crate::cloud::provider;
+use crate::controller::accounts::Signing;
 use clusterscale_core::api::{CloudKind, ScaledCluster, ScaledClusterSpec};
 use clusterscale_core::clock::Clock;
-use clusterscale_core::cloud::credentials::Credentials;
 use clusterscale_core::cloud::provider::{ConnectError, ConnectOptions};
 use clusterscale_core::cloud::Cloud;
 
@@ -36,22 +36,22 @@ impl CloudCache {
         }
     }
 
-    /// The client for `cluster`, built from `creds` when the fingerprint changed.
+    /// The client for `cluster`, built from `signing` when the fingerprint changed.
     pub fn get(
         &self,
         cluster: &ScaledCluster,
-        creds: &Credentials,
+        signing: &Signing,
         clock: Arc<dyn Clock>,
     ) -> Result<Arc<dyn Cloud>, ConnectError> {
         let uid = cluster.metadata.uid.clone().unwrap_or_default();
-        let fingerprint = fingerprint(cluster, creds);
+        let fingerprint = fingerprint(cluster, signing);
         let mut entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(e) = entries.get(&uid) {
             if e.fingerprint == fingerprint {
                 return Ok(e.cloud.clone());
             }
         }
-        let cloud = build(cluster, creds, clock, self.options.clone())?;
+        let cloud = build(cluster, signing, clock, self.options.clone())?;
         entries.insert(
             uid,
             Entry {
@@ -71,8 +71,11 @@ impl CloudCache {
     }
 }
 
-/// A hash of everything the client is built from; secret values are hashed, never kept.
-fn fingerprint(cluster: &ScaledCluster, creds: &Credentials) -> String {
+/// A hash of everything the client is built from; secret values are hashed,
+/// never kept. A CloudAccount's shared key source counts by identity: a new
+/// one (the account's spec changed) rebuilds the client.
+fn fingerprint(cluster: &ScaledCluster, signing: &Signing) -> String {
+    let creds = &signing.creds;
     // Every field of the spec, named: a new one (a new cloud's block) does
     // not compile until it is sorted into the client's inputs or not.
     let ScaledClusterSpec {
@@ -108,13 +111,16 @@ fn fingerprint(cluster: &ScaledCluster, creds: &Credentials) -> String {
         }
         h.update([0]);
     }
+    if let Some(keys) = &signing.keys {
+        h.update(format!("keysource@{:p}", Arc::as_ptr(keys)).as_bytes());
+    }
     hex::encode(h.finalize())
 }
 
 /// Build the client for a resource's cloud.
 pub fn build(
     cluster: &ScaledCluster,
-    creds: &Credentials,
+    signing: &Signing,
     clock: Arc<dyn Clock>,
     options: ConnectOptions,
 ) -> Result<Arc<dyn Cloud>, ConnectError> {
@@ -123,5 +129,12 @@ pub fn build(
         cluster.metadata.namespace.as_deref().unwrap_or("default"),
         cluster.metadata.name.as_deref().unwrap_or("sim")
     );
-    crate::cloud::connect(&cluster.spec, &name, creds, clock, options)
+    crate::cloud::connect(
+        &cluster.spec,
+        &name,
+        &signing.creds,
+        signing.keys.clone(),
+        clock,
+        options,
+    )
 }

@@ -22,6 +22,7 @@ use super::events::Recorder;
 use super::instrumented::InstrumentedCloud;
 use super::secrets;
 use super::status::{status_patch, KubeStatusStore, FIELD_MANAGER};
+use crate::controller::accounts::{account_of, Accounts};
 use crate::controller::serve::liveness::Liveness;
 use crate::controller::serve::metrics::{ErrorLabel, Metrics};
 use crate::controller::watch::backlog::{self, Backlog, DeferReason, PassAdmission};
@@ -51,6 +52,8 @@ pub struct Context {
     pub backlog: Arc<Backlog>,
     /// What `/livez` decides on: each pass's outcome goes in.
     pub liveness: Liveness,
+    /// CloudAccounts, and the Secret scope: where each cluster's keys come from.
+    pub accounts: Arc<Accounts>,
 }
 
 /// A failure of the Kubernetes side, named after the step that failed (the
@@ -250,13 +253,16 @@ async fn pass(cluster: &ScaledCluster, ctx: &Context) -> Result<Action, Error> {
     };
     let cloud = match blocked {
         Some(b) => Err(b),
-        None => match secrets::read(&ctx.client, &namespace, &cluster.spec).await {
-            Err(e) => Err((Precondition::CredentialsMissing, e.to_string())),
-            Ok(creds) => {
-                let account_id = crate::cloud::of(&cluster.spec).and_then(|p| p.account_id(&creds));
-                ctx.backlog.learn(cluster, account_id.as_deref());
+        None => match ctx
+            .accounts
+            .signing(&ctx.client, &namespace, &cluster.spec)
+            .await
+        {
+            Err(unresolved) => Err(unresolved),
+            Ok(signing) => {
+                ctx.backlog.learn(cluster, signing.account_id.as_deref());
                 ctx.clouds
-                    .get(cluster, &creds, ctx.clock.clone())
+                    .get(cluster, &signing, ctx.clock.clone())
                     .map_err(|e| (e.precondition(), e.to_string()))
             }
         },
@@ -502,21 +508,51 @@ async fn report_undeserializable(
     Ok(Action::await_change())
 }
 
-/// The ScaledClusters in `stores` that use Secret `namespace/name`.
+/// The ScaledClusters in `stores` that use Secret `namespace/name`: named
+/// by their own `credentialsSecretRef`, or by the `secretRef` of the
+/// CloudAccount they name.
 pub fn clusters_using_secret(
     stores: &[Store<ClusterOrInvalid>],
+    accounts: &Accounts,
     namespace: &str,
+    name: &str,
+) -> Vec<ObjectRef<ClusterOrInvalid>> {
+    let via_accounts: Vec<String> = accounts
+        .all()
+        .iter()
+        .filter(|a| {
+            a.spec
+                .secret_ref()
+                .is_some_and(|s| s.namespace == namespace && s.name == name)
+        })
+        .map(|a| a.name_any())
+        .collect();
+    stores
+        .iter()
+        .flat_map(|s| s.state())
+        .filter(|g| {
+            let Ok(c) = g.0.as_ref() else { return false };
+            let own = g.namespace().as_deref() == Some(namespace)
+                && secrets::secret_name(&c.spec).is_some_and(|s| s == name);
+            own || account_of(&c.spec).is_some_and(|a| via_accounts.iter().any(|v| v == a))
+        })
+        .map(|g| ObjectRef::from_obj(g.as_ref()))
+        .collect()
+}
+
+/// The ScaledClusters in `stores` that name CloudAccount `name`.
+pub fn clusters_using_account(
+    stores: &[Store<ClusterOrInvalid>],
     name: &str,
 ) -> Vec<ObjectRef<ClusterOrInvalid>> {
     stores
         .iter()
         .flat_map(|s| s.state())
-        .filter(|g| g.namespace().as_deref() == Some(namespace))
         .filter(|g| {
             g.0.as_ref()
                 .ok()
-                .and_then(|c| secrets::secret_name(&c.spec))
-                .is_some_and(|s| s == name)
+                .and_then(|c| account_of(&c.spec))
+                .is_some_and(|a| a == name)
         })
         .map(|g| ObjectRef::from_obj(g.as_ref()))
         .collect()

@@ -230,6 +230,44 @@ pub struct CloudAccountStatus {
 }
 
 /// The CRD as YAML, exactly as `clusterscale crd` prints it and `crds/cloudaccount.yaml` holds it.
+impl CloudAccountSpec {
+    /// The cloud whose block is set; `None` when none is (the CRD refuses
+    /// that, and two).
+    pub fn cloud(&self) -> Option<super::CloudKind> {
+        match (&self.tencent, &self.huawei) {
+            (Some(_), None) => Some(super::CloudKind::Tencent),
+            (None, Some(_)) => Some(super::CloudKind::Huawei),
+            _ => None,
+        }
+    }
+
+    /// The Secret of a `secretRef` account.
+    pub fn secret_ref(&self) -> Option<&NamespacedSecretRef> {
+        match (&self.tencent, &self.huawei) {
+            (Some(t), None) => t.secret_ref.as_ref(),
+            (None, Some(h)) => h.secret_ref.as_ref(),
+            _ => None,
+        }
+    }
+
+    /// `secretRef` or `workloadIdentity`, as status shows it.
+    pub fn source(&self) -> &'static str {
+        let workload = self
+            .tencent
+            .as_ref()
+            .is_some_and(|t| t.workload_identity.is_some())
+            || self
+                .huawei
+                .as_ref()
+                .is_some_and(|h| h.workload_identity.is_some());
+        if workload {
+            "workloadIdentity"
+        } else {
+            "secretRef"
+        }
+    }
+}
+
 pub fn crd_yaml() -> String {
     use kube::CustomResourceExt;
     let yaml = serde_yaml_ng::to_string(&CloudAccount::crd()).expect("the CRD serialises");

@@ -86,13 +86,19 @@ pub enum Precondition {
     CredentialsMissing,
     /// An older ScaledCluster manages the same remote cluster.
     DuplicateTarget,
+    /// The CloudAccount named by `accountRef` cannot give keys: it does not
+    /// exist, it is the other cloud's, its Secret is unreadable, or its
+    /// workload identity cannot be exchanged (the message has the cloud's
+    /// code and request id).
+    AccountNotReady,
 }
 
 impl Precondition {
-    pub const ALL: [Precondition; 3] = [
+    pub const ALL: [Precondition; 4] = [
         Precondition::InvalidSpec,
         Precondition::CredentialsMissing,
         Precondition::DuplicateTarget,
+        Precondition::AccountNotReady,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -100,6 +106,7 @@ impl Precondition {
             Precondition::InvalidSpec => "InvalidSpec",
             Precondition::CredentialsMissing => "CredentialsMissing",
             Precondition::DuplicateTarget => "DuplicateTarget",
+            Precondition::AccountNotReady => "AccountNotReady",
         }
     }
 
@@ -108,7 +115,9 @@ impl Precondition {
     pub fn waits_for_spec_change(self) -> bool {
         match self {
             Precondition::InvalidSpec => true,
-            Precondition::CredentialsMissing | Precondition::DuplicateTarget => false,
+            Precondition::CredentialsMissing
+            | Precondition::DuplicateTarget
+            | Precondition::AccountNotReady => false,
         }
     }
 }

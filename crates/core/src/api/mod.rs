@@ -326,9 +326,22 @@ pub struct SecretRef {
     pub name: String,
 }
 
+/// Reference to a cluster-scoped `CloudAccount` ([`account`]).
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct AccountRef {
+    /// CloudAccount name.
+    #[schemars(length(min = 1))]
+    pub name: String,
+}
+
 /// Tencent Cloud EMR.
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[serde(rename_all = "camelCase")]
+#[x_kube(
+    validation = Rule::new("(has(self.credentialsSecretRef) ? 1 : 0) + (has(self.accountRef) ? 1 : 0) == 1")
+        .message("spec.tencent: exactly one of credentialsSecretRef or accountRef must be set"),
+)]
 pub struct TencentSpec {
     /// Region, e.g. ap-guangzhou (sent as X-TC-Region).
     #[schemars(length(min = 1))]
@@ -347,8 +360,15 @@ pub struct TencentSpec {
     /// ScaleOutInstance TimeSpan; default 3600 for pay-as-you-go, 1 for monthly.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub time_span: Option<i64>,
-    /// Secret with keys secretId, secretKey and optional token.
-    pub credentials_secret_ref: SecretRef,
+    /// Secret in this namespace with keys secretId, secretKey and optional
+    /// token. Exactly one of this and `accountRef`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub credentials_secret_ref: Option<SecretRef>,
+    /// The CloudAccount whose keys sign this cluster's calls (a Secret in one
+    /// namespace, or a workload identity). Exactly one of this and
+    /// `credentialsSecretRef`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub account_ref: Option<AccountRef>,
     /// API endpoint; default https://emr.tencentcloudapi.com. http:// only for loopback.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub endpoint: Option<String>,
@@ -361,6 +381,10 @@ pub struct TencentSpec {
 /// Huawei Cloud MRS.
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[serde(rename_all = "camelCase")]
+#[x_kube(
+    validation = Rule::new("(has(self.credentialsSecretRef) ? 1 : 0) + (has(self.accountRef) ? 1 : 0) == 1")
+        .message("spec.huawei: exactly one of credentialsSecretRef or accountRef must be set"),
+)]
 pub struct HuaweiSpec {
     /// Region, e.g. cn-north-4.
     #[schemars(length(min = 1))]
@@ -372,8 +396,15 @@ pub struct HuaweiSpec {
     #[schemars(length(min = 1))]
     #[x_kube(validation = Rule::new("self == oldSelf").message("spec.huawei.clusterId is immutable"))]
     pub cluster_id: String,
-    /// Secret with keys accessKey + secretKey (+ securityToken), or the IAM password keys.
-    pub credentials_secret_ref: SecretRef,
+    /// Secret in this namespace with keys accessKey + secretKey (+
+    /// securityToken), or the IAM password keys. Exactly one of this and
+    /// `accountRef`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub credentials_secret_ref: Option<SecretRef>,
+    /// The CloudAccount whose keys sign this cluster's calls. Exactly one of
+    /// this and `credentialsSecretRef`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub account_ref: Option<AccountRef>,
     /// MRS endpoint; default https://mrs.{region}.myhuaweicloud.com. http:// only for loopback.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub endpoint: Option<String>,

@@ -41,6 +41,32 @@ pub fn non_empty(fields: &[(&'static str, &str)]) -> Vec<Violation> {
         .collect()
 }
 
+/// The fields of a cloud block's credentials choice, as literals (the
+/// refusal table covers each).
+pub struct CredentialFields {
+    /// The block, e.g. `spec.tencent`: both or neither set.
+    pub block: &'static str,
+    pub secret_name: &'static str,
+    pub account_name: &'static str,
+}
+
+/// Exactly one of `credentialsSecretRef` and `accountRef`, and the one set
+/// names something: the words of the block's CEL rule.
+pub fn credential_source(
+    fields: &CredentialFields,
+    secret: Option<&crate::api::SecretRef>,
+    account: Option<&crate::api::AccountRef>,
+) -> Vec<Violation> {
+    match (secret, account) {
+        (Some(s), None) => non_empty(&[(fields.secret_name, &s.name)]),
+        (None, Some(a)) => non_empty(&[(fields.account_name, &a.name)]),
+        _ => vec![Violation::new(
+            fields.block,
+            "exactly one of credentialsSecretRef or accountRef must be set",
+        )],
+    }
+}
+
 impl std::fmt::Display for Violation {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "{}: {}", self.field, self.message)

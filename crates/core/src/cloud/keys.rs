@@ -208,6 +208,19 @@ impl KeySource {
         }
     }
 
+    /// The account these keys act as, stable across refreshes: the key
+    /// that a client's rate-limit budget and hold-offs are kept under. Fixed
+    /// keys are named by their id (SecretId, AK); exchanged ones by
+    /// `exchanged:` and [`Exchange::identity`] (their ids change at every
+    /// refresh), so that every client of one account, whichever
+    /// `KeySource` it holds, draws from one budget.
+    pub fn account(&self) -> String {
+        match &self.kind {
+            Kind::Fixed(k) => k.id.expose().trim().to_string(),
+            Kind::Exchanged(e) => format!("exchanged:{}", e.exchange.identity()),
+        }
+    }
+
     /// Who the keys are for, their expiry, the last refresh and error.
     pub fn report(&self) -> KeysReport {
         match &self.kind {

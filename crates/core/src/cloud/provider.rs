@@ -18,9 +18,11 @@ use std::sync::Arc;
 use serde::Serialize;
 
 use super::credentials::{Credentials, MissingCredential};
+use super::keys::{Exchange, KeySource};
 use super::{Capabilities, Cloud};
+use crate::api::account::CloudAccountSpec;
 use crate::api::validate::Violation;
-use crate::api::{CloudKind, Precondition, ScaledClusterSpec, SecretRef, TaskPoolSpec};
+use crate::api::{AccountRef, CloudKind, Precondition, ScaledClusterSpec, SecretRef, TaskPoolSpec};
 use crate::clock::Clock;
 
 /// The Secret keys a cloud accepts: any one complete set will do.
@@ -93,6 +95,10 @@ pub struct Connect<'a> {
     /// A name for in-process state (the simulated model).
     pub name: &'a str,
     pub creds: &'a Credentials,
+    /// The keys of a CloudAccount's workload identity, shared by every
+    /// client of that account (one refresh at a time, one budget); when
+    /// set, the client signs with these and `creds` is not read.
+    pub keys: Option<Arc<KeySource>>,
     pub clock: Arc<dyn Clock>,
     pub options: ConnectOptions,
 }
@@ -150,6 +156,11 @@ pub trait CloudProvider: Sync + 'static {
     fn validate(block: &Self::Spec, pools: &[TaskPoolSpec]) -> Vec<Violation>;
     /// The Secret the block names, when the cloud needs credentials.
     fn secret_ref(block: &Self::Spec) -> Option<&SecretRef>;
+    /// The CloudAccount the block names (`accountRef`), instead of a Secret.
+    fn account_ref(block: &Self::Spec) -> Option<&AccountRef> {
+        let _ = block;
+        None
+    }
     /// Credentials from the environment variables the vendor's SDKs read (the CLI).
     fn credentials_from_env() -> Credentials;
     /// A stable key for the remote cluster, to find two resources aimed at
@@ -164,6 +175,17 @@ pub trait CloudProvider: Sync + 'static {
     }
     /// Build the client.
     fn connect(block: &Self::Spec, with: Connect<'_>) -> Result<Arc<dyn Cloud>, ConnectError>;
+    /// The exchange of a CloudAccount's `workloadIdentity` of this cloud
+    /// (its token file for temporary keys); `None` when the account has no
+    /// such block. Sends nothing: the first exchange runs on first use.
+    fn account_exchange(
+        account: &CloudAccountSpec,
+        http: Option<reqwest::Client>,
+        clock: Arc<dyn Clock>,
+    ) -> Result<Option<Arc<dyn Exchange>>, ConnectError> {
+        let _ = (account, http, clock);
+        Ok(None)
+    }
     /// Observations per second one account allows (its per-action request
     /// rate, each action being called about once per observation); `None`:
     /// no limit. The controller admits resyncs within it.
@@ -189,6 +211,8 @@ pub trait Provider: Sync {
     /// none when the spec has no such block.
     fn validate(&self, spec: &ScaledClusterSpec) -> Vec<Violation>;
     fn secret_name<'a>(&self, spec: &'a ScaledClusterSpec) -> Option<&'a str>;
+    /// The CloudAccount the spec's block names.
+    fn account_name<'a>(&self, spec: &'a ScaledClusterSpec) -> Option<&'a str>;
     fn secret_keys(&self) -> SecretKeys;
     fn credentials_from_env(&self) -> Credentials;
     fn target_key(&self, spec: &ScaledClusterSpec) -> Option<String>;
@@ -207,6 +231,12 @@ pub trait Provider: Sync {
         spec: &ScaledClusterSpec,
         with: Connect<'_>,
     ) -> Result<Arc<dyn Cloud>, ConnectError>;
+    fn account_exchange(
+        &self,
+        account: &CloudAccountSpec,
+        http: Option<reqwest::Client>,
+        clock: Arc<dyn Clock>,
+    ) -> Result<Option<Arc<dyn Exchange>>, ConnectError>;
 }
 
 impl<P: CloudProvider> Provider for P {
@@ -227,6 +257,12 @@ impl<P: CloudProvider> Provider for P {
     fn secret_name<'a>(&self, spec: &'a ScaledClusterSpec) -> Option<&'a str> {
         P::block(spec)
             .and_then(P::secret_ref)
+            .map(|r| r.name.as_str())
+    }
+
+    fn account_name<'a>(&self, spec: &'a ScaledClusterSpec) -> Option<&'a str> {
+        P::block(spec)
+            .and_then(P::account_ref)
             .map(|r| r.name.as_str())
     }
 
@@ -275,5 +311,14 @@ impl<P: CloudProvider> Provider for P {
             Some(block) => P::connect(block, with),
             None => Err(ConnectError::Spec(format!("spec.{} is not set", P::KIND))),
         }
+    }
+
+    fn account_exchange(
+        &self,
+        account: &CloudAccountSpec,
+        http: Option<reqwest::Client>,
+        clock: Arc<dyn Clock>,
+    ) -> Result<Option<Arc<dyn Exchange>>, ConnectError> {
+        P::account_exchange(account, http, clock)
     }
 }
