@@ -369,13 +369,19 @@ fn refused_specs_route(fake: RefusedSpecs) -> Router {
         .with_state(fake)
 }
 
-/// `GET /_fake/sts`: [`TencentFake::sts_stats`], for a fake run as a process.
+/// `GET /_fake/sts`: [`TencentFake::sts_stats`], for a fake run as a
+/// process; `GET /_fake/sts/issued`: the secret halves of every key issued,
+/// for a test's secret grep.
 fn sts_route(sts: Option<Arc<StsState>>) -> Router {
     async fn get(State(sts): State<Option<Arc<StsState>>>) -> axum::Json<StsStats> {
         axum::Json(sts.map(|s| s.stats()).unwrap_or_default())
     }
+    async fn issued(State(sts): State<Option<Arc<StsState>>>) -> axum::Json<Vec<String>> {
+        axum::Json(sts.map(|s| s.issued_secrets()).unwrap_or_default())
+    }
     Router::new()
         .route("/_fake/sts", axum::routing::get(get))
+        .route("/_fake/sts/issued", axum::routing::get(issued))
         .with_state(sts)
 }
 

@@ -193,6 +193,17 @@ impl StsState {
         }
     }
 
+    /// Every TmpSecretKey and Token issued so far: what a test greps its
+    /// logs, Events and statuses for (`GET /_fake/sts/issued`). Only a fake
+    /// hands out the secrets it issued.
+    pub(super) fn issued_secrets(&self) -> Vec<String> {
+        let issued = self.issued.lock().unwrap_or_else(|e| e.into_inner());
+        issued
+            .values()
+            .flat_map(|k| [k.secret_key.expose().to_string(), k.token.expose().to_string()])
+            .collect()
+    }
+
     /// The keys issued with this `TmpSecretId`, if any.
     pub(super) fn lookup(&self, secret_id: &str) -> Option<IssuedKey> {
         self.issued
