@@ -2,9 +2,10 @@
 //! with real tools: helm built from its Go module (`hack/build-helm.sh`,
 //! cached) and the real kube-apiserver of tests/kube.
 //!
-//! What is checked here: the chart's metadata against the crate, its CRD
+//! What is checked here: the chart's metadata against the crate, its CRDs
 //! against `crds/`, its README against its values, `helm lint --strict`, the
-//! rendered objects with default and non-default values, `kubectl apply
+//! rendered objects with default and non-default values (RBAC on Secrets
+//! against the `--secrets` flag, the workload identity token), `kubectl apply
 //! --dry-run=server` of every rendered object, `deploy/` against a fresh
 //! render, and `kubectl apply -k deploy/` on a fresh apiserver. The install as
 //! a ServiceAccount, the operator run with its token and `kubectl auth can-i`
@@ -24,6 +25,20 @@ const CHART: &str = "charts/clusterscale";
 const RELEASE: &str = "clusterscale";
 const SYSTEM_NS: &str = "clusterscale-system";
 const CUSTOM_VALUES: &str = "tests/helm/values-custom.yaml";
+const ACCOUNT_CRD_NAME: &str = "cloudaccounts.clusterscale.io";
+/// The chart's copies of the generated CRDs: (file in the chart, file in crds/, CRD name).
+const CRD_FILES: [(&str, &str, &str); 2] = [
+    (
+        "files/scaledcluster.yaml",
+        "crds/scaledcluster.yaml",
+        CRD_NAME,
+    ),
+    (
+        "files/cloudaccount.yaml",
+        "crds/cloudaccount.yaml",
+        ACCOUNT_CRD_NAME,
+    ),
+];
 
 fn repo() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -175,16 +190,25 @@ fn rules(role: &Value) -> Vec<(String, String, Vec<String>)> {
     out
 }
 
-fn watch_rules() -> Vec<(String, String, Vec<String>)> {
-    let r = |g: &str, res: &str, verbs: &[&str]| {
-        (
-            g.to_string(),
-            res.to_string(),
-            verbs.iter().map(|v| v.to_string()).collect(),
-        )
-    };
+type Rule = (String, String, Vec<String>);
+
+fn rule(group: &str, resource: &str, verbs: &[&str]) -> Rule {
+    (
+        group.to_string(),
+        resource.to_string(),
+        verbs.iter().map(|v| v.to_string()).collect(),
+    )
+}
+
+fn secrets_rule() -> Rule {
+    rule("", "secrets", &["get", "list", "watch"])
+}
+
+/// The rules of the ClusterRole, or of each watched namespace's Role; the
+/// rule on Secrets only with `rbac.secrets=clusterWide`.
+fn watch_rules(secrets: bool) -> Vec<Rule> {
+    let r = rule;
     let mut v = vec![
-        r("", "secrets", &["get", "list", "watch"]),
         r(
             "clusterscale.io",
             "scaledclusters",
@@ -197,8 +221,52 @@ fn watch_rules() -> Vec<(String, String, Vec<String>)> {
         ),
         r("events.k8s.io", "events", &["create", "patch"]),
     ];
+    if secrets {
+        v.push(secrets_rule());
+    }
     v.sort();
     v
+}
+
+/// The rules of the `<fullname>-cloudaccounts` ClusterRole, whatever watchNamespaces says.
+fn account_rules() -> Vec<Rule> {
+    vec![
+        rule(
+            "clusterscale.io",
+            "cloudaccounts",
+            &["get", "list", "watch"],
+        ),
+        rule("clusterscale.io", "cloudaccounts/status", &["get", "patch"]),
+    ]
+}
+
+/// (kind, namespace, name) of every Role and ClusterRole with a rule on Secrets.
+fn roles_on_secrets(objs: &[Value]) -> Vec<(String, String, String)> {
+    let mut out: Vec<_> = objs
+        .iter()
+        .filter(|o| o["kind"] == "Role" || o["kind"] == "ClusterRole")
+        .filter(|o| {
+            rules(o)
+                .iter()
+                .any(|(g, res, _)| g.is_empty() && res == "secrets")
+        })
+        .map(|o| {
+            (
+                o["kind"].as_str().unwrap().to_string(),
+                o["metadata"]["namespace"]
+                    .as_str()
+                    .unwrap_or("")
+                    .to_string(),
+                o["metadata"]["name"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    out.sort();
+    out
+}
+
+fn volumes(objs: &[Value]) -> &Value {
+    &find(objs, "Deployment", SYSTEM_NS, RELEASE)["spec"]["template"]["spec"]["volumes"]
 }
 
 #[test]
@@ -212,13 +280,15 @@ fn chart_app_version_is_the_crate_version() {
     assert_eq!(chart["apiVersion"], "v2");
 }
 
+/// Both CRDs: the ScaledCluster's and the CloudAccount's.
 #[test]
 fn chart_crd_is_the_generated_file() {
-    assert!(
-        read(&format!("{CHART}/files/scaledcluster.yaml")) == read("crds/scaledcluster.yaml"),
-        "charts/clusterscale/files/scaledcluster.yaml differs from crds/scaledcluster.yaml; \
-         run: cp crds/scaledcluster.yaml charts/clusterscale/files/"
-    );
+    for (copy, generated, _) in CRD_FILES {
+        assert!(
+            read(&format!("{CHART}/{copy}")) == read(generated),
+            "{CHART}/{copy} differs from {generated}; run: cp {generated} {CHART}/files/"
+        );
+    }
 }
 
 /// Every value is in the chart README's table: a key is documented when its
@@ -283,6 +353,14 @@ fn the_schema_refuses_bad_values() {
         ("image.digest=latest", "digest"),
         ("watchNamespaces[0]=Team_A", "watchNamespaces"),
         ("metrics.serviceMonitor.interval=often", "interval"),
+        ("rbac.secrets=all", "secrets"),
+        // Enabled without an audience: no token the cloud would accept.
+        ("workloadIdentity.enabled=true", "audience"),
+        (
+            "workloadIdentity.expirationSeconds=599",
+            "expirationSeconds",
+        ),
+        ("workloadIdentity.tokenPath=/token", "tokenPath"),
     ] {
         let out = helm(&["template", RELEASE, CHART, "--set", set]);
         assert!(!out.status.success(), "--set {set} was accepted");
@@ -301,12 +379,17 @@ fn default_values_render_a_least_privilege_two_replica_operator() {
     let want: Vec<(String, String, String)> = {
         let mut w = vec![
             ("ClusterRole", "", RELEASE),
+            ("ClusterRole", "", "clusterscale-cloudaccounts"),
             ("ClusterRoleBinding", "", RELEASE),
+            ("ClusterRoleBinding", "", "clusterscale-cloudaccounts"),
             ("CustomResourceDefinition", "", CRD_NAME),
+            ("CustomResourceDefinition", "", ACCOUNT_CRD_NAME),
             ("Deployment", &ns, RELEASE),
             ("PodDisruptionBudget", &ns, RELEASE),
             ("Role", &ns, "clusterscale-leader-election"),
+            ("Role", &ns, "clusterscale-secrets"),
             ("RoleBinding", &ns, "clusterscale-leader-election"),
+            ("RoleBinding", &ns, "clusterscale-secrets"),
             ("Service", &ns, "clusterscale-metrics"),
             ("ServiceAccount", &ns, RELEASE),
         ]
@@ -318,23 +401,29 @@ fn default_values_render_a_least_privilege_two_replica_operator() {
     };
     assert_eq!(kinds(&objs), want);
 
-    // The CRD is the generated file, plus labels and the keep policy.
-    let crd = find(&objs, "CustomResourceDefinition", "", CRD_NAME);
-    let file: Value = serde_yaml_ng::from_str(
-        read("crds/scaledcluster.yaml")
-            .split("\n---\n")
-            .nth(1)
-            .expect("the CRD document"),
-    )
-    .unwrap();
-    assert_eq!(
-        crd["spec"], file["spec"],
-        "the chart's CRD spec differs from crds/"
-    );
-    assert_eq!(
-        crd["metadata"]["annotations"]["helm.sh/resource-policy"],
-        "keep"
-    );
+    // Each CRD is the generated file, plus labels and the keep policy.
+    for (_, generated, name) in CRD_FILES {
+        let crd = find(&objs, "CustomResourceDefinition", "", name);
+        let file: Value = serde_yaml_ng::from_str(
+            read(generated)
+                .split("\n---\n")
+                .nth(1)
+                .expect("the CRD document"),
+        )
+        .unwrap();
+        assert_eq!(
+            crd["spec"], file["spec"],
+            "the chart's {name} spec differs from {generated}"
+        );
+        assert_eq!(
+            crd["metadata"]["annotations"]["helm.sh/resource-policy"],
+            "keep"
+        );
+        assert_eq!(
+            crd["metadata"]["labels"]["app.kubernetes.io/name"],
+            "clusterscale"
+        );
+    }
 
     let deploy = find(&objs, "Deployment", SYSTEM_NS, RELEASE);
     assert_eq!(deploy["spec"]["replicas"], 2);
@@ -393,6 +482,7 @@ fn default_values_render_a_least_privilege_two_replica_operator() {
         args(&objs),
         [
             "run",
+            "--secrets=namespaced",
             "--leader-elect=true",
             "--lease-name=clusterscale-leader",
             "--metrics-addr=0.0.0.0:8080",
@@ -429,10 +519,47 @@ fn default_values_render_a_least_privilege_two_replica_operator() {
         }
     }
 
+    // Secrets in the release namespace only; CloudAccounts cluster-wide.
     assert_eq!(
         rules(find(&objs, "ClusterRole", "", RELEASE)),
-        watch_rules()
+        watch_rules(false)
     );
+    assert_eq!(
+        rules(find(&objs, "ClusterRole", "", "clusterscale-cloudaccounts")),
+        account_rules()
+    );
+    assert_eq!(
+        roles_on_secrets(&objs),
+        [(
+            "Role".to_string(),
+            ns.clone(),
+            "clusterscale-secrets".to_string()
+        )]
+    );
+    assert_eq!(
+        rules(find(&objs, "Role", SYSTEM_NS, "clusterscale-secrets")),
+        [secrets_rule()]
+    );
+    for (kind, name, role_kind) in [
+        (
+            "ClusterRoleBinding",
+            "clusterscale-cloudaccounts",
+            "ClusterRole",
+        ),
+        ("RoleBinding", "clusterscale-secrets", "Role"),
+    ] {
+        let ns = if kind == "RoleBinding" { SYSTEM_NS } else { "" };
+        let b = find(&objs, kind, ns, name);
+        assert_eq!(b["roleRef"]["kind"], role_kind);
+        assert_eq!(b["roleRef"]["name"], name);
+        assert_eq!(
+            b["subjects"],
+            serde_json::json!([{"kind": "ServiceAccount", "name": RELEASE, "namespace": SYSTEM_NS}])
+        );
+    }
+    // No workload identity token unless asked for.
+    assert!(volumes(&objs).is_null(), "{}", volumes(&objs));
+    assert!(c["volumeMounts"].is_null(), "{}", c["volumeMounts"]);
     let lease = find(&objs, "Role", SYSTEM_NS, "clusterscale-leader-election");
     assert_eq!(
         lease["rules"],
@@ -456,21 +583,54 @@ fn default_values_render_a_least_privilege_two_replica_operator() {
 fn non_default_values_render_namespaced_rbac_and_the_optional_objects() {
     let objs = objects(&render(&[CUSTOM_VALUES], &[]));
     let k = kinds(&objs);
-    assert!(
-        !k.iter()
-            .any(|(kind, _, _)| kind == "ClusterRole" || kind == "ClusterRoleBinding"),
-        "watchNamespaces must not give a ClusterRole: {k:?}"
+    let cluster_wide: Vec<_> = k
+        .iter()
+        .filter(|(kind, _, _)| kind == "ClusterRole" || kind == "ClusterRoleBinding")
+        .map(|(kind, _, name)| format!("{kind}/{name}"))
+        .collect();
+    assert_eq!(
+        cluster_wide,
+        [
+            "ClusterRole/clusterscale-cloudaccounts",
+            "ClusterRoleBinding/clusterscale-cloudaccounts"
+        ],
+        "watchNamespaces gives no ClusterRole but the CloudAccounts' (cluster-scoped)"
+    );
+    assert_eq!(
+        rules(find(&objs, "ClusterRole", "", "clusterscale-cloudaccounts")),
+        account_rules()
     );
     assert!(
         !k.iter().any(|(kind, _, _)| kind == "PodDisruptionBudget"),
         "no PodDisruptionBudget with one replica"
     );
+    // rbac.secrets=clusterWide: Secrets in each watched namespace, and not in
+    // the release namespace.
     for ns in ["team-a", "team-b"] {
-        assert_eq!(rules(find(&objs, "Role", ns, RELEASE)), watch_rules());
+        assert_eq!(rules(find(&objs, "Role", ns, RELEASE)), watch_rules(true));
         let rb = find(&objs, "RoleBinding", ns, RELEASE);
         assert_eq!(rb["subjects"][0]["namespace"], SYSTEM_NS);
         assert_eq!(rb["roleRef"]["kind"], "Role");
     }
+    assert_eq!(
+        roles_on_secrets(&objs),
+        [
+            (
+                "Role".to_string(),
+                "team-a".to_string(),
+                RELEASE.to_string()
+            ),
+            (
+                "Role".to_string(),
+                "team-b".to_string(),
+                RELEASE.to_string()
+            ),
+        ]
+    );
+    assert_eq!(
+        volumes(&objs)[0]["projected"]["sources"][0]["serviceAccountToken"],
+        serde_json::json!({"audience": "sts.cloud.tencent.com", "expirationSeconds": 7200, "path": "token"})
+    );
     let lease = find(&objs, "Role", SYSTEM_NS, "clusterscale-leader-election");
     assert_eq!(
         lease["rules"][1]["resourceNames"],
@@ -479,6 +639,7 @@ fn non_default_values_render_namespaced_rbac_and_the_optional_objects() {
 
     let a = args(&objs);
     for want in [
+        "--secrets=cluster-wide",
         "--namespace=team-a",
         "--namespace=team-b",
         "--selector=shard=a",
@@ -511,11 +672,13 @@ fn non_default_values_render_namespaced_rbac_and_the_optional_objects() {
     assert_eq!(pod["spec"]["tolerations"][0]["key"], "dedicated");
     assert_eq!(pod["spec"]["nodeSelector"]["kubernetes.io/os"], "linux");
 
-    let crd = find(&objs, "CustomResourceDefinition", "", CRD_NAME);
-    assert!(
-        crd["metadata"]["annotations"].is_null(),
-        "crds.keep=false keeps no CRD"
-    );
+    for (_, _, name) in CRD_FILES {
+        let crd = find(&objs, "CustomResourceDefinition", "", name);
+        assert!(
+            crd["metadata"]["annotations"].is_null(),
+            "crds.keep=false keeps no CRD: {name}"
+        );
+    }
 
     let sm = find(&objs, "ServiceMonitor", SYSTEM_NS, RELEASE);
     assert_eq!(sm["metadata"]["labels"]["release"], "prometheus");
@@ -559,6 +722,28 @@ fn deploy_is_the_default_render() {
     );
 }
 
+/// `kubectl wait --for=condition=Established` on CRDs just applied. kubectl
+/// fails at once, instead of waiting, on a CRD that has no conditions yet
+/// (".status.conditions accessor error: <nil>"), so that answer is retried.
+fn wait_established(a: &Apiserver, crds: &[&str]) {
+    let mut args = vec!["wait", "--for=condition=Established", "--timeout=30s"];
+    let names: Vec<String> = crds.iter().map(|c| format!("crd/{c}")).collect();
+    args.extend(names.iter().map(String::as_str));
+    for attempt in 1..=50 {
+        let out = a.kubectl(&args);
+        if out.status.success() {
+            return;
+        }
+        assert!(
+            text(&out).contains("accessor error") && attempt < 50,
+            "kubectl {}: {}",
+            args.join(" "),
+            text(&out)
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+}
+
 /// Every object of both renders passes the real apiserver's validation,
 /// admission included (`kubectl apply --dry-run=server`), with the
 /// ServiceMonitor CRD from prometheus-operator's own module.
@@ -582,15 +767,7 @@ fn rendered_objects_pass_server_side_dry_run() {
         text(&out)
     };
     ok(&["apply", "--server-side", "-f", &sm_crd], None);
-    ok(
-        &[
-            "wait",
-            "--for=condition=Established",
-            "crd/servicemonitors.monitoring.coreos.com",
-            "--timeout=30s",
-        ],
-        None,
-    );
+    wait_established(a, &["servicemonitors.monitoring.coreos.com"]);
     for ns in [SYSTEM_NS, "team-a", "team-b"] {
         let _ = a.kubectl(&["create", "namespace", ns]);
     }
@@ -630,10 +807,15 @@ fn kubectl_apply_k_deploy_on_a_fresh_apiserver() {
         "namespace/clusterscale-system",
         "serviceaccount/clusterscale",
         "customresourcedefinition.apiextensions.k8s.io/scaledclusters.clusterscale.io",
+        "customresourcedefinition.apiextensions.k8s.io/cloudaccounts.clusterscale.io",
         "clusterrole.rbac.authorization.k8s.io/clusterscale",
+        "clusterrole.rbac.authorization.k8s.io/clusterscale-cloudaccounts",
         "clusterrolebinding.rbac.authorization.k8s.io/clusterscale",
+        "clusterrolebinding.rbac.authorization.k8s.io/clusterscale-cloudaccounts",
         "role.rbac.authorization.k8s.io/clusterscale-leader-election",
+        "role.rbac.authorization.k8s.io/clusterscale-secrets",
         "rolebinding.rbac.authorization.k8s.io/clusterscale-leader-election",
+        "rolebinding.rbac.authorization.k8s.io/clusterscale-secrets",
         "service/clusterscale-metrics",
         "deployment.apps/clusterscale",
         "poddisruptionbudget.policy/clusterscale",
@@ -645,14 +827,167 @@ fn kubectl_apply_k_deploy_on_a_fresh_apiserver() {
         .filter_map(|l| l.strip_suffix(" created"))
         .collect();
     assert_eq!(created, expected, "{out}");
-    run(&[
-        "wait",
-        "--for=condition=Established",
-        &format!("crd/{CRD_NAME}"),
-        "--timeout=30s",
-    ]);
-    // The installed CRD serves the examples.
+    wait_established(&a, &[CRD_NAME, ACCOUNT_CRD_NAME]);
+    // The installed CRDs serve the examples, and a CloudAccount whose Secret
+    // is in the operator's namespace, as the default rbac.secrets=namespaced
+    // wants it.
     run(&["create", "namespace", "data"]);
     run(&["apply", "--dry-run=server", "-f", "examples/tencent.yaml"]);
+    let account = format!(
+        "apiVersion: clusterscale.io/v1alpha1\n\
+         kind: CloudAccount\n\
+         metadata: {{name: tencent-prod}}\n\
+         spec:\n  tencent:\n    secretRef: {{namespace: {SYSTEM_NS}, name: tencent-credentials}}\n"
+    );
+    let out = a.kubectl_stdin(&["apply", "--dry-run=server", "-f", "-"], Some(&account));
+    assert!(
+        out.status.success()
+            && text(&out)
+                .contains("cloudaccount.clusterscale.io/tencent-prod created (server dry run)"),
+        "{}",
+        text(&out)
+    );
     a.stop_in_background();
+}
+
+/// `rbac.secrets` in each combination with `watchNamespaces` (the custom
+/// values cover clusterWide with watchNamespaces) and without RBAC: the rules
+/// on Secrets are where the flag says the operator reads them.
+#[test]
+fn rbac_secrets_grants_what_the_secrets_flag_reads() {
+    // Every namespace, clusterWide: the rule on Secrets is back in the
+    // ClusterRole, and the release namespace has no Role of its own.
+    let objs = objects(&render(&[], &["rbac.secrets=clusterWide"]));
+    assert_eq!(
+        rules(find(&objs, "ClusterRole", "", RELEASE)),
+        watch_rules(true)
+    );
+    assert_eq!(
+        roles_on_secrets(&objs),
+        [(
+            "ClusterRole".to_string(),
+            String::new(),
+            RELEASE.to_string()
+        )]
+    );
+    assert!(
+        !kinds(&objs)
+            .iter()
+            .any(|(_, _, name)| name == "clusterscale-secrets"),
+        "{:#?}",
+        kinds(&objs)
+    );
+    assert_eq!(
+        rules(find(&objs, "ClusterRole", "", "clusterscale-cloudaccounts")),
+        account_rules()
+    );
+    let a = args(&objs);
+    assert!(a.iter().any(|x| x == "--secrets=cluster-wide"), "{a:?}");
+    assert!(!a.iter().any(|x| x == "--secrets=namespaced"), "{a:?}");
+
+    // Watched namespaces (the release namespace among them), namespaced: their
+    // Roles have no rule on Secrets; the release namespace's Secrets Role does.
+    let objs = objects(&render(
+        &[],
+        &[&format!("watchNamespaces={{team-a,{SYSTEM_NS}}}")],
+    ));
+    for ns in ["team-a", SYSTEM_NS] {
+        assert_eq!(rules(find(&objs, "Role", ns, RELEASE)), watch_rules(false));
+    }
+    assert_eq!(
+        roles_on_secrets(&objs),
+        [(
+            "Role".to_string(),
+            SYSTEM_NS.to_string(),
+            "clusterscale-secrets".to_string()
+        )]
+    );
+    assert_eq!(
+        rules(find(&objs, "ClusterRole", "", "clusterscale-cloudaccounts")),
+        account_rules()
+    );
+    assert!(args(&objs).iter().any(|x| x == "--secrets=namespaced"));
+
+    // RBAC managed elsewhere: no rule at all, and the flag is still explicit.
+    for (value, flag) in [
+        ("namespaced", "--secrets=namespaced"),
+        ("clusterWide", "--secrets=cluster-wide"),
+    ] {
+        let objs = objects(&render(
+            &[],
+            &["rbac.create=false", &format!("rbac.secrets={value}")],
+        ));
+        assert!(
+            !kinds(&objs)
+                .iter()
+                .any(|(kind, _, _)| kind.contains("Role")),
+            "{:#?}",
+            kinds(&objs)
+        );
+        let a = args(&objs);
+        assert_eq!(
+            a.iter()
+                .filter(|x| x.starts_with("--secrets="))
+                .collect::<Vec<_>>(),
+            [flag],
+            "rbac.secrets={value}"
+        );
+    }
+}
+
+/// `workloadIdentity`: a projected ServiceAccount token with the audience and
+/// lifetime asked for, mounted read-only where a CloudAccount's workloadIdentity
+/// reads it by default; the root filesystem stays read-only.
+#[test]
+fn workload_identity_mounts_a_projected_token_at_the_default_token_file() {
+    let objs = objects(&render(
+        &[],
+        &[
+            "workloadIdentity.enabled=true",
+            "workloadIdentity.audience=sts.cloud.tencent.com",
+            "workloadIdentity.expirationSeconds=86400",
+        ],
+    ));
+    let vols = volumes(&objs);
+    assert_eq!(
+        vols,
+        &serde_json::json!([{
+            "name": "cloud-identity-token",
+            "projected": {"sources": [{"serviceAccountToken": {
+                "audience": "sts.cloud.tencent.com",
+                "expirationSeconds": 86400,
+                "path": "token",
+            }}]},
+        }])
+    );
+    let c = container(&objs);
+    let mounts = c["volumeMounts"].as_array().expect("volumeMounts");
+    assert_eq!(mounts.len(), 1, "{mounts:?}");
+    assert_eq!(mounts[0]["name"], "cloud-identity-token");
+    assert_eq!(mounts[0]["readOnly"], true);
+    assert_eq!(
+        format!(
+            "{}/{}",
+            mounts[0]["mountPath"].as_str().unwrap(),
+            vols[0]["projected"]["sources"][0]["serviceAccountToken"]["path"]
+                .as_str()
+                .unwrap()
+        ),
+        clusterscale_core::api::account::DEFAULT_TOKEN_FILE
+    );
+    assert_eq!(c["securityContext"]["readOnlyRootFilesystem"], true);
+    // The default lifetime, and a CCE client id (any string is an audience).
+    let objs = objects(&render(
+        &[],
+        &[
+            "workloadIdentity.enabled=true",
+            "workloadIdentity.audience=clusterscale-idp-client",
+        ],
+    ));
+    assert_eq!(
+        volumes(&objs)[0]["projected"]["sources"][0]["serviceAccountToken"],
+        serde_json::json!({"audience": "clusterscale-idp-client", "expirationSeconds": 3600, "path": "token"})
+    );
+    // Enabled without an audience is refused before rendering (values.schema.json,
+    // and the template's `required` behind it); see the_schema_refuses_bad_values.
 }

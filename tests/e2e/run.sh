@@ -8,7 +8,7 @@
 #   5. kubectl scale, wait for the new count
 #   6. check the Events and the scale subresource
 #   7. check the ServiceAccount's rights with kubectl auth can-i
-#   8. helm uninstall: the CRD and the ScaledClusters are kept
+#   8. helm uninstall: the CRDs and the ScaledClusters are kept
 #
 # Usage: tests/e2e/run.sh        (needs target/debug/clusterscale and clusterscale-fake-cloud; builds them if missing)
 # Environment: E2E_KEEP=1 keeps the work directory; E2E_TIMEOUT (seconds, default 120) per wait.
@@ -60,13 +60,16 @@ KUBECONFIG=$(bash tests/kube/apiserver.sh start "$WORK/kube")
 log "kube-apiserver $(cat "$WORK/kube/version") is up"
 
 # --- 2. helm install --------------------------------------------------------
-# The watched namespace exists first: the chart puts its Role there.
+# The watched namespace exists first: the chart puts its Role there. The
+# examples keep their credentials in a Secret next to each ScaledCluster
+# (credentialsSecretRef), which needs rbac.secrets=clusterWide: the default,
+# namespaced, reads Secrets in the release namespace only.
 kubectl create namespace "$DATA_NS" >/dev/null
 "$HELM" install "$RELEASE" charts/clusterscale --namespace "$SYSTEM_NS" --create-namespace \
-	--set "watchNamespaces={$DATA_NS}" --wait=false >"$WORK/helm-install.out" ||
+	--set "watchNamespaces={$DATA_NS}" --set rbac.secrets=clusterWide --wait=false >"$WORK/helm-install.out" ||
 	fail "helm install: $(cat "$WORK/helm-install.out")"
 log "helm install: $("$HELM" list -n "$SYSTEM_NS" -o json | python3 -c 'import json,sys; r=json.load(sys.stdin)[0]; print(r["name"], r["status"], r["app_version"])')"
-kubectl wait --for=condition=Established crd/scaledclusters.clusterscale.io --timeout=30s >/dev/null
+kubectl wait --for=condition=Established crd/scaledclusters.clusterscale.io crd/cloudaccounts.clusterscale.io --timeout=30s >/dev/null
 
 # --- 3. fake clouds and the operator, as the ServiceAccount ----------------
 # The fakes accept exactly the examples' placeholder credentials and cluster ids.
@@ -187,27 +190,35 @@ expect_yes get secrets/tencent-credentials -n "$DATA_NS"
 expect_yes patch scaledclusters.clusterscale.io/analytics --subresource=status -n "$DATA_NS"
 expect_yes create events.events.k8s.io -n "$DATA_NS"
 expect_yes update leases.coordination.k8s.io/clusterscale-leader -n "$SYSTEM_NS"
+expect_yes watch cloudaccounts.clusterscale.io
+expect_yes patch cloudaccounts.clusterscale.io/any --subresource=status
 expect_no get secrets -n default
 expect_no get secrets -n kube-system
 expect_no list secrets --all-namespaces
+# clusterWide with watchNamespaces: Secrets in the watched namespaces only, not
+# even in the release namespace.
+expect_no get secrets -n "$SYSTEM_NS"
 expect_no update scaledclusters.clusterscale.io/analytics -n "$DATA_NS"
 expect_no patch scaledclusters.clusterscale.io/analytics -n "$DATA_NS"
 expect_no delete scaledclusters.clusterscale.io/analytics -n "$DATA_NS"
 expect_no create scaledclusters.clusterscale.io -n "$DATA_NS"
+expect_no create cloudaccounts.clusterscale.io
+expect_no patch cloudaccounts.clusterscale.io/any
 expect_no update secrets/tencent-credentials -n "$DATA_NS"
 expect_no create pods -n "$DATA_NS"
 expect_no create configmaps -n "$SYSTEM_NS"
 expect_no update leases.coordination.k8s.io/some-other-lease -n "$SYSTEM_NS"
 expect_no create leases.coordination.k8s.io -n "$DATA_NS"
 expect_no delete customresourcedefinitions.apiextensions.k8s.io/scaledclusters.clusterscale.io
-log "auth can-i: 4 allowed, 13 refused, as intended"
+log "auth can-i: 6 allowed, 16 refused, as intended"
 
 # --- 8. helm uninstall keeps the CRD and the resources ---------------------------
 "$HELM" uninstall "$RELEASE" -n "$SYSTEM_NS" >"$WORK/helm-uninstall.out" ||
 	fail "helm uninstall: $(cat "$WORK/helm-uninstall.out")"
 kubectl get deploy "$RELEASE" -n "$SYSTEM_NS" >/dev/null 2>&1 && fail "the Deployment survived helm uninstall"
 kubectl get crd scaledclusters.clusterscale.io >/dev/null || fail "helm uninstall deleted the CRD"
+kubectl get crd cloudaccounts.clusterscale.io >/dev/null || fail "helm uninstall deleted the CloudAccount CRD"
 [ "$(kubectl get scl -n "$DATA_NS" --no-headers | wc -l)" = 2 ] || fail "helm uninstall lost ScaledClusters"
 [ "$(kubectl get scl analytics -n "$DATA_NS" -o jsonpath='{.spec.task.count}')" = 11 ] || fail "analytics changed"
-log "helm uninstall: Deployment gone; CRD and both ScaledClusters kept"
+log "helm uninstall: Deployment gone; both CRDs and both ScaledClusters kept"
 log "PASSED in $(($(date +%s) - T0)) s"

@@ -342,14 +342,26 @@ fn install_crd(kubeconfig: &Path) -> Result<(), String> {
         }
     };
     run(&["apply", "-f", "crds/"])?;
-    run(&[
-        "wait",
-        "--for",
-        "condition=Established",
-        "--timeout=60s",
-        &format!("crd/{CRD_NAME}"),
-        "crd/cloudaccounts.clusterscale.io",
-    ])
+    // kubectl wait fails at once, instead of waiting, on a CRD that exists but
+    // has no conditions yet (".status.conditions accessor error: <nil>"); the
+    // apiserver sets them moments later, so that answer is retried.
+    let mut attempts = 0;
+    loop {
+        attempts += 1;
+        match run(&[
+            "wait",
+            "--for",
+            "condition=Established",
+            "--timeout=60s",
+            &format!("crd/{CRD_NAME}"),
+            "crd/cloudaccounts.clusterscale.io",
+        ]) {
+            Err(e) if e.contains("accessor error") && attempts < 50 => {
+                std::thread::sleep(Duration::from_millis(100))
+            }
+            done => return done,
+        }
+    }
 }
 
 fn scrub(cmd: &mut Command) {

@@ -71,15 +71,47 @@ used by the code (src/controller):
 - apiGroups: ["clusterscale.io"]
   resources: ["scaledclusters/status"]
   verbs: ["get", "patch"]
-# Credentials: the Secrets named by spec.*.credentialsSecretRef, read when a
+{{- if eq .Values.rbac.secrets "clusterWide" }}
+# Credentials, with rbac.secrets=clusterWide only: the Secrets named by
+# spec.*.credentialsSecretRef and by CloudAccounts' secretRef, read when a
 # ScaledCluster is reconciled and watched (metadata) so that a rotation
-# reconciles the clusters that use it.
-- apiGroups: [""]
-  resources: ["secrets"]
-  verbs: ["get", "list", "watch"]
+# reconciles the clusters that use it. With rbac.secrets=namespaced the same
+# rule is in a Role of the release namespace instead (templates/rbac.yaml).
+{{ include "clusterscale.secretsRules" . }}
+{{- end }}
 # Events for every operation and refusal (events.k8s.io/v1; the recorder
 # patches a repeated Event instead of creating a new one).
 - apiGroups: ["events.k8s.io"]
   resources: ["events"]
   verbs: ["create", "patch"]
+{{- end }}
+
+{{/*
+Read access to Secrets: in each watched namespace with rbac.secrets=clusterWide
+(in clusterscale.watchRules), else in the release namespace only.
+*/}}
+{{- define "clusterscale.secretsRules" -}}
+- apiGroups: [""]
+  resources: ["secrets"]
+  verbs: ["get", "list", "watch"]
+{{- end }}
+
+{{/*
+The rules on CloudAccounts. They are cluster-scoped, so these are a
+ClusterRole whatever watchNamespaces says.
+*/}}
+{{- define "clusterscale.accountRules" -}}
+# CloudAccounts: read to resolve the spec.*.accountRef of ScaledClusters, and
+# listed and watched so that a change to an account reconciles the clusters
+# that name it. get is for reads by name.
+- apiGroups: ["clusterscale.io"]
+  resources: ["cloudaccounts"]
+  verbs: ["get", "list", "watch"]
+# Status only: the Ready condition, the source, the identity, the users and
+# the keys' expiry are patched on /status; get reads the status of an object
+# that does not match the schema. The operator never writes a spec, and never
+# a key into the status.
+- apiGroups: ["clusterscale.io"]
+  resources: ["cloudaccounts/status"]
+  verbs: ["get", "patch"]
 {{- end }}
