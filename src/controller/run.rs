@@ -23,7 +23,7 @@ use tracing::{error, info, warn};
 use clusterscale_lease::{LeaderElector, LeaseConfig, LeaseFence};
 
 use super::accounts::status::{self as account_status, AccountContext};
-use super::accounts::Accounts;
+use super::accounts::{account_of, Accounts};
 use super::reconcile::backoff::{self, Backoffs};
 use super::reconcile::clouds::CloudCache;
 use super::reconcile::events::Recorder;
@@ -311,15 +311,19 @@ struct Watched {
     takeover: Vec<futures::channel::mpsc::UnboundedSender<()>>,
     /// Per controller: the users of a CloudAccount that changed.
     account_users: Vec<futures::channel::mpsc::UnboundedSender<ObjectRef<ClusterOrInvalid>>>,
+    /// The accounts named by a ScaledCluster that changed (its user count).
+    accounts_named: Option<futures::channel::mpsc::UnboundedReceiver<ObjectRef<CloudAccount>>>,
 }
 
 /// Start watching: the ScaledClusters of each namespace feed the claims and
 /// the backlog (before the reflector), then the cache and the controller.
 fn watch(args: &RunArgs, client: &Client, ctx: &Context) -> Watched {
+    let (named, accounts_named) = futures::channel::mpsc::unbounded();
     let mut watched = Watched {
         controllers: Vec::new(),
         takeover: Vec::new(),
         account_users: Vec::new(),
+        accounts_named: Some(accounts_named),
     };
     for (source, ns) in namespaces(args).into_iter().enumerate() {
         let api: Api<ClusterOrInvalid> = match &ns {
@@ -334,11 +338,12 @@ fn watch(args: &RunArgs, client: &Client, ctx: &Context) -> Watched {
         if let Some(selector) = &args.selector {
             config = config.labels(selector);
         }
-        let (claims, backlog, metrics, liveness) = (
+        let (claims, backlog, metrics, liveness, named) = (
             ctx.claims.clone(),
             ctx.backlog.clone(),
             ctx.metrics.clone(),
             ctx.liveness.clone(),
+            named.clone(),
         );
         let changes = watcher(api, config)
             .default_backoff()
@@ -350,6 +355,14 @@ fn watch(args: &RunArgs, client: &Client, ctx: &Context) -> Watched {
                 backlog.observe(source, event);
                 metrics.set_backlog(backlog.waiting());
                 liveness.set_waiting(backlog.waiting());
+                if let watcher::Event::Apply(obj)
+                | watcher::Event::InitApply(obj)
+                | watcher::Event::Delete(obj) = event
+                {
+                    if let Some(account) = obj.0.as_ref().ok().and_then(|c| account_of(&c.spec)) {
+                        let _ = named.unbounded_send(ObjectRef::new(account));
+                    }
+                }
             })
             .reflect(writer)
             .applied_objects()
@@ -476,8 +489,11 @@ fn watch_accounts(
         leading: leading.clone(),
         clock: ctx.clock.clone(),
     });
-    Controller::for_stream(changes, reader)
-        .reconcile_all_on(on_takeover)
+    let mut controller = Controller::for_stream(changes, reader).reconcile_all_on(on_takeover);
+    if let Some(named) = watched.accounts_named.take() {
+        controller = controller.reconcile_on(named);
+    }
+    controller
         .shutdown_on_signal()
         .run(
             account_status::reconcile,

@@ -71,6 +71,9 @@ pub struct JournalLine {
     pub http_status: u16,
     /// True when the request started a change of the cluster.
     pub write: bool,
+    /// Which keys signed it: `{key: static | sts#<n> | unknown, fingerprint}`.
+    #[serde(default)]
+    pub signed_by: Option<serde_json::Value>,
 }
 
 /// What a journal line's `outcome` carries after `; ` when its answer was
@@ -497,6 +500,18 @@ impl TestNs {
         self.kubectl_ok(&args);
     }
 
+    /// A secret value this test handed out other than through
+    /// [`Self::secret`] (a JWT, temporary keys): the grep looks for it too.
+    pub fn add_secret(&self, value: impl Into<String>) {
+        let value = value.into();
+        if value.len() >= 6 {
+            self.secrets
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .push(value);
+        }
+    }
+
     pub fn register_log(&self, label: impl Into<String>, path: PathBuf) {
         self.logs
             .lock()
@@ -673,6 +688,8 @@ impl TestNs {
                 "Events",
                 &["get", "events.v1.events.k8s.io", "-o", "yaml"][..],
             ),
+            // Cluster-scoped: every test's, which is more than needed.
+            ("CloudAccounts", &["get", "cloudaccounts", "-o", "yaml"][..]),
         ] {
             let o = self.kubectl(args);
             sources.push((
@@ -818,6 +835,9 @@ pub struct OperatorOpts {
     pub identity: String,
     pub lease_name: String,
     pub kubeconfig: Option<PathBuf>,
+    /// The operator's own namespace (its Lease, POD_NAMESPACE, and with
+    /// `--secrets namespaced` its Secrets); default the watched one.
+    pub own_namespace: Option<String>,
     pub extra: Vec<String>,
 }
 
@@ -827,6 +847,7 @@ impl OperatorOpts {
             identity: identity.into(),
             lease_name: "clusterscale-leader".into(),
             kubeconfig: None,
+            own_namespace: None,
             extra: Vec::new(),
         }
     }
@@ -928,7 +949,8 @@ pub fn operator_command(
         .args(["--identity", &opts.identity])
         .args(["--lease-name", &opts.lease_name]);
     if let Some(ns) = namespace {
-        cmd.args(["--namespace", ns, "--lease-namespace", ns]);
+        let own = opts.own_namespace.as_deref().unwrap_or(ns);
+        cmd.args(["--namespace", ns, "--lease-namespace", own]);
     }
     cmd.args(&opts.extra);
     let file = std::fs::File::create(log).expect("operator log file");

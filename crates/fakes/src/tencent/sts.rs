@@ -200,7 +200,12 @@ impl StsState {
         let issued = self.issued.lock().unwrap_or_else(|e| e.into_inner());
         issued
             .values()
-            .flat_map(|k| [k.secret_key.expose().to_string(), k.token.expose().to_string()])
+            .flat_map(|k| {
+                [
+                    k.secret_key.expose().to_string(),
+                    k.token.expose().to_string(),
+                ]
+            })
             .collect()
     }
 
