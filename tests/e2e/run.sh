@@ -20,7 +20,6 @@ TIMEOUT=${E2E_TIMEOUT:-120}
 RELEASE=clusterscale
 SYSTEM_NS=clusterscale-system
 DATA_NS=data # the namespace of examples/tencent.yaml and examples/huawei.yaml
-SA=system:serviceaccount:$SYSTEM_NS:$RELEASE
 T0=$(date +%s)
 
 log() { printf 'e2e [%3ss] %s\n' "$(($(date +%s) - T0))" "$*" >&2; }
@@ -93,47 +92,60 @@ HUAWEI_URL=$(sed -n 's/^huawei listening on //p' "$WORK/fake.out")
 [ -n "$TENCENT_URL" ] && [ -n "$HUAWEI_URL" ] || fail "fake clouds did not start"
 log "fake clouds: tencent $TENCENT_URL, huawei $HUAWEI_URL"
 
-TOKEN=$(kubectl create token "$RELEASE" -n "$SYSTEM_NS" --duration=1h)
-SA_KUBECONFIG=$WORK/sa.kubeconfig
-SERVER=$(kubectl config view --raw -o jsonpath='{.clusters[0].cluster.server}')
-CA=$(kubectl config view --raw -o jsonpath='{.clusters[0].cluster.certificate-authority-data}')
-cat >"$SA_KUBECONFIG" <<EOF
+# sa_kubeconfig RELEASE NAMESPACE FILE: a kubeconfig with a token of the
+# release's ServiceAccount.
+sa_kubeconfig() {
+	local token server ca
+	token=$(kubectl create token "$1" -n "$2" --duration=1h)
+	server=$(kubectl config view --raw -o jsonpath='{.clusters[0].cluster.server}')
+	ca=$(kubectl config view --raw -o jsonpath='{.clusters[0].cluster.certificate-authority-data}')
+	cat >"$3" <<EOF
 apiVersion: v1
 kind: Config
-clusters: [{name: e2e, cluster: {server: "$SERVER", certificate-authority-data: "$CA"}}]
-users: [{name: sa, user: {token: "$TOKEN"}}]
+clusters: [{name: e2e, cluster: {server: "$server", certificate-authority-data: "$ca"}}]
+users: [{name: sa, user: {token: "$token"}}]
 contexts: [{name: sa, context: {cluster: e2e, user: sa}}]
 current-context: sa
 EOF
-[ "$(KUBECONFIG=$SA_KUBECONFIG kubectl auth whoami -o jsonpath='{.status.userInfo.username}')" = "$SA" ] ||
-	fail "the token is not the ServiceAccount's"
+	[ "$(KUBECONFIG=$3 kubectl auth whoami -o jsonpath='{.status.userInfo.username}')" = "system:serviceaccount:$2:$1" ] ||
+		fail "the token is not the ServiceAccount's"
+}
 
-# The operator runs with the rendered Deployment's own arguments, out of cluster,
-# with free loopback ports for metrics and health and a 1 s poll.
-mapfile -t ARGS < <(kubectl get deploy "$RELEASE" -n "$SYSTEM_NS" \
-	-o go-template='{{range (index .spec.template.spec.containers 0).args}}{{.}}{{"\n"}}{{end}}')
 port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-METRICS=127.0.0.1:$(port)
-HEALTH=127.0.0.1:$(port)
-RUN_ARGS=()
-for a in "${ARGS[@]}"; do
-	case $a in
-	--metrics-addr=*) RUN_ARGS+=("--metrics-addr=$METRICS") ;;
-	--health-addr=*) RUN_ARGS+=("--health-addr=$HEALTH") ;;
-	--poll-seconds=*) RUN_ARGS+=("--poll-seconds=1") ;;
-	*) RUN_ARGS+=("$a") ;;
-	esac
-done
-log "clusterscale ${RUN_ARGS[*]}"
-KUBECONFIG=$SA_KUBECONFIG POD_NAMESPACE=$SYSTEM_NS POD_NAME=e2e-operator-0 RUST_LOG=info \
-	"$BIN" "${RUN_ARGS[@]}" >"$WORK/operator.log" 2>&1 &
-PIDS+=($!)
-for _ in $(seq 1 300); do
-	curl -fsS "http://$HEALTH/readyz" >/dev/null 2>&1 && break
-	sleep 0.1
-done
-curl -fsS "http://$HEALTH/readyz" >/dev/null || fail "the operator is not Ready"
-log "operator Ready as $SA"
+
+# start_operator RELEASE NAMESPACE KUBECONFIG LOG: the operator with the
+# rendered Deployment's own arguments, out of cluster, with free loopback
+# ports for metrics and health and a 1 s poll; waits until it is Ready.
+start_operator() {
+	local args run_args metrics health a
+	mapfile -t args < <(kubectl get deploy "$1" -n "$2" \
+		-o go-template='{{range (index .spec.template.spec.containers 0).args}}{{.}}{{"\n"}}{{end}}')
+	metrics=127.0.0.1:$(port)
+	health=127.0.0.1:$(port)
+	run_args=()
+	for a in "${args[@]}"; do
+		case $a in
+		--metrics-addr=*) run_args+=("--metrics-addr=$metrics") ;;
+		--health-addr=*) run_args+=("--health-addr=$health") ;;
+		--poll-seconds=*) run_args+=("--poll-seconds=1") ;;
+		*) run_args+=("$a") ;;
+		esac
+	done
+	log "clusterscale ${run_args[*]}"
+	KUBECONFIG=$3 POD_NAMESPACE=$2 POD_NAME=$1-e2e-0 RUST_LOG=info \
+		"$BIN" "${run_args[@]}" >"$4" 2>&1 &
+	PIDS+=($!)
+	for _ in $(seq 1 300); do
+		curl -fsS "http://$health/readyz" >/dev/null 2>&1 && break
+		sleep 0.1
+	done
+	curl -fsS "http://$health/readyz" >/dev/null || fail "the operator of $1 is not Ready"
+	log "operator of $1 Ready as system:serviceaccount:$2:$1"
+}
+
+SA_KUBECONFIG=$WORK/sa.kubeconfig
+sa_kubeconfig "$RELEASE" "$SYSTEM_NS" "$SA_KUBECONFIG"
+start_operator "$RELEASE" "$SYSTEM_NS" "$SA_KUBECONFIG" "$WORK/operator.log"
 
 # --- 4. the examples ---------------------------------------------------------
 # Each example as shipped, pointed at its fake endpoint, with no cooldown so
@@ -211,6 +223,79 @@ expect_no update leases.coordination.k8s.io/some-other-lease -n "$SYSTEM_NS"
 expect_no create leases.coordination.k8s.io -n "$DATA_NS"
 expect_no delete customresourcedefinitions.apiextensions.k8s.io/scaledclusters.clusterscale.io
 log "auth can-i: 6 allowed, 16 refused, as intended"
+
+# --- 7b. rbac.secrets=namespaced and a CloudAccount ------------------------------
+# A second release with the chart's defaults (Secrets readable in its own
+# namespace only), watching its own data namespace, the CRDs left to the first
+# release. The keys live only in the release namespace; the ScaledCluster names
+# a CloudAccount instead of a Secret. Its own fake cloud: the first release
+# still manages the first fake's cluster.
+ACC_NS=clusterscale-accounts
+ACC_DATA=accounts-data
+ACC_RELEASE=clusterscale-accounts # the full name: it contains "clusterscale"
+kubectl create namespace "$ACC_DATA" >/dev/null
+"$HELM" install "$ACC_RELEASE" charts/clusterscale --namespace "$ACC_NS" --create-namespace \
+	--set "watchNamespaces={$ACC_DATA}" --set crds.install=false --wait=false >"$WORK/helm-install-accounts.out" ||
+	fail "helm install (namespaced): $(cat "$WORK/helm-install-accounts.out")"
+kubectl get deploy "$ACC_RELEASE" -n "$ACC_NS" -o jsonpath='{.spec.template.spec.containers[0].args}' | grep -q -- '--secrets=namespaced' ||
+	fail "the default install does not pass --secrets=namespaced"
+TENCENTCLOUD_SECRET_ID=$(secret_value tencent.yaml secretId) \
+	TENCENTCLOUD_SECRET_KEY=$(secret_value tencent.yaml secretKey) \
+	"$FAKE" --tencent 127.0.0.1:0 --tencent-instance-id "$TENCENT_ID" \
+	--operation-seconds 2 --journal-dir "$WORK/journal-accounts" >"$WORK/fake-accounts.out" 2>"$WORK/fake-accounts.err" &
+PIDS+=($!)
+for _ in $(seq 1 100); do
+	grep -q "^tencent listening" "$WORK/fake-accounts.out" 2>/dev/null && break
+	sleep 0.1
+done
+ACC_URL=$(sed -n 's/^tencent listening on //p' "$WORK/fake-accounts.out")
+[ -n "$ACC_URL" ] || fail "the second fake cloud did not start"
+kubectl create secret generic tencent-keys -n "$ACC_NS" \
+	--from-literal=secretId="$(secret_value tencent.yaml secretId)" \
+	--from-literal=secretKey="$(secret_value tencent.yaml secretKey)" >/dev/null
+kubectl apply -f - >/dev/null <<EOF || fail "kubectl apply the CloudAccount"
+apiVersion: clusterscale.io/v1alpha1
+kind: CloudAccount
+metadata: {name: e2e-tencent}
+spec:
+  tencent:
+    secretRef: {namespace: $ACC_NS, name: tencent-keys}
+EOF
+ACC_KUBECONFIG=$WORK/sa-accounts.kubeconfig
+sa_kubeconfig "$ACC_RELEASE" "$ACC_NS" "$ACC_KUBECONFIG"
+start_operator "$ACC_RELEASE" "$ACC_NS" "$ACC_KUBECONFIG" "$WORK/operator-accounts.log"
+kubectl apply -f - >/dev/null <<EOF || fail "kubectl apply the ScaledCluster on the CloudAccount"
+apiVersion: clusterscale.io/v1alpha1
+kind: ScaledCluster
+metadata: {name: shared, namespace: $ACC_DATA}
+spec:
+  tencent:
+    region: ap-guangzhou
+    instanceId: $TENCENT_ID
+    endpoint: $ACC_URL
+    accountRef: {name: e2e-tencent}
+  core: {count: 4}
+  task: {count: 3, min: 0, max: 20}
+  cooldownSeconds: 0
+EOF
+start=$(date +%s)
+kubectl wait -n "$ACC_DATA" --for=condition=Ready scl/shared --timeout="${TIMEOUT}s" >/dev/null ||
+	fail "the ScaledCluster on the CloudAccount did not become Ready"
+[ "$(kubectl get scl shared -n "$ACC_DATA" -o jsonpath='{.status.observed.core}/{.status.observed.task}')" = 4/3 ] ||
+	fail "shared is not at 4/3: $(kubectl get scl shared -n "$ACC_DATA" -o yaml)"
+kubectl wait --for=jsonpath='{.status.users}'=1 cloudaccount/e2e-tencent --timeout=60s >/dev/null ||
+	fail "the CloudAccount does not count its user: $(kubectl get cloudaccount e2e-tencent -o yaml)"
+kubectl wait --for=condition=Ready cloudaccount/e2e-tencent --timeout=30s >/dev/null ||
+	fail "the CloudAccount is not Ready: $(kubectl get cloudaccount e2e-tencent -o yaml)"
+log "rbac.secrets=namespaced: shared Ready at 4/3 in $(($(date +%s) - start)) s through CloudAccount e2e-tencent ($(kubectl get ca e2e-tencent --no-headers | tr -s ' '))"
+can_acc() { KUBECONFIG=$ACC_KUBECONFIG kubectl auth can-i "$@" 2>/dev/null; }
+[ "$(can_acc get secrets/tencent-keys -n "$ACC_NS")" = yes ] || fail "namespaced: cannot read the release namespace's Secret"
+for where in "-n $ACC_DATA" "-n default" "--all-namespaces"; do
+	# shellcheck disable=SC2086
+	[ "$(can_acc list secrets $where)" = no ] || fail "namespaced: may list secrets $where"
+done
+log "rbac.secrets=namespaced: Secrets readable in $ACC_NS only"
+"$HELM" uninstall "$ACC_RELEASE" -n "$ACC_NS" >/dev/null || fail "helm uninstall $ACC_RELEASE"
 
 # --- 8. helm uninstall keeps the CRD and the resources ---------------------------
 "$HELM" uninstall "$RELEASE" -n "$SYSTEM_NS" >"$WORK/helm-uninstall.out" ||
