@@ -47,6 +47,9 @@ pub enum CrdKind {
     Cloudaccount,
 }
 
+// Parsed once per process: the size of its largest variant (the controller's
+// flags) costs nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Subcommand, Debug)]
 pub enum Command {
     /// Run the controller (in-cluster, or with a kubeconfig).
