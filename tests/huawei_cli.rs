@@ -43,6 +43,10 @@ impl std::ops::Deref for FakeCloud {
 
 impl FakeCloud {
     fn start(core: i32, task: i32, operation_seconds: u64) -> Self {
+        Self::start_with(core, task, operation_seconds, &[])
+    }
+
+    fn start_with(core: i32, task: i32, operation_seconds: u64, extra: &[&str]) -> Self {
         let mut env = aksk_env();
         env.extend(token_env());
         let (core, task, seconds) = (
@@ -50,20 +54,18 @@ impl FakeCloud {
             task.to_string(),
             operation_seconds.to_string(),
         );
-        Self(FakeProcess::start(
-            "huawei",
-            &env,
-            &[
-                "--huawei-cluster-id",
-                CLUSTER,
-                "--initial-core",
-                &core,
-                "--initial-task",
-                &task,
-                "--operation-seconds",
-                &seconds,
-            ],
-        ))
+        let mut args = vec![
+            "--huawei-cluster-id",
+            CLUSTER,
+            "--initial-core",
+            &core,
+            "--initial-task",
+            &task,
+            "--operation-seconds",
+            &seconds,
+        ];
+        args.extend_from_slice(extra);
+        Self(FakeProcess::start("huawei", &env, &args))
     }
 
     fn manifest(&self, core: i32, task: i32, extra_spec: &str) -> PathBuf {
@@ -722,4 +724,227 @@ spec:
         "{}",
         text(&plan)
     );
+}
+
+// Workload identity: the fake serves IAM's OIDC federation (id-token, then
+// securitytokens) and checks that each MRS request is signed with a
+// temporary AK it issued, with its security token.
+
+const IDP: &str = "cce-cli";
+const AUDIENCE: &str = "clusterscale-cli";
+const ID_TOKEN: &str = "CreateTokenWithIdToken";
+const SECURITY_TOKEN: &str = "CreateTemporaryAccessKeyByToken";
+
+impl FakeCloud {
+    /// The fake with IAM federation, trusting the test key's tokens for [`AUDIENCE`].
+    fn with_federation(core: i32, task: i32) -> Self {
+        Self::start_with(
+            core,
+            task,
+            1,
+            &[
+                "--huawei-oidc-public-key",
+                cli_support::OIDC_PUBLIC_KEY_FILE,
+                "--huawei-oidc-issuer",
+                cli_support::OIDC_ISSUER,
+                "--huawei-oidc-audience",
+                AUDIENCE,
+                "--huawei-idp-id",
+                IDP,
+                "--huawei-oidc-subject",
+                cli_support::OIDC_SUBJECT,
+            ],
+        )
+    }
+
+    /// The manifest, naming CloudAccount `account` instead of a Secret.
+    fn account_manifest(&self, core: i32, task: i32, account: &str) -> PathBuf {
+        let path = self.manifest(core, task, "");
+        let text = std::fs::read_to_string(&path).unwrap().replace(
+            "credentialsSecretRef: {name: hw}",
+            &format!("accountRef: {{name: {account}}}"),
+        );
+        std::fs::write(&path, text).unwrap();
+        path
+    }
+
+    /// A token for `audience` in the token file; returns (path, token).
+    fn token_file(&self, audience: &str) -> (PathBuf, String) {
+        let jwt = cli_support::service_account_token(audience, 3600);
+        (self.write_file("token", &jwt), jwt)
+    }
+
+    /// A CloudAccount manifest with this fake's workload identity.
+    fn wi_account(&self, name: &str, token_file: &Path) -> PathBuf {
+        self.write_file(
+            &format!("account-{name}.yaml"),
+            &format!(
+                "apiVersion: clusterscale.io/v1alpha1
+kind: CloudAccount
+metadata: {{name: {name}}}
+spec:
+  huawei:
+    workloadIdentity:
+      idpId: {IDP}
+      projectId: {PROJECT}
+      durationSeconds: 900
+      tokenFile: {}
+      iamEndpoint: {}
+",
+                token_file.display(),
+                self.base
+            ),
+        )
+    }
+
+    /// Every MRS request was accepted, signed by a temporary AK the fake's
+    /// IAM issued (the journal names the AK, never its SK or token).
+    fn assert_signed_by_temporary_keys(&self) {
+        let journal = self.journal();
+        let issued: Vec<String> = journal
+            .iter()
+            .filter(|l| l["action"] == SECURITY_TOKEN && l["outcome"] == "ok")
+            .filter_map(|l| {
+                let detail = l["params"]["detail"].as_str()?;
+                let ak = detail.strip_prefix("temporary keys ")?.split(' ').next()?;
+                Some(format!("ak:{ak}"))
+            })
+            .collect();
+        assert!(!issued.is_empty(), "no temporary keys issued: {journal:?}");
+        let mrs: Vec<&Value> = journal
+            .iter()
+            .filter(|l| l["action"] != ID_TOKEN && l["action"] != SECURITY_TOKEN)
+            .collect();
+        assert!(!mrs.is_empty());
+        for l in mrs {
+            let principal = l["params"]["principal"].as_str().unwrap_or_default();
+            assert!(
+                issued.iter().any(|ak| ak == principal),
+                "not a temporary key: {l}"
+            );
+            assert_eq!(l["outcome"], "ok", "{l}");
+        }
+    }
+}
+
+const WAIT: &[&str] = &["apply", "--wait", "--poll", "1", "--timeout", "90"];
+
+/// Run with `env` only; neither the JWT nor any JWT shows in the output.
+fn run_wi(env: &[(&str, &str)], args: &[&str], manifest: &Path, jwt: &str) -> Output {
+    cli_support::output_without(
+        command(env).args(args).arg("-f").arg(manifest),
+        &[jwt, "eyJ", SK],
+    )
+}
+
+#[tokio::test]
+async fn cli_account_of_a_workload_identity_plans_and_applies_with_temporary_keys() {
+    let fake = FakeCloud::with_federation(3, 0);
+    let (token, jwt) = fake.token_file(AUDIENCE);
+    let account = fake.wi_account("huawei-wi", &token);
+    let account = account.to_str().unwrap();
+    let manifest = fake.account_manifest(4, 2, "huawei-wi");
+
+    let plan = run_wi(&[], &["plan", "--account", account], &manifest, &jwt);
+    assert_eq!(plan.status.code(), Some(0), "{}", text(&plan));
+    assert!(
+        String::from_utf8_lossy(&plan.stdout).contains("Core 3, Task 0"),
+        "{}",
+        text(&plan)
+    );
+    assert!(fake.writes().is_empty());
+
+    let wait = [WAIT, &["--account", account]].concat();
+    let o = run_wi(&[], &wait, &manifest, &jwt);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    assert!(!fake.writes().is_empty(), "{}", text(&o));
+    fake.assert_signed_by_temporary_keys();
+    let scoped = &fake.journal()[0]["params"]["body"]["auth"]["scope"]["project"]["id"];
+    assert_eq!(
+        scoped, PROJECT,
+        "the IAM token is scoped to the account's project"
+    );
+    assert_eq!(task_ids(&fake).await.len(), 2);
+}
+
+#[tokio::test]
+async fn cli_workload_identity_from_the_environment() {
+    let fake = FakeCloud::with_federation(3, 0);
+    let (token, jwt) = fake.token_file(AUDIENCE);
+    let env = [
+        ("HUAWEICLOUD_SDK_IDP_ID", IDP),
+        ("HUAWEICLOUD_SDK_ID_TOKEN_FILE", token.to_str().unwrap()),
+        ("HUAWEICLOUD_SDK_PROJECT_ID", PROJECT),
+        ("HUAWEICLOUD_SDK_IAM_ENDPOINT", fake.base.as_str()),
+    ];
+    let manifest = fake.account_manifest(4, 0, "huawei-wi");
+    let o = run_wi(&env, WAIT, &manifest, &jwt);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    assert_eq!(fake.writes().len(), 1, "{}", text(&o));
+    fake.assert_signed_by_temporary_keys();
+
+    // Only one of the pair: both are named.
+    let o = run_wi(&env[..1], &["plan"], &manifest, &jwt);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("HUAWEICLOUD_SDK_IDP_ID") && err.contains("HUAWEICLOUD_SDK_ID_TOKEN_FILE"),
+        "{}",
+        text(&o)
+    );
+    // Neither, nor static keys, nor --account.
+    let o = run_wi(&[], &["plan"], &manifest, &jwt);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("--account FILE")
+            && err.contains("HUAWEICLOUD_SDK_AK")
+            && err.contains("HUAWEICLOUD_SDK_IDP_ID"),
+        "{}",
+        text(&o)
+    );
+}
+
+#[tokio::test]
+async fn cli_refused_exchange_is_a_cloud_error_and_nothing_reaches_mrs() {
+    let fake = FakeCloud::with_federation(3, 0);
+    let (token, jwt) = fake.token_file("someone-else");
+    let account = fake.wi_account("huawei-wi", &token);
+    let manifest = fake.account_manifest(5, 0, "huawei-wi");
+    for args in [&["plan"][..], WAIT] {
+        let args = [args, &["--account", account.to_str().unwrap()]].concat();
+        let o = run_wi(&[], &args, &manifest, &jwt);
+        assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(
+            err.contains("Auth") && err.contains(ID_TOKEN) && err.contains("request id"),
+            "{}",
+            text(&o)
+        );
+        assert!(!err.contains("request id none"), "{}", text(&o));
+    }
+    let journal = fake.journal();
+    assert_eq!(journal.len(), 2, "two refused exchanges only: {journal:?}");
+    assert!(journal.iter().all(|l| l["action"] == ID_TOKEN));
+
+    // A Tencent account for a Huawei cluster: bad input, nothing sent.
+    let tencent = fake.write_file(
+        "tencent.yaml",
+        "apiVersion: clusterscale.io/v1alpha1
+kind: CloudAccount
+metadata: {name: huawei-wi}
+spec:
+  tencent:
+    secretRef: {namespace: clusterscale, name: keys}
+",
+    );
+    let args = ["plan", "--account", tencent.to_str().unwrap()];
+    let o = run_wi(&[], &args, &manifest, &jwt);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("is a tencent account"),
+        "{}",
+        text(&o)
+    );
+    assert_eq!(fake.journal().len(), 2);
 }

@@ -749,3 +749,346 @@ async fn cli_plan_and_apply_a_spot_pool() {
     // The default pool's node is the one it had (task_ids lists the untagged ones).
     assert_eq!(task_ids(&fake).await, default_node);
 }
+
+// Workload identity: the fake serves STS AssumeRoleWithWebIdentity on the
+// EMR address and checks that each EMR request is signed with temporary keys
+// it issued (journal `signedBy.key`: `sts#<n>`, or `static`).
+
+const PROVIDER_ID: &str = "cls-cli00001";
+const ROLE_ARN: &str = "qcs::cam::uin/100000000001:roleName/clusterscale";
+/// The fake STS's default audience, Tencent's.
+const AUDIENCE: &str = "sts.cloud.tencent.com";
+const STS_ACTION: &str = "AssumeRoleWithWebIdentity";
+
+impl FakeCloud {
+    /// The fake with its STS, trusting the test key's tokens for [`AUDIENCE`].
+    fn with_sts(core: i32, task: i32) -> Self {
+        Self::start(
+            core,
+            task,
+            1,
+            &[
+                "--tencent-sts-public-key",
+                cli_support::OIDC_PUBLIC_KEY_FILE,
+                "--tencent-sts-issuer",
+                cli_support::OIDC_ISSUER,
+                "--tencent-sts-provider-id",
+                PROVIDER_ID,
+                "--tencent-sts-role-arn",
+                ROLE_ARN,
+                "--tencent-sts-subject",
+                cli_support::OIDC_SUBJECT,
+            ],
+        )
+    }
+
+    /// The manifest, naming CloudAccount `account` instead of a Secret.
+    fn account_manifest(&self, core: i32, task: i32, account: &str) -> PathBuf {
+        let path = self.manifest(core, task, "");
+        let text = std::fs::read_to_string(&path).unwrap().replace(
+            "credentialsSecretRef: {name: tencent-credentials}",
+            &format!("accountRef: {{name: {account}}}"),
+        );
+        std::fs::write(&path, text).unwrap();
+        path
+    }
+
+    /// A token for `audience` in the token file; returns (path, token).
+    fn token_file(&self, audience: &str, valid_for: i64) -> (PathBuf, String) {
+        let jwt = cli_support::service_account_token(audience, valid_for);
+        (self.write_file("token", &jwt), jwt)
+    }
+
+    /// A CloudAccount manifest with this fake's workload identity.
+    fn wi_account(&self, name: &str, token_file: &Path) -> PathBuf {
+        self.write_file(
+            &format!("account-{name}.yaml"),
+            &format!(
+                "apiVersion: clusterscale.io/v1alpha1
+kind: CloudAccount
+metadata: {{name: {name}}}
+spec:
+  tencent:
+    workloadIdentity:
+      roleArn: {ROLE_ARN}
+      providerId: {PROVIDER_ID}
+      region: ap-guangzhou
+      sessionDurationSeconds: 900
+      tokenFile: {}
+      endpoint: {}
+",
+                token_file.display(),
+                self.base
+            ),
+        )
+    }
+
+    /// Every EMR request (all but the exchanges) was signed by the keys of
+    /// an accepted exchange, and accepted; the exchanges were unsigned.
+    fn assert_signed_by_temporary_keys(&self) {
+        let journal = self.journal();
+        let (sts, emr): (Vec<_>, Vec<_>) = journal.iter().partition(|l| l["action"] == STS_ACTION);
+        assert!(!sts.is_empty() && !emr.is_empty(), "{journal:?}");
+        for l in &sts {
+            assert_eq!((&l["outcome"], l.get("signedBy")), (&json!("ok"), None));
+        }
+        for l in &emr {
+            let key = l["signedBy"]["key"].as_str().unwrap_or_default();
+            assert!(key.starts_with("sts#"), "not temporary keys: {l}");
+            assert_eq!(l["outcome"], "ok", "{l}");
+        }
+    }
+}
+
+/// Run the CLI with only `env`; no secret (the JWT, static keys) in its output.
+fn run_env(env: &[(&str, &str)], args: &[&str], manifest: &Path, jwt: &str) -> Output {
+    let mut secrets = vec![SECRET_KEY, "eyJ"];
+    if !jwt.is_empty() {
+        secrets.push(jwt);
+    }
+    cli_support::output_without(
+        cli_support::command(env).args(args).arg("-f").arg(manifest),
+        &secrets,
+    )
+}
+
+const WAIT: &[&str] = &["apply", "--wait", "--poll", "1", "--timeout", "90"];
+
+#[tokio::test]
+async fn cli_account_of_a_workload_identity_plans_and_applies_with_temporary_keys() {
+    let fake = FakeCloud::with_sts(3, 0);
+    let (token, jwt) = fake.token_file(AUDIENCE, 3600);
+    let account = fake.wi_account("tencent-wi", &token);
+    let account = account.to_str().unwrap();
+    let manifest = fake.account_manifest(4, 2, "tencent-wi");
+
+    let plan = run_env(&[], &["plan", "--account", account], &manifest, &jwt);
+    assert_eq!(plan.status.code(), Some(0), "{}", text(&plan));
+    assert!(
+        String::from_utf8_lossy(&plan.stdout).contains("observed: state running, Core 3, Task 0"),
+        "{}",
+        text(&plan)
+    );
+    assert!(fake.writes().is_empty());
+
+    let wait = [WAIT, &["--account", account]].concat();
+    let o = run_env(&[], &wait, &manifest, &jwt);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    assert_eq!(fake.writes().len(), 2, "{}", text(&o));
+    fake.assert_signed_by_temporary_keys();
+    // One exchange per run: the keys last the whole run.
+    assert_eq!(fake.calls(STS_ACTION).len(), 2);
+    // (Read with the fake's static keys.)
+    assert_eq!(task_ids(&fake).await.len(), 2);
+}
+
+#[tokio::test]
+async fn cli_workload_identity_from_the_environment_after_static_keys() {
+    let fake = FakeCloud::with_sts(3, 0);
+    let (token, jwt) = fake.token_file(AUDIENCE, 3600);
+    let token = token.to_str().unwrap();
+    let wi = [
+        ("TKE_REGION", "ap-guangzhou"),
+        ("TKE_PROVIDER_ID", PROVIDER_ID),
+        ("TKE_ROLE_ARN", ROLE_ARN),
+        ("TKE_WEB_IDENTITY_TOKEN_FILE", token),
+        ("CLUSTERSCALE_TENCENT_STS_ENDPOINT", fake.base.as_str()),
+    ];
+    // A manifest naming a CloudAccount is served by the environment's identity too.
+    let manifest = fake.account_manifest(4, 0, "tencent-wi");
+    let o = run_env(&wi, WAIT, &manifest, &jwt);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    assert_eq!(fake.writes().len(), 1, "{}", text(&o));
+    fake.assert_signed_by_temporary_keys();
+
+    // Static keys come first, as in the SDKs' credential chains: no exchange.
+    let exchanges = fake.calls(STS_ACTION).len();
+    let both = [
+        &wi[..],
+        &[
+            ("TENCENTCLOUD_SECRET_ID", SECRET_ID),
+            ("TENCENTCLOUD_SECRET_KEY", SECRET_KEY),
+        ],
+    ]
+    .concat();
+    let o = run_env(&both, &["plan"], &manifest, &jwt);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    assert_eq!(fake.calls(STS_ACTION).len(), exchanges);
+    let last = fake.journal().pop().unwrap();
+    assert_eq!(last["signedBy"]["key"], "static", "{last}");
+
+    // Some of TKE's variables but not all: the missing one is named.
+    let o = run_env(&wi[..2], &["plan"], &manifest, &jwt);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("TKE_WEB_IDENTITY_TOKEN_FILE"),
+        "{}",
+        text(&o)
+    );
+}
+
+#[tokio::test]
+async fn cli_refused_exchange_is_a_cloud_error_and_nothing_reaches_emr() {
+    let fake = FakeCloud::with_sts(3, 0);
+    let (token, jwt) = fake.token_file("not-sts.cloud.tencent.com", 3600);
+    let account = fake.wi_account("tencent-wi", &token);
+    let manifest = fake.account_manifest(5, 0, "tencent-wi");
+    for args in [&["plan"][..], WAIT] {
+        let args = [args, &["--account", account.to_str().unwrap()]].concat();
+        let o = run_env(&[], &args, &manifest, &jwt);
+        assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(
+            err.contains("InvalidParameter.WebIdentityTokenError")
+                && err.contains("request id")
+                && err.contains(STS_ACTION)
+                && err.contains(ROLE_ARN),
+            "{}",
+            text(&o)
+        );
+    }
+    // A missing token file: refused before anything is sent.
+    std::fs::remove_file(&token).unwrap();
+    let args = ["plan", "--account", account.to_str().unwrap()];
+    let o = run_env(&[], &args, &manifest, &jwt);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("TokenFileUnreadable"),
+        "{}",
+        text(&o)
+    );
+    let journal = fake.journal();
+    assert_eq!(
+        journal.len(),
+        2,
+        "two refused exchanges, nothing else: {journal:?}"
+    );
+    assert!(journal.iter().all(|l| l["action"] == STS_ACTION));
+}
+
+#[test]
+fn cli_account_must_fit_the_manifest() {
+    let dir = tempfile::tempdir().unwrap();
+    let write = |name: &str, text: &str| {
+        let path = dir.path().join(name);
+        std::fs::write(&path, text).unwrap();
+        path
+    };
+    // Nothing listens there: every refusal comes before any call.
+    let manifest = write(
+        "m.yaml",
+        "apiVersion: clusterscale.io/v1alpha1
+kind: ScaledCluster
+metadata: {name: analytics, namespace: data}
+spec:
+  tencent:
+    region: ap-guangzhou
+    instanceId: emr-cli00001
+    accountRef: {name: tencent-prod}
+    endpoint: http://127.0.0.1:9
+  core: {count: 3}
+",
+    );
+    let account = |name: &str, spec: &str| {
+        write(
+            &format!("{name}.yaml"),
+            &format!(
+                "apiVersion: clusterscale.io/v1alpha1\nkind: CloudAccount\nmetadata: {{name: {name}}}\nspec:\n{spec}"
+            ),
+        )
+    };
+    let plan = |account: Option<&Path>, env: &[(&str, &str)]| {
+        let mut c = cli_support::command(env);
+        c.args(["plan", "-f"]).arg(&manifest);
+        if let Some(a) = account {
+            c.arg("--account").arg(a);
+        }
+        let o = c.output().unwrap();
+        assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+        String::from_utf8_lossy(&o.stderr).into_owned()
+    };
+    let wi = "    workloadIdentity: {roleArn: 'qcs::cam::uin/1:roleName/r', providerId: p, region: ap-guangzhou}\n";
+
+    let huawei = account(
+        "tencent-prod",
+        "  huawei:\n    workloadIdentity: {idpId: cce}\n",
+    );
+    let err = plan(Some(&huawei), &[]);
+    assert!(
+        err.contains("is a huawei account") && err.contains("needs a tencent account"),
+        "{err}"
+    );
+
+    let other = account("tencent-dev", &format!("  tencent:\n{wi}"));
+    let err = plan(Some(&other), &[]);
+    assert!(
+        err.contains("\"tencent-dev\"") && err.contains("\"tencent-prod\""),
+        "{err}"
+    );
+
+    let misspelt = account(
+        "tencent-prod",
+        &format!("  tencent:\n{}", wi.replace("roleArn", "roleARN")),
+    );
+    let err = plan(Some(&misspelt), &[]);
+    assert!(
+        err.contains(&misspelt.display().to_string())
+            && err.contains("spec.tencent.workloadIdentity.roleARN"),
+        "{err}"
+    );
+    let err = plan(Some(&dir.path().join("absent.yaml")), &[]);
+    assert!(err.contains("absent.yaml"), "{err}");
+
+    // The Secret of a secretRef account is read through a kubeconfig; with
+    // none usable, the error names the Secret and says so.
+    let secret = account(
+        "tencent-prod",
+        "  tencent:\n    secretRef: {namespace: clusterscale, name: tencent-keys}\n",
+    );
+    let home = dir.path().to_str().unwrap();
+    let absent = dir.path().join("no-kubeconfig");
+    let err = plan(
+        Some(&secret),
+        &[("HOME", home), ("KUBECONFIG", absent.to_str().unwrap())],
+    );
+    assert!(
+        err.contains("Secret clusterscale/tencent-keys") && err.contains("kubeconfig"),
+        "{err}"
+    );
+    // A kubeconfig whose apiserver does not answer (nothing listens on
+    // port 9): the Secret is named, exit 1 (it may answer later).
+    let kubeconfig = write(
+        "kubeconfig",
+        "apiVersion: v1
+kind: Config
+clusters: [{name: c, cluster: {server: 'https://127.0.0.1:9'}}]
+contexts: [{name: c, context: {cluster: c, user: u}}]
+current-context: c
+users: [{name: u, user: {token: not-a-real-token}}]
+",
+    );
+    let o = cli_support::command(&[("HOME", home), ("KUBECONFIG", kubeconfig.to_str().unwrap())])
+        .args(["plan", "-f"])
+        .arg(&manifest)
+        .arg("--account")
+        .arg(&secret)
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("reading Secret clusterscale/tencent-keys")
+            && !err.contains("not-a-real-token"),
+        "{err}"
+    );
+
+    // accountRef without --account or any credentials in the environment.
+    let err = plan(None, &[]);
+    assert!(
+        err.contains("--account FILE")
+            && err.contains("TENCENTCLOUD_SECRET_ID")
+            && err.contains("TKE_ROLE_ARN")
+            && err.contains("tencent-prod"),
+        "{err}"
+    );
+}

@@ -3,6 +3,7 @@
 //! separate `clusterscale-fake-cloud` binary.
 
 pub mod drive;
+pub mod signing;
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -77,6 +78,8 @@ pub enum Command {
         #[arg(short = 'f', long = "file")]
         file: PathBuf,
         #[command(flatten)]
+        account: AccountArg,
+        #[command(flatten)]
         clouds: CloudArgs,
     },
     /// Execute the plan: one operation, or with --wait until converged.
@@ -93,8 +96,22 @@ pub enum Command {
         #[arg(long, default_value_t = 10)]
         poll: u64,
         #[command(flatten)]
+        account: AccountArg,
+        #[command(flatten)]
         clouds: CloudArgs,
     },
+}
+
+/// `--account FILE` of `plan` and `apply`.
+#[derive(clap::Args, Clone, Debug, Default)]
+#[group(skip)]
+pub struct AccountArg {
+    /// A CloudAccount manifest whose keys sign the calls: its workload
+    /// identity (the token file exchanged for temporary keys) or its
+    /// secretRef (the Secret read through your kubeconfig). Without it: the
+    /// SDKs' environment variables, static keys first.
+    #[arg(long = "account", value_name = "FILE")]
+    pub account: Option<PathBuf>,
 }
 
 /// Run a CLI subcommand; returns the process exit code.
@@ -123,12 +140,24 @@ pub async fn run(cli: Cli) -> i32 {
             speed,
             timeout,
         } => simulate(&file, speed, timeout, &mut out).await,
-        Command::Plan { file, clouds } => plan_cmd(&file, clouds.options(None), &mut out).await,
+        Command::Plan {
+            file,
+            account,
+            clouds,
+        } => {
+            let input = Input {
+                file: &file,
+                account: account.account.as_deref(),
+                options: clouds.options(None),
+            };
+            plan_cmd(input, &mut out).await
+        }
         Command::Apply {
             file,
             wait,
             timeout,
             poll,
+            account,
             clouds,
         } => {
             let timing = ApplyTiming {
@@ -136,7 +165,12 @@ pub async fn run(cli: Cli) -> i32 {
                 timeout,
                 poll,
             };
-            apply(&file, timing, clouds.options(None), &mut out).await
+            let input = Input {
+                file: &file,
+                account: account.account.as_deref(),
+                options: clouds.options(None),
+            };
+            apply(input, timing, &mut out).await
         }
     }
 }
@@ -271,33 +305,47 @@ struct ApplyTiming {
     poll: u64,
 }
 
+/// What `plan` and `apply` read: the manifest, the CloudAccount of
+/// `--account`, and the clouds' knobs.
+struct Input<'a> {
+    file: &'a Path,
+    account: Option<&'a Path>,
+    options: ConnectOptions,
+}
+
+/// The client of the manifest's cloud, signing as [`signing::resolve`] says.
 pub fn connect(
     cluster: &ScaledCluster,
+    signing: &signing::Signing,
     clock: Arc<dyn Clock>,
     options: ConnectOptions,
 ) -> Result<Arc<dyn Cloud>, ConnectError> {
     let spec = &cluster.spec;
     let name = cluster.metadata.name.as_deref().unwrap_or("sim");
-    let creds = crate::cloud::credentials_from_env(spec);
-    crate::cloud::connect(spec, name, &creds, None, clock, options)
+    let keys = signing.keys.clone();
+    crate::cloud::connect(spec, name, &signing.creds, keys, clock, options)
 }
 
 /// The manifest, the wall clock and the cloud client.
 type Loaded = (ScaledCluster, Arc<dyn Clock>, Arc<dyn Cloud>);
 
-/// Load the manifest and build its client, or return the exit code of bad input.
-fn load_and_connect(file: &Path, options: ConnectOptions) -> Result<Loaded, i32> {
-    let cluster = load(file)?;
+/// Load the manifest, find its keys and build its client; or return the
+/// exit code (bad input, or a refused key exchange).
+async fn load_and_connect(input: Input<'_>) -> Result<Loaded, i32> {
+    let cluster = load(input.file)?;
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
-    let cloud = connect(&cluster, clock.clone(), options).map_err(|e| {
+    let signing =
+        signing::resolve(&cluster, input.file, input.account, &clock, &input.options).await?;
+    let cloud = connect(&cluster, &signing, clock.clone(), input.options).map_err(|e| {
         eprintln!("error: {e}");
         EXIT_BAD_INPUT
     })?;
+    signing::fetch(&signing).await?;
     Ok((cluster, clock, cloud))
 }
 
-async fn plan_cmd(file: &Path, options: ConnectOptions, out: &mut dyn Write) -> i32 {
-    let (cluster, clock, cloud) = match load_and_connect(file, options) {
+async fn plan_cmd(input: Input<'_>, out: &mut dyn Write) -> i32 {
+    let (cluster, clock, cloud) = match load_and_connect(input).await {
         Ok(loaded) => loaded,
         Err(code) => return code,
     };
@@ -375,18 +423,13 @@ async fn plan_cmd(file: &Path, options: ConnectOptions, out: &mut dyn Write) -> 
     0
 }
 
-async fn apply(
-    file: &Path,
-    timing: ApplyTiming,
-    options: ConnectOptions,
-    out: &mut dyn Write,
-) -> i32 {
+async fn apply(input: Input<'_>, timing: ApplyTiming, out: &mut dyn Write) -> i32 {
     let ApplyTiming {
         wait,
         timeout,
         poll,
     } = timing;
-    let (cluster, clock, cloud) = match load_and_connect(file, options) {
+    let (cluster, clock, cloud) = match load_and_connect(input).await {
         Ok(loaded) => loaded,
         Err(code) => return code,
     };
@@ -424,6 +467,31 @@ mod tests {
     #[test]
     fn the_command_line_is_consistent() {
         Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn plan_and_apply_take_an_account_file() {
+        for sub in ["plan", "apply"] {
+            let cli = Cli::try_parse_from([
+                "clusterscale",
+                sub,
+                "-f",
+                "x.yaml",
+                "--account",
+                "prod.yaml",
+            ])
+            .expect("parses");
+            let account = match cli.command {
+                Command::Plan { account, .. } | Command::Apply { account, .. } => account,
+                _ => panic!("not {sub}"),
+            };
+            assert_eq!(account.account, Some(PathBuf::from("prod.yaml")));
+        }
+        let cli = Cli::try_parse_from(["clusterscale", "plan", "-f", "x.yaml"]).expect("parses");
+        let Command::Plan { account, .. } = cli.command else {
+            panic!("not plan");
+        };
+        assert_eq!(account.account, None, "optional");
     }
 
     #[test]

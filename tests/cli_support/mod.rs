@@ -16,18 +16,66 @@ mod fake_cloud;
 /// never part of `clusterscale`; built on first use.
 pub use fake_cloud::fake_cloud_bin;
 
-/// Every variable either cloud's client reads for credentials; removed before each run.
+/// Every variable either cloud's client reads for credentials (static
+/// keys, workload identity, a kubeconfig); removed before each run.
 pub const CREDENTIAL_VARS: &[&str] = &[
     "TENCENTCLOUD_SECRET_ID",
     "TENCENTCLOUD_SECRET_KEY",
     "TENCENTCLOUD_SESSION_TOKEN",
+    "TKE_REGION",
+    "TKE_PROVIDER_ID",
+    "TKE_ROLE_ARN",
+    "TKE_WEB_IDENTITY_TOKEN_FILE",
+    "TKE_IDENTITY_TOKEN_FILE",
+    "CLUSTERSCALE_TENCENT_STS_ENDPOINT",
     "HUAWEICLOUD_SDK_AK",
     "HUAWEICLOUD_SDK_SK",
     "HUAWEICLOUD_SDK_SECURITY_TOKEN",
     "HUAWEICLOUD_USERNAME",
     "HUAWEICLOUD_PASSWORD",
     "HUAWEICLOUD_DOMAIN_NAME",
+    "HUAWEICLOUD_SDK_IDP_ID",
+    "HUAWEICLOUD_SDK_ID_TOKEN_FILE",
+    "HUAWEICLOUD_SDK_PROJECT_ID",
+    "HUAWEICLOUD_SDK_DOMAIN_ID",
+    "HUAWEICLOUD_SDK_IAM_ENDPOINT",
+    "KUBECONFIG",
+    "KUBERNETES_SERVICE_HOST",
+    "KUBERNETES_SERVICE_PORT",
 ];
+
+/// The fakes' checked-in OIDC test key pair (`clusterscale_fakes::oidc::testing`,
+/// which this package may not depend on): the fake verifies tokens with the
+/// public half, given by path; [`service_account_token`] signs with the other.
+pub const OIDC_PUBLIC_KEY_FILE: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/crates/fakes/src/oidc/test-key.pub.pem"
+);
+const OIDC_PRIVATE_KEY: &str = include_str!("../../crates/fakes/src/oidc/test-key.pem");
+/// The issuer of `clusterscale_fakes::oidc::testing::ISSUER`.
+pub const OIDC_ISSUER: &str = "https://kubernetes.default.svc.cluster.local";
+/// The ServiceAccount the tokens are for.
+pub const OIDC_SUBJECT: &str = "system:serviceaccount:clusterscale:clusterscale";
+
+/// A projected ServiceAccount token for `audience`, valid from 10 s ago for
+/// `valid_for` seconds, with the claims of `clusterscale_fakes::oidc::testing::token`.
+pub fn service_account_token(audience: &str, valid_for: i64) -> String {
+    use jsonwebtoken::{encode, Algorithm, EncodingKey, Header};
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("after 1970")
+        .as_secs() as i64;
+    let claims = serde_json::json!({
+        "iss": OIDC_ISSUER,
+        "sub": OIDC_SUBJECT,
+        "aud": [audience],
+        "iat": now - 10,
+        "nbf": now - 10,
+        "exp": now + valid_for,
+    });
+    let key = EncodingKey::from_rsa_pem(OIDC_PRIVATE_KEY.as_bytes()).expect("test key");
+    encode(&Header::new(Algorithm::RS256), &claims, &key).expect("signed")
+}
 
 /// `clusterscale` with only the credentials in `env`, and quiet logs.
 pub fn command(env: &[(&str, &str)]) -> Command {
@@ -91,15 +139,18 @@ impl FakeProcess {
             .spawn()
             .expect("fake-cloud starts");
         let stdout = child.stdout.take().expect("stdout");
-        let mut line = String::new();
-        BufReader::new(stdout)
-            .read_line(&mut line)
-            .expect("listening line");
-        let base = line
-            .trim()
-            .strip_prefix(&format!("{cloud} listening on "))
-            .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
-            .to_string();
+        let mut reader = BufReader::new(stdout);
+        let listening = format!("{cloud} listening on ");
+        // Lines before it describe what is served (the STS, a fleet); it
+        // is the last the fake prints.
+        let base = loop {
+            let mut line = String::new();
+            let read = reader.read_line(&mut line).expect("listening line");
+            assert!(read > 0, "the fake exited before listening");
+            if let Some(base) = line.trim().strip_prefix(&listening) {
+                break base.to_string();
+            }
+        };
         Self {
             child,
             base,

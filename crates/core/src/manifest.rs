@@ -11,9 +11,11 @@ use std::path::Path;
 
 use serde::Deserialize;
 
+use crate::api::account::{self, CloudAccount};
 use crate::api::validate::{describe, validate_spec};
 use crate::api::ScaledCluster;
 use kube::Resource;
+use serde::de::DeserializeOwned;
 
 /// Bad input: the CLI exits 2 with this message.
 #[derive(Debug, thiserror::Error)]
@@ -23,8 +25,13 @@ pub enum InputError {
         path: String,
         source: std::io::Error,
     },
-    #[error("{path}: not a valid ScaledCluster manifest: {message}")]
-    Parse { path: String, message: String },
+    #[error("{path}: not a valid {kind} manifest: {message}")]
+    Parse {
+        path: String,
+        /// `ScaledCluster`, `CloudAccount`.
+        kind: &'static str,
+        message: String,
+    },
     /// Fields this clusterscale does not know, by full path (`spec.taskPool`,
     /// `spec.tencent.instanceID`), in document order; `also` is the type
     /// error met as well, if any (a misspelled required field is both).
@@ -41,7 +48,7 @@ pub enum InputError {
 /// Why [`parse`] refused a text.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ParseError {
-    /// Not YAML, no `kind: ScaledCluster` document, or a value of the wrong
+    /// Not YAML, no document of the kind sought, or a value of the wrong
     /// type, with its path: `spec.core.count: invalid type: ...`.
     #[error("{0}")]
     Invalid(String),
@@ -56,10 +63,19 @@ pub enum ParseError {
 }
 
 impl ParseError {
-    /// The [`InputError`] of this parse error in the file `path`.
+    /// The [`InputError`] of this parse error in the ScaledCluster file `path`.
     pub fn in_file(self, path: String) -> InputError {
+        self.in_file_of("ScaledCluster", path)
+    }
+
+    /// The [`InputError`] of this parse error in the `kind` file `path`.
+    pub fn in_file_of(self, kind: &'static str, path: String) -> InputError {
         match self {
-            ParseError::Invalid(message) => InputError::Parse { path, message },
+            ParseError::Invalid(message) => InputError::Parse {
+                path,
+                kind,
+                message,
+            },
             ParseError::UnknownFields { fields, also } => {
                 InputError::UnknownFields { path, fields, also }
             }
@@ -82,10 +98,7 @@ fn unknown_fields_message(fields: &[String], also: Option<&str>) -> String {
 /// Read the first `ScaledCluster` document of a YAML file and check every rule.
 pub fn load(path: &Path) -> Result<ScaledCluster, InputError> {
     let shown = path.display().to_string();
-    let text = std::fs::read_to_string(path).map_err(|source| InputError::Read {
-        path: shown.clone(),
-        source,
-    })?;
+    let text = read(path)?;
     let cluster = parse(&text).map_err(|e| e.in_file(shown.clone()))?;
     let violations = validate_spec(&cluster.spec);
     if !violations.is_empty() {
@@ -97,9 +110,45 @@ pub fn load(path: &Path) -> Result<ScaledCluster, InputError> {
     Ok(cluster)
 }
 
+/// Read the first `CloudAccount` document of a YAML file (as strictly as a
+/// ScaledCluster's) and check the rules the CRD's CEL would
+/// ([`account::validate`]).
+pub fn load_account(path: &Path) -> Result<CloudAccount, InputError> {
+    let shown = path.display().to_string();
+    let text = read(path)?;
+    let account = parse_account(&text).map_err(|e| e.in_file_of("CloudAccount", shown.clone()))?;
+    let violations = account::validate(&account.spec);
+    if !violations.is_empty() {
+        return Err(InputError::Invalid {
+            path: shown,
+            message: describe(&violations),
+        });
+    }
+    Ok(account)
+}
+
+fn read(path: &Path) -> Result<String, InputError> {
+    std::fs::read_to_string(path).map_err(|source| InputError::Read {
+        path: path.display().to_string(),
+        source,
+    })
+}
+
 /// Parse the first document whose kind is ScaledCluster, refusing fields
 /// this clusterscale does not know.
 pub fn parse(text: &str) -> Result<ScaledCluster, ParseError> {
+    parse_kind(text)
+}
+
+/// Parse the first document whose kind is CloudAccount, as strictly.
+pub fn parse_account(text: &str) -> Result<CloudAccount, ParseError> {
+    parse_kind(text)
+}
+
+fn parse_kind<K>(text: &str) -> Result<K, ParseError>
+where
+    K: Resource<DynamicType = ()> + DeserializeOwned,
+{
     for doc in serde_yaml_ng::Deserializer::from_str(text) {
         let value = serde_yaml_ng::Value::deserialize(doc)
             .map_err(|e| ParseError::Invalid(e.to_string()))?;
@@ -110,20 +159,21 @@ pub fn parse(text: &str) -> Result<ScaledCluster, ParseError> {
             .get("kind")
             .and_then(|k| k.as_str())
             .unwrap_or_default();
-        if kind != ScaledCluster::kind(&()) {
+        if kind != K::kind(&()) {
             continue;
         }
         return parse_strict(value);
     }
-    Err(ParseError::Invalid(
-        "no document with kind: ScaledCluster".into(),
-    ))
+    Err(ParseError::Invalid(format!(
+        "no document with kind: {}",
+        K::kind(&())
+    )))
 }
 
 /// `serde_ignored` reports every key a `Deserialize` impl skipped, our
 /// derived structs' and k8s-openapi's `ObjectMeta`'s alike (both skip through
 /// `IgnoredAny`); `serde_path_to_error` names the path of a type error.
-fn parse_strict(value: serde_yaml_ng::Value) -> Result<ScaledCluster, ParseError> {
+fn parse_strict<K: DeserializeOwned>(value: serde_yaml_ng::Value) -> Result<K, ParseError> {
     let mut unknown = Vec::new();
     let mut ignored = |path: serde_ignored::Path| {
         if refused(&path) {
@@ -132,7 +182,7 @@ fn parse_strict(value: serde_yaml_ng::Value) -> Result<ScaledCluster, ParseError
     };
     let de = serde_ignored::Deserializer::new(value, &mut ignored);
     // Name the offending field: `spec.core.count: invalid type: ...`.
-    let parsed = serde_path_to_error::deserialize::<_, ScaledCluster>(de).map_err(|e| {
+    let parsed = serde_path_to_error::deserialize::<_, K>(de).map_err(|e| {
         let path = e.path().to_string();
         format!("{path}: {}", e.into_inner())
     });
@@ -377,5 +427,39 @@ status:
         let status = c.status.unwrap();
         assert_eq!(status.observed_generation, Some(3));
         assert_eq!(status.observed.unwrap().core, 3);
+    }
+
+    #[test]
+    fn a_cloud_account_is_read_as_strictly() {
+        let head =
+            "apiVersion: clusterscale.io/v1alpha1\nkind: CloudAccount\nmetadata: {name: prod}\n";
+        let a = parse_account(&format!(
+            "{}spec:\n  huawei:\n    workloadIdentity: {{idpId: cce, projectId: p}}\n",
+            head
+        ))
+        .unwrap();
+        assert_eq!(a.metadata.name.as_deref(), Some("prod"));
+        let e = parse_account(&format!(
+            "{}spec:\n  tencent:\n    workloadIdentity: {{roleArn: r, providerId: p, region: x, roleARN: y}}\n",
+            head
+        ))
+        .unwrap_err();
+        assert_eq!(
+            e,
+            ParseError::UnknownFields {
+                fields: vec!["spec.tencent.workloadIdentity.roleARN".into()],
+                also: None
+            }
+        );
+        let e = parse_account(&tencent("")).unwrap_err();
+        assert_eq!(
+            e,
+            ParseError::Invalid("no document with kind: CloudAccount".into())
+        );
+        let shown = e.in_file_of("CloudAccount", "a.yaml".into()).to_string();
+        assert!(
+            shown.starts_with("a.yaml: not a valid CloudAccount manifest: "),
+            "{shown}"
+        );
     }
 }

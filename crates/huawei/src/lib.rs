@@ -223,6 +223,29 @@ impl CloudProvider for HuaweiProvider {
         Ok(Some(Arc::new(exchange)))
     }
 
+    fn environment_help() -> String {
+        format!(
+            "HUAWEICLOUD_SDK_AK and HUAWEICLOUD_SDK_SK (static keys), or {} and {} (workload identity)",
+            federation::ENV_IDP_ID,
+            federation::ENV_ID_TOKEN_FILE
+        )
+    }
+
+    /// The SDK's variables (`HUAWEICLOUD_SDK_IDP_ID`, ...;
+    /// [`federation::IdTokenConfig::from_vars`]).
+    fn exchange_from_env(
+        http: Option<reqwest::Client>,
+        _clock: Arc<dyn Clock>,
+    ) -> Result<Option<Arc<dyn Exchange>>, ConnectError> {
+        let Some(mut exchange) = federation::IdTokenExchange::from_env()? else {
+            return Ok(None);
+        };
+        if let Some(http) = http {
+            exchange = exchange.with_http(http);
+        }
+        Ok(Some(Arc::new(exchange)))
+    }
+
     fn observations_per_second(_: &NoKnobs) -> Option<u32> {
         Some(client::REQUESTS_PER_SECOND)
     }

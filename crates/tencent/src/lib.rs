@@ -191,6 +191,28 @@ impl CloudProvider for TencentProvider {
         Ok(Some(Arc::new(exchange)))
     }
 
+    fn environment_help() -> String {
+        format!(
+            "TENCENTCLOUD_SECRET_ID and TENCENTCLOUD_SECRET_KEY (static keys), or {}, {}, {} and {} (workload identity)",
+            sts::ENV_REGION,
+            sts::ENV_PROVIDER_ID,
+            sts::ENV_ROLE_ARN,
+            sts::ENV_TOKEN_FILE
+        )
+    }
+
+    /// TKE's variables (`TKE_ROLE_ARN`, ...; [`sts::WebIdentityConfig::from_env`]).
+    fn exchange_from_env(
+        http: Option<reqwest::Client>,
+        clock: Arc<dyn Clock>,
+    ) -> Result<Option<Arc<dyn Exchange>>, ConnectError> {
+        let Some(config) = sts::WebIdentityConfig::from_env_if_set()? else {
+            return Ok(None);
+        };
+        let exchange = sts::WebIdentityExchange::new(config, sts::ExchangeOptions { clock, http })?;
+        Ok(Some(Arc::new(exchange)))
+    }
+
     /// One observation is one `DescribeInstances` and one `DescribeClusterNodes`
     /// (per 100 nodes), with or without Task pools.
     fn observations_per_second(knobs: &TencentKnobs) -> Option<u32> {

@@ -81,6 +81,20 @@ pub const ENV_TOKEN_FILE: &str = "TKE_WEB_IDENTITY_TOKEN_FILE";
 /// accepted only when [`ENV_TOKEN_FILE`] is unset.
 pub const ENV_TOKEN_FILE_OLD: &str = "TKE_IDENTITY_TOKEN_FILE";
 
+/// `CLUSTERSCALE_TENCENT_STS_ENDPOINT`: the STS endpoint, e.g. the intranet
+/// `https://sts.internal.tencentcloudapi.com`. Ours, not the SDKs': both
+/// set the endpoint only in code ([`WebIdentityConfig::endpoint`]).
+pub const ENV_ENDPOINT: &str = "CLUSTERSCALE_TENCENT_STS_ENDPOINT";
+/// Every variable that asks for a web identity: any one of them set means
+/// one is wanted, and then the required ones must all be.
+pub const ENV_IDENTITY_VARS: &[&str] = &[
+    ENV_REGION,
+    ENV_PROVIDER_ID,
+    ENV_ROLE_ARN,
+    ENV_TOKEN_FILE,
+    ENV_TOKEN_FILE_OLD,
+];
+
 /// Who to become, and how.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct WebIdentityConfig {
@@ -135,7 +149,8 @@ impl WebIdentityConfig {
         Self::from_vars(|name| std::env::var(name).ok())
     }
 
-    /// [`from_env`](Self::from_env) over any source of variables.
+    /// [`from_env`](Self::from_env) over any source of variables;
+    /// [`ENV_ENDPOINT`], when set, replaces the default endpoint.
     pub fn from_vars(var: impl Fn(&str) -> Option<String>) -> Result<Self, ConnectError> {
         let get = |name: &str| {
             var(name)
@@ -157,12 +172,34 @@ impl WebIdentityConfig {
                      (nor {ENV_TOKEN_FILE_OLD})"
                 ))
             })?;
-        Ok(Self::new(
+        let mut config = Self::new(
             need(ENV_REGION)?,
             need(ENV_ROLE_ARN)?,
             need(ENV_PROVIDER_ID)?,
             token_file,
-        ))
+        );
+        if let Some(endpoint) = get(ENV_ENDPOINT) {
+            config.endpoint = endpoint;
+        }
+        Ok(config)
+    }
+
+    /// [`from_vars`](Self::from_vars) when any of [`ENV_IDENTITY_VARS`] is
+    /// set; `None` when none is (no web identity is asked for: the CLI then
+    /// has no credentials at all, and says so).
+    pub fn from_vars_if_set(
+        var: impl Fn(&str) -> Option<String>,
+    ) -> Result<Option<Self>, ConnectError> {
+        let set = |name: &&str| var(name).is_some_and(|v| !v.trim().is_empty());
+        if !ENV_IDENTITY_VARS.iter().any(set) {
+            return Ok(None);
+        }
+        Self::from_vars(var).map(Some)
+    }
+
+    /// [`from_vars_if_set`](Self::from_vars_if_set) of the process environment.
+    pub fn from_env_if_set() -> Result<Option<Self>, ConnectError> {
+        Self::from_vars_if_set(|name| std::env::var(name).ok())
     }
 }
 
@@ -582,6 +619,24 @@ mod tests {
         assert!(e.to_string().contains(ENV_TOKEN_FILE), "{e}");
         let e = WebIdentityConfig::from_vars(vars(&[all[1], all[2], all[3]])).unwrap_err();
         assert!(e.to_string().contains(ENV_REGION), "{e}");
+        // None of them: no web identity asked for; some: the missing one named.
+        assert_eq!(
+            WebIdentityConfig::from_vars_if_set(vars(&[])).unwrap(),
+            None
+        );
+        assert_eq!(
+            WebIdentityConfig::from_vars_if_set(vars(&[(ENV_REGION, " ")])).unwrap(),
+            None
+        );
+        let e = WebIdentityConfig::from_vars_if_set(vars(&[all[1]])).unwrap_err();
+        assert!(e.to_string().contains(ENV_TOKEN_FILE), "{e}");
+        let e = WebIdentityConfig::from_vars_if_set(vars(&[all[0], all[2], all[3]])).unwrap_err();
+        assert!(e.to_string().contains(ENV_PROVIDER_ID), "{e}");
+        let with_endpoint = [&all[..4], &[(ENV_ENDPOINT, "http://127.0.0.1:9")]].concat();
+        let c = WebIdentityConfig::from_vars_if_set(vars(&with_endpoint))
+            .unwrap()
+            .expect("asked for");
+        assert_eq!(c.endpoint, "http://127.0.0.1:9");
     }
 
     #[test]

@@ -14,6 +14,8 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use kube::{CustomResource, KubeSchema};
 use serde::{Deserialize, Serialize};
 
+use super::validate::Violation;
+
 /// Where the projected ServiceAccount token is read, unless `tokenFile`
 /// says otherwise: the path the chart mounts it at.
 pub const DEFAULT_TOKEN_FILE: &str = "/var/run/secrets/clusterscale.io/serviceaccount/token";
@@ -268,6 +270,86 @@ impl CloudAccountSpec {
     }
 }
 
+/// The rules the CRD's schema and CEL check (the same words), for a
+/// manifest that no apiserver has seen: the CLI's `--account FILE`.
+pub fn validate(spec: &CloudAccountSpec) -> Vec<Violation> {
+    let mut v = Vec::new();
+    let mut required = |field: &'static str, value: &str| {
+        if value.trim().is_empty() {
+            v.push(Violation::new(field, "must not be empty"));
+        }
+    };
+    if let Some(r) = spec.tencent.as_ref().and_then(|t| t.secret_ref.as_ref()) {
+        required("spec.tencent.secretRef.namespace", &r.namespace);
+        required("spec.tencent.secretRef.name", &r.name);
+    }
+    if let Some(r) = spec.huawei.as_ref().and_then(|h| h.secret_ref.as_ref()) {
+        required("spec.huawei.secretRef.namespace", &r.namespace);
+        required("spec.huawei.secretRef.name", &r.name);
+    }
+    if let Some(w) = spec
+        .tencent
+        .as_ref()
+        .and_then(|t| t.workload_identity.as_ref())
+    {
+        required("spec.tencent.workloadIdentity.roleArn", &w.role_arn);
+        required("spec.tencent.workloadIdentity.providerId", &w.provider_id);
+        required("spec.tencent.workloadIdentity.region", &w.region);
+    }
+    if let Some(w) = spec
+        .huawei
+        .as_ref()
+        .and_then(|h| h.workload_identity.as_ref())
+    {
+        required("spec.huawei.workloadIdentity.idpId", &w.idp_id);
+    }
+    if spec.cloud().is_none() {
+        v.push(Violation::new(
+            "spec",
+            "exactly one of tencent or huawei must be set",
+        ));
+    }
+    if let Some(t) = &spec.tencent {
+        if t.secret_ref.is_some() == t.workload_identity.is_some() {
+            v.push(Violation::new(
+                "spec.tencent",
+                "exactly one of secretRef or workloadIdentity must be set",
+            ));
+        }
+        if let Some(w) = &t.workload_identity {
+            if !(900..=43200).contains(&w.session_duration_seconds) {
+                v.push(Violation::new(
+                    "spec.tencent.workloadIdentity.sessionDurationSeconds",
+                    "must be between 900 and 43200",
+                ));
+            }
+        }
+    }
+    if let Some(h) = &spec.huawei {
+        if h.secret_ref.is_some() == h.workload_identity.is_some() {
+            v.push(Violation::new(
+                "spec.huawei",
+                "exactly one of secretRef or workloadIdentity must be set",
+            ));
+        }
+        if let Some(w) = &h.workload_identity {
+            if !(900..=86400).contains(&w.duration_seconds) {
+                v.push(Violation::new(
+                    "spec.huawei.workloadIdentity.durationSeconds",
+                    "must be between 900 and 86400",
+                ));
+            }
+            if w.domain_name.is_some() && w.domain_id.is_some() {
+                v.push(Violation::new(
+                    "spec.huawei.workloadIdentity",
+                    "set domainName or domainId, not both",
+                ));
+            }
+        }
+    }
+    v
+}
+
 pub fn crd_yaml() -> String {
     use kube::CustomResourceExt;
     let yaml = serde_yaml_ng::to_string(&CloudAccount::crd()).expect("the CRD serialises");
@@ -312,6 +394,59 @@ spec:
             b.spec.huawei.unwrap().secret_ref.unwrap().namespace,
             "clusterscale"
         );
+    }
+
+    /// Each CEL rule of the CRD has its twin in [`validate`], in the same words.
+    #[test]
+    fn validate_refuses_what_the_crd_refuses() {
+        use crate::api::validate::describe;
+        let parse = |spec: &str| -> CloudAccountSpec { serde_yaml_ng::from_str(spec).unwrap() };
+        let crd = crd_yaml();
+        for (spec, field, words) in [
+            ("{}", "spec", "exactly one of tencent or huawei must be set"),
+            (
+                "{tencent: {}}",
+                "spec.tencent",
+                "exactly one of secretRef or workloadIdentity must be set",
+            ),
+            (
+                "{huawei: {secretRef: {namespace: a, name: b}, workloadIdentity: {idpId: i}}}",
+                "spec.huawei",
+                "exactly one of secretRef or workloadIdentity must be set",
+            ),
+            (
+                "{tencent: {workloadIdentity: {roleArn: r, providerId: p, region: x, sessionDurationSeconds: 60}}}",
+                "spec.tencent.workloadIdentity.sessionDurationSeconds",
+                "must be between 900 and 43200",
+            ),
+            (
+                "{huawei: {workloadIdentity: {idpId: i, durationSeconds: 90000}}}",
+                "spec.huawei.workloadIdentity.durationSeconds",
+                "must be between 900 and 86400",
+            ),
+            (
+                "{huawei: {workloadIdentity: {idpId: i, domainName: n, domainId: d}}}",
+                "spec.huawei.workloadIdentity",
+                "set domainName or domainId, not both",
+            ),
+            (
+                "{tencent: {secretRef: {namespace: '', name: b}}}",
+                "spec.tencent.secretRef.namespace",
+                "must not be empty",
+            ),
+        ] {
+            let v = validate(&parse(spec));
+            assert_eq!(v.len(), 1, "{spec}: {v:?}");
+            assert_eq!((v[0].field, v[0].message.as_str()), (field, words), "{spec}");
+            if words != "must not be empty" {
+                assert!(crd.contains(words), "the CRD lacks {words:?}");
+            }
+            assert!(describe(&v).starts_with(field));
+        }
+        assert!(validate(&parse(
+            "{huawei: {workloadIdentity: {idpId: i, domainName: n}}}"
+        ))
+        .is_empty());
     }
 
     #[test]

@@ -186,6 +186,23 @@ pub trait CloudProvider: Sync + 'static {
         let _ = (account, http, clock);
         Ok(None)
     }
+    /// The environment variables the CLI takes credentials from, in words
+    /// for an error message (static keys, then a workload identity); empty
+    /// when the cloud needs none.
+    fn environment_help() -> String {
+        String::new()
+    }
+    /// The exchange of a workload identity described by the environment
+    /// variables the vendor's SDK reads for one (the CLI, when no static
+    /// keys are set); `None` when none of them is set, an error naming the
+    /// missing one when only some are. Sends nothing.
+    fn exchange_from_env(
+        http: Option<reqwest::Client>,
+        clock: Arc<dyn Clock>,
+    ) -> Result<Option<Arc<dyn Exchange>>, ConnectError> {
+        let _ = (http, clock);
+        Ok(None)
+    }
     /// Observations per second one account allows (its per-action request
     /// rate, each action being called about once per observation); `None`:
     /// no limit. The controller admits resyncs within it.
@@ -234,6 +251,12 @@ pub trait Provider: Sync {
     fn account_exchange(
         &self,
         account: &CloudAccountSpec,
+        http: Option<reqwest::Client>,
+        clock: Arc<dyn Clock>,
+    ) -> Result<Option<Arc<dyn Exchange>>, ConnectError>;
+    fn environment_help(&self) -> String;
+    fn exchange_from_env(
+        &self,
         http: Option<reqwest::Client>,
         clock: Arc<dyn Clock>,
     ) -> Result<Option<Arc<dyn Exchange>>, ConnectError>;
@@ -320,5 +343,17 @@ impl<P: CloudProvider> Provider for P {
         clock: Arc<dyn Clock>,
     ) -> Result<Option<Arc<dyn Exchange>>, ConnectError> {
         P::account_exchange(account, http, clock)
+    }
+
+    fn environment_help(&self) -> String {
+        P::environment_help()
+    }
+
+    fn exchange_from_env(
+        &self,
+        http: Option<reqwest::Client>,
+        clock: Arc<dyn Clock>,
+    ) -> Result<Option<Arc<dyn Exchange>>, ConnectError> {
+        P::exchange_from_env(http, clock)
     }
 }
