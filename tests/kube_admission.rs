@@ -39,6 +39,26 @@ fn tencent_block(pay_mode: i64) -> Value {
     })
 }
 
+/// `spec.tencent` (and the simulated block unset) with its credentials
+/// fields replaced by `creds`.
+fn tencent_with(creds: Value) -> Value {
+    let mut block = tencent_block(0);
+    let t = block["tencent"].as_object_mut().expect("object");
+    t.remove("credentialsSecretRef");
+    t.extend(creds.as_object().expect("object").clone());
+    block
+}
+
+/// `spec.huawei` (and the simulated block unset) with its credentials
+/// fields replaced by `creds`.
+fn huawei_with(creds: Value) -> Value {
+    let mut h = huawei_block();
+    let o = h.as_object_mut().expect("object");
+    o.remove("credentialsSecretRef");
+    o.extend(creds.as_object().expect("object").clone());
+    json!({"simulated": null, "huawei": h})
+}
+
 fn huawei_block() -> Value {
     json!({
         "region": "cn-north-4",
@@ -69,6 +89,30 @@ fn cases() -> Vec<Case> {
                 json!({}),
                 tencent_block(0),
                 json!({"simulated": null, "huawei": huawei_block()}),
+            ],
+        },
+        Case {
+            message: "spec.tencent: exactly one of credentialsSecretRef or accountRef must be set",
+            path: "spec.tencent",
+            bad: vec![
+                tencent_with(json!({})),
+                tencent_with(json!({"credentialsSecretRef": {"name": "creds"}, "accountRef": {"name": "prod"}})),
+            ],
+            good: vec![
+                tencent_with(json!({"accountRef": {"name": "prod"}})),
+                tencent_with(json!({"credentialsSecretRef": {"name": "creds"}})),
+            ],
+        },
+        Case {
+            message: "spec.huawei: exactly one of credentialsSecretRef or accountRef must be set",
+            path: "spec.huawei",
+            bad: vec![
+                huawei_with(json!({})),
+                huawei_with(json!({"credentialsSecretRef": {"name": "creds"}, "accountRef": {"name": "prod"}})),
+            ],
+            good: vec![
+                huawei_with(json!({"accountRef": {"name": "prod"}})),
+                huawei_with(json!({"credentialsSecretRef": {"name": "creds"}})),
             ],
         },
         Case {
