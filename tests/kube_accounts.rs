@@ -478,3 +478,93 @@ async fn bad_account_references_are_clear_conditions_and_no_cloud_write() {
     let (stats, _) = sts(&endpoint).await;
     assert_eq!(stats["issued"].as_u64(), Some(0), "{stats}");
 }
+
+const HUAWEI_CLUSTER: &str = "0f1e2d3c-4b5a-4968-8776-655443322110";
+const HUAWEI_AUDIENCE: &str = "clusterscale-cce";
+const HUAWEI_IDP: &str = "cce-idp";
+
+#[tokio::test]
+async fn a_huawei_workload_identity_account_converges_a_cluster_with_temporary_keys() {
+    let t = TestNs::new("accounts-huawei").await;
+    let key = apiserver().dir.join("pki/sa.pub");
+    let subject = format!("system:serviceaccount:{}:clusterscale", t.ns);
+    let fake = FakeCloud::start(
+        &t,
+        "huawei",
+        &[
+            "--huawei",
+            "127.0.0.1:0",
+            "--huawei-cluster-id",
+            HUAWEI_CLUSTER,
+            "--operation-seconds",
+            "2",
+            "--huawei-oidc-public-key",
+            key.to_str().expect("utf-8 path"),
+            "--huawei-oidc-issuer",
+            ISSUER,
+            "--huawei-oidc-audience",
+            HUAWEI_AUDIENCE,
+            "--huawei-idp-id",
+            HUAWEI_IDP,
+            "--huawei-oidc-subject",
+            &subject,
+        ],
+    );
+    let endpoint = fake.huawei.clone().expect("huawei endpoint");
+    let token = token_file(&t, HUAWEI_AUDIENCE, "token");
+    let account = format!("hwi-{}", t.ns);
+    apply_account(
+        &t,
+        &format!(
+            "apiVersion: clusterscale.io/v1alpha1\nkind: CloudAccount\nmetadata: {{name: {account}}}\nspec:\n  huawei:\n    workloadIdentity:\n      idpId: {HUAWEI_IDP}\n      projectId: \"{}\"\n      durationSeconds: 900\n      tokenFile: \"{}\"\n      audience: {HUAWEI_AUDIENCE}\n      iamEndpoint: \"{endpoint}\"\n",
+            support::HUAWEI_PROJECT,
+            token.display()
+        ),
+    );
+    let _op = Operator::start(&t, "accounts-hwi");
+    t.apply_ok(&manifest(
+        "warehouse",
+        &format!(
+            "huawei: {{region: cn-north-4, projectId: \"{}\", clusterId: {HUAWEI_CLUSTER}, endpoint: \"{endpoint}\", accountRef: {{name: {account}}}, taskNodeSpec: {{nodeSize: c6.4xlarge.4.linux.bigdata, dataVolumeType: SATA, dataVolumeCount: 1, dataVolumeSize: 600}}}}",
+            support::HUAWEI_PROJECT
+        ),
+        4,
+        2,
+        &fast_policy(5),
+    ));
+    t.wait_sc("warehouse", "warehouse converged at 4/2", WAIT, |sc| {
+        converged_at(sc, 4, 2)
+    })
+    .await;
+    let a = wait_account(&t, &account, "the account Ready, 1 user", |a| {
+        a.status.as_ref().is_some_and(|s| s.users == 1)
+            && account_ready(a).is_some_and(|(s, r, _)| s == "True" && r == "KeysIssued")
+    })
+    .await;
+    let status = a.status.expect("status");
+    assert_eq!(status.cloud.as_deref(), Some("huawei"));
+    assert!(status.keys_expire_at.is_some(), "{status:?}");
+    // Every MRS request was signed by a temporary AK the fake's IAM issued
+    // (the journal names the AK, never its SK or security token).
+    let journal = fake.journal("huawei");
+    let issued: Vec<String> = journal
+        .iter()
+        .filter(|l| l.action == "CreateTemporaryAccessKeyByToken" && l.outcome == "ok")
+        .filter_map(|l| {
+            let detail = l.params["detail"].as_str()?;
+            let ak = detail.strip_prefix("temporary keys ")?.split(' ').next()?;
+            Some(format!("ak:{ak}"))
+        })
+        .collect();
+    assert!(!issued.is_empty(), "no temporary keys issued: {journal:?}");
+    let mrs: Vec<_> = journal
+        .iter()
+        .filter(|l| l.action != "CreateTokenWithIdToken" && l.action != "CreateTemporaryAccessKeyByToken")
+        .collect();
+    assert!(!mrs.is_empty());
+    for l in mrs {
+        let principal = l.params["principal"].as_str().unwrap_or_default();
+        assert!(issued.iter().any(|ak| ak == principal), "not a temporary key: {l:?}");
+        assert_eq!(l.outcome, "ok", "{l:?}");
+    }
+}
