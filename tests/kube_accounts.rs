@@ -559,12 +559,17 @@ async fn a_huawei_workload_identity_account_converges_a_cluster_with_temporary_k
     assert!(!issued.is_empty(), "no temporary keys issued: {journal:?}");
     let mrs: Vec<_> = journal
         .iter()
-        .filter(|l| l.action != "CreateTokenWithIdToken" && l.action != "CreateTemporaryAccessKeyByToken")
+        .filter(|l| {
+            l.action != "CreateTokenWithIdToken" && l.action != "CreateTemporaryAccessKeyByToken"
+        })
         .collect();
     assert!(!mrs.is_empty());
     for l in mrs {
         let principal = l.params["principal"].as_str().unwrap_or_default();
-        assert!(issued.iter().any(|ak| ak == principal), "not a temporary key: {l:?}");
+        assert!(
+            issued.iter().any(|ak| ak == principal),
+            "not a temporary key: {l:?}"
+        );
         assert_eq!(l.outcome, "ok", "{l:?}");
     }
 }

@@ -114,6 +114,13 @@ pub struct RunArgs {
     /// `credentialsSecretRef` in its own namespace.
     #[arg(long, value_enum, default_value = "cluster-wide")]
     pub secrets: SecretsArg,
+    /// Export the per-resource series (clusterscale_nodes,
+    /// clusterscale_condition, clusterscale_last_observed_timestamp_seconds):
+    /// about ten per ScaledCluster. Turn off for fleets whose Prometheus
+    /// series budget or scrape time they strain (docs/benchmarks.md has the
+    /// size at 10,000); the fleet-wide metrics stay.
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+    pub per_resource_metrics: bool,
     #[command(flatten)]
     pub clouds: CloudArgs,
 }
@@ -174,6 +181,7 @@ pub async fn run(args: RunArgs) -> Result<(), RunError> {
     .map_err(RunError::Connect)?;
     check_crd(&client, args.namespaces.first().map(String::as_str)).await?;
     let metrics = Metrics::default();
+    metrics.set_per_resource(args.per_resource_metrics);
     let ready = Arc::new(AtomicBool::new(false));
     let liveness = Liveness::new(Duration::from_secs(args.livez_stall_seconds.max(1)));
     spawn_admin(&args, metrics.clone(), ready.clone(), liveness.clone()).await?;

@@ -11,6 +11,8 @@
 //! | `clusterscale_nodes` | gauge | `namespace`, `name`, `group`, `pool` (named pools only), `kind` |
 //! | `clusterscale_operations_total` | counter | `cloud`, `direction`, `outcome` |
 //! | `clusterscale_condition` | gauge | `namespace`, `name`, `type` |
+//! | `clusterscale_last_observed_timestamp_seconds` | gauge | `namespace`, `name` |
+//! | `clusterscale_build_info` | gauge | `version`, `revision` |
 //! | `clusterscale_leader` | gauge | |
 //! | `clusterscale_backlog` | gauge | |
 //! | `clusterscale_last_reconcile_timestamp_seconds` | gauge | |
@@ -30,17 +32,24 @@
 //! have no `pool` label, so their series are those of before pools existed;
 //! a named pool's are `group="task",pool="<name>"`.
 //!
-//! `clusterscale_nodes` and `clusterscale_condition` have a series per
-//! resource (four and three or four each). They are not kept as `Family`s,
+//! The process metrics (`process_cpu_seconds_total`, `process_resident_memory_bytes`,
+//! `process_open_fds`, ...) are those of the other clients' process
+//! collectors ([`process`]).
+//!
+//! `clusterscale_nodes`, `clusterscale_condition` and
+//! `clusterscale_last_observed_timestamp_seconds` have series per resource
+//! (four, four and one each); `--per-resource-metrics=false` drops them all
+//! for fleets whose scrape or series budget they would strain. They are not kept as `Family`s,
 //! which hold a map entry and a copy of every label value per series, but as
 //! one record per resource ([`resources`]), written out as the same series
 //! on each scrape.
 
+mod process;
 mod resources;
 
 use resources::ResourceGauges;
 
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
@@ -77,6 +86,16 @@ const RECONCILE_BUCKETS: [f64; 13] = [
 
 /// Buckets of one cloud call's duration, in seconds.
 const CLOUD_CALL_BUCKETS: [f64; 11] = [0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0];
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct BuildLabels {
+    version: String,
+    revision: String,
+}
+
+/// The commit the binary was built from (`build.rs`: `CLUSTERSCALE_REVISION`,
+/// else `git rev-parse`), or `unknown`.
+pub const REVISION: &str = env!("CLUSTERSCALE_REVISION");
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct OutcomeLabels {
@@ -130,6 +149,10 @@ struct Inner {
     last_watch_event: Gauge<f64, AtomicU64>,
     /// The length of the last scrape's text, to size the next one's buffer.
     last_scrape: AtomicUsize,
+    /// Whether the per-resource series (`clusterscale_nodes`,
+    /// `clusterscale_condition`, `clusterscale_last_observed_timestamp_seconds`)
+    /// are kept (`--per-resource-metrics`).
+    per_resource: AtomicBool,
 }
 
 /// The `class` label of `clusterscale_errors_total`: a typed class, never a bare string.
@@ -217,9 +240,23 @@ impl Metrics {
             "Scale operations, by cloud, direction and outcome",
             operations.clone(),
         );
-        // clusterscale_nodes and clusterscale_condition.
+        // clusterscale_nodes, clusterscale_condition and
+        // clusterscale_last_observed_timestamp_seconds.
         let resources = Arc::new(ResourceGauges::default());
         registry.register_collector(Box::new(resources.clone()));
+        registry.register_collector(Box::new(process::ProcessCollector));
+        let build_info = Family::<BuildLabels, Gauge>::default();
+        build_info
+            .get_or_create(&BuildLabels {
+                version: env!("CARGO_PKG_VERSION").to_string(),
+                revision: REVISION.to_string(),
+            })
+            .set(1);
+        registry.register(
+            "clusterscale_build_info",
+            "1, labelled with the operator's version and the commit it was built from",
+            build_info,
+        );
         let leader = Gauge::default();
         registry.register(
             "clusterscale_leader",
@@ -261,6 +298,7 @@ impl Metrics {
                 last_reconcile,
                 last_watch_event,
                 last_scrape: AtomicUsize::new(0),
+                per_resource: AtomicBool::new(true),
             }),
         }
     }
@@ -324,6 +362,31 @@ impl Metrics {
             .observe(duration.as_secs_f64());
     }
 
+    /// Keep (the default) or drop the per-resource series. Dropping them
+    /// removes those already kept.
+    pub fn set_per_resource(&self, on: bool) {
+        self.inner.per_resource.store(on, Ordering::Relaxed);
+        if !on {
+            self.inner.resources.clear();
+        }
+    }
+
+    fn per_resource(&self) -> bool {
+        self.inner.per_resource.load(Ordering::Relaxed)
+    }
+
+    /// When the resource's cloud cluster was last observed successfully
+    /// (`status.observed.at`); `None` keeps the last value.
+    pub fn observed_at(&self, namespace: &str, name: &str, at: Option<jiff::Timestamp>) {
+        let Some(at) = at else { return };
+        if !self.per_resource() {
+            return;
+        }
+        self.inner.resources.update(namespace, name, |r| {
+            r.last_observed = Some(at.as_second());
+        });
+    }
+
     /// The desired and observed node counts of one group of one resource.
     /// `observed` is `None` when the cluster could not be read; the observed
     /// series is then removed rather than left at a stale value.
@@ -335,6 +398,9 @@ impl Metrics {
         desired: i32,
         observed: Option<i32>,
     ) {
+        if !self.per_resource() {
+            return;
+        }
         self.inner.resources.update(namespace, name, |r| {
             r.groups[resources::group_index(group)] = resources::Counts {
                 desired: Some(desired),
@@ -347,6 +413,9 @@ impl Metrics {
     /// resource (`(pool, desired, observed)`); the series of a pool no
     /// longer listed are removed.
     pub fn pool_nodes(&self, namespace: &str, name: &str, pools: &[(&str, i32, Option<i32>)]) {
+        if !self.per_resource() {
+            return;
+        }
         let set = |r: &mut resources::Resource| {
             r.pools
                 .retain(|known, _| pools.iter().any(|(p, ..)| **p == **known));
@@ -379,7 +448,7 @@ impl Metrics {
         name: &str,
         conditions: &[k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition],
     ) {
-        if conditions.is_empty() {
+        if conditions.is_empty() || !self.per_resource() {
             return;
         }
         self.inner.resources.update(namespace, name, |r| {
@@ -537,6 +606,80 @@ mod tests {
             assert_eq!(sample(&text, name), Some(0.0), "{name}");
         }
         assert!(text.ends_with("# EOF\n"));
+    }
+
+    #[test]
+    fn build_info_and_the_process_are_there_from_the_start() {
+        let text = Metrics::new().encode();
+        let build = format!(
+            "clusterscale_build_info{{version=\"{}\",revision=\"{REVISION}\"}}",
+            env!("CARGO_PKG_VERSION")
+        );
+        assert_eq!(sample(&text, &build), Some(1.0), "{text}");
+        assert!(!REVISION.is_empty());
+        assert!(
+            text.contains("# TYPE process_cpu_seconds counter"),
+            "{text}"
+        );
+        for name in [
+            "process_cpu_seconds_total",
+            "process_resident_memory_bytes",
+            "process_virtual_memory_bytes",
+            "process_open_fds",
+            "process_max_fds",
+            "process_threads",
+            "process_start_time_seconds",
+        ] {
+            let v = sample(&text, name).unwrap_or_else(|| panic!("no {name}: {text}"));
+            assert!(v >= 0.0, "{name} {v}");
+        }
+        assert!(sample(&text, "process_resident_memory_bytes").unwrap() > 1e6);
+    }
+
+    #[test]
+    fn the_last_observation_is_per_resource_and_can_be_turned_off() {
+        let m = Metrics::new();
+        let at = jiff::Timestamp::from_second(1_700_000_123).unwrap();
+        m.observed_at("ns-a", "x", Some(at));
+        m.observed_at("ns-b", "x", Some(at + jiff::SignedDuration::from_secs(5)));
+        m.observed_at("ns-b", "y", None);
+        m.conditions("ns-a", "x", &[condition("Ready", "True")]);
+        let text = m.encode();
+        assert!(
+            text.contains("# TYPE clusterscale_last_observed_timestamp_seconds gauge"),
+            "{text}"
+        );
+        assert_eq!(
+            sample(
+                &text,
+                "clusterscale_last_observed_timestamp_seconds{namespace=\"ns-a\",name=\"x\"}"
+            ),
+            Some(1_700_000_123.0)
+        );
+        assert_eq!(
+            sample(
+                &text,
+                "clusterscale_last_observed_timestamp_seconds{namespace=\"ns-b\",name=\"x\"}"
+            ),
+            Some(1_700_000_128.0)
+        );
+        assert!(
+            !text.contains("name=\"y\""),
+            "no observation, no series: {text}"
+        );
+        m.set_per_resource(false);
+        m.observed_at("ns-a", "x", Some(at));
+        m.conditions("ns-a", "x", &[condition("Ready", "True")]);
+        m.nodes("ns-a", "x", NodeGroup::Core, 3, Some(3));
+        let text = m.encode();
+        for family in [
+            "clusterscale_last_observed_timestamp_seconds",
+            "clusterscale_condition",
+            "clusterscale_nodes",
+        ] {
+            assert!(!text.contains(family), "{family} is per resource: {text}");
+        }
+        assert!(text.contains("clusterscale_build_info"));
     }
 
     #[test]

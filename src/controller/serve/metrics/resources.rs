@@ -1,4 +1,5 @@
-//! The per-resource gauges, `clusterscale_nodes` and `clusterscale_condition`,
+//! The per-resource gauges, `clusterscale_nodes`, `clusterscale_condition`
+//! and `clusterscale_last_observed_timestamp_seconds`,
 //! kept as one small record per ScaledCluster and written out as series only
 //! when scraped.
 //!
@@ -29,6 +30,9 @@ use clusterscale_core::api::NodeGroup;
 pub const NODES: &str = "clusterscale_nodes";
 pub const NODES_HELP: &str = "Node count per resource and group; kind is desired or observed";
 pub const CONDITION: &str = "clusterscale_condition";
+pub const LAST_OBSERVED: &str = "clusterscale_last_observed_timestamp_seconds";
+pub const LAST_OBSERVED_HELP: &str =
+    "Unix time of the ScaledCluster's last successful observation of its cloud cluster";
 pub const CONDITION_HELP: &str =
     "1 while the ScaledCluster's condition (Ready, Progressing, Degraded, ClusterHealthy) is True, else 0";
 
@@ -55,6 +59,9 @@ pub struct Resource {
     /// Condition types outside [`CONDITION_TYPES`], in order of arrival
     /// (none today: no allocation).
     pub other_conditions: Vec<(Box<str>, bool)>,
+    /// Unix seconds of the last successful observation of the cloud cluster
+    /// (`status.observed.at`).
+    pub last_observed: Option<i64>,
 }
 
 pub fn group_index(group: NodeGroup) -> usize {
@@ -109,6 +116,11 @@ impl ResourceGauges {
         {
             f(r);
         }
+    }
+
+    /// Drop every record.
+    pub fn clear(&self) {
+        self.write().clear();
     }
 
     /// Drop the record of `namespace`/`name` (every series of the resource).
@@ -230,6 +242,19 @@ impl Collector for ResourceGauges {
                 for (type_, status) in known.chain(other) {
                     let labels = [("namespace", namespace), ("name", name), ("type", type_)];
                     encode_gauge(&mut family, &labels, i64::from(status))?;
+                }
+            }
+        }
+        if resources().any(|(_, _, r)| r.last_observed.is_some()) {
+            // The unit is in the name already; a `# UNIT` line would make
+            // the registry append it again.
+            let help = format!("{LAST_OBSERVED_HELP}.");
+            let mut family =
+                encoder.encode_descriptor(LAST_OBSERVED, &help, None, MetricType::Gauge)?;
+            for (namespace, name, r) in resources() {
+                if let Some(at) = r.last_observed {
+                    let labels = [("namespace", namespace), ("name", name)];
+                    encode_gauge(&mut family, &labels, at)?;
                 }
             }
         }
