@@ -35,6 +35,56 @@ fn measure(name: &str, iterations: u32, mut f: impl FnMut(u32)) {
     );
 }
 
+/// The `/metrics` text at 1,000 and 10,000 ScaledClusters (each with Core
+/// and Task counts, four conditions and a last observation: the series a
+/// converged resource has), with and without the per-resource series:
+/// its size, and the time to encode it (what a scrape costs the operator,
+/// before HTTP).
+fn scrape_at_fleet_sizes(full: bool) {
+    use clusterscale::controller::serve::metrics::Metrics;
+    use clusterscale_core::api::NodeGroup;
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
+    let at = jiff::Timestamp::from_second(1_700_000_000).expect("valid");
+    let conditions: Vec<Condition> = ["Ready", "Progressing", "Degraded", "ClusterHealthy"]
+        .iter()
+        .map(|t| Condition {
+            type_: (*t).into(),
+            status: if *t == "Ready" { "True" } else { "False" }.into(),
+            reason: "r".into(),
+            message: String::new(),
+            observed_generation: Some(1),
+            last_transition_time: Time(at),
+        })
+        .collect();
+    for fleet in [1_000u32, 10_000] {
+        for per_resource in [true, false] {
+            let m = Metrics::new();
+            m.set_per_resource(per_resource);
+            for i in 0..fleet {
+                let (ns, name) = (format!("team-{:03}", i % 200), format!("cluster-{i:05}"));
+                m.conditions(&ns, &name, &conditions);
+                m.nodes(&ns, &name, NodeGroup::Core, 5, Some(5));
+                m.nodes(&ns, &name, NodeGroup::Task, 20, Some(20));
+                m.observed_at(&ns, &name, Some(at));
+            }
+            let first = m.encode();
+            let iterations = if full { 20 } else { 2 };
+            let start = Instant::now();
+            for _ in 0..iterations {
+                black_box(m.encode());
+            }
+            let per = start.elapsed() / iterations;
+            println!(
+                "/metrics at {fleet:>6} resources{:<22} {:>8.2} MB {:>6} lines {:>8.1} ms/scrape",
+                if per_resource { "" } else { " (--per-resource-metrics=false)" },
+                first.len() as f64 / 1e6,
+                first.lines().count(),
+                per.as_secs_f64() * 1e3
+            );
+        }
+    }
+}
+
 fn main() {
     let full = std::env::args().any(|a| a == "--bench");
     let n = |count: u32| if full { count } else { 10 };
@@ -108,6 +158,8 @@ fn main() {
             .expect("signs"),
         );
     });
+
+    scrape_at_fleet_sizes(full);
 
     // One engine pass against the simulated cloud: converge 3/0 -> 53/447 in steps of 7.
     let runtime = tokio::runtime::Builder::new_current_thread()
