@@ -76,7 +76,11 @@ fn scrape_at_fleet_sizes(full: bool) {
             let per = start.elapsed() / iterations;
             println!(
                 "/metrics at {fleet:>6} resources{:<22} {:>8.2} MB {:>6} lines {:>8.1} ms/scrape",
-                if per_resource { "" } else { " (--per-resource-metrics=false)" },
+                if per_resource {
+                    ""
+                } else {
+                    " (--per-resource-metrics=false)"
+                },
                 first.len() as f64 / 1e6,
                 first.lines().count(),
                 per.as_secs_f64() * 1e3

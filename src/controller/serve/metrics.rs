@@ -214,7 +214,21 @@ impl Metrics {
             Unit::Seconds,
             reconcile_duration.clone(),
         );
+        // Every outcome and class from 0, not from its first occurrence: a
+        // rate or a ratio over them (the chart's alerts, the dashboard) then
+        // has series to work on before anything went wrong.
+        for outcome in ["ok", "error", "deferred_backlog", "deferred_budget"] {
+            reconciles.get_or_create(&OutcomeLabels {
+                outcome: outcome.to_string(),
+            });
+        }
         let errors = Family::<ClassLabels, Counter>::default();
+        let classes = ErrorClass::ALL.iter().map(|c| c.as_str());
+        for class in classes.chain(Precondition::ALL.iter().map(|p| p.as_str())) {
+            errors.get_or_create(&ClassLabels {
+                class: class.to_string(),
+            });
+        }
         registry.register(
             "clusterscale_errors",
             "Reconcile errors, by class (cloud error class or controller error)",
@@ -714,6 +728,8 @@ mod tests {
             Duration::from_millis(50),
         );
         m.nodes("ops", "emr-a", NodeGroup::Core, 3, Some(3));
+        m.conditions("ops", "emr-a", &[condition("Ready", "True")]);
+        m.observed_at("ops", "emr-a", Some(jiff::Timestamp::UNIX_EPOCH));
         m.operation(CloudKind::Tencent, Direction::Out, "succeeded");
         let exported: std::collections::BTreeSet<String> = m
             .encode()
@@ -758,6 +774,9 @@ mod tests {
             "clusterscale_leader",
             "clusterscale_last_reconcile_timestamp_seconds",
             "clusterscale_last_watch_event_timestamp_seconds",
+            "clusterscale_condition",
+            "clusterscale_last_observed_timestamp_seconds",
+            "clusterscale_build_info",
         ] {
             assert!(
                 queried.contains(wanted),
