@@ -7,7 +7,10 @@
 #   4. kubectl apply the Tencent and Huawei examples, wait for Ready
 #   5. kubectl scale, wait for the new count
 #   6. check the Events and the scale subresource
+#   6b. a real Prometheus scrapes the operator (the ServiceMonitor's endpoint
+#      as a static config); every dashboard query answers, the namespace filter holds
 #   7. check the ServiceAccount's rights with kubectl auth can-i
+#   7b. a second release with rbac.secrets=namespaced converges a cluster through a CloudAccount
 #   8. helm uninstall: the CRDs and the ScaledClusters are kept
 #
 # Usage: tests/e2e/run.sh        (needs target/debug/clusterscale and clusterscale-fake-cloud; builds them if missing)
@@ -115,7 +118,8 @@ port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); 
 
 # start_operator RELEASE NAMESPACE KUBECONFIG LOG: the operator with the
 # rendered Deployment's own arguments, out of cluster, with free loopback
-# ports for metrics and health and a 1 s poll; waits until it is Ready.
+# ports for metrics and health and a 1 s poll; waits until it is Ready, and
+# leaves its metrics address in OPERATOR_METRICS.
 start_operator() {
 	local args run_args metrics health a
 	mapfile -t args < <(kubectl get deploy "$1" -n "$2" \
@@ -140,6 +144,7 @@ start_operator() {
 		sleep 0.1
 	done
 	curl -fsS "http://$health/readyz" >/dev/null || fail "the operator of $1 is not Ready"
+	OPERATOR_METRICS=$metrics
 	log "operator of $1 Ready as system:serviceaccount:$2:$1"
 }
 
@@ -193,6 +198,69 @@ writes=$(grep -c '"action":"ScaleOutInstance"' "$WORK/journal/tencent.jsonl" || 
 # Core 3->5 and Task 0->8 for the example, then Task 8->11: three writes, no duplicate.
 [ "$writes" = 3 ] || fail "expected 3 ScaleOutInstance writes in the fake's journal, found $writes"
 log "fake Tencent journal: $writes ScaleOutInstance writes (Core 3->5, Task 0->8, Task 8->11), no duplicate"
+
+# --- 6b. a real Prometheus scrapes the operator: every dashboard query answers --
+# The scrape config is the chart's ServiceMonitor endpoint (path, honorLabels)
+# as a static config, with the target labels prometheus-operator gives a pod
+# behind the Service (job = the Service, namespace, pod, service, endpoint).
+PROM_DIR=$(bash hack/build-prometheus.sh)
+"$HELM" template "$RELEASE" charts/clusterscale --namespace "$SYSTEM_NS" \
+	--set metrics.serviceMonitor.enabled=true --show-only templates/servicemonitor.yaml >"$WORK/servicemonitor.yaml" ||
+	fail "helm template of the ServiceMonitor"
+SM_PATH=$(sed -n 's/^ *path: *//p' "$WORK/servicemonitor.yaml" | head -n 1)
+SM_HONOR=$(sed -n 's/^ *honorLabels: *//p' "$WORK/servicemonitor.yaml" | head -n 1)
+[ "$SM_HONOR" = true ] || fail "the ServiceMonitor does not honor the operator's namespace label"
+PROM_ADDR=127.0.0.1:$(port)
+cat >"$WORK/prometheus.yml" <<EOF
+global: {scrape_interval: 2s, evaluation_interval: 2s}
+scrape_configs:
+  - job_name: $RELEASE
+    metrics_path: $SM_PATH
+    honor_labels: $SM_HONOR
+    static_configs:
+      - targets: ["$OPERATOR_METRICS"]
+        labels: {namespace: $SYSTEM_NS, pod: $RELEASE-e2e-0, service: $RELEASE, endpoint: metrics}
+EOF
+"$PROM_DIR/prometheus" --config.file="$WORK/prometheus.yml" --storage.tsdb.path="$WORK/prometheus" \
+	--web.listen-address="$PROM_ADDR" >"$WORK/prometheus.log" 2>&1 &
+PIDS+=($!)
+for _ in $(seq 1 100); do
+	curl -fsS "http://$PROM_ADDR/-/ready" >/dev/null 2>&1 && break
+	sleep 0.2
+done
+curl -fsS "http://$PROM_ADDR/-/ready" >/dev/null || fail "Prometheus is not ready: $(tail -n 20 "$WORK/prometheus.log")"
+sleep 12 # six scrapes: every rate() has two samples in its window
+python3 - "http://$PROM_ADDR" charts/clusterscale/files/dashboard.json "$DATA_NS" <<'EOF' || fail "the dashboard against a real Prometheus"
+import json, sys, urllib.parse, urllib.request
+base, path, data_ns = sys.argv[1:]
+def query(expr):
+    url = base + "/api/v1/query?" + urllib.parse.urlencode({"query": expr})
+    answer = json.load(urllib.request.urlopen(url, timeout=10))
+    assert answer["status"] == "success", (expr, answer)
+    return answer["data"]["result"]
+dashboard = json.load(open(path))
+# Grafana's variables as a user picks them: the data namespace, every cluster.
+values = {"$namespace": data_ns, "$name": ".*", "$__rate_interval": "30s"}
+checked = 0
+for panel in dashboard["panels"]:
+    for target in panel["targets"]:
+        expr = target["expr"]
+        for k, v in values.items():
+            expr = expr.replace(k, v)
+        result = query(expr)
+        assert result, f"panel {panel['title']!r}: no series for {expr}"
+        checked += 1
+# The namespace filter: the ScaledClusters of the data namespace, under their
+# own namespace label (honorLabels), and nothing of the operator's.
+names = {r["metric"]["name"] for r in query(f'clusterscale_condition{{namespace=~"{data_ns}"}}')}
+assert names == {"analytics", "warehouse"}, names
+assert not query('clusterscale_condition{namespace="clusterscale-system"}'), "the per-resource namespace was overwritten"
+assert not query('{exported_namespace!=""}'), "a label was renamed exported_namespace"
+only = query(f'clusterscale_nodes{{namespace=~"{data_ns}", name=~"analytics"}}')
+assert only and {r["metric"]["name"] for r in only} == {"analytics"}, only
+print(f"{checked} dashboard queries answered; namespace filter {data_ns}: {sorted(names)}")
+EOF
+log "Prometheus $("$PROM_DIR/prometheus" --version 2>&1 | head -n 1 | cut -d' ' -f3) scraped the operator: every dashboard query answered, the namespace filter holds"
 
 # --- 7. RBAC: enough (it converged above) and not too much ----------------------
 can() { KUBECONFIG=$SA_KUBECONFIG kubectl auth can-i "$@" 2>/dev/null; }
