@@ -361,6 +361,10 @@ fn the_schema_refuses_bad_values() {
             "expirationSeconds",
         ),
         ("workloadIdentity.tokenPath=/token", "tokenPath"),
+        ("prometheusRule.degradedFor=soon", "degradedFor"),
+        ("prometheusRule.throttledRatio=2", "throttledRatio"),
+        ("prometheusRule.staleAfterResyncs=0", "staleAfterResyncs"),
+        ("prometheusRule.runbookUrl=x", "runbookUrl"),
     ] {
         let out = helm(&["template", RELEASE, CHART, "--set", set]);
         assert!(!out.status.success(), "--set {set} was accepted");
@@ -684,6 +688,47 @@ fn non_default_values_render_namespaced_rbac_and_the_optional_objects() {
     assert_eq!(sm["metadata"]["labels"]["release"], "prometheus");
     assert_eq!(sm["spec"]["endpoints"][0]["port"], "metrics");
     assert_eq!(sm["spec"]["endpoints"][0]["interval"], "15s");
+    // The ScaledClusters' own `namespace` label survives the scrape.
+    assert_eq!(sm["spec"]["endpoints"][0]["honorLabels"], true);
+
+    // The PrometheusRule: its labels, the values that shape the alerts, the
+    // extra rule last. What the alerts do is tests/prometheus_rules.rs'.
+    let pr = find(&objs, "PrometheusRule", SYSTEM_NS, RELEASE);
+    assert_eq!(pr["metadata"]["labels"]["release"], "prometheus");
+    assert_eq!(
+        pr["metadata"]["labels"]["app.kubernetes.io/name"],
+        "clusterscale"
+    );
+    let groups = pr["spec"]["groups"].as_array().expect("groups");
+    assert_eq!(groups.len(), 1);
+    assert_eq!(groups[0]["name"], "clusterscale");
+    let rules = groups[0]["rules"].as_array().expect("rules");
+    let alert = |name: &str| {
+        rules
+            .iter()
+            .find(|r| r["alert"] == name)
+            .unwrap_or_else(|| panic!("no alert {name}"))
+    };
+    let not_ready = alert("ClusterScaleNotReady");
+    assert_eq!(not_ready["for"], "1h");
+    assert_eq!(
+        not_ready["annotations"]["runbook_url"],
+        "https://wiki.example.com/clusterscale/runbooks#clusterscalenotready"
+    );
+    // staleAfterResyncs (2) periods of resyncSeconds (600).
+    let stale = alert("ClusterScaleObservationStale")["expr"]
+        .as_str()
+        .unwrap();
+    assert!(stale.trim_end().ends_with("> 1200"), "{stale}");
+    let throttled = alert("ClusterScaleCloudThrottled")["expr"]
+        .as_str()
+        .unwrap();
+    assert!(throttled.trim_end().ends_with("> 0.25"), "{throttled}");
+    assert_eq!(
+        rules.last().unwrap()["record"],
+        "clusterscale:reconciles:rate5m"
+    );
+    assert_eq!(rules.len(), 8, "seven alerts and the extra rule");
     let np = find(&objs, "NetworkPolicy", SYSTEM_NS, RELEASE);
     assert_eq!(np["spec"]["ingress"][0]["ports"][0]["port"], "metrics");
     assert_eq!(
@@ -700,6 +745,68 @@ fn non_default_values_render_namespaced_rbac_and_the_optional_objects() {
         serde_json::from_str::<Value>(&read(&format!("{CHART}/files/dashboard.json"))).unwrap()
     );
     assert!(json["panels"].as_array().unwrap().len() >= 6);
+}
+
+/// Every alert is limited to the operator's scrape job: by default the job
+/// prometheus-operator names after the Service the chart's ServiceMonitor
+/// selects, else `prometheusRule.jobSelector`.
+#[test]
+fn prometheus_rule_alerts_on_the_service_monitors_job() {
+    fn exprs(objs: &[Value]) -> Vec<(String, String)> {
+        let pr = find(objs, "PrometheusRule", SYSTEM_NS, "shard-a");
+        pr["spec"]["groups"][0]["rules"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| {
+                (
+                    r["alert"].as_str().unwrap().to_string(),
+                    r["expr"].as_str().unwrap().to_string(),
+                )
+            })
+            .collect()
+    }
+    let objs = objects(&render(
+        &[],
+        &[
+            "fullnameOverride=shard-a",
+            "prometheusRule.enabled=true",
+            "metrics.serviceMonitor.enabled=true",
+        ],
+    ));
+    // The ServiceMonitor selects the metrics Service, whose name is the job's.
+    let svc = find(&objs, "Service", SYSTEM_NS, "shard-a-metrics");
+    let sm = find(&objs, "ServiceMonitor", SYSTEM_NS, "shard-a");
+    for (k, v) in sm["spec"]["selector"]["matchLabels"].as_object().unwrap() {
+        assert_eq!(&svc["metadata"]["labels"][k], v, "{k}");
+    }
+    assert!(
+        sm["spec"]["jobLabel"].is_null(),
+        "the job is the Service's name"
+    );
+    let rules = exprs(&objs);
+    assert_eq!(rules.len(), 7);
+    for (alert, expr) in &rules {
+        assert!(
+            expr.contains(r#"job="shard-a-metrics""#),
+            "{alert} is not limited to the job: {expr}"
+        );
+    }
+    let objs = objects(&render(
+        &[],
+        &[
+            "fullnameOverride=shard-a",
+            "prometheusRule.enabled=true",
+            r#"prometheusRule.jobSelector=service="ops-metrics"\,job="clusterscale""#,
+        ],
+    ));
+    for (alert, expr) in exprs(&objs) {
+        assert!(
+            expr.contains(r#"{service="ops-metrics",job="clusterscale""#)
+                && !expr.contains("shard-a-metrics"),
+            "{alert} does not use the jobSelector: {expr}"
+        );
+    }
 }
 
 #[test]
@@ -746,16 +853,17 @@ fn wait_established(a: &Apiserver, crds: &[&str]) {
 
 /// Every object of both renders passes the real apiserver's validation,
 /// admission included (`kubectl apply --dry-run=server`), with the
-/// ServiceMonitor CRD from prometheus-operator's own module.
+/// ServiceMonitor and PrometheusRule CRDs from prometheus-operator's own
+/// module (the custom values render both).
 #[test]
 fn rendered_objects_pass_server_side_dry_run() {
     let a = apiserver();
-    let sm_crd = Command::new("bash")
+    let crds = Command::new("bash")
         .arg(repo().join("tests/helm/prometheus-crds.sh"))
         .output()
         .unwrap();
-    assert!(sm_crd.status.success(), "{}", text(&sm_crd));
-    let sm_crd = String::from_utf8_lossy(&sm_crd.stdout).trim().to_string();
+    assert!(crds.status.success(), "{}", text(&crds));
+    let crds = String::from_utf8_lossy(&crds.stdout).trim().to_string();
     let ok = |args: &[&str], stdin: Option<&str>| {
         let out = a.kubectl_stdin(args, stdin);
         assert!(
@@ -766,8 +874,14 @@ fn rendered_objects_pass_server_side_dry_run() {
         );
         text(&out)
     };
-    ok(&["apply", "--server-side", "-f", &sm_crd], None);
-    wait_established(a, &["servicemonitors.monitoring.coreos.com"]);
+    ok(&["apply", "--server-side", "-f", &crds], None);
+    wait_established(
+        a,
+        &[
+            "servicemonitors.monitoring.coreos.com",
+            "prometheusrules.monitoring.coreos.com",
+        ],
+    );
     for ns in [SYSTEM_NS, "team-a", "team-b"] {
         let _ = a.kubectl(&["create", "namespace", ns]);
     }
