@@ -214,12 +214,12 @@ PROM_ADDR=127.0.0.1:$(port)
 cat >"$WORK/prometheus.yml" <<EOF
 global: {scrape_interval: 2s, evaluation_interval: 2s}
 scrape_configs:
-  - job_name: $RELEASE
+  - job_name: $RELEASE-metrics # the Service's name, as prometheus-operator names the job
     metrics_path: $SM_PATH
     honor_labels: $SM_HONOR
     static_configs:
       - targets: ["$OPERATOR_METRICS"]
-        labels: {namespace: $SYSTEM_NS, pod: $RELEASE-e2e-0, service: $RELEASE, endpoint: metrics}
+        labels: {namespace: $SYSTEM_NS, pod: $RELEASE-e2e-0, service: $RELEASE-metrics, endpoint: metrics}
 EOF
 "$PROM_DIR/prometheus" --config.file="$WORK/prometheus.yml" --storage.tsdb.path="$WORK/prometheus" \
 	--web.listen-address="$PROM_ADDR" >"$WORK/prometheus.log" 2>&1 &
