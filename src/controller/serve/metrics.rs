@@ -218,14 +218,14 @@ impl Metrics {
         // rate or a ratio over them (the chart's alerts, the dashboard) then
         // has series to work on before anything went wrong.
         for outcome in ["ok", "error", "deferred_backlog", "deferred_budget"] {
-            reconciles.get_or_create(&OutcomeLabels {
+            let _ = reconciles.get_or_create(&OutcomeLabels {
                 outcome: outcome.to_string(),
             });
         }
         let errors = Family::<ClassLabels, Counter>::default();
         let classes = ErrorClass::ALL.iter().map(|c| c.as_str());
         for class in classes.chain(Precondition::ALL.iter().map(|p| p.as_str())) {
-            errors.get_or_create(&ClassLabels {
+            let _ = errors.get_or_create(&ClassLabels {
                 class: class.to_string(),
             });
         }
