@@ -388,6 +388,11 @@ fn record_metrics(ctx: &Context, cluster: &ScaledCluster, report: &Report) {
     let observed = report.observed.as_ref();
     ctx.metrics
         .conditions(&namespace, &name, &report.status.conditions);
+    ctx.metrics.paused(
+        &namespace,
+        &name,
+        report.status.phase == clusterscale_core::api::Phase::Paused,
+    );
     let observed_at = report.status.observed.as_ref().and_then(|o| o.at.as_ref());
     ctx.metrics
         .observed_at(&namespace, &name, observed_at.map(|t| t.0));

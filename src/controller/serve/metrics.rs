@@ -12,6 +12,7 @@
 //! | `clusterscale_operations_total` | counter | `cloud`, `direction`, `outcome` |
 //! | `clusterscale_condition` | gauge | `namespace`, `name`, `type` |
 //! | `clusterscale_last_observed_timestamp_seconds` | gauge | `namespace`, `name` |
+//! | `clusterscale_paused` | gauge (only while 1) | `namespace`, `name` |
 //! | `clusterscale_build_info` | gauge | `version`, `revision` |
 //! | `clusterscale_leader` | gauge | |
 //! | `clusterscale_backlog` | gauge | |
@@ -399,6 +400,23 @@ impl Metrics {
         self.inner.resources.update(namespace, name, |r| {
             r.last_observed = Some(at.as_second());
         });
+    }
+
+    /// Whether the resource is held by its spec (phase Paused: `paused` or
+    /// `dryRun`); a held resource's Ready False is its user's choice.
+    pub fn paused(&self, namespace: &str, name: &str, paused: bool) {
+        if !self.per_resource() {
+            return;
+        }
+        if paused {
+            self.inner
+                .resources
+                .update(namespace, name, |r| r.paused = true);
+        } else {
+            self.inner
+                .resources
+                .update_existing(namespace, name, |r| r.paused = false);
+        }
     }
 
     /// The desired and observed node counts of one group of one resource.

@@ -33,6 +33,9 @@ pub const CONDITION: &str = "clusterscale_condition";
 pub const LAST_OBSERVED: &str = "clusterscale_last_observed_timestamp_seconds";
 pub const LAST_OBSERVED_HELP: &str =
     "Unix time of the ScaledCluster's last successful observation of its cloud cluster";
+pub const PAUSED: &str = "clusterscale_paused";
+pub const PAUSED_HELP: &str =
+    "1 while the ScaledCluster is held by its spec (paused or dryRun: Ready is False by choice); no series otherwise";
 pub const CONDITION_HELP: &str =
     "1 while the ScaledCluster's condition (Ready, Progressing, Degraded, ClusterHealthy) is True, else 0";
 
@@ -62,6 +65,9 @@ pub struct Resource {
     /// Unix seconds of the last successful observation of the cloud cluster
     /// (`status.observed.at`).
     pub last_observed: Option<i64>,
+    /// The user holds it (`spec.paused` or `spec.dryRun`: phase Paused):
+    /// a series only while true.
+    pub paused: bool,
 }
 
 pub fn group_index(group: NodeGroup) -> usize {
@@ -243,6 +249,14 @@ impl Collector for ResourceGauges {
                     let labels = [("namespace", namespace), ("name", name), ("type", type_)];
                     encode_gauge(&mut family, &labels, i64::from(status))?;
                 }
+            }
+        }
+        if resources().any(|(_, _, r)| r.paused) {
+            let help = format!("{PAUSED_HELP}.");
+            let mut family = encoder.encode_descriptor(PAUSED, &help, None, MetricType::Gauge)?;
+            for (namespace, name, _) in resources().filter(|(_, _, r)| r.paused) {
+                let labels = [("namespace", namespace), ("name", name)];
+                encode_gauge(&mut family, &labels, 1)?;
             }
         }
         if resources().any(|(_, _, r)| r.last_observed.is_some()) {
