@@ -654,6 +654,7 @@ fn non_default_values_render_namespaced_rbac_and_the_optional_objects() {
         "--concurrency=8",
         "--tencent-rate-limit=10",
         "--backoff-cap-seconds=600",
+        "--per-resource-metrics=false",
     ] {
         assert!(a.iter().any(|x| x == want), "{want} not in {a:?}");
     }
