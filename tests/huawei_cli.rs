@@ -760,11 +760,7 @@ impl FakeCloud {
     /// The manifest, naming CloudAccount `account` instead of a Secret.
     fn account_manifest(&self, core: i32, task: i32, account: &str) -> PathBuf {
         let path = self.manifest(core, task, "");
-        let text = std::fs::read_to_string(&path).unwrap().replace(
-            "credentialsSecretRef: {name: hw}",
-            &format!("accountRef: {{name: {account}}}"),
-        );
-        std::fs::write(&path, text).unwrap();
+        cli_support::use_account(&path, "credentialsSecretRef: {name: hw}", account);
         path
     }
 

@@ -785,11 +785,11 @@ impl FakeCloud {
     /// The manifest, naming CloudAccount `account` instead of a Secret.
     fn account_manifest(&self, core: i32, task: i32, account: &str) -> PathBuf {
         let path = self.manifest(core, task, "");
-        let text = std::fs::read_to_string(&path).unwrap().replace(
+        cli_support::use_account(
+            &path,
             "credentialsSecretRef: {name: tencent-credentials}",
-            &format!("accountRef: {{name: {account}}}"),
+            account,
         );
-        std::fs::write(&path, text).unwrap();
         path
     }
 

@@ -23,11 +23,11 @@ use tracing::{error, info, warn};
 use clusterscale_lease::{LeaderElector, LeaseConfig, LeaseFence};
 
 use super::accounts::status::{self as account_status, AccountContext};
-use super::accounts::{account_of, Accounts};
+use super::accounts::{account_of, clusters_using_account, Accounts};
 use super::reconcile::backoff::{self, Backoffs};
 use super::reconcile::clouds::CloudCache;
 use super::reconcile::events::Recorder;
-use super::reconcile::reconciler::{self, clusters_using_account, clusters_using_secret, Context};
+use super::reconcile::reconciler::{self, clusters_using_secret, Context};
 use super::reconcile::secrets::SecretScope;
 use super::serve::admin;
 use super::serve::liveness::{self, Liveness};

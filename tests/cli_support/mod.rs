@@ -78,6 +78,15 @@ pub fn service_account_token(audience: &str, valid_for: i64) -> String {
 }
 
 /// `clusterscale` with only the credentials in `env`, and quiet logs.
+/// Rewrite the manifest at `path` to name CloudAccount `account` in place of
+/// its `secret_ref` (the `credentialsSecretRef: {...}` text it has).
+pub fn use_account(path: &std::path::Path, secret_ref: &str, account: &str) {
+    let text = std::fs::read_to_string(path).expect("the manifest");
+    assert!(text.contains(secret_ref), "{secret_ref:?} not in {text}");
+    let text = text.replace(secret_ref, &format!("accountRef: {{name: {account}}}"));
+    std::fs::write(path, text).expect("the manifest");
+}
+
 pub fn command(env: &[(&str, &str)]) -> Command {
     command_of(BIN, env)
 }

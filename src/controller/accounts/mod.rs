@@ -22,6 +22,8 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use kube::runtime::reflector::{ObjectRef, Store};
+
+use super::watch::ClusterOrInvalid;
 use kube::Client;
 
 use super::reconcile::secrets::{self, CredentialsError, SecretScope};
@@ -221,6 +223,24 @@ impl Accounts {
 /// and the reconciles an account's change triggers.
 pub fn account_of(spec: &ScaledClusterSpec) -> Option<&str> {
     crate::cloud::of(spec)?.account_name(spec)
+}
+
+/// The ScaledClusters in `stores` that name CloudAccount `name`: its users.
+pub fn clusters_using_account(
+    stores: &[Store<ClusterOrInvalid>],
+    name: &str,
+) -> Vec<ObjectRef<ClusterOrInvalid>> {
+    stores
+        .iter()
+        .flat_map(|s| s.state())
+        .filter(|g| {
+            g.0.as_ref()
+                .ok()
+                .and_then(|c| account_of(&c.spec))
+                .is_some_and(|a| a == name)
+        })
+        .map(|g| ObjectRef::from_obj(g.as_ref()))
+        .collect()
 }
 
 /// What a Secret error of an account says on its status: the reason.

@@ -22,7 +22,7 @@ use kube::runtime::reflector::Store;
 use kube::{Api, Client, ResourceExt};
 use serde_json::json;
 
-use super::{account_of, secret_reason, Accounts};
+use super::{clusters_using_account, secret_reason, Accounts};
 use crate::controller::reconcile::secrets;
 use crate::controller::reconcile::status::FIELD_MANAGER;
 use crate::controller::watch::ClusterOrInvalid;
@@ -187,19 +187,9 @@ pub async fn observe(
     (status, WORKLOAD_RECHECK)
 }
 
-/// ScaledClusters in `clusters` that name account `name`.
+/// How many ScaledClusters in `clusters` name account `name`.
 pub fn users(clusters: &[Store<ClusterOrInvalid>], name: &str) -> i32 {
-    let n = clusters
-        .iter()
-        .flat_map(|s| s.state())
-        .filter(|g| {
-            g.0.as_ref()
-                .ok()
-                .and_then(|c| account_of(&c.spec))
-                .is_some_and(|a| a == name)
-        })
-        .count();
-    i32::try_from(n).unwrap_or(i32::MAX)
+    i32::try_from(clusters_using_account(clusters, name).len()).unwrap_or(i32::MAX)
 }
 
 fn ready(

@@ -548,24 +548,6 @@ pub fn clusters_using_secret(
         .collect()
 }
 
-/// The ScaledClusters in `stores` that name CloudAccount `name`.
-pub fn clusters_using_account(
-    stores: &[Store<ClusterOrInvalid>],
-    name: &str,
-) -> Vec<ObjectRef<ClusterOrInvalid>> {
-    stores
-        .iter()
-        .flat_map(|s| s.state())
-        .filter(|g| {
-            g.0.as_ref()
-                .ok()
-                .and_then(|c| account_of(&c.spec))
-                .is_some_and(|a| a == name)
-        })
-        .map(|g| ObjectRef::from_obj(g.as_ref()))
-        .collect()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
