@@ -36,11 +36,15 @@ use clusterscale_core::cloud::{CloudError, ErrorClass};
 
 /// `AuthFailure.SignatureExpire`: the request's timestamp is off by more than five minutes.
 pub const SIGNATURE_EXPIRE: &str = "AuthFailure.SignatureExpire";
+/// STS `AssumeRoleWithWebIdentity`, the action [`STS_RULES`] are for
+/// (`crate::sts::ACTION`; defined here so that the error table depends on
+/// nothing above it).
+pub const STS_ACTION: &str = "AssumeRoleWithWebIdentity";
 /// `InvalidParameter.WebIdentityTokenError` (STS): the web identity token was refused.
 pub const WEB_IDENTITY_TOKEN_ERROR: &str = "InvalidParameter.WebIdentityTokenError";
 
 /// Rules for the answers of STS `AssumeRoleWithWebIdentity`
-/// ([`crate::sts::ACTION`]), tried before [`RULES`]
+/// ([`STS_ACTION`]), tried before [`RULES`]
 /// (docs/credentials-design.md 1.7; the classes are our inference):
 /// - `InvalidParameter.WebIdentityTokenError` is **Auth**: the token was
 ///   refused (issuer, audience, expiry, the provider's keys), not a
@@ -179,7 +183,7 @@ pub fn classify(code: &str) -> ErrorClass {
 /// The class of a code answered to `action`: [`STS_RULES`] first for the
 /// STS exchange, then [`RULES`].
 pub fn lookup_for(action: &str, code: &str) -> Option<ErrorClass> {
-    let sts = if action == crate::sts::ACTION {
+    let sts = if action == STS_ACTION {
         STS_RULES
             .iter()
             .find(|(pattern, _)| matches(pattern, code))
@@ -363,7 +367,7 @@ mod tests {
     /// docs/credentials-design.md 1.7: the codes of AssumeRoleWithWebIdentity.
     #[test]
     fn sts_codes_have_their_class_for_the_exchange_only() {
-        let sts = crate::sts::ACTION;
+        let sts = STS_ACTION;
         let table: &[(&str, ErrorClass)] = &[
             ("InvalidParameter.WebIdentityTokenError", Auth),
             ("UnauthorizedOperation", Auth),

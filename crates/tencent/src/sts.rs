@@ -50,7 +50,7 @@ use clusterscale_core::cloud::{CloudError, ErrorClass};
 /// The SDKs' STS endpoint (the intranet one is `sts.internal.tencentcloudapi.com`).
 pub const DEFAULT_ENDPOINT: &str = "https://sts.tencentcloudapi.com";
 /// `X-TC-Action`.
-pub const ACTION: &str = "AssumeRoleWithWebIdentity";
+pub const ACTION: &str = crate::errors::STS_ACTION;
 /// `X-TC-Version` of STS.
 pub const VERSION: &str = "2018-08-13";
 /// `Authorization` of the unsigned exchange.
