@@ -1,6 +1,7 @@
 //! `clusterscale-fake-cloud`: wire-compatible fake Tencent EMR and Huawei MRS
-//! endpoints over the simulated cluster model, verifying signatures. For
-//! tests, demos and users' own CI.
+//! endpoints over the simulated cluster model, verifying signatures, and a
+//! fake YARN ResourceManager over one of their clusters. For tests, demos
+//! and users' own CI.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -14,6 +15,7 @@ use crate::huawei::{
 use crate::oidc::OidcProvider;
 use crate::tencent::sts::{StsFakeConfig, DEFAULT_AUDIENCE};
 use crate::tencent::{TencentFake, TencentFakeConfig};
+use crate::yarn::{YarnConfig, YarnFake};
 use crate::{FakeFaults, FakeOptions, Malformed};
 use clusterscale_core::clock::SystemClock;
 use clusterscale_sim::{SimConfig, SimModel};
@@ -27,6 +29,26 @@ pub struct FakeCloudArgs {
     /// Serve a fake Huawei MRS (and IAM) endpoint on this address.
     #[arg(long)]
     pub huawei: Option<SocketAddr>,
+    /// Serve a fake YARN ResourceManager (`GET /ws/v1/cluster/metrics`) on
+    /// this address, whose NodeManagers are the nodes of a cluster served by
+    /// --tencent or --huawei (see --yarn-cluster); `PUT /_fake/yarn/demand`
+    /// (`{"memoryMB": N}`) sets its load.
+    #[arg(long, value_name = "ADDR")]
+    pub yarn: Option<SocketAddr>,
+    /// The cluster whose nodes the fake ResourceManager's NodeManagers are:
+    /// a Tencent instance id or a Huawei cluster id this process serves.
+    /// Default: the first served (Tencent's, when both are).
+    #[arg(long, value_name = "ID", requires = "yarn")]
+    pub yarn_cluster: Option<String>,
+    /// Memory of each NodeManager, in MB.
+    #[arg(long, default_value_t = 65536, value_name = "MB")]
+    pub yarn_node_mb: u64,
+    /// Vcores of each NodeManager.
+    #[arg(long, default_value_t = 16, value_name = "N")]
+    pub yarn_node_vcores: u64,
+    /// Memory of one container, in MB (containers are counted in it).
+    #[arg(long, default_value_t = 4096, value_name = "MB")]
+    pub yarn_container_mb: u64,
     /// Tencent cluster id (InstanceId) served.
     #[arg(long, default_value = "emr-fake0001")]
     pub tencent_instance_id: String,
@@ -247,11 +269,29 @@ pub fn sts_config(args: &FakeCloudArgs) -> Result<Option<StsFakeConfig>, String>
     Ok(Some(config))
 }
 
-/// Run until killed. Prints one `<cloud> listening on http://ADDR` line per endpoint.
+/// Run until killed. Prints one `<cloud> listening on http://ADDR` line per
+/// endpoint (`tencent`, `huawei`, `yarn`).
 pub async fn run(args: FakeCloudArgs) -> Result<(), String> {
     if args.tencent.is_none() && args.huawei.is_none() {
-        return Err("give --tencent ADDR and/or --huawei ADDR".into());
+        return Err(if args.yarn.is_some() {
+            "--yarn needs --tencent ADDR or --huawei ADDR: the fake ResourceManager's NodeManagers are the nodes of a cluster they serve".into()
+        } else {
+            "give --tencent ADDR and/or --huawei ADDR".into()
+        });
     }
+    let yarn_config = YarnConfig {
+        node_mb: args.yarn_node_mb,
+        node_vcores: args.yarn_node_vcores,
+        container_mb: args.yarn_container_mb,
+    };
+    yarn_config
+        .check()
+        .map_err(|e| format!("--yarn-node-mb, --yarn-node-vcores, --yarn-container-mb: {e}"))?;
+    // The cluster the fake ResourceManager follows, found while each fake is
+    // built (it is moved into its server task after), and the ids served,
+    // for the error when --yarn-cluster names none of them.
+    let mut yarn_model: Option<Arc<SimModel>> = None;
+    let mut served: Vec<String> = Vec::new();
     for (flag, rate) in [
         ("--transient-failure-rate", args.transient_failure_rate),
         ("--write-refusal-rate", args.write_refusal_rate),
@@ -338,15 +378,22 @@ pub async fn run(args: FakeCloudArgs) -> Result<(), String> {
         }
         config.sts = sts;
         let listener = bind(addr).await?;
+        let ids = match args.tencent_instances {
+            Some(n) => tencent_fleet_ids(&args.tencent_instance_prefix, n)?,
+            None => vec![args.tencent_instance_id.clone()],
+        };
         let fake = match args.tencent_instances {
             Some(n) => {
-                let ids = tencent_fleet_ids(&args.tencent_instance_prefix, n)?;
                 println!("tencent serving {n} instances {}..{}", ids[0], ids[n - 1]);
-                TencentFake::fleet(ids, model.clone(), config)
+                TencentFake::fleet(ids.clone(), model.clone(), config)
             }
             None => TencentFake::new(model(&args.tencent_instance_id), config),
         }
         .map_err(|e| format!("the Tencent fake: {e}"))?;
+        if args.yarn.is_some() && yarn_model.is_none() {
+            yarn_model = yarn_cluster(&args, &ids, |id| fake.model_of(id));
+            served.push(format!("tencent {}", id_range(&ids)));
+        }
         let refused: Vec<&str> = args
             .tencent_refused_instance_types
             .iter()
@@ -373,11 +420,14 @@ pub async fn run(args: FakeCloudArgs) -> Result<(), String> {
         config.v2_rate_limits = parse_v2_limits(&args.huawei_v2_limits)?;
         config.federation = huawei_federation(&args)?;
         let listener = bind(addr).await?;
+        let ids = match args.huawei_clusters {
+            Some(n) => huawei_fleet_ids(&args.huawei_cluster_prefix, n)?,
+            None => vec![args.huawei_cluster_id.clone()],
+        };
         let fake = match args.huawei_clusters {
             Some(n) => {
-                let ids = huawei_fleet_ids(&args.huawei_cluster_prefix, n)?;
                 println!("huawei serving {n} clusters {}..{}", ids[0], ids[n - 1]);
-                HuaweiFake::fleet(ids, model.clone(), config)
+                HuaweiFake::fleet(ids.clone(), model.clone(), config)
             }
             None => {
                 config.cluster_id = Some(args.huawei_cluster_id.clone());
@@ -385,7 +435,30 @@ pub async fn run(args: FakeCloudArgs) -> Result<(), String> {
             }
         }
         .map_err(|e| format!("the Huawei fake: {e}"))?;
+        if args.yarn.is_some() && yarn_model.is_none() {
+            yarn_model = yarn_cluster(&args, &ids, |id| fake.model_of(id));
+            served.push(format!("huawei {}", id_range(&ids)));
+        }
         println!("huawei listening on http://{}", local(&listener));
+        servers.push(tokio::spawn(fake.serve(listener)));
+    }
+    if let Some(addr) = args.yarn {
+        let Some(model) = yarn_model else {
+            return Err(format!(
+                "--yarn-cluster {}: not a cluster this process serves ({})",
+                args.yarn_cluster.as_deref().unwrap_or_default(),
+                served.join("; ")
+            ));
+        };
+        let fake = YarnFake::new(model, yarn_config).map_err(|e| format!("--yarn: {e}"))?;
+        let listener = bind(addr).await?;
+        println!(
+            "yarn serving the nodes of {} as NodeManagers of {} MB and {} vcores",
+            fake.model().id(),
+            fake.config().node_mb,
+            fake.config().node_vcores
+        );
+        println!("yarn listening on http://{}", local(&listener));
         servers.push(tokio::spawn(fake.serve(listener)));
     }
     for s in servers {
@@ -396,6 +469,29 @@ pub async fn run(args: FakeCloudArgs) -> Result<(), String> {
         }
     }
     Ok(())
+}
+
+/// The model of the cluster `--yarn-cluster` names among `ids` (served by
+/// one fake, looked up with `model_of`), or of the first of `ids` without
+/// the flag; `None` when the flag names another id.
+fn yarn_cluster(
+    args: &FakeCloudArgs,
+    ids: &[String],
+    model_of: impl Fn(&str) -> Option<Arc<SimModel>>,
+) -> Option<Arc<SimModel>> {
+    match &args.yarn_cluster {
+        Some(id) => model_of(id),
+        None => model_of(ids.first()?),
+    }
+}
+
+/// `a` for one id, `a..z` for a fleet's.
+fn id_range(ids: &[String]) -> String {
+    match ids {
+        [] => String::new(),
+        [one] => one.clone(),
+        [first, .., last] => format!("{first}..{last}"),
+    }
 }
 
 async fn bind(addr: SocketAddr) -> Result<tokio::net::TcpListener, String> {
@@ -685,6 +781,37 @@ mod tests {
         ]))
         .unwrap_err();
         assert!(e.contains("/nonexistent/sa.pub"), "{e}");
+    }
+
+    #[tokio::test]
+    async fn yarn_flags_are_checked() {
+        use clap::Parser;
+        assert!(
+            Cli::try_parse_from(["fake", "--tencent", "127.0.0.1:0", "--yarn-cluster", "x"])
+                .is_err(),
+            "--yarn-cluster needs --yarn"
+        );
+        let e = run(parse(&["--yarn", "127.0.0.1:0"])).await.unwrap_err();
+        assert!(
+            e.contains("--yarn needs --tencent ADDR or --huawei ADDR"),
+            "{e}"
+        );
+        let e = run(parse(&[
+            "--huawei",
+            "127.0.0.1:0",
+            "--yarn",
+            "127.0.0.1:0",
+            "--yarn-container-mb",
+            "0",
+        ]))
+        .await
+        .unwrap_err();
+        assert!(
+            e.contains("--yarn-container-mb") && e.contains("above 0"),
+            "{e}"
+        );
+        assert_eq!(id_range(&["a".into()]), "a");
+        assert_eq!(id_range(&["a".into(), "b".into(), "c".into()]), "a..c");
     }
 
     #[test]

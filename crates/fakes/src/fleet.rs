@@ -60,6 +60,12 @@ impl<M: Member> Fleet<M> {
             .clone()
     }
 
+    /// The member `id`, made now if no request named it yet; `None` for an
+    /// id outside the fleet.
+    pub fn get(&self, id: &str) -> Option<Arc<M>> {
+        self.ids.contains(id).then(|| self.member(Some(id)))
+    }
+
     /// Apply `f` to every member made so far (the default included).
     pub fn for_each(&self, f: impl Fn(&M)) {
         let members = self.members.lock().unwrap_or_else(|e| e.into_inner());
@@ -110,6 +116,8 @@ mod tests {
         assert!(Arc::ptr_eq(&b, &fleet.member(Some("b"))));
         assert_eq!(fleet.member(Some("zz")).0.id(), "a");
         assert_eq!(fleet.member(None).0.id(), "a");
+        assert!(Arc::ptr_eq(&b, &fleet.get("b").unwrap()));
+        assert!(fleet.get("zz").is_none());
         let ids: Vec<String> = fleet.models().iter().map(|m| m.id().to_string()).collect();
         assert_eq!(ids, ["a", "b"]);
         assert!(Fleet::<Stub>::first(&[]).is_err());

@@ -673,6 +673,16 @@ impl HuaweiFake {
         }
     }
 
+    /// The model of cluster `id` (made now in multi-instance mode, as the
+    /// first request naming it would), or `None` for an id the fake does not
+    /// serve.
+    pub fn model_of(&self, id: &str) -> Option<Arc<SimModel>> {
+        match &self.fleet {
+            Some(f) => f.get(id).map(|m| m.model.clone()),
+            None => (self.inner.model.id() == id).then(|| self.inner.model.clone()),
+        }
+    }
+
     /// The axum router: MRS and IAM, plus the `/_fake/` control routes
     /// when [`FakeOptions::control_routes`] is set.
     pub fn router(&self) -> Router {

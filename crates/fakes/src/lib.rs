@@ -20,6 +20,8 @@
 //!     `PUT /_fake/prepaid` (`{"groups": [...]}`) and `PUT /_fake/autoscaling`
 //!     (`{"policies": [{"group", "enabled", "min", "max"}]}`);
 //!   - Tencent only: `PUT /_fake/refused-specs` (`{"instanceTypes": [...]}`).
+//!   - The fake YARN ResourceManager ([`yarn`]), on an address of its own:
+//!     `GET` and `PUT /_fake/yarn/demand` (`{"memoryMB": N}`).
 //!
 //! Scale writes also draw from a seeded sequence ([`FakeFaults::seed`]):
 //! refused with the cloud's own error body, applied with the answer lost
@@ -39,12 +41,17 @@
 //!
 //! Each cloud's fake renders faults with its own codes and envelopes: see
 //! [`tencent`].
+//!
+//! Besides the clouds, [`yarn`] is a fake YARN ResourceManager whose
+//! NodeManagers are the nodes of one of these clusters, for autoscalers that
+//! read YARN's load; it has no faults or journal.
 
 pub mod cli;
 pub mod fleet;
 pub mod huawei;
 pub mod oidc;
 pub mod tencent;
+pub mod yarn;
 
 pub use tencent::sts::{StsFakeConfig, StsStats};
 pub use tencent::{serve_tencent, TencentFake, TencentFakeConfig};

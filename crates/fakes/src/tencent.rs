@@ -248,6 +248,16 @@ impl TencentFake {
         }
     }
 
+    /// The model of cluster `id` (made now in multi-instance mode, as the
+    /// first request naming it would), or `None` for an id the fake does not
+    /// serve.
+    pub fn model_of(&self, id: &str) -> Option<Arc<SimModel>> {
+        match &self.fleet {
+            Some(f) => f.get(id).map(|m| m.model.clone()),
+            None => (self.inner.model.id() == id).then(|| self.inner.model.clone()),
+        }
+    }
+
     /// Faults and journal, for in-process tests.
     pub fn control(&self) -> Arc<FakeControl> {
         self.inner.control.clone()
