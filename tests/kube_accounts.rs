@@ -564,6 +564,18 @@ async fn a_huawei_workload_identity_account_converges_a_cluster_with_temporary_k
         })
         .collect();
     assert!(!mrs.is_empty());
+    // The SKs and security tokens IAM handed out join the secret grep.
+    let url = format!("{endpoint}/_fake/federation/issued");
+    let secrets: Vec<String> = reqwest::get(&url)
+        .await
+        .unwrap_or_else(|e| panic!("GET {url}: {e}"))
+        .json()
+        .await
+        .expect("json");
+    assert!(!secrets.is_empty(), "no temporary keys issued");
+    for secret in secrets {
+        t.add_secret(secret);
+    }
     for l in mrs {
         let principal = l.params["principal"].as_str().unwrap_or_default();
         assert!(

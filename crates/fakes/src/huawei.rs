@@ -373,6 +373,17 @@ fn abnormal_routes(fake: HuaweiFake) -> Router {
         .with_state(fake)
 }
 
+/// `GET /_fake/federation/issued`: the secret halves (SK, security token)
+/// of every temporary key the fake IAM issued, for a test's secret grep.
+fn issued_routes(fake: HuaweiFake) -> Router {
+    async fn issued(State(fake): State<HuaweiFake>) -> axum::Json<Vec<String>> {
+        axum::Json(fake.inner.account().federation.issued_secrets())
+    }
+    Router::new()
+        .route("/_fake/federation/issued", axum::routing::get(issued))
+        .with_state(fake)
+}
+
 /// Settings of the fake: Huawei's, and the shared [`FakeOptions`].
 #[derive(Clone, Debug)]
 pub struct HuaweiFakeConfig {
@@ -697,7 +708,9 @@ impl HuaweiFake {
         if self.inner.options.control_routes {
             let api = match &self.fleet {
                 Some(_) => api,
-                None => api.merge(abnormal_routes(self.clone())),
+                None => api
+                    .merge(abnormal_routes(self.clone()))
+                    .merge(issued_routes(self.clone())),
             };
             control_routes(self.inner.control.clone())
                 .merge(group_routes(self.inner.settings.clone()))

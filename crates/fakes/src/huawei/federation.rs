@@ -168,6 +168,16 @@ impl FederationState {
         self.stats
     }
 
+    /// The secret halves (SK, security token) of every key handed out:
+    /// what a test greps its logs, Events and statuses for. Only a fake
+    /// hands out the secrets it issued.
+    pub(super) fn issued_secrets(&self) -> Vec<String> {
+        self.keys
+            .values()
+            .flat_map(|k| [k.secret_key.clone(), k.security_token.clone()])
+            .collect()
+    }
+
     /// Every key handed out, oldest first.
     pub(super) fn issued(&self) -> Vec<IssuedKey> {
         let mut v: Vec<IssuedKey> = self.keys.values().map(|k| k.issued.clone()).collect();
