@@ -98,14 +98,12 @@ pub async fn read_secret(
     keys: SecretKeys,
     origin: &str,
 ) -> Result<Credentials, CredentialsError> {
-    if let SecretScope::Namespaced(own) = scope {
-        if own != namespace {
-            return Err(CredentialsError::OutOfScope {
-                namespace: namespace.into(),
-                name: name.into(),
-                own: own.clone(),
-            });
-        }
+    if let (false, SecretScope::Namespaced(own)) = (scope.allows(namespace), scope) {
+        return Err(CredentialsError::OutOfScope {
+            namespace: namespace.into(),
+            name: name.into(),
+            own: own.clone(),
+        });
     }
     let api: Api<Secret> = Api::namespaced(client.clone(), namespace);
     let secret = match api.get_opt(name).await {
