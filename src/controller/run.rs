@@ -22,7 +22,7 @@ use tracing::{error, info, warn};
 
 use clusterscale_lease::{LeaderElector, LeaseConfig, LeaseFence};
 
-use super::accounts::status::{self as account_status, AccountContext};
+use super::accounts::status::{self as account_status, AccountContext, Scope as AccountScope};
 use super::accounts::{account_of, clusters_using_account, Accounts};
 use super::reconcile::backoff::{self, Backoffs};
 use super::reconcile::clouds::CloudCache;
@@ -442,14 +442,6 @@ fn drive(
     runs
 }
 
-/// Every controller until they stop (on a signal), and Ready once every
-/// watch cache has its first list.
-///
-/// The readiness wait is polled in the same task as the controllers, never
-/// in a task of its own: a store's readiness is a oneshot channel that keeps
-/// only the waker of the last poll, so a waiter in another task either loses
-/// the wake-up (and /readyz stays 503 for good) or steals it from the
-/// controller's runner.
 /// The CloudAccount watch (cluster-scoped): it fills the accounts' cache,
 /// reconciles the users of an account that changed (a new Secret, a new
 /// role: at once, not at their next resync), drops the key source of a
@@ -496,6 +488,11 @@ fn watch_accounts(
         clusters: stores.to_vec(),
         leading: leading.clone(),
         clock: ctx.clock.clone(),
+        scope: if args.namespaces.is_empty() {
+            AccountScope::AllNamespaces
+        } else {
+            AccountScope::Namespaces
+        },
     });
     let mut controller = Controller::for_stream(changes, reader).reconcile_all_on(on_takeover);
     if let Some(named) = watched.accounts_named.take() {
@@ -516,6 +513,14 @@ fn watch_accounts(
         .boxed()
 }
 
+/// Every controller until they stop (on a signal), and Ready once every
+/// watch cache has its first list.
+///
+/// The readiness wait is polled in the same task as the controllers, never
+/// in a task of its own: a store's readiness is a oneshot channel that keeps
+/// only the waker of the last poll, so a waiter in another task either loses
+/// the wake-up (and /readyz stays 503 for good) or steals it from the
+/// controller's runner.
 async fn until_stopped(
     runs: Vec<BoxFuture<'static, ()>>,
     stores: Vec<Store<ClusterOrInvalid>>,

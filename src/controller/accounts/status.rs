@@ -9,6 +9,14 @@
 //! is checked by reading its Secret (within the operator's Secret scope).
 //! The status is written only when it changed: a steady account costs no
 //! write between refreshes.
+//!
+//! CloudAccounts are cluster-scoped, but an operator may watch only some
+//! namespaces (`--namespace`, the chart's `watchNamespaces`), and several
+//! such installs may share one Kubernetes cluster. Such an operator looks
+//! only at the accounts its own clusters name ([`Scope::Namespaces`]): it
+//! neither exchanges keys for nor writes the status of an account it does
+//! not use, which another install owns. An operator watching every
+//! namespace looks at every account.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -44,6 +52,26 @@ pub struct AccountContext {
     pub clusters: Vec<Store<ClusterOrInvalid>>,
     pub leading: Arc<AtomicBool>,
     pub clock: Arc<dyn Clock>,
+    /// Which accounts this operator looks after ([module docs](self)).
+    pub scope: Scope,
+}
+
+/// Which CloudAccounts an operator checks and reports on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Scope {
+    /// It watches every namespace: every account.
+    AllNamespaces,
+    /// It watches some namespaces: only the accounts its clusters name.
+    Namespaces,
+}
+
+impl Scope {
+    /// Whether an account with `users` clusters in this operator's view is
+    /// this operator's to check: an unused account may belong to another
+    /// install, whose exchanges and status writes this one must not double.
+    pub fn looks_after(self, users: i32) -> bool {
+        self == Scope::AllNamespaces || users > 0
+    }
 }
 
 /// Why a CloudAccount's status could not be written.
@@ -61,6 +89,14 @@ pub async fn reconcile(
 ) -> Result<Action, WriteError> {
     if !ctx.leading.load(Ordering::SeqCst) {
         // A follower: the takeover trigger reconciles it later.
+        return Ok(Action::await_change());
+    }
+    if !ctx
+        .scope
+        .looks_after(users(&ctx.clusters, &account.name_any()))
+    {
+        // Another install's account: a cluster of ours naming it
+        // reconciles it again (the ScaledCluster watch's fan-out).
         return Ok(Action::await_change());
     }
     let (status, recheck) = observe(&account, &ctx).await;
@@ -242,6 +278,14 @@ mod tests {
             }],
             ..CloudAccountStatus::default()
         }
+    }
+
+    #[test]
+    fn an_operator_of_some_namespaces_looks_after_the_accounts_it_uses_only() {
+        assert!(Scope::AllNamespaces.looks_after(0));
+        assert!(Scope::AllNamespaces.looks_after(2));
+        assert!(!Scope::Namespaces.looks_after(0));
+        assert!(Scope::Namespaces.looks_after(1));
     }
 
     #[test]
