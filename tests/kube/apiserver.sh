@@ -22,14 +22,25 @@
 #                            (admin kubeconfig: kubectl get --raw
 #                            '/debug/pprof/profile?seconds=30' > cpu.pprof; go tool pprof -top);
 #                            off by default, as in a hardened control plane
+#   APISERVER_SERVICE_CIDR   the Service ClusterIP range (default 10.0.0.0/24).
+#                            A range in 127.0.0.0/8 makes ClusterIPs reachable
+#                            on loopback without kube-proxy: the aggregation
+#                            layer dials an APIService's Service ClusterIP, so
+#                            the autoscaling test serves KEDA's metrics adapter
+#                            on one (Endpoints may not be loopback addresses).
 #   KUBE_VERSION etc.        passed through to build-apiserver.sh
+#
+# The aggregation layer is configured as kubeadm does it: a front-proxy CA
+# (pki/front-proxy-ca.crt) that the apiserver's proxy client cert
+# (CN=front-proxy-client) is signed by, published to extension apiservers in
+# kube-system/extension-apiserver-authentication.
 set -euo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 READY_TIMEOUT=${APISERVER_READY_TIMEOUT:-60}
 PROFILING=${APISERVER_PROFILING:-false}
 # First IP of this range (10.0.0.1) becomes the `kubernetes` Service ClusterIP.
-SERVICE_CIDR=10.0.0.0/24
+SERVICE_CIDR=${APISERVER_SERVICE_CIDR:-10.0.0.0/24}
 
 log() { echo "apiserver.sh: $*" >&2; }
 die() { echo "apiserver.sh: ERROR: $*" >&2; exit 1; }
@@ -123,6 +134,7 @@ gen_pki() {
 	mkdir -p "$pki"
 	chmod 700 "$pki"
 	if [ -s "$pki/ca.crt" ] && [ -s "$pki/apiserver.crt" ] && [ -s "$pki/sa.key" ] &&
+		[ -s "$pki/front-proxy-client.crt" ] &&
 		[ -s "$DIR/admin.token" ] && [ -s "$DIR/operator.token" ]; then
 		return 0
 	fi
@@ -146,7 +158,15 @@ gen_pki() {
 		# Service-account token signing key pair.
 		openssl genrsa -out sa.key 2048 2>/dev/null
 		openssl rsa -in sa.key -pubout -out sa.pub 2>/dev/null
-		rm -f apiserver.csr ca.srl
+		# The aggregation layer's front proxy: its own CA and client cert.
+		openssl req -x509 -newkey rsa:2048 -nodes -sha256 -days 3650 \
+			-keyout front-proxy-ca.key -out front-proxy-ca.crt -subj "/CN=front-proxy-ca" 2>/dev/null
+		openssl req -newkey rsa:2048 -nodes -sha256 \
+			-keyout front-proxy-client.key -out front-proxy-client.csr -subj "/CN=front-proxy-client" 2>/dev/null
+		printf 'basicConstraints = critical, CA:FALSE\nkeyUsage = critical, digitalSignature, keyEncipherment\nextendedKeyUsage = clientAuth\n' >front-proxy-client.ext
+		openssl x509 -req -in front-proxy-client.csr -CA front-proxy-ca.crt -CAkey front-proxy-ca.key \
+			-CAcreateserial -sha256 -days 3650 -extfile front-proxy-client.ext -out front-proxy-client.crt 2>/dev/null
+		rm -f apiserver.csr ca.srl front-proxy-client.csr front-proxy-ca.srl
 	) || die "openssl failed generating certificates"
 	openssl rand -hex 24 >"$DIR/admin.token"
 	openssl rand -hex 24 >"$DIR/operator.token"
@@ -272,6 +292,13 @@ cmd_start() {
 		--service-account-key-file="$DIR/pki/sa.pub" \
 		--service-account-signing-key-file="$DIR/pki/sa.key" \
 		--service-cluster-ip-range="$SERVICE_CIDR" \
+		--requestheader-client-ca-file="$DIR/pki/front-proxy-ca.crt" \
+		--requestheader-allowed-names=front-proxy-client \
+		--requestheader-username-headers=X-Remote-User \
+		--requestheader-group-headers=X-Remote-Group \
+		--requestheader-extra-headers-prefix=X-Remote-Extra- \
+		--proxy-client-cert-file="$DIR/pki/front-proxy-client.crt" \
+		--proxy-client-key-file="$DIR/pki/front-proxy-client.key" \
 		--etcd-servers="$etcd_url" \
 		--endpoint-reconciler-type=none \
 		--allow-privileged=true \

@@ -115,6 +115,17 @@ pub struct Apiserver {
 }
 
 static MAIN: OnceLock<Result<Apiserver, String>> = OnceLock::new();
+static SERVICE_CIDR: OnceLock<&'static str> = OnceLock::new();
+
+/// Give this test binary's apiserver (started by the first [`apiserver`]
+/// call after this) the Service ClusterIP range `cidr`: a range in
+/// 127.0.0.0/8 makes ClusterIPs reachable on loopback, where the
+/// aggregation layer dials an APIService's Service (see
+/// tests/kube/apiserver.sh). Returns false when the apiserver is already up
+/// with another range.
+pub fn use_service_cidr(cidr: &'static str) -> bool {
+    SERVICE_CIDR.get_or_init(|| cidr) == &cidr && MAIN.get().is_none()
+}
 
 /// The apiserver of this test binary, with the CRD installed. Panics (the
 /// test fails, it is never skipped) when it cannot be started.
@@ -145,7 +156,11 @@ impl Apiserver {
             .map_err(|e| format!("creating a temporary directory: {e}"))?
             .keep();
         spawn_watchdog(&dir)?;
-        let mut child = Command::new("bash")
+        let mut command = Command::new("bash");
+        if let Some(cidr) = SERVICE_CIDR.get() {
+            command.env("APISERVER_SERVICE_CIDR", cidr);
+        }
+        let mut child = command
             .arg(script())
             .arg("start")
             .arg(&dir)
@@ -967,6 +982,8 @@ pub struct FakeCloud {
     /// `http://127.0.0.1:PORT` of each endpoint served.
     pub tencent: Option<String>,
     pub huawei: Option<String>,
+    /// `http://127.0.0.1:PORT` of the fake YARN ResourceManager (`--yarn`).
+    pub yarn: Option<String>,
     pub journal_dir: PathBuf,
 }
 
@@ -1009,10 +1026,12 @@ impl FakeCloud {
             child,
             tencent: None,
             huawei: None,
+            yarn: None,
             journal_dir,
         };
         let want_tencent = args.contains(&"--tencent");
         let want_huawei = args.contains(&"--huawei");
+        let want_yarn = args.contains(&"--yarn");
         let start = Instant::now();
         loop {
             let text = std::fs::read_to_string(&out_path).unwrap_or_default();
@@ -1023,8 +1042,14 @@ impl FakeCloud {
                 if let Some(url) = line.strip_prefix("huawei listening on ") {
                     fake.huawei = Some(url.trim().to_string());
                 }
+                if let Some(url) = line.strip_prefix("yarn listening on ") {
+                    fake.yarn = Some(url.trim().to_string());
+                }
             }
-            if fake.tencent.is_some() == want_tencent && fake.huawei.is_some() == want_huawei {
+            if fake.tencent.is_some() == want_tencent
+                && fake.huawei.is_some() == want_huawei
+                && fake.yarn.is_some() == want_yarn
+            {
                 return fake;
             }
             if let Ok(Some(status)) = fake.child.try_wait() {
