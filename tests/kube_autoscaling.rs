@@ -38,6 +38,9 @@ const ADAPTER_IP: &str = "127.77.0.50";
 const KEDA_NS: &str = "keda";
 /// Memory of one fake NodeManager, in MB: the recipe's `nodeMB`.
 const NODE_MB: u64 = 65536;
+/// Core nodes: the recipes' examples/tencent.yaml cluster has 5, which the
+/// YARN recipe's formula subtracts.
+const CORE: i32 = 5;
 /// The HPA's stabilization windows, shortened from the recipes' for a test.
 const SCALE_DOWN_WINDOW: u64 = 60;
 
@@ -407,6 +410,17 @@ async fn set_demand(yarn: &str, memory_mb: u64) {
     assert!(status.is_success(), "PUT /_fake/yarn/demand: {status}");
 }
 
+/// The fake ResourceManager's `clusterMetrics`.
+async fn yarn_metrics(yarn: &str) -> serde_json::Value {
+    let body: serde_json::Value = reqwest::get(format!("{yarn}/ws/v1/cluster/metrics"))
+        .await
+        .expect("GET /ws/v1/cluster/metrics")
+        .json()
+        .await
+        .expect("JSON");
+    body["clusterMetrics"].clone()
+}
+
 fn scaled_cluster(name: &str, instance: &str, endpoint: &str, task: (i32, i32, i32)) -> String {
     let (count, min, max) = task;
     format!(
@@ -415,7 +429,7 @@ kind: ScaledCluster
 metadata: {{name: {name}}}
 spec:
   {}
-  core: {{count: 3}}
+  core: {{count: {CORE}}}
   task: {{count: {count}, min: {min}, max: {max}}}
   scaleIn: {{allowed: true, gracefulTimeoutSeconds: 0}}
   maxStep: 10
@@ -428,7 +442,7 @@ spec:
 /// The operator's spec.task.count history, as KEDA's HPA wrote it.
 async fn wait_task(t: &TestNs, name: &str, what: &str, timeout: Duration, want: i32) {
     t.wait_sc(name, what, timeout, |sc| {
-        task_count(sc) == want && converged_at(sc, 3, want)
+        task_count(sc) == want && converged_at(sc, CORE, want)
     })
     .await;
 }
@@ -466,6 +480,8 @@ async fn keda_and_the_hpa_controller_drive_the_task_count_through_scale() {
             "3",
             "--operation-seconds",
             "2",
+            "--initial-core",
+            &CORE.to_string(),
             "--yarn",
             "127.0.0.1:0",
             "--yarn-cluster",
@@ -477,22 +493,24 @@ async fn keda_and_the_hpa_controller_drive_the_task_count_through_scale() {
     let endpoint = fake.tencent.clone().expect("tencent endpoint");
     let yarn = fake.yarn.clone().expect("yarn endpoint");
     let _op = Operator::start(&t, "autoscaling");
-    for (name, instance, task) in [
-        ("load", "emr-fake00000", (1, 1, 12)),
-        ("nightly", "emr-fake00001", (1, 1, 12)),
-        ("capped", "emr-fake00002", (1, 1, 4)),
+    // The recipes' bounds: KEDA's [minReplicaCount, maxReplicaCount] is
+    // [2, 60], as the ScaledCluster's [task.min, task.max]; capped's max is 4.
+    let floor = 2;
+    for (name, instance, max) in [
+        ("load", "emr-fake00000", 60),
+        ("nightly", "emr-fake00001", 60),
+        ("capped", "emr-fake00002", 4),
     ] {
-        t.apply_ok(&scaled_cluster(name, instance, &endpoint, task));
+        t.apply_ok(&scaled_cluster(
+            name,
+            instance,
+            &endpoint,
+            (floor, floor, max),
+        ));
     }
     for name in ["load", "nightly", "capped"] {
-        wait_task(
-            &t,
-            name,
-            &format!("{name} at 3/1"),
-            Duration::from_secs(120),
-            1,
-        )
-        .await;
+        let what = format!("{name} at {CORE}/{floor}");
+        wait_task(&t, name, &what, Duration::from_secs(120), floor).await;
     }
     hpa.check_running(&t);
 
@@ -504,6 +522,11 @@ async fn keda_and_the_hpa_controller_drive_the_task_count_through_scale() {
     let mut window = 0;
     let cron = recipe("keda-cron.yaml", &t.ns, "nightly", |so| {
         cron_window(so, open, close);
+        // Fewer nodes than the recipe's 20, so that one step of its
+        // scale-down policy (5 nodes per 10 minutes) brings them back.
+        for trigger in triggers(so) {
+            trigger["metadata"]["desiredReplicas"] = Value::from("6");
+        }
         window = cron_replicas(so);
         shorten_scale_down(so, SCALE_DOWN_WINDOW);
     });
@@ -527,8 +550,8 @@ async fn keda_and_the_hpa_controller_drive_the_task_count_through_scale() {
     t.apply_ok(&capped);
 
     let load_run = async {
-        // 3 Core + 5 Task nodes' worth of memory.
-        set_demand(&yarn, 8 * NODE_MB).await;
+        // 5 Core + 5 Task nodes' worth of memory.
+        set_demand(&yarn, 10 * NODE_MB).await;
         wait_task(
             &t,
             "load",
@@ -537,6 +560,20 @@ async fn keda_and_the_hpa_controller_drive_the_task_count_through_scale() {
             5,
         )
         .await;
+        // The new nodes took the pending containers: the queue is relieved,
+        // and the count holds (the demand in nodes did not move), through
+        // four of the HPA's 5 s syncs.
+        let metrics = yarn_metrics(&yarn).await;
+        assert_eq!(metrics["pendingMB"], 0, "the queue relieved: {metrics}");
+        assert_eq!(metrics["allocatedMB"], 10 * NODE_MB, "{metrics}");
+        tokio::time::sleep(Duration::from_secs(20)).await;
+        let held = t.get_ok("load").await;
+        assert_eq!(
+            task_count(&held),
+            5,
+            "no flap once the pending memory is allocated: {:?}",
+            held.spec.task
+        );
         let relieved = Instant::now();
         set_demand(&yarn, 0).await;
         let sc = t
@@ -556,16 +593,20 @@ async fn keda_and_the_hpa_controller_drive_the_task_count_through_scale() {
         wait_task(
             &t,
             "load",
-            "load back at 1 Task node",
+            "load back at the floor",
             Duration::from_secs(300),
-            1,
+            floor,
         )
         .await;
         waited
     };
     let cron_run = async {
         let before = t.get_ok("nightly").await;
-        assert_eq!(task_count(&before), 1, "nothing before the window opens");
+        assert_eq!(
+            task_count(&before),
+            floor,
+            "nothing before the window opens"
+        );
         wait_task(
             &t,
             "nightly",
@@ -582,9 +623,9 @@ async fn keda_and_the_hpa_controller_drive_the_task_count_through_scale() {
         wait_task(
             &t,
             "nightly",
-            "nightly back at 1 after the window",
+            "nightly back at the floor after the window",
             Duration::from_secs(420),
-            1,
+            floor,
         )
         .await;
         let closed = jiff::Timestamp::now();
@@ -598,7 +639,11 @@ async fn keda_and_the_hpa_controller_drive_the_task_count_through_scale() {
                 Duration::from_secs(180),
                 |sc| {
                     sc.spec.task.count == 9
-                        && converged_at(sc, 3, 4)
+                        && observed(sc) == Some((CORE, 4))
+                        && sc
+                            .status
+                            .as_ref()
+                            .is_some_and(|s| s.pending_operation.is_none())
                         && condition(sc, "Ready")
                             .is_some_and(|c| c.status == "False" && c.reason == "TaskClamped")
                 },
