@@ -77,12 +77,37 @@ fn s<'a>(v: &'a serde_yaml_ng::Value, path: &[&str]) -> Option<&'a str> {
     v.as_str()
 }
 
-/// Each cloud example ships its Secret (same name and namespace, a complete key
-/// set), and the HPA and KEDA examples target a ScaledCluster that exists.
-#[test]
-fn examples_ship_their_secrets_and_autoscalers_target_scaledclusters() {
+/// Every ScaledCluster of examples/*.yaml, by (namespace, name), with its
+/// `[task.min, task.max]`.
+fn example_clusters() -> std::collections::BTreeMap<(String, String), (i32, i32)> {
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples");
-    let mut clusters = Vec::new();
+    let mut clusters = std::collections::BTreeMap::new();
+    for entry in std::fs::read_dir(&root).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().and_then(|e| e.to_str()) != Some("yaml") {
+            continue;
+        }
+        for doc in documents(&path)
+            .into_iter()
+            .filter(|d| s(d, &["kind"]) == Some("ScaledCluster"))
+        {
+            let cluster: clusterscale_core::api::ScaledCluster =
+                serde_yaml_ng::from_value(doc.clone()).expect("a ScaledCluster");
+            let key = (
+                s(&doc, &["metadata", "namespace"]).unwrap().to_string(),
+                s(&doc, &["metadata", "name"]).unwrap().to_string(),
+            );
+            clusters.insert(key, (cluster.spec.task.min, cluster.spec.task.max));
+        }
+    }
+    clusters
+}
+
+/// Each cloud example ships its Secret (same name and namespace, a complete key
+/// set).
+#[test]
+fn examples_ship_their_secrets() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples");
     for entry in std::fs::read_dir(&root).unwrap() {
         let path = entry.unwrap().path();
         if path.extension().and_then(|e| e.to_str()) != Some("yaml") {
@@ -94,10 +119,6 @@ fn examples_ship_their_secrets_and_autoscalers_target_scaledclusters() {
             .filter(|d| s(d, &["kind"]) == Some("ScaledCluster"))
         {
             let ns = s(doc, &["metadata", "namespace"]).unwrap();
-            clusters.push((
-                ns.to_string(),
-                s(doc, &["metadata", "name"]).unwrap().to_string(),
-            ));
             // The keys are the provider's own: the ones the controller reads.
             let cluster: clusterscale_core::api::ScaledCluster =
                 serde_yaml_ng::from_value(doc.clone()).expect("a ScaledCluster");
@@ -123,37 +144,266 @@ fn examples_ship_their_secrets_and_autoscalers_target_scaledclusters() {
             }
         }
     }
-    let mut autoscalers = 0;
-    for entry in std::fs::read_dir(root.join("autoscaling")).unwrap() {
+}
+
+fn int(v: &serde_yaml_ng::Value, key: &str) -> Option<i64> {
+    v.get(key).map(|n| {
+        n.as_i64()
+            .unwrap_or_else(|| panic!("{key} is not a whole number: {n:?}"))
+    })
+}
+
+/// The trigger names a KEDA `scalingModifiers.formula` reads: its identifiers
+/// that are neither a function called (`max(`), a member (`.x`), a keyword
+/// of the expression language, nor a variable the formula binds with `let`.
+fn formula_names(formula: &str) -> Vec<String> {
+    const KEYWORDS: &[&str] = &[
+        "and",
+        "or",
+        "not",
+        "in",
+        "matches",
+        "contains",
+        "startsWith",
+        "endsWith",
+        "let",
+        "nil",
+        "true",
+        "false",
+        "if",
+        "else",
+    ];
+    let chars: Vec<char> = formula.chars().collect();
+    let mut names = Vec::new();
+    let mut bound = Vec::new();
+    let mut previous = ' ';
+    let mut after_let = false;
+    let mut i = 0;
+    while i < chars.len() {
+        let c = chars[i];
+        if c == '"' || c == '\'' || c == '`' {
+            // A string literal: skip to its closing quote.
+            i += 1;
+            while i < chars.len() && chars[i] != c {
+                i += if chars[i] == '\\' { 2 } else { 1 };
+            }
+            i += 1;
+            previous = c;
+            continue;
+        }
+        if c.is_ascii_digit() {
+            while i < chars.len() && (chars[i].is_ascii_alphanumeric() || "._".contains(chars[i])) {
+                i += 1;
+            }
+            previous = '0';
+            continue;
+        }
+        if c.is_ascii_alphabetic() || c == '_' {
+            let begin = i;
+            while i < chars.len() && (chars[i].is_ascii_alphanumeric() || chars[i] == '_') {
+                i += 1;
+            }
+            let word: String = chars[begin..i].iter().collect();
+            let next = chars[i..].iter().find(|c| !c.is_whitespace()).copied();
+            if after_let {
+                bound.push(word.clone());
+                after_let = false;
+            } else if word == "let" {
+                after_let = true;
+            } else if next != Some('(')
+                && previous != '.'
+                && !KEYWORDS.contains(&word.as_str())
+                && !bound.contains(&word)
+                && !names.contains(&word)
+            {
+                names.push(word);
+            }
+            previous = 'a';
+            continue;
+        }
+        if !c.is_whitespace() {
+            previous = c;
+        }
+        i += 1;
+    }
+    names
+}
+
+#[test]
+fn formula_names_are_the_variables_only() {
+    assert_eq!(
+        formula_names("max(business_hours, (allocated_mb + pending_mb) / 65536 - 5, 0)"),
+        ["business_hours", "allocated_mb", "pending_mb"]
+    );
+    assert_eq!(
+        formula_names("float(a > 1.5e3 ? b : c.d) + 'x y' + len(\"e\")"),
+        ["a", "b", "c"]
+    );
+    assert_eq!(
+        formula_names("let v = (q ?? 0); v == nil ? nil : v * 2"),
+        ["q"]
+    );
+}
+
+/// Every recipe in examples/autoscaling/ is an HPA or a KEDA ScaledObject
+/// that targets an example ScaledCluster through its scale subresource,
+/// within that cluster's `[task.min, task.max]` (else the cluster would
+/// clamp), and each ScaledObject is one KEDA would act on as its comments
+/// say: no cooldownPeriod where it does nothing, and a formula that reads
+/// exactly the object's own triggers.
+#[test]
+fn autoscaling_recipes_target_example_scaledclusters() {
+    let clusters = example_clusters();
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/autoscaling");
+    let mut names = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
         let path = entry.unwrap().path();
+        let file = path.display().to_string();
+        assert_eq!(
+            path.extension().and_then(|e| e.to_str()),
+            Some("yaml"),
+            "{file}: only YAML recipes here"
+        );
         for doc in documents(&path) {
-            let target = doc
-                .get("spec")
-                .and_then(|s| s.get("scaleTargetRef"))
-                .expect("scaleTargetRef");
+            let kind = s(&doc, &["kind"]).unwrap_or_else(|| panic!("{file}: no kind"));
+            let api_version = s(&doc, &["apiVersion"]);
+            match kind {
+                "HorizontalPodAutoscaler" => {
+                    assert_eq!(api_version, Some("autoscaling/v2"), "{file}")
+                }
+                "ScaledObject" => assert_eq!(api_version, Some("keda.sh/v1alpha1"), "{file}"),
+                other => panic!("{file}: {other} is not an autoscaler"),
+            }
+            let spec = doc.get("spec").unwrap_or_else(|| panic!("{file}: no spec"));
+            let target = spec
+                .get("scaleTargetRef")
+                .unwrap_or_else(|| panic!("{file}: no scaleTargetRef"));
             assert_eq!(
                 s(target, &["apiVersion"]),
                 Some("clusterscale.io/v1alpha1"),
-                "{}",
-                path.display()
+                "{file}"
             );
-            assert_eq!(
-                s(target, &["kind"]),
-                Some("ScaledCluster"),
-                "{}",
-                path.display()
-            );
-            let key = (
-                s(&doc, &["metadata", "namespace"]).unwrap().to_string(),
-                s(target, &["name"]).unwrap().to_string(),
-            );
+            assert_eq!(s(target, &["kind"]), Some("ScaledCluster"), "{file}");
+            let ns = s(&doc, &["metadata", "namespace"])
+                .unwrap_or_else(|| panic!("{file}: no namespace"));
+            let key = (ns.to_string(), s(target, &["name"]).unwrap().to_string());
+            let &(task_min, task_max) = clusters
+                .get(&key)
+                .unwrap_or_else(|| panic!("{file}: no example ScaledCluster {key:?}"));
+            let name = s(&doc, &["metadata", "name"]).unwrap_or_else(|| panic!("{file}: no name"));
             assert!(
-                clusters.contains(&key),
-                "{}: no example ScaledCluster {key:?}",
-                path.display()
+                !names.contains(&name.to_string()),
+                "{file}: {name} is the name of another recipe"
             );
-            autoscalers += 1;
+            names.push(name.to_string());
+
+            // The bounds, with KEDA's defaults (min 0, max 100).
+            let (min, max) = if kind == "HorizontalPodAutoscaler" {
+                (
+                    int(spec, "minReplicas").unwrap_or(1),
+                    int(spec, "maxReplicas").unwrap(),
+                )
+            } else {
+                (
+                    int(spec, "minReplicaCount").unwrap_or(0),
+                    int(spec, "maxReplicaCount").unwrap_or(100),
+                )
+            };
+            assert!(
+                i64::from(task_min) <= min && max <= i64::from(task_max),
+                "{file}: [{min}, {max}] is not within the ScaledCluster's [task.min {task_min}, task.max {task_max}]"
+            );
+            if kind == "ScaledObject" {
+                check_scaled_object(&file, spec, min);
+            }
         }
     }
-    assert_eq!(autoscalers, 2, "an HPA and a KEDA ScaledObject");
+    names.sort();
+    assert_eq!(
+        names,
+        [
+            "analytics-task-cron",
+            "analytics-task-cron-and-load",
+            "analytics-task-external",
+            "analytics-task-prometheus",
+            "analytics-task-yarn",
+        ],
+        "the cron, YARN (metrics-api), Prometheus, cron-and-load and plain-HPA recipes"
+    );
+}
+
+fn check_scaled_object(file: &str, spec: &serde_yaml_ng::Value, min: i64) {
+    // KEDA applies cooldownPeriod only to scaling to zero (or to the idle
+    // count): with minReplicaCount > 0 and no idleReplicaCount it is inert.
+    if min > 0 && spec.get("idleReplicaCount").is_none() {
+        assert!(
+            spec.get("cooldownPeriod").is_none(),
+            "{file}: cooldownPeriod does nothing with minReplicaCount {min} > 0"
+        );
+    }
+    let triggers = spec
+        .get("triggers")
+        .and_then(|t| t.as_sequence())
+        .unwrap_or_else(|| panic!("{file}: no triggers"));
+    assert!(!triggers.is_empty(), "{file}: no triggers");
+    let mut trigger_names = Vec::new();
+    for t in triggers {
+        let kind = s(t, &["type"]).unwrap_or_else(|| panic!("{file}: a trigger without type"));
+        let metadata = t
+            .get("metadata")
+            .and_then(|m| m.as_mapping())
+            .unwrap_or_else(|| panic!("{file}: {kind} trigger without metadata"));
+        // The CRD's metadata is a map of strings: "20", not 20.
+        for (k, v) in metadata {
+            assert!(
+                v.as_str().is_some(),
+                "{file}: {kind} metadata {k:?} is not a string"
+            );
+        }
+        if let Some(name) = s(t, &["name"]) {
+            assert!(
+                !trigger_names.contains(&name),
+                "{file}: trigger name {name} twice"
+            );
+            trigger_names.push(name);
+        }
+    }
+    let Some(modifiers) = spec.get("advanced").and_then(|a| a.get("scalingModifiers")) else {
+        return;
+    };
+    let formula = s(modifiers, &["formula"]).unwrap_or_else(|| panic!("{file}: no formula"));
+    let target: f64 = s(modifiers, &["target"])
+        .and_then(|t| t.parse().ok())
+        .unwrap_or_else(|| panic!("{file}: scalingModifiers.target is not a number"));
+    assert!(
+        target > 0.0,
+        "{file}: scalingModifiers.target must be above 0"
+    );
+    assert!(
+        matches!(
+            s(modifiers, &["metricType"]),
+            None | Some("AverageValue") | Some("Value")
+        ),
+        "{file}: scalingModifiers.metricType"
+    );
+    let read = formula_names(formula);
+    for name in &read {
+        assert!(
+            trigger_names.contains(&name.as_str()),
+            "{file}: the formula reads {name}, which is no trigger's name ({trigger_names:?})"
+        );
+    }
+    // Every trigger feeds the formula: one it does not read would still be
+    // queried, and its failure would still fail the composite metric.
+    for name in &trigger_names {
+        assert!(
+            read.iter().any(|r| r == name),
+            "{file}: trigger {name} is not in the formula {formula:?}"
+        );
+    }
+    assert_eq!(
+        trigger_names.len(),
+        triggers.len(),
+        "{file}: with a formula, every trigger needs a name"
+    );
 }
