@@ -26,18 +26,11 @@ OUT_DIR=$CACHE/keda-$KEDA_VERSION
 MODULE=github.com/kedacore/keda/v2
 
 have_all() { [ -x "$OUT_DIR/keda-operator" ] && [ -x "$OUT_DIR/keda-adapter" ] && [ -f "$OUT_DIR/crds/keda.sh_scaledobjects.yaml" ]; }
-cached() {
-	if have_all && [ "${KEDA_BUILD_FORCE:-0}" != 1 ]; then
-		log "cached: $OUT_DIR"
-		echo "$OUT_DIR"
-		exit 0
-	fi
-}
 
-cached
+exit_if_built "$OUT_DIR" "${KEDA_BUILD_FORCE:-0}" have_all
 need_go
 lock_dir "$OUT_DIR"
-cached
+exit_if_built "$OUT_DIR" "${KEDA_BUILD_FORCE:-0}" have_all
 
 # A Go newer than the local one is fetched from the module proxy when the
 # module asks for it (the only one served here is go1.27.3).

@@ -30,19 +30,12 @@ OUT_DIR=$CACHE/prometheus-$PROMETHEUS_VERSION
 RELEASE=${BASH_REMATCH[1]}.$((10#${BASH_REMATCH[2]})).${BASH_REMATCH[3]}
 
 have_binaries() { [ -x "$OUT_DIR/prometheus" ] && [ -x "$OUT_DIR/promtool" ]; }
-cached() {
-	if have_binaries && [ "${PROMETHEUS_BUILD_FORCE:-0}" != 1 ]; then
-		log "cached: $OUT_DIR"
-		echo "$OUT_DIR"
-		exit 0
-	fi
-}
 
-cached
+exit_if_built "$OUT_DIR" "${PROMETHEUS_BUILD_FORCE:-0}" have_binaries
 need_go
 lock_dir "$OUT_DIR"
 # A concurrent run may have built it while we waited for the lock.
-cached
+exit_if_built "$OUT_DIR" "${PROMETHEUS_BUILD_FORCE:-0}" have_binaries
 
 # v0.316.0's go.mod (go 1.26.7) has no replace directives, so `go install
 # module@version` works as is. A newer release may ask for a newer Go: set

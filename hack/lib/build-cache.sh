@@ -3,7 +3,7 @@
 # tests/kube/build-apiserver.sh, tests/helm/prometheus-crds.sh):
 #   BUILD_NAME=build-helm; source .../hack/lib/build-cache.sh
 # sets CACHE (CLUSTERSCALE_CACHE, or ${XDG_CACHE_HOME:-~/.cache}/clusterscale)
-# and defines log, die, need_go, lock_dir and exit_if_cached.
+# and defines log, die, need_go, lock_dir, exit_if_cached and exit_if_built.
 
 CACHE=${CLUSTERSCALE_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/clusterscale}
 
@@ -27,6 +27,18 @@ exit_if_cached() {
 	if [ -x "$1" ] && [ "${2:-0}" != 1 ]; then
 		log "cached: $1"
 		echo "$1"
+		exit 0
+	fi
+}
+
+# exit_if_built DIR FORCE CHECK...: print DIR and exit when the command
+# CHECK... succeeds (everything is built), unless FORCE is 1.
+exit_if_built() {
+	local dir=$1 force=$2
+	shift 2
+	if [ "$force" != 1 ] && "$@"; then
+		log "cached: $dir"
+		echo "$dir"
 		exit 0
 	fi
 }
