@@ -294,6 +294,7 @@ fn context(
                 controller: "clusterscale".into(),
                 instance: Some(identity.to_string()),
             },
+            metrics.clone(),
         ),
         metrics: metrics.clone(),
         backlog: Arc::new(Backlog::new(engine.poll, engine.resync, options.clone())),

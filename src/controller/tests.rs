@@ -212,6 +212,7 @@ fn context_with(
     for a in accounts {
         writer.apply_watcher_event(&kube::runtime::watcher::Event::Apply(a.clone()));
     }
+    let metrics = Metrics::default();
     let ctx = Context {
         recorder: Recorder::new(
             client.clone(),
@@ -219,9 +220,10 @@ fn context_with(
                 controller: "clusterscale".into(),
                 instance: Some("clusterscale-0".into()),
             },
+            metrics.clone(),
         ),
         client,
-        metrics: Metrics::default(),
+        metrics,
         clouds: CloudCache::default(),
         clock: clock.clone(),
         engine: EngineConfig::default(),

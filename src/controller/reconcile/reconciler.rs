@@ -300,7 +300,7 @@ async fn pass(cluster: &ScaledCluster, ctx: &Context) -> Result<Action, Error> {
             .await?
         }
     };
-    publish(ctx, cluster.object_ref(&()), &report.events).await;
+    publish(ctx, cluster.object_ref(&()), &report.events);
     record_metrics(ctx, cluster, &report);
     let requeue = requeue_after(&ctx.backoffs, &uid, target.generation, &report);
     Ok(match requeue {
@@ -345,9 +345,10 @@ fn requeue_after(
     }
 }
 
-/// Publish the pass's events. The engine emits each once per transition;
-/// the recorder folds repeats into a series.
-async fn publish(
+/// Queue the pass's events for the recorder's writer, never waiting for
+/// the apiserver. The engine emits each once per transition; the recorder
+/// folds repeats into a series.
+fn publish(
     ctx: &Context,
     reference: k8s_openapi::api::core::v1::ObjectReference,
     events: &[EngineEvent],
@@ -363,9 +364,7 @@ async fn publish(
             action: e.action.clone(),
             secondary: None,
         };
-        if let Err(err) = ctx.recorder.publish(&event, &reference).await {
-            warn!(error = %err, reason = %e.reason, "publishing event failed");
-        }
+        ctx.recorder.publish(event, reference.clone());
     }
 }
 
@@ -511,8 +510,7 @@ async fn report_undeserializable(
             action: "Validate".into(),
             message,
         }],
-    )
-    .await;
+    );
     Ok(Action::await_change())
 }
 

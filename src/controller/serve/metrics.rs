@@ -16,6 +16,8 @@
 //! | `clusterscale_build_info` | gauge | `version`, `revision` |
 //! | `clusterscale_leader` | gauge | |
 //! | `clusterscale_backlog` | gauge | |
+//! | `clusterscale_events_total` | counter | `outcome` |
+//! | `clusterscale_events_queued` | gauge | |
 //! | `clusterscale_last_reconcile_timestamp_seconds` | gauge | |
 //! | `clusterscale_last_watch_event_timestamp_seconds` | gauge | |
 //!
@@ -78,6 +80,9 @@ pub mod action {
 
 /// `outcome` label value of a successful cloud call.
 pub const OK: &str = "ok";
+
+/// `outcome` label values of `clusterscale_events_total`.
+pub const EVENT_OUTCOMES: [&str; 4] = ["written", "folded", "dropped", "failed"];
 
 /// Buckets of a reconcile's duration, in seconds (a pass makes one to three
 /// cloud calls and a status write).
@@ -146,6 +151,8 @@ struct Inner {
     operations: Family<OperationLabels, Counter>,
     leader: Gauge,
     backlog: Gauge,
+    events: Family<OutcomeLabels, Counter>,
+    events_queued: Gauge,
     last_reconcile: Gauge<f64, AtomicU64>,
     last_watch_event: Gauge<f64, AtomicU64>,
     /// The length of the last scrape's text, to size the next one's buffer.
@@ -284,6 +291,23 @@ impl Metrics {
             "Resources whose current generation waits for its first reconcile (new or changed); while an account has some, its resyncs wait",
             backlog.clone(),
         );
+        let events = Family::<OutcomeLabels, Counter>::default();
+        for outcome in EVENT_OUTCOMES {
+            let _ = events.get_or_create(&OutcomeLabels {
+                outcome: outcome.to_string(),
+            });
+        }
+        registry.register(
+            "clusterscale_events",
+            "Events handed to the recorder, by outcome: written (a create or a series patch), folded (into a waiting write of the same series), dropped (the queue was full), failed (the apiserver refused the write)",
+            events.clone(),
+        );
+        let events_queued = Gauge::default();
+        registry.register(
+            "clusterscale_events_queued",
+            "Event writes waiting for the recorder's writer",
+            events_queued.clone(),
+        );
         let last_reconcile = Gauge::<f64, AtomicU64>::default();
         registry.register_with_unit(
             "clusterscale_last_reconcile_timestamp",
@@ -310,6 +334,8 @@ impl Metrics {
                 operations,
                 leader,
                 backlog,
+                events,
+                events_queued,
                 last_reconcile,
                 last_watch_event,
                 last_scrape: AtomicUsize::new(0),
@@ -333,6 +359,22 @@ impl Metrics {
     /// The backlog's size (`watch::backlog::Backlog::waiting`).
     pub fn set_backlog(&self, waiting: usize) {
         self.inner.backlog.set(waiting as i64);
+    }
+
+    /// One Event handed to the recorder ended as `outcome`, one of
+    /// [`EVENT_OUTCOMES`].
+    pub fn event(&self, outcome: &str) {
+        self.inner
+            .events
+            .get_or_create(&OutcomeLabels {
+                outcome: outcome.to_string(),
+            })
+            .inc();
+    }
+
+    /// Event writes waiting.
+    pub fn set_events_queued(&self, waiting: usize) {
+        self.inner.events_queued.set(waiting as i64);
     }
 
     /// One reconcile pass ended with `outcome` (e.g. `ok`, `requeue`,
