@@ -1330,18 +1330,20 @@ async fn spec_change_during_a_long_backoff_is_reconciled_at_once() {
 /// The status store's compare-and-swap on the real apiserver: the first write
 /// creates `status` (a new object has none), a write from the resourceVersion
 /// it returned succeeds and replaces the status whole, and a write from a
-/// stale resourceVersion is refused with a conflict and changes nothing.
+/// stale resourceVersion is refused with a conflict and changes nothing. A
+/// deferrable write (an accepted call) is kept, not written, and the next
+/// pass starts from it on the status the apiserver stored and returns.
 #[tokio::test]
 async fn status_writes_are_a_compare_and_swap() {
-    use clusterscale::controller::reconcile::status::KubeStatusStore;
+    use clusterscale::controller::reconcile::status::{Deferred, KubeStatusStore};
     use clusterscale_core::api::{Phase, ScaledClusterStatus};
-    use clusterscale_engine::StatusStore;
+    use clusterscale_engine::{StatusStore, StatusWrite};
 
     let t = TestNs::new("status-cas").await;
     t.apply_ok(&simulated("cas", 3, 0, 3));
     let created = t.get_ok("cas").await;
-    let stale = created.metadata.resource_version.clone();
-    let mut store = KubeStatusStore::new(t.api.clone(), "cas", stale.clone());
+    let deferred = std::sync::Arc::new(Deferred::default());
+    let mut store = KubeStatusStore::new(t.api.clone(), &created, deferred.clone());
     let first = ScaledClusterStatus {
         phase: Phase::Pending,
         message: Some("first".into()),
@@ -1349,7 +1351,7 @@ async fn status_writes_are_a_compare_and_swap() {
         ..Default::default()
     };
     store
-        .save(&first)
+        .save(&first, StatusWrite::WriteAhead)
         .await
         .expect("a write from the object's resourceVersion");
     let second = ScaledClusterStatus {
@@ -1357,10 +1359,30 @@ async fn status_writes_are_a_compare_and_swap() {
         ..Default::default()
     };
     store
-        .save(&second)
+        .save(&second, StatusWrite::Plan)
         .await
         .expect("a write from the returned resourceVersion");
     let now = t.get_ok("cas").await;
+    // An accepted call: kept, not written; taken up by the next pass, whose
+    // object (the status as the apiserver stored it) is the one it was made on.
+    let accepted = ScaledClusterStatus {
+        message: Some("accepted".into()),
+        ..second.clone()
+    };
+    store
+        .save(&accepted, StatusWrite::Accepted)
+        .await
+        .expect("kept");
+    let unchanged = t.get_ok("cas").await;
+    t.check(
+        unchanged.metadata.resource_version == now.metadata.resource_version,
+        || "a deferrable write reached the apiserver".to_string(),
+    );
+    let uid = now.metadata.uid.clone().unwrap_or_default();
+    let taken = deferred.current(&uid, &now.status.clone().unwrap_or_default());
+    t.check(taken.message.as_deref() == Some("accepted"), || {
+        format!("the next pass does not start from the kept status: {taken:?}")
+    });
     let status = now.status.clone().expect("a status");
     t.check(status.phase == Phase::Converged, || format!("{status:?}"));
     t.check(status.message.is_none() && status.cloud.is_none(), || {
@@ -1371,9 +1393,9 @@ async fn status_writes_are_a_compare_and_swap() {
         || format!("every write carries the scale selector: {status:?}"),
     );
 
-    let mut late = KubeStatusStore::new(t.api.clone(), "cas", stale);
+    let mut late = KubeStatusStore::new(t.api.clone(), &created, deferred);
     let refused = late
-        .save(&first)
+        .save(&first, StatusWrite::WriteAhead)
         .await
         .expect_err("a stale write is refused");
     t.check(refused.conflict, || format!("409 Conflict, got: {refused}"));

@@ -298,6 +298,7 @@ fn context(
         ),
         metrics: metrics.clone(),
         backlog: Arc::new(Backlog::new(engine.poll, engine.resync, options.clone())),
+        deferred: Arc::default(),
         accounts: Arc::new(Accounts::new(
             accounts,
             args.secret_scope(),

@@ -232,6 +232,7 @@ fn context_with(
         backlog: Default::default(),
         liveness: Default::default(),
         accounts: Arc::new(Accounts::new(account_store, scope, clock.clone(), None)),
+        deferred: Arc::default(),
     };
     (Arc::new(ctx), handle, clock)
 }
@@ -363,7 +364,8 @@ fn assert_degraded(status: &Value, reason: &str, message_has: &str) {
 }
 
 #[tokio::test]
-async fn scale_out_writes_ahead_then_records_acceptance_then_publishes_the_event() {
+async fn scale_out_writes_ahead_then_keeps_the_acceptance_for_the_next_write_and_publishes_the_event(
+) {
     let (ctx, handle, _) = context(Default::default());
     let obj = cluster(json!({
         "simulated": {"initialCore": 3, "initialTask": 0, "operationSeconds": 30},
@@ -374,11 +376,9 @@ async fn scale_out_writes_ahead_then_records_acceptance_then_publishes_the_event
         &ctx,
         handle,
         DeserializeGuard(Ok(obj.clone())),
-        vec![
-            Expect::status_patch(&obj),
-            Expect::status_patch(&obj),
-            Expect::event(),
-        ],
+        // The write-ahead record, then the Event: the acceptance is not
+        // written on its own (crash safety does without it).
+        vec![Expect::status_patch(&obj), Expect::event()],
     )
     .await;
     assert_eq!(action, Action::requeue(EngineConfig::default().poll));
@@ -429,8 +429,16 @@ async fn scale_out_writes_ahead_then_records_acceptance_then_publishes_the_event
         assert_eq!(c["observedGeneration"], GENERATION, "{c}");
     }
 
-    // 2. The cloud accepted: the same operation, now with the cloud's ids.
-    let accepted = applied_status(&bodies[1]);
+    // 2. The cloud accepted: the same operation, now with the cloud's ids,
+    // kept for the next pass, which starts from it while the stored status
+    // is the write-ahead record, and writes it with its own write.
+    assert_eq!(ctx.deferred.len(), 1);
+    let stored: ScaledClusterStatus =
+        serde_json::from_value(ahead.clone()).expect("the stored status");
+    let kept = ctx.deferred.current(UID, &stored);
+    assert_ne!(kept, stored, "the acceptance is kept");
+    let accepted = serde_json::to_value(&kept).expect("json");
+    let accepted = &accepted;
     assert_eq!(accepted["phase"], "ScalingOut", "{accepted}");
     assert_eq!(accepted["observedGeneration"], GENERATION, "{accepted}");
     let pending = &accepted["pendingOperation"];
@@ -459,13 +467,64 @@ async fn scale_out_writes_ahead_then_records_acceptance_then_publishes_the_event
     );
     assert!(accepted.get("lastError").is_none(), "{accepted}");
 
-    // 3. Only then the event.
-    let event = &bodies[2];
+    // Another stored status (a newer write, a stale read) does not take it.
+    let other = ScaledClusterStatus {
+        step: 7,
+        ..stored.clone()
+    };
+    assert_eq!(ctx.deferred.current(UID, &other), other);
+
+    // 3. The event, queued after the call.
+    let event = &bodies[1];
     assert_event(event, "Normal", "ScaleOutStarted");
     assert_eq!(event["action"], format!("ScaleOut {token}"), "{event}");
     let note = event["note"].as_str().unwrap_or_default();
     assert!(note.contains("add 2 task node(s), 0 -> 2"), "{note}");
     assert!(note.contains(&token), "{note}");
+}
+
+#[tokio::test]
+async fn the_kept_acceptance_spares_the_running_passes_a_write_and_rides_on_the_outcome() {
+    let (ctx, handle, clock) = context(Default::default());
+    let obj = cluster(json!({
+        "simulated": {"initialCore": 3, "initialTask": 0, "operationSeconds": 30},
+        "core": {"count": 3},
+        "task": {"count": 2}
+    }));
+    let (_, bodies, handle) = run(
+        &ctx,
+        handle,
+        DeserializeGuard(Ok(obj.clone())),
+        vec![Expect::status_patch(&obj), Expect::event()],
+    )
+    .await;
+    // Running, 10 s later, on the stored write-ahead record: the pass starts
+    // from the kept acceptance, so it neither re-sends nor writes.
+    clock.advance(Duration::from_secs(10));
+    let obj = with_applied_status(&obj, &bodies[0]);
+    let (action, running, handle) =
+        run(&ctx, handle, DeserializeGuard(Ok(obj.clone())), vec![]).await;
+    assert!(running.is_empty(), "{running:?}");
+    assert_eq!(action, Action::requeue(EngineConfig::default().poll));
+    assert_eq!(ctx.deferred.len(), 1);
+    // Done: one write, the outcome, which carries the acceptance's ids.
+    clock.advance(Duration::from_secs(25));
+    let (_, done, _) = run(
+        &ctx,
+        handle,
+        DeserializeGuard(Ok(obj.clone())),
+        vec![Expect::status_patch(&obj), Expect::event()],
+    )
+    .await;
+    let status = applied_status(&done[0]);
+    assert!(status.get("pendingOperation").is_none(), "{status}");
+    let last = &status["lastOperation"];
+    assert_eq!(last["accepted"], true, "{status}");
+    assert_eq!(last["outcome"], "Succeeded", "{status}");
+    assert!(last["requestId"].is_string(), "{status}");
+    assert_eq!(condition(status, "Ready")["status"], "True", "{status}");
+    assert_event(&done[1], "Normal", "ScaleOutCompleted");
+    assert_eq!(ctx.deferred.len(), 0, "nothing left waiting");
 }
 
 #[tokio::test]
@@ -773,7 +832,8 @@ async fn a_lost_compare_and_swap_reads_the_object_fresh_and_runs_the_pass_on_it_
     // The cache is stale (resourceVersion 41); the apiserver has 42. The
     // write-ahead patch on 41 loses; the object read fresh has 42, and the
     // pass runs again on it: its write-ahead record goes out on 42, and only
-    // then the cloud call, its record and the event.
+    // then the cloud call (its acceptance kept for the next write) and the
+    // event.
     let (ctx, handle, _) = context(Default::default());
     let spec = json!({
         "simulated": {"initialCore": 3, "initialTask": 0, "operationSeconds": 30},
@@ -794,7 +854,6 @@ async fn a_lost_compare_and_swap_reads_the_object_fresh_and_runs_the_pass_on_it_
             conflict,
             fresh_read,
             Expect::status_patch(&fresh),
-            Expect::status_patch(&fresh),
             Expect::event(),
         ],
     )
@@ -812,13 +871,13 @@ async fn a_lost_compare_and_swap_reads_the_object_fresh_and_runs_the_pass_on_it_
     );
     let ahead = applied_status(&bodies[2]);
     assert_eq!(ahead["pendingOperation"]["accepted"], false, "{ahead}");
-    assert_eq!(
-        applied_status(&bodies[3])["pendingOperation"]["accepted"],
-        true,
-        "{}",
-        bodies[3]
+    let stored: ScaledClusterStatus = serde_json::from_value(ahead.clone()).expect("status");
+    let kept = ctx.deferred.current(UID, &stored);
+    assert!(
+        kept.pending_operation.as_ref().is_some_and(|p| p.accepted),
+        "{kept:?}"
     );
-    assert_event(&bodies[4], "Normal", "ScaleOutStarted");
+    assert_event(&bodies[3], "Normal", "ScaleOutStarted");
 }
 
 /// The apiserver refuses a status patch: the object changed since it was read.

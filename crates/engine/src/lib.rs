@@ -47,9 +47,16 @@ use resolve::Resolution;
 /// Where status lives between reconciles.
 #[async_trait]
 pub trait StatusStore: Send {
-    /// Persist `status`. Must be durable before it returns: the engine makes
-    /// cloud calls only after the write-ahead record is saved.
-    async fn save(&mut self, status: &ScaledClusterStatus) -> Result<(), StoreError>;
+    /// Persist `status`, which `write` records. Must be durable before it
+    /// returns, except for a write that crash safety does not need
+    /// ([`StatusWrite::deferrable`]), which a store may keep and write
+    /// later: the engine makes cloud calls only after the write-ahead record
+    /// is saved.
+    async fn save(
+        &mut self,
+        status: &ScaledClusterStatus,
+        write: StatusWrite,
+    ) -> Result<(), StoreError>;
 }
 
 /// The status could not be saved.
@@ -77,13 +84,20 @@ pub struct MemoryStore {
     pub status: ScaledClusterStatus,
     /// How many saves happened (a save is skipped when nothing changed).
     pub saves: usize,
+    /// What each save recorded, in order.
+    pub writes: Vec<StatusWrite>,
 }
 
 #[async_trait]
 impl StatusStore for MemoryStore {
-    async fn save(&mut self, status: &ScaledClusterStatus) -> Result<(), StoreError> {
+    async fn save(
+        &mut self,
+        status: &ScaledClusterStatus,
+        write: StatusWrite,
+    ) -> Result<(), StoreError> {
         self.status = status.clone();
         self.saves += 1;
+        self.writes.push(write);
         Ok(())
     }
 }
@@ -264,7 +278,10 @@ pub enum StatusWrite {
     Plan,
     /// The write-ahead record of an operation, before its cloud call.
     WriteAhead,
-    /// The cloud's answer to an operation's call.
+    /// The cloud accepted an operation's call: its request and flow ids.
+    Accepted,
+    /// The cloud's answer to an operation's call, other than an acceptance:
+    /// a refusal, or no answer.
     CallOutcome,
 }
 
@@ -276,8 +293,24 @@ impl StatusWrite {
             StatusWrite::Progress => "progress",
             StatusWrite::Plan => "plan",
             StatusWrite::WriteAhead => "write-ahead",
+            StatusWrite::Accepted => "accepted",
             StatusWrite::CallOutcome => "call outcome",
         }
+    }
+
+    /// Whether crash safety does without this write, so that a store may
+    /// defer it (write it with the next one, or after a while):
+    /// - an accepted call: after a crash the pending record is the
+    ///   write-ahead one, and the resolver tells accepted from not by
+    ///   observing the cloud, as for a crash between the call and this
+    ///   write; the request and flow ids ride on the outcome's write;
+    /// - a running operation's progress: the next pass observes it again.
+    ///
+    /// Everything else is durable at once: the write-ahead record (no call
+    /// without it), a refusal or an unknown answer (the next pass must not
+    /// plan on a stale pending record), and every outcome.
+    pub fn deferrable(self) -> bool {
+        matches!(self, StatusWrite::Accepted | StatusWrite::Progress)
     }
 }
 
@@ -722,7 +755,7 @@ impl<'a> Pass<'a> {
                 self.status.last_error = None;
                 self.set_conditions(false, "OperationInProgress", &msg, true, None);
                 self.started = Some(record);
-                self.commit(store, StatusWrite::CallOutcome).await?;
+                self.commit(store, StatusWrite::Accepted).await?;
                 Ok(Some(self.config.poll))
             }
             Err(e) if !e.may_have_applied() && record.attempts > 1 => {
@@ -1261,7 +1294,7 @@ impl<'a> Pass<'a> {
         self.status.observed_generation = Some(self.target.generation);
         if self.status != self.previous {
             store
-                .save(&self.status)
+                .save(&self.status, write)
                 .await
                 .map_err(|source| EngineError::WriteStatus { write, source })?;
             self.previous = self.status.clone();

@@ -214,7 +214,7 @@ struct FailingStore;
 
 #[async_trait]
 impl StatusStore for FailingStore {
-    async fn save(&mut self, _: &ScaledClusterStatus) -> Result<(), StoreError> {
+    async fn save(&mut self, _: &ScaledClusterStatus, _: StatusWrite) -> Result<(), StoreError> {
         Err(StoreError::new("apiserver unavailable"))
     }
 }
@@ -898,6 +898,22 @@ async fn conditions_table_operation_is_normal_at_start_and_end() {
         h.events
     );
     assert_eq!(h.reasons(), ["ScaleOutStarted", "ScaleOutCompleted"]);
+    // What each save recorded: of these, only the write-ahead record and
+    // the outcome must be durable; a store may defer the acceptance and the
+    // progress (the controller does).
+    let durable: Vec<_> = h.store.writes.iter().filter(|w| !w.deferrable()).collect();
+    assert_eq!(
+        durable,
+        [&StatusWrite::WriteAhead, &StatusWrite::Plan],
+        "{:?}",
+        h.store.writes
+    );
+    assert_eq!(
+        h.store.writes[1],
+        StatusWrite::Accepted,
+        "{:?}",
+        h.store.writes
+    );
 }
 
 /// A retryable error: Ready unchanged and Degraded False for less than

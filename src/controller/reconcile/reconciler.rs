@@ -21,7 +21,7 @@ use super::clouds::CloudCache;
 use super::events::Recorder;
 use super::instrumented::InstrumentedCloud;
 use super::secrets;
-use super::status::{status_patch, KubeStatusStore, FIELD_MANAGER};
+use super::status::{status_patch, Deferred, KubeStatusStore, FIELD_MANAGER};
 use crate::controller::accounts::{account_of, Accounts};
 use crate::controller::serve::liveness::Liveness;
 use crate::controller::serve::metrics::{ErrorLabel, Metrics};
@@ -54,6 +54,9 @@ pub struct Context {
     pub liveness: Liveness,
     /// CloudAccounts, and the Secret scope: where each cluster's keys come from.
     pub accounts: Arc<Accounts>,
+    /// Statuses kept instead of written (an accepted call, progress): see
+    /// [`super::status`].
+    pub deferred: Arc<Deferred>,
 }
 
 /// A failure of the Kubernetes side, named after the step that failed (the
@@ -225,11 +228,13 @@ async fn pass(cluster: &ScaledCluster, ctx: &Context) -> Result<Action, Error> {
         ctx.backoffs.reset(&uid);
         ctx.backlog.forget(&uid);
         ctx.metrics.forget(&namespace, &name);
+        ctx.deferred.forget(&uid);
         return Ok(Action::await_change());
     }
     let api: Api<ScaledCluster> = Api::namespaced(ctx.client.clone(), &namespace);
-    let mut store = KubeStatusStore::new(api, &name, cluster.metadata.resource_version.clone());
-    let current = cluster.status.clone().unwrap_or_default();
+    let mut store = KubeStatusStore::new(api, cluster, ctx.deferred.clone());
+    let stored = cluster.status.clone().unwrap_or_default();
+    let current = ctx.deferred.current(&uid, &stored);
     let target = Target {
         uid: &uid,
         generation: cluster.metadata.generation.unwrap_or(0),
@@ -300,6 +305,11 @@ async fn pass(cluster: &ScaledCluster, ctx: &Context) -> Result<Action, Error> {
             .await?
         }
     };
+    // A long operation's deferred acceptance or progress, once due. A
+    // failure loses nothing: it stays deferred, and the next pass tries again.
+    if let Err(e) = store.flush_due().await {
+        warn!(error = %e, "writing the deferred status failed");
+    }
     publish(ctx, cluster.object_ref(&()), &report.events);
     record_metrics(ctx, cluster, &report);
     let requeue = requeue_after(&ctx.backoffs, &uid, target.generation, &report);

@@ -8,6 +8,21 @@
 //! 16%, but the apiserver's CPU over the whole convergence moved from 212 s
 //! to 210 s and all-Ready not at all: either way it decodes, validates and
 //! re-encodes the whole object and updates managedFields.
+//!
+//! Two writes per operation, the two crash safety needs: the write-ahead
+//! record before the cloud call, and the outcome after it. The writes the
+//! engine calls deferrable ([`StatusWrite::deferrable`]: the call's
+//! acceptance, a running operation's progress) are kept in [`Deferred`]
+//! instead, and the next pass starts from them when the stored status is
+//! still the one they were made on; they reach the apiserver with the next
+//! write, or on their own once they are [`PROGRESS_EVERY`] old, so that a
+//! long operation still shows its request id and progress. A crash loses
+//! them, which is a crash between the call and its acceptance's write: the
+//! resolver tells accepted from not by observing the cloud.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use kube::api::{Patch, PatchParams};
@@ -15,7 +30,55 @@ use kube::{Api, Resource};
 use serde_json::json;
 
 use clusterscale_core::api::{scale_selector, ScaledCluster, ScaledClusterStatus};
-use clusterscale_engine::{StatusStore, StoreError};
+use clusterscale_engine::{StatusStore, StatusWrite, StoreError};
+
+/// How long a deferred status may wait before it is written on its own.
+pub const PROGRESS_EVERY: Duration = Duration::from_secs(30);
+
+/// A status kept instead of written, and the stored status it was made on.
+#[derive(Clone, Debug)]
+struct Kept {
+    base: ScaledClusterStatus,
+    status: ScaledClusterStatus,
+    since: Instant,
+}
+
+/// The deferred statuses of the fleet, by resource uid: at most one per
+/// resource with an operation in flight, dropped at its next write.
+#[derive(Debug, Default)]
+pub struct Deferred {
+    kept: Mutex<HashMap<String, Kept>>,
+}
+
+impl Deferred {
+    fn kept(&self) -> std::sync::MutexGuard<'_, HashMap<String, Kept>> {
+        self.kept.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The status a pass of `uid` starts from: the deferred one when the
+    /// stored status is still the one it was made on, else the stored one.
+    pub fn current(&self, uid: &str, stored: &ScaledClusterStatus) -> ScaledClusterStatus {
+        match self.kept().get(uid) {
+            Some(k) if &k.base == stored => k.status.clone(),
+            _ => stored.clone(),
+        }
+    }
+
+    /// Statuses waiting to be written.
+    pub fn len(&self) -> usize {
+        self.kept().len()
+    }
+
+    /// Whether none waits.
+    pub fn is_empty(&self) -> bool {
+        self.kept().is_empty()
+    }
+
+    /// Drop the deferred status of a deleted resource.
+    pub fn forget(&self, uid: &str) {
+        self.kept().remove(uid);
+    }
+}
 
 /// The field manager of every status write.
 pub const FIELD_MANAGER: &str = "clusterscale";
@@ -32,21 +95,81 @@ pub struct KubeStatusStore {
     api: Api<ScaledCluster>,
     name: String,
     resource_version: Option<String>,
+    uid: String,
+    /// The status as stored: what a deferred status is made on.
+    stored: ScaledClusterStatus,
+    deferred: Arc<Deferred>,
 }
 
 impl KubeStatusStore {
-    /// `resource_version`: of the object the pass read its status from.
-    pub fn new(
-        api: Api<ScaledCluster>,
-        name: impl Into<String>,
-        resource_version: Option<String>,
-    ) -> Self {
+    /// `resource_version` and `stored`: of the object the pass read its
+    /// status from.
+    pub fn new(api: Api<ScaledCluster>, cluster: &ScaledCluster, deferred: Arc<Deferred>) -> Self {
         Self {
             api,
-            name: name.into(),
-            resource_version,
+            name: cluster.metadata.name.clone().unwrap_or_default(),
+            resource_version: cluster.metadata.resource_version.clone(),
+            uid: cluster.metadata.uid.clone().unwrap_or_default(),
+            stored: cluster.status.clone().unwrap_or_default(),
+            deferred,
         }
     }
+
+    /// Write the deferred status once it is [`PROGRESS_EVERY`] old (a long
+    /// operation's request id and progress), after the pass.
+    pub async fn flush_due(&mut self) -> Result<(), StoreError> {
+        let due = self
+            .deferred
+            .kept()
+            .get(&self.uid)
+            .filter(|k| k.base == self.stored && k.since.elapsed() >= PROGRESS_EVERY)
+            .map(|k| k.status.clone());
+        match due {
+            Some(status) => self.write(&status).await,
+            None => Ok(()),
+        }
+    }
+
+    /// The apiserver write: a compare-and-swap on the resourceVersion.
+    async fn write(&mut self, status: &ScaledClusterStatus) -> Result<(), StoreError> {
+        let params = PatchParams::apply(FIELD_MANAGER).force();
+        let patch = status_patch(&self.name, status, self.resource_version.as_deref());
+        match self
+            .api
+            .patch_status(&self.name, &params, &Patch::Apply(patch))
+            .await
+        {
+            Ok(written) => {
+                self.resource_version = written.metadata.resource_version;
+                self.stored = as_stored(&self.name, status);
+                self.deferred.forget(&self.uid);
+                Ok(())
+            }
+            Err(kube::Error::Api(e)) if e.code == 409 => Err(StoreError {
+                message: format!(
+                    "status of {} changed since it was read; starting over: {}",
+                    self.name, e.message
+                ),
+                conflict: true,
+            }),
+            Err(e) => Err(StoreError::new(format!(
+                "patching status of {}: {e}",
+                self.name
+            ))),
+        }
+    }
+}
+
+/// `status` as the apiserver stores it and a pass reads it back: with
+/// `selector`, and its times at the second (the wire format's precision).
+pub fn as_stored(name: &str, status: &ScaledClusterStatus) -> ScaledClusterStatus {
+    let status = ScaledClusterStatus {
+        selector: Some(scale_selector(name)),
+        ..status.clone()
+    };
+    serde_json::to_value(&status)
+        .and_then(serde_json::from_value)
+        .unwrap_or(status)
 }
 
 /// The server-side-apply body for the status of the ScaledCluster `name`,
@@ -75,29 +198,27 @@ pub fn status_patch(
 
 #[async_trait]
 impl StatusStore for KubeStatusStore {
-    async fn save(&mut self, status: &ScaledClusterStatus) -> Result<(), StoreError> {
-        let params = PatchParams::apply(FIELD_MANAGER).force();
-        let patch = status_patch(&self.name, status, self.resource_version.as_deref());
-        match self
-            .api
-            .patch_status(&self.name, &params, &Patch::Apply(patch))
-            .await
-        {
-            Ok(written) => {
-                self.resource_version = written.metadata.resource_version;
-                Ok(())
-            }
-            Err(kube::Error::Api(e)) if e.code == 409 => Err(StoreError {
-                message: format!(
-                    "status of {} changed since it was read; starting over: {}",
-                    self.name, e.message
-                ),
-                conflict: true,
-            }),
-            Err(e) => Err(StoreError::new(format!(
-                "patching status of {}: {e}",
-                self.name
-            ))),
+    async fn save(
+        &mut self,
+        status: &ScaledClusterStatus,
+        write: StatusWrite,
+    ) -> Result<(), StoreError> {
+        if write.deferrable() && !self.uid.is_empty() {
+            let mut kept = self.deferred.kept();
+            let since = kept
+                .get(&self.uid)
+                .filter(|k| k.base == self.stored)
+                .map_or_else(Instant::now, |k| k.since);
+            kept.insert(
+                self.uid.clone(),
+                Kept {
+                    base: self.stored.clone(),
+                    status: status.clone(),
+                    since,
+                },
+            );
+            return Ok(());
         }
+        self.write(status).await
     }
 }

@@ -266,3 +266,67 @@ fn the_settle_floor_lengthens_a_short_grace_only() {
     assert_eq!(at(59), Want::Running);
     assert_eq!(at(60), Want::Done(Outcome::NotApplied));
 }
+
+/// What a restarted operator sees (the observation, the cloud's word, the
+/// age), and the decision on the accepted record and on the write-ahead one.
+type CrashFacts = (
+    &'static str,
+    ObservedCluster,
+    Option<OperationProgress>,
+    u64,
+    Want,
+    Want,
+);
+
+/// The crash points of one scale-out since the acceptance is no longer
+/// written on its own ([`crate::StatusWrite::deferrable`]): a crash after
+/// the call now leaves the write-ahead record, accepted or not, where it
+/// used to leave the accepted record. For every fact a restarted operator
+/// can meet, the decision on what survives now is compared with the one on
+/// what survived before.
+/// - Where the operation took effect, is running, or the cluster failed:
+///   the same outcome.
+/// - Where nothing is seen to have happened, the write-ahead record gets a
+///   re-send with the same token inside its window (the cloud deduplicates
+///   it: no second operation), then NotApplied where the accepted record
+///   got Failed: over, nothing applied, planned anew either way.
+#[test]
+fn a_crash_after_the_acceptance_resolves_as_one_before_it() {
+    use Outcome::*;
+    use Want::*;
+    let busy_op = || Some(OperationProgress::Running);
+    #[rustfmt::skip]
+    let facts: Vec<CrashFacts> = vec![
+        // what the restarted operator sees; before (accepted); now (write-ahead)
+        ("took effect", running(2), Some(OperationProgress::Succeeded), 30, Done(Succeeded), Done(Succeeded)),
+        ("took effect, seen late", running(2), None, 900, Done(Succeeded), Done(Succeeded)),
+        ("running", busy(0), busy_op(), 30, Running, Running),
+        ("running, half way", busy(1), busy_op(), 30, Running, Running),
+        ("the cluster failed", cluster(ClusterState::Failed("301".into()), 0), None, 30, Done(Failed), Done(Failed)),
+        ("no trace yet", running(0), Some(OperationProgress::Unknown), 10, Running, Resend),
+        ("no trace, settled", running(0), Some(OperationProgress::Unknown), 240, Done(Failed), Done(NotApplied)),
+    ];
+    for (what, observed, progress, age, before, now) in facts {
+        let asked = |p: &OperationRecord| {
+            needs_operation_status(p, &observed)
+                .then(|| progress.clone())
+                .flatten()
+        };
+        let before_got = want(&decide(
+            &accepted(),
+            &observed,
+            asked(&accepted()),
+            age,
+            tokens(),
+        ));
+        let now_got = want(&decide(
+            &unaccepted(),
+            &observed,
+            asked(&unaccepted()),
+            age,
+            tokens(),
+        ));
+        assert_eq!(before_got, before, "{what}: the accepted record");
+        assert_eq!(now_got, now, "{what}: the write-ahead record");
+    }
+}
