@@ -759,16 +759,18 @@ async fn sigkill_mid_operation_no_duplicate_write() {
         4,
         2,
     ));
+    // The write-ahead record is stored, and the cloud accepted the call,
+    // whose acceptance is not written on its own: the crash comes after the
+    // acceptance, with only the write-ahead record stored.
     let sc = t
         .wait_sc(
             "emr",
-            "the first operation accepted (pendingOperation.accepted)",
+            "the first operation's write-ahead record (pendingOperation)",
             SHORT,
             |sc| {
                 sc.status
                     .as_ref()
-                    .and_then(|s| s.pending_operation.as_ref())
-                    .is_some_and(|p| p.accepted)
+                    .is_some_and(|s| s.pending_operation.is_some())
             },
         )
         .await;
@@ -776,6 +778,10 @@ async fn sigkill_mid_operation_no_duplicate_write() {
         .status
         .and_then(|s| s.pending_operation)
         .expect("pending operation");
+    t.wait_for("the cloud accepted the call", SHORT, || async {
+        (!fake.writes("tencent").is_empty()).then_some(())
+    })
+    .await;
     let killed = first.sigkill();
     t.check(!killed.success(), || {
         format!("the operator should have died of SIGKILL, got {killed}")
