@@ -490,7 +490,7 @@ async fn keda_and_the_hpa_controller_drive_the_task_count_through_scale() {
             "--tencent",
             "127.0.0.1:0",
             "--tencent-instances",
-            "3",
+            "4",
             "--operation-seconds",
             "2",
             "--initial-core",
@@ -521,7 +521,12 @@ async fn keda_and_the_hpa_controller_drive_the_task_count_through_scale() {
             (floor, floor, max),
         ));
     }
-    for name in ["load", "nightly", "capped"] {
+    // As nightly, but scale-in is not allowed: KEDA's scale-in is not applied.
+    t.apply_ok(
+        &scaled_cluster("frozen", "emr-fake00003", &endpoint, (floor, floor, 60))
+            .replace("allowed: true", "allowed: false"),
+    );
+    for name in ["load", "nightly", "capped", "frozen"] {
         let what = format!("{name} at {CORE}/{floor}");
         wait_task(&t, name, &what, Duration::from_secs(120), floor).await;
     }
@@ -544,6 +549,15 @@ async fn keda_and_the_hpa_controller_drive_the_task_count_through_scale() {
         shorten_scale_down(so, SCALE_DOWN_WINDOW);
     });
     t.apply_ok(&cron);
+    let frozen = recipe("keda-cron.yaml", &t.ns, "frozen", |so| {
+        cron_window(so, open, close);
+        for trigger in triggers(so) {
+            trigger["metadata"]["desiredReplicas"] = Value::from("6");
+        }
+        shorten_scale_down(so, SCALE_DOWN_WINDOW);
+        so["metadata"]["name"] = Value::from("frozen");
+    });
+    t.apply_ok(&frozen);
     // YARN load: the recipe's metric is the demand in nodes.
     let load = recipe("keda-yarn.yaml", &t.ns, "load", |so| {
         point_at(so, &yarn);
@@ -646,6 +660,21 @@ async fn keda_and_the_hpa_controller_drive_the_task_count_through_scale() {
         .await;
         let closed = jiff::Timestamp::now();
         assert!(closed >= close, "scaled in at {closed}, before {close}");
+        // The same window on a cluster whose scale-in is not allowed: KEDA
+        // asks for the floor, and the cluster stays at the window's count,
+        // saying why.
+        t.wait_sc(
+            "frozen",
+            "frozen asked for the floor, kept at the window's count, ScaleInDisallowed",
+            Duration::from_secs(120),
+            |sc| {
+                sc.spec.task.count == floor
+                    && observed(sc) == Some((CORE, window))
+                    && condition(sc, "Ready")
+                        .is_some_and(|c| c.status == "False" && c.reason == "ScaleInDisallowed")
+            },
+        )
+        .await;
     };
     let capped_run = async {
         let sc = t
