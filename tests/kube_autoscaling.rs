@@ -16,7 +16,9 @@
 //!   minutes later: Task goes up to the window's count and back down;
 //! - load on the ResourceManager scales out; the load gone, the scale-in
 //!   waits for the stabilization window and steps down by the policy;
-//! - a request above `task.max` is clamped and reported (`TaskClamped`).
+//! - a request above `task.max` is clamped and reported (`TaskClamped`);
+//! - on a cluster whose scale-in is not allowed, the window's close is not
+//!   applied, and reported (`ScaleInDisallowed`).
 //!
 //! It fails, never skips, when KEDA or the controller manager cannot be
 //! built or started.
