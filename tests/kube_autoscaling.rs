@@ -46,10 +46,6 @@ const CORE: i32 = 5;
 /// The HPA's stabilization windows, shortened from the recipes' for a test.
 const SCALE_DOWN_WINDOW: u64 = 60;
 
-fn repo() -> &'static Path {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-}
-
 /// Run a build script; its last stdout line is the directory it built into.
 fn build(script: &str, args: &[&str]) -> PathBuf {
     let started = Instant::now();

@@ -98,7 +98,8 @@ const SCRUBBED_ENV: &[&str] = &[
     "TENCENTCLOUD_SESSION_TOKEN",
 ];
 
-fn repo() -> &'static Path {
+/// The repository's root.
+pub fn repo() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
 }
 

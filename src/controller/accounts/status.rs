@@ -91,15 +91,13 @@ pub async fn reconcile(
         // A follower: the takeover trigger reconciles it later.
         return Ok(Action::await_change());
     }
-    if !ctx
-        .scope
-        .looks_after(users(&ctx.clusters, &account.name_any()))
-    {
+    let users = users(&ctx.clusters, &account.name_any());
+    if !ctx.scope.looks_after(users) {
         // Another install's account: a cluster of ours naming it
         // reconciles it again (the ScaledCluster watch's fan-out).
         return Ok(Action::await_change());
     }
-    let (status, recheck) = observe(&account, &ctx).await;
+    let (status, recheck) = observe(&account, users, &ctx).await;
     let status = keep_transition_times(status, account.status.as_ref());
     if account.status.as_ref() != Some(&status) {
         let name = account.name_any();
@@ -126,18 +124,19 @@ pub fn error_policy(_: Arc<CloudAccount>, error: &WriteError, _: Arc<AccountCont
     Action::requeue(Duration::from_secs(15))
 }
 
-/// The status the account has now, and when to look again.
+/// The status the account has now, with `users` ScaledClusters naming it,
+/// and when to look again.
 pub async fn observe(
     account: &CloudAccount,
+    users: i32,
     ctx: &AccountContext,
 ) -> (CloudAccountStatus, Duration) {
-    let name = account.name_any();
     let now = ctx.clock.now();
     let mut status = CloudAccountStatus {
         observed_generation: account.metadata.generation,
         cloud: account.spec.cloud().map(|k| k.to_string()),
         source: Some(account.spec.source().to_string()),
-        users: users(&ctx.clusters, &name),
+        users,
         ..CloudAccountStatus::default()
     };
     let Some(kind) = account.spec.cloud() else {
