@@ -280,7 +280,8 @@ async fn two_pools_converge_and_status_pools_is_right() {
         format!("the Pools column should show 2/2,1/1: {printed}")
     });
     // Scale-outs in order: the default pool, then batch, then spot.
-    let started = t.wait_events("pools", "ScaleOutStarted", 3, SHORT).await;
+    // Each operation ends within seconds: its one Event is the outcome.
+    let started = t.wait_events("pools", "ScaleOutCompleted", 3, SHORT).await;
     let order = |events: &[k8s_openapi::api::events::v1::Event]| -> Vec<String> {
         let mut events: Vec<_> = events.to_vec();
         events.sort_by_key(|e| e.event_time.as_ref().map(|t| t.0));
@@ -317,7 +318,7 @@ async fn two_pools_converge_and_status_pools_is_right() {
             .is_some_and(|o| o.pool.as_deref() == Some("batch")),
         || format!("the last operation should be batch's scale-in: {last:?}"),
     );
-    let shrunk = t.wait_events("pools", "ScaleInStarted", 2, SHORT).await;
+    let shrunk = t.wait_events("pools", "ScaleInCompleted", 2, SHORT).await;
     let out = order(&shrunk);
     t.check(out == ["spot", "batch"], || {
         format!("scale-ins should go spot, batch; the Events say {out:?}: {shrunk:#?}")
@@ -372,13 +373,25 @@ async fn simulated_cluster_converges() {
         || format!("lastOperation should be the Task 0 -> 4 scale-out: {last:?}"),
     );
 
-    // Core 3 -> 6, then Task 0 -> 4: two operations, each started and completed once.
-    let started = t.wait_events("demo", "ScaleOutStarted", 2, SHORT).await;
+    // Core 3 -> 6, then Task 0 -> 4: two operations of 3 s each, so one
+    // Event each, the outcome, naming the cloud's request id; no
+    // ScaleOutStarted (its acceptance was never written on its own).
     let completed = t.wait_events("demo", "ScaleOutCompleted", 2, SHORT).await;
-    for (reason, events) in [
-        ("ScaleOutStarted", &started),
-        ("ScaleOutCompleted", &completed),
-    ] {
+    let started = t.events_for("demo").await;
+    let started: Vec<_> = started
+        .iter()
+        .filter(|e| e.reason.as_deref() == Some("ScaleOutStarted"))
+        .collect();
+    t.check(started.is_empty(), || {
+        format!("operations of 3 s should have no ScaleOutStarted Event: {started:#?}")
+    });
+    for e in &completed {
+        let note = e.note.clone().unwrap_or_default();
+        t.check(note.contains("(request id sim-req-"), || {
+            format!("a ScaleOutCompleted should name the request id: {note}")
+        });
+    }
+    for (reason, events) in [("ScaleOutCompleted", &completed)] {
         t.check(events.len() == 2, || {
             format!("expected 2 {reason} events (one per operation), got {events:#?}")
         });
@@ -933,7 +946,7 @@ async fn only_the_leader_writes() {
     })
     .await;
     let first = check_tencent_writes(&t, &fake, 1);
-    let started = t.wait_events("emr", "ScaleOutStarted", 1, SHORT).await;
+    let started = t.wait_events("emr", "ScaleOutCompleted", 1, SHORT).await;
     t.check(
         started
             .iter()
@@ -1000,7 +1013,7 @@ async fn only_the_leader_writes() {
     );
     let tokens = check_tencent_writes(&t, &fake, 2);
     t.check(tokens[0] == first[0], || format!("{tokens:?} vs {first:?}"));
-    let started = t.wait_events("emr", "ScaleOutStarted", 2, SHORT).await;
+    let started = t.wait_events("emr", "ScaleOutCompleted", 2, SHORT).await;
     let by_new = started
         .iter()
         .filter(|e| e.reporting_instance.as_deref() == Some(new.as_str()))

@@ -143,10 +143,10 @@ async fn two_shards_each_reconcile_only_their_own() {
         })
         .await;
         let owner = format!("shard-{}", shard.unwrap_or_default());
-        let events = t.wait_events(name, "ScaleOutStarted", 1, CONVERGE).await;
+        let events = t.wait_events(name, "ScaleOutCompleted", 1, CONVERGE).await;
         let all = t.events_for(name).await;
         t.check(!events.is_empty(), || {
-            format!("no ScaleOutStarted for {name}")
+            format!("no ScaleOutCompleted for {name}")
         });
         for e in &all {
             t.check(e.reporting_instance.as_deref() == Some(owner.as_str()), || {

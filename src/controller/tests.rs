@@ -27,6 +27,7 @@ use super::reconcile::clouds::CloudCache;
 use super::reconcile::events::Recorder;
 use super::reconcile::reconciler::{self, Context};
 use super::reconcile::secrets::SecretScope;
+use super::reconcile::status::Deferred;
 use super::serve::metrics::Metrics;
 use super::watch::ClusterOrInvalid;
 use clusterscale_core::api::account::CloudAccount;
@@ -364,8 +365,7 @@ fn assert_degraded(status: &Value, reason: &str, message_has: &str) {
 }
 
 #[tokio::test]
-async fn scale_out_writes_ahead_then_keeps_the_acceptance_for_the_next_write_and_publishes_the_event(
-) {
+async fn scale_out_writes_ahead_then_keeps_the_acceptance_and_its_event_for_the_next_write() {
     let (ctx, handle, _) = context(Default::default());
     let obj = cluster(json!({
         "simulated": {"initialCore": 3, "initialTask": 0, "operationSeconds": 30},
@@ -376,9 +376,9 @@ async fn scale_out_writes_ahead_then_keeps_the_acceptance_for_the_next_write_and
         &ctx,
         handle,
         DeserializeGuard(Ok(obj.clone())),
-        // The write-ahead record, then the Event: the acceptance is not
-        // written on its own (crash safety does without it).
-        vec![Expect::status_patch(&obj), Expect::event()],
+        // The write-ahead record alone: the acceptance is not written on its
+        // own (crash safety does without it), nor its Event.
+        vec![Expect::status_patch(&obj)],
     )
     .await;
     assert_eq!(action, Action::requeue(EngineConfig::default().poll));
@@ -474,13 +474,47 @@ async fn scale_out_writes_ahead_then_keeps_the_acceptance_for_the_next_write_and
     };
     assert_eq!(ctx.deferred.current(UID, &other), other);
 
-    // 3. The event, queued after the call.
-    let event = &bodies[1];
+    assert_eq!(ctx.recorder.queued(), 0, "the ScaleOutStarted Event is held");
+}
+
+/// A long operation: once its kept acceptance is due, it is written on its
+/// own, and the held ScaleOutStarted Event follows it.
+#[tokio::test]
+async fn a_due_acceptance_is_written_and_its_event_follows() {
+    let (ctx, handle, _) = context(Default::default());
+    let ctx = Arc::new(Context {
+        deferred: Arc::new(Deferred::writing_after(Duration::ZERO)),
+        ..Arc::try_unwrap(ctx).unwrap_or_else(|_| panic!("one context"))
+    });
+    let obj = cluster(json!({
+        "simulated": {"initialCore": 3, "initialTask": 0, "operationSeconds": 30},
+        "core": {"count": 3},
+        "task": {"count": 2}
+    }));
+    let (_, bodies, _) = run(
+        &ctx,
+        handle,
+        DeserializeGuard(Ok(obj.clone())),
+        vec![
+            Expect::status_patch(&obj),
+            Expect::status_patch(&obj),
+            Expect::event(),
+        ],
+    )
+    .await;
+    let accepted = applied_status(&bodies[1]);
+    let pending = &accepted["pendingOperation"];
+    assert_eq!(pending["accepted"], true, "{accepted}");
+    let request_id = pending["requestId"].as_str().expect("a request id");
+    let token = pending["id"].as_str().expect("the operation id");
+    let event = &bodies[2];
     assert_event(event, "Normal", "ScaleOutStarted");
     assert_eq!(event["action"], format!("ScaleOut {token}"), "{event}");
     let note = event["note"].as_str().unwrap_or_default();
     assert!(note.contains("add 2 task node(s), 0 -> 2"), "{note}");
-    assert!(note.contains(&token), "{note}");
+    assert!(note.contains(token), "{note}");
+    assert!(note.contains(request_id), "{note}");
+    assert_eq!(ctx.deferred.len(), 0);
 }
 
 #[tokio::test]
@@ -495,7 +529,7 @@ async fn the_kept_acceptance_spares_the_running_passes_a_write_and_rides_on_the_
         &ctx,
         handle,
         DeserializeGuard(Ok(obj.clone())),
-        vec![Expect::status_patch(&obj), Expect::event()],
+        vec![Expect::status_patch(&obj)],
     )
     .await;
     // Running, 10 s later, on the stored write-ahead record: the pass starts
@@ -523,8 +557,18 @@ async fn the_kept_acceptance_spares_the_running_passes_a_write_and_rides_on_the_
     assert_eq!(last["outcome"], "Succeeded", "{status}");
     assert!(last["requestId"].is_string(), "{status}");
     assert_eq!(condition(status, "Ready")["status"], "True", "{status}");
+    // One Event for the operation: the outcome, naming the request id; the
+    // held ScaleOutStarted is merged into it.
     assert_event(&done[1], "Normal", "ScaleOutCompleted");
+    let note = done[1]["note"].as_str().unwrap_or_default();
+    let request_id = last["requestId"].as_str().unwrap_or_default();
+    assert!(note.contains(&format!("request id {request_id}")), "{note}");
     assert_eq!(ctx.deferred.len(), 0, "nothing left waiting");
+    let scrape = ctx.metrics.encode();
+    assert!(
+        scrape.contains("clusterscale_events_total{outcome=\"merged\"} 1"),
+        "{scrape}"
+    );
 }
 
 #[tokio::test]
@@ -832,8 +876,7 @@ async fn a_lost_compare_and_swap_reads_the_object_fresh_and_runs_the_pass_on_it_
     // The cache is stale (resourceVersion 41); the apiserver has 42. The
     // write-ahead patch on 41 loses; the object read fresh has 42, and the
     // pass runs again on it: its write-ahead record goes out on 42, and only
-    // then the cloud call (its acceptance kept for the next write) and the
-    // event.
+    // then the cloud call (its acceptance and Event kept for the next write).
     let (ctx, handle, _) = context(Default::default());
     let spec = json!({
         "simulated": {"initialCore": 3, "initialTask": 0, "operationSeconds": 30},
@@ -850,12 +893,7 @@ async fn a_lost_compare_and_swap_reads_the_object_fresh_and_runs_the_pass_on_it_
         &ctx,
         handle,
         DeserializeGuard(Ok(stale)),
-        vec![
-            conflict,
-            fresh_read,
-            Expect::status_patch(&fresh),
-            Expect::event(),
-        ],
+        vec![conflict, fresh_read, Expect::status_patch(&fresh)],
     )
     .await;
     assert_eq!(action, Action::requeue(EngineConfig::default().poll));
@@ -877,7 +915,6 @@ async fn a_lost_compare_and_swap_reads_the_object_fresh_and_runs_the_pass_on_it_
         kept.pending_operation.as_ref().is_some_and(|p| p.accepted),
         "{kept:?}"
     );
-    assert_event(&bodies[3], "Normal", "ScaleOutStarted");
 }
 
 /// The apiserver refuses a status patch: the object changed since it was read.

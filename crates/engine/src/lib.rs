@@ -234,6 +234,27 @@ pub struct Report {
     pub observed: Option<ObservedCluster>,
 }
 
+impl Report {
+    /// Take out the Event that says the call of [`Report::started`] was
+    /// accepted (`ScaleOutStarted`, `ScaleInStarted`). It says what the
+    /// acceptance write says, and that write is deferrable
+    /// ([`StatusWrite::Accepted`]): a status store that defers the write can
+    /// hold the Event with it, and drop it when the operation ends first,
+    /// since the outcome's Event carries the same request id.
+    pub fn take_acceptance_events(&mut self) -> Vec<EngineEvent> {
+        let Some(op) = &self.started else {
+            return Vec::new();
+        };
+        let verb = verb(op.direction);
+        let (reason, action) = (format!("{verb}Started"), op_action(verb, op));
+        let (taken, kept) = std::mem::take(&mut self.events)
+            .into_iter()
+            .partition(|e| e.reason == reason && e.action == action);
+        self.events = kept;
+        taken
+    }
+}
+
 /// Things a reconcile can fail on that are not the cloud's answer.
 #[derive(Debug, thiserror::Error)]
 pub enum EngineError {
@@ -905,22 +926,32 @@ impl<'a> Pass<'a> {
             describe_op(&record),
             record.message.clone().unwrap_or_default()
         );
+        // The outcome's Event names the request id too: it may be the only
+        // Event of the operation (see `Report::take_acceptance_events`).
+        let note = format!(
+            "{msg}{}",
+            record
+                .request_id
+                .as_deref()
+                .map(|r| format!(" (request id {r})"))
+                .unwrap_or_default()
+        );
         match record.outcome {
             Some(Outcome::Succeeded) => self.events.push(EngineEvent::normal(
                 &format!("{verb}Completed"),
                 &op_action(verb, &record),
-                msg,
+                note,
             )),
             Some(Outcome::NotApplied) => self.events.push(EngineEvent::normal(
                 &format!("{verb}NotApplied"),
                 &op_action(verb, &record),
-                msg,
+                note,
             )),
             _ => {
                 self.events.push(EngineEvent::warning(
                     &format!("{verb}Failed"),
                     &op_action(verb, &record),
-                    msg.clone(),
+                    note,
                 ));
                 self.status.last_error = Some(ErrorRecord {
                     code: "OperationFailed".into(),

@@ -916,6 +916,43 @@ async fn conditions_table_operation_is_normal_at_start_and_end() {
     );
 }
 
+/// The acceptance's Event can be taken out of the pass that accepted the
+/// call (a store that defers the acceptance holds it), and the outcome's
+/// Event names the request id, so an operation told by that one Event alone
+/// loses nothing.
+#[tokio::test]
+async fn the_acceptance_event_can_be_held_and_the_outcome_names_the_request_id() {
+    let mut h = Harness::new((3, 0), (3, 2));
+    let mut accepted = h.pass().await;
+    let op = accepted.started.clone().expect("the first pass starts the operation");
+    let held = accepted.take_acceptance_events();
+    assert_eq!(held.len(), 1, "{held:?}");
+    assert_eq!(held[0].reason, "ScaleOutStarted");
+    assert_eq!(held[0].action, format!("ScaleOut {}", op.id));
+    assert!(
+        accepted.events.iter().all(|e| e.reason != "ScaleOutStarted"),
+        "{:?}",
+        accepted.events
+    );
+    // A pass that started nothing has nothing to take.
+    h.clock.advance(accepted.requeue_after.unwrap());
+    let mut later = h.pass().await;
+    assert!(later.take_acceptance_events().is_empty());
+    let r = h.run(20).await;
+    assert_eq!(r.status.phase, Phase::Converged);
+    let done = h
+        .events
+        .iter()
+        .find(|e| e.reason == "ScaleOutCompleted")
+        .expect("a ScaleOutCompleted Event");
+    let request_id = r.status.last_operation.unwrap().request_id.unwrap();
+    assert!(
+        done.message.ends_with(&format!(" (request id {request_id})")),
+        "{}",
+        done.message
+    );
+}
+
 /// A retryable error: Ready unchanged and Degraded False for less than
 /// `degraded_after` (one Normal Event per streak); past it, Degraded True
 /// with the code and request id (one Warning); a pass that gets past it ends

@@ -25,7 +25,8 @@
 //! write (one more occurrence, the latest note), so a burst of one reason is
 //! one apiserver write. At most [`QUEUE_CAPACITY`] series wait; beyond that
 //! an Event is dropped. Every Event is counted by outcome in
-//! `clusterscale_events_total` (`written`, `folded`, `dropped`, `failed`),
+//! `clusterscale_events_total` (`written`, `folded`, `dropped`, `failed`;
+//! and `merged`, counted by the reconciler, see `reconcile::status`),
 //! and the waiting writes in `clusterscale_events_queued`.
 
 use std::collections::{HashMap, VecDeque};

@@ -305,12 +305,24 @@ async fn pass(cluster: &ScaledCluster, ctx: &Context) -> Result<Action, Error> {
             .await?
         }
     };
+    // The acceptance's Event follows the deferred acceptance.
+    let mut report = report;
+    if let Some(op) = report.started.as_ref().map(|op| op.id.clone()) {
+        let held = report.take_acceptance_events();
+        store.hold(&op, held);
+    }
     // A long operation's deferred acceptance or progress, once due. A
     // failure loses nothing: it stays deferred, and the next pass tries again.
     if let Err(e) = store.flush_due().await {
         warn!(error = %e, "writing the deferred status failed");
     }
-    publish(ctx, cluster.object_ref(&()), &report.events);
+    let (released, merged) = store.take_released();
+    for _ in 0..merged {
+        ctx.metrics.event("merged");
+    }
+    let reference = cluster.object_ref(&());
+    publish(ctx, reference.clone(), &released);
+    publish(ctx, reference, &report.events);
     record_metrics(ctx, cluster, &report);
     let requeue = requeue_after(&ctx.backoffs, &uid, target.generation, &report);
     Ok(match requeue {

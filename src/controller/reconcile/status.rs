@@ -19,6 +19,13 @@
 //! long operation still shows its request id and progress. A crash loses
 //! them, which is a crash between the call and its acceptance's write: the
 //! resolver tells accepted from not by observing the cloud.
+//!
+//! The acceptance's Event (`ScaleOutStarted`) is held with the deferred
+//! acceptance ([`KubeStatusStore::hold`]) and follows it: published when a
+//! write shows the operation still running, dropped when the write is the
+//! operation's outcome, whose Event names the same request id. So an
+//! operation that ends within [`PROGRESS_EVERY`] has one Event, and a long
+//! one has both.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -30,7 +37,7 @@ use kube::{Api, Resource};
 use serde_json::json;
 
 use clusterscale_core::api::{scale_selector, ScaledCluster, ScaledClusterStatus};
-use clusterscale_engine::{StatusStore, StatusWrite, StoreError};
+use clusterscale_engine::{EngineEvent, StatusStore, StatusWrite, StoreError};
 
 /// How long a deferred status may wait before it is written on its own.
 pub const PROGRESS_EVERY: Duration = Duration::from_secs(30);
@@ -41,16 +48,41 @@ struct Kept {
     base: ScaledClusterStatus,
     status: ScaledClusterStatus,
     since: Instant,
+    /// The acceptance's Events, and the operation they are about.
+    held: Option<Held>,
+}
+
+/// Events held with a deferred acceptance.
+#[derive(Clone, Debug)]
+struct Held {
+    operation: String,
+    events: Vec<EngineEvent>,
 }
 
 /// The deferred statuses of the fleet, by resource uid: at most one per
 /// resource with an operation in flight, dropped at its next write.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Deferred {
     kept: Mutex<HashMap<String, Kept>>,
+    /// How long a deferred status may wait ([`PROGRESS_EVERY`]).
+    every: Duration,
+}
+
+impl Default for Deferred {
+    fn default() -> Self {
+        Self::writing_after(PROGRESS_EVERY)
+    }
 }
 
 impl Deferred {
+    /// Deferred statuses that are written on their own once `every` old.
+    pub fn writing_after(every: Duration) -> Self {
+        Self {
+            kept: Mutex::default(),
+            every,
+        }
+    }
+
     fn kept(&self) -> std::sync::MutexGuard<'_, HashMap<String, Kept>> {
         self.kept.lock().unwrap_or_else(|e| e.into_inner())
     }
@@ -99,6 +131,10 @@ pub struct KubeStatusStore {
     /// The status as stored: what a deferred status is made on.
     stored: ScaledClusterStatus,
     deferred: Arc<Deferred>,
+    /// Held Events a write made due: to publish after the pass.
+    released: Vec<EngineEvent>,
+    /// Held Events a write made moot (the operation's outcome was written).
+    merged: usize,
 }
 
 impl KubeStatusStore {
@@ -112,17 +148,47 @@ impl KubeStatusStore {
             uid: cluster.metadata.uid.clone().unwrap_or_default(),
             stored: cluster.status.clone().unwrap_or_default(),
             deferred,
+            released: Vec::new(),
+            merged: 0,
         }
     }
 
+    /// Hold `events`, the acceptance Events of `operation`, with the deferred
+    /// acceptance of this pass; with none deferred, they are due at once.
+    pub fn hold(&mut self, operation: &str, events: Vec<EngineEvent>) {
+        if events.is_empty() {
+            return;
+        }
+        let mut kept = self.deferred.kept();
+        match kept.get_mut(&self.uid).filter(|k| k.base == self.stored) {
+            Some(k) => {
+                k.held = Some(Held {
+                    operation: operation.to_string(),
+                    events,
+                })
+            }
+            None => self.released.extend(events),
+        }
+    }
+
+    /// The held Events that this pass's writes made due, to publish, and how
+    /// many they made moot.
+    pub fn take_released(&mut self) -> (Vec<EngineEvent>, usize) {
+        (
+            std::mem::take(&mut self.released),
+            std::mem::take(&mut self.merged),
+        )
+    }
+
     /// Write the deferred status once it is [`PROGRESS_EVERY`] old (a long
-    /// operation's request id and progress), after the pass.
+    /// operation's request id and progress, and its held Events), after the
+    /// pass.
     pub async fn flush_due(&mut self) -> Result<(), StoreError> {
         let due = self
             .deferred
             .kept()
             .get(&self.uid)
-            .filter(|k| k.base == self.stored && k.since.elapsed() >= PROGRESS_EVERY)
+            .filter(|k| k.base == self.stored && k.since.elapsed() >= self.deferred.every)
             .map(|k| k.status.clone());
         match due {
             Some(status) => self.write(&status).await,
@@ -142,7 +208,22 @@ impl KubeStatusStore {
             Ok(written) => {
                 self.resource_version = written.metadata.resource_version;
                 self.stored = as_stored(&self.name, status);
-                self.deferred.forget(&self.uid);
+                let held = self
+                    .deferred
+                    .kept()
+                    .remove(&self.uid)
+                    .and_then(|k| k.held);
+                if let Some(held) = held {
+                    let running = status
+                        .pending_operation
+                        .as_ref()
+                        .is_some_and(|p| p.id == held.operation);
+                    if running {
+                        self.released.extend(held.events);
+                    } else {
+                        self.merged += held.events.len();
+                    }
+                }
                 Ok(())
             }
             Err(kube::Error::Api(e)) if e.code == 409 => Err(StoreError {
@@ -205,16 +286,17 @@ impl StatusStore for KubeStatusStore {
     ) -> Result<(), StoreError> {
         if write.deferrable() && !self.uid.is_empty() {
             let mut kept = self.deferred.kept();
-            let since = kept
-                .get(&self.uid)
+            let (since, held) = kept
+                .remove(&self.uid)
                 .filter(|k| k.base == self.stored)
-                .map_or_else(Instant::now, |k| k.since);
+                .map_or((Instant::now(), None), |k| (k.since, k.held));
             kept.insert(
                 self.uid.clone(),
                 Kept {
                     base: self.stored.clone(),
                     status: status.clone(),
                     since,
+                    held,
                 },
             );
             return Ok(());

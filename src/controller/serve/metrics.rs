@@ -82,7 +82,10 @@ pub mod action {
 pub const OK: &str = "ok";
 
 /// `outcome` label values of `clusterscale_events_total`.
-pub const EVENT_OUTCOMES: [&str; 4] = ["written", "folded", "dropped", "failed"];
+/// `merged`: an operation's `ScaleOutStarted`/`ScaleInStarted` not
+/// written because the operation ended before its acceptance was; the
+/// outcome's Event names the same request id.
+pub const EVENT_OUTCOMES: [&str; 5] = ["written", "folded", "merged", "dropped", "failed"];
 
 /// Buckets of a reconcile's duration, in seconds (a pass makes one to three
 /// cloud calls and a status write).
