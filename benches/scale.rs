@@ -22,7 +22,8 @@
 //! cluster needs one scale-out), the operator's peak RSS, mean and p99
 //! reconcile time (from its own histogram; also the mean of the quiet window's
 //! reconciles alone, which observe and write nothing), the latency from a spec patch to
-//! the write-ahead record at 20 patches/s (measured on a watch stream),
+//! the write-ahead record at 20 and at 100 patches/s (`--probe-rates`;
+//! measured on a watch stream),
 //! apiserver requests, status writes and cloud observations per cluster in a
 //! quiet window after convergence (resync set to that window), and the
 //! takeover time of a follower after the leader is SIGKILLed.
@@ -55,6 +56,8 @@ struct Args {
     delay_ms: u64,
     quiet_seconds: u64,
     probe_patches: usize,
+    /// Spec patches per second of each probe round (`--probe-rates 20,100`).
+    probe_rates: Vec<u32>,
     /// Named Task pools per cluster (`--pools K`), each needing one scale-out.
     pools: usize,
     full: bool,
@@ -93,6 +96,11 @@ fn args() -> Args {
         probe_patches: value("--probe-patches")
             .map(|v| v.parse().expect("--probe-patches K"))
             .unwrap_or(if full { 400 } else { 10 }),
+        probe_rates: value("--probe-rates")
+            .unwrap_or_else(|| "20,100".into())
+            .split(',')
+            .map(|r| r.parse().expect("--probe-rates R[,R]"))
+            .collect(),
         pools: value("--pools")
             .map(|v| v.parse().expect("--pools K"))
             .unwrap_or(0),
@@ -323,14 +331,12 @@ fn p99_bucket(text: &str, family: &str) -> String {
         .unwrap_or_else(|| "-".into())
 }
 
-async fn get_text(url: String) -> String {
-    reqwest::get(url)
+/// The operator's `/metrics`, as Prometheus scrapes it (gzip).
+async fn get_text(metrics: SocketAddr) -> String {
+    Operator::http_get(metrics, "/metrics")
         .await
-        .ok()
-        .map(|r| r.text())
-        .unwrap_or_else(|| panic!("metrics endpoint"))
-        .await
-        .unwrap_or_default()
+        .map(|(_, text)| text)
+        .unwrap_or_else(|| panic!("metrics endpoint {metrics}"))
 }
 
 async fn apiserver_requests(client: &Client) -> HashMap<String, f64> {
@@ -426,7 +432,8 @@ struct Row {
     /// Mean over the quiet window's reconciles, and how many there were.
     quiet_reconcile: (f64, f64),
     p99_reconcile: String,
-    probe: (f64, f64, f64, usize),
+    /// Per probe round: its rate, and p50 / p99 / max ms and misses.
+    probe: Vec<(u32, f64, f64, f64, usize)>,
     quiet_api_per_cluster: f64,
     quiet_writes: f64,
     quiet_observations_per_cluster: f64,
@@ -571,28 +578,52 @@ async fn run_one(n: usize, a: &Args) -> Row {
     };
     let converge_writes = (grew("status writes"), grew("event writes"));
 
-    // The probe: 20 patches per second, each to a different cluster.
-    let patches = a.probe_patches.min(n);
-    for i in 0..patches {
-        let name = format!("sc-{:05}", (i * 7919) % n);
-        let at = Instant::now();
-        wanted.lock().unwrap().insert(name.clone(), (2, at));
-        api.patch(
-            &name,
-            &PatchParams::default(),
-            &Patch::Merge(serde_json::json!({"spec": {"task": {"count": 2}}})),
-        )
-        .await
-        .expect("patch");
-        tokio::time::sleep(Duration::from_millis(50).saturating_sub(at.elapsed())).await;
+    // The probe: rounds of spec patches at each rate, each to a cluster no
+    // other patch touches. A patch is sent at its slot whether or not the
+    // one before it has been answered, so that the rate holds.
+    let patches = a.probe_patches.min(n / a.probe_rates.len().max(1));
+    let mut probe = Vec::new();
+    for (round, &rate) in a.probe_rates.iter().enumerate() {
+        latencies.lock().unwrap().clear();
+        let start = tokio::time::Instant::now();
+        let mut sent = Vec::new();
+        for i in 0..patches {
+            let name = format!("sc-{:05}", ((round * patches + i) * 7919) % n);
+            tokio::time::sleep_until(start + Duration::from_secs(i as u64) / rate.max(1)).await;
+            wanted
+                .lock()
+                .unwrap()
+                .insert(name.clone(), (2, Instant::now()));
+            let api = api.clone();
+            sent.push(tokio::spawn(async move {
+                api.patch(
+                    &name,
+                    &PatchParams::default(),
+                    &Patch::Merge(serde_json::json!({"spec": {"task": {"count": 2}}})),
+                )
+                .await
+                .expect("patch");
+            }));
+        }
+        for s in sent {
+            s.await.expect("patch task");
+        }
+        let probe_end = Instant::now();
+        while !wanted.lock().unwrap().is_empty() && probe_end.elapsed() < Duration::from_secs(60)
+        {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let missed = std::mem::take(&mut *wanted.lock().unwrap()).len();
+        let mut lat = latencies.lock().unwrap().clone();
+        lat.sort_by(f64::total_cmp);
+        probe.push((
+            rate,
+            pct(&lat, 0.5),
+            pct(&lat, 0.99),
+            lat.last().copied().unwrap_or(f64::NAN),
+            missed,
+        ));
     }
-    let probe_end = Instant::now();
-    while !wanted.lock().unwrap().is_empty() && probe_end.elapsed() < Duration::from_secs(60) {
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    let missed = wanted.lock().unwrap().len();
-    let mut lat = latencies.lock().unwrap().clone();
-    lat.sort_by(f64::total_cmp);
     // Let the probed clusters finish their operation.
     while ready.lock().unwrap().values().filter(|r| **r).count() < n {
         tokio::time::sleep(Duration::from_millis(100)).await;
@@ -600,11 +631,11 @@ async fn run_one(n: usize, a: &Args) -> Row {
     tokio::time::sleep(Duration::from_secs(3)).await;
 
     // The quiet window, one resync period long.
-    let m0 = get_text(format!("http://{metrics}/metrics")).await;
+    let m0 = get_text(metrics).await;
     let r0 = apiserver_requests(&client).await;
     let j0 = fake.as_ref().map(|f| journal_calls(&f.journal));
     tokio::time::sleep(Duration::from_secs(a.quiet_seconds)).await;
-    let m1 = get_text(format!("http://{metrics}/metrics")).await;
+    let m1 = get_text(metrics).await;
     let r1 = apiserver_requests(&client).await;
     let j1 = fake.as_ref().map(|f| journal_calls(&f.journal));
     let delta = |k: &str| r1.get(k).copied().unwrap_or(0.0) - r0.get(k).copied().unwrap_or(0.0);
@@ -679,12 +710,7 @@ async fn run_one(n: usize, a: &Args) -> Row {
             quiet_count,
         ),
         p99_reconcile: p99_bucket(&m1, "clusterscale_reconcile_duration_seconds"),
-        probe: (
-            pct(&lat, 0.5),
-            pct(&lat, 0.99),
-            lat.last().copied().unwrap_or(f64::NAN),
-            missed,
-        ),
+        probe,
         quiet_api_per_cluster: delta("all") / n as f64,
         quiet_writes: delta("status writes"),
         quiet_observations_per_cluster: observations / n as f64,
@@ -713,7 +739,7 @@ async fn takeover(server: &Apiserver, leader: &mut Child, resync: u64) -> f64 {
     let _ = leader.wait();
     let killed = Instant::now();
     loop {
-        let text = get_text(format!("http://{follower_metrics}/metrics")).await;
+        let text = get_text(follower_metrics).await;
         if metric_sum(&text, "clusterscale_leader", "") >= 1.0 {
             break;
         }
@@ -745,17 +771,17 @@ fn main() {
         "cloud: simulated (in the operator)".to_string()
     };
     println!(
-        "\nscale benchmark ({} build, {cloud}, {} named Task pool(s) per cluster, quiet window {} s = --resync-seconds, {} probe patches at 20/s)",
+        "\nscale benchmark ({} build, {cloud}, {} named Task pool(s) per cluster, quiet window {} s = --resync-seconds, up to {} probe patches per rate)",
         if a.full { "release" } else { "test-profile smoke" },
         a.pools,
         a.quiet_seconds,
         a.probe_patches
     );
-    println!("| N | create | all Ready after start | peak RSS | mean reconcile: all, quiet window (count) | p99 reconcile | patch to write-ahead p50 / p99 / max | quiet window: apiserver requests per cluster, status writes, observations per cluster | takeover after SIGKILL |");
+    println!("| N | create | all Ready after start | peak RSS | mean reconcile: all, quiet window (count) | p99 reconcile | patch to write-ahead p50 / p99 / max, per rate | quiet window: apiserver requests per cluster, status writes, observations per cluster | takeover after SIGKILL |");
     println!("|---|---|---|---|---|---|---|---|---|");
     for r in &rows {
         println!(
-            "| {} | {:.1} s | {:.1} s | {:.0} MiB | {:.2} ms, {:.3} ms ({:.0}) | {} | {:.0} / {:.0} / {:.0} ms{} | {:.2}, {:.0}, {:.2} | {:.1} s |",
+            "| {} | {:.1} s | {:.1} s | {:.0} MiB | {:.2} ms, {:.3} ms ({:.0}) | {} | {} | {:.2}, {:.0}, {:.2} | {:.1} s |",
             r.n,
             r.create_s,
             r.ready_s,
@@ -764,10 +790,14 @@ fn main() {
             r.quiet_reconcile.0,
             r.quiet_reconcile.1,
             r.p99_reconcile,
-            r.probe.0,
-            r.probe.1,
-            r.probe.2,
-            if r.probe.3 > 0 { format!(" ({} missed)", r.probe.3) } else { String::new() },
+            r.probe
+                .iter()
+                .map(|(rate, p50, p99, max, missed)| format!(
+                    "{rate}/s: {p50:.0} / {p99:.0} / {max:.0} ms{}",
+                    if *missed > 0 { format!(" ({missed} missed)") } else { String::new() }
+                ))
+                .collect::<Vec<_>>()
+                .join("; "),
             r.quiet_api_per_cluster,
             r.quiet_writes,
             r.quiet_observations_per_cluster,

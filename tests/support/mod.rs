@@ -922,15 +922,30 @@ impl Operator {
     }
 
     /// GET http://health-or-metrics-addr/path: (status code, body).
+    /// Asks for gzip, as Prometheus does, and decodes it.
     pub async fn http_get(addr: SocketAddr, path: &str) -> Option<(u16, String)> {
         let resp = reqwest::Client::new()
             .get(format!("http://{addr}{path}"))
+            .header(reqwest::header::ACCEPT_ENCODING, "gzip")
             .timeout(Duration::from_secs(2))
             .send()
             .await
             .ok()?;
         let code = resp.status().as_u16();
-        Some((code, resp.text().await.unwrap_or_default()))
+        let gzip = resp
+            .headers()
+            .get(reqwest::header::CONTENT_ENCODING)
+            .is_some_and(|v| v.as_bytes() == b"gzip");
+        let body = resp.bytes().await.unwrap_or_default();
+        let text = if gzip {
+            let mut text = String::new();
+            std::io::Read::read_to_string(&mut flate2::read::GzDecoder::new(&body[..]), &mut text)
+                .ok()?;
+            text
+        } else {
+            String::from_utf8_lossy(&body).into_owned()
+        };
+        Some((code, text))
     }
 }
 

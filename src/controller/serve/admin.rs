@@ -20,7 +20,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use axum::extract::State;
-use axum::http::{header, StatusCode};
+use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
@@ -86,13 +86,49 @@ async fn readyz(State(ready): State<Arc<AtomicBool>>) -> Response {
     }
 }
 
-async fn metrics_handler(State(metrics): State<Metrics>) -> Response {
-    (
-        StatusCode::OK,
-        [(header::CONTENT_TYPE, CONTENT_TYPE)],
-        metrics.encode(),
-    )
-        .into_response()
+async fn metrics_handler(State(metrics): State<Metrics>, headers: HeaderMap) -> Response {
+    let gzip = headers
+        .get_all(header::ACCEPT_ENCODING)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .any(accepts_gzip);
+    if gzip {
+        (
+            StatusCode::OK,
+            [
+                (header::CONTENT_TYPE, CONTENT_TYPE),
+                (header::CONTENT_ENCODING, "gzip"),
+                (header::VARY, "accept-encoding"),
+            ],
+            metrics.encode_gzip(),
+        )
+            .into_response()
+    } else {
+        (
+            StatusCode::OK,
+            [
+                (header::CONTENT_TYPE, CONTENT_TYPE),
+                (header::VARY, "accept-encoding"),
+            ],
+            metrics.encode(),
+        )
+            .into_response()
+    }
+}
+
+/// Whether an `Accept-Encoding` value takes gzip: a `gzip` coding (or `*`)
+/// without `q=0` (RFC 9110, 12.5.3).
+fn accepts_gzip(value: &str) -> bool {
+    value.split(',').any(|coding| {
+        let mut parts = coding.split(';').map(str::trim);
+        let name = parts.next().unwrap_or_default();
+        let refused = parts.any(|p| {
+            p.strip_prefix("q=")
+                .and_then(|q| q.parse::<f32>().ok())
+                .is_some_and(|q| q == 0.0)
+        });
+        (name.eq_ignore_ascii_case("gzip") || name == "*") && !refused
+    })
 }
 
 #[cfg(test)]
@@ -170,6 +206,47 @@ mod tests {
             .expect("request");
         assert_eq!(post.status().as_u16(), 405);
         server.abort();
+    }
+
+    /// Prometheus asks for gzip: the same text, compressed; a scraper that
+    /// does not ask, or refuses it, gets the plain text.
+    #[tokio::test]
+    async fn metrics_are_gzipped_for_a_scraper_that_asks() {
+        let metrics = Metrics::new();
+        metrics.set_leader(true);
+        let (addr, stop) = start(router(Some(metrics), None)).await;
+        let get = |accept: &'static str| async move {
+            let response = http()
+                .get(format!("http://{addr}/metrics"))
+                .header(reqwest::header::ACCEPT_ENCODING, accept)
+                .send()
+                .await
+                .expect("request");
+            let encoding = response
+                .headers()
+                .get(reqwest::header::CONTENT_ENCODING)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_string);
+            (encoding, response.bytes().await.expect("body"))
+        };
+        for accept in ["gzip", "deflate, gzip;q=0.5", "*"] {
+            let (encoding, body) = get(accept).await;
+            assert_eq!(encoding.as_deref(), Some("gzip"), "{accept}");
+            let mut text = String::new();
+            std::io::Read::read_to_string(
+                &mut flate2::read::GzDecoder::new(&body[..]),
+                &mut text,
+            )
+            .expect("a gzip stream");
+            assert!(text.contains("clusterscale_leader 1"), "{text}");
+            assert!(text.ends_with("# EOF\n"), "{text}");
+        }
+        for accept in ["identity", "gzip;q=0", "br"] {
+            let (encoding, body) = get(accept).await;
+            assert_eq!(encoding, None, "{accept}");
+            assert!(body.ends_with(b"# EOF\n"), "{accept}");
+        }
+        let _ = stop.send(());
     }
 
     #[tokio::test]

@@ -160,6 +160,8 @@ struct Inner {
     last_watch_event: Gauge<f64, AtomicU64>,
     /// The length of the last scrape's text, to size the next one's buffer.
     last_scrape: AtomicUsize,
+    /// The length of the last gzip scrape, to size the next one.
+    last_scrape_gzip: AtomicUsize,
     /// Whether the per-resource series (`clusterscale_nodes`,
     /// `clusterscale_condition`, `clusterscale_last_observed_timestamp_seconds`)
     /// are kept (`--per-resource-metrics`).
@@ -342,6 +344,7 @@ impl Metrics {
                 last_reconcile,
                 last_watch_event,
                 last_scrape: AtomicUsize::new(0),
+                last_scrape_gzip: AtomicUsize::new(0),
                 per_resource: AtomicBool::new(true),
             }),
         }
@@ -579,6 +582,34 @@ impl Metrics {
         self.inner.leader.set(i64::from(leader));
     }
 
+    /// [`Metrics::encode`], gzip-compressed as it is encoded: the text is
+    /// never held whole (about 6 MB at 10,000 resources, where the
+    /// compressed scrape is about a tenth of that). Prometheus asks for gzip.
+    pub fn encode_gzip(&self) -> Vec<u8> {
+        let last = self.inner.last_scrape_gzip.load(Ordering::Relaxed);
+        let out = Vec::with_capacity(last + last / 16);
+        let mut gzip = Gzip(flate2::write::GzEncoder::new(
+            out,
+            flate2::Compression::fast(),
+        ));
+        if let Err(e) = prometheus_client::encoding::text::encode(&mut gzip, &self.inner.registry) {
+            tracing::error!(error = %e, "encoding metrics failed");
+        }
+        match gzip.0.finish() {
+            Ok(out) => {
+                self.inner
+                    .last_scrape_gzip
+                    .store(out.len(), Ordering::Relaxed);
+                out
+            }
+            // Writing to a Vec cannot fail.
+            Err(e) => {
+                tracing::error!(error = %e, "compressing metrics failed");
+                Vec::new()
+            }
+        }
+    }
+
     /// Every metric in the OpenMetrics text format ([`CONTENT_TYPE`]),
     /// ending with `# EOF`.
     pub fn encode(&self) -> String {
@@ -602,6 +633,15 @@ impl Metrics {
         }
         self.inner.last_scrape.store(out.len(), Ordering::Relaxed);
         out
+    }
+}
+
+/// A text writer into a gzip stream.
+struct Gzip(flate2::write::GzEncoder<Vec<u8>>);
+
+impl std::fmt::Write for Gzip {
+    fn write_str(&mut self, s: &str) -> std::fmt::Result {
+        std::io::Write::write_all(&mut self.0, s.as_bytes()).map_err(|_| std::fmt::Error)
     }
 }
 
