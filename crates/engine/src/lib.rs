@@ -497,7 +497,7 @@ impl<'a> Pass<'a> {
         self.observed = Some(observed.clone());
 
         // 3. Resolve our pending operation.
-        if let Some(pending) = self.status.pending_operation.clone() {
+        if let Some(pending) = self.status.pending_operation.as_deref().cloned() {
             match self.resolve(cloud, &pending, &observed).await {
                 Resolution::StillRunning(message) => {
                     self.set_phase(phase_of(pending.direction), message.clone());
@@ -529,7 +529,7 @@ impl<'a> Pass<'a> {
         let plan = plan::plan(&PlanInput {
             spec,
             observed: &observed,
-            pending: self.status.pending_operation.as_ref(),
+            pending: self.status.pending_operation.as_deref(),
             last_finished,
             now: self.now,
             capabilities: cloud.capabilities(),
@@ -679,7 +679,7 @@ impl<'a> Pass<'a> {
         reason: &str,
         message: String,
     ) -> Result<Option<Duration>, EngineError> {
-        self.status.pending_operation = Some(record.clone());
+        self.status.pending_operation = Some(Box::new(record.clone()));
         self.set_phase(phase_of(record.direction), message.clone());
         // Degraded as it was: starting a call says nothing new about the last
         // error. Clearing it here would flap a Degraded condition (and repeat
@@ -772,7 +772,7 @@ impl<'a> Pass<'a> {
                         ),
                     ));
                 }
-                self.status.pending_operation = Some(record.clone());
+                self.status.pending_operation = Some(Box::new(record.clone()));
                 self.status.last_error = None;
                 self.set_conditions(false, "OperationInProgress", &msg, true, None);
                 self.started = Some(record);
@@ -786,7 +786,7 @@ impl<'a> Pass<'a> {
                 let wait = self.config.poll;
                 record.attempts = MAX_SENDS;
                 record.message = Some(format!("re-send refused, resolving by observation: {e}"));
-                self.status.pending_operation = Some(record);
+                self.status.pending_operation = Some(Box::new(record));
                 self.cloud_error(e);
                 self.set_conditions_for_error();
                 self.commit(store, StatusWrite::CallOutcome).await?;
@@ -865,7 +865,7 @@ impl<'a> Pass<'a> {
                 // observation and re-sends only with the same token.
                 let wait = e.retry_after().min(self.config.poll);
                 record.message = Some(format!("unconfirmed: {e}"));
-                self.status.pending_operation = Some(record);
+                self.status.pending_operation = Some(Box::new(record));
                 self.cloud_error(e);
                 self.set_conditions_for_error();
                 self.commit(store, StatusWrite::CallOutcome).await?;
@@ -953,14 +953,14 @@ impl<'a> Pass<'a> {
                     &op_action(verb, &record),
                     note,
                 ));
-                self.status.last_error = Some(ErrorRecord {
+                self.status.last_error = Some(Box::new(ErrorRecord {
                     code: "OperationFailed".into(),
                     message: msg,
                     request_id: record.request_id.clone(),
                     class: FailureClass::OperationFailed,
                     action: Some(verb.into()),
                     at: time(self.now),
-                });
+                }));
             }
         }
         self.status.pending_operation = None;
@@ -1065,14 +1065,14 @@ impl<'a> Pass<'a> {
             .or(streak)
             .map(|p| p.at.clone())
             .unwrap_or_else(|| time(self.now));
-        self.status.last_error = Some(ErrorRecord {
+        self.status.last_error = Some(Box::new(ErrorRecord {
             code: e.code.clone(),
             message: e.message.clone(),
             request_id: e.request_id.clone(),
             class: e.class.into(),
             action: Some(e.action.clone()),
             at,
-        });
+        }));
         self.error = Some(e);
     }
 
@@ -1097,14 +1097,14 @@ impl<'a> Pass<'a> {
                 .unwrap_or_else(|| time(self.now))
         };
         self.status.cloud = self.target.spec.cloud().map(|c| c.as_str().to_string());
-        self.status.last_error = Some(ErrorRecord {
+        self.status.last_error = Some(Box::new(ErrorRecord {
             code: code.to_string(),
             message: message.to_string(),
             request_id: None,
             class: reason.into(),
             action: None,
             at,
-        });
+        }));
         self.set_phase(Phase::Failed, message.to_string());
         self.set_conditions(
             false,

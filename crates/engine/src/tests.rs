@@ -291,7 +291,7 @@ async fn crash_after_write_ahead_resends_same_token_once() {
     h.store.status = ScaledClusterStatus {
         observed_generation: Some(1),
         step: 1,
-        pending_operation: Some(unsent_task_out(&token, started)),
+        pending_operation: Some(Box::new(unsent_task_out(&token, started))),
         ..Default::default()
     };
     // Case A: the call had reached the cloud before the crash.
@@ -311,7 +311,7 @@ async fn crash_before_the_call_resends_with_the_recorded_token() {
     h.store.status = ScaledClusterStatus {
         observed_generation: Some(1),
         step: 1,
-        pending_operation: Some(unsent_task_out(&token, h.clock.now())),
+        pending_operation: Some(Box::new(unsent_task_out(&token, h.clock.now()))),
         ..Default::default()
     };
     let r = h.pass().await;
@@ -488,7 +488,7 @@ async fn without_idempotency_tokens_an_unconfirmed_call_is_never_resent() {
     h.store.status = ScaledClusterStatus {
         observed_generation: Some(1),
         step: 1,
-        pending_operation: Some(unsent_task_out(&token, h.clock.now())),
+        pending_operation: Some(Box::new(unsent_task_out(&token, h.clock.now()))),
         ..Default::default()
     };
     let r = h.pass().await;
@@ -526,12 +526,12 @@ async fn an_unconfirmed_scale_in_is_never_resent() {
     h.store.status = ScaledClusterStatus {
         observed_generation: Some(1),
         step: 1,
-        pending_operation: Some(OperationRecord {
+        pending_operation: Some(Box::new(OperationRecord {
             direction: Direction::In,
             from_count: 4,
             to_count: 2,
             ..unsent_task_out(&token, h.clock.now())
-        }),
+        })),
         ..Default::default()
     };
     let r = h.pass().await;

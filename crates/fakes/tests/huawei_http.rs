@@ -959,7 +959,7 @@ async fn earlier_scaling_error_does_not_fail_the_next_resize() {
         let r = pass(&spec, &r.status, &cloud, &clock).await;
         assert!(r.finished.is_none(), "{:?}", r.finished);
         assert_eq!(r.status.phase, Phase::ScalingOut);
-        assert_eq!(r.status.pending_operation.as_ref(), Some(&op));
+        assert_eq!(r.status.pending_operation.as_deref(), Some(&op));
     }
     assert_eq!(cloud.observe().await.unwrap().last_resize_failed, None);
     assert_eq!(

@@ -1510,7 +1510,7 @@ async fn missing_optional_fields_are_named_with_action_and_request_id() {
     pending.accepted = true;
     pending.from_count = 2;
     pending.to_count = 3;
-    status.pending_operation = Some(pending);
+    status.pending_operation = Some(Box::new(pending));
     env.finish_operation();
     let r = pass(&spec, &status, &cloud, &env.model_clock).await;
     assert_eq!(
@@ -1546,7 +1546,7 @@ async fn partially_completed_stage_is_decided_by_the_counts() {
     pending.accepted = true;
     pending.from_count = 2;
     pending.to_count = 4;
-    status.pending_operation = Some(pending);
+    status.pending_operation = Some(Box::new(pending));
     let r = pass(&spec, &status, &cloud, &env.model_clock).await;
     let done = r.finished.expect("resolved");
     assert_eq!(done.outcome, Some(Outcome::Succeeded));

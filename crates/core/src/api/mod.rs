@@ -828,13 +828,16 @@ pub struct ScaledClusterStatus {
     /// The remaining steps to converge, in the order they will run.
     #[serde(default)]
     pub plan: Vec<PlanStep>,
+    // Boxed, as is `last_error`: absent from most statuses, they would
+    // otherwise take their whole size (about 380 bytes) in every cached
+    // object (docs/benchmarks.md, issue 26).
     /// Written before the cloud call (write-ahead); resolved by observation.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub pending_operation: Option<OperationRecord>,
+    pub pending_operation: Option<Box<OperationRecord>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_operation: Option<OperationRecord>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub last_error: Option<ErrorRecord>,
+    pub last_error: Option<Box<ErrorRecord>>,
     /// Operations issued for the current generation; part of the idempotency token.
     #[serde(default)]
     pub step: i64,
