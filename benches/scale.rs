@@ -609,8 +609,7 @@ async fn run_one(n: usize, a: &Args) -> Row {
             s.await.expect("patch task");
         }
         let probe_end = Instant::now();
-        while !wanted.lock().unwrap().is_empty() && probe_end.elapsed() < Duration::from_secs(60)
-        {
+        while !wanted.lock().unwrap().is_empty() && probe_end.elapsed() < Duration::from_secs(60) {
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
         let missed = std::mem::take(&mut *wanted.lock().unwrap()).len();

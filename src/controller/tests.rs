@@ -474,7 +474,11 @@ async fn scale_out_writes_ahead_then_keeps_the_acceptance_and_its_event_for_the_
     };
     assert_eq!(ctx.deferred.current(UID, &other), other);
 
-    assert_eq!(ctx.recorder.queued(), 0, "the ScaleOutStarted Event is held");
+    assert_eq!(
+        ctx.recorder.queued(),
+        0,
+        "the ScaleOutStarted Event is held"
+    );
 }
 
 /// A long operation: once its kept acceptance is due, it is written on its

@@ -210,7 +210,7 @@ impl ScaledClusterSpec {
     /// Target this Huawei MRS cluster instead.
     pub fn huawei(self, huawei: HuaweiSpec) -> Self {
         Self {
-            huawei: Some(huawei),
+            huawei: Some(Box::new(huawei)),
             ..self.without_cloud()
         }
     }
@@ -218,7 +218,7 @@ impl ScaledClusterSpec {
     /// Target this Tencent EMR cluster instead.
     pub fn tencent(self, tencent: TencentSpec) -> Self {
         Self {
-            tencent: Some(tencent),
+            tencent: Some(Box::new(tencent)),
             ..self.without_cloud()
         }
     }
@@ -328,7 +328,7 @@ pub fn refusals() -> Vec<(&'static str, &'static str, ScaledClusterSpec)> {
             s.simulated = None;
             let mut t = tencent();
             f(&mut t);
-            s.tencent = Some(t);
+            s.tencent = Some(Box::new(t));
         })
     };
     let on_huawei = |f: &dyn Fn(&mut HuaweiSpec)| {
@@ -336,7 +336,7 @@ pub fn refusals() -> Vec<(&'static str, &'static str, ScaledClusterSpec)> {
             s.simulated = None;
             let mut h = huawei();
             f(&mut h);
-            s.huawei = Some(h);
+            s.huawei = Some(Box::new(h));
         })
     };
     let pool = |f: &dyn Fn(&mut TaskPoolSpec)| {
@@ -366,7 +366,11 @@ pub fn refusals() -> Vec<(&'static str, &'static str, ScaledClusterSpec)> {
     };
     vec![
         ("spec", "(found 0)", with(&|s| s.simulated = None)),
-        ("spec", "(found 2)", with(&|s| s.tencent = Some(tencent()))),
+        (
+            "spec",
+            "(found 2)",
+            with(&|s| s.tencent = Some(Box::new(tencent()))),
+        ),
         (
             "spec.core.count",
             "at least 3 (got 2)",

@@ -924,13 +924,19 @@ async fn conditions_table_operation_is_normal_at_start_and_end() {
 async fn the_acceptance_event_can_be_held_and_the_outcome_names_the_request_id() {
     let mut h = Harness::new((3, 0), (3, 2));
     let mut accepted = h.pass().await;
-    let op = accepted.started.clone().expect("the first pass starts the operation");
+    let op = accepted
+        .started
+        .clone()
+        .expect("the first pass starts the operation");
     let held = accepted.take_acceptance_events();
     assert_eq!(held.len(), 1, "{held:?}");
     assert_eq!(held[0].reason, "ScaleOutStarted");
     assert_eq!(held[0].action, format!("ScaleOut {}", op.id));
     assert!(
-        accepted.events.iter().all(|e| e.reason != "ScaleOutStarted"),
+        accepted
+            .events
+            .iter()
+            .all(|e| e.reason != "ScaleOutStarted"),
         "{:?}",
         accepted.events
     );
@@ -947,7 +953,8 @@ async fn the_acceptance_event_can_be_held_and_the_outcome_names_the_request_id()
         .expect("a ScaleOutCompleted Event");
     let request_id = r.status.last_operation.unwrap().request_id.unwrap();
     assert!(
-        done.message.ends_with(&format!(" (request id {request_id})")),
+        done.message
+            .ends_with(&format!(" (request id {request_id})")),
         "{}",
         done.message
     );

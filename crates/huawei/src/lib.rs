@@ -124,7 +124,7 @@ impl CloudProvider for HuaweiProvider {
     };
 
     fn block(spec: &ScaledClusterSpec) -> Option<&HuaweiSpec> {
-        spec.huawei.as_ref()
+        spec.huawei.as_deref()
     }
 
     fn validate(block: &HuaweiSpec, pools: &[TaskPoolSpec]) -> Vec<Violation> {

@@ -119,7 +119,7 @@ impl CloudProvider for TencentProvider {
     };
 
     fn block(spec: &ScaledClusterSpec) -> Option<&TencentSpec> {
-        spec.tencent.as_ref()
+        spec.tencent.as_deref()
     }
 
     fn validate(block: &TencentSpec, pools: &[TaskPoolSpec]) -> Vec<Violation> {

@@ -208,11 +208,7 @@ impl KubeStatusStore {
             Ok(written) => {
                 self.resource_version = written.metadata.resource_version;
                 self.stored = as_stored(&self.name, status);
-                let held = self
-                    .deferred
-                    .kept()
-                    .remove(&self.uid)
-                    .and_then(|k| k.held);
+                let held = self.deferred.kept().remove(&self.uid).and_then(|k| k.held);
                 if let Some(held) = held {
                     let running = status
                         .pending_operation

@@ -233,11 +233,8 @@ mod tests {
             let (encoding, body) = get(accept).await;
             assert_eq!(encoding.as_deref(), Some("gzip"), "{accept}");
             let mut text = String::new();
-            std::io::Read::read_to_string(
-                &mut flate2::read::GzDecoder::new(&body[..]),
-                &mut text,
-            )
-            .expect("a gzip stream");
+            std::io::Read::read_to_string(&mut flate2::read::GzDecoder::new(&body[..]), &mut text)
+                .expect("a gzip stream");
             assert!(text.contains("clusterscale_leader 1"), "{text}");
             assert!(text.ends_with("# EOF\n"), "{text}");
         }

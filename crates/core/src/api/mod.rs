@@ -95,12 +95,15 @@ pub const MAX_TOTAL: i32 = 500;
 )]
 #[serde(rename_all = "camelCase")]
 pub struct ScaledClusterSpec {
+    // The cloud blocks are boxed: one at most is set, and the others would
+    // otherwise take their whole size (192 and 280 bytes) in every cached
+    // object (docs/benchmarks.md, issue 26).
     /// Tencent Cloud EMR cluster (API 2019-01-03).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub tencent: Option<TencentSpec>,
+    pub tencent: Option<Box<TencentSpec>>,
     /// Huawei Cloud MRS cluster (API v1.1).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub huawei: Option<HuaweiSpec>,
+    pub huawei: Option<Box<HuaweiSpec>>,
     /// An in-process simulated cluster: no cloud account needed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub simulated: Option<SimulatedSpec>,
