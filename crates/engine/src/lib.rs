@@ -750,14 +750,7 @@ impl<'a> Pass<'a> {
                 self.events.push(EngineEvent::normal(
                     &format!("{verb}Started"),
                     &op_action(verb, &record),
-                    format!(
-                        "{msg}{}",
-                        record
-                            .request_id
-                            .as_deref()
-                            .map(|r| format!(" (request id {r})"))
-                            .unwrap_or_default()
-                    ),
+                    with_request_id(msg.clone(), &record),
                 ));
                 if !record.unmatched_preferred_nodes.is_empty() {
                     // Never dropped in silence: in the record (status) and an Event.
@@ -928,14 +921,7 @@ impl<'a> Pass<'a> {
         );
         // The outcome's Event names the request id too: it may be the only
         // Event of the operation (see `Report::take_acceptance_events`).
-        let note = format!(
-            "{msg}{}",
-            record
-                .request_id
-                .as_deref()
-                .map(|r| format!(" (request id {r})"))
-                .unwrap_or_default()
-        );
+        let note = with_request_id(msg.clone(), &record);
         match record.outcome {
             Some(Outcome::Succeeded) => self.events.push(EngineEvent::normal(
                 &format!("{verb}Completed"),
@@ -1353,6 +1339,14 @@ fn verb(d: Direction) -> &'static str {
 /// that keeps the first note; the id keeps each operation's events apart.
 fn op_action(verb: &str, r: &OperationRecord) -> String {
     format!("{verb} {}", r.id)
+}
+
+/// `message`, then the record's request id when the cloud gave one.
+fn with_request_id(message: String, r: &OperationRecord) -> String {
+    match r.request_id.as_deref() {
+        Some(id) => format!("{message} (request id {id})"),
+        None => message,
+    }
 }
 
 fn describe_op(r: &OperationRecord) -> String {
