@@ -364,14 +364,19 @@ fn assert_degraded(status: &Value, reason: &str, message_has: &str) {
     );
 }
 
-#[tokio::test]
-async fn scale_out_writes_ahead_then_keeps_the_acceptance_and_its_event_for_the_next_write() {
-    let (ctx, handle, _) = context(Default::default());
-    let obj = cluster(json!({
+/// A simulated cluster whose one operation, Task 0 -> 2, takes 30 s.
+fn task_out_0_to_2_in_30s() -> ScaledCluster {
+    cluster(json!({
         "simulated": {"initialCore": 3, "initialTask": 0, "operationSeconds": 30},
         "core": {"count": 3},
         "task": {"count": 2}
-    }));
+    }))
+}
+
+#[tokio::test]
+async fn scale_out_writes_ahead_then_keeps_the_acceptance_and_its_event_for_the_next_write() {
+    let (ctx, handle, _) = context(Default::default());
+    let obj = task_out_0_to_2_in_30s();
     let (action, bodies, _) = run(
         &ctx,
         handle,
@@ -490,11 +495,7 @@ async fn a_due_acceptance_is_written_and_its_event_follows() {
         deferred: Arc::new(Deferred::writing_after(Duration::ZERO)),
         ..Arc::try_unwrap(ctx).unwrap_or_else(|_| panic!("one context"))
     });
-    let obj = cluster(json!({
-        "simulated": {"initialCore": 3, "initialTask": 0, "operationSeconds": 30},
-        "core": {"count": 3},
-        "task": {"count": 2}
-    }));
+    let obj = task_out_0_to_2_in_30s();
     let (_, bodies, _) = run(
         &ctx,
         handle,
@@ -524,11 +525,7 @@ async fn a_due_acceptance_is_written_and_its_event_follows() {
 #[tokio::test]
 async fn the_kept_acceptance_spares_the_running_passes_a_write_and_rides_on_the_outcome() {
     let (ctx, handle, clock) = context(Default::default());
-    let obj = cluster(json!({
-        "simulated": {"initialCore": 3, "initialTask": 0, "operationSeconds": 30},
-        "core": {"count": 3},
-        "task": {"count": 2}
-    }));
+    let obj = task_out_0_to_2_in_30s();
     let (_, bodies, handle) = run(
         &ctx,
         handle,
@@ -882,12 +879,7 @@ async fn a_lost_compare_and_swap_reads_the_object_fresh_and_runs_the_pass_on_it_
     // pass runs again on it: its write-ahead record goes out on 42, and only
     // then the cloud call (its acceptance and Event kept for the next write).
     let (ctx, handle, _) = context(Default::default());
-    let spec = json!({
-        "simulated": {"initialCore": 3, "initialTask": 0, "operationSeconds": 30},
-        "core": {"count": 3},
-        "task": {"count": 2}
-    });
-    let mut stale = cluster(spec);
+    let mut stale = task_out_0_to_2_in_30s();
     stale.metadata.resource_version = Some("41".into());
     let mut fresh = stale.clone();
     fresh.metadata.resource_version = Some("42".into());

@@ -272,7 +272,7 @@ async fn pass(cluster: &ScaledCluster, ctx: &Context) -> Result<Action, Error> {
             }
         },
     };
-    let report = match cloud {
+    let mut report = match cloud {
         Err((reason, message)) => {
             info!(class = reason.as_str(), %message, "not reconciling");
             ctx.metrics.error(&reason);
@@ -306,7 +306,6 @@ async fn pass(cluster: &ScaledCluster, ctx: &Context) -> Result<Action, Error> {
         }
     };
     // The acceptance's Event follows the deferred acceptance.
-    let mut report = report;
     if let Some(op) = report.started.as_ref().map(|op| op.id.clone()) {
         let held = report.take_acceptance_events();
         store.hold(&op, held);

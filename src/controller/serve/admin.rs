@@ -92,27 +92,15 @@ async fn metrics_handler(State(metrics): State<Metrics>, headers: HeaderMap) -> 
         .iter()
         .filter_map(|v| v.to_str().ok())
         .any(accepts_gzip);
+    let headers = [
+        (header::CONTENT_TYPE, CONTENT_TYPE),
+        (header::VARY, "accept-encoding"),
+    ];
     if gzip {
-        (
-            StatusCode::OK,
-            [
-                (header::CONTENT_TYPE, CONTENT_TYPE),
-                (header::CONTENT_ENCODING, "gzip"),
-                (header::VARY, "accept-encoding"),
-            ],
-            metrics.encode_gzip(),
-        )
-            .into_response()
+        let encoding = [(header::CONTENT_ENCODING, "gzip")];
+        (StatusCode::OK, headers, encoding, metrics.encode_gzip()).into_response()
     } else {
-        (
-            StatusCode::OK,
-            [
-                (header::CONTENT_TYPE, CONTENT_TYPE),
-                (header::VARY, "accept-encoding"),
-            ],
-            metrics.encode(),
-        )
-            .into_response()
+        (StatusCode::OK, headers, metrics.encode()).into_response()
     }
 }
 
