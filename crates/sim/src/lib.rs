@@ -148,10 +148,11 @@ struct State {
     pools: BTreeMap<String, Vec<SimNode>>,
     next_serial: i64,
     next_flow: i64,
-    operation: Option<SimOperation>,
+    /// Boxed: absent most of the time, and `State` lives in every model.
+    operation: Option<Box<SimOperation>>,
     failed: Option<String>,
-    flows: HashMap<String, FlowState>,
-    tokens: HashMap<String, (Timestamp, Submitted)>,
+    flows: Few<FlowState>,
+    tokens: Few<(Timestamp, Submitted)>,
     /// The most recent calls, at most `journal_limit` of them.
     journal: VecDeque<JournalEntry>,
     journal_limit: usize,
@@ -187,8 +188,8 @@ impl SimModel {
             next_flow: 1000,
             operation: None,
             failed: None,
-            flows: HashMap::new(),
-            tokens: HashMap::new(),
+            flows: Few::default(),
+            tokens: Few::default(),
             journal: VecDeque::new(),
             journal_limit: usize::MAX,
             calls: 0,
@@ -253,7 +254,7 @@ impl SimModel {
         let op = s.operation.take().expect("checked above");
         if let Some(reason) = op.will_fail {
             s.failed = Some(reason.clone());
-            s.flows.insert(op.flow_id, FlowState::Failed(reason));
+            s.flows.insert(&op.flow_id, FlowState::Failed(reason));
             return;
         }
         match op.direction {
@@ -270,7 +271,7 @@ impl SimModel {
                 nodes.retain(|n| !op.node_ids.contains(&n.id));
             }
         }
-        s.flows.insert(op.flow_id, FlowState::Succeeded);
+        s.flows.insert(&op.flow_id, FlowState::Succeeded);
     }
 
     fn record(
@@ -391,7 +392,7 @@ impl SimModel {
     pub fn operation(&self) -> Option<SimOperation> {
         let mut s = self.lock();
         self.advance(&mut s);
-        s.operation.clone()
+        s.operation.as_deref().cloned()
     }
 
     /// The failure reason when the cluster is in a failed state.
@@ -487,8 +488,7 @@ impl SimModel {
             token.unwrap_or("-")
         );
         let window = SignedDuration::try_from(TOKEN_WINDOW).expect("small duration");
-        s.tokens
-            .retain(|_, (at, _)| now.duration_since(*at) < window);
+        s.tokens.retain(|(at, _)| now.duration_since(*at) < window);
         if let Some((_, previous)) = token.and_then(|t| s.tokens.get(t)) {
             let previous = previous.clone();
             self.record(
@@ -505,7 +505,7 @@ impl SimModel {
         self.record(&mut s, action, detail, &outcome, result.is_ok());
         let submitted = result?;
         if let Some(t) = token {
-            s.tokens.insert(t.to_string(), (now, submitted.clone()));
+            s.tokens.insert(t, (now, submitted.clone()));
         }
         if s.faults.lose_responses > 0 {
             s.faults.lose_responses -= 1;
@@ -626,7 +626,7 @@ impl SimModel {
         };
         let duration =
             SignedDuration::try_from(self.config.operation_time).expect("small duration");
-        s.operation = Some(SimOperation {
+        s.operation = Some(Box::new(SimOperation {
             flow_id: flow_id.clone(),
             group,
             pool: pool.map(str::to_string),
@@ -636,8 +636,8 @@ impl SimModel {
             started: now,
             finishes: now + duration,
             will_fail,
-        });
-        s.flows.insert(flow_id.clone(), FlowState::Running);
+        }));
+        s.flows.insert(&flow_id, FlowState::Running);
         Ok(Submitted {
             request_id: Some(format!("sim-req-{}", s.calls + 1)),
             flow_id: Some(flow_id.clone()),
@@ -700,6 +700,41 @@ impl SimModel {
             .filter(|e| e.write)
             .cloned()
             .collect()
+    }
+}
+
+/// A few values by string key, in a vector that grows by one slot while it
+/// is small. A model holds one or two flows and tokens at a time, and a hash
+/// map's smallest table has four slots: with 10,000 simulated clusters in one
+/// operator, the two maps' tables were 8 MiB (docs/benchmarks.md, issue 26).
+/// Lookups scan, which is cheap for the handful a model keeps.
+#[derive(Debug)]
+struct Few<V>(Vec<(Box<str>, V)>);
+
+impl<V> Default for Few<V> {
+    fn default() -> Self {
+        Self(Vec::new())
+    }
+}
+
+impl<V> Few<V> {
+    fn get(&self, key: &str) -> Option<&V> {
+        self.0.iter().find(|(k, _)| &**k == key).map(|(_, v)| v)
+    }
+
+    fn insert(&mut self, key: &str, value: V) {
+        if let Some((_, slot)) = self.0.iter_mut().find(|(k, _)| &**k == key) {
+            *slot = value;
+            return;
+        }
+        if self.0.len() < 8 {
+            self.0.reserve_exact(1);
+        }
+        self.0.push((key.into(), value));
+    }
+
+    fn retain(&mut self, mut keep: impl FnMut(&V) -> bool) {
+        self.0.retain(|(_, v)| keep(v));
     }
 }
 

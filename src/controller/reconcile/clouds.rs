@@ -16,7 +16,7 @@ use clusterscale_core::cloud::provider::{ConnectError, ConnectOptions};
 use clusterscale_core::cloud::Cloud;
 
 struct Entry {
-    fingerprint: String,
+    fingerprint: Fingerprint,
     cloud: Arc<dyn Cloud>,
 }
 
@@ -71,10 +71,13 @@ impl CloudCache {
     }
 }
 
+/// SHA-256, kept as bytes: one entry per cluster, so no hex string each.
+type Fingerprint = [u8; 32];
+
 /// A hash of everything the client is built from; secret values are hashed,
 /// never kept. A CloudAccount's shared key source counts by identity: a new
 /// one (the account's spec changed) rebuilds the client.
-fn fingerprint(cluster: &ScaledCluster, signing: &Signing) -> String {
+fn fingerprint(cluster: &ScaledCluster, signing: &Signing) -> Fingerprint {
     let creds = &signing.creds;
     // Every field of the spec, named: a new one (a new cloud's block) does
     // not compile until it is sorted into the client's inputs or not.
@@ -114,7 +117,7 @@ fn fingerprint(cluster: &ScaledCluster, signing: &Signing) -> String {
     if let Some(keys) = &signing.keys {
         h.update(format!("keysource@{:p}", Arc::as_ptr(keys)).as_bytes());
     }
-    hex::encode(h.finalize())
+    h.finalize().into()
 }
 
 /// Build the client for a resource's cloud.

@@ -109,7 +109,9 @@ struct Waiting {
 #[derive(Default)]
 struct Queue {
     order: VecDeque<SeriesKey>,
-    waiting: HashMap<SeriesKey, Waiting>,
+    /// Boxed: an Event and its reference are about 450 bytes, and a full
+    /// queue's table has up to twice as many slots as writes waiting.
+    waiting: HashMap<SeriesKey, Box<Waiting>>,
 }
 
 /// What [`Recorder::publish`] did with an Event.
@@ -209,12 +211,12 @@ impl Recorder {
             queue.order.push_back(key.clone());
             queue.waiting.insert(
                 key,
-                Waiting {
+                Box::new(Waiting {
                     event,
                     reference,
                     occurrences: 1,
                     last: now,
-                },
+                }),
             );
             Queued::Queued
         };
@@ -284,7 +286,7 @@ impl Inner {
         let key = queue.order.front()?.clone();
         let waiting = queue.waiting.remove(&key)?;
         self.metrics.set_events_queued(queue.waiting.len());
-        Some((key, waiting))
+        Some((key, *waiting))
     }
 
     fn done(&self) {
