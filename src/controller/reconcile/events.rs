@@ -56,29 +56,33 @@ const SWEEP_EVERY: SignedDuration = SignedDuration::from_mins(1);
 /// reconcile never does.
 pub const QUEUE_CAPACITY: usize = 4096;
 
+/// What a series is keyed on. Its strings are shared (`Arc<str>`): the key
+/// of a waiting write is held twice, in the queue's order and its map, and
+/// then once more in the cache.
 #[derive(Clone, Debug, Hash, PartialEq, Eq)]
 struct SeriesKey {
     /// The object's uid (its namespace/name when it has none).
-    regarding: String,
+    regarding: Arc<str>,
     warning: bool,
-    reason: String,
-    action: String,
+    reason: Arc<str>,
+    action: Arc<str>,
 }
 
 impl SeriesKey {
     fn of(event: &Event, reference: &ObjectReference) -> Self {
-        let regarding = reference.uid.clone().unwrap_or_else(|| {
-            format!(
+        let regarding = match &reference.uid {
+            Some(uid) => Arc::from(uid.as_str()),
+            None => Arc::from(format!(
                 "{}/{}",
                 reference.namespace.as_deref().unwrap_or_default(),
                 reference.name.as_deref().unwrap_or_default()
-            )
-        });
+            )),
+        };
         Self {
             regarding,
             warning: matches!(event.type_, EventType::Warning),
-            reason: event.reason.clone(),
-            action: event.action.clone(),
+            reason: Arc::from(event.reason.as_str()),
+            action: Arc::from(event.action.as_str()),
         }
     }
 }
