@@ -707,7 +707,8 @@ impl SimModel {
 /// is small. A model holds one or two flows and tokens at a time, and a hash
 /// map's smallest table has four slots: with 10,000 simulated clusters in one
 /// operator, the two maps' tables were 8 MiB (docs/benchmarks.md, issue 26).
-/// Lookups scan, which is cheap for the handful a model keeps.
+/// Lookups scan from the newest entry, which is the one asked for: the flow
+/// of the running operation, the token just resent.
 #[derive(Debug)]
 struct Few<V>(Vec<(Box<str>, V)>);
 
@@ -719,11 +720,15 @@ impl<V> Default for Few<V> {
 
 impl<V> Few<V> {
     fn get(&self, key: &str) -> Option<&V> {
-        self.0.iter().find(|(k, _)| &**k == key).map(|(_, v)| v)
+        self.0
+            .iter()
+            .rev()
+            .find(|(k, _)| &**k == key)
+            .map(|(_, v)| v)
     }
 
     fn insert(&mut self, key: &str, value: V) {
-        if let Some((_, slot)) = self.0.iter_mut().find(|(k, _)| &**k == key) {
+        if let Some((_, slot)) = self.0.iter_mut().rev().find(|(k, _)| &**k == key) {
             *slot = value;
             return;
         }
@@ -1074,6 +1079,30 @@ mod tests {
             first.request_id, second.request_id,
             "request ids number the calls, journal or not"
         );
+    }
+
+    #[test]
+    fn every_flow_keeps_its_outcome() {
+        let (clock, m) = model(3, 0);
+        let mut flows = Vec::new();
+        for _ in 0..3 {
+            let s = m.scale_out(NodeGroup::Task, 1, None).unwrap();
+            let flow = s.flow_id.unwrap();
+            assert_eq!(m.flow(&flow), Some(FlowState::Running));
+            clock.advance(Duration::from_secs(31));
+            flows.push(flow);
+        }
+        m.with_faults(|f| f.fail_operations = 1);
+        let failing = m.scale_out(NodeGroup::Task, 1, None).unwrap();
+        clock.advance(Duration::from_secs(31));
+        for flow in &flows {
+            assert_eq!(m.flow(flow), Some(FlowState::Succeeded), "{flow}");
+        }
+        assert!(matches!(
+            m.flow(failing.flow_id.as_deref().unwrap()),
+            Some(FlowState::Failed(_))
+        ));
+        assert_eq!(m.flow("no-such-flow"), None);
     }
 
     #[test]
